@@ -1,0 +1,222 @@
+// Package state is the state store port: batches, shards, leases with fencing
+// tokens, checkpoints, counters and failure records. It keeps invariant 1 (one
+// upload, one batch: CreateBatch is idempotent), invariant 2 (one shard, one
+// owner: Claim and the epoch checked by every shard write), invariant 3
+// (checkpoints only move forward) and invariant 4 (failure records keyed by
+// batch, sheet and row). Adapters: internal/local/sqlite, internal/aws/dynamo;
+// statetest is the contract suite every adapter passes.
+package state
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/catalog-import/catalog-import/internal/failure"
+)
+
+// BatchStatus is the life-cycle state of a batch.
+type BatchStatus string
+
+// Batch statuses. RUNNING is the only unfinished one.
+const (
+	BatchRunning             BatchStatus = "RUNNING"
+	BatchCompleted           BatchStatus = "COMPLETED"
+	BatchCompletedWithErrors BatchStatus = "COMPLETED_WITH_ERRORS"
+	BatchRejected            BatchStatus = "REJECTED"
+	BatchAborted             BatchStatus = "ABORTED"
+	BatchFailed              BatchStatus = "FAILED"
+)
+
+// Finished reports whether no more work will be done on a batch in status s.
+func (s BatchStatus) Finished() bool { return s != BatchRunning && s != "" }
+
+// ShardStatus is the life-cycle state of a shard.
+type ShardStatus string
+
+// Shard statuses. PENDING and RUNNING shards still have rows to process.
+const (
+	ShardPending   ShardStatus = "PENDING"
+	ShardRunning   ShardStatus = "RUNNING"
+	ShardDone      ShardStatus = "DONE"
+	ShardSkipped   ShardStatus = "SKIPPED"
+	ShardEscalated ShardStatus = "ESCALATED"
+)
+
+// Finished reports whether the shard needs no more processing.
+func (s ShardStatus) Finished() bool {
+	return s == ShardDone || s == ShardSkipped
+}
+
+// Source identifies the exact object a batch imports.
+type Source struct {
+	URI     string    `json:"uri"`     // file path or s3://bucket/key
+	Size    int64     `json:"size"`    // bytes
+	ETag    string    `json:"etag"`    // content version seen at split time
+	Version string    `json:"version"` // S3 version id, when versioned
+	ModTime time.Time `json:"mod_time"`
+}
+
+// Layout says how to read the source: format, encoding and header.
+type Layout struct {
+	Format    string   `json:"format"`    // csv, tsv, jsonl
+	Encoding  string   `json:"encoding"`  // utf-8, gb18030, utf-16le, utf-16be
+	Delimiter string   `json:"delimiter"` // one character for csv/tsv
+	Header    []string `json:"header"`    // decoded header cells (csv/tsv)
+	DataStart int64    `json:"data_start"`
+}
+
+// Counts are row counters. For a batch or shard that is finished,
+// Total == Imported + Failed + Skipped (invariant 6).
+type Counts struct {
+	Total    int64 `json:"rows_total"`
+	Imported int64 `json:"rows_imported"`
+	Failed   int64 `json:"rows_failed"`
+	Skipped  int64 `json:"rows_skipped"`
+}
+
+// Add returns c + d, field by field.
+func (c Counts) Add(d Counts) Counts {
+	return Counts{c.Total + d.Total, c.Imported + d.Imported, c.Failed + d.Failed, c.Skipped + d.Skipped}
+}
+
+// Done is the number of rows with an outcome.
+func (c Counts) Done() int64 { return c.Imported + c.Failed + c.Skipped }
+
+// Batch is one import of one source object under one profile.
+type Batch struct {
+	ID          string      `json:"batch_id"`
+	Status      BatchStatus `json:"status"`
+	Source      Source      `json:"source"`
+	Layout      Layout      `json:"layout"`
+	Profile     []byte      `json:"-"`            // canonical profile (YAML) the batch runs under
+	RuleVersion string      `json:"rule_version"` // hash of Profile
+	Shards      int         `json:"shards"`       // number of shards
+	ShardsDone  int         `json:"shards_done"`  // shards finished (done or skipped)
+	Counts      Counts      `json:"counts"`       // progress while running; reconciled when finished
+	Message     string      `json:"message,omitempty"`
+	Report      string      `json:"report,omitempty"` // where the error report was written
+	TraceID     string      `json:"trace_id,omitempty"`
+	CreatedAt   time.Time   `json:"created_at"`
+	UpdatedAt   time.Time   `json:"updated_at"`
+	FinishedAt  time.Time   `json:"finished_at,omitzero"`
+}
+
+// Checkpoint is the durable resume point of a shard: every row before
+// (NextOffset, NextRow) has its product write and failure record durable.
+type Checkpoint struct {
+	NextOffset int64  `json:"next_offset"` // byte offset in the object of the next record
+	NextRow    int64  `json:"next_row"`    // row number of the next record
+	Counts     Counts `json:"counts"`      // rows of this shard before the checkpoint
+}
+
+// Shard is a contiguous byte range of the source, cut at record boundaries.
+type Shard struct {
+	BatchID    string      `json:"batch_id"`
+	Index      int         `json:"shard"`
+	Sheet      string      `json:"sheet"`       // "-" for files without sheets
+	SheetIndex int         `json:"sheet_index"` // order of the sheet in the workbook
+	Start      int64       `json:"byte_start"`  // first byte (inclusive)
+	End        int64       `json:"byte_end"`    // last byte (exclusive)
+	FirstRow   int64       `json:"first_row"`   // row number of the first record
+	Rows       int64       `json:"rows"`        // data rows in the range (blank lines excluded)
+	Checksum   string      `json:"checksum"`    // checksum of the range's bytes
+	Status     ShardStatus `json:"status"`
+	Checkpoint Checkpoint  `json:"checkpoint"`
+	Owner      string      `json:"owner,omitempty"`
+	Epoch      int64       `json:"epoch"` // fencing token: bumped by every successful Claim
+	LeaseUntil time.Time   `json:"lease_until,omitzero"`
+	Attempts   int         `json:"attempts"` // successful claims so far
+	Message    string      `json:"message,omitempty"`
+	UpdatedAt  time.Time   `json:"updated_at"`
+}
+
+// Lease is the right to move one shard forward. Every shard write carries it;
+// the store refuses writes whose Epoch is not the shard's current epoch.
+type Lease struct {
+	BatchID string    `json:"batch_id"`
+	Shard   int       `json:"shard"`
+	Owner   string    `json:"owner"`
+	Epoch   int64     `json:"epoch"`
+	Until   time.Time `json:"until"`
+}
+
+// Errors that steer control flow. Adapters return them (wrapped or not);
+// callers test with errors.Is.
+var (
+	// ErrNotFound: no such batch or shard.
+	ErrNotFound = errors.New("not found")
+	// ErrLeased: another owner holds a live lease on the shard.
+	ErrLeased = errors.New("shard is leased by another worker")
+	// ErrShardFinished: the shard is done or skipped; nothing to claim.
+	ErrShardFinished = errors.New("shard already finished")
+	// ErrFenced: the lease's epoch is stale; a newer owner took the shard.
+	ErrFenced = errors.New("lease lost: a newer owner holds the shard")
+	// ErrBatchFinished: the batch is finished (completed, aborted, ...).
+	ErrBatchFinished = errors.New("batch already finished")
+)
+
+// FailureFilter selects failure records. Zero values select everything.
+type FailureFilter struct {
+	Reasons []failure.Reason
+	Layers  []failure.Layer
+	Shard   *int
+	// After is the key to continue after (exclusive), for paging.
+	AfterSheet string
+	AfterRow   int64
+	Limit      int // 0 means no limit
+}
+
+// Store keeps the durable state of imports. Implementations must be safe for
+// concurrent use by many workers (and, for shared stores, many processes).
+type Store interface {
+	// CreateBatch stores b and its shards if no batch with b.ID exists, and
+	// returns the stored batch with created=true. If it exists already it
+	// returns the stored one with created=false and changes nothing, so a
+	// retried or duplicated split never makes a second batch (invariant 1).
+	// A batch may be created with no shards (e.g. REJECTED).
+	CreateBatch(ctx context.Context, b Batch, shards []Shard) (stored Batch, created bool, err error)
+	// GetBatch returns the batch or ErrNotFound.
+	GetBatch(ctx context.Context, id string) (Batch, error)
+	// ListBatches returns the most recently created batches first.
+	ListBatches(ctx context.Context, limit int) ([]Batch, error)
+	// ListShards returns the batch's shards by index.
+	ListShards(ctx context.Context, batchID string) ([]Shard, error)
+
+	// Claim takes the shard for owner until now+ttl and bumps its epoch. It
+	// fails with ErrLeased while another owner's lease is live, with
+	// ErrShardFinished when the shard is finished, and with ErrBatchFinished
+	// when the batch is. The returned shard carries the checkpoint to resume from.
+	Claim(ctx context.Context, batchID string, shard int, owner string, ttl time.Duration, now time.Time) (Lease, Shard, error)
+	// Checkpoint makes failures durable, then moves the shard's checkpoint to
+	// cp and extends the lease to until — only if lease.Epoch is current
+	// (ErrFenced otherwise) and cp is not behind the stored checkpoint. The
+	// batch's progress counters grow by cp.Counts minus the previous
+	// checkpoint's counts, in the same atomic step. It returns the batch's
+	// progress counters after the update. Failure records are upserted by key.
+	Checkpoint(ctx context.Context, lease Lease, cp Checkpoint, failures []failure.Record, until time.Time) (Counts, error)
+	// FinishShard sets a shard that lease still owns to status (DONE, SKIPPED or
+	// ESCALATED) with a final checkpoint and message, and counts it in the
+	// batch's ShardsDone when it is DONE or SKIPPED. It returns the batch after
+	// the update; the caller whose update made ShardsDone == Shards finalizes.
+	FinishShard(ctx context.Context, lease Lease, status ShardStatus, cp Checkpoint, message string) (Batch, error)
+	// ReleaseLeases ends every live lease of the batch's unfinished shards
+	// without bumping epochs (used by a single-process runner that knows the
+	// previous holders are dead).
+	ReleaseLeases(ctx context.Context, batchID string) error
+
+	// FinishBatch sets a RUNNING batch's final status, reconciled counts,
+	// message and report location. It fails with ErrBatchFinished if the batch
+	// is already finished with another status (finishing twice the same way is
+	// a no-op).
+	FinishBatch(ctx context.Context, id string, status BatchStatus, counts Counts, message, report string, now time.Time) (Batch, error)
+
+	// Failures returns failure records in (sheet, row) order.
+	Failures(ctx context.Context, batchID string, f FailureFilter) ([]failure.Record, error)
+	// CountFailures counts the batch's failure records per shard index.
+	CountFailures(ctx context.Context, batchID string) (map[int]int64, error)
+	// PutFailures upserts failure records outside any lease (a displaced
+	// duplicate recorded by another shard's worker; the record's Shard names
+	// the shard the row belongs to).
+	PutFailures(ctx context.Context, records []failure.Record) error
+}
