@@ -94,12 +94,14 @@ type Batch struct {
 	Shards      int         `json:"shards"`       // number of shards
 	ShardsDone  int         `json:"shards_done"`  // shards finished (done or skipped)
 	Counts      Counts      `json:"counts"`       // progress while running; reconciled when finished
-	Message     string      `json:"message,omitempty"`
-	Report      string      `json:"report,omitempty"` // where the error report was written
-	TraceID     string      `json:"trace_id,omitempty"`
-	CreatedAt   time.Time   `json:"created_at"`
-	UpdatedAt   time.Time   `json:"updated_at"`
-	FinishedAt  time.Time   `json:"finished_at,omitzero"`
+	// ByReason counts failure records per reason; set when the batch finishes.
+	ByReason   map[failure.Reason]int64 `json:"failures_by_reason,omitempty"`
+	Message    string                   `json:"message,omitempty"`
+	Report     string                   `json:"report,omitempty"` // where the error report was written
+	TraceID    string                   `json:"trace_id,omitempty"`
+	CreatedAt  time.Time                `json:"created_at"`
+	UpdatedAt  time.Time                `json:"updated_at"`
+	FinishedAt time.Time                `json:"finished_at,omitzero"`
 }
 
 // Checkpoint is the durable resume point of a shard: every row before

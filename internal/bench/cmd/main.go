@@ -1,0 +1,337 @@
+// Command bench measures Catalog Import side by side on this machine and writes
+// docs/performance.md (`make bench`). Every figure is a median of runs made in
+// the same invocation, interleaved, so that ratios compare like with like on a
+// noisy 2-core machine. It measures:
+//   - end to end: `importctl run` vs `sqlite3 .import` of the same 1M-row CSV
+//     into a table with the same primary key;
+//   - reading: raw read vs boundary scan vs scan+parse vs scan+parse+validate;
+//   - peak RSS of importctl at 100k and 1M rows;
+//   - the Go micro-benchmarks that chose the pool and the SQLite driver.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/catalog-import/catalog-import/internal/profile"
+	"github.com/catalog-import/catalog-import/internal/record"
+	"github.com/catalog-import/catalog-import/internal/record/recordtest"
+)
+
+func main() {
+	rows := flag.Int("rows", 1_000_000, "rows of the end-to-end file")
+	runs := flag.Int("runs", 5, "runs of each end-to-end measurement")
+	importctl := flag.String("importctl", "bin/importctl", "importctl binary")
+	out := flag.String("out", "docs/performance.md", "report to write")
+	work := flag.String("dir", "", "scratch directory (default: a temporary one)")
+	flag.Parse()
+	log.SetFlags(0)
+
+	dir := *work
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "catalog-bench-"); err != nil {
+			log.Fatal(err)
+		}
+		defer os.RemoveAll(dir)
+	}
+	r := &report{}
+	big := filepath.Join(dir, "products-1m.csv")
+	small := filepath.Join(dir, "products-100k.csv")
+	must(generate(big, *rows))
+	must(generate(small, *rows/10))
+	st, _ := os.Stat(big)
+	r.fileMB = float64(st.Size()) / 1e6
+	r.rows = *rows
+
+	log.Printf("end to end: importctl run vs sqlite3 .import, %d runs each", *runs)
+	for i := range *runs {
+		t, rss, err := runImportctl(*importctl, dir, big, i)
+		must(err)
+		r.importctl = append(r.importctl, t)
+		r.rss1m = append(r.rss1m, rss)
+		t, err = runSQLiteImport(dir, big, i)
+		must(err)
+		r.sqlite = append(r.sqlite, t)
+		_, rss, err = runImportctl(*importctl, dir, small, 100+i)
+		must(err)
+		r.rss100k = append(r.rss100k, rss)
+		log.Printf("  run %d: importctl %.2fs, sqlite3 %.2fs", i+1, r.importctl[i].Seconds(), r.sqlite[i].Seconds())
+	}
+
+	log.Printf("reading: raw, scan, parse, validate")
+	data, err := os.ReadFile(big)
+	must(err)
+	for range *runs {
+		for _, stage := range stages {
+			t := time.Now()
+			must(readStage(stage, data))
+			r.read[stage] = append(r.read[stage], time.Since(t))
+		}
+	}
+	data = nil
+
+	log.Printf("go benchmarks: pools, SQLite drivers")
+	r.pool = goBench("./internal/shard/", "^BenchmarkPool$", *runs)
+	r.drivers = goBench("./internal/local/sqlite/", "^BenchmarkSinkWrite$", *runs)
+	must(os.WriteFile(*out, []byte(r.markdown()), 0o644))
+	log.Printf("wrote %s", *out)
+}
+
+func must(err error) {
+	if err != nil {
+		log.Fatal(err)
+	}
+}
+
+func generate(path string, rows int) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	if err := recordtest.WriteProductCSV(w, rows, 42, false); err != nil {
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// runImportctl imports file into a fresh database and returns the wall time
+// and the child's peak RSS.
+func runImportctl(bin, dir, file string, i int) (time.Duration, int64, error) {
+	db := filepath.Join(dir, fmt.Sprintf("run-%d.db", i))
+	defer removeDB(db)
+	cmd := exec.Command(bin, "run", "--json", "--quiet", "--db", db, file)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, os.Stderr
+	t := time.Now()
+	err := cmd.Run()
+	el := time.Since(t)
+	if err != nil {
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+			return 0, 0, fmt.Errorf("importctl run: %v: %s", err, out.String())
+		}
+	}
+	var s struct {
+		Status       string `json:"status"`
+		RowsImported int64  `json:"rows_imported"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &s); err != nil || s.RowsImported == 0 {
+		return 0, 0, fmt.Errorf("importctl run: unexpected summary %q", out.String())
+	}
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	return el, ru.Maxrss * 1024, nil
+}
+
+func removeDB(db string) {
+	for _, s := range []string{"", "-wal", "-shm", ".lock"} {
+		os.Remove(db + s)
+	}
+	os.RemoveAll(filepath.Join(filepath.Dir(db), "reports"))
+}
+
+// runSQLiteImport is the reference: the sqlite3 CLI's .import into a table
+// with the same columns and primary key, in WAL mode like importctl.
+func runSQLiteImport(dir, file string, i int) (time.Duration, error) {
+	db := filepath.Join(dir, fmt.Sprintf("ref-%d.db", i))
+	defer removeDB(db)
+	script := `PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;
+CREATE TABLE products(sku TEXT PRIMARY KEY, name TEXT, category TEXT, brand TEXT, price TEXT, currency TEXT,
+  stock INTEGER, status TEXT, description TEXT, image_urls TEXT);
+.mode csv
+.import --skip 1 ` + file + ` products
+`
+	cmd := exec.Command("sqlite3", db)
+	cmd.Stdin = strings.NewReader(script)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	t := time.Now()
+	if err := cmd.Run(); err != nil {
+		return 0, fmt.Errorf("sqlite3 .import: %v: %s", err, out.String())
+	}
+	return time.Since(t), nil
+}
+
+var stages = []string{"raw read", "boundary scan", "scan + parse", "scan + parse + validate"}
+
+// readStage runs one reading stage over data in memory (page-cache speed).
+func readStage(stage string, data []byte) error {
+	if stage == "raw read" {
+		_, err := io.Copy(io.Discard, onlyReader{bytes.NewReader(data)})
+		return err
+	}
+	d, err := record.Detect("x.csv", data[:min(len(data), record.SniffSize)])
+	if err != nil {
+		return err
+	}
+	header, start, row, err := record.Header(bytes.NewReader(data[:min(len(data), record.SniffSize)]), d, 1<<20)
+	if err != nil {
+		return err
+	}
+	v, err := profile.Default().Compile()
+	if err != nil {
+		return err
+	}
+	cols, err := v.Header(header)
+	if err != nil {
+		return err
+	}
+	p := record.NewParser(d, header)
+	sc := record.NewScanner(onlyReader{bytes.NewReader(data[start:])}, d, start, row, 1<<20)
+	n := 0
+	for sc.Next() {
+		n++
+		if stage == "boundary scan" {
+			continue
+		}
+		rw := p.Parse(sc.Raw())
+		if stage == "scan + parse + validate" && rw.Err == nil {
+			v.Validate(cols, rw.Values)
+		}
+	}
+	if n == 0 {
+		return fmt.Errorf("no records")
+	}
+	return sc.Err()
+}
+
+// onlyReader hides WriteTo so io.Copy and the scanner read in chunks, as
+// they do from a file or a network stream.
+type onlyReader struct{ r io.Reader }
+
+func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }
+
+// benchLine is one `go test -bench` result line.
+var benchLine = regexp.MustCompile(`^(Benchmark\S+?)(-\d+)?\s+\d+\s+(.*)$`)
+
+// goBench runs go benchmarks and returns, per benchmark name and unit, the
+// measured values.
+func goBench(pkg, pattern string, count int) map[string]map[string][]float64 {
+	cmd := exec.Command("go", "test", "-run", "^$", "-bench", pattern, "-count", strconv.Itoa(count), pkg)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		log.Printf("go test -bench %s %s: %v\n%s", pattern, pkg, err, out)
+		return nil
+	}
+	res := map[string]map[string][]float64{}
+	for line := range strings.SplitSeq(string(out), "\n") {
+		m := benchLine.FindStringSubmatch(strings.TrimSpace(line))
+		if m == nil {
+			continue
+		}
+		name := m[1]
+		f := strings.Fields(m[3])
+		for i := 0; i+1 < len(f); i += 2 {
+			v, err := strconv.ParseFloat(f[i], 64)
+			if err != nil {
+				continue
+			}
+			if res[name] == nil {
+				res[name] = map[string][]float64{}
+			}
+			res[name][f[i+1]] = append(res[name][f[i+1]], v)
+		}
+	}
+	return res
+}
+
+type report struct {
+	rows              int
+	fileMB            float64
+	importctl, sqlite []time.Duration
+	rss100k, rss1m    []int64
+	read              map[string][]time.Duration
+	pool, drivers     map[string]map[string][]float64
+}
+
+func median[T int64 | float64 | time.Duration](xs []T) T {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func (r *report) markdown() string {
+	var b strings.Builder
+	host, _ := os.Hostname()
+	_ = host
+	fmt.Fprintf(&b, "# Performance\n\nWritten by `make bench` on %s (%d cores, %s, %s). Medians of %d interleaved runs\n",
+		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.GOOS+"/"+runtime.GOARCH, runtime.Version(), len(r.importctl))
+	fmt.Fprintf(&b, "in one invocation; this machine is noisy, so compare ratios, not absolute figures.\n\n")
+	fmt.Fprintf(&b, "## End to end: %d rows, %.0f MB product CSV (generated, 40%% quoted multi-line descriptions)\n\n", r.rows, r.fileMB)
+	it, st := median(r.importctl), median(r.sqlite)
+	fmt.Fprintf(&b, "| what | median | rows/s | vs sqlite3 .import |\n|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| `importctl run` (detect, split, validate, dedupe, checkpoint every 100 rows, reconcile) | %.2f s | %s | %.2fx the time |\n",
+		it.Seconds(), si(float64(r.rows)/it.Seconds()), it.Seconds()/st.Seconds())
+	fmt.Fprintf(&b, "| `sqlite3 .import` into the same columns with `sku` PRIMARY KEY (WAL) | %.2f s | %s | 1.00x |\n\n",
+		st.Seconds(), si(float64(r.rows)/st.Seconds()))
+	fmt.Fprintf(&b, "All runs: importctl %v; sqlite3 %v.\n\n", rounded(r.importctl), rounded(r.sqlite))
+	fmt.Fprintf(&b, "## Peak memory (RSS) of `importctl run`\n\n| rows | peak RSS (median) |\n|---|---|\n")
+	fmt.Fprintf(&b, "| %d | %.0f MB |\n| %d | %.0f MB |\n\n", r.rows/10, float64(median(r.rss100k))/1e6, r.rows, float64(median(r.rss1m))/1e6)
+	fmt.Fprintf(&b, "## Reading the same file from memory (one core)\n\n| stage | MB/s | rows/s | vs raw read |\n|---|---|---|---|\n")
+	raw := median(r.read["raw read"]).Seconds()
+	for _, s := range stages {
+		t := median(r.read[s]).Seconds()
+		fmt.Fprintf(&b, "| %s | %s | %s | %.2fx the time |\n", s, si(r.fileMB/t), si(float64(r.rows)/t), t/raw)
+	}
+	b.WriteString("\n")
+	writeGo(&b, "Worker pools (parse + validate, 20k rows; `BenchmarkPool` in internal/shard)", r.pool, "rows/s")
+	writeGo(&b, "SQLite drivers (`BenchmarkSinkWrite` in internal/local/sqlite)", r.drivers, "rows/s")
+	return b.String()
+}
+
+func writeGo(b *strings.Builder, title string, res map[string]map[string][]float64, unit string) {
+	fmt.Fprintf(b, "## %s\n\n| benchmark | ns/op | %s |\n|---|---|---|\n", title, unit)
+	names := slices.Sorted(func(yield func(string) bool) {
+		for k := range res {
+			if !yield(k) {
+				return
+			}
+		}
+	})
+	for _, n := range names {
+		fmt.Fprintf(b, "| %s | %s | %s |\n", n, si(median(res[n]["ns/op"])), si(median(res[n][unit])))
+	}
+	b.WriteString("\n")
+}
+
+func rounded(ds []time.Duration) []string {
+	s := make([]string, len(ds))
+	for i, d := range ds {
+		s[i] = fmt.Sprintf("%.2fs", d.Seconds())
+	}
+	return s
+}
+
+// si formats a number with a k/M suffix.
+func si(v float64) string {
+	switch {
+	case v >= 1e6:
+		return fmt.Sprintf("%.2fM", v/1e6)
+	case v >= 1e4:
+		return fmt.Sprintf("%.0fk", v/1e3)
+	default:
+		return fmt.Sprintf("%.1f", v)
+	}
+}

@@ -1,0 +1,313 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/catalog-import/catalog-import/internal/embedded"
+	"github.com/catalog-import/catalog-import/internal/failure"
+	"github.com/catalog-import/catalog-import/internal/local/sqlite"
+	"github.com/catalog-import/catalog-import/internal/profile"
+	"github.com/catalog-import/catalog-import/internal/record"
+	"github.com/catalog-import/catalog-import/internal/state"
+)
+
+// openExisting opens a database that must already exist (reading commands
+// never create one by accident).
+func openExisting(path string) (*sqlite.DB, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, usage("no database at %s (run an import first, or pass --db)", path)
+	}
+	return sqlite.Open(path, sqlite.Options{})
+}
+
+func newStatusCmd(env Env, g *global) *cobra.Command {
+	var asJSON bool
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "status [BATCH_ID]",
+		Short: "List recent batches, or show one batch with its shards",
+		Args:  cobra.MaximumNArgs(1),
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "JSON output")
+	cmd.Flags().IntVar(&limit, "limit", 20, "batches to list")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		db, err := openExisting(g.db)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		ctx := cmd.Context()
+		if len(args) == 0 {
+			bs, err := db.ListBatches(ctx, limit)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(env.Stdout, bs)
+			}
+			tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "BATCH\tSTATUS\tROWS\tIMPORTED\tFAILED\tSKIPPED\tCREATED\tFILE")
+			for _, b := range bs {
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\n", b.ID, b.Status, b.Counts.Total, b.Counts.Imported,
+					b.Counts.Failed, b.Counts.Skipped, b.CreatedAt.Local().Format(time.DateTime), b.Source.URI)
+			}
+			return tw.Flush()
+		}
+		b, err := db.GetBatch(ctx, args[0])
+		if errors.Is(err, state.ErrNotFound) {
+			return usage("no batch %s in %s", args[0], g.db)
+		}
+		if err != nil {
+			return err
+		}
+		shards, err := db.ListShards(ctx, b.ID)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			return writeJSON(env.Stdout, struct {
+				state.Batch
+				ShardList []state.Shard `json:"shard_list"`
+			}{b, shards})
+		}
+		printSummary(env.Stdout, b.Source.URI, embedded.Summary{Batch: b}, false, 0)
+		tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "\nSHARD\tSTATUS\tROWS\tFIRST ROW\tBYTES\tDONE\tIMPORTED\tFAILED\tATTEMPTS\tEPOCH")
+		for _, s := range shards {
+			c := s.Checkpoint.Counts
+			fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d-%d\t%d\t%d\t%d\t%d\t%d\n", s.Index, s.Status, s.Rows, s.FirstRow, s.Start, s.End,
+				c.Done(), c.Imported, c.Failed, s.Attempts, s.Epoch)
+		}
+		return tw.Flush()
+	}
+	return cmd
+}
+
+func newFailuresCmd(env Env, g *global) *cobra.Command {
+	var (
+		reasons []string
+		layers  []string
+		format  string
+		limit   int
+	)
+	cmd := &cobra.Command{
+		Use:   "failures [flags] BATCH_ID",
+		Short: "List a batch's failed rows (table, csv or jsonl)",
+		Long: `List the failure records of a batch in row order. --format csv writes the same
+columns as the error report (row, reason, layer, field, message, then the row's
+original cells), with spreadsheet formulas neutralised; jsonl writes every field
+of each record.`,
+		Args: exactArgs(1, "BATCH_ID"),
+	}
+	fl := cmd.Flags()
+	fl.StringSliceVar(&reasons, "reason", nil, "only these reasons (repeatable, e.g. DuplicateSKU)")
+	fl.StringSliceVar(&layers, "layer", nil, "only these layers: syntax, semantic, business, infrastructure")
+	fl.StringVar(&format, "format", "table", "table, csv or jsonl")
+	fl.IntVar(&limit, "limit", 0, "at most this many records (0: all)")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		f := state.FailureFilter{}
+		for _, r := range reasons {
+			if !failure.Reason(r).Known() {
+				return usage("unknown reason %q (known: %v)", r, failure.Reasons())
+			}
+			f.Reasons = append(f.Reasons, failure.Reason(r))
+		}
+		for _, l := range layers {
+			switch failure.Layer(l) {
+			case failure.LayerSyntax, failure.LayerSemantic, failure.LayerBusiness, failure.LayerInfrastructure:
+				f.Layers = append(f.Layers, failure.Layer(l))
+			default:
+				return usage("unknown layer %q (syntax, semantic, business, infrastructure)", l)
+			}
+		}
+		if format != "table" && format != "csv" && format != "jsonl" {
+			return usage("unknown format %q (table, csv, jsonl)", format)
+		}
+		db, err := openExisting(g.db)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		b, err := db.GetBatch(cmd.Context(), args[0])
+		if errors.Is(err, state.ErrNotFound) {
+			return usage("no batch %s in %s", args[0], g.db)
+		}
+		if err != nil {
+			return err
+		}
+		return writeFailures(cmd.Context(), env.Stdout, db, b, f, format, limit)
+	}
+	return cmd
+}
+
+// writeFailures pages through the records so memory stays flat.
+func writeFailures(ctx context.Context, w io.Writer, db *sqlite.DB, b state.Batch, f state.FailureFilter, format string, limit int) error {
+	var (
+		rw *failure.ReportWriter
+		tw *tabwriter.Writer
+	)
+	switch format {
+	case "csv":
+		header := b.Layout.Header
+		if b.Layout.Format == string(record.JSONL) {
+			header = nil
+		}
+		var err error
+		if rw, err = failure.NewReportWriter(w, header, false); err != nil {
+			return err
+		}
+	case "table":
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ROW\tREASON\tFIELD\tMESSAGE")
+	}
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	const page = 5000
+	n := 0
+	for {
+		f.Limit = page
+		if limit > 0 {
+			f.Limit = min(page, limit-n)
+		}
+		recs, err := db.Failures(ctx, b.ID, f)
+		if err != nil {
+			return err
+		}
+		for _, r := range recs {
+			switch format {
+			case "csv":
+				err = rw.Write(r)
+			case "jsonl":
+				err = enc.Encode(r)
+			default:
+				_, err = fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", r.Row, r.Reason, r.Field, oneLine(r.Message, 120))
+			}
+			if err != nil {
+				return err
+			}
+		}
+		n += len(recs)
+		if len(recs) < f.Limit || (limit > 0 && n >= limit) || len(recs) == 0 {
+			break
+		}
+		f.AfterSheet, f.AfterRow = recs[len(recs)-1].Sheet, recs[len(recs)-1].Row
+	}
+	switch format {
+	case "csv":
+		return rw.Flush()
+	case "table":
+		return tw.Flush()
+	}
+	return nil
+}
+
+func oneLine(s string, max int) string {
+	b := []rune(strings.ReplaceAll(s, "\n", " "))
+	if len(b) > max {
+		return string(b[:max-1]) + "…"
+	}
+	return string(b)
+}
+
+func newPreviewCmd(env Env) *cobra.Command {
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "preview [flags] FILE",
+		Short: "Show how a file is read: its format, encoding, and first rows as JSON Lines",
+		Long: `Print the detected format and encoding on stderr, then the first rows as JSON
+Lines keyed by the file's own header ("_row" is the row number as a spreadsheet
+shows it). A row that cannot be read prints its error instead.`,
+		Args: exactArgs(1, "FILE"),
+	}
+	cmd.Flags().IntVarP(&limit, "limit", "n", 10, "rows to show")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		return preview(env, args[0], limit)
+	}
+	return cmd
+}
+
+func preview(env Env, path string, limit int) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return &exitError{code: ExitFailed, err: err}
+	}
+	defer f.Close()
+	prefix := make([]byte, record.SniffSize)
+	n, err := io.ReadFull(f, prefix)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return err
+	}
+	d, err := record.Detect(path, prefix[:n])
+	if err != nil {
+		return &exitError{code: ExitFailed, err: fmt.Errorf("%s: %w", path, err)}
+	}
+	header, start, row, err := record.Header(bytes.NewReader(prefix[:n]), d, n)
+	if err != nil {
+		return &exitError{code: ExitFailed, err: fmt.Errorf("%s: %w", path, err)}
+	}
+	fmt.Fprintf(env.Stderr, "%s: format %s, encoding %s, delimiter %q, header %d columns\n", path, d.Format, d.Encoding, d.Delimiter, len(header))
+	if _, err := f.Seek(start, io.SeekStart); err != nil {
+		return err
+	}
+	sc := record.NewScanner(f, d, start, row, 1<<20)
+	p := record.NewParser(d, header)
+	for shown := 0; shown < limit && sc.Next(); {
+		raw := sc.Raw()
+		if raw.Blank {
+			continue
+		}
+		shown++
+		r := p.Parse(raw)
+		var buf bytes.Buffer
+		fmt.Fprintf(&buf, `{"_row":%d`, r.Num)
+		if r.Err != nil {
+			fmt.Fprintf(&buf, `,"_error":%s`, jsonString(r.Err.Error()))
+		}
+		for i, name := range r.Names {
+			if i < len(r.Values) {
+				fmt.Fprintf(&buf, ",%s:%s", jsonString(name), jsonString(r.Values[i]))
+			}
+		}
+		buf.WriteString("}\n")
+		if _, err := env.Stdout.Write(buf.Bytes()); err != nil {
+			return err
+		}
+	}
+	return sc.Err()
+}
+
+func jsonString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+func newProfileCmd(env Env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "profile [FILE]",
+		Short: "Print the built-in default profile, or check a profile file and print its effective rules",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p := profile.Default()
+			if len(args) == 1 {
+				var err error
+				if p, err = profile.Load(args[0]); err != nil {
+					return usage("%s: %w", args[0], err)
+				}
+			}
+			fmt.Fprintf(env.Stdout, "# rule version %s\n", p.RuleVersion())
+			_, err := env.Stdout.Write(p.Canonical())
+			return err
+		},
+	}
+}

@@ -1,0 +1,219 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+
+	"github.com/catalog-import/catalog-import/internal/embedded"
+	"github.com/catalog-import/catalog-import/internal/failure"
+	"github.com/catalog-import/catalog-import/internal/profile"
+	"github.com/catalog-import/catalog-import/internal/split"
+	"github.com/catalog-import/catalog-import/internal/state"
+)
+
+// runFlags are the flags of run and validate.
+type runFlags struct {
+	profile    string
+	json       bool
+	quiet      bool
+	shards     int
+	pool       int
+	every      int
+	shardRows  int64
+	shardBytes int64
+	maxRecord  int
+}
+
+func newRunCmd(env Env, g *global, dry bool) *cobra.Command {
+	f := &runFlags{}
+	cmd := &cobra.Command{
+		Use:   "run [flags] FILE",
+		Short: "Import a product file into the --db database",
+		Long: `Import a product file. Running it again on the same file content and profile
+resumes an unfinished batch, or reports the finished one without importing again.
+Exit codes: 0 every row imported, 1 completed with row failures, 2 rejected,
+aborted, failed, or a usage error.`,
+		Args: exactArgs(1, "FILE"),
+	}
+	if dry {
+		cmd.Use, cmd.Short = "validate [flags] FILE", "Check a file without writing anything (a dry run of run)"
+		cmd.Long = `Run every check of 'run' on an in-memory database: the same summary and exit
+codes, and nothing is written (no database, no report). SKUExists cannot be found
+in a dry run, since it needs the catalog.`
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&f.profile, "profile", "p", "", "profile YAML (default: the built-in default profile; see 'importctl profile')")
+	fl.BoolVar(&f.json, "json", false, "print the summary as one JSON object")
+	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress bar")
+	fl.IntVar(&f.shards, "shards", 2, "shards processed at once")
+	fl.IntVar(&f.pool, "pool", 0, "parse/validate goroutines per shard (default: number of CPUs)")
+	fl.IntVar(&f.every, "checkpoint-every", 100, "rows per checkpoint")
+	fl.Int64Var(&f.shardRows, "shard-rows", 50_000, "target rows per shard")
+	fl.Int64Var(&f.shardBytes, "shard-bytes", 16<<20, "target bytes per shard")
+	fl.IntVar(&f.maxRecord, "max-row-bytes", 1<<20, "largest row accepted (larger rows fail RowTooLarge)")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		p := profile.Default()
+		if f.profile != "" {
+			var err error
+			if p, err = profile.Load(f.profile); err != nil {
+				return usage("profile %s: %w", f.profile, err)
+			}
+		}
+		cfg := embedded.Config{
+			DB: g.db, Profile: p, Shards: f.shards, Pool: f.pool, Every: f.every,
+			Split: split.Options{ShardRows: f.shardRows, ShardBytes: f.shardBytes, MaxRecord: f.maxRecord},
+			Log:   g.logger(env),
+		}
+		if dry {
+			cfg.DB = ":memory:"
+		}
+		var bar *progressbar.ProgressBar
+		if env.StderrTerminal && !f.quiet {
+			cfg.Progress = func(c state.Counts) {
+				if bar == nil {
+					bar = newBar(env.Stderr, c.Total)
+				}
+				bar.Set64(c.Done())
+			}
+		}
+		start := time.Now()
+		sum, err := embedded.Run(cmd.Context(), cfg, args[0])
+		if bar != nil {
+			bar.Finish()
+			fmt.Fprintln(env.Stderr)
+		}
+		if err != nil {
+			return &exitError{code: ExitFailed, err: err}
+		}
+		if f.json {
+			if err := writeJSON(env.Stdout, summaryJSON(sum, dry, time.Since(start))); err != nil {
+				return err
+			}
+		} else {
+			printSummary(env.Stdout, args[0], sum, dry, time.Since(start))
+		}
+		if code := exitFor(sum.Batch.Status); code != ExitOK {
+			return &exitError{code: code}
+		}
+		return nil
+	}
+	return cmd
+}
+
+func newBar(w io.Writer, total int64) *progressbar.ProgressBar {
+	return progressbar.NewOptions64(total,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription("importing"),
+		progressbar.OptionShowCount(),
+		progressbar.OptionShowIts(),
+		progressbar.OptionSetItsString("rows"),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionFullWidth(),
+	)
+}
+
+// runJSON is the --json summary: its keys are a contract.
+type runJSON struct {
+	BatchID          string                   `json:"batch_id"`
+	Status           state.BatchStatus        `json:"status"`
+	RowsTotal        int64                    `json:"rows_total"`
+	RowsImported     int64                    `json:"rows_imported"`
+	RowsFailed       int64                    `json:"rows_failed"`
+	RowsSkipped      int64                    `json:"rows_skipped"`
+	FailuresByReason map[failure.Reason]int64 `json:"failures_by_reason"`
+	Resumed          bool                     `json:"resumed"`
+	AlreadyFinished  bool                     `json:"already_finished"`
+	DryRun           bool                     `json:"dry_run,omitempty"`
+	Report           string                   `json:"report"`
+	Message          string                   `json:"message,omitempty"`
+	RuleVersion      string                   `json:"rule_version"`
+	ElapsedMS        int64                    `json:"elapsed_ms"`
+}
+
+func summaryJSON(s embedded.Summary, dry bool, elapsed time.Duration) runJSON {
+	b := s.Batch
+	by := b.ByReason
+	if by == nil {
+		by = map[failure.Reason]int64{}
+	}
+	return runJSON{
+		BatchID: b.ID, Status: b.Status, RowsTotal: b.Counts.Total, RowsImported: b.Counts.Imported,
+		RowsFailed: b.Counts.Failed, RowsSkipped: b.Counts.Skipped, FailuresByReason: by,
+		Resumed: s.Resumed, AlreadyFinished: s.Existing, DryRun: dry, Report: b.Report, Message: b.Message,
+		RuleVersion: b.RuleVersion, ElapsedMS: elapsed.Milliseconds(),
+	}
+}
+
+func printSummary(w io.Writer, path string, s embedded.Summary, dry bool, elapsed time.Duration) {
+	b := s.Batch
+	note := ""
+	switch {
+	case dry:
+		note = " (dry run: nothing was written)"
+	case s.Existing:
+		note = " (already imported: nothing done; see 'importctl status " + b.ID + "')"
+	case s.Resumed:
+		note = " (resumed an interrupted run)"
+	}
+	fmt.Fprintf(w, "batch     %s%s\n", b.ID, note)
+	fmt.Fprintf(w, "file      %s (%s, %s, %d shards, rules %s)\n", path, b.Layout.Format, b.Layout.Encoding, b.Shards, b.RuleVersion)
+	fmt.Fprintf(w, "status    %s\n", b.Status)
+	if b.Message != "" {
+		fmt.Fprintf(w, "message   %s\n", b.Message)
+	}
+	c := b.Counts
+	fmt.Fprintf(w, "rows      %s total, %s imported, %s failed, %s skipped\n", num(c.Total), num(c.Imported), num(c.Failed), num(c.Skipped))
+	if len(b.ByReason) > 0 {
+		reasons := slices.SortedFunc(maps.Keys(b.ByReason), func(a, b failure.Reason) int {
+			return strings.Compare(string(a), string(b))
+		})
+		parts := make([]string, len(reasons))
+		for i, r := range reasons {
+			parts[i] = fmt.Sprintf("%s %s (%s)", r, num(b.ByReason[r]), r.Layer())
+		}
+		fmt.Fprintf(w, "failures  %s\n", strings.Join(parts, ", "))
+	}
+	if b.Report != "" {
+		fmt.Fprintf(w, "report    %s\n", b.Report)
+	}
+	if !s.Existing && elapsed > 0 {
+		fmt.Fprintf(w, "elapsed   %s (%s rows/s)\n", elapsed.Round(time.Millisecond), num(int64(float64(c.Done())/elapsed.Seconds())))
+	}
+}
+
+// num formats n with thousands separators.
+func num(n int64) string {
+	s := fmt.Sprint(n)
+	if n < 0 {
+		return "-" + num(-n)
+	}
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+// exactArgs is cobra.ExactArgs with a usage exit code and a named argument.
+func exactArgs(n int, names string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usage("%s takes %s (got %d arguments)\nusage: %s", cmd.Name(), names, len(args), cmd.UseLine())
+		}
+		return nil
+	}
+}

@@ -1,0 +1,164 @@
+// Package finalize closes a batch once its last shard is finished: it
+// reconciles the counts against the durable records (products written and
+// failure records kept, per shard and in sum), writes the error report, and
+// sets the final status.
+//
+// It keeps invariant 6: a batch completes only when, for every shard and in
+// sum, rows_total = imported + failed + skipped, counted from what is stored,
+// not from in-memory counters; otherwise the batch is FAILED and the message
+// names each difference.
+package finalize
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/catalog-import/catalog-import/internal/failure"
+	"github.com/catalog-import/catalog-import/internal/state"
+)
+
+// Store is the part of the state store finalization reads and writes.
+type Store interface {
+	GetBatch(ctx context.Context, id string) (state.Batch, error)
+	ListShards(ctx context.Context, batchID string) ([]state.Shard, error)
+	CountFailures(ctx context.Context, batchID string) (map[int]int64, error)
+	Failures(ctx context.Context, batchID string, f state.FailureFilter) ([]failure.Record, error)
+	FinishBatch(ctx context.Context, id string, status state.BatchStatus, counts state.Counts, message, report string, now time.Time) (state.Batch, error)
+}
+
+// Products counts the products a batch wrote (catalog.Reader).
+type Products interface {
+	CountBatch(ctx context.Context, batchID, sheet string, from, to int64) (int64, error)
+}
+
+// Reports stores a batch's error report and returns where it is.
+type Reports interface {
+	Put(ctx context.Context, batchID, name string, write func(io.Writer) error) (location string, err error)
+}
+
+// Deps are finalization's ports.
+type Deps struct {
+	Store    Store
+	Products Products
+	Reports  Reports
+	Now      func() time.Time
+}
+
+// Summary is the outcome of Finalize.
+type Summary struct {
+	Batch    state.Batch
+	ByReason map[failure.Reason]int64
+}
+
+// pageSize is how many failure records are read per page for the report.
+const pageSize = 5000
+
+// Finalize reconciles batch id and sets its final status. abort, when not
+// empty, finishes the batch as ABORTED with that message (rows never reached
+// count as skipped). Finalizing a finished batch again returns it unchanged.
+func Finalize(ctx context.Context, d Deps, id, abort string) (Summary, error) {
+	b, err := d.Store.GetBatch(ctx, id)
+	if err != nil {
+		return Summary{}, fmt.Errorf("get batch %s: %w", id, err)
+	}
+	shards, err := d.Store.ListShards(ctx, id)
+	if err != nil {
+		return Summary{}, fmt.Errorf("list shards of %s: %w", id, err)
+	}
+	perShard, err := d.Store.CountFailures(ctx, id)
+	if err != nil {
+		return Summary{}, fmt.Errorf("count failures of %s: %w", id, err)
+	}
+	var total state.Counts
+	var diffs []string
+	for i, s := range shards {
+		to := int64(math.MaxInt64)
+		if i+1 < len(shards) && shards[i+1].SheetIndex == s.SheetIndex {
+			to = shards[i+1].FirstRow - 1
+		}
+		imported, err := d.Products.CountBatch(ctx, id, s.Sheet, s.FirstRow, to)
+		if err != nil {
+			return Summary{}, fmt.Errorf("count products of shard %d: %w", s.Index, err)
+		}
+		c := state.Counts{Total: s.Rows, Imported: imported, Failed: perShard[s.Index]}
+		if s.Status == state.ShardSkipped || abort != "" {
+			c.Skipped = max(0, c.Total-c.Imported-c.Failed)
+		}
+		if c.Done() != c.Total {
+			diffs = append(diffs, fmt.Sprintf("shard %d: %d rows but %d imported + %d failed + %d skipped (%+d)",
+				s.Index, c.Total, c.Imported, c.Failed, c.Skipped, c.Done()-c.Total))
+		}
+		total = total.Add(c)
+	}
+	if len(shards) == 0 {
+		total.Total = b.Counts.Total
+	}
+
+	byReason := map[failure.Reason]int64{}
+	report := ""
+	if total.Failed > 0 && d.Reports != nil {
+		report, err = d.Reports.Put(ctx, id, "errors.csv", func(w io.Writer) error {
+			return writeReport(ctx, d.Store, b, w, byReason)
+		})
+		if err != nil {
+			return Summary{}, fmt.Errorf("write error report of %s: %w", id, err)
+		}
+	} else if total.Failed > 0 {
+		if err := writeReport(ctx, d.Store, b, io.Discard, byReason); err != nil {
+			return Summary{}, err
+		}
+	}
+
+	status, msg := state.BatchCompleted, ""
+	switch {
+	case abort != "":
+		status, msg = state.BatchAborted, abort
+	case len(diffs) > 0:
+		status, msg = state.BatchFailed, "reconciliation failed: "+strings.Join(diffs, "; ")
+	case total.Failed > 0:
+		status = state.BatchCompletedWithErrors
+	}
+	now := time.Now
+	if d.Now != nil {
+		now = d.Now
+	}
+	fb, err := d.Store.FinishBatch(ctx, id, status, total, msg, report, now())
+	if err != nil {
+		return Summary{}, fmt.Errorf("finish batch %s: %w", id, err)
+	}
+	return Summary{Batch: fb, ByReason: byReason}, nil
+}
+
+// writeReport pages through the failure records in (sheet, row) order.
+func writeReport(ctx context.Context, st Store, b state.Batch, w io.Writer, byReason map[failure.Reason]int64) error {
+	var header []string
+	if b.Layout.Format != "jsonl" {
+		header = b.Layout.Header
+	}
+	rw, err := failure.NewReportWriter(w, header, false)
+	if err != nil {
+		return err
+	}
+	f := state.FailureFilter{Limit: pageSize}
+	for {
+		recs, err := st.Failures(ctx, b.ID, f)
+		if err != nil {
+			return fmt.Errorf("read failures of %s: %w", b.ID, err)
+		}
+		for _, r := range recs {
+			byReason[r.Reason]++
+			if err := rw.Write(r); err != nil {
+				return err
+			}
+		}
+		if len(recs) < pageSize {
+			return rw.Flush()
+		}
+		last := recs[len(recs)-1]
+		f.AfterSheet, f.AfterRow = last.Sheet, last.Row
+	}
+}

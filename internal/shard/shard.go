@@ -1,0 +1,579 @@
+// Package shard processes one shard of a batch: it claims the shard (lease +
+// fencing token), streams its byte range from the last checkpoint, parses and
+// validates rows in a bounded goroutine pool, writes products, records every
+// failed row, and checkpoints in order after each chunk.
+//
+// Invariants kept here: 2 (a shard is processed only under a live lease, and
+// every checkpoint carries the lease's epoch), 3 (a checkpoint is written only
+// after the chunk's products and failure records are durable, and chunks are
+// committed in file order, so a checkpoint always covers a contiguous prefix),
+// 4 (products and failure records are keyed, so replaying a chunk after a
+// crash changes nothing), 7 (the source is read with its ETag; a changed
+// object fails with SourceChanged), 8 (a worker near its deadline stops taking
+// chunks, commits what it has and reports the shard unfinished) and 9 (the
+// pool and the chunks in flight are bounded).
+package shard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/catalog-import/catalog-import/internal/catalog"
+	"github.com/catalog-import/catalog-import/internal/failure"
+	"github.com/catalog-import/catalog-import/internal/object"
+	"github.com/catalog-import/catalog-import/internal/profile"
+	"github.com/catalog-import/catalog-import/internal/queue"
+	"github.com/catalog-import/catalog-import/internal/record"
+	"github.com/catalog-import/catalog-import/internal/split"
+	"github.com/catalog-import/catalog-import/internal/state"
+)
+
+// Store is the part of the state store a worker uses.
+type Store interface {
+	GetBatch(ctx context.Context, id string) (state.Batch, error)
+	ListShards(ctx context.Context, batchID string) ([]state.Shard, error)
+	Claim(ctx context.Context, batchID string, shard int, owner string, ttl time.Duration, now time.Time) (state.Lease, state.Shard, error)
+	Checkpoint(ctx context.Context, lease state.Lease, cp state.Checkpoint, failures []failure.Record, until time.Time) (state.Counts, error)
+	FinishShard(ctx context.Context, lease state.Lease, status state.ShardStatus, cp state.Checkpoint, message string) (state.Batch, error)
+	PutFailures(ctx context.Context, records []failure.Record) error
+}
+
+// Options tunes a worker. Zero values take the defaults.
+type Options struct {
+	Owner           string        // lease owner name (default "worker")
+	LeaseTTL        time.Duration // lease length, renewed at every checkpoint (default 2m)
+	CheckpointEvery int           // rows per chunk and per checkpoint (default 100)
+	Pool            int           // goroutines parsing and validating (default GOMAXPROCS)
+	MaxRecord       int           // largest record read whole (default 1 MiB)
+	// DeadlineMargin: when ctx has a deadline closer than this, the worker
+	// stops taking new chunks and reports the shard unfinished (default 10s).
+	DeadlineMargin time.Duration
+}
+
+func (o Options) withDefaults() Options {
+	if o.Owner == "" {
+		o.Owner = "worker"
+	}
+	if o.LeaseTTL <= 0 {
+		o.LeaseTTL = 2 * time.Minute
+	}
+	if o.CheckpointEvery <= 0 {
+		o.CheckpointEvery = 100
+	}
+	if o.Pool <= 0 {
+		o.Pool = runtime.GOMAXPROCS(0)
+	}
+	if o.MaxRecord <= 0 {
+		o.MaxRecord = 1 << 20
+	}
+	if o.DeadlineMargin <= 0 {
+		o.DeadlineMargin = 10 * time.Second
+	}
+	return o
+}
+
+// Worker processes shard manifests. It is safe for concurrent use: run
+// several Process calls at once to work on several shards.
+type Worker struct {
+	src   object.Source
+	store Store
+	sink  catalog.Sink
+	now   func() time.Time
+	log   *slog.Logger
+	opt   Options
+
+	mu         sync.Mutex
+	validators map[string]*compiled // by rule version
+}
+
+type compiled struct {
+	p *profile.Profile
+	v *profile.Validator
+}
+
+// Deps are a worker's ports.
+type Deps struct {
+	Source object.Source
+	Store  Store
+	Sink   catalog.Sink
+	Now    func() time.Time // default time.Now
+	Log    *slog.Logger     // default: discard
+}
+
+// New returns a worker.
+func New(d Deps, o Options) *Worker {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Worker{src: d.Source, store: d.Store, sink: d.Sink, now: d.Now, log: d.Log, opt: o.withDefaults(), validators: map[string]*compiled{}}
+}
+
+// Status is how a Process call ended.
+type Status string
+
+// Process outcomes. Only Done and Partial did work; the others are no-ops that
+// the caller acknowledges (the message was a duplicate or is moot).
+const (
+	Done          Status = "done"           // the shard is finished
+	Partial       Status = "partial"        // stopped early (deadline); re-deliver to continue
+	AlreadyDone   Status = "already-done"   // the shard was finished before
+	Leased        Status = "leased"         // another live worker owns it
+	Fenced        Status = "fenced"         // lost the lease while working; the new owner continues
+	BatchFinished Status = "batch-finished" // the batch is finished (e.g. aborted)
+)
+
+// Result reports one Process call.
+type Result struct {
+	Status Status
+	Counts state.Counts // the shard's counts at its last checkpoint
+	Batch  state.Batch  // the batch after FinishShard (Status Done)
+	// Last is true when this call finished the batch's last shard: the caller
+	// finalizes the batch.
+	Last bool
+	// Abort is set when the batch crossed the profile's max_error_ratio: the
+	// caller finalizes the batch as ABORTED with this message.
+	Abort string
+}
+
+// Process works on one shard until it is finished, the deadline nears, or an
+// error stops it. Errors are *failure.ImportError (wrapped); the message
+// should then be retried, and the next attempt resumes from the checkpoint.
+func (w *Worker) Process(ctx context.Context, m queue.Manifest) (Result, error) {
+	if m.Version != queue.ManifestVersion {
+		return Result{}, failure.New(failure.SchemaMismatch, "", "manifest version %d, this worker reads %d", m.Version, queue.ManifestVersion)
+	}
+	c, err := w.validator(ctx, m.BatchID, m.RuleVersion)
+	if err != nil {
+		if errors.Is(err, state.ErrBatchFinished) {
+			return Result{Status: BatchFinished}, nil
+		}
+		return Result{}, err
+	}
+	lease, sh, err := w.store.Claim(ctx, m.BatchID, m.Shard, w.opt.Owner, w.opt.LeaseTTL, w.now())
+	switch {
+	case errors.Is(err, state.ErrShardFinished):
+		return Result{Status: AlreadyDone}, nil
+	case errors.Is(err, state.ErrLeased):
+		return Result{Status: Leased}, nil
+	case errors.Is(err, state.ErrBatchFinished):
+		return Result{Status: BatchFinished}, nil
+	case err != nil:
+		return Result{}, fmt.Errorf("claim shard %d of %s: %w", m.Shard, m.BatchID, err)
+	}
+	run := &run{w: w, m: m, lease: lease, shard: sh, cp: sh.Checkpoint, p: c.p, v: c.v}
+	return run.process(ctx)
+}
+
+// validator returns the compiled profile the batch runs under.
+func (w *Worker) validator(ctx context.Context, batchID, ruleVersion string) (*compiled, error) {
+	w.mu.Lock()
+	c := w.validators[ruleVersion]
+	w.mu.Unlock()
+	if c != nil {
+		return c, nil
+	}
+	b, err := w.store.GetBatch(ctx, batchID)
+	if err != nil {
+		return nil, fmt.Errorf("get batch %s: %w", batchID, err)
+	}
+	if b.Status.Finished() {
+		return nil, state.ErrBatchFinished
+	}
+	p, err := profile.Parse(b.Profile)
+	if err != nil {
+		return nil, failure.Wrap(failure.Internal, "", err, "batch "+batchID+" stores a profile that does not load: "+err.Error())
+	}
+	if p.RuleVersion() != ruleVersion {
+		return nil, failure.New(failure.Internal, "", "batch %s runs rule version %s, the manifest says %s", batchID, p.RuleVersion(), ruleVersion)
+	}
+	v, err := p.Compile()
+	if err != nil {
+		return nil, failure.Wrap(failure.Internal, "", err, "")
+	}
+	c = &compiled{p: p, v: v}
+	w.mu.Lock()
+	w.validators[ruleVersion] = c
+	w.mu.Unlock()
+	return c, nil
+}
+
+// run is the state of one Process call.
+type run struct {
+	w     *Worker
+	m     queue.Manifest
+	lease state.Lease
+	shard state.Shard
+	cp    state.Checkpoint
+	p     *profile.Profile
+	v     *profile.Validator
+
+	dialect record.Dialect
+	header  *profile.Columns // csv/tsv: the header's mapping
+	mapping map[string]string
+	shards  []state.Shard // loaded lazily to place displaced rows
+}
+
+// chunk is CheckpointEvery rows on their way through the pipeline.
+type chunk struct {
+	raws    []record.Raw
+	buf     []byte
+	end     int64 // offset of the next record after the chunk
+	nextRow int64
+	done    chan struct{}
+
+	products []catalog.Product
+	snaps    []snapshot // the raw text and cells of products[i]
+	failures []failure.Record
+}
+
+type snapshot struct {
+	text  string
+	cells []string
+}
+
+func (r *run) process(ctx context.Context) (Result, error) {
+	o := r.w.opt
+	r.dialect = record.Dialect{Format: record.Format(r.m.Layout.Format), Encoding: record.Encoding(r.m.Layout.Encoding)}
+	if d := []rune(r.m.Layout.Delimiter); len(d) == 1 {
+		r.dialect.Delimiter = d[0]
+	}
+	if r.dialect.Format != record.JSONL {
+		cols, err := r.v.Header(r.m.Layout.Header)
+		if err != nil {
+			return Result{}, err
+		}
+		r.header, r.mapping = cols, cols.Mapping()
+	}
+	if r.cp.NextOffset < r.m.Start {
+		r.cp = state.Checkpoint{NextOffset: r.m.Start, NextRow: r.m.FirstRow}
+	}
+	fromStart := r.cp.NextOffset == r.m.Start
+	info := object.Info{URI: r.m.Source.URI, Size: r.m.Source.Size, ETag: r.m.Source.ETag, Version: r.m.Source.Version}
+	var body io.ReadCloser
+	if r.cp.NextOffset < r.m.End {
+		var err error
+		if body, err = r.w.src.Open(ctx, info, r.cp.NextOffset, r.m.End); err != nil {
+			return Result{}, fmt.Errorf("open shard %d of %s: %w", r.m.Shard, r.m.BatchID, err)
+		}
+		defer body.Close()
+	}
+
+	work := make(chan *chunk, o.Pool)
+	ordered := make(chan *chunk, 2*o.Pool) // bounds the chunks in flight
+	readErr := make(chan error, 1)
+	sum := split.NewChecksum()
+	stopped := false
+	rctx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
+	from := r.cp // the reader's own copy: the committer moves r.cp
+	go func() { // reader: cut the range into chunks, in file order
+		defer close(ordered)
+		defer close(work)
+		if body == nil {
+			readErr <- nil
+			return
+		}
+		readErr <- r.read(rctx, body, from, sum, work, ordered, &stopped)
+	}()
+	var wg sync.WaitGroup
+	for range o.Pool { // pool: parse and validate chunks, any order
+		wg.Go(func() {
+			parser := record.NewParser(r.dialect, r.m.Layout.Header)
+			for c := range work {
+				r.validate(parser, c)
+				close(c.done)
+			}
+		})
+	}
+	res, err := r.commitAll(ctx, ordered)
+	stopReading()
+	for range ordered { // drain after an early return so the reader can exit
+	}
+	wg.Wait()
+	rerr := <-readErr
+	if err != nil || res.Status != "" || res.Abort != "" {
+		return res, err
+	}
+	if rerr != nil {
+		return Result{Status: Partial, Counts: r.cp.Counts}, fmt.Errorf("read shard %d of %s: %w", r.m.Shard, r.m.BatchID, rerr)
+	}
+	if stopped {
+		return Result{Status: Partial, Counts: r.cp.Counts}, nil
+	}
+	if fromStart && r.shard.Checksum != "" && sum.String() != r.shard.Checksum {
+		return Result{}, failure.New(failure.SourceChanged, "", "shard %d of %s: content checksum %s, split saw %s: the source changed after the split", r.m.Shard, r.m.BatchID, sum, r.shard.Checksum)
+	}
+	if r.cp.Counts.Done() != r.m.Rows {
+		// The split and this read disagree on the rows of the range: never
+		// finish such a shard silently.
+		return Result{}, failure.New(failure.SourceChanged, "", "shard %d of %s: read %d rows, split counted %d", r.m.Shard, r.m.BatchID, r.cp.Counts.Done(), r.m.Rows)
+	}
+	b, err := r.w.store.FinishShard(ctx, r.lease, state.ShardDone, r.cp, "")
+	if errors.Is(err, state.ErrFenced) {
+		return Result{Status: Fenced, Counts: r.cp.Counts}, nil
+	}
+	if err != nil {
+		return Result{}, fmt.Errorf("finish shard %d of %s: %w", r.m.Shard, r.m.BatchID, err)
+	}
+	return Result{Status: Done, Counts: r.cp.Counts, Batch: b, Last: b.ShardsDone == b.Shards}, nil
+}
+
+// read scans records and sends chunks to the pool (work) and, in the same
+// order, to the committer (ordered). It stops early, setting *stopped, when
+// the context's deadline is closer than the margin.
+func (r *run) read(ctx context.Context, body io.Reader, from state.Checkpoint, sum *split.Checksum, work, ordered chan<- *chunk, stopped *bool) error {
+	o := r.w.opt
+	sc := record.NewScanner(body, r.dialect, from.NextOffset, from.NextRow, o.MaxRecord)
+	sent := from.NextOffset
+	newChunk := func() *chunk {
+		return &chunk{raws: make([]record.Raw, 0, o.CheckpointEvery), done: make(chan struct{})}
+	}
+	c := newChunk()
+	send := func() bool {
+		c.end, c.nextRow = sc.Offset(), sc.Row()
+		select {
+		case ordered <- c:
+		case <-ctx.Done():
+			return false
+		}
+		work <- c
+		sent = c.end
+		c = newChunk()
+		return true
+	}
+	for sc.Next() {
+		raw := sc.Raw()
+		if raw.Blank {
+			continue
+		}
+		sum.Add(raw.Bytes)
+		start := len(c.buf)
+		c.buf = append(c.buf, raw.Bytes...)
+		raw.Bytes = c.buf[start:len(c.buf):len(c.buf)]
+		c.raws = append(c.raws, raw)
+		if len(c.raws) == o.CheckpointEvery {
+			// Record slices point into c.buf, which may have moved while
+			// growing: re-point them before handing the chunk over.
+			c.fixup()
+			if !send() {
+				return ctx.Err()
+			}
+			if r.nearDeadline(ctx) {
+				*stopped = true
+				return nil
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	c.fixup()
+	if len(c.raws) > 0 || sc.Offset() > sent { // trailing blank lines move the checkpoint too
+		send()
+	}
+	return ctx.Err()
+}
+
+// fixup re-points each record's bytes into the chunk's final buffer.
+func (c *chunk) fixup() {
+	off := 0
+	for i := range c.raws {
+		n := len(c.raws[i].Bytes)
+		c.raws[i].Bytes = c.buf[off : off+n : off+n]
+		off += n
+	}
+}
+
+func (r *run) nearDeadline(ctx context.Context) bool {
+	d, ok := ctx.Deadline()
+	return ok && time.Until(d) < r.w.opt.DeadlineMargin
+}
+
+// validate parses and validates every record of c (pool goroutine).
+func (r *run) validate(parser *record.Parser, c *chunk) {
+	c.products = make([]catalog.Product, 0, len(c.raws))
+	c.snaps = make([]snapshot, 0, len(c.raws))
+	for _, raw := range c.raws {
+		row := parser.Parse(raw)
+		err := row.Err
+		var p catalog.Product
+		if err == nil {
+			cols := r.header
+			if cols == nil {
+				cols = r.v.Names(row.Names)
+			}
+			p, err = r.v.Validate(cols, row.Values)
+		}
+		if err != nil {
+			c.failures = append(c.failures, r.failureRecord(row, err))
+			continue
+		}
+		p.BatchID = r.m.BatchID
+		p.Source = catalog.Position{SheetIndex: r.m.SheetIndex, Sheet: r.m.Sheet, Row: row.Num}
+		p.Offset, p.Length = row.Offset, row.Length
+		c.products = append(c.products, p)
+		c.snaps = append(c.snaps, snapshot{text: row.Text, cells: row.Cells})
+	}
+}
+
+func (r *run) failureRecord(row record.Row, err error) failure.Record {
+	rec := failure.Record{
+		BatchID: r.m.BatchID, Sheet: r.m.Sheet, Row: row.Num,
+		RawLine: row.Text, Cells: row.Cells, FieldMapping: r.mapping,
+		RuleVersion: r.m.RuleVersion, RetryCount: r.m.RetryCount,
+		FailureAt: r.w.now().UTC(), TraceID: r.m.TraceID, Shard: r.m.Shard,
+	}
+	if rec.FieldMapping == nil && row.Names != nil {
+		rec.FieldMapping = r.v.Names(row.Names).Mapping()
+	}
+	rec.FromError(err)
+	return rec
+}
+
+// commitAll commits chunks in file order. A non-empty Status in the result
+// means the shard stopped for a reason that is not an error.
+func (r *run) commitAll(ctx context.Context, ordered <-chan *chunk) (Result, error) {
+	for c := range ordered {
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			return Result{}, ctx.Err()
+		}
+		res, err := r.commit(ctx, c)
+		if err != nil || res.Status != "" || res.Abort != "" {
+			return res, err
+		}
+	}
+	return Result{}, nil
+}
+
+// commit makes one chunk durable: products, then failure records and the
+// checkpoint together (fenced by the lease's epoch).
+func (r *run) commit(ctx context.Context, c *chunk) (Result, error) {
+	fails := c.failures
+	imported := int64(0)
+	if len(c.products) > 0 {
+		outs, err := r.w.sink.Write(ctx, r.p.WriteMode(), c.products)
+		if err != nil {
+			return Result{}, fmt.Errorf("write products of shard %d rows %d-%d: %w", r.m.Shard, c.raws[0].Row, c.nextRow-1, err)
+		}
+		var displaced []failure.Record
+		for i, out := range outs {
+			p := c.products[i]
+			switch out.Result {
+			case catalog.Written:
+				imported++
+			case catalog.Duplicate:
+				fails = append(fails, r.businessFailure(p, c.snaps[i], failure.New(failure.DuplicateSKU, "sku",
+					"SKU %q is already imported from %s of this file (the lowest row wins)", p.SKU, out.Holder)))
+			case catalog.Exists:
+				fails = append(fails, r.businessFailure(p, c.snaps[i], failure.New(failure.SKUExists, "sku",
+					"SKU %q already exists in the catalog and the profile is create-only", p.SKU)))
+			}
+			for _, d := range displacedOf(out) {
+				rec, err := r.displacedFailure(ctx, p, d)
+				if err != nil {
+					return Result{}, err
+				}
+				displaced = append(displaced, rec)
+			}
+		}
+		if len(displaced) > 0 {
+			if err := r.w.store.PutFailures(ctx, displaced); err != nil {
+				return Result{}, fmt.Errorf("record displaced duplicates: %w", err)
+			}
+		}
+	}
+	cp := state.Checkpoint{NextOffset: c.end, NextRow: c.nextRow, Counts: r.cp.Counts.Add(state.Counts{
+		Total: int64(len(c.raws)), Imported: imported, Failed: int64(len(c.raws)) - imported,
+	})}
+	batch, err := r.w.store.Checkpoint(ctx, r.lease, cp, fails, r.w.now().Add(r.w.opt.LeaseTTL))
+	switch {
+	case errors.Is(err, state.ErrFenced):
+		return Result{Status: Fenced, Counts: r.cp.Counts}, nil
+	case errors.Is(err, state.ErrBatchFinished):
+		return Result{Status: BatchFinished, Counts: r.cp.Counts}, nil
+	case err != nil:
+		return Result{}, fmt.Errorf("checkpoint shard %d at row %d: %w", r.m.Shard, c.nextRow, err)
+	}
+	r.cp = cp
+	if ratio := r.p.MaxErrorRatio(); ratio > 0 && batch.Done() >= minSample && float64(batch.Failed) > ratio*float64(batch.Done()) {
+		return Result{Counts: cp.Counts, Abort: fmt.Sprintf("%d of %d rows failed (%.1f%%), over the profile's max_error_ratio %.1f%%",
+			batch.Failed, batch.Done(), 100*float64(batch.Failed)/float64(batch.Done()), 100*ratio)}, nil
+	}
+	return Result{}, nil
+}
+
+// minSample is how many rows must have an outcome before max_error_ratio is
+// applied, so that one bad row at the start does not abort a batch.
+const minSample = 100
+
+func (r *run) businessFailure(p catalog.Product, s snapshot, err error) failure.Record {
+	rec := failure.Record{
+		BatchID: r.m.BatchID, Sheet: r.m.Sheet, Row: p.Source.Row,
+		RawLine: s.text, Cells: s.cells, FieldMapping: r.mapping,
+		RuleVersion: r.m.RuleVersion, RetryCount: r.m.RetryCount,
+		FailureAt: r.w.now().UTC(), TraceID: r.m.TraceID, Shard: r.m.Shard,
+	}
+	rec.FromError(err)
+	return rec
+}
+
+// displacedFailure builds the DuplicateSKU record of a row that p displaced
+// (a later row of this batch that another shard had written first). The row's
+// bytes are read back from the source, so the record is as complete as any.
+func (r *run) displacedFailure(ctx context.Context, p catalog.Product, d catalog.Product) (failure.Record, error) {
+	rec := failure.Record{
+		BatchID: r.m.BatchID, Sheet: d.Source.Sheet, Row: d.Source.Row, FieldMapping: r.mapping,
+		RuleVersion: r.m.RuleVersion, RetryCount: r.m.RetryCount,
+		FailureAt: r.w.now().UTC(), TraceID: r.m.TraceID, Shard: -1,
+	}
+	if rec.Sheet == "" {
+		rec.Sheet = failure.NoSheet
+	}
+	rec.FromError(failure.New(failure.DuplicateSKU, "sku", "SKU %q is also on %s of this file (the lowest row wins)", d.SKU, p.Source))
+	if r.shards == nil {
+		s, err := r.w.store.ListShards(ctx, r.m.BatchID)
+		if err != nil {
+			return rec, fmt.Errorf("list shards of %s: %w", r.m.BatchID, err)
+		}
+		r.shards = s
+	}
+	for _, s := range r.shards {
+		if s.SheetIndex == d.Source.SheetIndex && s.FirstRow <= d.Source.Row {
+			rec.Shard = s.Index
+		}
+	}
+	info := object.Info{URI: r.m.Source.URI, Size: r.m.Source.Size, ETag: r.m.Source.ETag, Version: r.m.Source.Version}
+	body, err := r.w.src.Open(ctx, info, d.Offset, d.Offset+d.Length)
+	if err != nil {
+		return rec, fmt.Errorf("read displaced %s: %w", d.Source, err)
+	}
+	defer body.Close()
+	sc := record.NewScanner(body, r.dialect, d.Offset, d.Source.Row, r.w.opt.MaxRecord)
+	if sc.Next() {
+		row := record.NewParser(r.dialect, r.m.Layout.Header).Parse(sc.Raw())
+		rec.RawLine, rec.Cells = row.Text, row.Cells
+	}
+	if err := sc.Err(); err != nil {
+		return rec, fmt.Errorf("read displaced %s: %w", d.Source, err)
+	}
+	return rec, nil
+}
+
+// displacedOf lists the rows an outcome reports as displaced.
+func displacedOf(out catalog.Outcome) []catalog.Product {
+	if out.Displaced == nil {
+		return nil
+	}
+	return []catalog.Product{*out.Displaced}
+}

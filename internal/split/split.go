@@ -1,0 +1,280 @@
+// Package split plans an import: it reads the source once, streaming, detects
+// the format and encoding, checks the header against the profile, and cuts
+// the file into shards at record boundaries (byte ranges of the original
+// object, so workers can range-read them). It then registers the batch and
+// its shards idempotently and sends one manifest per unfinished shard.
+//
+// It keeps invariant 1 (one upload, one batch: the batch is created with a
+// conditional write, and a retried split finds it and only re-sends
+// manifests) and invariant 9 for memory: planning holds one record at a time,
+// whatever the file's size.
+package split
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/crc32"
+	"io"
+	"time"
+
+	"github.com/catalog-import/catalog-import/internal/failure"
+	"github.com/catalog-import/catalog-import/internal/object"
+	"github.com/catalog-import/catalog-import/internal/profile"
+	"github.com/catalog-import/catalog-import/internal/queue"
+	"github.com/catalog-import/catalog-import/internal/record"
+	"github.com/catalog-import/catalog-import/internal/state"
+)
+
+// Options sets the shard size. A shard is cut at the first record boundary
+// after either target is reached.
+type Options struct {
+	ShardRows  int64 // target rows per shard (default 50,000)
+	ShardBytes int64 // target bytes per shard (default 16 MiB, the ranged-GET sweet spot)
+	MaxRecord  int   // largest record read whole (default 1 MiB); larger ones fail RowTooLarge
+	// HashContent computes the SHA-256 of the whole object while planning
+	// (the embedded runner derives the batch id from it).
+	HashContent bool
+}
+
+// Defaults returns o with zero fields set to their defaults.
+func (o Options) Defaults() Options {
+	if o.ShardRows <= 0 {
+		o.ShardRows = 50_000
+	}
+	if o.ShardBytes <= 0 {
+		o.ShardBytes = 16 << 20
+	}
+	if o.MaxRecord <= 0 {
+		o.MaxRecord = 1 << 20
+	}
+	return o
+}
+
+// Plan is the result of reading a source once.
+type Plan struct {
+	Info     object.Info
+	Dialect  record.Dialect
+	Layout   state.Layout
+	Shards   []state.Shard // BatchID unset; Index from 0
+	Rows     int64         // data rows (blank lines excluded)
+	Content  string        // hex SHA-256 of the object, when Options.HashContent
+	Rejected error         // a file-level problem (*failure.ImportError): no shard may run
+}
+
+// Checksum returns the shard checksum of a run of records: CRC-32C over each
+// record's bytes followed by a newline. Workers that read a shard from its
+// start compute the same value to detect a source that changed.
+type Checksum struct{ h hash.Hash32 }
+
+// NewChecksum returns an empty checksum.
+func NewChecksum() *Checksum { return &Checksum{h: crc32.New(crc32.MakeTable(crc32.Castagnoli))} }
+
+// Add adds one record.
+func (c *Checksum) Add(rec []byte) {
+	c.h.Write(rec)
+	c.h.Write(newline)
+}
+
+// String returns the checksum as "crc32c:xxxxxxxx".
+func (c *Checksum) String() string { return fmt.Sprintf("crc32c:%08x", c.h.Sum32()) }
+
+var newline = []byte{'\n'}
+
+// PlanSource reads the object once (two ranged reads: the first SniffSize
+// bytes for detection and the header, then the data stream) and plans shards.
+// File-level problems (empty, binary, header missing required columns) are
+// returned in Plan.Rejected with a nil error; the error is for I/O failures.
+func PlanSource(ctx context.Context, src object.Source, info object.Info, v *profile.Validator, opts Options) (Plan, error) {
+	opts = opts.Defaults()
+	p := Plan{Info: info}
+	prefix, err := readPrefix(ctx, src, info)
+	if err != nil {
+		return p, err
+	}
+	d, err := record.Detect(info.URI, prefix)
+	if err != nil {
+		p.Rejected = err
+		return p, nil
+	}
+	p.Dialect = d
+	p.Layout = state.Layout{Format: string(d.Format), Encoding: string(d.Encoding), Delimiter: string(d.Delimiter)}
+
+	header, dataStart, firstRow, err := record.Header(bytes.NewReader(prefix), d, min(opts.MaxRecord, len(prefix)))
+	if err != nil {
+		p.Rejected = err
+		return p, nil
+	}
+	if d.Format != record.JSONL {
+		if len(header) == 0 {
+			p.Rejected = failure.New(failure.SchemaMismatch, "", "file has no header row")
+			return p, nil
+		}
+		if _, err := v.Header(header); err != nil {
+			p.Rejected = err
+			return p, nil
+		}
+	}
+	p.Layout.Header, p.Layout.DataStart = header, dataStart
+
+	var sum hash.Hash
+	if opts.HashContent {
+		sum = sha256.New()
+		sum.Write(prefix[:min(int64(len(prefix)), dataStart)])
+	}
+	rc, err := src.Open(ctx, info, dataStart, -1)
+	if err != nil {
+		return p, fmt.Errorf("open %s: %w", info.URI, err)
+	}
+	defer rc.Close()
+	var r io.Reader = rc
+	if sum != nil {
+		r = io.TeeReader(rc, sum)
+	}
+	if err := p.cut(ctx, r, d, dataStart, firstRow, opts); err != nil {
+		return p, fmt.Errorf("scan %s: %w", info.URI, err)
+	}
+	if sum != nil {
+		p.Content = hex.EncodeToString(sum.Sum(nil))
+	}
+	return p, nil
+}
+
+// cut scans records and closes a shard whenever a target is reached.
+func (p *Plan) cut(ctx context.Context, r io.Reader, d record.Dialect, offset, row int64, opts Options) error {
+	sc := record.NewScanner(r, d, offset, row, opts.MaxRecord)
+	cur := state.Shard{Sheet: failure.NoSheet, Start: offset, FirstRow: row, Status: state.ShardPending}
+	sum := NewChecksum()
+	flush := func(end, nextRow int64) {
+		if cur.Rows == 0 {
+			return
+		}
+		cur.Index, cur.End, cur.Checksum = len(p.Shards), end, sum.String()
+		cur.Checkpoint = state.Checkpoint{NextOffset: cur.Start, NextRow: cur.FirstRow}
+		p.Shards = append(p.Shards, cur)
+		p.Rows += cur.Rows
+		cur = state.Shard{Sheet: failure.NoSheet, Start: end, FirstRow: nextRow, Status: state.ShardPending}
+		sum = NewChecksum()
+	}
+	for n := 0; sc.Next(); n++ {
+		if n&4095 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		raw := sc.Raw()
+		if raw.Blank {
+			if cur.Rows == 0 { // leading blank lines belong to no shard
+				cur.Start, cur.FirstRow = raw.End, raw.Row+1
+			}
+			continue
+		}
+		cur.Rows++
+		sum.Add(raw.Bytes)
+		if cur.Rows >= opts.ShardRows || raw.End-cur.Start >= opts.ShardBytes {
+			flush(raw.End, raw.Row+1)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	flush(sc.Offset(), sc.Row())
+	return nil
+}
+
+func readPrefix(ctx context.Context, src object.Source, info object.Info) ([]byte, error) {
+	n := min(info.Size, record.SniffSize)
+	rc, err := src.Open(ctx, info, 0, n)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", info.URI, err)
+	}
+	defer rc.Close()
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(rc, buf); err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil, fmt.Errorf("read %s: %w", info.URI, err)
+	}
+	return buf, nil
+}
+
+// Registry is the part of the state store the splitter uses.
+type Registry interface {
+	CreateBatch(ctx context.Context, b state.Batch, shards []state.Shard) (state.Batch, bool, error)
+	ListShards(ctx context.Context, batchID string) ([]state.Shard, error)
+}
+
+// Request is one split: a planned source becomes a batch with shards.
+type Request struct {
+	BatchID string
+	Plan    Plan
+	Profile *profile.Profile
+	TraceID string
+	Now     time.Time
+}
+
+// Outcome says what Register did.
+type Outcome struct {
+	Batch   state.Batch
+	Created bool // false: the batch existed (a duplicate event, a retried split or a rerun)
+	Sent    int  // manifests sent
+}
+
+// Register creates the batch and its shards (or finds them) and sends a
+// manifest for every shard that is not finished. A rejected plan creates a
+// REJECTED batch with no shards, so the rejection is visible in status.
+func Register(ctx context.Context, reg Registry, q queue.Queue, req Request) (Outcome, error) {
+	p := req.Plan
+	b := state.Batch{
+		ID: req.BatchID, Status: state.BatchRunning,
+		Source:  state.Source{URI: p.Info.URI, Size: p.Info.Size, ETag: p.Info.ETag, Version: p.Info.Version, ModTime: p.Info.ModTime},
+		Layout:  p.Layout,
+		Profile: req.Profile.Canonical(), RuleVersion: req.Profile.RuleVersion(),
+		Shards: len(p.Shards), Counts: state.Counts{Total: p.Rows},
+		TraceID: req.TraceID, CreatedAt: req.Now, UpdatedAt: req.Now,
+	}
+	shards := make([]state.Shard, len(p.Shards))
+	for i, s := range p.Shards {
+		s.BatchID, s.UpdatedAt = req.BatchID, req.Now
+		shards[i] = s
+	}
+	if p.Rejected != nil {
+		b.Status, b.Message, b.FinishedAt, b.Shards, shards = state.BatchRejected, p.Rejected.Error(), req.Now, 0, nil
+	} else if len(shards) == 0 {
+		b.Status, b.Message, b.FinishedAt = state.BatchCompleted, "the file has a header but no data rows", req.Now
+	}
+	stored, created, err := reg.CreateBatch(ctx, b, shards)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("register batch %s: %w", req.BatchID, err)
+	}
+	out := Outcome{Batch: stored, Created: created}
+	if stored.Status.Finished() {
+		return out, nil
+	}
+	if !created { // resume: only what is left
+		if shards, err = reg.ListShards(ctx, stored.ID); err != nil {
+			return out, fmt.Errorf("list shards of %s: %w", stored.ID, err)
+		}
+	}
+	var ms []queue.Manifest
+	for _, s := range shards {
+		if !s.Status.Finished() {
+			ms = append(ms, Manifest(stored, s, req.TraceID))
+		}
+	}
+	if err := q.Send(ctx, 0, ms...); err != nil {
+		return out, fmt.Errorf("send %d manifests of %s: %w", len(ms), stored.ID, err)
+	}
+	out.Sent = len(ms)
+	return out, nil
+}
+
+// Manifest builds the queue manifest of one shard.
+func Manifest(b state.Batch, s state.Shard, traceID string) queue.Manifest {
+	return queue.Manifest{
+		Version: queue.ManifestVersion, BatchID: b.ID, Shard: s.Index,
+		Source: b.Source, Layout: b.Layout, RuleVersion: b.RuleVersion,
+		Sheet: s.Sheet, SheetIndex: s.SheetIndex,
+		Start: s.Start, End: s.End, FirstRow: s.FirstRow, Rows: s.Rows, TraceID: traceID,
+	}
+}
