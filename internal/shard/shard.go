@@ -275,7 +275,7 @@ func (r *run) process(ctx context.Context) (Result, error) {
 	rctx, stopReading := context.WithCancel(ctx)
 	defer stopReading()
 	from := r.cp // the reader's own copy: the committer moves r.cp
-	go func() { // reader: cut the range into chunks, in file order
+	go func() {  // reader: cut the range into chunks, in file order
 		defer close(ordered)
 		defer close(work)
 		if body == nil {
