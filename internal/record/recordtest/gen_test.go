@@ -1,0 +1,137 @@
+package recordtest
+
+import (
+	"bytes"
+	"encoding/csv"
+	"strings"
+	"testing"
+)
+
+func gen(t *testing.T, rows int, seed int64, faults bool) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := WriteProductCSV(&b, rows, seed, faults); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func TestDeterministic(t *testing.T) {
+	t.Parallel()
+	if !bytes.Equal(gen(t, 500, 3, true), gen(t, 500, 3, true)) {
+		t.Fatal("same seed, different output")
+	}
+	if bytes.Equal(gen(t, 500, 3, false), gen(t, 500, 4, false)) {
+		t.Fatal("different seeds, same output")
+	}
+}
+
+func TestRowsAndFaults(t *testing.T) {
+	t.Parallel()
+	const n = 2000
+	for _, faults := range []bool{false, true} {
+		data := gen(t, n, 11, faults)
+		r := csv.NewReader(bytes.NewReader(data))
+		recs, err := r.ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) != n+1 || strings.Join(recs[0], ",") != Header {
+			t.Fatalf("%d records, header %q", len(recs), recs[0])
+		}
+		col := map[string]int{}
+		for i, h := range recs[0] {
+			col[h] = i
+		}
+		quoted, multiline, bad := 0, 0, 0
+		for i, rec := range recs[1:] {
+			row := int64(i) + 2
+			if len(rec) != 10 {
+				t.Fatalf("row %d has %d cells", row, len(rec))
+			}
+			if strings.Contains(rec[col["description"]], "\n") {
+				multiline++
+			}
+			if strings.Contains(rec[col["description"]], `"`) {
+				quoted++
+			}
+			f := FaultOf(row)
+			if !faults {
+				f = ""
+			}
+			if f != "" {
+				bad++
+			}
+			field, _ := Expected(f)
+			v := ""
+			if field != "" {
+				v = rec[col[field]]
+			}
+			switch f {
+			case "":
+				if rec[col["sku"]] != SKU(row) || rec[col["name"]] == "" || rec[col["price"]] == "" || rec[col["status"]] == "deleted" {
+					t.Fatalf("row %d should be valid: %q", row, rec)
+				}
+			case FaultMissingPrice:
+				ok(t, row, f, v == "")
+			case FaultPriceNotNumber:
+				ok(t, row, f, v == "abc")
+			case FaultPriceDecimals:
+				ok(t, row, f, v == "12.345")
+			case FaultNegativeStock:
+				ok(t, row, f, v == "-5")
+			case FaultBadCurrency:
+				ok(t, row, f, v == "RMB")
+			case FaultBadStatus:
+				ok(t, row, f, v == "deleted")
+			case FaultDuplicateSKU:
+				ok(t, row, f, v == SKU(row-1) && FaultOf(row-1) == "")
+			case FaultBadURL:
+				ok(t, row, f, !strings.HasPrefix(v, "http"))
+			case FaultEmptyName:
+				ok(t, row, f, v == "")
+			default:
+				t.Fatalf("row %d: unknown fault %q", row, f)
+			}
+		}
+		if frac := float64(multiline) / n; frac < 0.3 || frac > 0.5 {
+			t.Errorf("%.0f%% multi-line descriptions", 100*frac)
+		}
+		if quoted != multiline {
+			t.Errorf("%d quoted, %d multi-line", quoted, multiline)
+		}
+		if want := 0; !faults && bad != want || faults && (bad < n/25 || bad > n/15) {
+			t.Errorf("faults=%v: %d faulty rows", faults, bad)
+		}
+	}
+}
+
+func ok(t *testing.T, row int64, fault string, cond bool) {
+	t.Helper()
+	if !cond {
+		t.Fatalf("row %d: fault %s not present", row, fault)
+	}
+}
+
+func TestFaultOf(t *testing.T) {
+	t.Parallel()
+	seen := map[string]bool{}
+	for row := int64(-5); row < 400; row++ {
+		f := FaultOf(row)
+		if f != "" {
+			seen[f] = true
+			if row%FaultEvery != FaultPhase || FaultOf(row-1) != "" {
+				t.Fatalf("row %d: %s", row, f)
+			}
+			if field, reason := Expected(f); field == "" || !reason.Known() {
+				t.Fatalf("fault %s: %q %q", f, field, reason)
+			}
+		}
+	}
+	if len(seen) != len(Faults) {
+		t.Fatalf("faults seen: %v", seen)
+	}
+	if FaultOf(1) != "" || FaultOf(7) == "" {
+		t.Fatal("first faulty row should be row 7")
+	}
+}
