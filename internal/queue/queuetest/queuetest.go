@@ -304,7 +304,7 @@ func testConcurrentReceivers(t *testing.T, q queue.Queue, cfg Config) {
 				if err != nil {
 					if ctx.Err() == nil {
 						errsMu.Lock()
-						errs = append(errs, fmt.Errorf("Receive: %w", err))
+						errs = append(errs, fmt.Errorf("receive: %w", err))
 						errsMu.Unlock()
 					}
 					return
@@ -322,7 +322,7 @@ func testConcurrentReceivers(t *testing.T, q queue.Queue, cfg Config) {
 					mu.Unlock()
 					if err := q.Ack(t.Context(), m); err != nil {
 						errsMu.Lock()
-						errs = append(errs, fmt.Errorf("Ack shard %d: %w", m.Manifest.Shard, err))
+						errs = append(errs, fmt.Errorf("ack shard %d: %w", m.Manifest.Shard, err))
 						errsMu.Unlock()
 					}
 				}
