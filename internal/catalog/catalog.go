@@ -88,9 +88,14 @@ type Outcome struct {
 	Result Result
 	// Holder is the position that holds the SKU when Result is Duplicate.
 	Holder Position
-	// Displaced is set when Written replaced a later row of the same batch:
-	// that row is now a DuplicateSKU failure, and the caller must record it.
-	Displaced *Product
+	// Displaced lists, when Result is Written, every later row of the same
+	// batch that this SKU's product has displaced so far (a later row written
+	// first by another shard). Each is now a DuplicateSKU failure the caller
+	// must record (idempotently: the same rows are reported again by every
+	// Write that stores the SKU for this batch, replays included, so a crash
+	// between the Write and the recording loses nothing). Entries carry SKU,
+	// BatchID, Source, Offset and Length; other fields may be empty.
+	Displaced []Product
 }
 
 // Sink stores products. Implementations must be safe for concurrent use.
@@ -100,8 +105,10 @@ type Outcome struct {
 //   - no h, or h from another batch (upsert): store p, Written;
 //   - h from another batch (create-only): Exists, nothing stored;
 //   - h from p's batch with a lower position: Duplicate (Holder = h's position);
-//   - h from p's batch at the same position: store p again, Written (replay);
-//   - h from p's batch with a higher position: store p, Written, Displaced = h.
+//   - h from p's batch at the same position: store p again, Written (replay),
+//     Displaced = what h had displaced;
+//   - h from p's batch with a higher position: store p, Written, Displaced =
+//     what h had displaced, and h.
 //
 // The decision and the write are atomic per SKU: concurrent writers of one SKU
 // end with the lowest position stored, whatever order they ran in.

@@ -27,7 +27,7 @@ type Store interface {
 	ListShards(ctx context.Context, batchID string) ([]state.Shard, error)
 	CountFailures(ctx context.Context, batchID string) (map[int]int64, error)
 	Failures(ctx context.Context, batchID string, f state.FailureFilter) ([]failure.Record, error)
-	FinishBatch(ctx context.Context, id string, status state.BatchStatus, counts state.Counts, message, report string, now time.Time) (state.Batch, error)
+	FinishBatch(ctx context.Context, id string, f state.Final, now time.Time) (state.Batch, error)
 }
 
 // Products counts the products a batch wrote (catalog.Reader).
@@ -126,7 +126,7 @@ func Finalize(ctx context.Context, d Deps, id, abort string) (Summary, error) {
 	if d.Now != nil {
 		now = d.Now
 	}
-	fb, err := d.Store.FinishBatch(ctx, id, status, total, msg, report, now())
+	fb, err := d.Store.FinishBatch(ctx, id, state.Final{Status: status, Counts: total, ByReason: byReason, Message: msg, Report: report}, now())
 	if err != nil {
 		return Summary{}, fmt.Errorf("finish batch %s: %w", id, err)
 	}

@@ -479,7 +479,7 @@ func (r *run) commit(ctx context.Context, c *chunk) (Result, error) {
 				fails = append(fails, r.businessFailure(p, c.snaps[i], failure.New(failure.SKUExists, "sku",
 					"SKU %q already exists in the catalog and the profile is create-only", p.SKU)))
 			}
-			for _, d := range displacedOf(out) {
+			for _, d := range out.Displaced {
 				rec, err := r.displacedFailure(ctx, p, d)
 				if err != nil {
 					return Result{}, err
@@ -568,12 +568,4 @@ func (r *run) displacedFailure(ctx context.Context, p catalog.Product, d catalog
 		return rec, fmt.Errorf("read displaced %s: %w", d.Source, err)
 	}
 	return rec, nil
-}
-
-// displacedOf lists the rows an outcome reports as displaced.
-func displacedOf(out catalog.Outcome) []catalog.Product {
-	if out.Displaced == nil {
-		return nil
-	}
-	return []catalog.Product{*out.Displaced}
 }

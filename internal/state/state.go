@@ -133,6 +133,15 @@ type Shard struct {
 	UpdatedAt  time.Time   `json:"updated_at"`
 }
 
+// Final is the outcome finalization gives a batch.
+type Final struct {
+	Status   BatchStatus
+	Counts   Counts                   // reconciled against the stored records
+	ByReason map[failure.Reason]int64 // failure records per reason
+	Message  string
+	Report   string // where the error report is
+}
+
 // Lease is the right to move one shard forward. Every shard write carries it;
 // the store refuses writes whose Epoch is not the shard's current epoch.
 type Lease struct {
@@ -193,9 +202,13 @@ type Store interface {
 	// Checkpoint makes failures durable, then moves the shard's checkpoint to
 	// cp and extends the lease to until — only if lease.Epoch is current
 	// (ErrFenced otherwise) and cp is not behind the stored checkpoint. The
-	// batch's progress counters grow by cp.Counts minus the previous
-	// checkpoint's counts, in the same atomic step. It returns the batch's
-	// progress counters after the update. Failure records are upserted by key.
+	// batch's Imported, Failed and Skipped counters grow by cp.Counts minus
+	// the previous checkpoint's counts, in the same atomic step (its Total is
+	// the split's row count and does not move). It returns the batch's
+	// counters after the update. Failure records are upserted by key. A
+	// checkpoint behind the stored one changes nothing (not an error); a
+	// finished batch fails with ErrBatchFinished, so workers of an aborted
+	// batch stop at their next checkpoint.
 	Checkpoint(ctx context.Context, lease Lease, cp Checkpoint, failures []failure.Record, until time.Time) (Counts, error)
 	// FinishShard sets a shard that lease still owns to status (DONE, SKIPPED or
 	// ESCALATED) with a final checkpoint and message, and counts it in the
@@ -207,11 +220,10 @@ type Store interface {
 	// previous holders are dead).
 	ReleaseLeases(ctx context.Context, batchID string) error
 
-	// FinishBatch sets a RUNNING batch's final status, reconciled counts,
-	// message and report location. It fails with ErrBatchFinished if the batch
-	// is already finished with another status (finishing twice the same way is
-	// a no-op).
-	FinishBatch(ctx context.Context, id string, status BatchStatus, counts Counts, message, report string, now time.Time) (Batch, error)
+	// FinishBatch sets a RUNNING batch's final outcome. It fails with
+	// ErrBatchFinished if the batch is already finished with another status
+	// (finishing twice the same way is a no-op).
+	FinishBatch(ctx context.Context, id string, f Final, now time.Time) (Batch, error)
 
 	// Failures returns failure records in (sheet, row) order.
 	Failures(ctx context.Context, batchID string, f FailureFilter) ([]failure.Record, error)

@@ -152,7 +152,15 @@ func fixture(n int, created time.Time) (state.Batch, []state.Shard) {
 			UpdatedAt:  created,
 		}
 	}
+	b.Counts = state.Counts{Total: int64(10 * n)} // the split's row count
 	return b, shards
+}
+
+// progress is what a batch's counters should say after checkpoints that add
+// up to c: the outcomes move, the split's Total does not.
+func progress(b state.Batch, c state.Counts) state.Counts {
+	c.Total = b.Counts.Total
+	return c
 }
 
 // create stores a fresh fixture and returns it as given.
@@ -486,7 +494,7 @@ func testClaimFinishedShard(t *testing.T, s state.Store) {
 
 func testClaimFinishedBatch(t *testing.T, s state.Store) {
 	b, _ := create(t, s, 2)
-	_, err := s.FinishBatch(t.Context(), b.ID, state.BatchAborted, state.Counts{Total: 20, Skipped: 20}, "max_error_ratio exceeded", "", t0)
+	_, err := s.FinishBatch(t.Context(), b.ID, state.Final{Status: state.BatchAborted, Counts: state.Counts{Total: 20, Skipped: 20}, Message: "max_error_ratio exceeded"}, t0)
 	must(t, err, "FinishBatch")
 	_, _, err = s.Claim(t.Context(), b.ID, 1, "worker-a", time.Minute, t0)
 	wantErr(t, err, state.ErrBatchFinished, "Claim in a finished batch")
@@ -551,22 +559,22 @@ func testCheckpointDelta(t *testing.T, s state.Store) {
 	cp1 := cpAt(shards[0], 4, state.Counts{Total: 4, Imported: 3, Failed: 1})
 	got, err := s.Checkpoint(ctx, l, cp1, nil, t0.Add(time.Minute))
 	must(t, err, "Checkpoint 1")
-	diff(t, "counters after checkpoint 1", cp1.Counts, got)
+	diff(t, "counters after checkpoint 1", progress(b, cp1.Counts), got)
 	got, err = s.Checkpoint(ctx, l, cp1, nil, t0.Add(time.Minute))
 	must(t, err, "Checkpoint 1 retried")
-	diff(t, "counters after checkpoint 1 retried (no double count)", cp1.Counts, got)
+	diff(t, "counters after checkpoint 1 retried (no double count)", progress(b, cp1.Counts), got)
 	cp2 := cpAt(shards[0], 10, state.Counts{Total: 10, Imported: 6, Failed: 3, Skipped: 1})
 	got, err = s.Checkpoint(ctx, l, cp2, nil, t0.Add(time.Minute))
 	must(t, err, "Checkpoint 2")
-	diff(t, "counters after checkpoint 2", cp2.Counts, got)
-	diff(t, "batch counters", cp2.Counts, getBatch(t, s, b.ID).Counts)
+	diff(t, "counters after checkpoint 2", progress(b, cp2.Counts), got)
+	diff(t, "batch counters", progress(b, cp2.Counts), getBatch(t, s, b.ID).Counts)
 	diff(t, "shard checkpoint", cp2, getShard(t, s, b.ID, 0).Checkpoint)
 
 	l1, _ := claim(t, s, b.ID, 1, "worker-b", time.Minute, t0)
 	cp3 := cpAt(shards[1], 2, state.Counts{Total: 2, Imported: 2})
 	got, err = s.Checkpoint(ctx, l1, cp3, nil, t0.Add(time.Minute))
 	must(t, err, "Checkpoint of shard 1")
-	diff(t, "counters of two shards", cp2.Counts.Add(cp3.Counts), got)
+	diff(t, "counters of two shards", progress(b, cp2.Counts.Add(cp3.Counts)), got)
 }
 
 func testCheckpointConcurrent(t *testing.T, s state.Store) {
@@ -591,7 +599,7 @@ func testCheckpointConcurrent(t *testing.T, s state.Store) {
 		})
 	}
 	wg.Wait()
-	want := state.Counts{Total: n * steps, Imported: n * (steps - steps/3), Failed: n * (steps / 3)}
+	want := progress(b, state.Counts{Imported: n * (steps - steps/3), Failed: n * (steps / 3)})
 	diff(t, "batch counters after concurrent checkpoints", want, getBatch(t, s, b.ID).Counts)
 	counts, err := s.CountFailures(t.Context(), b.ID)
 	must(t, err, "CountFailures")
@@ -615,9 +623,9 @@ func testCheckpointBackwards(t *testing.T, s state.Store) {
 	older := cpAt(shards[0], 3, state.Counts{Total: 3, Imported: 3})
 	got, err := s.Checkpoint(ctx, l, older, []failure.Record{rec(b.ID, "-", 2, failure.MissingField, 0)}, t0.Add(time.Minute))
 	must(t, err, "Checkpoint behind")
-	diff(t, "counters returned by a checkpoint behind", ahead.Counts, got)
+	diff(t, "counters returned by a checkpoint behind", progress(b, ahead.Counts), got)
 	diff(t, "stored checkpoint", ahead, getShard(t, s, b.ID, 0).Checkpoint)
-	diff(t, "batch counters", ahead.Counts, getBatch(t, s, b.ID).Counts)
+	diff(t, "batch counters", progress(b, ahead.Counts), getBatch(t, s, b.ID).Counts)
 	recs, err := s.Failures(ctx, b.ID, state.FailureFilter{})
 	must(t, err, "Failures")
 	if len(recs) != 1 {
@@ -626,7 +634,7 @@ func testCheckpointBackwards(t *testing.T, s state.Store) {
 	// Nor does a final checkpoint behind move it back.
 	bt, err := s.FinishShard(ctx, l, state.ShardDone, older, "")
 	must(t, err, "FinishShard behind")
-	diff(t, "batch counters after FinishShard behind", ahead.Counts, bt.Counts)
+	diff(t, "batch counters after FinishShard behind", progress(b, ahead.Counts), bt.Counts)
 	diff(t, "stored checkpoint after FinishShard behind", ahead, getShard(t, s, b.ID, 0).Checkpoint)
 }
 
@@ -665,7 +673,7 @@ func testCheckpointFailures(t *testing.T, s state.Store) {
 	recs, err = s.Failures(ctx, b.ID, state.FailureFilter{})
 	must(t, err, "Failures")
 	diff(t, "failure records after one key twice", []failure.Record{r5b, r7b}, recs)
-	diff(t, "batch counters", cp.Counts, getBatch(t, s, b.ID).Counts)
+	diff(t, "batch counters", progress(b, cp.Counts), getBatch(t, s, b.ID).Counts)
 }
 
 // testCheckpointFinished (decision): Checkpoint on a finished shard is
@@ -682,7 +690,7 @@ func testCheckpointFinished(t *testing.T, s state.Store) {
 	_, err = s.Checkpoint(ctx, l0, cp, nil, t0.Add(time.Minute))
 	wantErr(t, err, state.ErrShardFinished, "Checkpoint of a finished shard")
 
-	_, err = s.FinishBatch(ctx, b.ID, state.BatchAborted, state.Counts{Total: 20, Imported: 10, Skipped: 10}, "aborted", "", t0)
+	_, err = s.FinishBatch(ctx, b.ID, state.Final{Status: state.BatchAborted, Counts: state.Counts{Total: 20, Imported: 10, Skipped: 10}, Message: "aborted"}, t0)
 	must(t, err, "FinishBatch")
 	before := getBatch(t, s, b.ID)
 	_, err = s.Checkpoint(ctx, l1, cpAt(shards[1], 3, state.Counts{Total: 3, Imported: 3}), nil, t0.Add(time.Minute))
@@ -705,13 +713,13 @@ func testFinishShard(t *testing.T, s state.Store) {
 	if got.ID != b.ID || got.ShardsDone != 1 || got.Shards != 2 {
 		t.Errorf("FinishShard 0 returned ShardsDone %d of %d (batch %q), want 1 of 2", got.ShardsDone, got.Shards, got.ID)
 	}
-	diff(t, "counters after FinishShard (final checkpoint's delta added)", final0.Counts, got.Counts)
+	diff(t, "counters after FinishShard (final checkpoint's delta added)", progress(b, final0.Counts), got.Counts)
 	got, err = s.FinishShard(ctx, l0, state.ShardDone, final0, "done")
 	must(t, err, "FinishShard 0 again")
 	if got.ShardsDone != 1 {
 		t.Errorf("FinishShard twice: ShardsDone = %d, want 1", got.ShardsDone)
 	}
-	diff(t, "counters after FinishShard twice", final0.Counts, got.Counts)
+	diff(t, "counters after FinishShard twice", progress(b, final0.Counts), got.Counts)
 	_, err = s.FinishShard(ctx, l0, state.ShardSkipped, final0, "")
 	wantErr(t, err, state.ErrShardFinished, "FinishShard of a DONE shard as SKIPPED")
 
@@ -727,7 +735,7 @@ func testFinishShard(t *testing.T, s state.Store) {
 	if got.ShardsDone != got.Shards {
 		t.Errorf("after the last shard: ShardsDone %d, Shards %d; want equal", got.ShardsDone, got.Shards)
 	}
-	diff(t, "counters after both shards", final0.Counts.Add(final1.Counts), got.Counts)
+	diff(t, "counters after both shards", progress(b, final0.Counts.Add(final1.Counts)), got.Counts)
 	diff(t, "GetBatch after both shards", got, getBatch(t, s, b.ID))
 }
 
@@ -750,7 +758,7 @@ func testFinishShardEscalated(t *testing.T, s state.Store) {
 	if got.ShardsDone != 1 {
 		t.Errorf("ShardsDone = %d after the redriven shard is done, want 1", got.ShardsDone)
 	}
-	diff(t, "counters", state.Counts{Total: 10, Imported: 10}, got.Counts)
+	diff(t, "counters", progress(b, state.Counts{Imported: 10}), got.Counts)
 }
 
 func testFinishShardFenced(t *testing.T, s state.Store) {
@@ -759,7 +767,7 @@ func testFinishShardFenced(t *testing.T, s state.Store) {
 	claim(t, s, b.ID, 0, "worker-b", time.Minute, t0.Add(2*time.Minute))
 	_, err := s.FinishShard(t.Context(), la, state.ShardDone, cpAt(shards[0], 10, state.Counts{Total: 10, Imported: 10}), "")
 	wantErr(t, err, state.ErrFenced, "FinishShard with a stale lease")
-	if got := getBatch(t, s, b.ID); got.ShardsDone != 0 || got.Counts != (state.Counts{}) {
+	if got := getBatch(t, s, b.ID); got.ShardsDone != 0 || got.Counts != b.Counts {
 		t.Errorf("fenced FinishShard changed the batch: %+v", got)
 	}
 	_, err = s.FinishShard(t.Context(), state.Lease{BatchID: b.ID, Shard: 0}, state.ShardDone, state.Checkpoint{}, "")
@@ -776,22 +784,24 @@ func testFinishBatch(t *testing.T, s state.Store) {
 	must(t, err, "PutFailures")
 	counts := state.Counts{Total: 20, Imported: 17, Failed: 3}
 	t1 := t0.Add(time.Hour)
-	got, err := s.FinishBatch(ctx, b.ID, state.BatchCompletedWithErrors, counts, "3 rows failed", "reports/x/errors.csv", t1)
+	byReason := map[failure.Reason]int64{failure.DuplicateSKU: 2, failure.MissingField: 1}
+	got, err := s.FinishBatch(ctx, b.ID, state.Final{Status: state.BatchCompletedWithErrors, Counts: counts, ByReason: byReason,
+		Message: "3 rows failed", Report: "reports/x/errors.csv"}, t1)
 	must(t, err, "FinishBatch")
 	want := b
 	want.Status, want.Counts, want.Message, want.Report, want.FinishedAt = state.BatchCompletedWithErrors, counts, "3 rows failed", "reports/x/errors.csv", t1
-	want.ByReason = map[failure.Reason]int64{failure.DuplicateSKU: 2, failure.MissingField: 1}
+	want.ByReason = byReason
 	diff(t, "finished batch", want, got, cmpopts.IgnoreFields(state.Batch{}, "UpdatedAt"))
 	utc(t, "FinishedAt", got.FinishedAt)
 	diff(t, "GetBatch", got, getBatch(t, s, b.ID))
 
-	again, err := s.FinishBatch(ctx, b.ID, state.BatchCompletedWithErrors, state.Counts{}, "other", "other", t1.Add(time.Hour))
+	again, err := s.FinishBatch(ctx, b.ID, state.Final{Status: state.BatchCompletedWithErrors, Message: "other", Report: "other"}, t1.Add(time.Hour))
 	must(t, err, "FinishBatch again the same way")
 	diff(t, "batch after finishing it twice the same way (no-op)", got, again)
 	diff(t, "GetBatch after a no-op finish", got, getBatch(t, s, b.ID))
-	_, err = s.FinishBatch(ctx, b.ID, state.BatchFailed, counts, "", "", t1)
+	_, err = s.FinishBatch(ctx, b.ID, state.Final{Status: state.BatchFailed, Counts: counts}, t1)
 	wantErr(t, err, state.ErrBatchFinished, "FinishBatch with another status")
-	_, err = s.FinishBatch(ctx, newID("missing"), state.BatchCompleted, counts, "", "", t1)
+	_, err = s.FinishBatch(ctx, newID("missing"), state.Final{Status: state.BatchCompleted, Counts: counts}, t1)
 	wantErr(t, err, state.ErrNotFound, "FinishBatch of an unknown batch")
 }
 

@@ -1,0 +1,493 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	_ "embed"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3" // registers "sqlite3" (a stub without cgo)
+	_ "modernc.org/sqlite"          // registers "sqlite"
+
+	"github.com/catalog-import/catalog-import/internal/catalog"
+	"github.com/catalog-import/catalog-import/internal/failure"
+	"github.com/catalog-import/catalog-import/internal/state"
+)
+
+// Schema is the SQL that Open applies (idempotently) to a new or existing
+// database: the batches, shards, failures and products tables.
+//
+//go:embed schema.sql
+var Schema string
+
+// SchemaVersion is the version of Schema, kept in PRAGMA user_version.
+const SchemaVersion = 1
+
+// Driver names accepted in Options.Driver.
+const (
+	// DriverMattn is github.com/mattn/go-sqlite3 (cgo).
+	DriverMattn = "sqlite3"
+	// DriverModernc is modernc.org/sqlite (pure Go).
+	DriverModernc = "sqlite"
+)
+
+// DefaultDriver is the driver of the zero Options: mattn's when built with
+// cgo (faster by measurement), modernc's otherwise.
+const DefaultDriver = defaultDriver
+
+// Memory is the path of a private in-memory database (dry runs, tests).
+const Memory = ":memory:"
+
+// Options configure Open. The zero value is ready to use.
+type Options struct {
+	// Driver is DriverMattn or DriverModernc; "" means DefaultDriver.
+	Driver string
+	// BusyTimeout is how long a write waits for another process's write
+	// transaction before failing with Throttled. Default 5s.
+	BusyTimeout time.Duration
+	// ReadConns is the size of the read pool of a file database. Default 4.
+	ReadConns int
+	// Now is the clock for the timestamps of calls that take no time
+	// argument (UpdatedAt of checkpoints). Default time.Now.
+	Now func() time.Time
+}
+
+func (o *Options) setDefaults() {
+	if o.Driver == "" {
+		o.Driver = DefaultDriver
+	}
+	if o.BusyTimeout == 0 {
+		o.BusyTimeout = 5 * time.Second
+	}
+	if o.ReadConns == 0 {
+		o.ReadConns = 4
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+func (o Options) validate() error {
+	var errs []error
+	if o.Driver != DriverMattn && o.Driver != DriverModernc {
+		errs = append(errs, fmt.Errorf("Options.Driver: %q is neither %q nor %q", o.Driver, DriverMattn, DriverModernc))
+	}
+	if o.BusyTimeout < 0 {
+		errs = append(errs, fmt.Errorf("Options.BusyTimeout: %v is negative", o.BusyTimeout))
+	}
+	if o.ReadConns < 0 {
+		errs = append(errs, fmt.Errorf("Options.ReadConns: %d is negative", o.ReadConns))
+	}
+	return errors.Join(errs...)
+}
+
+// DB is one SQLite database holding state and products. It implements
+// state.Store, catalog.Sink and catalog.Reader and is safe for concurrent use.
+type DB struct {
+	opts   Options
+	memory bool
+
+	wdb *sql.DB // the writer's pool: exactly one connection
+	rdb *sql.DB // the read pool (nil for :memory:)
+
+	mu      sync.Mutex // serializes writes (and, in memory, every use of wc)
+	wc      *sql.Conn  // the write connection
+	stmts   map[string]*sql.Stmt
+	commits int   // write transactions committed, for the checkpointer
+	args    []any // scratch for statement arguments, reused under mu
+
+	cdb  *sql.DB       // the checkpointer's connection (nil for :memory:)
+	ckpt chan struct{} // wakes the checkpointer
+	stop chan struct{} // closed by Close
+	done chan struct{} // closed when the checkpointer has returned
+}
+
+var (
+	_ state.Store    = (*DB)(nil)
+	_ catalog.Sink   = (*DB)(nil)
+	_ catalog.Reader = (*DB)(nil)
+)
+
+// Open opens (creating if needed) the database at path, or a private
+// in-memory database when path is ":memory:", and applies the schema.
+func Open(path string, opts Options) (*DB, error) {
+	opts.setDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if path == "" {
+		return nil, fmt.Errorf("open: empty path")
+	}
+	if strings.ContainsAny(path, "?#") || strings.HasPrefix(path, "file:") {
+		return nil, fmt.Errorf("open %s: the path may not contain '?' or '#' nor be a file: URI", path)
+	}
+	db := &DB{opts: opts, memory: path == Memory, stmts: map[string]*sql.Stmt{}}
+	ctx := context.Background()
+	var err error
+	db.wdb, err = sql.Open(opts.Driver, dsn(path, opts, false))
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	db.wdb.SetMaxOpenConns(1)
+	db.wdb.SetMaxIdleConns(1)
+	db.wdb.SetConnMaxLifetime(0)
+	db.wdb.SetConnMaxIdleTime(0)
+	if db.wc, err = db.wdb.Conn(ctx); err != nil {
+		db.wdb.Close()
+		return nil, fmt.Errorf("open %s: %w", path, mapErr(err))
+	}
+	if err := db.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if db.memory {
+		return db, nil
+	}
+	// The writer never checkpoints: a checkpoint in the commit path stalls
+	// the write for two fsyncs. The checkpointer does it beside the writer.
+	for _, pragma := range []string{
+		"PRAGMA wal_autocheckpoint = 0",
+		fmt.Sprintf("PRAGMA journal_size_limit = %d", walSizeLimit),
+		fmt.Sprintf("PRAGMA cache_size = %d", -cacheKiB),
+	} {
+		if _, err := db.wc.ExecContext(ctx, pragma); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("open %s: %s: %w", path, pragma, mapErr(err))
+		}
+	}
+	if db.rdb, err = sql.Open(opts.Driver, dsn(path, opts, true)); err == nil {
+		db.rdb.SetMaxOpenConns(opts.ReadConns)
+		db.rdb.SetMaxIdleConns(opts.ReadConns)
+		db.cdb, err = sql.Open(opts.Driver, dsn(path, opts, false))
+	}
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	db.cdb.SetMaxOpenConns(1)
+	db.ckpt, db.stop, db.done = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+	go db.checkpointer()
+	return db, nil
+}
+
+// Checkpointing of the write-ahead log (file databases).
+const (
+	// checkpointEvery is how many commits wake the checkpointer.
+	checkpointEvery = 64
+	// checkpointTick is how often the checkpointer runs anyway.
+	checkpointTick = time.Second
+	// walFullFrames is the WAL length (frames of 4 KiB pages) past which the
+	// checkpointer holds writes off for the end of its checkpoint, so that it
+	// completes and the next write starts the log again.
+	walFullFrames = 16384
+	// walSizeLimit is the size a reset WAL file is truncated to.
+	walSizeLimit = 64 << 20
+	// cacheKiB is the page cache of the write connection.
+	cacheKiB = 32 << 10
+)
+
+// checkpointer copies the WAL into the database beside the writer
+// (PASSIVE checkpoints do not block writes). Under a steady stream of writes
+// a passive checkpoint never catches up, so when the log is long it takes the
+// write lock for the last frames: the checkpoint completes and the log is
+// reused from its start.
+func (db *DB) checkpointer() {
+	defer close(db.done)
+	tick := time.NewTicker(checkpointTick)
+	defer tick.Stop()
+	ctx := context.Background()
+	checkpoint := func() (frames int) {
+		var busy, log, done int
+		if err := db.cdb.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &log, &done); err != nil {
+			return 0 // a later round retries; writes do not depend on it
+		}
+		return log
+	}
+	for {
+		select {
+		case <-db.stop:
+			return
+		case <-db.ckpt:
+		case <-tick.C:
+		}
+		if checkpoint() > walFullFrames {
+			db.mu.Lock()
+			checkpoint()
+			db.mu.Unlock()
+		}
+	}
+}
+
+// committed counts a commit and wakes the checkpointer now and then. It is
+// called with db.mu held.
+func (db *DB) committed() {
+	db.commits++
+	if db.ckpt != nil && db.commits%checkpointEvery == 0 {
+		select {
+		case db.ckpt <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// dsn builds the data source name of path for the driver: the pragmas are
+// the same (WAL, synchronous=NORMAL, busy_timeout, foreign keys off), their
+// spelling is not.
+func dsn(path string, o Options, readOnly bool) string {
+	ms := strconv.FormatInt(o.BusyTimeout.Milliseconds(), 10)
+	q := url.Values{}
+	switch o.Driver {
+	case DriverMattn:
+		q.Set("_journal_mode", "WAL")
+		q.Set("_synchronous", "NORMAL")
+		q.Set("_busy_timeout", ms)
+		q.Set("_foreign_keys", "0")
+		// database/sql never shares a connection between goroutines, so
+		// SQLite's per-connection mutex is pure cost (multi-thread mode).
+		q.Set("_mutex", "no")
+		if readOnly {
+			q.Set("_query_only", "1")
+		}
+	default:
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Add("_pragma", "synchronous(NORMAL)")
+		q.Add("_pragma", "busy_timeout("+ms+")")
+		q.Add("_pragma", "foreign_keys(0)")
+		if readOnly {
+			q.Add("_pragma", "query_only(1)")
+		}
+	}
+	return path + "?" + q.Encode()
+}
+
+// migrate applies the schema and records its version.
+func (db *DB) migrate(ctx context.Context) error {
+	return db.write(ctx, "apply schema", func(tx *wtx) error {
+		var v int
+		if err := tx.c.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+			return err
+		}
+		if v > SchemaVersion {
+			return failure.New(failure.Internal, "", "database schema version %d is newer than this program's %d", v, SchemaVersion)
+		}
+		if _, err := tx.c.ExecContext(ctx, Schema); err != nil {
+			return err
+		}
+		if v < SchemaVersion {
+			_, err := tx.c.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", SchemaVersion))
+			return err
+		}
+		return nil
+	})
+}
+
+// Close closes the database. Calls after Close fail.
+func (db *DB) Close() error {
+	if db.stop != nil {
+		close(db.stop)
+		<-db.done
+		db.stop = nil
+	}
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	var errs []error
+	for _, s := range db.stmts {
+		errs = append(errs, s.Close())
+	}
+	db.stmts = map[string]*sql.Stmt{}
+	if db.wc != nil {
+		errs = append(errs, db.wc.Close())
+		db.wc = nil
+	}
+	if db.wdb != nil {
+		errs = append(errs, db.wdb.Close())
+	}
+	if db.rdb != nil {
+		errs = append(errs, db.rdb.Close())
+	}
+	if db.cdb != nil {
+		errs = append(errs, db.cdb.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Driver returns the name of the driver in use.
+func (db *DB) Driver() string { return db.opts.Driver }
+
+// wtx is a write transaction on the write connection.
+//
+// Its statements run with dctx, which is never done: both drivers watch a
+// cancellable context with a goroutine per statement (an interrupt on
+// cancel), which costs more than a short statement. Cancellation is checked
+// before each statement instead, and a write transaction is short.
+type wtx struct {
+	db   *DB
+	ctx  context.Context // the caller's
+	dctx context.Context // what the driver sees: ctx without its cancellation
+	c    *sql.Conn
+}
+
+// stmt returns the statement for query, prepared once on the write connection.
+func (tx *wtx) stmt(query string) (*sql.Stmt, error) {
+	if s, ok := tx.db.stmts[query]; ok {
+		return s, nil
+	}
+	s, err := tx.c.PrepareContext(tx.dctx, query)
+	if err != nil {
+		return nil, err
+	}
+	tx.db.stmts[query] = s
+	return s, nil
+}
+
+// scratch returns the reusable argument buffer, empty, with room for n.
+func (tx *wtx) scratch(n int) []any {
+	if cap(tx.db.args) < n {
+		tx.db.args = make([]any, 0, n)
+	}
+	return tx.db.args[:0]
+}
+
+// release drops the references a scratch buffer holds.
+func (tx *wtx) release(args []any) {
+	clear(args[:cap(args)])
+}
+
+func (tx *wtx) exec(query string, args ...any) (sql.Result, error) {
+	if err := tx.ctx.Err(); err != nil {
+		return nil, err
+	}
+	s, err := tx.stmt(query)
+	if err != nil {
+		return nil, err
+	}
+	return s.ExecContext(tx.dctx, args...)
+}
+
+func (tx *wtx) query(query string, args ...any) (*sql.Rows, error) {
+	if err := tx.ctx.Err(); err != nil {
+		return nil, err
+	}
+	s, err := tx.stmt(query)
+	if err != nil {
+		return nil, err
+	}
+	return s.QueryContext(tx.dctx, args...)
+}
+
+func (tx *wtx) queryRow(query string, args ...any) *sql.Row {
+	s, err := tx.stmt(query)
+	if err == nil {
+		err = tx.ctx.Err()
+	}
+	if err != nil {
+		// A query that fails the same way gives a Row that reports err.
+		return tx.c.QueryRowContext(tx.ctx, query, args...)
+	}
+	return s.QueryRowContext(tx.dctx, args...)
+}
+
+// write runs fn in a BEGIN IMMEDIATE transaction on the write connection and
+// commits it if fn returns nil. op names the operation in errors.
+func (db *DB) write(ctx context.Context, op string, fn func(tx *wtx) error) error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.wc == nil {
+		return fmt.Errorf("%s: %w", op, failure.New(failure.Internal, "", "database is closed"))
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	tx := &wtx{db: db, ctx: ctx, dctx: context.WithoutCancel(ctx), c: db.wc}
+	if _, err := tx.exec("BEGIN IMMEDIATE"); err != nil {
+		return wrapErr(ctx, op, err)
+	}
+	err := fn(tx)
+	if err == nil {
+		if _, err = tx.exec("COMMIT"); err == nil {
+			db.committed()
+		}
+	}
+	if err != nil {
+		// The rollback must run even when ctx is done; it fails harmlessly
+		// when SQLite has already rolled the transaction back.
+		_, _ = db.wc.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		return wrapErr(ctx, op, err)
+	}
+	return nil
+}
+
+// querier is what reads need: the read pool, or the write connection.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// read runs fn with a connection to read from: the read pool of a file, or
+// the one connection of an in-memory database (then under the write mutex).
+func (db *DB) read(ctx context.Context, op string, fn func(q querier) error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	var q querier = db.rdb
+	if db.memory {
+		db.mu.Lock()
+		defer db.mu.Unlock()
+		if db.wc == nil {
+			return fmt.Errorf("%s: %w", op, failure.New(failure.Internal, "", "database is closed"))
+		}
+		q = db.wc
+	}
+	if err := fn(q); err != nil {
+		return wrapErr(ctx, op, err)
+	}
+	return nil
+}
+
+// wrapErr prefixes err with op and maps driver errors to reason codes: busy
+// and locked databases are Throttled, anything else from the driver is
+// Internal. State sentinels, ImportErrors and context errors keep their
+// identity.
+func wrapErr(ctx context.Context, op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+		return fmt.Errorf("%s: %w (%v)", op, ctx.Err(), err)
+	}
+	return fmt.Errorf("%s: %w", op, mapErr(err))
+}
+
+// mapErr turns a driver error into an ImportError with a reason code; other
+// errors are returned as they are.
+func mapErr(err error) error {
+	for _, sentinel := range []error{state.ErrNotFound, state.ErrLeased, state.ErrFenced,
+		state.ErrShardFinished, state.ErrBatchFinished, context.Canceled, context.DeadlineExceeded} {
+		if errors.Is(err, sentinel) {
+			return err
+		}
+	}
+	if _, ok := failure.As(err); ok {
+		return err
+	}
+	code, ok := mattnCode(err)
+	if !ok {
+		code, ok = moderncCode(err)
+	}
+	if ok && (code&0xff == codeBusy || code&0xff == codeLocked) {
+		return failure.Wrap(failure.Throttled, "", err, "database is busy: "+err.Error())
+	}
+	return failure.Wrap(failure.Internal, "", err, "")
+}
+
+// SQLite primary result codes.
+const (
+	codeBusy   = 5
+	codeLocked = 6
+)

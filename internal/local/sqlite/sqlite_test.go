@@ -1,0 +1,294 @@
+package sqlite
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/catalog-import/catalog-import/internal/catalog"
+	"github.com/catalog-import/catalog-import/internal/catalog/catalogtest"
+	"github.com/catalog-import/catalog-import/internal/failure"
+	"github.com/catalog-import/catalog-import/internal/state"
+	"github.com/catalog-import/catalog-import/internal/state/statetest"
+)
+
+// drivers are the drivers the tests run on: both, when built with cgo.
+func drivers() []string {
+	if DefaultDriver == DriverMattn {
+		return []string{DriverMattn, DriverModernc}
+	}
+	return []string{DriverModernc}
+}
+
+// open returns a database for the test: in a file of t.TempDir(), or in memory.
+func open(t *testing.T, driver string, memory bool) *DB {
+	t.Helper()
+	path := Memory
+	if !memory {
+		path = filepath.Join(t.TempDir(), "import.db")
+	}
+	db, err := Open(path, Options{Driver: driver})
+	if err != nil {
+		t.Fatalf("Open(%s, %s): %v", path, driver, err)
+	}
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return db
+}
+
+func forEachDB(t *testing.T, fn func(t *testing.T, newDB func(t *testing.T) *DB)) {
+	for _, driver := range drivers() {
+		for _, memory := range []bool{false, true} {
+			name := driver + "/file"
+			if memory {
+				name = driver + "/memory"
+			}
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				fn(t, func(t *testing.T) *DB { return open(t, driver, memory) })
+			})
+		}
+	}
+}
+
+func TestStoreContract(t *testing.T) {
+	forEachDB(t, func(t *testing.T, newDB func(t *testing.T) *DB) {
+		statetest.Run(t, func(t *testing.T) state.Store { return newDB(t) })
+	})
+}
+
+func TestSinkContract(t *testing.T) {
+	forEachDB(t, func(t *testing.T, newDB func(t *testing.T) *DB) {
+		catalogtest.Run(t, func(t *testing.T) interface {
+			catalog.Sink
+			catalog.Reader
+		} {
+			return newDB(t)
+		})
+	})
+}
+
+func newBatch(id string) (state.Batch, []state.Shard) {
+	now := time.Date(2031, 1, 2, 3, 4, 5, 6, time.UTC)
+	return state.Batch{ID: id, Source: state.Source{URI: "products.csv", Size: 10}, RuleVersion: "rv", CreatedAt: now},
+		[]state.Shard{{Index: 0, Sheet: "-", FirstRow: 2, Rows: 5}}
+}
+
+func TestReopenKeepsDataAcrossDrivers(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "import.db")
+	ds := drivers()
+	db, err := Open(path, Options{Driver: ds[0]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, shards := newBatch("b-1")
+	if _, _, err := db.CreateBatch(ctx, b, shards); err != nil {
+		t.Fatal(err)
+	}
+	p := catalog.Product{SKU: "SKU-1", Name: "n", Category: "c", Price: "1.00", Currency: "CNY", Status: "active",
+		BatchID: "b-1", Source: catalog.Position{Sheet: "-", Row: 2}, ImageURLs: []string{"https://x/1.jpg"}}
+	if _, err := db.Write(ctx, catalog.Upsert, []catalog.Product{p}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, driver := range append(ds, ds[0]) { // the schema is applied again, idempotently
+		db, err := Open(path, Options{Driver: driver})
+		if err != nil {
+			t.Fatalf("reopen with %s: %v", driver, err)
+		}
+		if _, err := db.GetBatch(ctx, "b-1"); err != nil {
+			t.Errorf("%s: GetBatch after reopen: %v", driver, err)
+		}
+		if got, ok, err := db.Get(ctx, "SKU-1"); err != nil || !ok || got.Name != "n" {
+			t.Errorf("%s: Get after reopen = %+v, %v, %v", driver, got, ok, err)
+		}
+		var v int
+		if err := db.wc.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil || v != SchemaVersion {
+			t.Errorf("%s: user_version = %d, %v; want %d", driver, v, err, SchemaVersion)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestNewerSchemaIsRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "import.db")
+	db := must(Open(path, Options{}))
+	if _, err := db.wc.ExecContext(t.Context(), "PRAGMA user_version = 99"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if db, err := Open(path, Options{}); err == nil {
+		db.Close()
+		t.Fatal("Open of a database with schema version 99 succeeded")
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+func TestPragmas(t *testing.T) {
+	for _, driver := range drivers() {
+		db := open(t, driver, false)
+		want := map[string]string{"journal_mode": "wal", "synchronous": "1", "foreign_keys": "0", "busy_timeout": "5000"}
+		for _, q := range []querier{db.wc, db.rdb, db.cdb} {
+			for pragma, v := range want {
+				var got string
+				if err := q.QueryRowContext(t.Context(), "PRAGMA "+pragma).Scan(&got); err != nil || got != v {
+					t.Errorf("%s: PRAGMA %s = %q, %v; want %q", driver, pragma, got, err, v)
+				}
+			}
+		}
+	}
+}
+
+// A second process holding the write lock longer than BusyTimeout makes
+// writes fail with a transient Throttled error.
+func TestBusyIsThrottled(t *testing.T) {
+	for _, driver := range drivers() {
+		t.Run(driver, func(t *testing.T) {
+			ctx := t.Context()
+			path := filepath.Join(t.TempDir(), "import.db")
+			holder := must(Open(path, Options{Driver: driver}))
+			defer holder.Close()
+			other := must(Open(path, Options{Driver: driver, BusyTimeout: 20 * time.Millisecond}))
+			defer other.Close()
+			if _, err := holder.wc.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+				t.Fatal(err)
+			}
+			b, shards := newBatch("b-busy")
+			_, _, err := other.CreateBatch(ctx, b, shards)
+			ie, ok := failure.As(err)
+			if !ok || ie.Reason != failure.Throttled || !ie.Reason.Transient() || ie.Layer != failure.LayerInfrastructure {
+				t.Fatalf("CreateBatch while another connection writes: %v, want a Throttled ImportError", err)
+			}
+			if _, err := holder.wc.ExecContext(ctx, "ROLLBACK"); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := other.CreateBatch(ctx, b, shards); err != nil {
+				t.Fatalf("CreateBatch once the lock is free: %v", err)
+			}
+		})
+	}
+}
+
+func TestCanceledWriteLeavesNoTransaction(t *testing.T) {
+	for _, driver := range drivers() {
+		db := open(t, driver, false)
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		p := catalog.Product{SKU: "S", BatchID: "b", Source: catalog.Position{Row: 2}}
+		if _, err := db.Write(ctx, catalog.Upsert, []catalog.Product{p}); !errors.Is(err, context.Canceled) {
+			t.Errorf("%s: Write with a canceled context: %v, want context.Canceled", driver, err)
+		}
+		if _, err := db.Write(t.Context(), catalog.Upsert, []catalog.Product{p}); err != nil {
+			t.Errorf("%s: Write after a canceled one: %v", driver, err)
+		}
+	}
+}
+
+func TestMemoryDatabasesAreSeparate(t *testing.T) {
+	a, b := open(t, "", true), open(t, "", true)
+	batch, shards := newBatch("b-mem")
+	if _, _, err := a.CreateBatch(t.Context(), batch, shards); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.GetBatch(t.Context(), "b-mem"); !errors.Is(err, state.ErrNotFound) {
+		t.Errorf("second :memory: database sees the first's batch: %v", err)
+	}
+}
+
+func TestOptions(t *testing.T) {
+	if _, err := Open(Memory, Options{Driver: "postgres"}); err == nil || !strings.Contains(err.Error(), "Options.Driver") {
+		t.Errorf("Open with an unknown driver: %v, want an error naming Options.Driver", err)
+	}
+	if _, err := Open("a?b.db", Options{}); err == nil {
+		t.Errorf("Open of a path with '?' succeeded")
+	}
+	db := open(t, "", true)
+	if db.Driver() != DefaultDriver {
+		t.Errorf("Driver() = %q, want the default %q", db.Driver(), DefaultDriver)
+	}
+}
+
+func TestClosedDatabaseFails(t *testing.T) {
+	db := must(Open(Memory, Options{}))
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.GetBatch(t.Context(), "x"); failure.ReasonOf(err) != failure.Internal {
+		t.Errorf("GetBatch after Close: %v", err)
+	}
+	if _, err := db.Write(t.Context(), catalog.Upsert, []catalog.Product{{SKU: "x"}}); err == nil {
+		t.Errorf("Write after Close succeeded")
+	}
+}
+
+// The stored layout is readable with the sqlite3 CLI (skipped without it).
+func TestReadableWithSQLite3CLI(t *testing.T) {
+	cli, err := exec.LookPath("sqlite3")
+	if err != nil {
+		t.Skip("sqlite3 CLI not installed (make deps)")
+	}
+	path := filepath.Join(t.TempDir(), "import.db")
+	db := must(Open(path, Options{}))
+	ctx := t.Context()
+	p := catalog.Product{SKU: "SKU-1", Name: "鼠标", Category: "c", Price: "12.50", Currency: "CNY", Status: "active",
+		BatchID: "b-1", Source: catalog.Position{Sheet: "-", Row: 2}, ImageURLs: []string{"https://x/1.jpg", "https://x/2.jpg"}}
+	if _, err := db.Write(ctx, catalog.Upsert, []catalog.Product{p}); err != nil {
+		t.Fatal(err)
+	}
+	r := failure.Record{BatchID: "b-1", Sheet: "-", Row: 3, Layer: failure.LayerSemantic, Reason: failure.InvalidNumber,
+		Cells: []string{"a", "b"}, FailureAt: time.Date(2031, 1, 2, 3, 4, 5, 600_000_000, time.FixedZone("CST", 8*3600))}
+	if err := db.PutFailures(ctx, []failure.Record{r}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	out, err := exec.CommandContext(ctx, cli, path,
+		"SELECT sku, price, image_urls FROM products; SELECT row, reason, cells, failure_at FROM failures;").CombinedOutput()
+	if err != nil {
+		t.Fatalf("sqlite3: %v\n%s", err, out)
+	}
+	want := "SKU-1|12.50|[\"https://x/1.jpg\",\"https://x/2.jpg\"]\n3|InvalidNumber|[\"a\",\"b\"]|2031-01-01T19:04:05.600000000Z\n"
+	if string(out) != want {
+		t.Errorf("sqlite3 CLI output:\n%s\nwant:\n%s", out, want)
+	}
+}
+
+func FuzzStringsArg(f *testing.F) {
+	for _, s := range []string{"", "a\x00b", "\"quoted\"\\", "line\nbreak\r\t\x01\x1f", "中文 🖱", "<&>", "\u2028"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !utf8.ValidString(s) {
+			t.Skip()
+		}
+		a := strings.Split(s, "\x00")
+		enc, _ := stringsArg(a).(string)
+		var got []string
+		if err := json.Unmarshal([]byte(enc), &got); err != nil {
+			t.Fatalf("stringsArg(%q) = %s: not JSON: %v", a, enc, err)
+		}
+		if !slices.Equal(got, a) {
+			t.Fatalf("stringsArg(%q) = %s, decodes to %q", a, enc, got)
+		}
+	})
+}
