@@ -131,24 +131,21 @@ func TestLeasedShardIsNotTouched(t *testing.T) {
 	}
 }
 
-// blockingSink stalls the Write call number stallAt until released.
+// blockingSink stalls the first Write that reaches row stallAt until released.
 type blockingSink struct {
 	catalog.Sink
-	mu       sync.Mutex
-	calls    int
-	stallAt  int
+	once     sync.Once
+	stallAt  int64
 	stalled  chan struct{}
 	released chan struct{}
 }
 
 func (s *blockingSink) Write(ctx context.Context, mode catalog.WriteMode, ps []catalog.Product) ([]catalog.Outcome, error) {
-	s.mu.Lock()
-	s.calls++
-	n := s.calls
-	s.mu.Unlock()
-	if n == s.stallAt {
-		close(s.stalled)
-		<-s.released
+	if len(ps) > 0 && ps[len(ps)-1].Source.Row >= s.stallAt {
+		s.once.Do(func() {
+			close(s.stalled)
+			<-s.released
+		})
 	}
 	return s.Sink.Write(ctx, mode, ps)
 }
@@ -159,7 +156,7 @@ func (s *blockingSink) Write(ctx context.Context, mode catalog.WriteMode, ps []c
 func TestZombieCannotMoveCheckpoint(t *testing.T) {
 	t.Parallel()
 	b := setup(t, rowsCSV(300, func(i int) bool { return i%7 == 0 }), nil)
-	sink := &blockingSink{Sink: b.db, stallAt: 3, stalled: make(chan struct{}), released: make(chan struct{})}
+	sink := &blockingSink{Sink: b.db, stallAt: 150, stalled: make(chan struct{}), released: make(chan struct{})}
 	a := b.worker("a", nil, sink, shard.Options{CheckpointEvery: 50, LeaseTTL: time.Minute, Pool: 1})
 	type result struct {
 		res shard.Result
@@ -170,7 +167,11 @@ func TestZombieCannotMoveCheckpoint(t *testing.T) {
 		res, err := a.Process(context.Background(), b.m)
 		aDone <- result{res, err}
 	}()
-	<-sink.stalled // A has checkpointed 100 rows and is stuck in its third write
+	select { // A is stuck in the write that reaches row 150
+	case <-sink.stalled:
+	case <-time.After(30 * time.Second):
+		t.Fatal("worker A never reached row 150")
+	}
 
 	later := func() time.Time { return time.Now().Add(5 * time.Minute) } // A's lease has expired
 	resB, err := b.worker("b", later, nil, shard.Options{CheckpointEvery: 50}).Process(context.Background(), b.m)
@@ -178,7 +179,12 @@ func TestZombieCannotMoveCheckpoint(t *testing.T) {
 		t.Fatalf("B: %+v %v", resB, err)
 	}
 	close(sink.released)
-	ra := <-aDone
+	var ra result
+	select {
+	case ra = <-aDone:
+	case <-time.After(30 * time.Second):
+		t.Fatal("zombie A never returned")
+	}
 	if ra.err != nil || ra.res.Status != shard.Fenced {
 		t.Errorf("zombie A: %+v %v, want fenced", ra.res, ra.err)
 	}
