@@ -134,7 +134,7 @@ func run(ctx context.Context, cfg Config, db *sqlite.DB, path string) (Summary, 
 	if err != nil {
 		return Summary{}, err
 	}
-	reg, err := split.Register(ctx, db, q, split.Request{BatchID: id, Plan: plan, Profile: cfg.Profile, Now: time.Now().UTC()})
+	reg, err := split.Register(ctx, db, q, split.Request{BatchID: id, Plan: plan, Profile: cfg.Profile, Now: time.Now().UTC(), SameContent: plan.Content != ""})
 	if err != nil {
 		return Summary{}, err
 	}

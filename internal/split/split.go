@@ -211,6 +211,13 @@ type Request struct {
 	Profile *profile.Profile
 	TraceID string
 	Now     time.Time
+	// SameContent says the caller's batch id proves that a stored batch with
+	// this id has the planned object's exact content (the embedded runner
+	// derives the id from a content hash). Then a resumed batch is read
+	// under the object's current version tag, so a file that was only
+	// touched resumes instead of failing SourceChanged. Otherwise manifests
+	// keep the version the batch was split from (invariant 7).
+	SameContent bool
 }
 
 // Outcome says what Register did.
@@ -255,6 +262,9 @@ func Register(ctx context.Context, reg Registry, q queue.Queue, req Request) (Ou
 		if shards, err = reg.ListShards(ctx, stored.ID); err != nil {
 			return out, fmt.Errorf("list shards of %s: %w", stored.ID, err)
 		}
+	}
+	if req.SameContent {
+		stored.Source = b.Source
 	}
 	var ms []queue.Manifest
 	for _, s := range shards {
