@@ -271,7 +271,7 @@ const readingNotes = `
 ## Reading these figures
 
 - ` + "`importctl run`" + ` is bound by the single SQLite writer: parsing and validating run on
-  the other core at ~690k rows/s, the write path (16 bound parameters per product, a
+  the other core at ~690k rows/s, the write path (17 bound parameters per product, a
   holder lookup per chunk for duplicate SKUs, the provenance index that reconciliation
   counts with, the checkpoint) does not keep up. It is not yet as fast as
   ` + "`sqlite3 .import`" + `, which only inserts.
