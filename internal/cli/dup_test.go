@@ -32,7 +32,8 @@ func TestDuplicateSKUsAcrossShards(t *testing.T) {
 	for round := range 3 { // several schedules of the same shards
 		db := fmt.Sprintf("%s.%d", many, round)
 		r2, s2 := runImport(t, db, file, "--shards", "4", "--shard-rows", "100", "--checkpoint-every", "10")
-		if s1.RowsImported != 50 || s2.RowsImported != 50 || s2.FailuresByReason["DuplicateSKU"] != 1950 {
+		if s1.Status != "COMPLETED_WITH_ERRORS" || s2.Status != "COMPLETED_WITH_ERRORS" || // reconciled
+			s1.RowsImported != 50 || s2.RowsImported != 50 || s2.FailuresByReason["DuplicateSKU"] != 1950 {
 			t.Fatalf("one shard: %+v; 20 shards: %+v", s1, s2)
 		}
 		rows := func(o outcome) []string {

@@ -79,10 +79,9 @@ func (c Config) withDefaults() Config {
 
 // Summary is what a run reports.
 type Summary struct {
-	Batch    state.Batch
-	ByReason map[failure.Reason]int64
-	Resumed  bool // an unfinished batch of this file was continued
-	Existing bool // the batch was already finished: nothing was imported
+	Batch    state.Batch // counts and failures by reason as finalization stored them
+	Resumed  bool        // an unfinished batch of this file was continued
+	Existing bool        // the batch was already finished: nothing was imported
 }
 
 // BatchID derives the embedded batch id from the file's content hash and the
@@ -153,9 +152,6 @@ func run(ctx context.Context, cfg Config, db *sqlite.DB, path string) (Summary, 
 		return sum, err
 	}
 	sum.Batch = b
-	if sum.ByReason, err = db.FailureCounts(ctx, id); err != nil {
-		return sum, err
-	}
 	return sum, nil
 }
 

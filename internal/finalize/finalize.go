@@ -48,30 +48,25 @@ type Deps struct {
 	Now      func() time.Time
 }
 
-// Summary is the outcome of Finalize.
-type Summary struct {
-	Batch    state.Batch
-	ByReason map[failure.Reason]int64
-}
-
 // pageSize is how many failure records are read per page for the report.
 const pageSize = 5000
 
-// Finalize reconciles batch id and sets its final status. abort, when not
+// Finalize reconciles batch id, sets its final status and returns the
+// finished batch. abort, when not
 // empty, finishes the batch as ABORTED with that message (rows never reached
 // count as skipped). Finalizing a finished batch again returns it unchanged.
-func Finalize(ctx context.Context, d Deps, id, abort string) (Summary, error) {
+func Finalize(ctx context.Context, d Deps, id, abort string) (state.Batch, error) {
 	b, err := d.Store.GetBatch(ctx, id)
 	if err != nil {
-		return Summary{}, fmt.Errorf("get batch %s: %w", id, err)
+		return state.Batch{}, fmt.Errorf("get batch %s: %w", id, err)
 	}
 	shards, err := d.Store.ListShards(ctx, id)
 	if err != nil {
-		return Summary{}, fmt.Errorf("list shards of %s: %w", id, err)
+		return state.Batch{}, fmt.Errorf("list shards of %s: %w", id, err)
 	}
 	perShard, err := d.Store.CountFailures(ctx, id)
 	if err != nil {
-		return Summary{}, fmt.Errorf("count failures of %s: %w", id, err)
+		return state.Batch{}, fmt.Errorf("count failures of %s: %w", id, err)
 	}
 	var total state.Counts
 	var diffs []string
@@ -82,7 +77,7 @@ func Finalize(ctx context.Context, d Deps, id, abort string) (Summary, error) {
 		}
 		imported, err := d.Products.CountBatch(ctx, id, s.Sheet, s.FirstRow, to)
 		if err != nil {
-			return Summary{}, fmt.Errorf("count products of shard %d: %w", s.Index, err)
+			return state.Batch{}, fmt.Errorf("count products of shard %d: %w", s.Index, err)
 		}
 		c := state.Counts{Total: s.Rows, Imported: imported, Failed: perShard[s.Index]}
 		if s.Status == state.ShardSkipped || abort != "" {
@@ -105,11 +100,11 @@ func Finalize(ctx context.Context, d Deps, id, abort string) (Summary, error) {
 			return writeReport(ctx, d.Store, b, w, byReason)
 		})
 		if err != nil {
-			return Summary{}, fmt.Errorf("write error report of %s: %w", id, err)
+			return state.Batch{}, fmt.Errorf("write error report of %s: %w", id, err)
 		}
 	} else if total.Failed > 0 {
 		if err := writeReport(ctx, d.Store, b, io.Discard, byReason); err != nil {
-			return Summary{}, err
+			return state.Batch{}, err
 		}
 	}
 
@@ -128,9 +123,9 @@ func Finalize(ctx context.Context, d Deps, id, abort string) (Summary, error) {
 	}
 	fb, err := d.Store.FinishBatch(ctx, id, state.Final{Status: status, Counts: total, ByReason: byReason, Message: msg, Report: report}, now())
 	if err != nil {
-		return Summary{}, fmt.Errorf("finish batch %s: %w", id, err)
+		return state.Batch{}, fmt.Errorf("finish batch %s: %w", id, err)
 	}
-	return Summary{Batch: fb, ByReason: byReason}, nil
+	return fb, nil
 }
 
 // writeReport pages through the failure records in (sheet, row) order.

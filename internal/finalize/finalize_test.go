@@ -113,16 +113,15 @@ func TestFinalize(t *testing.T) {
 				products = lossy{db}
 			}
 			rep := &memReports{}
-			sum, err := finalize.Finalize(context.Background(), finalize.Deps{Store: db, Products: products, Reports: rep}, "b", tc.abort)
+			b, err := finalize.Finalize(context.Background(), finalize.Deps{Store: db, Products: products, Reports: rep}, "b", tc.abort)
 			if err != nil {
 				t.Fatal(err)
 			}
-			b := sum.Batch
 			if b.Status != tc.wantStatus || b.Counts != tc.wantCounts || !strings.Contains(b.Message, tc.wantMsg) {
 				t.Errorf("got %s %+v %q, want %s %+v containing %q", b.Status, b.Counts, b.Message, tc.wantStatus, tc.wantCounts, tc.wantMsg)
 			}
-			if sum.ByReason[failure.InvalidNumber] != 1 || b.Report != "mem://b/errors.csv" {
-				t.Errorf("by reason %v, report %q", sum.ByReason, b.Report)
+			if b.ByReason[failure.InvalidNumber] != 1 || b.Report != "mem://b/errors.csv" {
+				t.Errorf("by reason %v, report %q", b.ByReason, b.Report)
 			}
 			want := "row,reason,layer,field,message,sku,name\n5,InvalidNumber,semantic,price,bad,X-5,'=cmd\n"
 			if rep.got.String() != want {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/catalog-import/catalog-import/internal/catalog"
 	"github.com/catalog-import/catalog-import/internal/failure"
+	"github.com/catalog-import/catalog-import/internal/finalize"
 	"github.com/catalog-import/catalog-import/internal/local/file"
 	"github.com/catalog-import/catalog-import/internal/local/sqlite"
 	"github.com/catalog-import/catalog-import/internal/profile"
@@ -22,12 +23,14 @@ import (
 	"github.com/catalog-import/catalog-import/internal/state"
 )
 
-// bundle is one planned batch of one shard, ready for workers.
+// bundle is one planned batch, ready for workers: m is its first shard's
+// manifest, ms every shard's.
 type bundle struct {
 	db   *sqlite.DB
 	src  *file.Source
 	path string
 	m    queue.Manifest
+	ms   []queue.Manifest
 }
 
 // rowsCSV returns a header and n valid rows; rows listed in bad get a bad price.
@@ -45,6 +48,16 @@ func rowsCSV(n int, bad func(i int) bool) string {
 }
 
 func setup(t *testing.T, content string, p *profile.Profile) *bundle {
+	t.Helper()
+	b := setupShards(t, content, p, 1<<30)
+	if len(b.ms) != 1 {
+		t.Fatalf("%d shards, want 1", len(b.ms))
+	}
+	return b
+}
+
+// setupShards plans content into shards of shardRows rows.
+func setupShards(t *testing.T, content string, p *profile.Profile, shardRows int64) *bundle {
 	t.Helper()
 	if p == nil {
 		p = profile.Default()
@@ -65,19 +78,26 @@ func setup(t *testing.T, content string, p *profile.Profile) *bundle {
 		t.Fatal(err)
 	}
 	v, _ := p.Compile()
-	plan, err := split.PlanSource(ctx, src, info, v, split.Options{ShardRows: 1 << 30})
-	if err != nil || plan.Rejected != nil || len(plan.Shards) != 1 {
+	plan, err := split.PlanSource(ctx, src, info, v, split.Options{ShardRows: shardRows})
+	if err != nil || plan.Rejected != nil || len(plan.Shards) == 0 {
 		t.Fatalf("plan: %v %v %d shards", err, plan.Rejected, len(plan.Shards))
 	}
+	for i := range plan.Shards {
+		plan.Shards[i].BatchID = "b-1"
+	}
 	b, _, err := db.CreateBatch(ctx, state.Batch{ID: "b-1", Status: state.BatchRunning, Source: state.Source{URI: path, Size: info.Size, ETag: info.ETag},
-		Layout: plan.Layout, Profile: p.Canonical(), RuleVersion: p.RuleVersion(), Shards: 1, Counts: state.Counts{Total: plan.Rows}},
-		[]state.Shard{{BatchID: "b-1", Index: 0, Sheet: "-", Start: plan.Shards[0].Start, End: plan.Shards[0].End, FirstRow: 2,
-			Rows: plan.Rows, Checksum: plan.Shards[0].Checksum, Status: state.ShardPending}})
+		Layout: plan.Layout, Profile: p.Canonical(), RuleVersion: p.RuleVersion(), Shards: len(plan.Shards), Counts: state.Counts{Total: plan.Rows}},
+		plan.Shards)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, _ := db.ListShards(ctx, "b-1")
-	return &bundle{db: db, src: src, path: path, m: split.Manifest(b, s[0], "")}
+	shards, _ := db.ListShards(ctx, "b-1")
+	bd := &bundle{db: db, src: src, path: path}
+	for _, sh := range shards {
+		bd.ms = append(bd.ms, split.Manifest(b, sh, ""))
+	}
+	bd.m = bd.ms[0]
+	return bd
 }
 
 func (b *bundle) worker(owner string, now func() time.Time, sink catalog.Sink, o shard.Options) *shard.Worker {
@@ -267,5 +287,59 @@ func TestMaxErrorRatioAborts(t *testing.T) {
 	}
 	if res.Counts.Done() >= 2000 {
 		t.Errorf("processed the whole shard (%+v) before aborting", res.Counts)
+	}
+}
+
+// TestDisplacedRowIsRecorded: the later shard runs first and imports row 15
+// of SKU X; the earlier shard's row 5 then displaces it (invariant 5). Row 15
+// becomes a DuplicateSKU record of ITS shard with its original line read back
+// from the source, row 18 is a plain duplicate, and the batch reconciles.
+func TestDisplacedRowIsRecorded(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	b.WriteString("sku,name,category,price\n")
+	for row := 2; row <= 21; row++ {
+		sku := fmt.Sprintf("S-%d", row)
+		if row == 5 || row == 15 || row == 18 {
+			sku = "X"
+		}
+		fmt.Fprintf(&b, "%s,\"Item, row %d\",Home,%d.00\n", sku, row, row)
+	}
+	bd := setupShards(t, b.String(), nil, 10)
+	if len(bd.ms) != 2 {
+		t.Fatalf("%d shards, want 2", len(bd.ms))
+	}
+	ctx := context.Background()
+	w := bd.worker("a", nil, nil, shard.Options{CheckpointEvery: 3})
+	for _, m := range []queue.Manifest{bd.ms[1], bd.ms[0]} { // later shard first
+		if res, err := w.Process(ctx, m); err != nil || res.Status != shard.Done {
+			t.Fatalf("shard %d: %+v %v", m.Shard, res, err)
+		}
+	}
+	p, ok, err := bd.db.Get(ctx, "X")
+	if err != nil || !ok || p.Source.Row != 5 {
+		t.Fatalf("X is held by %+v (%v %v), want row 5", p.Source, ok, err)
+	}
+	fails, err := bd.db.Failures(ctx, "b-1", state.FailureFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[int64]failure.Record{}
+	for _, f := range fails {
+		got[f.Row] = f
+	}
+	r15, r18 := got[15], got[18]
+	if len(fails) != 2 || r15.Reason != failure.DuplicateSKU || r18.Reason != failure.DuplicateSKU {
+		t.Fatalf("failures %+v, want DuplicateSKU on rows 15 and 18", fails)
+	}
+	if r15.Shard != 1 || r15.RawLine != `X,"Item, row 15",Home,15.00` || len(r15.Cells) != 4 || r15.Cells[1] != "Item, row 15" {
+		t.Errorf("displaced row 15 recorded as %+v, want shard 1 with its original line and cells", r15)
+	}
+	final, err := finalize.Finalize(ctx, finalize.Deps{Store: bd.db, Products: bd.db}, "b-1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if final.Status != state.BatchCompletedWithErrors || final.Counts != (state.Counts{Total: 20, Imported: 18, Failed: 2}) {
+		t.Errorf("batch %s %+v %q, want COMPLETED_WITH_ERRORS with 18 imported and 2 failed", final.Status, final.Counts, final.Message)
 	}
 }

@@ -109,8 +109,9 @@
 //     counters, and ends the lease (LeaseUntil zero). Finishing an already
 //     finished shard with the same status returns the batch unchanged; with
 //     another status it is ErrShardFinished.
-//   - FinishBatch sets ByReason from the stored failure records, in the same
-//     transaction; status must be a finished one. A zero now means the clock.
+//   - FinishBatch stores the outcome it is given (state.Final, failures by
+//     reason included); status must be a finished one. A zero now means the
+//     clock.
 //   - Failure records with one key twice in a call: the last wins. Failures
 //     orders sheets bytewise, then rows numerically; paging applies when
 //     AfterSheet or AfterRow is set; Limit <= 0 is no limit. Failures and

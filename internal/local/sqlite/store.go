@@ -648,35 +648,3 @@ func (db *DB) CountFailures(ctx context.Context, batchID string) (map[int]int64,
 	})
 	return out, err
 }
-
-// FailureCounts counts the batch's failure records per reason (not part of
-// state.Store: the embedded runner's summary uses it while a batch runs).
-func (db *DB) FailureCounts(ctx context.Context, batchID string) (map[failure.Reason]int64, error) {
-	var out map[failure.Reason]int64
-	err := db.read(ctx, "count failures by reason of "+batchID, func(q querier) error {
-		var err error
-		out, err = failureCounts(ctx, q, batchID)
-		return err
-	})
-	return out, err
-}
-
-func failureCounts(ctx context.Context, q querier, batchID string) (map[failure.Reason]int64, error) {
-	rows, err := q.QueryContext(ctx, `SELECT reason, count(*) FROM failures WHERE batch_id = ? GROUP BY reason`, batchID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := map[failure.Reason]int64{}
-	for rows.Next() {
-		var (
-			reason string
-			n      int64
-		)
-		if err := rows.Scan(&reason, &n); err != nil {
-			return nil, err
-		}
-		out[failure.Reason(reason)] = n
-	}
-	return out, rows.Err()
-}
