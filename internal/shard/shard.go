@@ -307,6 +307,12 @@ func (r *run) process(ctx context.Context) (Result, error) {
 		return Result{Status: Partial, Counts: r.cp.Counts}, fmt.Errorf("read shard %d of %s: %w", r.m.Shard, r.m.BatchID, rerr)
 	}
 	if stopped {
+		// Hand the shard on: end the lease now (same checkpoint, lease until
+		// now), so that the continuation's worker can claim it at once
+		// instead of waiting for this lease to run out.
+		if _, err := r.w.store.Checkpoint(ctx, r.lease, r.cp, nil, r.w.now()); err != nil && !errors.Is(err, state.ErrFenced) {
+			return Result{Status: Partial, Counts: r.cp.Counts}, fmt.Errorf("release shard %d of %s: %w", r.m.Shard, r.m.BatchID, err)
+		}
 		return Result{Status: Partial, Counts: r.cp.Counts}, nil
 	}
 	if fromStart && r.shard.Checksum != "" && sum.String() != r.shard.Checksum {

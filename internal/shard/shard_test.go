@@ -220,12 +220,18 @@ func TestZombieCannotMoveCheckpoint(t *testing.T) {
 }
 
 // TestDeadlineHandsOn: a worker whose deadline is near stops after the chunk
-// in hand and reports Partial; the next delivery continues from the
-// checkpoint; the shard ends exactly (invariant 8).
+// in hand and reports Partial; the next delivery, to another worker,
+// continues from the checkpoint; the shard ends exactly (invariant 8).
 func TestDeadlineHandsOn(t *testing.T) {
 	t.Parallel()
 	b := setup(t, rowsCSV(1000, func(i int) bool { return i%9 == 0 }), nil)
-	w := b.worker("a", nil, nil, shard.Options{CheckpointEvery: 100, DeadlineMargin: time.Hour, Pool: 1})
+	// Two workers take turns, as two Lambda containers would: each
+	// continuation is claimed at once by the other, because the stopped
+	// worker ends its lease when it hands the shard on.
+	ws := []*shard.Worker{
+		b.worker("a", nil, nil, shard.Options{CheckpointEvery: 100, DeadlineMargin: time.Hour, Pool: 1}),
+		b.worker("b", nil, nil, shard.Options{CheckpointEvery: 100, DeadlineMargin: time.Hour, Pool: 1}),
+	}
 	calls := 0
 	var res shard.Result
 	for res.Status != shard.Done {
@@ -234,7 +240,7 @@ func TestDeadlineHandsOn(t *testing.T) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute) // within the margin
 		var err error
-		res, err = w.Process(ctx, b.m)
+		res, err = ws[calls%2].Process(ctx, b.m)
 		cancel()
 		if err != nil || (res.Status != shard.Partial && res.Status != shard.Done) {
 			t.Fatalf("call %d: %+v %v", calls, res, err)
