@@ -46,6 +46,11 @@ type Deps struct {
 	Products Products
 	Reports  Reports
 	Now      func() time.Time
+	// Settle is how long a count that does not reconcile is re-counted
+	// (with growing pauses) before the batch is declared FAILED: for product
+	// readers that are eventually consistent, such as a DynamoDB index.
+	// Zero for readers that see every finished write at once (SQLite).
+	Settle time.Duration
 }
 
 // pageSize is how many failure records are read per page for the report.
@@ -60,37 +65,24 @@ func Finalize(ctx context.Context, d Deps, id, abort string) (state.Batch, error
 	if err != nil {
 		return state.Batch{}, fmt.Errorf("get batch %s: %w", id, err)
 	}
-	shards, err := d.Store.ListShards(ctx, id)
+	total, diffs, err := reconcile(ctx, d, b, abort)
 	if err != nil {
-		return state.Batch{}, fmt.Errorf("list shards of %s: %w", id, err)
+		return state.Batch{}, err
 	}
-	perShard, err := d.Store.CountFailures(ctx, id)
-	if err != nil {
-		return state.Batch{}, fmt.Errorf("count failures of %s: %w", id, err)
-	}
-	var total state.Counts
-	var diffs []string
-	for i, s := range shards {
-		to := int64(math.MaxInt64)
-		if i+1 < len(shards) && shards[i+1].SheetIndex == s.SheetIndex {
-			to = shards[i+1].FirstRow - 1
+	for wait := 100 * time.Millisecond; len(diffs) > 0 && d.Settle > 0; wait *= 2 {
+		// An eventually consistent product count (a DynamoDB index) may lag
+		// the writes that finished a moment ago: count again before failing.
+		if wait > d.Settle {
+			break
 		}
-		imported, err := d.Products.CountBatch(ctx, id, s.Sheet, s.FirstRow, to)
-		if err != nil {
-			return state.Batch{}, fmt.Errorf("count products of shard %d: %w", s.Index, err)
+		select {
+		case <-ctx.Done():
+			return state.Batch{}, ctx.Err()
+		case <-time.After(wait):
 		}
-		c := state.Counts{Total: s.Rows, Imported: imported, Failed: perShard[s.Index]}
-		if s.Status == state.ShardSkipped || abort != "" {
-			c.Skipped = max(0, c.Total-c.Imported-c.Failed)
+		if total, diffs, err = reconcile(ctx, d, b, abort); err != nil {
+			return state.Batch{}, err
 		}
-		if c.Done() != c.Total {
-			diffs = append(diffs, fmt.Sprintf("shard %d: %d rows but %d imported + %d failed + %d skipped (%+d)",
-				s.Index, c.Total, c.Imported, c.Failed, c.Skipped, c.Done()-c.Total))
-		}
-		total = total.Add(c)
-	}
-	if len(shards) == 0 {
-		total.Total = b.Counts.Total
 	}
 
 	byReason := map[failure.Reason]int64{}
@@ -126,6 +118,46 @@ func Finalize(ctx context.Context, d Deps, id, abort string) (state.Batch, error
 		return state.Batch{}, fmt.Errorf("finish batch %s: %w", id, err)
 	}
 	return fb, nil
+}
+
+// reconcile counts every shard's outcomes from the stored records and names
+// each shard whose outcomes do not add up to its rows.
+func reconcile(ctx context.Context, d Deps, b state.Batch, abort string) (state.Counts, []string, error) {
+	id := b.ID
+	shards, err := d.Store.ListShards(ctx, id)
+	if err != nil {
+		return state.Counts{}, nil, fmt.Errorf("list shards of %s: %w", id, err)
+	}
+	perShard, err := d.Store.CountFailures(ctx, id)
+	if err != nil {
+		return state.Counts{}, nil, fmt.Errorf("count failures of %s: %w", id, err)
+	}
+	var total state.Counts
+	var diffs []string
+	for i, s := range shards {
+		to := int64(math.MaxInt64)
+		if i+1 < len(shards) && shards[i+1].SheetIndex == s.SheetIndex {
+			to = shards[i+1].FirstRow - 1
+		}
+		imported, err := d.Products.CountBatch(ctx, id, s.Sheet, s.FirstRow, to)
+		if err != nil {
+			return state.Counts{}, nil, fmt.Errorf("count products of shard %d: %w", s.Index, err)
+		}
+		c := state.Counts{Total: s.Rows, Imported: imported, Failed: perShard[s.Index]}
+		if s.Status == state.ShardSkipped || abort != "" {
+			c.Skipped = max(0, c.Total-c.Imported-c.Failed)
+		}
+		if c.Done() != c.Total {
+			diffs = append(diffs, fmt.Sprintf("shard %d: %d rows but %d imported + %d failed + %d skipped (%+d)",
+				s.Index, c.Total, c.Imported, c.Failed, c.Skipped, c.Done()-c.Total))
+		}
+		total = total.Add(c)
+	}
+	if len(shards) == 0 {
+		total.Total = b.Counts.Total
+	}
+
+	return total, diffs, nil
 }
 
 // writeReport pages through the failure records in (sheet, row) order.
