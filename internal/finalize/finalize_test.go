@@ -134,7 +134,7 @@ func TestFinalize(t *testing.T) {
 				products = &lagging{DB: db}
 			}
 			rep := &memReports{}
-			d := finalize.Deps{Store: db, Products: products, Reports: rep, Settle: 2 * time.Second}
+			d := finalize.Deps{Store: db, Products: products, Reports: rep, Settle: 500 * time.Millisecond}
 			b, err := finalize.Finalize(context.Background(), d, "b", tc.abort)
 			if err != nil {
 				t.Fatal(err)
