@@ -2,7 +2,7 @@
 // source file, streaming reads of byte ranges, and the immutability check of
 // invariant 7 (a source that changed after the split fails with the
 // SourceChanged reason, never mixing two versions). Adapters:
-// internal/local/file (a local file, ReadAt) and internal/aws/s3 (GetObject
+// internal/local/file (a local file, ReadAt) and internal/aws/s3store (GetObject
 // with Range and IfMatch); objecttest is the contract suite both pass.
 package object
 

@@ -1,7 +1,7 @@
 // Package queue is the shard queue port and the shard manifest it carries.
 // Delivery is at least once: a message may arrive more than once, and the
 // worker's lease (internal/state) makes the second delivery harmless.
-// Adapters: internal/local/memqueue (in process) and internal/aws/sqs;
+// Adapters: internal/local/memqueue (in process) and internal/aws/sqsqueue;
 // queuetest is the contract suite both pass.
 package queue
 
