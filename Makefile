@@ -36,12 +36,14 @@ demo: build ## import the bundled sample file into a fresh build/demo.db and sho
 deps: ## install the tools the tests use (sqlite3, staticcheck), if missing
 	@command -v sqlite3 >/dev/null || { echo "installing sqlite3"; (apt-get update -qq && apt-get install -y -qq sqlite3) >/dev/null; }
 	@test -x $(STATICCHECK) || { echo "installing staticcheck $(STATICCHECK_VERSION)"; $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION); }
+	@command -v cfn-lint >/dev/null || { echo "installing cfn-lint"; python3 -m pip install -q 'cfn-lint==1.51.0'; }
 
 .PHONY: lint
 lint: deps ## gofmt, go vet, staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
+	cfn-lint template.yaml
 
 .PHONY: test
 test: deps lint unit fuzz ## every test: lint, unit + contract + integration, fuzz smoke
@@ -63,6 +65,17 @@ fuzz: ## run every fuzz target for FUZZTIME executions (a count, not a duration:
 .PHONY: bench
 bench: deps build ## measure and write docs/performance.md (BENCH_ROWS rows end to end)
 	$(GO) run ./internal/bench/cmd -rows $(BENCH_ROWS) -importctl $(IMPORTCTL) -out docs/performance.md
+
+# sam build (BuildMethod: makefile)
+.PHONY: build-SplitterFunction build-ShardWorkerFunction build-TriageFunction
+build-SplitterFunction:
+	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build -trimpath -tags lambda.norpc -ldflags='-s -w' -o $(ARTIFACTS_DIR)/bootstrap ./functions/splitter
+
+build-ShardWorkerFunction:
+	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build -trimpath -tags lambda.norpc -ldflags='-s -w' -o $(ARTIFACTS_DIR)/bootstrap ./functions/shard-worker
+
+build-TriageFunction:
+	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build -trimpath -tags lambda.norpc -ldflags='-s -w' -o $(ARTIFACTS_DIR)/bootstrap ./functions/triage
 
 .PHONY: clean
 clean: ## remove build output

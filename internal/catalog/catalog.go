@@ -2,7 +2,7 @@
 // written, and the rules every sink must keep so that imports are idempotent
 // (invariant 4) and duplicate SKUs in one file resolve deterministically to the
 // lowest position (invariant 5). Adapters live in internal/local/sqlite (and
-// internal/aws/dynamo); catalogtest is the contract suite they all pass.
+// internal/aws/dynamocatalog); catalogtest is the contract suite they all pass.
 package catalog
 
 import (

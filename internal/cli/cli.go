@@ -82,6 +82,9 @@ func Main(ctx context.Context, env Env, args []string) int {
 type global struct {
 	db      string
 	verbose bool
+	// AWS: --stack selects a stack's DynamoDB tables instead of --db;
+	// --endpoint points at an emulator (moto) or another API endpoint.
+	stack, endpoint, region string
 }
 
 func (g *global) logger(env Env) *slog.Logger {
@@ -99,17 +102,21 @@ func newRoot(env Env) *cobra.Command {
 		Long: `importctl imports product files (CSV, TSV, JSON Lines; UTF-8, GBK/GB18030, UTF-16)
 into a catalog, validating every row and keeping every failed row as a structured,
 re-importable record. Locally it runs the whole engine in one process over one
-SQLite file (--db).`,
+SQLite file (--db). With --stack it reads a stack on AWS (or, with --endpoint,
+on an emulator), and 'importctl dev' runs the Lambda handlers locally.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVar(&g.db, "db", "importctl.db", "SQLite database file (state and products)")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "JSON logs on stderr")
+	root.PersistentFlags().StringVar(&g.stack, "stack", "", "read a deployed stack (its DynamoDB tables) instead of --db")
+	root.PersistentFlags().StringVar(&g.endpoint, "endpoint", "", "AWS API endpoint, e.g. moto at http://127.0.0.1:5000 (default: AWS)")
+	root.PersistentFlags().StringVar(&g.region, "region", "", "AWS region (default: AWS_REGION or the profile's)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &exitError{code: ExitFailed, err: fmt.Errorf("%w\nsee '%s --help'", err, c.CommandPath())}
 	})
 	root.AddCommand(newRunCmd(env, g, false), newRunCmd(env, g, true), newPreviewCmd(env),
-		newStatusCmd(env, g), newFailuresCmd(env, g), newProfileCmd(env))
+		newStatusCmd(env, g), newFailuresCmd(env, g), newProfileCmd(env), newDevCmd(env, g))
 	return root
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/catalog-import/catalog-import/internal/aws/dynamostate"
 	"github.com/catalog-import/catalog-import/internal/embedded"
 	"github.com/catalog-import/catalog-import/internal/failure"
 	"github.com/catalog-import/catalog-import/internal/local/sqlite"
@@ -31,6 +32,31 @@ func openExisting(path string) (*sqlite.DB, error) {
 	return sqlite.Open(path, sqlite.Options{})
 }
 
+// reader is the part of a state store the reading commands use.
+type reader interface {
+	GetBatch(ctx context.Context, id string) (state.Batch, error)
+	ListBatches(ctx context.Context, limit int) ([]state.Batch, error)
+	ListShards(ctx context.Context, batchID string) ([]state.Shard, error)
+	Failures(ctx context.Context, batchID string, f state.FailureFilter) ([]failure.Record, error)
+}
+
+// openReader opens the stack's DynamoDB state table when --stack is given,
+// else the SQLite database; where names it in messages.
+func (g *global) openReader(ctx context.Context) (r reader, where string, closeFn func(), err error) {
+	if g.stack == "" {
+		db, err := openExisting(g.db)
+		if err != nil {
+			return nil, "", nil, err
+		}
+		return db, g.db, func() { db.Close() }, nil
+	}
+	res, clients, err := g.resources(ctx)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	return dynamostate.New(clients.DynamoDB, res.StateTable, dynamostate.Options{}), "stack " + g.stack, func() {}, nil
+}
+
 func newStatusCmd(env Env, g *global) *cobra.Command {
 	var asJSON bool
 	var limit int
@@ -42,12 +68,12 @@ func newStatusCmd(env Env, g *global) *cobra.Command {
 	cmd.Flags().BoolVar(&asJSON, "json", false, "JSON output")
 	cmd.Flags().IntVar(&limit, "limit", 20, "batches to list")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		db, err := openExisting(g.db)
+		ctx := cmd.Context()
+		db, where, closeDB, err := g.openReader(ctx)
 		if err != nil {
 			return err
 		}
-		defer db.Close()
-		ctx := cmd.Context()
+		defer closeDB()
 		if len(args) == 0 {
 			bs, err := db.ListBatches(ctx, limit)
 			if err != nil {
@@ -66,7 +92,7 @@ func newStatusCmd(env Env, g *global) *cobra.Command {
 		}
 		b, err := db.GetBatch(ctx, args[0])
 		if errors.Is(err, state.ErrNotFound) {
-			return usage("no batch %s in %s", args[0], g.db)
+			return usage("no batch %s in %s", args[0], where)
 		}
 		if err != nil {
 			return err
@@ -134,14 +160,14 @@ of each record.`,
 		if format != "table" && format != "csv" && format != "jsonl" {
 			return usage("unknown format %q (table, csv, jsonl)", format)
 		}
-		db, err := openExisting(g.db)
+		db, where, closeDB, err := g.openReader(cmd.Context())
 		if err != nil {
 			return err
 		}
-		defer db.Close()
+		defer closeDB()
 		b, err := db.GetBatch(cmd.Context(), args[0])
 		if errors.Is(err, state.ErrNotFound) {
-			return usage("no batch %s in %s", args[0], g.db)
+			return usage("no batch %s in %s", args[0], where)
 		}
 		if err != nil {
 			return err
@@ -152,7 +178,7 @@ of each record.`,
 }
 
 // writeFailures pages through the records so memory stays flat.
-func writeFailures(ctx context.Context, w io.Writer, db *sqlite.DB, b state.Batch, f state.FailureFilter, format string, limit int) error {
+func writeFailures(ctx context.Context, w io.Writer, db reader, b state.Batch, f state.FailureFilter, format string, limit int) error {
 	var (
 		rw *failure.ReportWriter
 		tw *tabwriter.Writer

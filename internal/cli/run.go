@@ -60,12 +60,9 @@ in a dry run, since it needs the catalog.`
 	fl.Int64Var(&f.shardBytes, "shard-bytes", 16<<20, "target bytes per shard")
 	fl.IntVar(&f.maxRecord, "max-row-bytes", 1<<20, "largest row accepted (larger rows fail RowTooLarge)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		p := profile.Default()
-		if f.profile != "" {
-			var err error
-			if p, err = profile.Load(f.profile); err != nil {
-				return usage("profile %s: %w", f.profile, err)
-			}
+		p, err := loadProfile(f.profile)
+		if err != nil {
+			return err
 		}
 		cfg := embedded.Config{
 			DB: g.db, Profile: p, Shards: f.shards, Pool: f.pool, Every: f.every,

@@ -3,7 +3,7 @@
 // upload, one batch: CreateBatch is idempotent), invariant 2 (one shard, one
 // owner: Claim and the epoch checked by every shard write), invariant 3
 // (checkpoints only move forward) and invariant 4 (failure records keyed by
-// batch, sheet and row). Adapters: internal/local/sqlite, internal/aws/dynamo;
+// batch, sheet and row). Adapters: internal/local/sqlite, internal/aws/dynamostate;
 // statetest is the contract suite every adapter passes.
 package state
 

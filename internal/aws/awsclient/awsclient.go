@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go/middleware"
 )
 
@@ -43,6 +44,7 @@ type Clients struct {
 	SQS            *sqs.Client
 	DynamoDB       *dynamodb.Client
 	CloudFormation *cloudformation.Client
+	STS            *sts.Client
 }
 
 // New loads the configuration and builds every client.
@@ -74,5 +76,6 @@ func New(ctx context.Context, s Settings) (*Clients, error) {
 		SQS:            sqs.NewFromConfig(cfg),
 		DynamoDB:       dynamodb.NewFromConfig(cfg),
 		CloudFormation: cloudformation.NewFromConfig(cfg),
+		STS:            sts.NewFromConfig(cfg),
 	}, nil
 }

@@ -1,6 +1,6 @@
 // Package catalogtest is the contract suite of the product sink port
 // (catalog.Sink with its catalog.Reader): every adapter
-// (internal/local/sqlite, internal/aws/dynamo) calls Run from its tests and
+// (internal/local/sqlite, internal/aws/dynamocatalog) calls Run from its tests and
 // must pass all of it. It keeps invariant 4 (replays store the same products)
 // and invariant 5 (the lowest position of a SKU in a batch wins, whatever
 // order shards and calls run in).

@@ -1,5 +1,5 @@
 // Package objecttest is the contract suite of the object source port
-// (internal/object). Every adapter (internal/local/file, internal/aws/s3)
+// (internal/object). Every adapter (internal/local/file, internal/aws/s3store)
 // calls Run from its own test with a small Harness, in the manner of
 // watermill's tests.TestPubSub and go-cloud's drivertest.
 //

@@ -1,5 +1,5 @@
 // Package queuetest is the contract suite of the shard queue port
-// (internal/queue). Every adapter (internal/local/memqueue, internal/aws/sqs)
+// (internal/queue). Every adapter (internal/local/memqueue, internal/aws/sqsqueue)
 // calls Run from its own test, in the manner of watermill's tests.TestPubSub
 // and go-cloud's drivertest.
 //

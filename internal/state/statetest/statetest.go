@@ -1,5 +1,5 @@
 // Package statetest is the contract suite of the state store port
-// (state.Store): every adapter (internal/local/sqlite, internal/aws/dynamo)
+// (state.Store): every adapter (internal/local/sqlite, internal/aws/dynamostate)
 // calls Run from its tests and must pass all of it. It checks the promises of
 // the port's doc comments, which keep invariants 1 (one upload, one batch),
 // 2 (one shard, one owner, fenced zombies), 3 (monotonic checkpoints,
