@@ -14,7 +14,6 @@ import (
 
 	"github.com/catalog-import/catalog-import/internal/embedded"
 	"github.com/catalog-import/catalog-import/internal/failure"
-	"github.com/catalog-import/catalog-import/internal/profile"
 	"github.com/catalog-import/catalog-import/internal/split"
 	"github.com/catalog-import/catalog-import/internal/state"
 )

@@ -6,7 +6,9 @@
 //     into a table with the same primary key;
 //   - reading: raw read vs boundary scan vs scan+parse vs scan+parse+validate;
 //   - peak RSS of importctl at 100k and 1M rows;
-//   - the Go micro-benchmarks that chose the pool and the SQLite driver.
+//   - the Go micro-benchmarks that chose the pool and the SQLite driver;
+//   - AWS requests per 1,000 rows through the Lambda handlers on moto, and
+//     the cost of 1M rows they imply.
 package main
 
 import (
@@ -39,6 +41,7 @@ func main() {
 	importctl := flag.String("importctl", "bin/importctl", "importctl binary")
 	out := flag.String("out", "docs/performance.md", "report to write")
 	work := flag.String("dir", "", "scratch directory (default: a temporary one)")
+	awsRows := flag.Int("aws-rows", 20_000, "rows imported through the AWS handlers on moto to count requests (0: skip)")
 	flag.Parse()
 	log.SetFlags(0)
 
@@ -86,6 +89,13 @@ func main() {
 	log.Printf("go benchmarks: pools, SQLite drivers")
 	r.pool = goBench("./internal/shard/", "^BenchmarkPool$", *runs)
 	r.drivers = goBench("./internal/local/sqlite/", "^BenchmarkSinkWrite$", *runs)
+
+	if *awsRows > 0 {
+		log.Printf("AWS requests: %d rows through the handlers on moto", *awsRows)
+		run, err := measureAWS(dir, *awsRows)
+		must(err)
+		r.aws = &run
+	}
 	must(os.WriteFile(*out, []byte(r.markdown()), 0o644))
 	log.Printf("wrote %s", *out)
 }
@@ -287,6 +297,7 @@ type report struct {
 	rss100k, rss1m    []int64
 	read              map[string][]time.Duration
 	pool, drivers     map[string]map[string][]float64
+	aws               *awsRun
 }
 
 func median[T int64 | float64 | time.Duration](xs []T) T {
@@ -325,6 +336,9 @@ func (r *report) markdown() string {
 	writeGo(&b, "Worker pools (parse + validate, 20k rows; `BenchmarkPool` in internal/shard)", r.pool, "rows/s")
 	writeGo(&b, "SQLite drivers (`BenchmarkSinkWrite` in internal/local/sqlite)", r.drivers, "rows/s")
 	b.WriteString(readingNotes)
+	if r.aws != nil {
+		r.aws.markdown(&b)
+	}
 	return b.String()
 }
 

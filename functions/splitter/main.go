@@ -1,0 +1,26 @@
+// Command splitter is the Lambda function that splits each upload under incoming/ into a batch of shards and sends their manifests to the shard queue.
+// All logic is in internal/aws/handler; this builds it from the environment
+// once per container and starts the Lambda runtime loop.
+package main
+
+import (
+	"context"
+	"log"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/catalog-import/catalog-import/internal/aws/handler"
+)
+
+func main() {
+	cfg, err := handler.ConfigFromEnv(os.Getenv)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fns, err := handler.Build(context.Background(), cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	lambda.Start(fns.Splitter)
+}

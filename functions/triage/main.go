@@ -1,0 +1,26 @@
+// Command triage is the Lambda function that receives the shard messages that reached the DLQ and records them with the inputs of a decision.
+// All logic is in internal/aws/handler; this builds it from the environment
+// once per container and starts the Lambda runtime loop.
+package main
+
+import (
+	"context"
+	"log"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/catalog-import/catalog-import/internal/aws/handler"
+)
+
+func main() {
+	cfg, err := handler.ConfigFromEnv(os.Getenv)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fns, err := handler.Build(context.Background(), cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	lambda.Start(fns.Triage)
+}

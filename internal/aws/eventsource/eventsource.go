@@ -1,0 +1,261 @@
+// Package eventsource plays Lambda's event sources against an AWS API
+// endpoint, so the real handlers run locally (importctl dev): the bucket's
+// ObjectCreated notifications (delivered to an upload queue) invoke the
+// splitter; the shard queue invokes the worker in batches of BatchSize,
+// at most MaxConcurrency at a time, each under the worker's timeout,
+// deleting only the messages the partial batch response does not return;
+// the DLQ invokes triage. Messages a handler returns stay invisible for the
+// queue's visibility timeout and come back with a higher receive count, and
+// the queue's redrive policy moves them to the DLQ: the same at-least-once
+// life as on AWS.
+package eventsource
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/catalog-import/catalog-import/internal/aws/awserr"
+)
+
+// Handlers are the functions the event sources invoke.
+type Handlers interface {
+	Splitter(ctx context.Context, ev events.S3Event) error
+	Worker(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error)
+	Triage(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error)
+}
+
+// Config is one run of the event sources.
+type Config struct {
+	SQS            *sqs.Client
+	UploadQueueURL string // S3 ObjectCreated notifications
+	ShardQueueURL  string
+	DLQURL         string
+	BatchSize      int           // shard messages per worker invocation (default 1)
+	MaxConcurrency int           // concurrent worker invocations (default 2)
+	WorkerTimeout  time.Duration // each worker invocation's deadline (default 5m)
+	SplitTimeout   time.Duration // each splitter invocation's deadline (default 15m)
+	// UntilIdle: return once no message is waiting or in flight on the upload
+	// and shard queues and no invocation runs (DLQ messages kept for redrive
+	// are not work).
+	UntilIdle bool
+	Log       *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.BatchSize <= 0 {
+		c.BatchSize = 1
+	}
+	if c.MaxConcurrency <= 0 {
+		c.MaxConcurrency = 2
+	}
+	if c.WorkerTimeout <= 0 {
+		c.WorkerTimeout = 5 * time.Minute
+	}
+	if c.SplitTimeout <= 0 {
+		c.SplitTimeout = 15 * time.Minute
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Run polls the queues and invokes h until ctx ends (nil error), or, with
+// UntilIdle, until there is no work left.
+func Run(ctx context.Context, cfg Config, h Handlers) error {
+	cfg = cfg.withDefaults()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var running atomic.Int64
+	var wg sync.WaitGroup
+	poll := func(name, url string, max, workers int, invoke func(context.Context, []sqstypes.Message)) {
+		for range workers {
+			wg.Go(func() {
+				for ctx.Err() == nil {
+					msgs, err := receive(ctx, cfg.SQS, url, max)
+					if err != nil {
+						if ctx.Err() == nil {
+							cfg.Log.Warn("receive failed", "queue", name, "error", err)
+							sleep(ctx, time.Second)
+						}
+						continue
+					}
+					if len(msgs) > 0 {
+						running.Add(1)
+						invoke(ctx, msgs)
+						running.Add(-1)
+					}
+				}
+			})
+		}
+	}
+	poll("uploads", cfg.UploadQueueURL, 1, 1, func(ctx context.Context, ms []sqstypes.Message) { split(ctx, cfg, h, ms[0]) })
+	poll("shards", cfg.ShardQueueURL, cfg.BatchSize, cfg.MaxConcurrency, func(ctx context.Context, ms []sqstypes.Message) {
+		invokeSQS(ctx, cfg, cfg.ShardQueueURL, cfg.WorkerTimeout, h.Worker, ms)
+	})
+	if cfg.DLQURL != "" {
+		poll("dlq", cfg.DLQURL, 1, 1, func(ctx context.Context, ms []sqstypes.Message) {
+			invokeSQS(ctx, cfg, cfg.DLQURL, time.Minute, h.Triage, ms)
+		})
+	}
+	if cfg.UntilIdle {
+		wg.Go(func() {
+			quiet := 0
+			for ctx.Err() == nil {
+				sleep(ctx, 500*time.Millisecond)
+				busy, err := pending(ctx, cfg.SQS, cfg.UploadQueueURL, cfg.ShardQueueURL)
+				if err != nil {
+					continue
+				}
+				if busy == 0 && running.Load() == 0 {
+					quiet++
+				} else {
+					quiet = 0
+				}
+				if quiet >= 3 {
+					cancel(errIdle)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, errIdle) && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+var errIdle = errors.New("idle")
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+func receive(ctx context.Context, c *sqs.Client, url string, max int) ([]sqstypes.Message, error) {
+	out, err := c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
+		QueueUrl: aws.String(url), MaxNumberOfMessages: int32(min(max, 10)), WaitTimeSeconds: 1,
+		MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameAll},
+	})
+	if err != nil {
+		return nil, awserr.Wrap(err, "receive from "+url)
+	}
+	return out.Messages, nil
+}
+
+// pending counts the messages waiting or in flight on the queues.
+func pending(ctx context.Context, c *sqs.Client, urls ...string) (int, error) {
+	total := 0
+	for _, u := range urls {
+		out, err := c.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(u), AttributeNames: []sqstypes.QueueAttributeName{
+			sqstypes.QueueAttributeNameApproximateNumberOfMessages, sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
+			sqstypes.QueueAttributeNameApproximateNumberOfMessagesDelayed}})
+		if err != nil {
+			return 0, err
+		}
+		for _, v := range out.Attributes {
+			n, _ := strconv.Atoi(v)
+			total += n
+		}
+	}
+	return total, nil
+}
+
+// split invokes the splitter with the S3 event a notification carries, as
+// Lambda's asynchronous invocation does: retried twice, then dropped with
+// an error log.
+func split(ctx context.Context, cfg Config, h Handlers, m sqstypes.Message) {
+	body := aws.ToString(m.Body)
+	var probe struct {
+		Event string `json:"Event"`
+	}
+	var ev events.S3Event
+	if err := json.Unmarshal([]byte(body), &probe); err == nil && probe.Event == "s3:TestEvent" {
+		del(ctx, cfg, cfg.UploadQueueURL, m)
+		return
+	}
+	if err := json.Unmarshal([]byte(body), &ev); err != nil || len(ev.Records) == 0 {
+		cfg.Log.Error("upload notification is not an S3 event; dropped", "body", body, "error", err)
+		del(ctx, cfg, cfg.UploadQueueURL, m)
+		return
+	}
+	ictx, cancel := context.WithTimeout(ctx, cfg.SplitTimeout)
+	err := h.Splitter(ictx, ev)
+	cancel()
+	if err == nil || receiveCount(m) >= 3 {
+		if err != nil {
+			cfg.Log.Error("splitter failed 3 times; event dropped as Lambda drops an async event", "error", err)
+		}
+		del(ctx, cfg, cfg.UploadQueueURL, m)
+		return
+	}
+	_, _ = cfg.SQS.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{QueueUrl: aws.String(cfg.UploadQueueURL),
+		ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: 1})
+}
+
+// invokeSQS invokes fn with the messages as an SQS event under timeout and
+// deletes every message the response does not name as failed.
+func invokeSQS(ctx context.Context, cfg Config, url string, timeout time.Duration,
+	fn func(context.Context, events.SQSEvent) (events.SQSEventResponse, error), ms []sqstypes.Message) {
+	ev := Event(url, ms)
+	ictx, cancel := context.WithTimeout(ctx, timeout)
+	resp, err := fn(ictx, ev)
+	cancel()
+	if ctx.Err() != nil {
+		return // stopping: leave the messages to their visibility timeout
+	}
+	if err != nil { // the whole batch returns
+		cfg.Log.Error("invocation failed", "queue", url, "messages", len(ms), "error", err)
+		return
+	}
+	failed := map[string]bool{}
+	for _, f := range resp.BatchItemFailures {
+		failed[f.ItemIdentifier] = true
+	}
+	for _, m := range ms {
+		if !failed[aws.ToString(m.MessageId)] {
+			del(ctx, cfg, url, m)
+		}
+	}
+}
+
+// Event builds the SQS event Lambda would deliver for ms.
+func Event(queueURL string, ms []sqstypes.Message) events.SQSEvent {
+	var ev events.SQSEvent
+	for _, m := range ms {
+		attrs := map[string]string{}
+		for k, v := range m.Attributes {
+			attrs[k] = v
+		}
+		ev.Records = append(ev.Records, events.SQSMessage{
+			MessageId: aws.ToString(m.MessageId), ReceiptHandle: aws.ToString(m.ReceiptHandle), Body: aws.ToString(m.Body),
+			Md5OfBody: aws.ToString(m.MD5OfBody), Attributes: attrs, EventSource: "aws:sqs", EventSourceARN: queueURL,
+		})
+	}
+	return ev
+}
+
+func receiveCount(m sqstypes.Message) int {
+	n, _ := strconv.Atoi(m.Attributes[string(sqstypes.MessageSystemAttributeNameApproximateReceiveCount)])
+	return n
+}
+
+func del(ctx context.Context, cfg Config, url string, m sqstypes.Message) {
+	if _, err := cfg.SQS.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(url), ReceiptHandle: m.ReceiptHandle}); err != nil && ctx.Err() == nil {
+		cfg.Log.Warn("delete failed", "queue", url, "error", fmt.Sprint(err))
+	}
+}

@@ -1,0 +1,104 @@
+package handler
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/catalog-import/catalog-import/internal/aws/awsclient"
+	"github.com/catalog-import/catalog-import/internal/aws/dynamocatalog"
+	"github.com/catalog-import/catalog-import/internal/aws/dynamostate"
+	"github.com/catalog-import/catalog-import/internal/aws/s3store"
+	"github.com/catalog-import/catalog-import/internal/aws/sqsqueue"
+	"github.com/catalog-import/catalog-import/internal/profile"
+)
+
+// Config is what a function needs from its environment: where the
+// resources are, and the engine's settings (template.yaml sets them).
+type Config struct {
+	AWS           awsclient.Settings
+	Bucket        string // BUCKET
+	StateTable    string // STATE_TABLE
+	ProductsTable string // PRODUCTS_TABLE
+	ShardQueueURL string // SHARD_QUEUE_URL
+	DLQURL        string // DLQ_URL
+	FailureTTL    time.Duration
+	Options       Options
+}
+
+// ConfigFromEnv reads Config from the variables template.yaml sets:
+// BUCKET, STATE_TABLE, PRODUCTS_TABLE, SHARD_QUEUE_URL, DLQ_URL (required);
+// SHARD_ROWS, SHARD_BYTES, POOL_SIZE, CHECKPOINT_EVERY, LEASE_TTL_SECONDS,
+// FAILURE_TTL_DAYS, PROFILE_FILE, LOG_LEVEL (optional); AWS_REGION and
+// AWS_ENDPOINT_URL as the SDK reads them.
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	c := Config{
+		AWS:    awsclient.Settings{Region: getenv("AWS_REGION"), Endpoint: getenv("AWS_ENDPOINT_URL")},
+		Bucket: getenv("BUCKET"), StateTable: getenv("STATE_TABLE"), ProductsTable: getenv("PRODUCTS_TABLE"),
+		ShardQueueURL: getenv("SHARD_QUEUE_URL"), DLQURL: getenv("DLQ_URL"),
+	}
+	for name, v := range map[string]string{"BUCKET": c.Bucket, "STATE_TABLE": c.StateTable, "PRODUCTS_TABLE": c.ProductsTable, "SHARD_QUEUE_URL": c.ShardQueueURL} {
+		if v == "" {
+			return c, fmt.Errorf("environment variable %s is not set", name)
+		}
+	}
+	var err error
+	num := func(name string, def int64) int64 {
+		v := getenv(name)
+		if v == "" || err != nil {
+			return def
+		}
+		n, e := strconv.ParseInt(v, 10, 64)
+		if e != nil || n < 0 {
+			err = fmt.Errorf("environment variable %s=%q: want a whole number >= 0", name, v)
+		}
+		return n
+	}
+	c.Options.Split.ShardRows = num("SHARD_ROWS", 0)
+	c.Options.Split.ShardBytes = num("SHARD_BYTES", 0)
+	c.Options.Pool = int(num("POOL_SIZE", 0))
+	c.Options.CheckpointEvery = int(num("CHECKPOINT_EVERY", 0))
+	c.Options.LeaseTTL = time.Duration(num("LEASE_TTL_SECONDS", 0)) * time.Second
+	c.FailureTTL = time.Duration(num("FAILURE_TTL_DAYS", 30)) * 24 * time.Hour
+	if err != nil {
+		return c, err
+	}
+	if path := getenv("PROFILE_FILE"); path != "" {
+		if c.Options.Profile, err = profile.Load(path); err != nil {
+			return c, fmt.Errorf("PROFILE_FILE: %w", err)
+		}
+	}
+	level := slog.LevelInfo
+	if v := getenv("LOG_LEVEL"); v != "" {
+		if err := level.UnmarshalText([]byte(v)); err != nil {
+			return c, fmt.Errorf("LOG_LEVEL=%q: %w", v, err)
+		}
+	}
+	c.Options.Log = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	return c, nil
+}
+
+// Build makes the clients (once per container) and the AWS adapters, and
+// returns the handlers over them.
+func Build(ctx context.Context, c Config) (*Functions, error) {
+	clients, err := awsclient.New(ctx, c.AWS)
+	if err != nil {
+		return nil, err
+	}
+	return FromClients(clients, c), nil
+}
+
+// FromClients returns the handlers over the AWS adapters built on clients.
+func FromClients(clients *awsclient.Clients, c Config) *Functions {
+	p := Ports{
+		Source:  s3store.New(clients.S3),
+		Store:   dynamostate.New(clients.DynamoDB, c.StateTable, dynamostate.Options{FailureTTL: c.FailureTTL}),
+		Sink:    dynamocatalog.New(clients.DynamoDB, c.ProductsTable, dynamocatalog.Options{}),
+		Queue:   sqsqueue.New(clients.SQS, c.ShardQueueURL),
+		Reports: s3store.NewReports(clients.S3, c.Bucket),
+	}
+	return New(p, c.Options)
+}

@@ -1,0 +1,337 @@
+// Package handler is the Lambda side of the engine: the splitter (S3
+// ObjectCreated), shard-worker (SQS, partial batch responses) and triage
+// (the shard DLQ) handlers. They gather their inputs from the event and call
+// the same engine packages the embedded mode runs (split, shard, finalize);
+// the only AWS-specific parts are the events and the adapters in Ports.
+//
+// functions/<name>/main.go builds Config from the environment, the ports
+// once per container (New), and hands one method to lambda.Start.
+// importctl dev and the tests call the same methods with the same events.
+package handler
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/catalog-import/catalog-import/internal/aws/s3store"
+	"github.com/catalog-import/catalog-import/internal/aws/sqsqueue"
+	"github.com/catalog-import/catalog-import/internal/catalog"
+	"github.com/catalog-import/catalog-import/internal/failure"
+	"github.com/catalog-import/catalog-import/internal/finalize"
+	"github.com/catalog-import/catalog-import/internal/object"
+	"github.com/catalog-import/catalog-import/internal/profile"
+	"github.com/catalog-import/catalog-import/internal/queue"
+	"github.com/catalog-import/catalog-import/internal/shard"
+	"github.com/catalog-import/catalog-import/internal/split"
+	"github.com/catalog-import/catalog-import/internal/state"
+)
+
+// IncomingPrefix is where uploads that start an import land in the bucket.
+const IncomingPrefix = "incoming/"
+
+// Ports are the adapters the handlers run on.
+type Ports struct {
+	Source object.Source
+	Store  state.Store
+	Sink   interface {
+		catalog.Sink
+		catalog.Reader
+	}
+	Queue   queue.Queue      // the shard queue
+	Reports finalize.Reports // error reports (reports/<batch>/ in the bucket)
+}
+
+// Options tune the engine inside the functions. Zero values take defaults.
+type Options struct {
+	Profile         *profile.Profile // default: the built-in default profile
+	Split           split.Options    // shard size
+	Pool            int              // goroutines per shard (default GOMAXPROCS)
+	CheckpointEvery int              // rows per checkpoint (default 1000)
+	// LeaseTTL is how long a claim lasts without a checkpoint. It should be
+	// the worker's timeout: a lease outlives no invocation, so a redelivery
+	// (after the queue's visibility timeout, 6x the timeout) can claim.
+	LeaseTTL time.Duration
+	// DeadlineMargin: how long before the invocation's deadline a worker stops
+	// taking rows and hands the rest of the shard on (default 10s, at most a
+	// fifth of the time the invocation has).
+	DeadlineMargin time.Duration
+	// Settle: how long finalization re-counts products that do not reconcile
+	// yet (the products index is eventually consistent). Default 30s.
+	Settle time.Duration
+	Owner  string // lease owner prefix (default "lambda")
+	Log    *slog.Logger
+	Now    func() time.Time
+}
+
+// Functions holds the ports and the engine built once per container.
+type Functions struct {
+	p      Ports
+	o      Options
+	worker *shard.Worker
+	log    *slog.Logger
+}
+
+// New builds the handlers over ports.
+func New(p Ports, o Options) *Functions {
+	if o.Profile == nil {
+		o.Profile = profile.Default()
+	}
+	if o.CheckpointEvery <= 0 {
+		o.CheckpointEvery = 1000
+	}
+	if o.Settle <= 0 {
+		o.Settle = 30 * time.Second
+	}
+	if o.Owner == "" {
+		o.Owner = "lambda"
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	w := shard.New(shard.Deps{Source: p.Source, Store: p.Store, Sink: p.Sink, Log: o.Log, Now: o.Now},
+		shard.Options{Owner: o.Owner, LeaseTTL: o.LeaseTTL, CheckpointEvery: o.CheckpointEvery, Pool: o.Pool,
+			MaxRecord: o.Split.MaxRecord, DeadlineMargin: o.DeadlineMargin})
+	return &Functions{p: p, o: o, worker: w, log: o.Log}
+}
+
+// BatchID derives the batch of one upload from its bucket, key and version
+// (or, on an unversioned bucket, the event's sequencer; failing both, the
+// ETag): duplicate S3 events of one upload name one batch (invariant 1).
+func BatchID(bucket, key, version, sequencer, etag string) string {
+	tag := "v:" + version
+	switch {
+	case version != "":
+	case sequencer != "":
+		tag = "s:" + sequencer
+	default:
+		tag = "e:" + strings.Trim(etag, `"`)
+	}
+	h := sha256.Sum256([]byte(bucket + "\n" + key + "\n" + tag))
+	return "b-" + hex.EncodeToString(h[:10])
+}
+
+// Splitter handles S3 ObjectCreated events: each upload under incoming/
+// becomes one batch with its shards, and a manifest per shard on the queue.
+// An error makes Lambda retry the event; a retried or duplicated event
+// finishes the same batch (no second batch, no duplicate shards).
+func (f *Functions) Splitter(ctx context.Context, ev events.S3Event) error {
+	var errs []error
+	for _, r := range ev.Records {
+		if err := f.split(ctx, r); err != nil {
+			f.log.Error("split failed", "bucket", r.S3.Bucket.Name, "key", r.S3.Object.Key, "error", err)
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (f *Functions) split(ctx context.Context, r events.S3EventRecord) error {
+	if !strings.HasPrefix(r.EventName, "ObjectCreated") && !strings.HasPrefix(r.EventName, "s3:ObjectCreated") {
+		return nil
+	}
+	key, err := url.QueryUnescape(r.S3.Object.Key) // event keys are URL-encoded, spaces as '+'
+	if err != nil {
+		return fmt.Errorf("object key %q: %w", r.S3.Object.Key, err)
+	}
+	bucket := r.S3.Bucket.Name
+	if !strings.HasPrefix(key, IncomingPrefix) {
+		f.log.Info("not under "+IncomingPrefix+", ignored", "bucket", bucket, "key", key)
+		return nil
+	}
+	o := r.S3.Object
+	id := BatchID(bucket, key, o.VersionID, o.Sequencer, o.ETag)
+	log := f.log.With("batch_id", id, "bucket", bucket, "key", key)
+
+	// A duplicate or retried event: the batch exists. Send the manifests of
+	// its unfinished shards again (a split that crashed after registering
+	// sent none), without reading the object again.
+	if b, err := f.p.Store.GetBatch(ctx, id); err == nil {
+		n, err := f.resend(ctx, b)
+		log.Info("batch exists", "status", b.Status, "manifests_sent", n)
+		return err
+	} else if !errors.Is(err, state.ErrNotFound) {
+		return fmt.Errorf("get batch %s: %w", id, err)
+	}
+
+	uri := s3store.URI(bucket, key)
+	info, err := f.p.Source.Stat(ctx, uri)
+	if err != nil {
+		return fmt.Errorf("head %s: %w", uri, err)
+	}
+	if o.VersionID != "" && info.Version != "" && info.Version != o.VersionID {
+		// A newer upload replaced this one before it was split; its own
+		// event imports it. Never import a version other than the event's.
+		log.Warn("object was replaced before the split; this upload is not imported", "event_version", o.VersionID, "current_version", info.Version)
+		return nil
+	}
+	v, err := f.o.Profile.Compile()
+	if err != nil {
+		return err
+	}
+	plan, err := split.PlanSource(ctx, f.p.Source, info, v, f.o.Split)
+	if err != nil {
+		return fmt.Errorf("split %s: %w", uri, err)
+	}
+	out, err := split.Register(ctx, f.p.Store, f.p.Queue, split.Request{BatchID: id, Plan: plan, Profile: f.o.Profile, Now: f.o.Now().UTC()})
+	if err != nil {
+		return err
+	}
+	log.Info("batch registered", "status", out.Batch.Status, "created", out.Created, "shards", out.Batch.Shards,
+		"rows_total", out.Batch.Counts.Total, "manifests_sent", out.Sent, "message", out.Batch.Message)
+	return nil
+}
+
+// resend sends the manifests of a running batch's unfinished shards.
+func (f *Functions) resend(ctx context.Context, b state.Batch) (int, error) {
+	if b.Status.Finished() {
+		return 0, nil
+	}
+	shards, err := f.p.Store.ListShards(ctx, b.ID)
+	if err != nil {
+		return 0, fmt.Errorf("list shards of %s: %w", b.ID, err)
+	}
+	var ms []queue.Manifest
+	for _, s := range shards {
+		if !s.Status.Finished() {
+			ms = append(ms, split.Manifest(b, s, b.TraceID))
+		}
+	}
+	if err := f.p.Queue.Send(ctx, 0, ms...); err != nil {
+		return 0, fmt.Errorf("send %d manifests of %s: %w", len(ms), b.ID, err)
+	}
+	return len(ms), nil
+}
+
+// errLeased returns a delivery whose shard another live worker holds: the
+// message comes back after the visibility timeout, when that worker has
+// finished (the delivery is then a no-op) or died (its lease has expired).
+var errLeased = errors.New("shard is leased by a live worker; delivery returned for later")
+
+// Worker handles a batch of shard manifests from the shard queue and
+// reports the ones to deliver again (partial batch response). A duplicate
+// delivery of a finished shard is a no-op; a shard stopped by the deadline
+// is handed on as a continuation manifest.
+func (f *Functions) Worker(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	var resp events.SQSEventResponse
+	for _, r := range ev.Records {
+		if err := f.work(ctx, r); err != nil {
+			level := slog.LevelError
+			if errors.Is(err, errLeased) {
+				level = slog.LevelInfo
+			}
+			f.log.Log(ctx, level, "shard delivery not done", "message_id", r.MessageId, "error", err,
+				"reason", failure.ReasonOf(err))
+			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: r.MessageId})
+		}
+	}
+	return resp, nil
+}
+
+func (f *Functions) work(ctx context.Context, r events.SQSMessage) error {
+	msg, err := sqsqueue.FromEvent(r)
+	if err != nil {
+		return fmt.Errorf("unreadable manifest: %w", err)
+	}
+	m := msg.Manifest
+	log := f.log.With("batch_id", m.BatchID, "shard", m.Shard)
+	res, err := f.worker.Process(ctx, m)
+	if err != nil {
+		return fmt.Errorf("shard %d of %s: %w", m.Shard, m.BatchID, err)
+	}
+	log.Info("shard delivery", "status", res.Status, "rows_done", res.Counts.Done(), "rows_failed", res.Counts.Failed, "receive_count", msg.ReceiveCount)
+	switch {
+	case res.Abort != "":
+		return f.finalize(ctx, m.BatchID, res.Abort)
+	case res.Status == shard.Leased:
+		return errLeased
+	case res.Status == shard.Partial:
+		if err := f.p.Queue.Send(ctx, 0, m); err != nil {
+			return fmt.Errorf("hand on shard %d of %s: %w", m.Shard, m.BatchID, err)
+		}
+	case res.Status == shard.Done && res.Last:
+		return f.finalize(ctx, m.BatchID, "")
+	case res.Status == shard.AlreadyDone:
+		// A redelivery after a crash between the last FinishShard and
+		// finalization: the batch has every shard done but is still running.
+		b, err := f.p.Store.GetBatch(ctx, m.BatchID)
+		if err != nil {
+			return fmt.Errorf("get batch %s: %w", m.BatchID, err)
+		}
+		if !b.Status.Finished() && b.ShardsDone == b.Shards {
+			return f.finalize(ctx, m.BatchID, "")
+		}
+	}
+	return nil
+}
+
+func (f *Functions) finalize(ctx context.Context, id, abort string) error {
+	b, err := finalize.Finalize(ctx, finalize.Deps{Store: f.p.Store, Products: f.p.Sink, Reports: f.p.Reports, Now: f.o.Now, Settle: f.o.Settle}, id, abort)
+	if err != nil {
+		return fmt.Errorf("finalize %s: %w", id, err)
+	}
+	f.log.Info("batch finished", "batch_id", id, "status", b.Status, "rows_total", b.Counts.Total,
+		"rows_imported", b.Counts.Imported, "rows_failed", b.Counts.Failed, "rows_skipped", b.Counts.Skipped,
+		"report", b.Report, "message", b.Message)
+	return nil
+}
+
+// Triage handles messages that reached the shard DLQ. For now it records
+// each message with the inputs a decision needs (receive count, retry
+// count, the shard's state) and leaves the message in the DLQ (reported as a
+// batch item failure) for `importctl redrive`: nothing is dropped before the
+// decisions of the triage table exist.
+func (f *Functions) Triage(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	var resp events.SQSEventResponse
+	for _, r := range ev.Records {
+		attrs := []any{"message_id", r.MessageId, "receive_count", r.Attributes["ApproximateReceiveCount"]}
+		msg, err := sqsqueue.FromEvent(r)
+		if err != nil {
+			attrs = append(attrs, "manifest_error", err.Error(), "body", oneLine(r.Body, 512))
+		} else {
+			m := msg.Manifest
+			attrs = append(attrs, "batch_id", m.BatchID, "shard", m.Shard, "retry_count", m.RetryCount)
+			if s, err := f.shard(ctx, m.BatchID, m.Shard); err == nil {
+				attrs = append(attrs, "shard_status", s.Status, "shard_attempts", s.Attempts, "shard_message", s.Message,
+					"next_row", s.Checkpoint.NextRow)
+			} else {
+				attrs = append(attrs, "shard_error", err.Error())
+			}
+		}
+		f.log.Warn("dead-lettered shard message kept for redrive", attrs...)
+		resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: r.MessageId})
+	}
+	return resp, nil
+}
+
+func (f *Functions) shard(ctx context.Context, batchID string, index int) (state.Shard, error) {
+	shards, err := f.p.Store.ListShards(ctx, batchID)
+	if err != nil {
+		return state.Shard{}, err
+	}
+	for _, s := range shards {
+		if s.Index == index {
+			return s, nil
+		}
+	}
+	return state.Shard{}, state.ErrNotFound
+}
+
+func oneLine(s string, max int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > max {
+		s = s[:max] + "..."
+	}
+	return s
+}

@@ -1,0 +1,218 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/catalog-import/catalog-import/internal/aws/awstest"
+	"github.com/catalog-import/catalog-import/internal/failure"
+	"github.com/catalog-import/catalog-import/internal/record/recordtest"
+	"github.com/catalog-import/catalog-import/internal/state"
+)
+
+func TestMain(m *testing.M) { awstest.Main(m) }
+
+// devStack provisions a fresh stack on the shared moto with `importctl dev`
+// and returns the flags that select it and its bucket.
+func devStack(t *testing.T, extra ...string) (flags []string, bucket string) {
+	t.Helper()
+	flags = []string{"--endpoint", awstest.Endpoint(t), "--stack", awstest.Name("dev")}
+	code, out, errOut := importctl(t, append(append([]string{"dev", "--until-idle", "--log-level", "error"}, flags...), extra...)...)
+	if code != 0 {
+		t.Fatalf("dev: exit %d\n%s\n%s", code, out, errOut)
+	}
+	for line := range strings.SplitSeq(out, "\n") {
+		if b, ok := strings.CutPrefix(line, "bucket: "); ok {
+			bucket = b
+		}
+	}
+	if bucket == "" {
+		t.Fatalf("dev printed no bucket:\n%s", out)
+	}
+	return flags, bucket
+}
+
+func upload(t *testing.T, bucket, key, file string) {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := awstest.Clients(t).S3.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: f}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// stackBatches lists the stack's batches by the key they import.
+func stackBatches(t *testing.T, flags []string) map[string]state.Batch {
+	t.Helper()
+	code, out, errOut := importctl(t, append([]string{"status", "--json", "--limit", "100"}, flags...)...)
+	if code != 0 {
+		t.Fatalf("status: exit %d %s", code, errOut)
+	}
+	var bs []state.Batch
+	if err := json.Unmarshal([]byte(out), &bs); err != nil {
+		t.Fatalf("status: %v\n%s", err, out)
+	}
+	m := map[string]state.Batch{}
+	for _, b := range bs {
+		key := b.Source.URI[strings.Index(b.Source.URI, "/incoming/")+1:]
+		if _, dup := m[key]; dup {
+			t.Errorf("two batches import %s", key)
+		}
+		m[key] = b
+	}
+	return m
+}
+
+// stackOutcome is what a user checks of a batch on the stack, in the terms
+// runImport gives for `importctl run`.
+func stackOutcome(t *testing.T, flags []string, b state.Batch) outcome {
+	t.Helper()
+	o := outcome{Exit: exitFor(b.Status), Status: string(b.Status), Message: b.Message,
+		Rows: [4]int64{b.Counts.Total, b.Counts.Imported, b.Counts.Failed, b.Counts.Skipped}, ByReason: b.ByReason}
+	if b.Counts.Failed > 0 {
+		_, fl, ferr := importctl(t, append([]string{"failures", "--format", "jsonl", b.ID}, flags...)...)
+		for line := range strings.SplitSeq(strings.TrimSpace(fl), "\n") {
+			var r failure.Record
+			if err := json.Unmarshal([]byte(line), &r); err != nil {
+				t.Fatalf("failures: %q %s: %v", line, ferr, err)
+			}
+			o.Failures = append(o.Failures, fmt.Sprintf("row %d %s/%s %s: %s", r.Row, r.Layer, r.Reason, r.Field, r.Message))
+		}
+	}
+	return o
+}
+
+// TestDevImportsLikeRun: files dropped in the bucket of `importctl dev`
+// (the real handlers on moto) end exactly as `importctl run` ends them:
+// clean, mixed faults, GBK from Excel, JSON Lines, duplicate SKUs across
+// shards, a rejected header. (Duplicate events: internal/aws/handler's
+// TestSampleEvents.)
+func TestDevImportsLikeRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the handlers against moto")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	var dups strings.Builder
+	dups.WriteString("sku,name,category,price\n")
+	for i := range 1000 {
+		fmt.Fprintf(&dups, "D-%02d,Item %d,Home,%d.00\n", (i*7)%50, i, i+1)
+	}
+	os.WriteFile(filepath.Join(dir, "dups.csv"), []byte(dups.String()), 0o644)
+	files := map[string]string{
+		"incoming/clean.csv":           "testdata/input/clean.csv",
+		"incoming/demo gbk.csv":        "../../testdata/demo/products-gbk.csv",
+		"incoming/excel/gbk-excel.csv": "testdata/input/gbk-excel.csv",
+		"incoming/products.jsonl":      "testdata/input/products.jsonl",
+		"incoming/ragged.csv":          "testdata/input/ragged.csv",
+		"incoming/missing-columns.csv": "testdata/input/missing-columns.csv",
+		"incoming/dups.csv":            filepath.Join(dir, "dups.csv"),
+	}
+	flags, bucket := devStack(t)
+	for key, file := range files {
+		upload(t, bucket, key, file)
+	}
+	args := append([]string{"dev", "--until-idle", "--log-level", "error", "--shard-rows", "150", "--checkpoint-every", "50"}, flags...)
+	if code, _, errOut := importctl(t, args...); code != 0 {
+		t.Fatalf("dev: exit %d\n%s", code, errOut)
+	}
+	batches := stackBatches(t, flags)
+	for key, file := range files {
+		t.Run(key, func(t *testing.T) {
+			b, ok := batches[key]
+			if !ok {
+				t.Fatalf("no batch for %s", key)
+			}
+			local, _ := runImport(t, filepath.Join(dir, strings.ReplaceAll(key, "/", "_")+".db"), file)
+			if diff := cmp.Diff(local, stackOutcome(t, flags, b)); diff != "" {
+				t.Errorf("(-importctl run +dev on moto):\n%s", diff)
+			}
+			if b.Counts.Failed > 0 && b.Report != "s3://"+bucket+"/reports/"+b.ID+"/errors.csv" {
+				t.Errorf("report at %q", b.Report)
+			}
+		})
+	}
+
+}
+
+// TestDevWorkerCrash: a worker process killed in the middle of a shard
+// (kill -9 of importctl dev) leaves the shard message in flight; after the
+// visibility timeout it is delivered again, resumes from the checkpoint, and
+// the batch ends as a clean `importctl run` of the file ends it.
+func TestDevWorkerCrash(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds importctl and waits out a visibility timeout")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "importctl")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/importctl").CombinedOutput(); err != nil {
+		t.Fatalf("build importctl: %v\n%s", err, out)
+	}
+	file := filepath.Join(dir, "products.csv")
+	f, err := os.Create(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := bufio.NewWriter(f)
+	if err := recordtest.WriteProductCSV(w, 20_000, 7, true); err != nil {
+		t.Fatal(err)
+	}
+	w.Flush()
+	f.Close()
+
+	opts := []string{"--worker-timeout", "3s", "--shard-rows", "5000", "--checkpoint-every", "200", "--max-concurrency", "2", "--log-level", "error"}
+	flags, bucket := devStack(t, opts...)
+	upload(t, bucket, "incoming/products.csv", file)
+	cmd := exec.Command(bin, append(append([]string{"dev"}, flags...), opts...)...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Kill it once a shard has checkpointed but not finished.
+	deadline := time.Now().Add(2 * time.Minute)
+	for killed := false; !killed; {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("no shard was caught in the middle")
+		}
+		time.Sleep(100 * time.Millisecond)
+		for _, b := range stackBatches(t, flags) {
+			_, out, _ := importctl(t, append([]string{"status", "--json", b.ID}, flags...)...)
+			var st struct {
+				Shards []state.Shard `json:"shard_list"`
+			}
+			json.Unmarshal([]byte(out), &st)
+			for _, s := range st.Shards {
+				if s.Status != state.ShardDone && s.Checkpoint.NextRow > s.FirstRow {
+					syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
+					cmd.Wait()
+					killed = true
+				}
+			}
+		}
+	}
+	if code, _, errOut := importctl(t, append(append([]string{"dev", "--until-idle"}, flags...), opts...)...); code != 0 {
+		t.Fatalf("dev after the kill: exit %d\n%s", code, errOut)
+	}
+	b := stackBatches(t, flags)["incoming/products.csv"]
+	local, _ := runImport(t, filepath.Join(dir, "clean.db"), file)
+	if diff := cmp.Diff(local, stackOutcome(t, flags, b)); diff != "" {
+		t.Errorf("(-importctl run +dev killed and resumed):\n%s", diff)
+	}
+}
