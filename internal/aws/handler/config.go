@@ -98,6 +98,7 @@ func FromClients(clients *awsclient.Clients, c Config) *Functions {
 		Store:   dynamostate.New(clients.DynamoDB, c.StateTable, dynamostate.Options{FailureTTL: c.FailureTTL}),
 		Sink:    dynamocatalog.New(clients.DynamoDB, c.ProductsTable, dynamocatalog.Options{}),
 		Queue:   sqsqueue.New(clients.SQS, c.ShardQueueURL),
+		DLQ:     sqsqueue.New(clients.SQS, c.DLQURL),
 		Reports: s3store.NewReports(clients.S3, c.Bucket),
 	}
 	return New(p, c.Options)

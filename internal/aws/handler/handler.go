@@ -47,6 +47,7 @@ type Ports struct {
 		catalog.Reader
 	}
 	Queue   queue.Queue      // the shard queue
+	DLQ     queue.Queue      // the shard queue's dead-letter queue (triage parks messages there)
 	Reports finalize.Reports // error reports (reports/<batch>/ in the bucket)
 }
 
@@ -289,9 +290,10 @@ func (f *Functions) finalize(ctx context.Context, id, abort string) error {
 
 // Triage handles messages that reached the shard DLQ. For now it records
 // each message with the inputs a decision needs (receive count, retry
-// count, the shard's state) and leaves the message in the DLQ (reported as a
-// batch item failure) for `importctl redrive`: nothing is dropped before the
-// decisions of the triage table exist.
+// count, the shard's state) and parks it in the DLQ for `importctl redrive`:
+// invisible for ParkFor, then reported as a batch item failure so it stays (SQS allows at most 12 h).
+// Nothing is dropped before the decisions of the triage table exist, and a
+// parked message comes back about twice a day, not every visibility timeout.
 func (f *Functions) Triage(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	var resp events.SQSEventResponse
 	for _, r := range ev.Records {
@@ -309,11 +311,20 @@ func (f *Functions) Triage(ctx context.Context, ev events.SQSEvent) (events.SQSE
 				attrs = append(attrs, "shard_error", err.Error())
 			}
 		}
+		if f.p.DLQ != nil {
+			park := queue.Message{ID: r.MessageId, Receipt: r.ReceiptHandle}
+			if err := f.p.DLQ.Retry(ctx, park, ParkFor); err != nil {
+				attrs = append(attrs, "park_error", err.Error())
+			}
+		}
 		f.log.Warn("dead-lettered shard message kept for redrive", attrs...)
 		resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: r.MessageId})
 	}
 	return resp, nil
 }
+
+// ParkFor is how long triage hides a dead-lettered message it keeps.
+const ParkFor = 11 * time.Hour
 
 func (f *Functions) shard(ctx context.Context, batchID string, index int) (state.Shard, error) {
 	shards, err := f.p.Store.ListShards(ctx, batchID)
