@@ -13,10 +13,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/catalog-import/catalog-import/internal/aws/awsclient"
 	"github.com/catalog-import/catalog-import/internal/state"
 )
 
@@ -85,6 +87,18 @@ type global struct {
 	// AWS: --stack selects a stack's DynamoDB tables instead of --db;
 	// --endpoint points at an emulator (moto) or another API endpoint.
 	stack, endpoint, region string
+	oneAtATime              sync.Mutex // every request to --endpoint (see awsSettings)
+}
+
+// awsSettings are the AWS client settings of the flags. On an --endpoint
+// (moto) requests go one at a time: moto does not apply conditional writes
+// atomically under concurrent requests.
+func (g *global) awsSettings() awsclient.Settings {
+	s := awsclient.Settings{Region: g.region, Endpoint: g.endpoint}
+	if g.endpoint != "" {
+		s.OneAtATime = &g.oneAtATime
+	}
+	return s
 }
 
 func (g *global) logger(env Env) *slog.Logger {

@@ -20,7 +20,7 @@ import (
 // resources finds the stack's resources: from its CloudFormation outputs on
 // AWS, or by the names importctl dev gives them on an --endpoint.
 func (g *global) resources(ctx context.Context) (stack.Resources, *awsclient.Clients, error) {
-	clients, err := awsclient.New(ctx, awsclient.Settings{Region: g.region, Endpoint: g.endpoint})
+	clients, err := awsclient.New(ctx, g.awsSettings())
 	if err != nil {
 		return stack.Resources{}, nil, err
 	}
@@ -80,7 +80,7 @@ batches of --batch-size under --max-concurrency, the DLQ invokes triage.
 		if err != nil {
 			return usage("--log-level: %v", err)
 		}
-		clients, err := awsclient.New(ctx, awsclient.Settings{Region: g.region, Endpoint: g.endpoint})
+		clients, err := awsclient.New(ctx, g.awsSettings())
 		if err != nil {
 			return err
 		}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -30,6 +31,12 @@ type Settings struct {
 	// APIOptions are added to every client's middleware stack (request
 	// counting in benchmarks, tracing).
 	APIOptions []func(*middleware.Stack) error
+	// OneAtATime, when set, is held by every request from send to response.
+	// moto does not apply a conditional write or a transaction atomically
+	// while other requests run (two conditional claims can both win), so
+	// everything that talks to one moto from one process shares one lock:
+	// calls still interleave between requests, as they do on AWS.
+	OneAtATime sync.Locker
 }
 
 // FromEnv reads Settings from AWS_REGION and AWS_ENDPOINT_URL.
@@ -64,6 +71,9 @@ func New(ctx context.Context, s Settings) (*Clients, error) {
 		cfg.Region = "us-east-1"
 	}
 	cfg.APIOptions = append(cfg.APIOptions, s.APIOptions...)
+	if s.OneAtATime != nil {
+		cfg.APIOptions = append(cfg.APIOptions, oneAtATime(s.OneAtATime))
+	}
 	if s.Endpoint != "" {
 		cfg.BaseEndpoint = aws.String(s.Endpoint)
 	}
@@ -80,4 +90,16 @@ func New(ctx context.Context, s Settings) (*Clients, error) {
 		CloudFormation: cloudformation.NewFromConfig(cfg),
 		STS:            sts.NewFromConfig(cfg),
 	}, nil
+}
+
+// oneAtATime holds l around each request's transmission.
+func oneAtATime(l sync.Locker) func(*middleware.Stack) error {
+	return func(s *middleware.Stack) error {
+		return s.Deserialize.Add(middleware.DeserializeMiddlewareFunc("OneAtATime",
+			func(ctx context.Context, in middleware.DeserializeInput, next middleware.DeserializeHandler) (middleware.DeserializeOutput, middleware.Metadata, error) {
+				l.Lock()
+				defer l.Unlock()
+				return next.HandleDeserialize(ctx, in)
+			}), middleware.After)
+	}
 }

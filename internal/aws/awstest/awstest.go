@@ -140,11 +140,16 @@ func (l *limited) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Clients returns clients for the shared server. Extra middleware (request
-// counters) may be passed.
+// OneAtATime is the lock every client of the shared server holds per
+// request (see awsclient.Settings.OneAtATime); in-process code under test
+// that builds its own clients for the server must use it too.
+var OneAtATime sync.Mutex
+
+// Clients returns clients for the shared server, one request at a time
+// (OneAtATime). Extra middleware (request counters) may be passed.
 func Clients(t testing.TB, apiOptions ...func(*middleware.Stack) error) *awsclient.Clients {
 	t.Helper()
-	c, err := awsclient.New(context.Background(), awsclient.Settings{Region: "us-east-1", Endpoint: Endpoint(t), APIOptions: apiOptions})
+	c, err := awsclient.New(context.Background(), awsclient.Settings{Region: "us-east-1", Endpoint: Endpoint(t), APIOptions: apiOptions, OneAtATime: &OneAtATime})
 	if err != nil {
 		t.Fatal(err)
 	}

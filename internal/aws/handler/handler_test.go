@@ -85,6 +85,7 @@ func TestSampleEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.AWS.OneAtATime = &awstest.OneAtATime
 	fns, err := handler.Build(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)

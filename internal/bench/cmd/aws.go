@@ -153,12 +153,13 @@ func measureAWS(dir string, rows int) (awsRun, error) {
 		return awsRun{}, fmt.Errorf("moto_server: %w", err)
 	}
 	defer stop()
-	plain, err := awsclient.New(ctx, awsclient.Settings{Region: "us-east-1", Endpoint: ep})
+	lock := &sync.Mutex{} // moto needs one request at a time (awsclient.Settings.OneAtATime)
+	plain, err := awsclient.New(ctx, awsclient.Settings{Region: "us-east-1", Endpoint: ep, OneAtATime: lock})
 	if err != nil {
 		return awsRun{}, err
 	}
 	count := &requests{ops: map[string]int{}}
-	counted, err := awsclient.New(ctx, awsclient.Settings{Region: "us-east-1", Endpoint: ep, APIOptions: []func(*middleware.Stack) error{count.option}})
+	counted, err := awsclient.New(ctx, awsclient.Settings{Region: "us-east-1", Endpoint: ep, OneAtATime: lock, APIOptions: []func(*middleware.Stack) error{count.option}})
 	if err != nil {
 		return awsRun{}, err
 	}
