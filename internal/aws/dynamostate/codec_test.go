@@ -1,0 +1,93 @@
+package dynamostate
+
+import (
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/catalog-import/catalog-import/internal/failure"
+	"github.com/catalog-import/catalog-import/internal/state"
+)
+
+// TestFailureKeysSortLikeSheetThenRow: the sort keys of failure records
+// order them as SQLite does, sheets bytewise (a sheet before any longer
+// sheet it prefixes) and then rows numerically, whatever bytes the sheet
+// names hold.
+func TestFailureKeysSortLikeSheetThenRow(t *testing.T) {
+	alphabet := []string{"", " ", "!", "\"", "#", "$", "%", "-", "0", "A", "a", "~", "\x00", "\x01", "é", "价", "表"}
+	rnd := rand.New(rand.NewPCG(7, 11))
+	type key struct {
+		sheet string
+		row   int64
+	}
+	var keys []key
+	for range 3000 {
+		var b strings.Builder
+		for range rnd.IntN(4) {
+			b.WriteString(alphabet[rnd.IntN(len(alphabet))])
+		}
+		keys = append(keys, key{b.String(), rnd.Int64N(maxRow + 1)})
+	}
+	keys = append(keys, key{"Sheet", 2}, key{"Sheet 2", 1}, key{"Sheet#", 1}, key{"-", maxRow}, key{"-", 0})
+	bySheetRow := slices.Clone(keys)
+	slices.SortFunc(bySheetRow, func(a, b key) int {
+		if c := strings.Compare(a.sheet, b.sheet); c != 0 {
+			return c
+		}
+		return int(a.row - b.row)
+	})
+	for i := 1; i < len(bySheetRow); i++ {
+		a, b := bySheetRow[i-1], bySheetRow[i]
+		ka, kb := failSK(a.sheet, a.row), failSK(b.sheet, b.row)
+		if a != b && ka >= kb {
+			t.Fatalf("(%q, %d) < (%q, %d) but key %q >= %q", a.sheet, a.row, b.sheet, b.row, ka, kb)
+		}
+	}
+	for _, k := range keys {
+		sk := failSK(k.sheet, k.row)
+		if !strings.HasPrefix(sk, failPrefix) || sk >= failEnd {
+			t.Errorf("key %q outside [%q, %q)", sk, failPrefix, failEnd)
+		}
+	}
+	if got := failSK("Sheet 2", 7); got != "FAIL#Sheet$202#000000000007" {
+		t.Errorf("failSK(Sheet 2, 7) = %q", got)
+	}
+}
+
+// TestItemsRoundTrip: batch, shard and failure items decode to what was
+// encoded, with UTC times.
+func TestItemsRoundTrip(t *testing.T) {
+	cst := time.FixedZone("CST", 8*3600)
+	at := time.Date(2031, 3, 14, 23, 9, 26, 535897932, cst)
+	b := state.Batch{ID: "b1", Status: state.BatchCompletedWithErrors, Source: state.Source{URI: "s3://x/y", Size: 9, ETag: `"e"`, ModTime: at},
+		Layout: state.Layout{Format: "csv", Header: []string{"a", ""}}, Profile: []byte{0, 0xff}, Shards: 3, ShardsDone: 2,
+		Counts: state.Counts{Total: 9, Imported: 5, Failed: 3, Skipped: 1}, ByReason: map[failure.Reason]int64{failure.MissingField: 3},
+		CreatedAt: at, UpdatedAt: at, FinishedAt: at}
+	bi, err := batchItem(b, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gb, err := decodeBatch(bi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(b, gb); d != "" {
+		t.Errorf("batch (-want +got):\n%s", d)
+	}
+	if gb.CreatedAt.Location() != time.UTC || !gb.CreatedAt.Equal(at) {
+		t.Errorf("CreatedAt %v", gb.CreatedAt)
+	}
+	sh := state.Shard{BatchID: "b1", Index: 42, Sheet: "价格表", Status: state.ShardEscalated, Epoch: 3, Owner: "w", LeaseUntil: at.UTC(), UpdatedAt: at.UTC(),
+		Checkpoint: state.Checkpoint{NextOffset: 1 << 40, NextRow: 99, Counts: state.Counts{Total: 4, Imported: 1, Failed: 2, Skipped: 1}}}
+	gs, err := decodeShard(shardItem(sh))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(sh, gs); d != "" {
+		t.Errorf("shard (-want +got):\n%s", d)
+	}
+}

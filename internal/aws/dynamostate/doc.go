@@ -1,0 +1,138 @@
+// Package dynamostate is the DynamoDB adapter of the state store port
+// (state.Store): batches, shards, leases with fencing tokens, checkpoints,
+// counters and failure records in one table. It passes the same contract
+// suite as the SQLite store (internal/state/statetest) and makes the same
+// decisions where the port leaves room (see internal/local/sqlite).
+//
+// It keeps:
+//   - invariant 1: a batch item is written only with attribute_not_exists(pk);
+//   - invariant 2: Claim is one conditional UpdateItem that bumps the epoch,
+//     and every later shard write is conditioned on that epoch and owner;
+//   - invariant 3: a checkpoint is written only if the stored one is still
+//     the one the call read (so it never moves back and its counter delta is
+//     added exactly once, even when a transaction is replayed), in the same
+//     transaction as the batch counters and the failure records that fit;
+//   - invariant 4: failure records are keyed by (batch, sheet, row), so a
+//     replay overwrites them.
+//
+// # Table
+//
+// One table (TableInput; the SAM template declares the same): key pk (S,
+// HASH) and sk (S, RANGE), on-demand billing, index gsi1 (gsi1pk, gsi1sk,
+// projection ALL), time to live on expires_at (TTLInput).
+//
+//	batch    pk=BATCH#<id>  sk=#BATCH
+//	         gsi1pk=BATCHES gsi1sk=<created_at, UTC, RFC 3339 with 9 fraction digits>#<id>
+//	shard    pk=BATCH#<id>  sk=SHARD#<index, 6 digits>
+//	failure  pk=BATCH#<id>  sk=FAIL#<escaped sheet>#<row, 12 digits>   expires_at=<failure time + FailureTTL>
+//	(triage) pk=BATCH#<id>  sk=TRIAGE#...   reserved for the triage log
+//
+// Attributes carry the names of the SQLite columns (status, rows_imported,
+// cp_next_row, epoch, lease_until, ...). Numbers are N; times are UTC text
+// in RFC 3339 with nine fraction digits (fixed width, so lease_until compares
+// as text in conditions); a zero time, an empty string and an empty list or
+// map are left out. The layout, a record's cells and its field mapping are
+// JSON text, the profile is B, failures by reason is a map of N. A batch
+// item also holds created_by, a random token of the CreateBatch call that
+// wrote it.
+//
+// The sheet in a failure key is escaped so that keys sort as (sheet
+// bytewise, row): every byte up to '$' is written '$' and two hex digits
+// ("Sheet 2" is "Sheet$202"). With the sheet written literally, "Sheet 2"
+// would sort before "Sheet" (' ' < '#'). Shard indexes above 999,999 and rows
+// outside 0..999,999,999,999 are refused, since the keys would stop sorting
+// as the numbers. A failure item over 350 KB keeps its raw line and cells
+// gzip-compressed (raw_gz); if even that is over, the raw line is cut at a
+// UTF-8 boundary, the cells are dropped and raw_truncated holds the original
+// length (rows may be up to 1 MiB; DynamoDB items up to 400 KB).
+//
+// # Requests per operation
+//
+//	CreateBatch   GetItem + Query (shards of a crashed attempt) + one TransactWriteItems
+//	              per 99 shards (PutItem when there are none); a duplicate: one GetItem
+//	GetBatch      GetItem                         ListShards  GetItem + Query
+//	ListBatches   Query on gsi1                   Failures, CountFailures  Query
+//	Claim         GetItem (batch status) + UpdateItem
+//	Checkpoint    BatchGetItem (shard and batch) + TransactWriteItems (shard, batch and up to
+//	              98 failure records); more records: BatchWriteItem per 25, before it
+//	FinishShard   BatchGetItem + TransactWriteItems (shard and batch)
+//	FinishBatch   UpdateItem                      PutFailures  BatchWriteItem per 25
+//	ReleaseLeases GetItem + Query + UpdateItem per leased shard
+//
+// A shard of 1,000 rows checkpointed every 100 rows therefore costs 12 write
+// requests (claim, 10 checkpoints, finish) as long as no checkpoint has more
+// than 98 failed rows; TestRequestsPerOperation pins these numbers. Reads
+// are consistent, except ListBatches (a global index is eventually
+// consistent: a batch created a moment ago may be missing from it).
+//
+// Costs to know: each transactional write costs two write units per KB of
+// the item, and the batch item (which holds the profile and the header) is
+// updated by every checkpoint, so its size is paid at every checkpoint;
+// because gsi1 projects ALL attributes, every such update is also written to
+// the index, and all batches share the one index key BATCHES.
+//
+// # CreateBatch and crashes
+//
+// The batch item is the commit point and is written last. Shards are written
+// in transactions of up to 99, each with a ConditionCheck that the batch item
+// does not exist; the last transaction writes the remaining shards and the
+// batch item (attribute_not_exists(pk)). So:
+//   - a splitter that crashes between transactions leaves shard items but no
+//     batch; every operation starts from the batch item (GetBatch,
+//     ListShards, Claim: ErrNotFound), so nobody sees them;
+//   - its retry finds no batch, queries the shard items left behind, and
+//     rewrites all of its shards (a plain Put: the stale ones are overwritten)
+//     and deletes those it does not have, in the same guarded transactions,
+//     then writes the batch item: the batch ends with exactly the retry's
+//     shards, even if the split came out differently;
+//   - once the batch item exists no guarded transaction can succeed, so a
+//     slow duplicate never overwrites a shard a worker has claimed; it
+//     reads the batch and returns it with created=false;
+//   - a transaction that was applied but whose response was lost is sent
+//     again by the SDK: AWS answers from its client request token, moto runs
+//     it again and its condition fails; the call then reads the batch and
+//     reports created=true only if created_by is its own token.
+//
+// # Checkpoints, fencing and counters
+//
+// Checkpoint and FinishShard read the shard and the batch (one consistent
+// BatchGetItem), decide in the order SQLite does (ErrNotFound, ErrFenced,
+// ErrShardFinished, ErrBatchFinished; a checkpoint behind the stored one
+// changes neither the checkpoint nor the counters but extends the lease),
+// then write one transaction: the shard conditioned on epoch, owner, not
+// finished and the checkpoint read; the batch conditioned on RUNNING with
+// the counters' delta ADDed. When the transaction is cancelled the
+// cancellation reasons (with ReturnValuesOnConditionCheckFailure=ALL_OLD)
+// say why: a newer epoch is ErrFenced, a finished shard ErrShardFinished, a
+// finished batch ErrBatchFinished; a checkpoint that moved meanwhile (a
+// replay of this very call) or a transaction conflict reads again and
+// retries, with backoff, at most Options.MaxAttempts times.
+//
+// The failure records ride in the checkpoint's transaction (up to 98 of
+// them and 2 MB), so they are durable exactly when the checkpoint is, and a
+// fenced zombie writes none. Records beyond that are written before the
+// transaction with BatchWriteItem, after the lease was seen current: a
+// zombie displaced between that read and the write can leave records for
+// rows after the checkpoint, which the new owner's replay overwrites (same
+// keys).
+//
+// FinishShard also conditions the batch update on the ShardsDone it read
+// (contention only among shards finishing at the same moment: the loser
+// reads again), so the batch it returns has exactly the ShardsDone its update
+// made and only one caller sees ShardsDone == Shards. The batch returned by
+// FinishShard, like the counters returned by Checkpoint, is the batch read
+// plus this call's change: updates other shards made between the read and
+// the write are stored but may be missing from it.
+//
+// Every transaction's conditions make a replay harmless, so the SDK's client
+// request token is a convenience, not a requirement.
+//
+// # Errors
+//
+// The state errors (state.ErrNotFound, ErrLeased, ErrFenced,
+// ErrShardFinished, ErrBatchFinished) are returned wrapped: test them with
+// errors.Is. Other SDK errors are an ImportError classified by awserr
+// (Throttled, ServiceUnavailable, AccessDenied, ...); writes that keep losing
+// races or coming back unprocessed for MaxAttempts attempts are Throttled.
+// Invalid arguments are an Internal ImportError naming the field.
+package dynamostate
