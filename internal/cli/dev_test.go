@@ -171,13 +171,13 @@ func TestDevWorkerCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := bufio.NewWriter(f)
-	if err := recordtest.WriteProductCSV(w, 20_000, 7, true); err != nil {
+	if err := recordtest.WriteProductCSV(w, 2_000, 7, true); err != nil {
 		t.Fatal(err)
 	}
 	w.Flush()
 	f.Close()
 
-	opts := []string{"--worker-timeout", "3s", "--shard-rows", "5000", "--checkpoint-every", "200", "--max-concurrency", "2", "--log-level", "error"}
+	opts := []string{"--worker-timeout", "3s", "--shard-rows", "500", "--checkpoint-every", "50", "--max-concurrency", "2", "--log-level", "error"}
 	flags, bucket := devStack(t, opts...)
 	upload(t, bucket, "incoming/products.csv", file)
 	cmd := exec.Command(bin, append(append([]string{"dev"}, flags...), opts...)...)

@@ -31,11 +31,13 @@ type Settings struct {
 	// APIOptions are added to every client's middleware stack (request
 	// counting in benchmarks, tracing).
 	APIOptions []func(*middleware.Stack) error
-	// OneAtATime, when set, is held by every request from send to response.
-	// moto does not apply a conditional write or a transaction atomically
-	// while other requests run (two conditional claims can both win), so
-	// everything that talks to one moto from one process shares one lock:
-	// calls still interleave between requests, as they do on AWS.
+	// OneAtATime, when set, is held by every DynamoDB request from send to
+	// response. moto does not apply a conditional write or a transaction
+	// atomically while other requests run (two conditional claims can both
+	// win), so everything that talks to one moto from one process shares one
+	// lock: calls still interleave between requests, as they do on AWS.
+	// (S3 and SQS requests are not held: SQS long polls would starve the rest,
+	// and the design tolerates their at-least-once delivery anyway.)
 	OneAtATime sync.Locker
 }
 
@@ -71,9 +73,6 @@ func New(ctx context.Context, s Settings) (*Clients, error) {
 		cfg.Region = "us-east-1"
 	}
 	cfg.APIOptions = append(cfg.APIOptions, s.APIOptions...)
-	if s.OneAtATime != nil {
-		cfg.APIOptions = append(cfg.APIOptions, oneAtATime(s.OneAtATime))
-	}
 	if s.Endpoint != "" {
 		cfg.BaseEndpoint = aws.String(s.Endpoint)
 	}
@@ -85,8 +84,12 @@ func New(ctx context.Context, s Settings) (*Clients, error) {
 			// Ranged GETs carry no whole-object checksum: not worth a log line each.
 			o.DisableLogOutputChecksumValidationSkipped = true
 		}),
-		SQS:            sqs.NewFromConfig(cfg),
-		DynamoDB:       dynamodb.NewFromConfig(cfg),
+		SQS: sqs.NewFromConfig(cfg),
+		DynamoDB: dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
+			if s.OneAtATime != nil {
+				o.APIOptions = append(o.APIOptions, oneAtATime(s.OneAtATime))
+			}
+		}),
 		CloudFormation: cloudformation.NewFromConfig(cfg),
 		STS:            sts.NewFromConfig(cfg),
 	}, nil

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -117,8 +118,10 @@ func Run(ctx context.Context, cfg Config, h Handlers) error {
 				sleep(ctx, 500*time.Millisecond)
 				busy, err := pending(ctx, cfg.SQS, cfg.UploadQueueURL, cfg.ShardQueueURL)
 				if err != nil {
+					cfg.Log.Warn("queue depth unknown", "error", err)
 					continue
 				}
+				cfg.Log.Debug("queues", "messages", busy, "invocations", running.Load())
 				if busy == 0 && running.Load() == 0 {
 					quiet++
 				} else {
@@ -188,7 +191,7 @@ func split(ctx context.Context, cfg Config, h Handlers, m sqstypes.Message) {
 		del(ctx, cfg, cfg.UploadQueueURL, m)
 		return
 	}
-	if err := json.Unmarshal([]byte(body), &ev); err != nil || len(ev.Records) == 0 {
+	if err := json.Unmarshal([]byte(fixEventTimes(body)), &ev); err != nil || len(ev.Records) == 0 {
 		cfg.Log.Error("upload notification is not an S3 event; dropped", "body", body, "error", err)
 		del(ctx, cfg, cfg.UploadQueueURL, m)
 		return
@@ -259,3 +262,10 @@ func del(ctx context.Context, cfg Config, url string, m sqstypes.Message) {
 		cfg.Log.Warn("delete failed", "queue", url, "error", fmt.Sprint(err))
 	}
 }
+
+// eventTimeNoZone matches an S3 event's eventTime without a time zone, as
+// moto writes it ("2026-11-24T14:24:02.215104"); S3 writes UTC with a Z.
+var eventTimeNoZone = regexp.MustCompile(`("eventTime"\s*:\s*"\d{4}-\d\d-\d\dT[0-9:.]+)"`)
+
+// fixEventTimes marks zone-less event times as UTC so they decode.
+func fixEventTimes(body string) string { return eventTimeNoZone.ReplaceAllString(body, `${1}Z"`) }

@@ -41,7 +41,7 @@ func main() {
 	importctl := flag.String("importctl", "bin/importctl", "importctl binary")
 	out := flag.String("out", "docs/performance.md", "report to write")
 	work := flag.String("dir", "", "scratch directory (default: a temporary one)")
-	awsRows := flag.Int("aws-rows", 20_000, "rows imported through the AWS handlers on moto to count requests (0: skip)")
+	awsRows := flag.Int("aws-rows", 5_000, "rows imported through the AWS handlers on moto to count requests (0: skip)")
 	flag.Parse()
 	log.SetFlags(0)
 
