@@ -1,0 +1,213 @@
+package dynamocatalog
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/catalog-import/catalog-import/internal/catalog"
+)
+
+// item is one product item as DynamoDB stores it.
+type item = map[string]types.AttributeValue
+
+// displacedRow is one entry of the displaced attribute (a JSON list, the
+// same shape as the SQLite sink's displaced column). The SKU and the batch of
+// a displaced row are the item's own: a holder only lists rows of its batch.
+type displacedRow struct {
+	Sheet      string `json:"sheet"`
+	SheetIndex int    `json:"sheet_index"`
+	Row        int64  `json:"row"`
+	Offset     int64  `json:"offset"`
+	Length     int64  `json:"length"`
+}
+
+// holder is who holds a SKU: the provenance of the stored item (or of a
+// product of the Write call), and the rows of its batch it has displaced.
+type holder struct {
+	batch     string
+	pos       catalog.Position
+	offset    int64
+	length    int64
+	displaced []catalog.Product
+}
+
+// ref returns the holder as a displaced row of sku.
+func (h *holder) ref(sku string) catalog.Product {
+	return catalog.Product{SKU: sku, BatchID: h.batch, Source: h.pos, Offset: h.offset, Length: h.length}
+}
+
+func str(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
+
+func num(v int64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)}
+}
+
+// encode returns the item of p holding its SKU with the displaced rows.
+func encode(p *catalog.Product, displaced []catalog.Product) (item, error) {
+	it := item{
+		AttrSKU:        str(p.SKU),
+		AttrStock:      num(p.Stock),
+		AttrSheetIndex: num(int64(p.Source.SheetIndex)),
+		AttrRow:        num(p.Source.Row),
+		AttrOffset:     num(p.Offset),
+		AttrLength:     num(p.Length),
+	}
+	// Empty strings are left out: batch_id is an index key, which may not be
+	// empty, and absent reads back as "" for every other field.
+	for name, v := range map[string]string{
+		AttrName: p.Name, AttrCategory: p.Category, AttrBrand: p.Brand, AttrPrice: p.Price,
+		AttrCurrency: p.Currency, AttrStatus: p.Status, AttrDescription: p.Description,
+		AttrBatchID: p.BatchID, AttrSheet: p.Source.Sheet,
+	} {
+		if v != "" {
+			it[name] = str(v)
+		}
+	}
+	if len(p.ImageURLs) > 0 {
+		l := make([]types.AttributeValue, len(p.ImageURLs))
+		for i, u := range p.ImageURLs {
+			l[i] = str(u)
+		}
+		it[AttrImageURLs] = &types.AttributeValueMemberL{Value: l}
+	}
+	if len(displaced) > 0 {
+		ds := make([]displacedRow, len(displaced))
+		for i, d := range displaced {
+			ds[i] = displacedRow{Sheet: d.Source.Sheet, SheetIndex: d.Source.SheetIndex, Row: d.Source.Row, Offset: d.Offset, Length: d.Length}
+		}
+		b, err := json.Marshal(ds)
+		if err != nil {
+			return nil, err
+		}
+		it[AttrDisplaced] = str(string(b))
+	}
+	return it, nil
+}
+
+// decoder reads the attributes of one item and remembers the first error.
+type decoder struct {
+	it  item
+	err error
+}
+
+func (d *decoder) str(name string) string {
+	switch v := d.it[name].(type) {
+	case nil:
+		return ""
+	case *types.AttributeValueMemberS:
+		return v.Value
+	default:
+		d.fail(name, "not a string (%T)", v)
+		return ""
+	}
+}
+
+func (d *decoder) num(name string) int64 {
+	switch v := d.it[name].(type) {
+	case nil:
+		return 0
+	case *types.AttributeValueMemberN:
+		n, err := strconv.ParseInt(v.Value, 10, 64)
+		if err != nil {
+			d.fail(name, "%v", err)
+		}
+		return n
+	default:
+		d.fail(name, "not a number (%T)", v)
+		return 0
+	}
+}
+
+func (d *decoder) strings(name string) []string {
+	switch v := d.it[name].(type) {
+	case nil:
+		return nil
+	case *types.AttributeValueMemberL:
+		out := make([]string, 0, len(v.Value))
+		for _, e := range v.Value {
+			s, ok := e.(*types.AttributeValueMemberS)
+			if !ok {
+				d.fail(name, "element not a string (%T)", e)
+				return nil
+			}
+			out = append(out, s.Value)
+		}
+		return out
+	default:
+		d.fail(name, "not a list (%T)", v)
+		return nil
+	}
+}
+
+func (d *decoder) fail(name, format string, args ...any) {
+	if d.err == nil {
+		d.err = fmt.Errorf("product item attribute %s: %s", name, fmt.Sprintf(format, args...))
+	}
+}
+
+// decodeProduct returns the product an item stores.
+func decodeProduct(it item) (catalog.Product, error) {
+	d := decoder{it: it}
+	p := catalog.Product{
+		SKU: d.str(AttrSKU), Name: d.str(AttrName), Category: d.str(AttrCategory), Brand: d.str(AttrBrand),
+		Price: d.str(AttrPrice), Currency: d.str(AttrCurrency), Stock: d.num(AttrStock), Status: d.str(AttrStatus),
+		Description: d.str(AttrDescription), ImageURLs: d.strings(AttrImageURLs), BatchID: d.str(AttrBatchID),
+		Source: catalog.Position{SheetIndex: int(d.num(AttrSheetIndex)), Sheet: d.str(AttrSheet), Row: d.num(AttrRow)},
+		Offset: d.num(AttrOffset), Length: d.num(AttrLength),
+	}
+	return p, d.err
+}
+
+// decodeHolder returns the provenance and the displaced rows of an item.
+func decodeHolder(it item) (sku string, h holder, err error) {
+	d := decoder{it: it}
+	sku = d.str(AttrSKU)
+	h = holder{
+		batch:  d.str(AttrBatchID),
+		pos:    catalog.Position{SheetIndex: int(d.num(AttrSheetIndex)), Sheet: d.str(AttrSheet), Row: d.num(AttrRow)},
+		offset: d.num(AttrOffset), length: d.num(AttrLength),
+	}
+	if js := d.str(AttrDisplaced); js != "" && d.err == nil {
+		var ds []displacedRow
+		if err := json.Unmarshal([]byte(js), &ds); err != nil {
+			return sku, h, fmt.Errorf("product %s: displaced rows: %w", sku, err)
+		}
+		h.displaced = make([]catalog.Product, len(ds))
+		for i, r := range ds {
+			h.displaced[i] = catalog.Product{SKU: sku, BatchID: h.batch,
+				Source: catalog.Position{SheetIndex: r.SheetIndex, Sheet: r.Sheet, Row: r.Row}, Offset: r.Offset, Length: r.Length}
+		}
+	}
+	return sku, h, d.err
+}
+
+// itemSize estimates the size DynamoDB accounts for an item (attribute names
+// plus values; numbers at their longest), for the 400 KB item and 4 MB
+// transaction limits.
+func itemSize(it item) int {
+	n := 0
+	for name, v := range it {
+		n += len(name) + valueSize(v)
+	}
+	return n
+}
+
+func valueSize(v types.AttributeValue) int {
+	switch v := v.(type) {
+	case *types.AttributeValueMemberS:
+		return len(v.Value)
+	case *types.AttributeValueMemberN:
+		return len(v.Value)/2 + 2
+	case *types.AttributeValueMemberL:
+		n := 3
+		for _, e := range v.Value {
+			n += 1 + valueSize(e)
+		}
+		return n
+	default:
+		return 16
+	}
+}

@@ -1,0 +1,410 @@
+package dynamocatalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/catalog-import/catalog-import/internal/aws/awserr"
+	"github.com/catalog-import/catalog-import/internal/catalog"
+	"github.com/catalog-import/catalog-import/internal/failure"
+)
+
+// Request limits of DynamoDB.
+const (
+	// maxGetKeys is the most keys one BatchGetItem carries.
+	maxGetKeys = 100
+	// maxTransactItems is the most actions one TransactWriteItems carries
+	// (AWS and moto 5.2 both accept 100).
+	maxTransactItems = 100
+	// maxTransactBytes caps the estimated size of the items of one
+	// transaction, below the 4 MB aggregate limit with room for the
+	// estimate's error.
+	maxTransactBytes = 3_500_000
+	// maxItemBytes is DynamoDB's item size limit (400 KB).
+	maxItemBytes = 400 * 1024
+)
+
+// Options tune a Sink. The zero value is the defaults.
+type Options struct {
+	// MaxAttempts bounds the tries of one request that fails transiently:
+	// a transaction cancelled by a TransactionConflict or throttling, a
+	// throttled request (after the SDK's own retries), BatchGetItem keys left
+	// unprocessed. Default 8.
+	MaxAttempts int
+	// BaseDelay is the first backoff delay; each retry doubles it, up to
+	// MaxDelay, and sleeps a random time up to it (full jitter). Defaults
+	// 20ms and 2s.
+	BaseDelay, MaxDelay time.Duration
+	// MaxRedecisions bounds how many times one transaction is decided again
+	// because a product item changed between the read and the write (a
+	// ConditionalCheckFailed); each time means another writer made progress
+	// on one of its SKUs. Default 100.
+	MaxRedecisions int
+}
+
+func (o Options) withDefaults() Options {
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 8
+	}
+	if o.BaseDelay <= 0 {
+		o.BaseDelay = 20 * time.Millisecond
+	}
+	if o.MaxDelay <= 0 {
+		o.MaxDelay = 2 * time.Second
+	}
+	if o.MaxDelay < o.BaseDelay {
+		o.MaxDelay = o.BaseDelay
+	}
+	if o.MaxRedecisions <= 0 {
+		o.MaxRedecisions = 100
+	}
+	return o
+}
+
+// Sink is the DynamoDB products table as a catalog.Sink and catalog.Reader.
+// It is safe for concurrent use: it keeps no state between calls, and
+// concurrent writers of one SKU (in this process or another) are ordered by
+// the conditions of their writes.
+type Sink struct {
+	client *dynamodb.Client
+	table  string
+	opts   Options
+}
+
+var (
+	_ catalog.Sink   = (*Sink)(nil)
+	_ catalog.Reader = (*Sink)(nil)
+)
+
+// New returns the Sink of the products table named table (see TableInput).
+func New(client *dynamodb.Client, table string, opts Options) *Sink {
+	return &Sink{client: client, table: table, opts: opts.withDefaults()}
+}
+
+// skuState is what one Write call knows and decided about one SKU.
+type skuState struct {
+	sku  string
+	idx  []int  // products of the call with this SKU, in slice order
+	held bool   // an item was stored when last read
+	read holder // that item's provenance (when held)
+	put  item   // the item to write, nil when the stored one stays
+	size int    // itemSize(put)
+}
+
+// Write applies products in slice order under the catalog.Sink rules: it
+// reads the holders of the call's SKUs (BatchGetItem, consistent), decides
+// every product in memory against the holder at its point of the slice, and
+// writes the SKUs' winners with TransactWriteItems, each Put conditioned on
+// the item still being what was read. A cancelled transaction is decided
+// again from the items it returns; see the package documentation.
+func (s *Sink) Write(ctx context.Context, mode catalog.WriteMode, products []catalog.Product) ([]catalog.Outcome, error) {
+	switch mode {
+	case "", catalog.Upsert, catalog.CreateOnly:
+	default:
+		return nil, invalid("mode", "write products: unknown write mode %q", mode)
+	}
+	out := make([]catalog.Outcome, len(products))
+	if len(products) == 0 {
+		return out, nil
+	}
+	states := make(map[string]*skuState, len(products))
+	var order []*skuState // SKUs in the order of their first product
+	for i := range products {
+		sku := products[i].SKU
+		if sku == "" {
+			return nil, invalid("sku", "write products: product %d (%s) has no SKU", i, products[i].Source)
+		}
+		st := states[sku]
+		if st == nil {
+			st = &skuState{sku: sku}
+			states[sku] = st
+			order = append(order, st)
+		}
+		st.idx = append(st.idx, i)
+	}
+	if err := s.readHolders(ctx, order); err != nil {
+		return nil, err
+	}
+	for _, st := range order {
+		if err := s.decide(mode, products, out, st); err != nil {
+			return nil, err
+		}
+	}
+	// Write the winners, in transactions of at most maxTransactItems items
+	// and maxTransactBytes bytes.
+	var chunk []*skuState
+	size := 0
+	for _, st := range order {
+		if st.put == nil {
+			continue
+		}
+		if len(chunk) == maxTransactItems || (len(chunk) > 0 && size+st.size > maxTransactBytes) {
+			if err := s.transact(ctx, mode, products, out, chunk); err != nil {
+				return nil, err
+			}
+			chunk, size = chunk[:0], 0
+		}
+		chunk = append(chunk, st)
+		size += st.size
+	}
+	if len(chunk) > 0 {
+		if err := s.transact(ctx, mode, products, out, chunk); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// decide sets the outcomes of st's products against the holder last read,
+// and st.put to the item that must be written (nil when none).
+func (s *Sink) decide(mode catalog.WriteMode, products []catalog.Product, out []catalog.Outcome, st *skuState) error {
+	h, held, winner := st.read, st.held, -1
+	for _, i := range st.idx {
+		p := &products[i]
+		switch {
+		case !held:
+		case h.batch != p.BatchID:
+			if mode == catalog.CreateOnly {
+				out[i] = catalog.Outcome{Result: catalog.Exists}
+				continue
+			}
+			h.displaced = nil
+		case h.pos.Less(p.Source):
+			out[i] = catalog.Outcome{Result: catalog.Duplicate, Holder: h.pos}
+			continue
+		case p.Source.Less(h.pos):
+			h.displaced = append(slices.Clip(h.displaced), h.ref(st.sku))
+		}
+		out[i] = catalog.Outcome{Result: catalog.Written, Displaced: h.displaced}
+		h = holder{batch: p.BatchID, pos: p.Source, offset: p.Offset, length: p.Length, displaced: h.displaced}
+		held, winner = true, i
+	}
+	st.put, st.size = nil, 0
+	if winner < 0 {
+		return nil
+	}
+	it, err := encode(&products[winner], h.displaced)
+	if err != nil {
+		return failure.Wrap(failure.Internal, "", err, fmt.Sprintf("encode product %s: %v", st.sku, err))
+	}
+	st.put, st.size = it, itemSize(it)
+	if st.size > maxItemBytes {
+		return failure.New(failure.Internal, "", "product %s at %s: its item would be about %d bytes (%d displaced rows), over DynamoDB's 400 KB item limit",
+			st.sku, products[winner].Source, st.size, len(h.displaced))
+	}
+	return nil
+}
+
+// condition returns the condition of st's Put: the item is still the one
+// read (its batch and position), or still absent.
+func (st *skuState) condition() (string, map[string]string, map[string]types.AttributeValue) {
+	if !st.held {
+		return "attribute_not_exists(#k)", map[string]string{"#k": AttrSKU}, nil
+	}
+	names := map[string]string{"#si": AttrSheetIndex, "#r": AttrRow, "#b": AttrBatchID}
+	values := map[string]types.AttributeValue{
+		":si": num(int64(st.read.pos.SheetIndex)),
+		":r":  num(st.read.pos.Row),
+	}
+	cond := "#si = :si AND #r = :r AND "
+	if st.read.batch == "" {
+		cond += "attribute_not_exists(#b)"
+	} else {
+		cond += "#b = :b"
+		values[":b"] = str(st.read.batch)
+	}
+	return cond, names, values
+}
+
+// transact writes the puts of chunk in one transaction. When some of its
+// conditions fail, it decides those SKUs again against the items DynamoDB
+// returns and writes what remains; conflicts and throttling are retried
+// with backoff.
+func (s *Sink) transact(ctx context.Context, mode catalog.WriteMode, products []catalog.Product, out []catalog.Outcome, chunk []*skuState) error {
+	attempts, redecisions := 0, 0
+	for len(chunk) > 0 {
+		in := &dynamodb.TransactWriteItemsInput{TransactItems: make([]types.TransactWriteItem, len(chunk))}
+		for i, st := range chunk {
+			cond, names, values := st.condition()
+			in.TransactItems[i] = types.TransactWriteItem{Put: &types.Put{
+				TableName: aws.String(s.table), Item: st.put, ConditionExpression: aws.String(cond),
+				ExpressionAttributeNames: names, ExpressionAttributeValues: values,
+				ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+			}}
+		}
+		_, err := s.client.TransactWriteItems(ctx, in)
+		if err == nil {
+			return nil
+		}
+		var cancelled *types.TransactionCanceledException
+		if !errors.As(err, &cancelled) {
+			if awserr.Reason(err) != failure.Throttled || ctx.Err() != nil {
+				return awserr.Wrap(err, "TransactWriteItems")
+			}
+			if attempts++; attempts >= s.opts.MaxAttempts {
+				return awserr.Wrap(err, fmt.Sprintf("TransactWriteItems (%d attempts)", attempts))
+			}
+			if err := s.backoff(ctx, attempts); err != nil {
+				return err
+			}
+			continue
+		}
+		reasons := cancelled.CancellationReasons
+		if len(reasons) != len(chunk) {
+			return awserr.Wrap(err, fmt.Sprintf("TransactWriteItems: %d cancellation reasons for %d items", len(reasons), len(chunk)))
+		}
+		var changed, reread []*skuState
+		transient := false
+		for i, r := range reasons {
+			st := chunk[i]
+			switch code := aws.ToString(r.Code); code {
+			case "", "None":
+			case "ConditionalCheckFailed":
+				if len(r.Item) == 0 {
+					// Absent (deleted), or not returned: read it again.
+					reread = append(reread, st)
+				} else if err := st.setRead(r.Item); err != nil {
+					return err
+				}
+				changed = append(changed, st)
+			case "TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded":
+				transient = true
+			default:
+				return awserr.Wrap(err, fmt.Sprintf("TransactWriteItems: product %s: %s %s", st.sku, code, aws.ToString(r.Message)))
+			}
+		}
+		if len(changed) > 0 {
+			if redecisions++; redecisions > s.opts.MaxRedecisions {
+				return failure.Wrap(failure.Throttled, "", err, fmt.Sprintf(
+					"TransactWriteItems: products changed under %d attempts to write them (contention on SKU %s)", redecisions, changed[0].sku))
+			}
+			if err := s.readHolders(ctx, reread); err != nil {
+				return err
+			}
+			for _, st := range changed {
+				if err := s.decide(mode, products, out, st); err != nil {
+					return err
+				}
+			}
+			chunk = slices.DeleteFunc(chunk, func(st *skuState) bool { return st.put == nil })
+			continue
+		}
+		if !transient {
+			return awserr.Wrap(err, "TransactWriteItems: cancelled without a reason")
+		}
+		if attempts++; attempts >= s.opts.MaxAttempts {
+			return failure.Wrap(failure.Throttled, "", err, fmt.Sprintf("TransactWriteItems: %d attempts: %v", attempts, err))
+		}
+		if err := s.backoff(ctx, attempts); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setRead records it as the item that holds st's SKU now.
+func (st *skuState) setRead(it item) error {
+	sku, h, err := decodeHolder(it)
+	if err != nil {
+		return failure.Wrap(failure.Internal, "", err, err.Error())
+	}
+	if sku != st.sku {
+		return failure.New(failure.Internal, "", "read product %s for SKU %s", sku, st.sku)
+	}
+	st.held, st.read = true, h
+	return nil
+}
+
+// projection is what readHolders reads of an item.
+const projection = "#k, #b, #s, #si, #r, #o, #l, #d"
+
+var projectionNames = map[string]string{
+	"#k": AttrSKU, "#b": AttrBatchID, "#s": AttrSheet, "#si": AttrSheetIndex,
+	"#r": AttrRow, "#o": AttrOffset, "#l": AttrLength, "#d": AttrDisplaced,
+}
+
+// readHolders reads the current items of the SKUs of states (strongly
+// consistent BatchGetItem, maxGetKeys per request, unprocessed keys retried)
+// into their read holders.
+func (s *Sink) readHolders(ctx context.Context, states []*skuState) error {
+	for chunk := range slices.Chunk(states, maxGetKeys) {
+		bySKU := make(map[string]*skuState, len(chunk))
+		keys := make([]map[string]types.AttributeValue, len(chunk))
+		for i, st := range chunk {
+			st.held, st.read = false, holder{}
+			bySKU[st.sku] = st
+			keys[i] = map[string]types.AttributeValue{AttrSKU: str(st.sku)}
+		}
+		req := map[string]types.KeysAndAttributes{s.table: {
+			Keys: keys, ConsistentRead: aws.Bool(true),
+			ProjectionExpression: aws.String(projection), ExpressionAttributeNames: projectionNames,
+		}}
+		for attempts := 0; ; {
+			res, err := s.client.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
+			if err != nil {
+				if awserr.Reason(err) != failure.Throttled || ctx.Err() != nil {
+					return awserr.Wrap(err, "BatchGetItem")
+				}
+				if attempts++; attempts >= s.opts.MaxAttempts {
+					return awserr.Wrap(err, fmt.Sprintf("BatchGetItem (%d attempts)", attempts))
+				}
+				if err := s.backoff(ctx, attempts); err != nil {
+					return err
+				}
+				continue
+			}
+			for _, it := range res.Responses[s.table] {
+				sku, h, err := decodeHolder(it)
+				if err != nil {
+					return failure.Wrap(failure.Internal, "", err, err.Error())
+				}
+				st := bySKU[sku]
+				if st == nil {
+					return failure.New(failure.Internal, "", "BatchGetItem returned product %s, which was not asked for", sku)
+				}
+				st.held, st.read = true, h
+			}
+			rest, ok := res.UnprocessedKeys[s.table]
+			if !ok || len(rest.Keys) == 0 {
+				break
+			}
+			if attempts++; attempts >= s.opts.MaxAttempts {
+				return failure.New(failure.Throttled, "", "BatchGetItem: %d keys still unprocessed after %d attempts", len(rest.Keys), attempts)
+			}
+			req = map[string]types.KeysAndAttributes{s.table: rest}
+			if err := s.backoff(ctx, attempts); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// backoff sleeps before retry number attempt (1, 2, ...): a random time up
+// to BaseDelay * 2^(attempt-1), capped at MaxDelay (full jitter).
+func (s *Sink) backoff(ctx context.Context, attempt int) error {
+	d := s.opts.MaxDelay
+	if attempt-1 < 30 {
+		d = min(d, s.opts.BaseDelay<<(attempt-1))
+	}
+	t := time.NewTimer(rand.N(d) + 1)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return awserr.Wrap(ctx.Err(), "DynamoDB retry backoff")
+	case <-t.C:
+		return nil
+	}
+}
+
+func invalid(field, format string, args ...any) error {
+	return failure.New(failure.Internal, field, "invalid argument: "+format, args...)
+}
