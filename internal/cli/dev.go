@@ -102,7 +102,7 @@ batches of --batch-size under --max-concurrency, the DLQ invokes triage.
 		return eventsource.Run(ctx, eventsource.Config{
 			SQS: clients.SQS, UploadQueueURL: res.UploadQueueURL, ShardQueueURL: res.ShardQueueURL, DLQURL: res.DLQURL,
 			BatchSize: s.BatchSize, MaxConcurrency: s.MaxConcurrency, WorkerTimeout: s.WorkerTimeout,
-			UntilIdle: untilIdle, Log: log,
+			UntilIdle: untilIdle, Log: log, ShortPoll: g.endpoint != "",
 		}, fns)
 	}
 	return cmd

@@ -31,13 +31,14 @@ type Settings struct {
 	// APIOptions are added to every client's middleware stack (request
 	// counting in benchmarks, tracing).
 	APIOptions []func(*middleware.Stack) error
-	// OneAtATime, when set, is held by every DynamoDB request from send to
-	// response. moto does not apply a conditional write or a transaction
-	// atomically while other requests run (two conditional claims can both
-	// win), so everything that talks to one moto from one process shares one
-	// lock: calls still interleave between requests, as they do on AWS.
-	// (S3 and SQS requests are not held: SQS long polls would starve the rest,
-	// and the design tolerates their at-least-once delivery anyway.)
+	// OneAtATime, when set, is held by every DynamoDB and SQS request from
+	// send to response. moto does not apply a conditional write or a
+	// transaction atomically while other requests run (two conditional
+	// claims can both win), and concurrent ReceiveMessage calls can hide a
+	// message that no response carries; so everything that talks to one moto
+	// from one process shares one lock: calls still interleave between
+	// requests, as they do on AWS. Receivers must then short-poll (a long
+	// poll would hold the lock). S3 requests are not held.
 	OneAtATime sync.Locker
 }
 

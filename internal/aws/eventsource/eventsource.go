@@ -46,7 +46,11 @@ type Config struct {
 	BatchSize      int           // shard messages per worker invocation (default 1)
 	MaxConcurrency int           // concurrent worker invocations (default 2)
 	WorkerTimeout  time.Duration // each worker invocation's deadline (default 5m)
-	SplitTimeout   time.Duration // each splitter invocation's deadline (default 15m)
+	// ShortPoll: receive without waiting and pause between empty polls, for
+	// clients that send one request at a time (awsclient.Settings.OneAtATime),
+	// where a long poll would hold up every other request.
+	ShortPoll    bool
+	SplitTimeout time.Duration // each splitter invocation's deadline (default 15m)
 	// UntilIdle: return once no message is waiting or in flight on the upload
 	// and shard queues and no invocation runs (DLQ messages kept for redrive
 	// are not work).
@@ -85,7 +89,7 @@ func Run(ctx context.Context, cfg Config, h Handlers) error {
 		for range workers {
 			wg.Go(func() {
 				for ctx.Err() == nil {
-					msgs, err := receive(ctx, cfg.SQS, url, max)
+					msgs, err := receive(ctx, cfg.SQS, url, max, !cfg.ShortPoll)
 					if err != nil {
 						if ctx.Err() == nil {
 							cfg.Log.Warn("receive failed", "queue", name, "error", err)
@@ -97,6 +101,8 @@ func Run(ctx context.Context, cfg Config, h Handlers) error {
 						running.Add(1)
 						invoke(ctx, msgs)
 						running.Add(-1)
+					} else if cfg.ShortPoll {
+						sleep(ctx, 200*time.Millisecond)
 					}
 				}
 			})
@@ -149,9 +155,13 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-func receive(ctx context.Context, c *sqs.Client, url string, max int) ([]sqstypes.Message, error) {
+func receive(ctx context.Context, c *sqs.Client, url string, max int, long bool) ([]sqstypes.Message, error) {
+	wait := int32(0)
+	if long {
+		wait = 1
+	}
 	out, err := c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
-		QueueUrl: aws.String(url), MaxNumberOfMessages: int32(min(max, 10)), WaitTimeSeconds: 1,
+		QueueUrl: aws.String(url), MaxNumberOfMessages: int32(min(max, 10)), WaitTimeSeconds: wait,
 		MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameAll},
 	})
 	if err != nil {

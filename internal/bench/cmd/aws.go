@@ -196,7 +196,7 @@ func measureAWS(dir string, rows int) (awsRun, error) {
 	})
 	start := time.Now()
 	if err := eventsource.Run(ctx, eventsource.Config{SQS: plain.SQS, UploadQueueURL: res.UploadQueueURL, ShardQueueURL: res.ShardQueueURL,
-		BatchSize: s.BatchSize, MaxConcurrency: 2, WorkerTimeout: s.WorkerTimeout, UntilIdle: true}, fns); err != nil {
+		BatchSize: s.BatchSize, MaxConcurrency: 2, WorkerTimeout: s.WorkerTimeout, UntilIdle: true, ShortPoll: true}, fns); err != nil {
 		return awsRun{}, err
 	}
 	elapsed := time.Since(start)
