@@ -62,8 +62,8 @@ type Options struct {
 	// (after the queue's visibility timeout, 6x the timeout) can claim.
 	LeaseTTL time.Duration
 	// DeadlineMargin: how long before the invocation's deadline a worker stops
-	// taking rows and hands the rest of the shard on (default 10s, at most a
-	// fifth of the time the invocation has).
+	// taking rows and hands the rest of the shard on (default 10s; keep it
+	// well under the worker timeout).
 	DeadlineMargin time.Duration
 	// Settle: how long finalization re-counts products that do not reconcile
 	// yet (the products index is eventually consistent). Default 30s.
