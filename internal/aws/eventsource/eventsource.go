@@ -124,7 +124,9 @@ func Run(ctx context.Context, cfg Config, h Handlers) error {
 				sleep(ctx, 500*time.Millisecond)
 				busy, err := pending(ctx, cfg.SQS, cfg.UploadQueueURL, cfg.ShardQueueURL)
 				if err != nil {
-					cfg.Log.Warn("queue depth unknown", "error", err)
+					if ctx.Err() == nil {
+						cfg.Log.Warn("queue depth unknown", "error", err)
+					}
 					continue
 				}
 				cfg.Log.Debug("queues", "messages", busy, "invocations", running.Load())
