@@ -245,7 +245,7 @@ func (r awsRun) markdown(b *strings.Builder) {
 	fmt.Fprintf(b, "| DynamoDB write requests | %.1f | <= 45 |\n", per(ddbWrites))
 	fmt.Fprintf(b, "| DynamoDB read requests | %.1f | |\n", per(ddbReads))
 	fmt.Fprintf(b, "| SQS requests | %.2f | <= 1 |\n", per(sqsReqs))
-	fmt.Fprintf(b, "| S3 GETs (whole import) | %d | 1 per shard (%d) + resumes |\n\n", gets, r.shards)
+	fmt.Fprintf(b, "| S3 GETs (whole import) | %d | 1 per shard (%d) + resumes; the split adds 2 (sniff the head, stream the object) |\n\n", gets, r.shards)
 	var keys []string
 	for k := range r.ops {
 		keys = append(keys, k)
