@@ -1,0 +1,190 @@
+// Package faultproxy is a small fault-injecting HTTP proxy for tests: put in
+// front of an AWS API endpoint (moto), it answers a set share of DynamoDB,
+// S3 and SQS calls with a throttling error, a 500, or a stall, the way AWS
+// misbehaves on a bad day, and forwards the rest untouched. The SDK sees
+// real error responses of each service's protocol, so its retryer and the
+// engine's own retries, circuit breaker and triage all run as in production.
+package faultproxy
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Fault is one kind of injected failure.
+type Fault string
+
+// Faults the proxy injects.
+const (
+	Throttle Fault = "throttle" // the service's throttling error (retryable)
+	Internal Fault = "internal" // HTTP 500
+	Stall    Fault = "stall"    // the request waits Config.Stall, then is forwarded
+)
+
+// Config says what to inject.
+type Config struct {
+	Target string  // the real endpoint, e.g. moto's URL
+	Rate   float64 // share of calls that get a fault, 0..1
+	// Faults to pick from, uniformly (default all three).
+	Faults []Fault
+	// Stall is how long a stalled call waits (default 2s).
+	Stall time.Duration
+	// Services limits the faults to these services ("dynamodb", "s3",
+	// "sqs"); empty means all.
+	Services []string
+	Seed     uint64
+}
+
+// Proxy is a running fault-injecting proxy.
+type Proxy struct {
+	URL      string // where clients send their calls
+	srv      *http.Server
+	ln       net.Listener
+	cfg      Config
+	mu       sync.Mutex
+	rng      *rand.Rand
+	injected atomic.Int64
+	total    atomic.Int64
+	byFault  sync.Map // "service fault" -> *atomic.Int64
+}
+
+// Start starts a proxy on a free loopback port.
+func Start(cfg Config) (*Proxy, error) {
+	target, err := url.Parse(cfg.Target)
+	if err != nil {
+		return nil, err
+	}
+	if len(cfg.Faults) == 0 {
+		cfg.Faults = []Fault{Throttle, Internal, Stall}
+	}
+	if cfg.Stall <= 0 {
+		cfg.Stall = 2 * time.Second
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	p := &Proxy{URL: "http://" + ln.Addr().String(), ln: ln, cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15))}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	p.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.total.Add(1)
+		svc := service(r)
+		if f, ok := p.pick(svc); ok {
+			p.count(svc, f)
+			switch f {
+			case Throttle:
+				throttle(w, svc)
+				return
+			case Internal:
+				internal(w, svc)
+				return
+			case Stall:
+				select {
+				case <-time.After(p.cfg.Stall):
+				case <-r.Context().Done():
+					return
+				}
+			}
+		}
+		rp.ServeHTTP(w, r)
+	})}
+	go p.srv.Serve(ln)
+	return p, nil
+}
+
+// Close stops the proxy.
+func (p *Proxy) Close() error { return p.srv.Close() }
+
+// Injected returns how many calls got a fault, and how many calls there were.
+func (p *Proxy) Injected() (faults, calls int64) { return p.injected.Load(), p.total.Load() }
+
+// Counts returns the injected faults by "service fault".
+func (p *Proxy) Counts() map[string]int64 {
+	out := map[string]int64{}
+	p.byFault.Range(func(k, v any) bool { out[k.(string)] = v.(*atomic.Int64).Load(); return true })
+	return out
+}
+
+func (p *Proxy) count(svc string, f Fault) {
+	p.injected.Add(1)
+	v, _ := p.byFault.LoadOrStore(svc+" "+string(f), new(atomic.Int64))
+	v.(*atomic.Int64).Add(1)
+}
+
+func (p *Proxy) pick(svc string) (Fault, bool) {
+	if len(p.cfg.Services) > 0 {
+		found := false
+		for _, s := range p.cfg.Services {
+			found = found || s == svc
+		}
+		if !found {
+			return "", false
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.rng.Float64() >= p.cfg.Rate {
+		return "", false
+	}
+	return p.cfg.Faults[p.rng.IntN(len(p.cfg.Faults))], true
+}
+
+// service tells the AWS service a request is for: DynamoDB and SQS (JSON
+// protocol) name themselves in X-Amz-Target; the rest is S3 here.
+func service(r *http.Request) string {
+	target := r.Header.Get("X-Amz-Target")
+	switch {
+	case strings.HasPrefix(target, "DynamoDB"):
+		return "dynamodb"
+	case strings.HasPrefix(target, "AmazonSQS"):
+		return "sqs"
+	case strings.Contains(r.Header.Get("Content-Type"), "x-www-form-urlencoded"):
+		return "sqs" // the query protocol
+	}
+	return "s3"
+}
+
+// throttle writes the service's own throttling error.
+func throttle(w http.ResponseWriter, svc string) {
+	switch svc {
+	case "dynamodb":
+		jsonError(w, http.StatusBadRequest, "com.amazonaws.dynamodb.v20120810#ThrottlingException", "Rate of requests exceeds the allowed throughput.")
+	case "sqs":
+		w.Header().Set("x-amzn-query-error", "ThrottlingException;Sender")
+		jsonError(w, http.StatusBadRequest, "com.amazonaws.sqs#ThrottlingException", "Rate exceeded")
+	default:
+		xmlError(w, http.StatusServiceUnavailable, "SlowDown", "Please reduce your request rate.")
+	}
+}
+
+func internal(w http.ResponseWriter, svc string) {
+	switch svc {
+	case "dynamodb":
+		jsonError(w, http.StatusInternalServerError, "com.amazonaws.dynamodb.v20120810#InternalServerError", "Internal server error (injected)")
+	case "sqs":
+		w.Header().Set("x-amzn-query-error", "InternalError;Receiver")
+		jsonError(w, http.StatusInternalServerError, "com.amazonaws.sqs#InternalError", "Internal error (injected)")
+	default:
+		xmlError(w, http.StatusInternalServerError, "InternalError", "We encountered an internal error (injected).")
+	}
+}
+
+func jsonError(w http.ResponseWriter, status int, typ, msg string) {
+	w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, `{"__type":%q,"message":%q}`, typ, msg)
+}
+
+func xmlError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/xml")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>%s</Code><Message>%s</Message><RequestId>injected</RequestId></Error>`, code, msg)
+}
