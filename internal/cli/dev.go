@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/catalog-import/catalog-import/internal/aws/awsclient"
+	"github.com/catalog-import/catalog-import/internal/aws/awserr"
 	"github.com/catalog-import/catalog-import/internal/aws/eventsource"
 	"github.com/catalog-import/catalog-import/internal/aws/handler"
 	"github.com/catalog-import/catalog-import/internal/aws/stack"
@@ -84,7 +85,7 @@ batches of --batch-size under --max-concurrency, the DLQ invokes triage.
 		if err != nil {
 			return err
 		}
-		res, err := stack.Provision(ctx, clients, g.stack, s)
+		res, err := provision(ctx, clients, g.stack, s, log)
 		if err != nil {
 			return err
 		}
@@ -134,4 +135,21 @@ func jsonLogger(w io.Writer, level string) (*slog.Logger, error) {
 		return nil, err
 	}
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// provision runs stack.Provision, again on a transient error (an endpoint
+// having a bad moment should not stop dev before it starts).
+func provision(ctx context.Context, c *awsclient.Clients, name string, s stack.Settings, log *slog.Logger) (stack.Resources, error) {
+	for attempt := 1; ; attempt++ {
+		res, err := stack.Provision(ctx, c, name, s)
+		if err == nil || attempt == 5 || !awserr.Reason(err).Transient() {
+			return res, err
+		}
+		log.Warn("provisioning failed, trying again", "attempt", attempt, "error", err)
+		select {
+		case <-ctx.Done():
+			return res, ctx.Err()
+		case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
+		}
+	}
 }

@@ -8,11 +8,14 @@ package faultproxy
 
 import (
 	"fmt"
+	"hash/crc32"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -120,6 +123,9 @@ func (p *Proxy) count(svc string, f Fault) {
 }
 
 func (p *Proxy) pick(svc string) (Fault, bool) {
+	if svc == "other" {
+		return "", false
+	}
 	if len(p.cfg.Services) > 0 {
 		found := false
 		for _, s := range p.cfg.Services {
@@ -138,7 +144,8 @@ func (p *Proxy) pick(svc string) (Fault, bool) {
 }
 
 // service tells the AWS service a request is for: DynamoDB and SQS (JSON
-// protocol) name themselves in X-Amz-Target; the rest is S3 here.
+// protocol) name themselves in X-Amz-Target; query-protocol calls (STS,
+// CloudFormation) are "other" and never faulted; the rest is S3.
 func service(r *http.Request) string {
 	target := r.Header.Get("X-Amz-Target")
 	switch {
@@ -146,8 +153,8 @@ func service(r *http.Request) string {
 		return "dynamodb"
 	case strings.HasPrefix(target, "AmazonSQS"):
 		return "sqs"
-	case strings.Contains(r.Header.Get("Content-Type"), "x-www-form-urlencoded"):
-		return "sqs" // the query protocol
+	case target != "" || strings.Contains(r.Header.Get("Content-Type"), "x-www-form-urlencoded"):
+		return "other"
 	}
 	return "s3"
 }
@@ -178,9 +185,11 @@ func internal(w http.ResponseWriter, svc string) {
 }
 
 func jsonError(w http.ResponseWriter, status int, typ, msg string) {
+	body := fmt.Sprintf(`{"__type":%q,"message":%q}`, typ, msg)
 	w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+	w.Header().Set("X-Amz-Crc32", strconv.FormatUint(uint64(crc32.ChecksumIEEE([]byte(body))), 10)) // DynamoDB clients check it
 	w.WriteHeader(status)
-	fmt.Fprintf(w, `{"__type":%q,"message":%q}`, typ, msg)
+	io.WriteString(w, body)
 }
 
 func xmlError(w http.ResponseWriter, status int, code, msg string) {
