@@ -30,6 +30,7 @@ const (
 	Throttle Fault = "throttle" // the service's throttling error (retryable)
 	Internal Fault = "internal" // HTTP 500
 	Stall    Fault = "stall"    // the request waits Config.Stall, then is forwarded
+	Denied   Fault = "denied"   // the service's access-denied error (not retryable)
 )
 
 // Config says what to inject.
@@ -37,7 +38,7 @@ type Config struct {
 	Target string  // the real endpoint, e.g. moto's URL
 	Rate   float64 // share of calls that get a fault, 0..1
 	// Faults to pick from, uniformly (default all three).
-	Faults []Fault
+	Faults []Fault // (Denied is never picked by default)
 	// Stall is how long a stalled call waits (default 2s).
 	Stall time.Duration
 	// Services limits the faults to these services ("dynamodb", "s3",
@@ -89,6 +90,9 @@ func Start(cfg Config) (*Proxy, error) {
 			case Internal:
 				internal(w, svc)
 				return
+			case Denied:
+				denied(w, svc)
+				return
 			case Stall:
 				select {
 				case <-time.After(p.cfg.Stall):
@@ -101,6 +105,17 @@ func Start(cfg Config) (*Proxy, error) {
 	})}
 	go p.srv.Serve(ln)
 	return p, nil
+}
+
+// Set changes the share of faulted calls and the faults to pick from (nil
+// keeps the current faults) while the proxy runs.
+func (p *Proxy) Set(rate float64, faults ...Fault) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cfg.Rate = rate
+	if len(faults) > 0 {
+		p.cfg.Faults = faults
+	}
 }
 
 // Close stops the proxy.
@@ -169,6 +184,18 @@ func throttle(w http.ResponseWriter, svc string) {
 		jsonError(w, http.StatusBadRequest, "com.amazonaws.sqs#ThrottlingException", "Rate exceeded")
 	default:
 		xmlError(w, http.StatusServiceUnavailable, "SlowDown", "Please reduce your request rate.")
+	}
+}
+
+func denied(w http.ResponseWriter, svc string) {
+	switch svc {
+	case "dynamodb":
+		jsonError(w, http.StatusBadRequest, "com.amazonaws.dynamodb.v20120810#AccessDeniedException", "User is not authorized to perform this action (injected)")
+	case "sqs":
+		w.Header().Set("x-amzn-query-error", "AccessDenied;Sender")
+		jsonError(w, http.StatusForbidden, "com.amazonaws.sqs#AccessDenied", "Access to the resource is denied (injected)")
+	default:
+		xmlError(w, http.StatusForbidden, "AccessDenied", "Access Denied (injected)")
 	}
 }
 

@@ -46,6 +46,7 @@ func TestFaultsAreServiceErrors(t *testing.T) {
 		{faultproxy.Throttle, failure.Throttled},
 		{faultproxy.Internal, failure.ServiceUnavailable},
 		{faultproxy.Stall, failure.NetworkTimeout},
+		{faultproxy.Denied, failure.AccessDenied},
 		{"", ""}, // rate 0: forwarded, no error
 	}
 	for svc, call := range calls {
