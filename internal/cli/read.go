@@ -17,6 +17,7 @@ import (
 	"github.com/catalog-import/catalog-import/internal/aws/dynamostate"
 	"github.com/catalog-import/catalog-import/internal/embedded"
 	"github.com/catalog-import/catalog-import/internal/failure"
+	"github.com/catalog-import/catalog-import/internal/fixfile"
 	"github.com/catalog-import/catalog-import/internal/local/sqlite"
 	"github.com/catalog-import/catalog-import/internal/profile"
 	"github.com/catalog-import/catalog-import/internal/record"
@@ -133,13 +134,17 @@ func newFailuresCmd(env Env, g *global) *cobra.Command {
 		Long: `List the failure records of a batch in row order. --format csv writes the same
 columns as the error report (row, reason, layer, field, message, then the row's
 original cells), with spreadsheet formulas neutralised; jsonl writes every field
-of each record.`,
+of each record. --format fixfile writes only the failed rows as the original file
+had them (header, column order, delimiter, encoding) plus _source_row and _error
+columns: fix the cells in Excel and import the file again. DuplicateSKU rows are
+left out of it (imported again unchanged, such a row would replace the product
+of its SKU's first row) unless --reason DuplicateSKU asks for them.`,
 		Args: exactArgs(1, "BATCH_ID"),
 	}
 	fl := cmd.Flags()
 	fl.StringSliceVar(&reasons, "reason", nil, "only these reasons (repeatable, e.g. DuplicateSKU)")
 	fl.StringSliceVar(&layers, "layer", nil, "only these layers: syntax, semantic, business, infrastructure")
-	fl.StringVar(&format, "format", "table", "table, csv or jsonl")
+	fl.StringVar(&format, "format", "table", "table, csv, jsonl, or fixfile (the failed rows as the original file: fix them and import the file again)")
 	fl.IntVar(&limit, "limit", 0, "at most this many records (0: all)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		f := state.FailureFilter{}
@@ -157,8 +162,17 @@ of each record.`,
 				return usage("unknown layer %q (syntax, semantic, business, infrastructure)", l)
 			}
 		}
-		if format != "table" && format != "csv" && format != "jsonl" {
-			return usage("unknown format %q (table, csv, jsonl)", format)
+		if format != "table" && format != "csv" && format != "jsonl" && format != "fixfile" {
+			return usage("unknown format %q (table, csv, jsonl, fixfile)", format)
+		}
+		if format == "fixfile" && len(f.Reasons) == 0 {
+			// A duplicate row imported again unchanged would replace the
+			// product of its SKU's first row: leave it out unless asked for.
+			for _, r := range failure.Reasons() {
+				if r != failure.DuplicateSKU {
+					f.Reasons = append(f.Reasons, r)
+				}
+			}
 		}
 		db, where, closeDB, err := g.openReader(cmd.Context())
 		if err != nil {
@@ -182,8 +196,14 @@ func writeFailures(ctx context.Context, w io.Writer, db reader, b state.Batch, f
 	var (
 		rw *failure.ReportWriter
 		tw *tabwriter.Writer
+		fw *fixfile.Writer
 	)
 	switch format {
+	case "fixfile":
+		var err error
+		if fw, err = fixfile.NewWriter(w, b.Layout); err != nil {
+			return err
+		}
 	case "csv":
 		header := b.Layout.Header
 		if b.Layout.Format == string(record.JSONL) {
@@ -212,6 +232,8 @@ func writeFailures(ctx context.Context, w io.Writer, db reader, b state.Batch, f
 		}
 		for _, r := range recs {
 			switch format {
+			case "fixfile":
+				err = fw.Write(r)
 			case "csv":
 				err = rw.Write(r)
 			case "jsonl":
@@ -230,6 +252,8 @@ func writeFailures(ctx context.Context, w io.Writer, db reader, b state.Batch, f
 		f.AfterSheet, f.AfterRow = recs[len(recs)-1].Sheet, recs[len(recs)-1].Row
 	}
 	switch format {
+	case "fixfile":
+		return fw.Close()
 	case "csv":
 		return rw.Flush()
 	case "table":

@@ -1,0 +1,75 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/csv"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/text/encoding/simplifiedchinese"
+)
+
+// TestFixFileRoundTrip: `failures --format fixfile` of the GBK demo file is
+// a GBK CSV of just the failed rows (duplicates left out) under the original
+// header; with the bad prices fixed in it, importing it into the same catalog
+// imports exactly those rows, and every other row fails again.
+func TestFixFileRoundTrip(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	db := filepath.Join(dir, "shop.db")
+	_, parent := runImport(t, db, "../../testdata/demo/products-gbk.csv")
+	code, out, errOut := importctl(t, "failures", "--db", db, "--format", "fixfile", parent.BatchID)
+	if code != 0 {
+		t.Fatalf("failures: exit %d %s", code, errOut)
+	}
+	text, err := simplifiedchinese.GB18030.NewDecoder().String(out)
+	if err != nil {
+		t.Fatalf("not GB18030: %v", err)
+	}
+	rows, err := csv.NewReader(strings.NewReader(text)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	header := rows[0]
+	if header[0] != "商品编码" || header[len(header)-2] != "_source_row" || header[len(header)-1] != "_error" {
+		t.Fatalf("header %q", header)
+	}
+	want := parent.RowsFailed - parent.FailuresByReason["DuplicateSKU"] // duplicates are left out
+	if int64(len(rows)-1) != want {
+		t.Fatalf("%d rows in the fix file, want %d (%d failed)", len(rows)-1, want, parent.RowsFailed)
+	}
+	if !strings.Contains(out, "\r\n") {
+		t.Error("not CRLF")
+	}
+	price := -1
+	for i, h := range header {
+		if h == "售价" || h == "价格" {
+			price = i
+		}
+	}
+	fixed := 0
+	for _, r := range rows[1:] {
+		if strings.HasPrefix(r[len(r)-1], "InvalidNumber") && strings.Contains(r[len(r)-1], "(price)") {
+			r[price] = "19.90"
+			fixed++
+		}
+	}
+	if fixed == 0 {
+		t.Fatal("the demo file has no bad price to fix")
+	}
+	var buf bytes.Buffer
+	w := csv.NewWriter(&buf)
+	w.UseCRLF = true
+	w.WriteAll(rows)
+	gbk, _ := simplifiedchinese.GB18030.NewEncoder().String(buf.String())
+	fix := filepath.Join(dir, "fix.csv")
+	os.WriteFile(fix, []byte(gbk), 0o644)
+
+	_, child := runImport(t, db, fix) // into the same catalog
+	if child.RowsTotal != want || child.RowsImported != int64(fixed) || child.RowsFailed != want-int64(fixed) {
+		t.Errorf("fix file import: %d rows, %d imported, %d failed; want %d, %d, %d",
+			child.RowsTotal, child.RowsImported, child.RowsFailed, want, fixed, want-int64(fixed))
+	}
+}
