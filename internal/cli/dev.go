@@ -97,7 +97,7 @@ batches of --batch-size under --max-concurrency, the DLQ invokes triage.
 			Options: handler.Options{
 				Profile: p, Split: split.Options{ShardRows: s.ShardRows, ShardBytes: s.ShardBytes},
 				Pool: s.PoolSize, CheckpointEvery: s.CheckpointEvery, LeaseTTL: s.WorkerTimeout,
-				DeadlineMargin: min(10*time.Second, s.WorkerTimeout/5), Owner: "dev", Log: log,
+				DeadlineMargin: min(10*time.Second, s.WorkerTimeout/5), Owner: "dev", Log: log, StackName: g.stack,
 			},
 		})
 		return eventsource.Run(ctx, eventsource.Config{

@@ -22,6 +22,7 @@ import (
 	"github.com/catalog-import/catalog-import/internal/profile"
 	"github.com/catalog-import/catalog-import/internal/record"
 	"github.com/catalog-import/catalog-import/internal/state"
+	"github.com/catalog-import/catalog-import/internal/triage"
 )
 
 // openExisting opens a database that must already exist (reading commands
@@ -102,11 +103,16 @@ func newStatusCmd(env Env, g *global) *cobra.Command {
 		if err != nil {
 			return err
 		}
+		entries, err := triageEntries(ctx, db, b.ID)
+		if err != nil {
+			return err
+		}
 		if asJSON {
 			return writeJSON(env.Stdout, struct {
 				state.Batch
-				ShardList []state.Shard `json:"shard_list"`
-			}{b, shards})
+				ShardList []state.Shard  `json:"shard_list"`
+				TriageLog []triage.Entry `json:"triage_log"`
+			}{b, shards, entries})
 		}
 		printSummary(env.Stdout, b.Source.URI, embedded.Summary{Batch: b}, false, 0)
 		tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
@@ -116,9 +122,46 @@ func newStatusCmd(env Env, g *global) *cobra.Command {
 			fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d-%d\t%d\t%d\t%d\t%d\t%d\n", s.Index, s.Status, s.Rows, s.FirstRow, s.Start, s.End,
 				c.Done(), c.Imported, c.Failed, s.Attempts, s.Epoch)
 		}
+		if len(entries) > 0 {
+			fmt.Fprintln(tw, "\nTRIAGE LOG\tSHARD\tKIND\tACTION\tREASON\tRECEIVES\tRETRIES\tMESSAGE")
+			for _, e := range entries {
+				action := string(e.Action)
+				if e.Action == triage.Retry {
+					action += " in " + e.Delay.String()
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d\t%d\t%s\n", e.At.Local().Format(time.DateTime), e.Shard, e.Kind,
+					dash(action), dash(string(e.Reason)), e.ReceiveCount, e.RetryCount, oneLine(e.Message, 120))
+			}
+		}
 		return tw.Flush()
 	}
 	return cmd
+}
+
+// triageEntries returns the batch's triage log (oldest first) from the
+// store r was opened on.
+func triageEntries(ctx context.Context, r reader, batchID string) ([]triage.Entry, error) {
+	var l triage.Log
+	switch r := r.(type) {
+	case *sqlite.DB:
+		l = r.TriageLog()
+	case *dynamostate.Store:
+		l = r.TriageLog()
+	default:
+		return nil, nil
+	}
+	es, err := l.List(ctx, batchID)
+	if es == nil {
+		es = []triage.Entry{}
+	}
+	return es, err
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func newFailuresCmd(env Env, g *global) *cobra.Command {

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go/middleware"
@@ -53,6 +54,7 @@ type Clients struct {
 	S3             *s3.Client
 	SQS            *sqs.Client
 	DynamoDB       *dynamodb.Client
+	SNS            *sns.Client
 	CloudFormation *cloudformation.Client
 	STS            *sts.Client
 }
@@ -91,6 +93,7 @@ func New(ctx context.Context, s Settings) (*Clients, error) {
 				o.APIOptions = append(o.APIOptions, oneAtATime(s.OneAtATime))
 			}
 		}),
+		SNS:            sns.NewFromConfig(cfg),
 		CloudFormation: cloudformation.NewFromConfig(cfg),
 		STS:            sts.NewFromConfig(cfg),
 	}, nil

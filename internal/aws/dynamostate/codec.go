@@ -41,9 +41,6 @@ const (
 	maxRow        = 999_999_999_999
 )
 
-// The reserved triage log prefix is documented, not used yet.
-var _ = triagePrefix
-
 func batchPK(id string) string { return batchPrefix + id }
 
 func shardSK(index int) string { return fmt.Sprintf("%s%06d", shardPrefix, index) }

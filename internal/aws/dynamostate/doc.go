@@ -25,7 +25,7 @@
 //	         gsi1pk=BATCHES gsi1sk=<created_at, UTC, RFC 3339 with 9 fraction digits>#<id>
 //	shard    pk=BATCH#<id>  sk=SHARD#<index, 6 digits>
 //	failure  pk=BATCH#<id>  sk=FAIL#<escaped sheet>#<row, 12 digits>   expires_at=<failure time + FailureTTL>
-//	(triage) pk=BATCH#<id>  sk=TRIAGE#...   reserved for the triage log
+//	triage   pk=BATCH#<id>  sk=TRIAGE#<at, UTC, RFC 3339 with 9 fraction digits>#<shard, 6 digits>#<16 random hex digits>
 //
 // Attributes carry the names of the SQLite columns (status, rows_imported,
 // cp_next_row, epoch, lease_until, ...). Numbers are N; times are UTC text
@@ -45,6 +45,11 @@
 // gzip-compressed (raw_gz); if even that is over, the raw line is cut at a
 // UTF-8 boundary, the cells are dropped and raw_truncated holds the original
 // length (rows may be up to 1 MiB; DynamoDB items up to 400 KB).
+//
+// Triage log entries (TriageLog, the triage.Log adapter) live beside the
+// batch's other items; their fixed-width time makes a Query on the TRIAGE#
+// prefix list them oldest first, and the random suffix keeps two entries of
+// one shard at one time apart. They carry no gsi1 keys and no expires_at.
 //
 // # Requests per operation
 //

@@ -24,6 +24,8 @@ import (
 	"github.com/catalog-import/catalog-import/internal/failure"
 	"github.com/catalog-import/catalog-import/internal/state"
 	"github.com/catalog-import/catalog-import/internal/state/statetest"
+	"github.com/catalog-import/catalog-import/internal/triage"
+	"github.com/catalog-import/catalog-import/internal/triage/triagetest"
 )
 
 func TestMain(m *testing.M) { awstest.Main(m) }
@@ -492,5 +494,37 @@ func TestLargeFailureRecords(t *testing.T) {
 	if len(r.RawLine) == 0 || len(r.RawLine) >= len(recs[1].RawLine) || !strings.HasPrefix(recs[1].RawLine, r.RawLine) || len(r.Cells) != 0 {
 		t.Errorf("incompressible record: raw line of %d bytes (a prefix: %v), %d cells; want a cut prefix and no cells",
 			len(r.RawLine), strings.HasPrefix(recs[1].RawLine, r.RawLine), len(r.Cells))
+	}
+}
+
+func TestTriageLogContract(t *testing.T) {
+	triagetest.Run(t, func(t *testing.T) triage.Log {
+		c, name := newTable(t)
+		return dynamostate.NewTriageLog(c, name)
+	})
+}
+
+// TestTriageLogBesideState: triage entries live in the batch's partition
+// without disturbing the state store's queries.
+func TestTriageLogBesideState(t *testing.T) {
+	s, _, _ := newStore(t)
+	ctx := t.Context()
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	b := state.Batch{ID: "b-tl", Status: state.BatchRunning, Source: state.Source{URI: "s3://x/y"}, Shards: 1, CreatedAt: now, UpdatedAt: now}
+	if _, _, err := s.CreateBatch(ctx, b, []state.Shard{{BatchID: "b-tl", Index: 0, Sheet: "-", Rows: 3, FirstRow: 2, Status: state.ShardPending, UpdatedAt: now}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.TriageLog().Append(ctx, triage.Entry{BatchID: "b-tl", Kind: triage.KindError, Reason: failure.Throttled}); err != nil {
+		t.Fatal(err)
+	}
+	shards, err := s.ListShards(ctx, "b-tl")
+	if err != nil || len(shards) != 1 {
+		t.Fatalf("ListShards: %d %v", len(shards), err)
+	}
+	if n, err := s.CountFailures(ctx, "b-tl"); err != nil || len(n) != 0 {
+		t.Fatalf("CountFailures: %v %v", n, err)
+	}
+	if fs, err := s.Failures(ctx, "b-tl", state.FailureFilter{}); err != nil || len(fs) != 0 {
+		t.Fatalf("Failures: %v %v", fs, err)
 	}
 }

@@ -8,6 +8,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
+
 	"github.com/catalog-import/catalog-import/internal/aws/awsclient"
 	"github.com/catalog-import/catalog-import/internal/aws/dynamocatalog"
 	"github.com/catalog-import/catalog-import/internal/aws/dynamostate"
@@ -25,21 +28,27 @@ type Config struct {
 	ProductsTable string // PRODUCTS_TABLE
 	ShardQueueURL string // SHARD_QUEUE_URL
 	DLQURL        string // DLQ_URL
-	FailureTTL    time.Duration
-	Options       Options
+	// EscalationTopicARN is the SNS topic of triage escalations
+	// (ESCALATION_TOPIC_ARN, optional: without it escalations are only logged).
+	EscalationTopicARN string
+	FailureTTL         time.Duration
+	Options            Options
 }
 
 // ConfigFromEnv reads Config from the variables template.yaml sets:
 // BUCKET, STATE_TABLE, PRODUCTS_TABLE, SHARD_QUEUE_URL, DLQ_URL (required);
 // SHARD_ROWS, SHARD_BYTES, POOL_SIZE, CHECKPOINT_EVERY, LEASE_TTL_SECONDS,
-// FAILURE_TTL_DAYS, PROFILE_FILE, LOG_LEVEL (optional); AWS_REGION and
+// FAILURE_TTL_DAYS, PROFILE_FILE, LOG_LEVEL, ESCALATION_TOPIC_ARN and
+// STACK_NAME (optional; the stack's name in notifications); AWS_REGION and
 // AWS_ENDPOINT_URL as the SDK reads them.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	c := Config{
 		AWS:    awsclient.Settings{Region: getenv("AWS_REGION"), Endpoint: getenv("AWS_ENDPOINT_URL")},
 		Bucket: getenv("BUCKET"), StateTable: getenv("STATE_TABLE"), ProductsTable: getenv("PRODUCTS_TABLE"),
 		ShardQueueURL: getenv("SHARD_QUEUE_URL"), DLQURL: getenv("DLQ_URL"),
+		EscalationTopicARN: getenv("ESCALATION_TOPIC_ARN"),
 	}
+	c.Options.StackName = getenv("STACK_NAME")
 	for name, v := range map[string]string{"BUCKET": c.Bucket, "STATE_TABLE": c.StateTable, "PRODUCTS_TABLE": c.ProductsTable, "SHARD_QUEUE_URL": c.ShardQueueURL} {
 		if v == "" {
 			return c, fmt.Errorf("environment variable %s is not set", name)
@@ -100,6 +109,21 @@ func FromClients(clients *awsclient.Clients, c Config) *Functions {
 		Queue:   sqsqueue.New(clients.SQS, c.ShardQueueURL),
 		DLQ:     sqsqueue.New(clients.SQS, c.DLQURL),
 		Reports: s3store.NewReports(clients.S3, c.Bucket),
+		Log:     dynamostate.NewTriageLog(clients.DynamoDB, c.StateTable),
+	}
+	if c.EscalationTopicARN != "" {
+		p.Notify = SNSNotifier(clients.SNS, c.EscalationTopicARN)
 	}
 	return New(p, c.Options)
+}
+
+// SNSNotifier returns a Notifier that publishes to the SNS topic.
+func SNSNotifier(client *sns.Client, topicARN string) Notifier {
+	return func(ctx context.Context, subject, message string) error {
+		_, err := client.Publish(ctx, &sns.PublishInput{TopicArn: aws.String(topicARN), Subject: aws.String(subject), Message: aws.String(message)})
+		if err != nil {
+			return fmt.Errorf("publish to %s: %w", topicARN, err)
+		}
+		return nil
+	}
 }

@@ -33,6 +33,7 @@ import (
 	"github.com/catalog-import/catalog-import/internal/shard"
 	"github.com/catalog-import/catalog-import/internal/split"
 	"github.com/catalog-import/catalog-import/internal/state"
+	"github.com/catalog-import/catalog-import/internal/triage"
 )
 
 // IncomingPrefix is where uploads that start an import land in the bucket.
@@ -49,7 +50,18 @@ type Ports struct {
 	Queue   queue.Queue      // the shard queue
 	DLQ     queue.Queue      // the shard queue's dead-letter queue (triage parks messages there)
 	Reports finalize.Reports // error reports (reports/<batch>/ in the bucket)
+	// Log is the triage log: workers append their failed deliveries, triage
+	// its decisions. Nil: nothing is recorded, and triage escalates every
+	// shard it cannot decide on without a last error.
+	Log triage.Log
+	// Notify tells operators about an escalation (SNS). Nil: escalations are
+	// only logged.
+	Notify Notifier
 }
+
+// Notifier sends an operator notification (an SNS message: subject up to
+// 100 characters, one line).
+type Notifier func(ctx context.Context, subject, message string) error
 
 // Options tune the engine inside the functions. Zero values take defaults.
 type Options struct {
@@ -68,9 +80,15 @@ type Options struct {
 	// Settle: how long finalization re-counts products that do not reconcile
 	// yet (the products index is eventually consistent). Default 30s.
 	Settle time.Duration
-	Owner  string // lease owner prefix (default "lambda")
-	Log    *slog.Logger
-	Now    func() time.Time
+	// Triage is the retry budget and backoff of the triage function
+	// (zero fields take triage's defaults).
+	Triage triage.Policy
+	// StackName names the stack in the command lines of escalation
+	// notifications (importctl failures --stack NAME BATCH).
+	StackName string
+	Owner     string // lease owner prefix (default "lambda")
+	Log       *slog.Logger
+	Now       func() time.Time
 }
 
 // Functions holds the ports and the engine built once per container.
@@ -240,12 +258,17 @@ func (f *Functions) Worker(ctx context.Context, ev events.SQSEvent) (events.SQSE
 	return resp, nil
 }
 
-func (f *Functions) work(ctx context.Context, r events.SQSMessage) error {
+func (f *Functions) work(ctx context.Context, r events.SQSMessage) (err error) {
 	msg, err := sqsqueue.FromEvent(r)
 	if err != nil {
 		return fmt.Errorf("unreadable manifest: %w", err)
 	}
 	m := msg.Manifest
+	defer func() {
+		if err != nil && !errors.Is(err, errLeased) {
+			f.recordError(ctx, msg, err)
+		}
+	}()
 	log := f.log.With("batch_id", m.BatchID, "shard", m.Shard)
 	res, err := f.worker.Process(ctx, m)
 	if err != nil {
@@ -287,44 +310,6 @@ func (f *Functions) finalize(ctx context.Context, id, abort string) error {
 		"report", b.Report, "message", b.Message)
 	return nil
 }
-
-// Triage handles messages that reached the shard DLQ. For now it records
-// each message with the inputs a decision needs (receive count, retry
-// count, the shard's state) and parks it in the DLQ for `importctl redrive`:
-// invisible for ParkFor, then reported as a batch item failure so it stays (SQS allows at most 12 h).
-// Nothing is dropped before the decisions of the triage table exist, and a
-// parked message comes back about twice a day, not every visibility timeout.
-func (f *Functions) Triage(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
-	var resp events.SQSEventResponse
-	for _, r := range ev.Records {
-		attrs := []any{"message_id", r.MessageId, "receive_count", r.Attributes["ApproximateReceiveCount"]}
-		msg, err := sqsqueue.FromEvent(r)
-		if err != nil {
-			attrs = append(attrs, "manifest_error", err.Error(), "body", oneLine(r.Body, 512))
-		} else {
-			m := msg.Manifest
-			attrs = append(attrs, "batch_id", m.BatchID, "shard", m.Shard, "retry_count", m.RetryCount)
-			if s, err := f.shard(ctx, m.BatchID, m.Shard); err == nil {
-				attrs = append(attrs, "shard_status", s.Status, "shard_attempts", s.Attempts, "shard_message", s.Message,
-					"next_row", s.Checkpoint.NextRow)
-			} else {
-				attrs = append(attrs, "shard_error", err.Error())
-			}
-		}
-		if f.p.DLQ != nil {
-			park := queue.Message{ID: r.MessageId, Receipt: r.ReceiptHandle}
-			if err := f.p.DLQ.Retry(ctx, park, ParkFor); err != nil {
-				attrs = append(attrs, "park_error", err.Error())
-			}
-		}
-		f.log.Warn("dead-lettered shard message kept for redrive", attrs...)
-		resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: r.MessageId})
-	}
-	return resp, nil
-}
-
-// ParkFor is how long triage hides a dead-lettered message it keeps.
-const ParkFor = 11 * time.Hour
 
 func (f *Functions) shard(ctx context.Context, batchID string, index int) (state.Shard, error) {
 	shards, err := f.p.Store.ListShards(ctx, batchID)

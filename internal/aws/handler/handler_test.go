@@ -25,6 +25,7 @@ import (
 	"github.com/catalog-import/catalog-import/internal/queue"
 	"github.com/catalog-import/catalog-import/internal/split"
 	"github.com/catalog-import/catalog-import/internal/state"
+	"github.com/catalog-import/catalog-import/internal/triage"
 )
 
 var update = flag.Bool("update", false, "rewrite events/sqs-shard.json and events/sqs-dlq.json from the splitter's real manifest")
@@ -49,7 +50,8 @@ func readEvent(t *testing.T, name string, v any) {
 // splitter registers the upload of events/s3-put.json once however often the
 // event comes; the worker imports the shard of events/sqs-shard.json once
 // however often it is delivered; the batch ends as `importctl run` ends the
-// same file; triage keeps the message of events/sqs-dlq.json for redrive.
+// same file; triage drops the message of events/sqs-dlq.json, whose shard is
+// done, and logs the decision.
 func TestSampleEvents(t *testing.T) {
 	ctx := context.Background()
 	clients := awstest.Clients(t)
@@ -170,12 +172,21 @@ func TestSampleEvents(t *testing.T) {
 		t.Errorf("report at %q", b.Report)
 	}
 
-	// Triage records the dead-lettered message and keeps it for redrive.
+	// events/sqs-dlq.json dead-letters shard 1's manifest, but the shard is
+	// DONE: triage logs the decision "done" and drops the message.
 	var dlqEv events.SQSEvent
 	readEvent(t, "sqs-dlq.json", &dlqEv)
 	tr, err := fns.Triage(ctx, dlqEv)
-	if err != nil || len(tr.BatchItemFailures) != 1 || tr.BatchItemFailures[0].ItemIdentifier != dlqEv.Records[0].MessageId {
-		t.Fatalf("triage: %+v %v, want the message kept", tr, err)
+	if err != nil || len(tr.BatchItemFailures) != 0 {
+		t.Fatalf("triage: %+v %v, want the message dropped", tr, err)
+	}
+	entries, err := dynamostate.NewTriageLog(clients.DynamoDB, res.StateTable).List(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(entries); n == 0 || entries[n-1].Kind != triage.KindDecision || entries[n-1].Action != triage.Done ||
+		entries[n-1].Shard != 1 || entries[n-1].ReceiveCount != 6 || entries[n-1].MessageID != dlqEv.Records[0].MessageId {
+		t.Fatalf("triage log: %+v, want the decision done for shard 1", entries)
 	}
 }
 

@@ -36,7 +36,13 @@
 //   - products(sku PK, name, category, brand, price TEXT "12.50", currency,
 //     stock, status, description, image_urls JSON, batch_id, source_row,
 //     source_sheet, source_sheet_index, source_offset, source_length), index
-//     on (batch_id, source_sheet, source_row).
+//     on (batch_id, source_sheet, source_row);
+//   - triage_log(id INTEGER PK, batch_id, shard, at, kind, layer, reason,
+//     message, action, delay_ns, receive_count, retry_count, message_id),
+//     index on (batch_id, at, id): the triage log ((*DB).TriageLog). Added
+//     with CREATE TABLE IF NOT EXISTS and without a version bump, so a
+//     database of an earlier build gains it when opened, and earlier builds
+//     still open (and ignore it in) a database that has it.
 //
 // Times are UTC text in RFC 3339 with nine fraction digits (fixed width, so
 // they sort as text); NULL is the zero time. Lists and maps are JSON text.

@@ -109,3 +109,23 @@ CREATE TABLE IF NOT EXISTS products (
     displaced          TEXT                       -- JSON array of the later rows of this batch this product displaced
 );
 CREATE INDEX IF NOT EXISTS products_by_source ON products (batch_id, source_sheet, source_row);
+
+-- triage_log: the triage log (triage.Log), append-only. Workers' failed
+-- deliveries (kind 'error') and triage decisions (kind 'decision') with their
+-- inputs, listed per batch oldest first (ties in the order appended).
+CREATE TABLE IF NOT EXISTS triage_log (
+    id            INTEGER PRIMARY KEY,            -- order of appends
+    batch_id      TEXT    NOT NULL,               -- '-' for a message that names no batch
+    shard         INTEGER NOT NULL,
+    at            TEXT    NOT NULL,               -- UTC, RFC 3339 with nanoseconds
+    kind          TEXT    NOT NULL,               -- error, decision
+    layer         TEXT    NOT NULL DEFAULT '',
+    reason        TEXT    NOT NULL DEFAULT '',
+    message       TEXT    NOT NULL DEFAULT '',
+    action        TEXT    NOT NULL DEFAULT '',    -- retry, skip, escalate, done (decisions)
+    delay_ns      INTEGER NOT NULL DEFAULT 0,     -- retry delay in nanoseconds
+    receive_count INTEGER NOT NULL DEFAULT 0,
+    retry_count   INTEGER NOT NULL DEFAULT 0,
+    message_id    TEXT    NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS triage_log_by_batch ON triage_log (batch_id, at, id);

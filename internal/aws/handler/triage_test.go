@@ -1,0 +1,295 @@
+package handler_test
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/catalog-import/catalog-import/internal/aws/awsclient"
+	"github.com/catalog-import/catalog-import/internal/aws/awstest"
+	"github.com/catalog-import/catalog-import/internal/aws/dynamocatalog"
+	"github.com/catalog-import/catalog-import/internal/aws/dynamostate"
+	"github.com/catalog-import/catalog-import/internal/aws/eventsource"
+	"github.com/catalog-import/catalog-import/internal/aws/handler"
+	"github.com/catalog-import/catalog-import/internal/aws/s3store"
+	"github.com/catalog-import/catalog-import/internal/aws/sqsqueue"
+	"github.com/catalog-import/catalog-import/internal/aws/stack"
+	"github.com/catalog-import/catalog-import/internal/failure"
+	"github.com/catalog-import/catalog-import/internal/split"
+	"github.com/catalog-import/catalog-import/internal/state"
+	"github.com/catalog-import/catalog-import/internal/triage"
+)
+
+// notice is one escalation notification.
+type notice struct{ subject, message string }
+
+// triageRig is a stack on moto with the demo file split into 3 shards whose
+// manifests were taken off the shard queue (not yet processed).
+type triageRig struct {
+	clients *awsclient.Clients
+	res     stack.Resources
+	fns     *handler.Functions // splitter and workers
+	triage  *handler.Functions // triage, an hour later
+	store   *dynamostate.Store
+	log     *dynamostate.TriageLog
+	batchID string
+	key     string
+	msgs    []sqsMessage // manifests by shard index
+
+	mu      sync.Mutex
+	notices []notice
+}
+
+func newTriageRig(t *testing.T, name string, policy triage.Policy) *triageRig {
+	t.Helper()
+	ctx := t.Context()
+	clients := awstest.Clients(t)
+	res, err := stack.Provision(ctx, clients, name, stack.Defaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &triageRig{clients: clients, res: res, key: "incoming/products.csv"}
+	r.store = dynamostate.New(clients.DynamoDB, res.StateTable, dynamostate.Options{})
+	r.log = r.store.TriageLog()
+	ports := handler.Ports{
+		Source:  s3store.New(clients.S3),
+		Store:   r.store,
+		Sink:    dynamocatalog.New(clients.DynamoDB, res.ProductsTable, dynamocatalog.Options{}),
+		Queue:   sqsqueue.New(clients.SQS, res.ShardQueueURL),
+		DLQ:     sqsqueue.New(clients.SQS, res.DLQURL),
+		Reports: s3store.NewReports(clients.S3, res.Bucket),
+		Log:     r.log,
+		Notify: func(_ context.Context, subject, message string) error {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			r.notices = append(r.notices, notice{subject, message})
+			return nil
+		},
+	}
+	opts := handler.Options{Log: testLogger(t), Triage: policy, StackName: name, Settle: 5 * time.Second, Owner: "test",
+		Split: split.Options{ShardRows: 400}, CheckpointEvery: 100, LeaseTTL: time.Minute}
+	r.fns = handler.New(ports, opts)
+	// Triage runs after the message's deliveries are exhausted (six
+	// visibility timeouts), when the leases of the failed deliveries have
+	// long expired.
+	opts.Now = func() time.Time { return time.Now().Add(time.Hour) }
+	r.triage = handler.New(ports, opts)
+
+	data, err := os.ReadFile("../../../testdata/demo/products-gbk.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := clients.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(res.Bucket), Key: aws.String(r.key), Body: bytesReader(data)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev events.S3Event
+	ev.Records = append(ev.Records, events.S3EventRecord{EventName: "ObjectCreated:Put"})
+	ev.Records[0].S3.Bucket.Name = res.Bucket
+	ev.Records[0].S3.Object.Key = r.key
+	ev.Records[0].S3.Object.ETag = strings.Trim(aws.ToString(out.ETag), `"`)
+	if err := r.fns.Splitter(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	o := ev.Records[0].S3.Object
+	r.batchID = handler.BatchID(res.Bucket, r.key, o.VersionID, o.Sequencer, o.ETag)
+	msgs := drain(t, clients.SQS, res.ShardQueueURL)
+	if len(msgs) != 3 {
+		t.Fatalf("%d manifests, want 3", len(msgs))
+	}
+	r.msgs = make([]sqsMessage, 3)
+	for _, m := range msgs {
+		man, err := sqsqueue.Decode(aws.ToString(m.Body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.msgs[man.Shard] = m
+	}
+	return r
+}
+
+// dead returns the DLQ event of shard i's manifest after 6 receives.
+func (r *triageRig) dead(i int) events.SQSEvent {
+	ev := eventsource.Event(r.res.DLQURL, r.msgs[i:i+1])
+	ev.Records[0].Attributes["ApproximateReceiveCount"] = "6"
+	return ev
+}
+
+func (r *triageRig) shard(t *testing.T, i int) state.Shard {
+	t.Helper()
+	shards, err := r.store.ListShards(t.Context(), r.batchID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return shards[i]
+}
+
+func (r *triageRig) decisions(t *testing.T, batchID string) []triage.Entry {
+	t.Helper()
+	es, err := r.log.List(t.Context(), batchID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []triage.Entry
+	for _, e := range es {
+		if e.Kind == triage.KindDecision {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// TestTriageSkipsChangedSource: the object changes after shard 0 was
+// imported; the workers of shards 1 and 2 fail with SourceChanged and log
+// it; triage skips both shards (their rows counted skipped) and the last
+// skip finalizes the batch, which reconciles.
+func TestTriageSkipsChangedSource(t *testing.T) {
+	ctx := t.Context()
+	r := newTriageRig(t, "triage-skip", triage.Policy{})
+	if resp, err := r.fns.Worker(ctx, eventsource.Event(r.res.ShardQueueURL, r.msgs[:1])); err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("shard 0: %+v %v", resp, err)
+	}
+	if _, err := r.clients.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(r.res.Bucket), Key: aws.String(r.key),
+		Body: bytesReader([]byte("sku,name\nx,y\n"))}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := r.fns.Worker(ctx, eventsource.Event(r.res.ShardQueueURL, r.msgs[1:]))
+	if err != nil || len(resp.BatchItemFailures) != 2 {
+		t.Fatalf("shards 1 and 2 after the object changed: %+v %v, want both returned", resp, err)
+	}
+	es, err := r.log.List(ctx, r.batchID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 2 || es[0].Kind != triage.KindError || es[0].Reason != failure.SourceChanged || es[0].Layer != failure.LayerInfrastructure {
+		t.Fatalf("triage log after the failed deliveries: %+v", es)
+	}
+
+	for i := 1; i <= 2; i++ {
+		tr, err := r.triage.Triage(ctx, r.dead(i))
+		if err != nil || len(tr.BatchItemFailures) != 0 {
+			t.Fatalf("triage of shard %d: %+v %v, want the message dropped", i, tr, err)
+		}
+		if s := r.shard(t, i); s.Status != state.ShardSkipped || s.Checkpoint.Counts.Skipped != s.Rows {
+			t.Fatalf("shard %d after triage: %s with %+v of %d rows", i, s.Status, s.Checkpoint.Counts, s.Rows)
+		}
+	}
+	b, err := r.store.GetBatch(ctx, r.batchID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1, s2 := r.shard(t, 1), r.shard(t, 2)
+	if !b.Status.Finished() || b.Status == state.BatchFailed || b.Counts.Skipped != s1.Rows+s2.Rows ||
+		b.Counts.Total != b.Counts.Imported+b.Counts.Failed+b.Counts.Skipped {
+		t.Fatalf("batch after skipping shards 1 and 2: %s %+v %q", b.Status, b.Counts, b.Message)
+	}
+	ds := r.decisions(t, r.batchID)
+	if len(ds) != 2 || ds[0].Action != triage.Skip || ds[0].Reason != failure.SourceChanged || ds[0].ReceiveCount != 6 || ds[0].MessageID == "" {
+		t.Fatalf("decisions: %+v", ds)
+	}
+	// The message again (a duplicate delivery): nothing left to do.
+	if tr, err := r.triage.Triage(ctx, r.dead(1)); err != nil || len(tr.BatchItemFailures) != 0 {
+		t.Fatalf("triage again: %+v %v", tr, err)
+	}
+	if ds := r.decisions(t, r.batchID); len(ds) != 3 || ds[2].Action != triage.Done {
+		t.Fatalf("decisions: %+v", ds)
+	}
+	if len(r.notices) != 0 {
+		t.Errorf("notifications for skips: %+v", r.notices)
+	}
+}
+
+// TestTriageEscalatesAndRetries: an AccessDenied shard is ESCALATED (batch
+// RUNNING, operators notified, message kept); a Throttled shard goes back
+// to the shard queue with retry_count+1; a body that is no manifest is
+// escalated, logged under triage.UnknownBatch and kept.
+func TestTriageEscalatesAndRetries(t *testing.T) {
+	ctx := t.Context()
+	r := newTriageRig(t, "triage-escalate", triage.Policy{BaseDelay: time.Second})
+	if err := r.log.Append(ctx, triage.Entry{BatchID: r.batchID, Shard: 0, Kind: triage.KindError, Layer: failure.LayerInfrastructure,
+		Reason: failure.AccessDenied, Message: "AccessDenied: s3 GetObject: access denied", ReceiveCount: 5}); err != nil {
+		t.Fatal(err)
+	}
+	ev := r.dead(0)
+	tr, err := r.triage.Triage(ctx, ev)
+	if err != nil || len(tr.BatchItemFailures) != 1 || tr.BatchItemFailures[0].ItemIdentifier != ev.Records[0].MessageId {
+		t.Fatalf("triage of an AccessDenied shard: %+v %v, want the message kept", tr, err)
+	}
+	if s := r.shard(t, 0); s.Status != state.ShardEscalated || !strings.Contains(s.Message, "AccessDenied") {
+		t.Fatalf("shard 0: %s %q", s.Status, s.Message)
+	}
+	if b, err := r.store.GetBatch(ctx, r.batchID); err != nil || b.Status != state.BatchRunning {
+		t.Fatalf("batch: %s %v, want RUNNING", b.Status, err)
+	}
+	if len(r.notices) != 1 || !strings.Contains(r.notices[0].subject, r.batchID) || !strings.Contains(r.notices[0].subject, "AccessDenied") ||
+		!strings.Contains(r.notices[0].message, "importctl failures --stack triage-escalate "+r.batchID) {
+		t.Fatalf("notifications: %+v", r.notices)
+	}
+	if len(r.notices[0].subject) > 100 {
+		t.Errorf("subject of %d bytes (SNS allows 100)", len(r.notices[0].subject))
+	}
+	// The parked message back while the shard is still escalated: kept
+	// again, without a second claim or notification.
+	before := r.shard(t, 0)
+	if tr, err := r.triage.Triage(ctx, ev); err != nil || len(tr.BatchItemFailures) != 1 {
+		t.Fatalf("triage of the parked message: %+v %v, want it kept", tr, err)
+	}
+	if s := r.shard(t, 0); s.Status != state.ShardEscalated || s.Epoch != before.Epoch || len(r.notices) != 1 {
+		t.Fatalf("shard 0 after the parked message came back: %s epoch %d (was %d), %d notifications", s.Status, s.Epoch, before.Epoch, len(r.notices))
+	}
+
+	// Throttled with budget left: back to the shard queue, retry_count 1.
+	if err := r.log.Append(ctx, triage.Entry{BatchID: r.batchID, Shard: 1, Kind: triage.KindError, Layer: failure.LayerInfrastructure,
+		Reason: failure.Throttled, Message: "Throttled: slow down"}); err != nil {
+		t.Fatal(err)
+	}
+	if tr, err := r.triage.Triage(ctx, r.dead(1)); err != nil || len(tr.BatchItemFailures) != 0 {
+		t.Fatalf("triage of a throttled shard: %+v %v, want the message dropped", tr, err)
+	}
+	var back []sqsMessage
+	for deadline := time.Now().Add(10 * time.Second); len(back) == 0 && time.Now().Before(deadline); {
+		time.Sleep(300 * time.Millisecond)
+		back = drain(t, r.clients.SQS, r.res.ShardQueueURL)
+	}
+	if len(back) != 1 {
+		t.Fatalf("%d messages back on the shard queue, want 1", len(back))
+	}
+	m, err := sqsqueue.Decode(aws.ToString(back[0].Body))
+	if err != nil || m.Shard != 1 || m.RetryCount != 1 {
+		t.Fatalf("manifest sent back: shard %d retry_count %d %v", m.Shard, m.RetryCount, err)
+	}
+	ds := r.decisions(t, r.batchID)
+	if len(ds) != 3 || ds[0].Action != triage.Escalate || ds[1].Action != triage.Escalate || ds[2].Action != triage.Retry || ds[2].Delay != time.Second {
+		t.Fatalf("decisions: %+v", ds)
+	}
+
+	// A body that is no manifest names no shard: escalated and kept.
+	poison := events.SQSEvent{Records: []events.SQSMessage{{MessageId: "poison-1", ReceiptHandle: "rh", Body: "not a manifest",
+		Attributes: map[string]string{"ApproximateReceiveCount": "6"}}}}
+	if tr, err := r.triage.Triage(ctx, poison); err != nil || len(tr.BatchItemFailures) != 1 {
+		t.Fatalf("triage of a poison message: %+v %v, want it kept", tr, err)
+	}
+	if ds := r.decisions(t, triage.UnknownBatch); len(ds) != 1 || ds[0].Action != triage.Escalate || ds[0].Shard != -1 || ds[0].MessageID != "poison-1" {
+		t.Fatalf("decisions about the poison message: %+v", ds)
+	}
+	if len(r.notices) != 2 || !strings.Contains(r.notices[1].message, "poison-1") {
+		t.Fatalf("notifications: %+v", r.notices)
+	}
+}
+
+// testLogger logs to the test at TEST_LOG_LEVEL (default: errors only).
+func testLogger(t *testing.T) *slog.Logger {
+	level := slog.LevelError
+	if v := os.Getenv("TEST_LOG_LEVEL"); v != "" {
+		_ = level.UnmarshalText([]byte(v))
+	}
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: level}))
+}
