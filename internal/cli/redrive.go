@@ -1,0 +1,134 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/catalog-import/catalog-import/internal/aws/dynamostate"
+	"github.com/catalog-import/catalog-import/internal/aws/redrive"
+)
+
+func newRedriveCmd(env Env, g *global) *cobra.Command {
+	var (
+		cfg     redrive.Config
+		shard   int
+		rateArg string
+		asJSON  bool
+	)
+	cmd := &cobra.Command{
+		Use:   "redrive --stack NAME [--batch B] [--shard N] [--reason R] [--max N] [--dry-run] [--rate N/s]",
+		Short: "Move shard manifests from the DLQ, and those of ESCALATED shards, back to the shard queue",
+		Long: `redrive puts failed shards back to work: it moves messages from the stack's shard
+dead-letter queue to the shard queue, and re-sends the manifests of ESCALATED
+shards of unfinished batches (a worker claims them again and resumes from the
+checkpoint). A message is sent first and deleted from the DLQ only once the send
+succeeded, so none is lost; one that does not match the filters, or whose body
+is not a manifest, stays in the DLQ. Sends are limited to --rate per second.
+
+Without filters and without --max, SQS moves the DLQ itself (StartMessageMoveTask)
+where it can (not on moto); otherwise messages move one by one.
+
+--reason R matches (case-insensitively, as a substring) the message of the shard's
+last error in the state store, e.g. AccessDenied.
+
+  importctl redrive --stack prod --dry-run
+  importctl redrive --stack prod --batch b-01J9ZQ6V3K --shard 3`,
+		Args: cobra.NoArgs,
+	}
+	fl := cmd.Flags()
+	fl.IntVar(&cfg.Max, "max", 0, "move at most N manifests (0: all)")
+	fl.StringVar(&cfg.Filter.BatchID, "batch", "", "only manifests of this batch")
+	fl.IntVar(&shard, "shard", 0, "only this shard index")
+	fl.StringVar(&cfg.Filter.Reason, "reason", "", "only shards whose last error mentions this reason")
+	fl.BoolVar(&cfg.DryRun, "dry-run", false, "list what would move; move nothing")
+	fl.StringVar(&rateArg, "rate", strconv.Itoa(redrive.DefaultRate), "most manifests sent per second (N or N/s)")
+	fl.DurationVar(&cfg.Visibility, "hold", redrive.DefaultVisibility, "how long a DLQ message examined is hidden at most before it is visible again")
+	fl.BoolVar(&asJSON, "json", false, "JSON lines: one per manifest, then the summary")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if g.stack == "" {
+			return usage("redrive needs --stack NAME")
+		}
+		if cfg.Max < 0 {
+			return usage("--max %d: want 0 or more", cfg.Max)
+		}
+		r, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rateArg), "/s"), 64)
+		if err != nil || r <= 0 {
+			return usage("--rate %q: want a positive number of messages per second, e.g. 10 or 10/s", rateArg)
+		}
+		cfg.Rate = r
+		if cmd.Flags().Changed("shard") {
+			if shard < 0 {
+				return usage("--shard %d: want 0 or more", shard)
+			}
+			cfg.Filter.Shard = &shard
+		}
+		if cfg.Visibility < time.Second || cfg.Visibility > 12*time.Hour {
+			return usage("--hold %v: want 1s to 12h", cfg.Visibility)
+		}
+		ctx := cmd.Context()
+		res, clients, err := g.resources(ctx)
+		if err != nil {
+			return err
+		}
+		if res.DLQURL == "" {
+			return fmt.Errorf("stack %s has no shard DLQ output (ShardDLQUrl)", g.stack)
+		}
+		cfg.SQS, cfg.DLQURL, cfg.ShardQueueURL = clients.SQS, res.DLQURL, res.ShardQueueURL
+		cfg.Store = dynamostate.New(clients.DynamoDB, res.StateTable, dynamostate.Options{})
+		cfg.ShortPoll = g.endpoint != "" // moto answers short polls exactly; AWS needs a long poll
+
+		tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+		enc := json.NewEncoder(env.Stdout)
+		if !asJSON {
+			fmt.Fprintln(tw, "ACTION\tBATCH\tSHARD\tSOURCE\tNOTE")
+		}
+		cfg.Report = func(it redrive.Item) {
+			if asJSON {
+				enc.Encode(it)
+				return
+			}
+			batch, sh := it.BatchID, strconv.Itoa(it.Shard)
+			if batch == "" {
+				batch, sh = "-", "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", it.Action, batch, sh, it.Source, noteLine(it.Note))
+		}
+		result, runErr := redrive.Run(ctx, cfg)
+		if result.Fallback != "" {
+			fmt.Fprintln(env.Stderr, "importctl:", result.Fallback)
+		}
+		if asJSON {
+			enc.Encode(struct {
+				Summary redrive.Result `json:"summary"`
+			}{result})
+		} else {
+			tw.Flush()
+			if result.MoveTask != "" {
+				fmt.Fprintf(env.Stdout, "move task %s started: it moves the DLQ's ~%d messages at %d/s\n", result.MoveTask, result.Moved, int(min(max(cfg.Rate, 1), 500)))
+			}
+			if cfg.DryRun {
+				fmt.Fprintf(env.Stdout, "dry run: would move %d\n", result.WouldMove)
+			}
+			fmt.Fprintf(env.Stdout, "moved %d, kept %d\n", result.Moved, result.Kept)
+		}
+		if runErr != nil {
+			return runErr
+		}
+		if result.Failed > 0 {
+			return &exitError{code: ExitFailed, err: fmt.Errorf("%d manifests could not be moved or deleted (see NOTE); nothing was lost, run again", result.Failed)}
+		}
+		return nil
+	}
+	return cmd
+}
+
+// noteLine keeps a note on one table line.
+func noteLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
