@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/catalog-import/catalog-import/internal/catalog"
 	"github.com/catalog-import/catalog-import/internal/failure"
 	"github.com/catalog-import/catalog-import/internal/finalize"
 	"github.com/catalog-import/catalog-import/internal/local/file"
@@ -50,7 +51,21 @@ type Config struct {
 	Progress func(state.Counts)
 	Tick     time.Duration
 	Log      *slog.Logger
+
+	// Tests: wrap the product sink (fault injection) and shorten the
+	// circuit breaker's open period (default breakerTimeout).
+	wrapSink       func(catalog.Sink) catalog.Sink
+	breakerTimeout time.Duration
 }
+
+// breakerTimeout is how long the worker's circuit breaker stays open in an
+// embedded run: the sink is a local SQLite file, whose busy spells are short.
+const breakerTimeout = time.Second
+
+// backoffDeliveries x Config.Attempts is how many deliveries a shard may end
+// in Backoff before the run gives up on the sink: an outage is tolerated
+// longer than failed attempts are, since nothing is wrong with the shard.
+const backoffDeliveries = 4
 
 func (c Config) withDefaults() Config {
 	if c.DB == "" {
@@ -73,6 +88,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.breakerTimeout <= 0 {
+		c.breakerTimeout = breakerTimeout
 	}
 	return c
 }
@@ -159,8 +177,13 @@ func run(ctx context.Context, cfg Config, db *sqlite.DB, path string) (Summary, 
 func work(ctx context.Context, cfg Config, db *sqlite.DB, q *memqueue.Queue, src *file.Source, id string) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	w := shard.New(shard.Deps{Source: src, Store: db, Sink: db, Log: cfg.Log},
-		shard.Options{Owner: fmt.Sprintf("importctl-%d", os.Getpid()), CheckpointEvery: cfg.Every, Pool: cfg.Pool, MaxRecord: cfg.Split.MaxRecord})
+	var sink catalog.Sink = db
+	if cfg.wrapSink != nil {
+		sink = cfg.wrapSink(sink)
+	}
+	w := shard.New(shard.Deps{Source: src, Store: db, Sink: sink, Log: cfg.Log},
+		shard.Options{Owner: fmt.Sprintf("importctl-%d", os.Getpid()), CheckpointEvery: cfg.Every, Pool: cfg.Pool, MaxRecord: cfg.Split.MaxRecord,
+			BreakerFailures: 5, BreakerTimeout: cfg.breakerTimeout})
 	fin := finalize.Deps{Store: db, Products: db, Reports: dirReports(cfg.ReportDir)}
 
 	if cfg.Progress != nil {
@@ -241,7 +264,11 @@ func work(ctx context.Context, cfg Config, db *sqlite.DB, q *memqueue.Queue, src
 	return nil
 }
 
-// handle processes one delivery and settles the message.
+// handle processes one delivery and settles the message. A shard that stops
+// with Backoff (the sink's circuit breaker is open) goes back to the queue
+// with a delay past the breaker's open period, growing with its deliveries;
+// the run gives up on it (CircuitOpen) after backoffDeliveries x
+// Config.Attempts deliveries.
 func handle(ctx context.Context, cfg Config, w *shard.Worker, q *memqueue.Queue, m queue.Message, finish func(string) error) error {
 	res, err := w.Process(ctx, m.Manifest)
 	if err != nil {
@@ -261,6 +288,14 @@ func handle(ctx context.Context, cfg Config, w *shard.Worker, q *memqueue.Queue,
 		}
 	case res.Status == shard.Partial:
 		return q.Retry(ctx, m, 0)
+	case res.Status == shard.Backoff:
+		if m.ReceiveCount >= backoffDeliveries*cfg.Attempts {
+			return fmt.Errorf("shard %d: %w", m.Manifest.Shard, failure.New(failure.CircuitOpen, "",
+				"the product sink kept failing: circuit breaker still open after %d deliveries", m.ReceiveCount))
+		}
+		delay := cfg.breakerTimeout + shard.Delay(m.ReceiveCount-1, cfg.breakerTimeout, 30*time.Second)
+		cfg.Log.Warn("sink failing, shard delayed", "batch_id", m.Manifest.BatchID, "shard", m.Manifest.Shard, "attempt", m.ReceiveCount, "delay", delay.String())
+		return q.Retry(ctx, m, delay)
 	case res.Last:
 		if err := finish(""); err != nil {
 			return err

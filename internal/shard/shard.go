@@ -11,7 +11,9 @@
 // crash changes nothing), 7 (the source is read with its ETag; a changed
 // object fails with SourceChanged), 8 (a worker near its deadline stops taking
 // chunks, commits what it has and reports the shard unfinished) and 9 (the
-// pool and the chunks in flight are bounded).
+// pool and the chunks in flight are bounded, and so are retries: see
+// resilience.go for the retry budget, the rate limiter and the circuit
+// breaker in front of the sink).
 package shard
 
 import (
@@ -23,6 +25,8 @@ import (
 	"runtime"
 	"sync"
 	"time"
+
+	"github.com/sony/gobreaker/v2"
 
 	"github.com/catalog-import/catalog-import/internal/catalog"
 	"github.com/catalog-import/catalog-import/internal/failure"
@@ -54,6 +58,26 @@ type Options struct {
 	// DeadlineMargin: when ctx has a deadline closer than this, the worker
 	// stops taking new chunks and reports the shard unfinished (default 10s).
 	DeadlineMargin time.Duration
+
+	// Retries of infrastructure-transient errors from the sink and the store
+	// (see resilience.go).
+	RetryBudget int           // retries per Process call (default 20; negative: none)
+	BaseDelay   time.Duration // backoff ceiling of the first retry (default 50ms)
+	MaxDelay    time.Duration // largest backoff ceiling (default 5s)
+
+	// Rate limit in front of the sink, in rows per second (0: unlimited),
+	// shared by the worker's Process calls; SinkBurst defaults to SinkRate
+	// rounded up.
+	SinkRate  float64
+	SinkBurst int
+
+	// Circuit breaker around sink writes: it opens after BreakerFailures
+	// consecutive transient failures and lets a trial write through after
+	// BreakerTimeout (default 30s). BreakerFailures 0 means no breaker: only
+	// a caller that handles Status Backoff should turn it on (5 is a good
+	// value).
+	BreakerFailures int
+	BreakerTimeout  time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -75,6 +99,24 @@ func (o Options) withDefaults() Options {
 	if o.DeadlineMargin <= 0 {
 		o.DeadlineMargin = 10 * time.Second
 	}
+	switch {
+	case o.RetryBudget == 0:
+		o.RetryBudget = 20
+	case o.RetryBudget < 0:
+		o.RetryBudget = 0
+	}
+	if o.BaseDelay <= 0 {
+		o.BaseDelay = 50 * time.Millisecond
+	}
+	if o.MaxDelay <= 0 {
+		o.MaxDelay = 5 * time.Second
+	}
+	if o.BreakerFailures < 0 {
+		o.BreakerFailures = 0
+	}
+	if o.BreakerTimeout <= 0 {
+		o.BreakerTimeout = 30 * time.Second
+	}
 	return o
 }
 
@@ -87,6 +129,9 @@ type Worker struct {
 	now   func() time.Time
 	log   *slog.Logger
 	opt   Options
+
+	limiter *AdaptiveLimiter                             // nil: unlimited
+	breaker *gobreaker.CircuitBreaker[[]catalog.Outcome] // nil: none
 
 	mu         sync.Mutex
 	validators map[string]*compiled // by rule version
@@ -114,17 +159,28 @@ func New(d Deps, o Options) *Worker {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Worker{src: d.Source, store: d.Store, sink: d.Sink, now: d.Now, log: d.Log, opt: o.withDefaults(), validators: map[string]*compiled{}}
+	w := &Worker{src: d.Source, store: d.Store, sink: d.Sink, now: d.Now, log: d.Log, opt: o.withDefaults(), validators: map[string]*compiled{}}
+	w.limiter = NewAdaptiveLimiter(w.opt.SinkRate, w.opt.SinkBurst)
+	w.breaker = newBreaker(w.opt, w)
+	return w
 }
+
+// Limiter returns the worker's sink rate limiter (nil when unlimited).
+func (w *Worker) Limiter() *AdaptiveLimiter { return w.limiter }
 
 // Status is how a Process call ended.
 type Status string
 
-// Process outcomes. Only Done and Partial did work; the others are no-ops that
-// the caller acknowledges (the message was a duplicate or is moot).
+// Process outcomes. Only Done, Partial and Backoff may have done work; the
+// others are no-ops that the caller acknowledges (the message was a duplicate
+// or is moot).
 const (
-	Done          Status = "done"           // the shard is finished
-	Partial       Status = "partial"        // stopped early (deadline); re-deliver to continue
+	Done    Status = "done"    // the shard is finished
+	Partial Status = "partial" // stopped early (deadline); re-deliver to continue
+	// Backoff: infrastructure is failing (the sink's circuit breaker is
+	// open); deliver this shard again later. No row was turned into a failure
+	// for it and the checkpoint covers what is durable.
+	Backoff       Status = "backoff"
 	AlreadyDone   Status = "already-done"   // the shard was finished before
 	Leased        Status = "leased"         // another live worker owns it
 	Fenced        Status = "fenced"         // lost the lease while working; the new owner continues
@@ -142,11 +198,16 @@ type Result struct {
 	// Abort is set when the batch crossed the profile's max_error_ratio: the
 	// caller finalizes the batch as ABORTED with this message.
 	Abort string
+	// Retries is how many transient errors this call retried in-process.
+	Retries int
 }
 
-// Process works on one shard until it is finished, the deadline nears, or an
-// error stops it. Errors are *failure.ImportError (wrapped); the message
-// should then be retried, and the next attempt resumes from the checkpoint.
+// Process works on one shard until it is finished, the deadline nears, the
+// sink's circuit breaker opens (Status Backoff), or an error stops it. Errors
+// are *failure.ImportError (wrapped); the message should then be retried, and
+// the next attempt resumes from the checkpoint. Transient errors are retried
+// in-process first, within Options.RetryBudget; when it is spent the error
+// carries the last transient reason.
 func (w *Worker) Process(ctx context.Context, m queue.Manifest) (Result, error) {
 	if m.Version != queue.ManifestVersion {
 		return Result{}, failure.New(failure.SchemaMismatch, "", "manifest version %d, this worker reads %d", m.Version, queue.ManifestVersion)
@@ -157,6 +218,9 @@ func (w *Worker) Process(ctx context.Context, m queue.Manifest) (Result, error) 
 			return Result{Status: BatchFinished}, nil
 		}
 		return Result{}, err
+	}
+	if w.breaker != nil && w.breaker.State() == gobreaker.StateOpen {
+		return Result{Status: Backoff}, nil // claim nothing: the sink is failing
 	}
 	lease, sh, err := w.store.Claim(ctx, m.BatchID, m.Shard, w.opt.Owner, w.opt.LeaseTTL, w.now())
 	switch {
@@ -170,7 +234,9 @@ func (w *Worker) Process(ctx context.Context, m queue.Manifest) (Result, error) 
 		return Result{}, fmt.Errorf("claim shard %d of %s: %w", m.Shard, m.BatchID, err)
 	}
 	run := &run{w: w, m: m, lease: lease, shard: sh, cp: sh.Checkpoint, p: c.p, v: c.v}
-	return run.process(ctx)
+	res, err := run.process(ctx)
+	res.Retries = run.retries
+	return res, err
 }
 
 // validator returns the compiled profile the batch runs under.
@@ -220,6 +286,7 @@ type run struct {
 	header  *profile.Columns // csv/tsv: the header's mapping
 	mapping map[string]string
 	shards  []state.Shard // loaded lazily to place displaced rows
+	retries int           // transient errors retried so far (budget: Options.RetryBudget)
 }
 
 // chunk is CheckpointEvery rows on their way through the pipeline.
@@ -300,6 +367,11 @@ func (r *run) process(ctx context.Context) (Result, error) {
 	}
 	wg.Wait()
 	rerr := <-readErr
+	if err == nil && res.Status == Backoff {
+		// Hand the shard on, as after a deadline (best effort: the store
+		// may be failing too, and then the lease simply runs out).
+		_, _ = r.w.store.Checkpoint(ctx, r.lease, r.cp, nil, r.w.now())
+	}
 	if err != nil || res.Status != "" || res.Abort != "" {
 		return res, err
 	}
@@ -518,7 +590,10 @@ func (r *run) commit(ctx context.Context, c *chunk) (Result, error) {
 	fails := c.failures
 	imported := int64(0)
 	if len(c.products) > 0 {
-		outs, err := r.w.sink.Write(ctx, r.p.WriteMode(), c.products)
+		outs, err := r.write(ctx, c.products)
+		if failure.ReasonOf(err) == failure.CircuitOpen {
+			return Result{Status: Backoff, Counts: r.cp.Counts}, nil
+		}
 		if err != nil {
 			return Result{}, fmt.Errorf("write products of shard %d rows %d-%d: %w", r.m.Shard, c.raws[0].Row, c.nextRow-1, err)
 		}
@@ -544,7 +619,7 @@ func (r *run) commit(ctx context.Context, c *chunk) (Result, error) {
 			}
 		}
 		if len(displaced) > 0 {
-			if err := r.w.store.PutFailures(ctx, displaced); err != nil {
+			if err := r.retry(ctx, "put failures", func() error { return r.w.store.PutFailures(ctx, displaced) }); err != nil {
 				return Result{}, fmt.Errorf("record displaced duplicates: %w", err)
 			}
 		}
@@ -552,7 +627,12 @@ func (r *run) commit(ctx context.Context, c *chunk) (Result, error) {
 	cp := state.Checkpoint{NextOffset: c.end, NextRow: c.nextRow, Counts: r.cp.Counts.Add(state.Counts{
 		Total: int64(len(c.raws)), Imported: imported, Failed: int64(len(c.raws)) - imported,
 	})}
-	batch, err := r.w.store.Checkpoint(ctx, r.lease, cp, fails, r.w.now().Add(r.w.opt.LeaseTTL))
+	var batch state.Counts
+	err := r.retry(ctx, "checkpoint", func() error {
+		var err error
+		batch, err = r.w.store.Checkpoint(ctx, r.lease, cp, fails, r.w.now().Add(r.w.opt.LeaseTTL))
+		return err
+	})
 	switch {
 	case errors.Is(err, state.ErrFenced):
 		return Result{Status: Fenced, Counts: r.cp.Counts}, nil

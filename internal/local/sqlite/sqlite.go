@@ -454,6 +454,11 @@ func (db *DB) read(ctx context.Context, op string, fn func(q querier) error) err
 // and locked databases are Throttled, anything else from the driver is
 // Internal. State sentinels, ImportErrors and context errors keep their
 // identity.
+//
+// Throttled (rather than ServiceUnavailable) because a busy database is
+// contention, not an outage: the worker retries it within its retry budget
+// and halves its sink rate, which is the right answer to a writer that is
+// being held off.
 func wrapErr(ctx context.Context, op string, err error) error {
 	if err == nil {
 		return nil
@@ -480,10 +485,22 @@ func mapErr(err error) error {
 	if !ok {
 		code, ok = moderncCode(err)
 	}
-	if ok && (code&0xff == codeBusy || code&0xff == codeLocked) {
+	if (ok && (code&0xff == codeBusy || code&0xff == codeLocked)) || (!ok && busyText(err.Error())) {
 		return failure.Wrap(failure.Throttled, "", err, "database is busy: "+err.Error())
 	}
 	return failure.Wrap(failure.Internal, "", err, "")
+}
+
+// busyText reports whether an error without a result code (one that lost
+// its driver type on the way, e.g. flattened to text) says the database is
+// busy or locked.
+func busyText(msg string) bool {
+	for _, s := range []string{"database is locked", "database table is locked", "database is busy", "SQLITE_BUSY", "SQLITE_LOCKED"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // SQLite primary result codes.

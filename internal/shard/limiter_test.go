@@ -1,0 +1,118 @@
+package shard
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/catalog-import/catalog-import/internal/failure"
+)
+
+// TestAdaptiveLimiter: Throttled halves the rate down to the floor, each
+// success adds a tenth of the configured rate back, up to the configured rate.
+func TestAdaptiveLimiter(t *testing.T) {
+	t.Parallel()
+	clock := time.Unix(1_700_000_000, 0)
+	a := NewAdaptiveLimiter(1000, 100)
+	a.now = func() time.Time { return clock }
+	steps := []struct {
+		op   string
+		want float64
+	}{
+		{"throttled", 500}, {"throttled", 250}, {"succeeded", 350}, {"throttled", 175},
+		{"throttled", 87.5}, {"throttled", 43.75}, {"throttled", 31.25}, {"throttled", 31.25}, // floor: 1000/32
+		{"succeeded", 131.25}, {"succeeded", 231.25},
+		{"succeeded", 331.25}, {"succeeded", 431.25}, {"succeeded", 531.25}, {"succeeded", 631.25},
+		{"succeeded", 731.25}, {"succeeded", 831.25}, {"succeeded", 931.25}, {"succeeded", 1000}, {"succeeded", 1000},
+	}
+	for i, s := range steps {
+		if s.op == "throttled" {
+			a.Throttled()
+		} else {
+			a.Succeeded()
+		}
+		if got := a.Limit(); got != s.want {
+			t.Fatalf("step %d (%s): limit %v, want %v", i, s.op, got, s.want)
+		}
+		if got := float64(a.l.Limit()); got != s.want {
+			t.Fatalf("step %d: the token bucket runs at %v, want %v", i, got, s.want)
+		}
+	}
+}
+
+func TestAdaptiveLimiterFloorBelowOne(t *testing.T) {
+	t.Parallel()
+	a := NewAdaptiveLimiter(0.5, 0)
+	a.Throttled()
+	if got := a.Limit(); got != 0.5 {
+		t.Errorf("limit %v: a rate under 1 row/s is its own floor", got)
+	}
+	if a.burst != 1 {
+		t.Errorf("burst %d, want 1", a.burst)
+	}
+}
+
+// TestAdaptiveLimiterWait: Wait takes n rows in pieces of the burst, and
+// refuses at once a wait that would outlast the context's deadline.
+func TestAdaptiveLimiterWait(t *testing.T) {
+	t.Parallel()
+	a := NewAdaptiveLimiter(10, 50)
+	if err := a.Wait(context.Background(), 50); err != nil { // the full bucket
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := a.Wait(ctx, 120); err == nil { // 12s of tokens
+		t.Fatal("a wait past the deadline succeeded")
+	}
+	if d := time.Since(start); d > 40*time.Millisecond {
+		t.Errorf("refusing took %v, want at once", d)
+	}
+	var nilLimiter *AdaptiveLimiter
+	if err := nilLimiter.Wait(ctx, 1<<30); err != nil || nilLimiter.Limit() != 0 {
+		t.Errorf("nil limiter: %v, want unlimited", err)
+	}
+	nilLimiter.Throttled()
+	nilLimiter.Succeeded()
+	if NewAdaptiveLimiter(0, 10) != nil {
+		t.Error("rate 0 should be unlimited (nil)")
+	}
+}
+
+func TestDelay(t *testing.T) {
+	t.Parallel()
+	base, limit := 50*time.Millisecond, 5*time.Second
+	for _, tc := range []struct {
+		attempt int
+		ceil    time.Duration
+	}{{-1, base}, {0, base}, {1, 2 * base}, {3, 8 * base}, {6, 3200 * time.Millisecond}, {7, limit}, {100, limit}} {
+		for range 200 {
+			if d := Delay(tc.attempt, base, limit); d < 0 || d >= tc.ceil {
+				t.Fatalf("Delay(%d) = %v, want in [0, %v)", tc.attempt, d, tc.ceil)
+			}
+		}
+	}
+	if Delay(3, 0, limit) != 0 {
+		t.Error("a zero base must not wait")
+	}
+}
+
+func TestBreakerErrorsAreCircuitOpen(t *testing.T) {
+	t.Parallel()
+	for _, err := range []error{gobreaker.ErrOpenState, gobreaker.ErrTooManyRequests} {
+		if got := failure.ReasonOf(breakerErr(err)); got != failure.CircuitOpen {
+			t.Errorf("%v maps to %s, want CircuitOpen", err, got)
+		}
+		if !errors.Is(breakerErr(err), err) {
+			t.Errorf("%v is lost in the mapping", err)
+		}
+	}
+	other := errors.New("x")
+	if breakerErr(other) != other {
+		t.Error("other errors must pass unchanged")
+	}
+}
