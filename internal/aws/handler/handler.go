@@ -121,7 +121,10 @@ func New(p Ports, o Options) *Functions {
 	}
 	w := shard.New(shard.Deps{Source: p.Source, Store: p.Store, Sink: p.Sink, Log: o.Log, Now: o.Now},
 		shard.Options{Owner: o.Owner, LeaseTTL: o.LeaseTTL, CheckpointEvery: o.CheckpointEvery, Pool: o.Pool,
-			MaxRecord: o.Split.MaxRecord, DeadlineMargin: o.DeadlineMargin})
+			MaxRecord: o.Split.MaxRecord, DeadlineMargin: o.DeadlineMargin,
+			// The breaker makes a worker back off (Status Backoff: the message
+			// is returned for later) instead of failing healthy rows.
+			BreakerFailures: 5})
 	return &Functions{p: p, o: o, worker: w, log: o.Log}
 }
 
@@ -238,6 +241,11 @@ func (f *Functions) resend(ctx context.Context, b state.Batch) (int, error) {
 // finished (the delivery is then a no-op) or died (its lease has expired).
 var errLeased = errors.New("shard is leased by a live worker; delivery returned for later")
 
+// errBackoff returns a delivery whose worker backed off because the product
+// store keeps failing (the circuit breaker is open).
+// It is a CircuitOpen ImportError, so the triage log records that reason.
+var errBackoff error = failure.New(failure.CircuitOpen, "", "the product store keeps failing (circuit open); delivery returned for later")
+
 // Worker handles a batch of shard manifests from the shard queue and
 // reports the ones to deliver again (partial batch response). A duplicate
 // delivery of a finished shard is a no-op; a shard stopped by the deadline
@@ -247,7 +255,7 @@ func (f *Functions) Worker(ctx context.Context, ev events.SQSEvent) (events.SQSE
 	for _, r := range ev.Records {
 		if err := f.work(ctx, r); err != nil {
 			level := slog.LevelError
-			if errors.Is(err, errLeased) {
+			if errors.Is(err, errLeased) || errors.Is(err, errBackoff) {
 				level = slog.LevelInfo
 			}
 			f.log.Log(ctx, level, "shard delivery not done", "message_id", r.MessageId, "error", err,
@@ -280,6 +288,10 @@ func (f *Functions) work(ctx context.Context, r events.SQSMessage) (err error) {
 		return f.finalize(ctx, m.BatchID, res.Abort)
 	case res.Status == shard.Leased:
 		return errLeased
+	case res.Status == shard.Backoff:
+		// The sink keeps failing: nothing was turned into failures; the
+		// message comes back after the visibility timeout.
+		return errBackoff
 	case res.Status == shard.Partial:
 		if err := f.p.Queue.Send(ctx, 0, m); err != nil {
 			return fmt.Errorf("hand on shard %d of %s: %w", m.Shard, m.BatchID, err)
