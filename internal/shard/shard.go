@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
@@ -287,6 +288,11 @@ type run struct {
 	mapping map[string]string
 	shards  []state.Shard // loaded lazily to place displaced rows
 	retries int           // transient errors retried so far (budget: Options.RetryBudget)
+
+	// Deadline pacing (reader and committer goroutines): chunks read but not
+	// yet committed, and how long committing one chunk has been taking.
+	pending  atomic.Int64
+	perChunk atomic.Int64 // nanoseconds, a moving average
 }
 
 // chunk is CheckpointEvery rows on their way through the pipeline.
@@ -423,6 +429,7 @@ func (r *run) read(ctx context.Context, body io.Reader, from state.Checkpoint, s
 		case <-ctx.Done():
 			return false
 		}
+		r.pending.Add(1)
 		work <- c
 		sent = c.end
 		c = newChunk()
@@ -471,9 +478,39 @@ func (c *chunk) fixup() {
 	}
 }
 
+// nearDeadline reports whether the reader must stop taking chunks: the time
+// left no longer covers the margin plus committing the chunks already read
+// (at the pace commits have been going), so that what is read can still be
+// made durable before the invocation ends.
 func (r *run) nearDeadline(ctx context.Context) bool {
 	d, ok := ctx.Deadline()
-	return ok && time.Until(d) < r.w.opt.DeadlineMargin
+	if !ok {
+		return false
+	}
+	backlog := time.Duration(r.pending.Load() * r.perChunk.Load())
+	return time.Until(d) < r.w.opt.DeadlineMargin+backlog
+}
+
+// groupLimit is how many chunks one commit may take: maxGroup, fewer when
+// the deadline is close, so that a commit ends before the margin.
+func (r *run) groupLimit(ctx context.Context) int {
+	d, ok := ctx.Deadline()
+	per := time.Duration(r.perChunk.Load())
+	if !ok || per <= 0 {
+		return maxGroup
+	}
+	n := int((time.Until(d) - r.w.opt.DeadlineMargin) / per)
+	return max(1, min(maxGroup, n))
+}
+
+// paced records that committing n chunks took d.
+func (r *run) paced(n int, d time.Duration) {
+	r.pending.Add(-int64(n))
+	per := int64(d) / int64(n)
+	if old := r.perChunk.Load(); old > 0 {
+		per = (3*old + per) / 4
+	}
+	r.perChunk.Store(per)
 }
 
 // validate parses and validates every record of c (pool goroutine).
@@ -541,8 +578,9 @@ func (r *run) commitAll(ctx context.Context, ordered <-chan *chunk) (Result, err
 			return Result{}, ctx.Err()
 		}
 		group := []*chunk{c}
+		limit := r.groupLimit(ctx)
 	more:
-		for len(group) < maxGroup {
+		for len(group) < limit {
 			select {
 			case n, ok := <-ordered:
 				if !ok {
@@ -559,7 +597,9 @@ func (r *run) commitAll(ctx context.Context, ordered <-chan *chunk) (Result, err
 				break more
 			}
 		}
+		start := time.Now()
 		res, err := r.commit(ctx, merge(group))
+		r.paced(len(group), time.Since(start))
 		if err != nil || res.Status != "" || res.Abort != "" {
 			return res, err
 		}
