@@ -8,6 +8,7 @@ package catalog
 import (
 	"context"
 	"fmt"
+	"slices"
 )
 
 // WriteMode is how a product that already exists from another batch is treated.
@@ -96,6 +97,38 @@ type Outcome struct {
 	// between the Write and the recording loses nothing). Entries carry SKU,
 	// BatchID, Source, Offset and Length; other fields may be empty.
 	Displaced []Product
+}
+
+// Holder is what a sink knows of the product that holds a SKU: where it
+// came from, where its bytes are, and the rows of its batch it displaced.
+type Holder struct {
+	BatchID   string
+	Source    Position
+	Offset    int64
+	Length    int64
+	Displaced []Product
+}
+
+// Decide applies the Sink rules below to product p of a Write, against the
+// SKU's holder h (held: whether any product holds it yet). It returns p's
+// outcome and the SKU's holder afterwards: p itself when p is Written, h
+// otherwise. Every sink decides with it, so the rules live in one place;
+// sinks differ only in how they read holders and make the result atomic.
+func Decide(mode WriteMode, p *Product, h Holder, held bool) (Outcome, Holder) {
+	switch {
+	case !held:
+	case h.BatchID != p.BatchID:
+		if mode == CreateOnly {
+			return Outcome{Result: Exists}, h
+		}
+		h.Displaced = nil // another batch's product: a new list starts
+	case h.Source.Less(p.Source):
+		return Outcome{Result: Duplicate, Holder: h.Source}, h
+	case p.Source.Less(h.Source):
+		h.Displaced = append(slices.Clip(h.Displaced), Product{SKU: p.SKU, BatchID: h.BatchID, Source: h.Source, Offset: h.Offset, Length: h.Length})
+	}
+	return Outcome{Result: Written, Displaced: h.Displaced},
+		Holder{BatchID: p.BatchID, Source: p.Source, Offset: p.Offset, Length: p.Length, Displaced: h.Displaced}
 }
 
 // Sink stores products. Implementations must be safe for concurrent use.

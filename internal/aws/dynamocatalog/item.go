@@ -26,18 +26,7 @@ type displacedRow struct {
 
 // holder is who holds a SKU: the provenance of the stored item (or of a
 // product of the Write call), and the rows of its batch it has displaced.
-type holder struct {
-	batch     string
-	pos       catalog.Position
-	offset    int64
-	length    int64
-	displaced []catalog.Product
-}
-
-// ref returns the holder as a displaced row of sku.
-func (h *holder) ref(sku string) catalog.Product {
-	return catalog.Product{SKU: sku, BatchID: h.batch, Source: h.pos, Offset: h.offset, Length: h.length}
-}
+type holder = catalog.Holder
 
 func str(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
 
@@ -166,18 +155,18 @@ func decodeHolder(it item) (sku string, h holder, err error) {
 	d := decoder{it: it}
 	sku = d.str(AttrSKU)
 	h = holder{
-		batch:  d.str(AttrBatchID),
-		pos:    catalog.Position{SheetIndex: int(d.num(AttrSheetIndex)), Sheet: d.str(AttrSheet), Row: d.num(AttrRow)},
-		offset: d.num(AttrOffset), length: d.num(AttrLength),
+		BatchID: d.str(AttrBatchID),
+		Source:  catalog.Position{SheetIndex: int(d.num(AttrSheetIndex)), Sheet: d.str(AttrSheet), Row: d.num(AttrRow)},
+		Offset:  d.num(AttrOffset), Length: d.num(AttrLength),
 	}
 	if js := d.str(AttrDisplaced); js != "" && d.err == nil {
 		var ds []displacedRow
 		if err := json.Unmarshal([]byte(js), &ds); err != nil {
 			return sku, h, fmt.Errorf("product %s: displaced rows: %w", sku, err)
 		}
-		h.displaced = make([]catalog.Product, len(ds))
+		h.Displaced = make([]catalog.Product, len(ds))
 		for i, r := range ds {
-			h.displaced[i] = catalog.Product{SKU: sku, BatchID: h.batch,
+			h.Displaced[i] = catalog.Product{SKU: sku, BatchID: h.BatchID,
 				Source: catalog.Position{SheetIndex: r.SheetIndex, Sheet: r.Sheet, Row: r.Row}, Offset: r.Offset, Length: r.Length}
 		}
 	}

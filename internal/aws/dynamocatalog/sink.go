@@ -168,37 +168,23 @@ func (s *Sink) Write(ctx context.Context, mode catalog.WriteMode, products []cat
 func (s *Sink) decide(mode catalog.WriteMode, products []catalog.Product, out []catalog.Outcome, st *skuState) error {
 	h, held, winner := st.read, st.held, -1
 	for _, i := range st.idx {
-		p := &products[i]
-		switch {
-		case !held:
-		case h.batch != p.BatchID:
-			if mode == catalog.CreateOnly {
-				out[i] = catalog.Outcome{Result: catalog.Exists}
-				continue
-			}
-			h.displaced = nil
-		case h.pos.Less(p.Source):
-			out[i] = catalog.Outcome{Result: catalog.Duplicate, Holder: h.pos}
-			continue
-		case p.Source.Less(h.pos):
-			h.displaced = append(slices.Clip(h.displaced), h.ref(st.sku))
+		out[i], h = catalog.Decide(mode, &products[i], h, held)
+		if out[i].Result == catalog.Written {
+			held, winner = true, i
 		}
-		out[i] = catalog.Outcome{Result: catalog.Written, Displaced: h.displaced}
-		h = holder{batch: p.BatchID, pos: p.Source, offset: p.Offset, length: p.Length, displaced: h.displaced}
-		held, winner = true, i
 	}
 	st.put, st.size = nil, 0
 	if winner < 0 {
 		return nil
 	}
-	it, err := encode(&products[winner], h.displaced)
+	it, err := encode(&products[winner], h.Displaced)
 	if err != nil {
 		return failure.Wrap(failure.Internal, "", err, fmt.Sprintf("encode product %s: %v", st.sku, err))
 	}
 	st.put, st.size = it, itemSize(it)
 	if st.size > maxItemBytes {
 		return failure.New(failure.Internal, "", "product %s at %s: its item would be about %d bytes (%d displaced rows), over DynamoDB's 400 KB item limit",
-			st.sku, products[winner].Source, st.size, len(h.displaced))
+			st.sku, products[winner].Source, st.size, len(h.Displaced))
 	}
 	return nil
 }
@@ -211,15 +197,15 @@ func (st *skuState) condition() (string, map[string]string, map[string]types.Att
 	}
 	names := map[string]string{"#si": AttrSheetIndex, "#r": AttrRow, "#b": AttrBatchID}
 	values := map[string]types.AttributeValue{
-		":si": num(int64(st.read.pos.SheetIndex)),
-		":r":  num(st.read.pos.Row),
+		":si": num(int64(st.read.Source.SheetIndex)),
+		":r":  num(st.read.Source.Row),
 	}
 	cond := "#si = :si AND #r = :r AND "
-	if st.read.batch == "" {
+	if st.read.BatchID == "" {
 		cond += "attribute_not_exists(#b)"
 	} else {
 		cond += "#b = :b"
-		values[":b"] = str(st.read.batch)
+		values[":b"] = str(st.read.BatchID)
 	}
 	return cond, names, values
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/catalog-import/catalog-import/internal/catalog"
@@ -36,12 +35,8 @@ const upsertProducts = ` ON CONFLICT (sku) DO UPDATE SET name = excluded.name, c
 // holder is who holds a SKU at a point of a Write call: the stored row
 // (idx < 0) or products[idx] of the call.
 type holder struct {
-	batch     string
-	pos       catalog.Position
-	idx       int
-	offset    int64
-	length    int64
-	displaced []catalog.Product // rows of this batch the holder displaced
+	catalog.Holder
+	idx int // the product of the call that holds the SKU, -1 for a stored one
 }
 
 // displacedRow is how a displaced row is kept in products.displaced.
@@ -76,22 +71,11 @@ func (db *DB) Write(ctx context.Context, mode catalog.WriteMode, products []cata
 		for i := range products {
 			p := &products[i]
 			h, ok := cur[p.SKU]
-			switch {
-			case !ok:
-			case h.batch != p.BatchID:
-				if mode == catalog.CreateOnly {
-					out[i] = catalog.Outcome{Result: catalog.Exists}
-					continue
-				}
-				h.displaced = nil
-			case h.pos.Less(p.Source):
-				out[i] = catalog.Outcome{Result: catalog.Duplicate, Holder: h.pos}
-				continue
-			case p.Source.Less(h.pos):
-				h.displaced = append(slices.Clip(h.displaced), catalog.Product{SKU: p.SKU, BatchID: h.batch, Source: h.pos, Offset: h.offset, Length: h.length})
+			var now catalog.Holder
+			out[i], now = catalog.Decide(mode, p, h.Holder, ok)
+			if out[i].Result == catalog.Written {
+				cur[p.SKU] = holder{Holder: now, idx: i}
 			}
-			out[i] = catalog.Outcome{Result: catalog.Written, Displaced: h.displaced}
-			cur[p.SKU] = holder{batch: p.BatchID, pos: p.Source, idx: i, offset: p.Offset, length: p.Length, displaced: h.displaced}
 		}
 		return putProducts(tx, products, cur)
 	})
@@ -131,7 +115,7 @@ func holders(tx *wtx, products []catalog.Product) (map[string]holder, error) {
 				h    = holder{idx: -1}
 				disp sql.NullString
 			)
-			if err := rows.Scan(&sku, &h.batch, &h.pos.SheetIndex, &h.pos.Sheet, &h.pos.Row, &h.offset, &h.length, &disp); err != nil {
+			if err := rows.Scan(&sku, &h.BatchID, &h.Source.SheetIndex, &h.Source.Sheet, &h.Source.Row, &h.Offset, &h.Length, &disp); err != nil {
 				return err
 			}
 			if disp.Valid {
@@ -140,7 +124,7 @@ func holders(tx *wtx, products []catalog.Product) (map[string]holder, error) {
 					return fmt.Errorf("product %s: displaced rows: %w", sku, err)
 				}
 				for _, d := range ds {
-					h.displaced = append(h.displaced, catalog.Product{SKU: sku, BatchID: h.batch,
+					h.Displaced = append(h.Displaced, catalog.Product{SKU: sku, BatchID: h.BatchID,
 						Source: catalog.Position{SheetIndex: d.SheetIndex, Sheet: d.Sheet, Row: d.Row}, Offset: d.Offset, Length: d.Length})
 				}
 			}
@@ -189,9 +173,9 @@ func putProducts(tx *wtx, products []catalog.Product, cur map[string]holder) err
 			continue
 		}
 		var disp any
-		if len(h.displaced) > 0 {
-			ds := make([]displacedRow, len(h.displaced))
-			for j, d := range h.displaced {
+		if len(h.Displaced) > 0 {
+			ds := make([]displacedRow, len(h.Displaced))
+			for j, d := range h.Displaced {
 				ds[j] = displacedRow{Sheet: d.Source.Sheet, SheetIndex: d.Source.SheetIndex, Row: d.Source.Row, Offset: d.Offset, Length: d.Length}
 			}
 			b, err := json.Marshal(ds)
