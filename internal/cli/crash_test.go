@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"database/sql"
 	"encoding/json"
 	"fmt"
@@ -16,7 +15,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/catalog-import/catalog-import/internal/local/sqlite"
-	"github.com/catalog-import/catalog-import/internal/record/recordtest"
 )
 
 // TestCrashResume kills `importctl run` (SIGKILL, no chance to clean up) at
@@ -31,21 +29,9 @@ func TestCrashResume(t *testing.T) {
 	}
 	t.Parallel()
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "importctl")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/importctl").CombinedOutput(); err != nil {
-		t.Fatalf("build importctl: %v\n%s", err, out)
-	}
+	bin := buildImportctl(t, dir)
 	file := filepath.Join(dir, "products.csv")
-	f, err := os.Create(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := bufio.NewWriter(f)
-	if err := recordtest.WriteProductCSV(w, 200_000, 3, true); err != nil {
-		t.Fatal(err)
-	}
-	w.Flush()
-	f.Close()
+	writeProducts(t, file, 200_000, 3)
 	args := []string{"run", "--json", "--quiet", "--shard-rows", "20000", "--checkpoint-every", "100"}
 
 	cleanDB := filepath.Join(dir, "clean.db")

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -26,16 +27,7 @@ func TestDevDeadlineHandsOn(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	file := filepath.Join(dir, "big-shard.csv")
-	f, err := os.Create(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := bufio.NewWriter(f)
-	if err := recordtest.WriteProductCSV(w, 2000, 5, true); err != nil {
-		t.Fatal(err)
-	}
-	w.Flush()
-	f.Close()
+	writeProducts(t, file, 2000, 5)
 
 	opts := []string{"--worker-timeout", "3s", "--shard-rows", "100000", "--checkpoint-every", "100", "--log-level", os.Getenv("TEST_LOG_LEVEL") + map[bool]string{true: "warn"}[os.Getenv("TEST_LOG_LEVEL") == ""]}
 	flags, bucket := devStack(t, opts...)
@@ -64,4 +56,33 @@ func devLimit(limit time.Duration) time.Duration {
 		return d
 	}
 	return limit
+}
+
+// buildImportctl builds the importctl binary into dir (for tests that kill it).
+func buildImportctl(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "importctl")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/importctl").CombinedOutput(); err != nil {
+		t.Fatalf("build importctl: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// writeProducts writes a generated product CSV of rows rows, with faults.
+func writeProducts(t *testing.T, path string, rows int, seed int64) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := bufio.NewWriter(f)
+	if err := recordtest.WriteProductCSV(w, rows, seed, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -21,7 +20,6 @@ import (
 
 	"github.com/catalog-import/catalog-import/internal/aws/awstest"
 	"github.com/catalog-import/catalog-import/internal/failure"
-	"github.com/catalog-import/catalog-import/internal/record/recordtest"
 	"github.com/catalog-import/catalog-import/internal/state"
 )
 
@@ -188,21 +186,9 @@ func TestDevWorkerCrash(t *testing.T) {
 	}
 	t.Parallel()
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "importctl")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/importctl").CombinedOutput(); err != nil {
-		t.Fatalf("build importctl: %v\n%s", err, out)
-	}
+	bin := buildImportctl(t, dir)
 	file := filepath.Join(dir, "products.csv")
-	f, err := os.Create(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := bufio.NewWriter(f)
-	if err := recordtest.WriteProductCSV(w, 2_000, 7, true); err != nil {
-		t.Fatal(err)
-	}
-	w.Flush()
-	f.Close()
+	writeProducts(t, file, 2_000, 7)
 
 	opts := []string{"--worker-timeout", "3s", "--shard-rows", "500", "--checkpoint-every", "50", "--max-concurrency", "2", "--log-level", "error"}
 	flags, bucket := devStack(t, opts...)
