@@ -32,7 +32,7 @@ func TestDevDeadlineHandsOn(t *testing.T) {
 	opts := []string{"--worker-timeout", "3s", "--shard-rows", "100000", "--checkpoint-every", "100", "--log-level", os.Getenv("TEST_LOG_LEVEL") + map[bool]string{true: "warn"}[os.Getenv("TEST_LOG_LEVEL") == ""]}
 	flags, bucket := devStack(t, opts...)
 	upload(t, bucket, "incoming/big-shard.csv", file)
-	dev(t, devLimit(5*time.Minute), append(flags, opts...)...)
+	dev(t, devLimit(10*time.Minute), append(flags, opts...)...)
 
 	b := stackBatches(t, flags)["incoming/big-shard.csv"]
 	_, out, _ := importctl(t, append([]string{"status", "--json", b.ID}, flags...)...)

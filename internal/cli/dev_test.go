@@ -156,7 +156,7 @@ func TestDevImportsLikeRun(t *testing.T) {
 	for key, file := range files {
 		upload(t, bucket, key, file)
 	}
-	dev(t, 5*time.Minute, append([]string{"--log-level", "warn", "--shard-rows", "150", "--checkpoint-every", "50"}, flags...)...)
+	dev(t, 8*time.Minute, append([]string{"--log-level", "warn", "--shard-rows", "150", "--checkpoint-every", "50"}, flags...)...)
 	batches := stackBatches(t, flags)
 	for key, file := range files {
 		t.Run(key, func(t *testing.T) {
