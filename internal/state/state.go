@@ -167,6 +167,55 @@ var (
 	ErrBatchFinished = errors.New("batch already finished")
 )
 
+// PrepareBatch checks a batch and its shards before CreateBatch stores
+// them and fills what the caller may leave out: status RUNNING, shards
+// PENDING and of b's id, times (now), Shards and ShardsDone. Every adapter
+// calls it, so they accept and store the same thing. A bad argument is an
+// Internal ImportError naming the field.
+func PrepareBatch(b Batch, shards []Shard, now time.Time) (Batch, []Shard, error) {
+	invalid := func(field, format string, args ...any) error {
+		return failure.New(failure.Internal, field, "invalid argument: "+format, args...)
+	}
+	if b.ID == "" {
+		return b, nil, invalid("batch_id", "create batch: empty batch id")
+	}
+	if b.Status == "" {
+		b.Status = BatchRunning
+	}
+	if b.CreatedAt.IsZero() {
+		b.CreatedAt = now
+	}
+	if b.UpdatedAt.IsZero() {
+		b.UpdatedAt = b.CreatedAt
+	}
+	b.Shards, b.ShardsDone = len(shards), 0
+	out := make([]Shard, len(shards))
+	seen := make(map[int]bool, len(shards))
+	for i, s := range shards {
+		if s.BatchID == "" {
+			s.BatchID = b.ID
+		}
+		if s.BatchID != b.ID {
+			return b, nil, invalid("batch_id", "create batch %s: shard %d belongs to batch %q", b.ID, s.Index, s.BatchID)
+		}
+		if s.Index < 0 || seen[s.Index] {
+			return b, nil, invalid("shard", "create batch %s: shard index %d negative or given twice", b.ID, s.Index)
+		}
+		seen[s.Index] = true
+		if s.Status == "" {
+			s.Status = ShardPending
+		}
+		if s.Status.Finished() {
+			b.ShardsDone++
+		}
+		if s.UpdatedAt.IsZero() {
+			s.UpdatedAt = b.CreatedAt
+		}
+		out[i] = s
+	}
+	return b, out, nil
+}
+
 // FailureFilter selects failure records. Zero values select everything.
 type FailureFilter struct {
 	Reasons []failure.Reason

@@ -154,45 +154,17 @@ var errBatchExists = errors.New("batch item exists")
 // the retry does not have) before it writes the batch item. See the package
 // documentation.
 func (s *Store) CreateBatch(ctx context.Context, b state.Batch, shards []state.Shard) (state.Batch, bool, error) {
-	if b.ID == "" {
-		return state.Batch{}, false, invalid("batch_id", "create batch: empty batch id")
+	b, shards, err := state.PrepareBatch(b, shards, s.opts.Now())
+	if err != nil {
+		return state.Batch{}, false, err
 	}
-	now := s.opts.Now()
-	if b.Status == "" {
-		b.Status = state.BatchRunning
-	}
-	if b.CreatedAt.IsZero() {
-		b.CreatedAt = now
-	}
-	if b.UpdatedAt.IsZero() {
-		b.UpdatedAt = b.CreatedAt
-	}
-	b.Shards, b.ShardsDone = len(shards), 0
 	want := make(map[int]bool, len(shards))
 	ops := make([]types.TransactWriteItem, 0, len(shards))
 	for _, sh := range shards {
-		if sh.BatchID == "" {
-			sh.BatchID = b.ID
-		}
-		if sh.BatchID != b.ID {
-			return state.Batch{}, false, invalid("batch_id", "create batch %s: shard %d belongs to batch %q", b.ID, sh.Index, sh.BatchID)
-		}
-		if sh.Index < 0 || sh.Index > maxShardIndex {
+		if sh.Index > maxShardIndex { // the sort key pads to six digits
 			return state.Batch{}, false, invalid("shard", "create batch %s: shard index %d outside 0..%d", b.ID, sh.Index, maxShardIndex)
 		}
-		if want[sh.Index] {
-			return state.Batch{}, false, invalid("shard", "create batch %s: shard index %d given twice", b.ID, sh.Index)
-		}
 		want[sh.Index] = true
-		if sh.Status == "" {
-			sh.Status = state.ShardPending
-		}
-		if sh.Status.Finished() {
-			b.ShardsDone++
-		}
-		if sh.UpdatedAt.IsZero() {
-			sh.UpdatedAt = b.CreatedAt
-		}
 		ops = append(ops, types.TransactWriteItem{Put: &types.Put{TableName: aws.String(s.table), Item: shardItem(sh)}})
 	}
 	creator := newCreator()

@@ -84,14 +84,8 @@ func Start(cfg Config) (*Proxy, error) {
 		if f, ok := p.pick(svc); ok {
 			p.count(svc, f)
 			switch f {
-			case Throttle:
-				throttle(w, svc)
-				return
-			case Internal:
-				internal(w, svc)
-				return
-			case Denied:
-				denied(w, svc)
+			case Throttle, Internal, Denied:
+				errorResponses[f][svc].write(w)
 				return
 			case Stall:
 				select {
@@ -174,41 +168,44 @@ func service(r *http.Request) string {
 	return "s3"
 }
 
-// throttle writes the service's own throttling error.
-func throttle(w http.ResponseWriter, svc string) {
-	switch svc {
-	case "dynamodb":
-		jsonError(w, http.StatusBadRequest, "com.amazonaws.dynamodb.v20120810#ThrottlingException", "Rate of requests exceeds the allowed throughput.")
-	case "sqs":
-		w.Header().Set("x-amzn-query-error", "ThrottlingException;Sender")
-		jsonError(w, http.StatusBadRequest, "com.amazonaws.sqs#ThrottlingException", "Rate exceeded")
-	default:
-		xmlError(w, http.StatusServiceUnavailable, "SlowDown", "Please reduce your request rate.")
-	}
+// errorResponse is one service's error, as that service writes it: JSON
+// (DynamoDB; SQS with its query-error header) or S3's XML.
+type errorResponse struct {
+	status     int
+	code       string // S3's <Code>, or the JSON __type
+	message    string
+	queryError string // SQS's x-amzn-query-error header
+	xml        bool
 }
 
-func denied(w http.ResponseWriter, svc string) {
-	switch svc {
-	case "dynamodb":
-		jsonError(w, http.StatusBadRequest, "com.amazonaws.dynamodb.v20120810#AccessDeniedException", "User is not authorized to perform this action (injected)")
-	case "sqs":
-		w.Header().Set("x-amzn-query-error", "AccessDenied;Sender")
-		jsonError(w, http.StatusForbidden, "com.amazonaws.sqs#AccessDenied", "Access to the resource is denied (injected)")
-	default:
-		xmlError(w, http.StatusForbidden, "AccessDenied", "Access Denied (injected)")
+func (e errorResponse) write(w http.ResponseWriter) {
+	if e.xml {
+		xmlError(w, e.status, e.code, e.message)
+		return
 	}
+	if e.queryError != "" {
+		w.Header().Set("x-amzn-query-error", e.queryError)
+	}
+	jsonError(w, e.status, e.code, e.message)
 }
 
-func internal(w http.ResponseWriter, svc string) {
-	switch svc {
-	case "dynamodb":
-		jsonError(w, http.StatusInternalServerError, "com.amazonaws.dynamodb.v20120810#InternalServerError", "Internal server error (injected)")
-	case "sqs":
-		w.Header().Set("x-amzn-query-error", "InternalError;Receiver")
-		jsonError(w, http.StatusInternalServerError, "com.amazonaws.sqs#InternalError", "Internal error (injected)")
-	default:
-		xmlError(w, http.StatusInternalServerError, "InternalError", "We encountered an internal error (injected).")
-	}
+// errorResponses are the injected errors by fault and service.
+var errorResponses = map[Fault]map[string]errorResponse{
+	Throttle: {
+		"dynamodb": {status: http.StatusBadRequest, code: "com.amazonaws.dynamodb.v20120810#ThrottlingException", message: "Rate of requests exceeds the allowed throughput."},
+		"sqs":      {status: http.StatusBadRequest, code: "com.amazonaws.sqs#ThrottlingException", message: "Rate exceeded", queryError: "ThrottlingException;Sender"},
+		"s3":       {status: http.StatusServiceUnavailable, code: "SlowDown", message: "Please reduce your request rate.", xml: true},
+	},
+	Internal: {
+		"dynamodb": {status: http.StatusInternalServerError, code: "com.amazonaws.dynamodb.v20120810#InternalServerError", message: "Internal server error (injected)"},
+		"sqs":      {status: http.StatusInternalServerError, code: "com.amazonaws.sqs#InternalError", message: "Internal error (injected)", queryError: "InternalError;Receiver"},
+		"s3":       {status: http.StatusInternalServerError, code: "InternalError", message: "We encountered an internal error (injected).", xml: true},
+	},
+	Denied: {
+		"dynamodb": {status: http.StatusBadRequest, code: "com.amazonaws.dynamodb.v20120810#AccessDeniedException", message: "User is not authorized to perform this action (injected)"},
+		"sqs":      {status: http.StatusForbidden, code: "com.amazonaws.sqs#AccessDenied", message: "Access to the resource is denied (injected)", queryError: "AccessDenied;Sender"},
+		"s3":       {status: http.StatusForbidden, code: "AccessDenied", message: "Access Denied (injected)", xml: true},
+	},
 }
 
 func jsonError(w http.ResponseWriter, status int, typ, msg string) {

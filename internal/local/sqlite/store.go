@@ -50,44 +50,15 @@ func invalid(field, format string, args ...any) error {
 // CreateBatch stores b and its shards unless a batch with b.ID exists; see
 // state.Store.
 func (db *DB) CreateBatch(ctx context.Context, b state.Batch, shards []state.Shard) (state.Batch, bool, error) {
-	if b.ID == "" {
-		return state.Batch{}, false, invalid("batch_id", "create batch: empty batch id")
-	}
-	now := db.opts.Now()
-	if b.Status == "" {
-		b.Status = state.BatchRunning
-	}
-	if b.CreatedAt.IsZero() {
-		b.CreatedAt = now
-	}
-	if b.UpdatedAt.IsZero() {
-		b.UpdatedAt = b.CreatedAt
-	}
-	b.Shards, b.ShardsDone = len(shards), 0
-	norm := make([]state.Shard, len(shards))
-	for i, s := range shards {
-		if s.BatchID == "" {
-			s.BatchID = b.ID
-		}
-		if s.BatchID != b.ID {
-			return state.Batch{}, false, invalid("batch_id", "create batch %s: shard %d belongs to batch %q", b.ID, s.Index, s.BatchID)
-		}
-		if s.Status == "" {
-			s.Status = state.ShardPending
-		}
-		if s.Status.Finished() {
-			b.ShardsDone++
-		}
-		if s.UpdatedAt.IsZero() {
-			s.UpdatedAt = b.CreatedAt
-		}
-		norm[i] = s
+	b, norm, err := state.PrepareBatch(b, shards, db.opts.Now())
+	if err != nil {
+		return state.Batch{}, false, err
 	}
 	var (
 		stored  state.Batch
 		created bool
 	)
-	err := db.write(ctx, "create batch "+b.ID, func(tx *wtx) error {
+	err = db.write(ctx, "create batch "+b.ID, func(tx *wtx) error {
 		var err error
 		stored, err = loadBatch(ctx, tx, b.ID)
 		if err == nil || !errors.Is(err, state.ErrNotFound) {

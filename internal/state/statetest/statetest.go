@@ -51,6 +51,7 @@ var tests = []struct {
 	{"CreateBatch/ConcurrentCallsCreateOnce", testCreateBatchConcurrent},
 	{"CreateBatch/WithoutShards", testCreateBatchWithoutShards},
 	{"CreateBatch/RoundTripsEveryField", testCreateBatchRoundTrip},
+	{"CreateBatch/RefusesBadShardsAndStoresNothing", testCreateBatchRefuses},
 	{"GetBatch/NotFound", testGetBatchNotFound},
 	{"ListBatches/NewestFirst", testListBatches},
 	{"ListShards/ByIndex", testListShardsByIndex},
@@ -295,6 +296,32 @@ func testCreateBatchWithoutShards(t *testing.T, s state.Store) {
 	must(t, err, "ListShards")
 	if len(ls) != 0 {
 		t.Errorf("ListShards of a batch without shards = %d shards", len(ls))
+	}
+}
+
+func testCreateBatchRefuses(t *testing.T, s state.Store) {
+	cases := []struct {
+		name   string
+		mangle func(b *state.Batch, shards []state.Shard)
+	}{
+		{"empty batch id", func(b *state.Batch, _ []state.Shard) { b.ID = "" }},
+		{"shard of another batch", func(_ *state.Batch, sh []state.Shard) { sh[1].BatchID = "other" }},
+		{"shard index twice", func(_ *state.Batch, sh []state.Shard) { sh[1].Index = sh[0].Index }},
+		{"negative shard index", func(_ *state.Batch, sh []state.Shard) { sh[0].Index = -1 }},
+	}
+	for _, c := range cases {
+		b, shards := fixture(2, t0)
+		c.mangle(&b, shards)
+		if _, _, err := s.CreateBatch(t.Context(), b, shards); err == nil {
+			t.Errorf("%s: CreateBatch succeeded", c.name)
+			continue
+		}
+		if b.ID == "" {
+			continue
+		}
+		if _, err := s.GetBatch(t.Context(), b.ID); !errors.Is(err, state.ErrNotFound) {
+			t.Errorf("%s: GetBatch after a refused CreateBatch: %v, want not found", c.name, err)
+		}
 	}
 }
 
