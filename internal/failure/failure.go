@@ -173,6 +173,16 @@ type Record struct {
 	FailureAt    time.Time         `json:"failure_at"`
 	TraceID      string            `json:"trace_id,omitempty"`
 	Shard        int               `json:"shard"`
+	// ResolvedBy is the batch that later imported this row (a retry or a
+	// fix-file import; see `importctl retry-failures`), "" while unresolved.
+	ResolvedBy string    `json:"resolved_by,omitempty"`
+	ResolvedAt time.Time `json:"resolved_at,omitzero"`
+}
+
+// Key is where a failed row is in its batch's source: (Sheet, Row).
+type Key struct {
+	Sheet string `json:"sheet"`
+	Row   int64  `json:"row"`
 }
 
 // FromError fills the layer, reason, field and message of r from err.

@@ -95,13 +95,19 @@ type Batch struct {
 	ShardsDone  int         `json:"shards_done"`  // shards finished (done or skipped)
 	Counts      Counts      `json:"counts"`       // progress while running; reconciled when finished
 	// ByReason counts failure records per reason; set when the batch finishes.
-	ByReason   map[failure.Reason]int64 `json:"failures_by_reason,omitempty"`
-	Message    string                   `json:"message,omitempty"`
-	Report     string                   `json:"report,omitempty"` // where the error report was written
-	TraceID    string                   `json:"trace_id,omitempty"`
-	CreatedAt  time.Time                `json:"created_at"`
-	UpdatedAt  time.Time                `json:"updated_at"`
-	FinishedAt time.Time                `json:"finished_at,omitzero"`
+	ByReason map[failure.Reason]int64 `json:"failures_by_reason,omitempty"`
+	Message  string                   `json:"message,omitempty"`
+	Report   string                   `json:"report,omitempty"` // where the error report was written
+	TraceID  string                   `json:"trace_id,omitempty"`
+	// Parent is the batch whose failed rows this batch re-imports (a fix
+	// file or `importctl retry-failures`), "" for an ordinary import.
+	Parent string `json:"parent,omitempty"`
+	// Resolved counts this batch's failure records that a later batch
+	// imported (ResolveFailures).
+	Resolved   int64     `json:"failures_resolved,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+	FinishedAt time.Time `json:"finished_at,omitzero"`
 }
 
 // Checkpoint is the durable resume point of a shard: every row before
@@ -221,6 +227,8 @@ type FailureFilter struct {
 	Reasons []failure.Reason
 	Layers  []failure.Layer
 	Shard   *int
+	// Unresolved selects only records no later batch resolved.
+	Unresolved bool
 	// After is the key to continue after (exclusive), for paging.
 	AfterSheet string
 	AfterRow   int64
@@ -282,4 +290,10 @@ type Store interface {
 	// duplicate recorded by another shard's worker; the record's Shard names
 	// the shard the row belongs to).
 	PutFailures(ctx context.Context, records []failure.Record) error
+	// ResolveFailures marks the batch's failure records at keys as resolved
+	// by batch `by` at `at`, and adds the number it marked to the batch's
+	// Resolved counter in the same atomic step. Keys with no record, or
+	// whose record is already resolved, are left alone, so a repeated call
+	// changes nothing. It returns how many records it marked.
+	ResolveFailures(ctx context.Context, batchID string, keys []failure.Key, by string, at time.Time) (int, error)
 }

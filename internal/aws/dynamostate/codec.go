@@ -231,6 +231,10 @@ func batchItem(b state.Batch, creator string) (item, error) {
 	put(it, "message", avOptS(b.Message))
 	put(it, "report", avOptS(b.Report))
 	put(it, "trace_id", avOptS(b.TraceID))
+	put(it, "parent", avOptS(b.Parent))
+	if b.Resolved != 0 {
+		it["failures_resolved"] = avN(b.Resolved)
+	}
 	put(it, "created_at", avTime(b.CreatedAt))
 	put(it, "updated_at", avTime(b.UpdatedAt))
 	put(it, "finished_at", avTime(b.FinishedAt))
@@ -264,6 +268,8 @@ func decodeBatch(it item) (state.Batch, error) {
 		Message:     d.s("message"),
 		Report:      d.s("report"),
 		TraceID:     d.s("trace_id"),
+		Parent:      d.s("parent"),
+		Resolved:    d.n("failures_resolved"),
 		CreatedAt:   d.t("created_at"),
 		UpdatedAt:   d.t("updated_at"),
 		FinishedAt:  d.t("finished_at"),
@@ -495,6 +501,8 @@ func decodeFailure(it item) (failure.Record, error) {
 		FailureAt:   d.t("failure_at"),
 		TraceID:     d.s("trace_id"),
 		Shard:       int(d.n("shard")),
+		ResolvedBy:  d.s("resolved_by"),
+		ResolvedAt:  d.t("resolved_at"),
 	}
 	d.json("cells", &r.Cells)
 	d.json("field_mapping", &r.FieldMapping)

@@ -989,6 +989,9 @@ func (s *Store) Failures(ctx context.Context, batchID string, f state.FailureFil
 	if f.Shard != nil {
 		filters = append(filters, e.n("shard")+" = "+e.v(avN(int64(*f.Shard))))
 	}
+	if f.Unresolved {
+		filters = append(filters, "attribute_not_exists("+e.n("resolved_by")+")")
+	}
 	in := &dynamodb.QueryInput{KeyConditionExpression: aws.String(kc), ConsistentRead: aws.Bool(true)}
 	if len(filters) > 0 {
 		in.FilterExpression = aws.String(strings.Join(filters, " AND "))
@@ -1040,4 +1043,95 @@ func (s *Store) CountFailures(ctx context.Context, batchID string) (map[int]int6
 		return true, nil
 	})
 	return out, err
+}
+
+// ResolveFailures marks unresolved failure records at keys as resolved by
+// `by`; see state.Store. Each TransactWriteItems updates up to 99 records
+// (condition: the record exists and is unresolved) and adds their number to
+// the batch's failures_resolved. Records whose condition fails are dropped
+// from the chunk (the cancellation reasons name them) and the rest is sent
+// again, so the counter only ever counts records this call marked.
+func (s *Store) ResolveFailures(ctx context.Context, batchID string, keys []failure.Key, by string, at time.Time) (int, error) {
+	if by == "" {
+		return 0, invalid("resolved_by", "resolve failures of %s: empty resolving batch", batchID)
+	}
+	if at.IsZero() {
+		at = s.opts.Now()
+	}
+	op := "resolve failures of " + batchID
+	if err := s.requireBatch(ctx, batchID, op); err != nil {
+		return 0, err
+	}
+	seen := make(map[failure.Key]bool, len(keys))
+	uniq := make([]failure.Key, 0, len(keys))
+	for _, k := range keys { // a transaction may not name an item twice
+		if !seen[k] {
+			seen[k] = true
+			uniq = append(uniq, k)
+		}
+	}
+	keys = uniq
+	total := 0
+	for len(keys) > 0 {
+		n := min(len(keys), maxTxnItems-1)
+		chunk := append([]failure.Key(nil), keys[:n]...)
+		keys = keys[n:]
+		for attempt := 0; len(chunk) > 0; attempt++ {
+			txn := make([]types.TransactWriteItem, 0, len(chunk)+1)
+			for _, k := range chunk {
+				e := newExpr()
+				u := update{e: e}
+				u.set("resolved_by", avS(by))
+				u.set("resolved_at", avTime(at))
+				txn = append(txn, types.TransactWriteItem{Update: &types.Update{
+					TableName:        aws.String(s.table),
+					Key:              item{attrPK: avS(batchPK(batchID)), attrSK: avS(failSK(k.Sheet, k.Row))},
+					UpdateExpression: aws.String(u.String()),
+					ConditionExpression: aws.String(fmt.Sprintf("attribute_exists(%s) AND attribute_not_exists(%s)",
+						e.n(attrPK), e.n("resolved_by"))),
+					ExpressionAttributeNames: e.Names(), ExpressionAttributeValues: e.Values(),
+				}})
+			}
+			be := newExpr()
+			bu := update{e: be}
+			bu.add("failures_resolved", int64(len(chunk)))
+			bu.set("updated_at", avTime(at))
+			txn = append(txn, types.TransactWriteItem{Update: &types.Update{
+				TableName: aws.String(s.table), Key: batchKey(batchID),
+				UpdateExpression: aws.String(bu.String()), ConditionExpression: aws.String("attribute_exists(" + be.n(attrPK) + ")"),
+				ExpressionAttributeNames: be.Names(), ExpressionAttributeValues: be.Values(),
+			}})
+			err := s.transact(ctx, txn)
+			if err == nil {
+				total += len(chunk)
+				break
+			}
+			if rs, ok := cancelReasons(err); ok && !contended(err) {
+				if _, gone := conditionFailed(rs, len(chunk)); gone {
+					return total, fmt.Errorf("%s: batch %s: %w", op, batchID, state.ErrNotFound)
+				}
+				kept := chunk[:0]
+				for i, k := range chunk {
+					if _, failed := conditionFailed(rs, i); !failed {
+						kept = append(kept, k)
+					}
+				}
+				if len(kept) == len(chunk) {
+					return total, awserr.Wrap(err, op+": dynamodb TransactWriteItems")
+				}
+				chunk = kept
+				continue
+			}
+			if !contended(err) {
+				return total, awserr.Wrap(err, op+": dynamodb TransactWriteItems")
+			}
+			if attempt+1 >= s.opts.MaxAttempts {
+				return total, s.exhausted(op, err)
+			}
+			if err := s.pause(ctx, attempt); err != nil {
+				return total, err
+			}
+		}
+	}
+	return total, nil
 }

@@ -1,5 +1,6 @@
 -- Catalog Import: the embedded database (one SQLite file: state and products).
--- Schema version 1 (PRAGMA user_version). Every statement is idempotent.
+-- Schema version 2 (PRAGMA user_version). Every statement is idempotent; a
+-- database of an older version is first upgraded by sqlite.go's upgrades.
 --
 -- Conventions, so that the file reads well with the sqlite3 CLI:
 --   * times are UTC text, RFC 3339 with nine fraction digits
@@ -30,6 +31,8 @@ CREATE TABLE IF NOT EXISTS batches (
     message         TEXT    NOT NULL DEFAULT '',
     report          TEXT    NOT NULL DEFAULT '',
     trace_id        TEXT    NOT NULL DEFAULT '',
+    parent          TEXT    NOT NULL DEFAULT '',  -- batch whose failed rows this one re-imports (v2)
+    failures_resolved INTEGER NOT NULL DEFAULT 0, -- failure records a later batch resolved (v2)
     created_at      TEXT    NOT NULL,
     updated_at      TEXT    NOT NULL,
     finished_at     TEXT
@@ -82,6 +85,8 @@ CREATE TABLE IF NOT EXISTS failures (
     failure_at    TEXT,                           -- UTC, RFC 3339 with nanoseconds
     trace_id      TEXT    NOT NULL DEFAULT '',
     shard         INTEGER NOT NULL,
+    resolved_by   TEXT    NOT NULL DEFAULT '',    -- the later batch that imported the row (v2)
+    resolved_at   TEXT,
     PRIMARY KEY (batch_id, sheet, row)
 );
 CREATE INDEX IF NOT EXISTS failures_by_shard ON failures (batch_id, shard);

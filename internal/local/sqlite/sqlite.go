@@ -27,7 +27,16 @@ import (
 var Schema string
 
 // SchemaVersion is the version of Schema, kept in PRAGMA user_version.
-const SchemaVersion = 1
+const SchemaVersion = 2
+
+// upgrades[v] takes a database of schema version v-1 to version v, before
+// Schema (which only creates what is missing) is applied.
+var upgrades = map[int]string{
+	2: `ALTER TABLE batches ADD COLUMN parent TEXT NOT NULL DEFAULT '';
+		ALTER TABLE batches ADD COLUMN failures_resolved INTEGER NOT NULL DEFAULT 0;
+		ALTER TABLE failures ADD COLUMN resolved_by TEXT NOT NULL DEFAULT '';
+		ALTER TABLE failures ADD COLUMN resolved_at TEXT;`,
+}
 
 // Driver names accepted in Options.Driver.
 const (
@@ -275,6 +284,11 @@ func (db *DB) migrate(ctx context.Context) error {
 		}
 		if v > SchemaVersion {
 			return failure.New(failure.Internal, "", "database schema version %d is newer than this program's %d", v, SchemaVersion)
+		}
+		for u := v + 1; v > 0 && u <= SchemaVersion; u++ {
+			if _, err := tx.c.ExecContext(ctx, upgrades[u]); err != nil {
+				return fmt.Errorf("upgrade database schema to version %d: %w", u, err)
+			}
 		}
 		if _, err := tx.c.ExecContext(ctx, Schema); err != nil {
 			return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -291,4 +292,47 @@ func FuzzStringsArg(f *testing.F) {
 			t.Fatalf("stringsArg(%q) = %s, decodes to %q", a, enc, got)
 		}
 	})
+}
+
+// TestUpgradesVersion1Database opens a database written by the first schema
+// (before parent batches and resolved failures) and checks that its batch
+// and failure records read back and can be resolved.
+func TestUpgradesVersion1Database(t *testing.T) {
+	if _, err := exec.LookPath("sqlite3"); err != nil {
+		t.Skip("sqlite3 CLI not installed (make deps installs it)")
+	}
+	path := filepath.Join(t.TempDir(), "v1.db")
+	cmd := exec.Command("sqlite3", path)
+	v1, err := os.ReadFile("testdata/schema-v1.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdin = strings.NewReader(string(v1) + `
+PRAGMA user_version = 1;
+INSERT INTO batches (batch_id, status, source_uri, source_size, source_etag, source_version, layout, rule_version, shards,
+	rows_total, rows_failed, created_at, updated_at)
+	VALUES ('b-old', 'COMPLETED_WITH_ERRORS', 'old.csv', 10, 'e', '', '{"format":"csv"}', 'rv', 0, 1, 1,
+	'2026-01-02T03:04:05.000000000Z', '2026-01-02T03:04:05.000000000Z');
+INSERT INTO failures (batch_id, sheet, row, layer, reason, shard) VALUES ('b-old', '-', 2, 'semantic', 'InvalidNumber', 0);
+`)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sqlite3: %v\n%s", err, out)
+	}
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatalf("Open of a version 1 database: %v", err)
+	}
+	defer db.Close()
+	ctx := t.Context()
+	b, err := db.GetBatch(ctx, "b-old")
+	if err != nil || b.Counts.Failed != 1 || b.Parent != "" {
+		t.Fatalf("GetBatch after upgrade = %+v, %v", b, err)
+	}
+	if n, err := db.ResolveFailures(ctx, "b-old", []failure.Key{{Sheet: "-", Row: 2}}, "b-new", time.Time{}); err != nil || n != 1 {
+		t.Fatalf("ResolveFailures after upgrade = %d, %v", n, err)
+	}
+	recs, err := db.Failures(ctx, "b-old", state.FailureFilter{})
+	if err != nil || len(recs) != 1 || recs[0].ResolvedBy != "b-new" {
+		t.Fatalf("Failures after upgrade = %+v, %v", recs, err)
+	}
 }

@@ -17,7 +17,7 @@ import (
 
 const batchCols = `batch_id, status, source_uri, source_size, source_etag, source_version, source_mod_time,
 	layout, profile, rule_version, shards, shards_done, rows_total, rows_imported, rows_failed, rows_skipped,
-	by_reason, message, report, trace_id, created_at, updated_at, finished_at`
+	by_reason, message, report, trace_id, created_at, updated_at, finished_at, parent, failures_resolved`
 
 const shardCols = `batch_id, shard, sheet, sheet_index, byte_start, byte_end, first_row, rows, checksum, status,
 	cp_next_offset, cp_next_row, cp_rows_total, cp_rows_imported, cp_rows_failed, cp_rows_skipped,
@@ -27,6 +27,10 @@ const failureCols = `batch_id, sheet, row, layer, reason, field, message, raw_li
 	rule_version, retry_count, failure_at, trace_id, shard`
 
 const numFailureCols = 15
+
+// failureReadCols are failureCols and the resolution, which only
+// ResolveFailures writes.
+const failureReadCols = failureCols + `, resolved_by, resolved_at`
 
 // failureChunk is how many failure records one INSERT carries.
 const failureChunk = 60
@@ -91,11 +95,11 @@ func insertBatch(tx *wtx, b state.Batch) error {
 	if err != nil {
 		return err
 	}
-	_, err = tx.exec(`INSERT INTO batches (`+batchCols+`) VALUES `+placeholders(1, 23),
+	_, err = tx.exec(`INSERT INTO batches (`+batchCols+`) VALUES `+placeholders(1, 25),
 		b.ID, string(b.Status), b.Source.URI, b.Source.Size, b.Source.ETag, b.Source.Version, timeArg(b.Source.ModTime),
 		layout, b.Profile, b.RuleVersion, b.Shards, b.ShardsDone,
 		b.Counts.Total, b.Counts.Imported, b.Counts.Failed, b.Counts.Skipped,
-		byReason, b.Message, b.Report, b.TraceID, timeArg(b.CreatedAt), timeArg(b.UpdatedAt), timeArg(b.FinishedAt))
+		byReason, b.Message, b.Report, b.TraceID, timeArg(b.CreatedAt), timeArg(b.UpdatedAt), timeArg(b.FinishedAt), b.Parent, b.Resolved)
 	return err
 }
 
@@ -120,7 +124,7 @@ func scanBatch(sc scanner) (state.Batch, error) {
 	err := sc.Scan(&b.ID, &status, &b.Source.URI, &b.Source.Size, &b.Source.ETag, &b.Source.Version, &modTime,
 		&layout, &profile, &ruleVer, &b.Shards, &b.ShardsDone,
 		&b.Counts.Total, &b.Counts.Imported, &b.Counts.Failed, &b.Counts.Skipped,
-		&byReason, &message, &report, &trace, &created, &updated, &finished)
+		&byReason, &message, &report, &trace, &created, &updated, &finished, &b.Parent, &b.Resolved)
 	if err != nil {
 		return state.Batch{}, err
 	}
@@ -524,9 +528,10 @@ func scanFailure(sc scanner) (failure.Record, error) {
 		r                    failure.Record
 		layer, reason        string
 		cells, fm, failureAt sql.NullString
+		resolvedAt           sql.NullString
 	)
 	err := sc.Scan(&r.BatchID, &r.Sheet, &r.Row, &layer, &reason, &r.Field, &r.Message, &r.RawLine, &cells, &fm,
-		&r.RuleVersion, &r.RetryCount, &failureAt, &r.TraceID, &r.Shard)
+		&r.RuleVersion, &r.RetryCount, &failureAt, &r.TraceID, &r.Shard, &r.ResolvedBy, &resolvedAt)
 	if err != nil {
 		return failure.Record{}, err
 	}
@@ -540,6 +545,9 @@ func scanFailure(sc scanner) (failure.Record, error) {
 	if r.FailureAt, err = parseTime(failureAt); err != nil {
 		return failure.Record{}, err
 	}
+	if r.ResolvedAt, err = parseTime(resolvedAt); err != nil {
+		return failure.Record{}, err
+	}
 	return r, nil
 }
 
@@ -551,7 +559,7 @@ func (db *DB) Failures(ctx context.Context, batchID string, f state.FailureFilte
 		q    strings.Builder
 		args = []any{batchID}
 	)
-	q.WriteString(`SELECT ` + failureCols + ` FROM failures WHERE batch_id = ?`)
+	q.WriteString(`SELECT ` + failureReadCols + ` FROM failures WHERE batch_id = ?`)
 	if len(f.Reasons) > 0 {
 		q.WriteString(` AND reason IN (` + strings.TrimSuffix(strings.Repeat("?,", len(f.Reasons)), ",") + `)`)
 		for _, r := range f.Reasons {
@@ -567,6 +575,9 @@ func (db *DB) Failures(ctx context.Context, batchID string, f state.FailureFilte
 	if f.Shard != nil {
 		q.WriteString(` AND shard = ?`)
 		args = append(args, *f.Shard)
+	}
+	if f.Unresolved {
+		q.WriteString(` AND resolved_by = ''`)
 	}
 	if f.AfterSheet != "" || f.AfterRow != 0 {
 		q.WriteString(` AND (sheet, row) > (?, ?)`)
@@ -618,4 +629,52 @@ func (db *DB) CountFailures(ctx context.Context, batchID string) (map[int]int64,
 		return rows.Err()
 	})
 	return out, err
+}
+
+// ResolveFailures marks unresolved failure records at keys as resolved by
+// `by` and counts them in the batch's failures_resolved, in one transaction
+// per chunk of keys; see state.Store.
+func (db *DB) ResolveFailures(ctx context.Context, batchID string, keys []failure.Key, by string, at time.Time) (int, error) {
+	if by == "" {
+		return 0, invalid("resolved_by", "resolve failures of %s: empty resolving batch", batchID)
+	}
+	if at.IsZero() {
+		at = db.opts.Now()
+	}
+	total := 0
+	for len(keys) > 0 {
+		n := min(len(keys), 500)
+		chunk := keys[:n]
+		keys = keys[n:]
+		err := db.write(ctx, fmt.Sprintf("resolve %d failures of %s", n, batchID), func(tx *wtx) error {
+			if _, err := loadBatch(ctx, tx, batchID); err != nil {
+				return err
+			}
+			marked := 0
+			for _, k := range chunk {
+				res, err := tx.exec(`UPDATE failures SET resolved_by = ?, resolved_at = ?
+					WHERE batch_id = ? AND sheet = ? AND row = ? AND resolved_by = ''`, by, timeArg(at), batchID, k.Sheet, k.Row)
+				if err != nil {
+					return err
+				}
+				m, err := res.RowsAffected()
+				if err != nil {
+					return err
+				}
+				marked += int(m)
+			}
+			if marked > 0 {
+				if _, err := tx.exec(`UPDATE batches SET failures_resolved = failures_resolved + ?, updated_at = ? WHERE batch_id = ?`,
+					marked, timeArg(at), batchID); err != nil {
+					return err
+				}
+			}
+			total += marked
+			return nil
+		})
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
 }

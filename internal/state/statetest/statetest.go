@@ -82,6 +82,7 @@ var tests = []struct {
 	{"PutFailures/UpsertsOutsideLease", testPutFailures},
 	{"FailureRecord/RoundTripsEveryField", testFailureRoundTrip},
 	{"ReleaseLeases/NewOwnerClaimsAtOnce", testReleaseLeases},
+	{"ResolveFailures/MarksEachRecordOnceAndCounts", testResolveFailures},
 }
 
 // opts compares what a store returns with what was given: times to the
@@ -139,6 +140,7 @@ func fixture(n int, created time.Time) (state.Batch, []state.Shard) {
 		RuleVersion: "rv-5f2a",
 		Shards:      n,
 		TraceID:     "1-5759e988-bd862e3fe1be46a994272793",
+		Parent:      "b-parent-" + id,
 		CreatedAt:   created,
 		UpdatedAt:   created,
 	}
@@ -1007,4 +1009,68 @@ func testReleaseLeases(t *testing.T, s state.Store) {
 	wantErr(t, err, state.ErrShardFinished, "Claim of a DONE shard after ReleaseLeases")
 	err = s.ReleaseLeases(ctx, newID("missing"))
 	wantErr(t, err, state.ErrNotFound, "ReleaseLeases of an unknown batch")
+}
+
+func testResolveFailures(t *testing.T, s state.Store) {
+	b, _ := create(t, s, 2)
+	ctx := t.Context()
+	var recs []failure.Record
+	for row := int64(2); row < 152; row++ { // more than one transaction's worth
+		recs = append(recs, rec(b.ID, "-", row, failure.InvalidNumber, int(row%2)))
+	}
+	other := rec(b.ID, "价格表", 4, failure.MissingField, 0)
+	recs = append(recs, other)
+	must(t, s.PutFailures(ctx, recs), "PutFailures")
+
+	keys := []failure.Key{{Sheet: "-", Row: 3}, {Sheet: "-", Row: 5}, {Sheet: "-", Row: 999}, {Sheet: "-", Row: 3}}
+	n, err := s.ResolveFailures(ctx, b.ID, keys, "b-child-1", t0.Add(time.Hour))
+	must(t, err, "ResolveFailures")
+	if n != 2 {
+		t.Errorf("ResolveFailures(rows 3, 5, 999 (none), 3 again) = %d, want 2", n)
+	}
+	if got := getBatch(t, s, b.ID).Resolved; got != 2 {
+		t.Errorf("batch Resolved = %d, want 2", got)
+	}
+	// A later call: row 3 stays resolved by the first child; the rest of
+	// sheet "-" (148 rows, two transactions on DynamoDB) is marked.
+	keys = keys[:0]
+	for row := int64(2); row < 152; row++ {
+		keys = append(keys, failure.Key{Sheet: "-", Row: row})
+	}
+	n, err = s.ResolveFailures(ctx, b.ID, keys, "b-child-2", t0.Add(2*time.Hour))
+	must(t, err, "ResolveFailures again")
+	if n != 148 {
+		t.Errorf("second ResolveFailures = %d, want 148", n)
+	}
+	n, err = s.ResolveFailures(ctx, b.ID, keys, "b-child-3", t0.Add(3*time.Hour))
+	must(t, err, "ResolveFailures replayed")
+	if n != 0 {
+		t.Errorf("replayed ResolveFailures = %d, want 0", n)
+	}
+	if got := getBatch(t, s, b.ID).Resolved; got != 150 {
+		t.Errorf("batch Resolved = %d, want 150", got)
+	}
+	open, err := s.Failures(ctx, b.ID, state.FailureFilter{Unresolved: true})
+	must(t, err, "Failures(Unresolved)")
+	diff(t, "unresolved records", []failure.Record{other}, open)
+	all, err := s.Failures(ctx, b.ID, state.FailureFilter{})
+	must(t, err, "Failures")
+	by := map[int64]string{}
+	for _, r := range all {
+		if r.Sheet == "-" {
+			by[r.Row] = r.ResolvedBy
+			utc(t, "ResolvedAt", r.ResolvedAt)
+		}
+	}
+	if by[3] != "b-child-1" || by[5] != "b-child-1" || by[2] != "b-child-2" || by[151] != "b-child-2" || len(by) != 150 {
+		t.Errorf("resolved_by of rows 2, 3, 5, 151 = %q %q %q %q (of %d rows), want b-child-2 b-child-1 b-child-1 b-child-2 (150)",
+			by[2], by[3], by[5], by[151], len(by))
+	}
+	for _, r := range all {
+		if r.Sheet == "-" && r.Row == 3 && !r.ResolvedAt.Equal(t0.Add(time.Hour)) {
+			t.Errorf("row 3 ResolvedAt = %v, want %v", r.ResolvedAt, t0.Add(time.Hour))
+		}
+	}
+	_, err = s.ResolveFailures(ctx, newID("missing"), keys[:1], "b-child", t0)
+	wantErr(t, err, state.ErrNotFound, "ResolveFailures of an unknown batch")
 }
