@@ -14,7 +14,8 @@ import (
 // TestFixFileRoundTrip: `failures --format fixfile` of the GBK demo file is
 // a GBK CSV of just the failed rows (duplicates left out) under the original
 // header; with the bad prices fixed in it, importing it into the same catalog
-// imports exactly those rows, and every other row fails again.
+// imports exactly those rows, marks their failures in the parent resolved,
+// and every other row fails again. A second fix file has only the rows left.
 func TestFixFileRoundTrip(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -33,7 +34,7 @@ func TestFixFileRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	header := rows[0]
-	if header[0] != "商品编码" || header[len(header)-2] != "_source_row" || header[len(header)-1] != "_error" {
+	if header[0] != "商品编码" || header[len(header)-3] != "_source_row" || header[len(header)-2] != "_error" || header[len(header)-1] != "_batch" {
 		t.Fatalf("header %q", header)
 	}
 	want := parent.RowsFailed - parent.FailuresByReason["DuplicateSKU"] // duplicates are left out
@@ -51,7 +52,10 @@ func TestFixFileRoundTrip(t *testing.T) {
 	}
 	fixed := 0
 	for _, r := range rows[1:] {
-		if strings.HasPrefix(r[len(r)-1], "InvalidNumber") && strings.Contains(r[len(r)-1], "(price)") {
+		if r[len(r)-1] != parent.BatchID {
+			t.Fatalf("_batch %q, want %s", r[len(r)-1], parent.BatchID)
+		}
+		if e := r[len(r)-2]; strings.HasPrefix(e, "InvalidNumber") && strings.Contains(e, "(price)") {
 			r[price] = "19.90"
 			fixed++
 		}
@@ -71,5 +75,16 @@ func TestFixFileRoundTrip(t *testing.T) {
 	if child.RowsTotal != want || child.RowsImported != int64(fixed) || child.RowsFailed != want-int64(fixed) {
 		t.Errorf("fix file import: %d rows, %d imported, %d failed; want %d, %d, %d",
 			child.RowsTotal, child.RowsImported, child.RowsFailed, want, fixed, want-int64(fixed))
+	}
+	if child.Parent != parent.BatchID {
+		t.Errorf("child's parent %q, want %s", child.Parent, parent.BatchID)
+	}
+	if p := batchJSON(t, parent.BatchID, "--db", db); p.Resolved != int64(fixed) {
+		t.Errorf("parent resolved %d, want %d", p.Resolved, fixed)
+	}
+	_, again, _ := importctl(t, "failures", "--db", db, "--format", "fixfile", parent.BatchID)
+	text, _ = simplifiedchinese.GB18030.NewDecoder().String(again)
+	if rows, err := csv.NewReader(strings.NewReader(text)).ReadAll(); err != nil || len(rows)-1 != int(want)-fixed {
+		t.Errorf("second fix file has %d rows (%v), want %d", len(rows)-1, err, int(want)-fixed)
 	}
 }

@@ -166,10 +166,11 @@ func dash(s string) string {
 
 func newFailuresCmd(env Env, g *global) *cobra.Command {
 	var (
-		reasons []string
-		layers  []string
-		format  string
-		limit   int
+		reasons    []string
+		layers     []string
+		format     string
+		limit      int
+		unresolved bool
 	)
 	cmd := &cobra.Command{
 		Use:   "failures [flags] BATCH_ID",
@@ -177,11 +178,13 @@ func newFailuresCmd(env Env, g *global) *cobra.Command {
 		Long: `List the failure records of a batch in row order. --format csv writes the same
 columns as the error report (row, reason, layer, field, message, then the row's
 original cells), with spreadsheet formulas neutralised; jsonl writes every field
-of each record. --format fixfile writes only the failed rows as the original file
-had them (header, column order, delimiter, encoding) plus _source_row and _error
-columns: fix the cells in Excel and import the file again. DuplicateSKU rows are
-left out of it (imported again unchanged, such a row would replace the product
-of its SKU's first row) unless --reason DuplicateSKU asks for them.`,
+of each record. --format fixfile writes only the unresolved failed rows as the
+original file had them (header, column order, delimiter, encoding) plus _source_row,
+_error and _batch columns: fix the cells in Excel and import the file again
+('importctl run fix.csv', or drop it in the stack's bucket); the rows that import
+mark their failures here resolved. DuplicateSKU rows are left out of it (imported
+again unchanged, such a row would replace the product of its SKU's first row)
+unless --reason DuplicateSKU asks for them.`,
 		Args: exactArgs(1, "BATCH_ID"),
 	}
 	fl := cmd.Flags()
@@ -189,34 +192,16 @@ of its SKU's first row) unless --reason DuplicateSKU asks for them.`,
 	fl.StringSliceVar(&layers, "layer", nil, "only these layers: syntax, semantic, business, infrastructure")
 	fl.StringVar(&format, "format", "table", "table, csv, jsonl, or fixfile (the failed rows as the original file: fix them and import the file again)")
 	fl.IntVar(&limit, "limit", 0, "at most this many records (0: all)")
+	fl.BoolVar(&unresolved, "unresolved", false, "only failures no later batch (retry-failures, a fix file) has imported")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		f := state.FailureFilter{}
-		for _, r := range reasons {
-			if !failure.Reason(r).Known() {
-				return usage("unknown reason %q (known: %v)", r, failure.Reasons())
-			}
-			f.Reasons = append(f.Reasons, failure.Reason(r))
-		}
-		for _, l := range layers {
-			switch failure.Layer(l) {
-			case failure.LayerSyntax, failure.LayerSemantic, failure.LayerBusiness, failure.LayerInfrastructure:
-				f.Layers = append(f.Layers, failure.Layer(l))
-			default:
-				return usage("unknown layer %q (syntax, semantic, business, infrastructure)", l)
-			}
-		}
 		if format != "table" && format != "csv" && format != "jsonl" && format != "fixfile" {
 			return usage("unknown format %q (table, csv, jsonl, fixfile)", format)
 		}
-		if format == "fixfile" && len(f.Reasons) == 0 {
-			// A duplicate row imported again unchanged would replace the
-			// product of its SKU's first row: leave it out unless asked for.
-			for _, r := range failure.Reasons() {
-				if r != failure.DuplicateSKU {
-					f.Reasons = append(f.Reasons, r)
-				}
-			}
+		f, err := failureFilter(reasons, layers, format == "fixfile")
+		if err != nil {
+			return err
 		}
+		f.Unresolved = unresolved || format == "fixfile"
 		db, where, closeDB, err := g.openReader(cmd.Context())
 		if err != nil {
 			return err
@@ -232,6 +217,36 @@ of its SKU's first row) unless --reason DuplicateSKU asks for them.`,
 		return writeFailures(cmd.Context(), env.Stdout, db, b, f, format, limit)
 	}
 	return cmd
+}
+
+// failureFilter parses --reason and --layer. For a file that is imported
+// again (fix file, retry-failures) no --reason means every reason but
+// DuplicateSKU: a duplicate row imported again unchanged would replace the
+// product of its SKU's first row.
+func failureFilter(reasons, layers []string, reimport bool) (state.FailureFilter, error) {
+	f := state.FailureFilter{}
+	for _, r := range reasons {
+		if !failure.Reason(r).Known() {
+			return f, usage("unknown reason %q (known: %v)", r, failure.Reasons())
+		}
+		f.Reasons = append(f.Reasons, failure.Reason(r))
+	}
+	for _, l := range layers {
+		switch failure.Layer(l) {
+		case failure.LayerSyntax, failure.LayerSemantic, failure.LayerBusiness, failure.LayerInfrastructure:
+			f.Layers = append(f.Layers, failure.Layer(l))
+		default:
+			return f, usage("unknown layer %q (syntax, semantic, business, infrastructure)", l)
+		}
+	}
+	if reimport && len(f.Reasons) == 0 {
+		for _, r := range failure.Reasons() {
+			if r != failure.DuplicateSKU {
+				f.Reasons = append(f.Reasons, r)
+			}
+		}
+	}
+	return f, nil
 }
 
 // writeFailures pages through the records so memory stays flat.
@@ -258,7 +273,7 @@ func writeFailures(ctx context.Context, w io.Writer, db reader, b state.Batch, f
 		}
 	case "table":
 		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ROW\tREASON\tFIELD\tMESSAGE")
+		fmt.Fprintln(tw, "ROW\tREASON\tFIELD\tRESOLVED BY\tMESSAGE")
 	}
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
@@ -282,7 +297,7 @@ func writeFailures(ctx context.Context, w io.Writer, db reader, b state.Batch, f
 			case "jsonl":
 				err = enc.Encode(r)
 			default:
-				_, err = fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", r.Row, r.Reason, r.Field, oneLine(r.Message, 120))
+				_, err = fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", r.Row, r.Reason, r.Field, dash(r.ResolvedBy), oneLine(r.Message, 120))
 			}
 			if err != nil {
 				return err

@@ -132,6 +132,7 @@ type runJSON struct {
 	Report           string                   `json:"report"`
 	Message          string                   `json:"message,omitempty"`
 	RuleVersion      string                   `json:"rule_version"`
+	Parent           string                   `json:"parent,omitempty"`
 	ElapsedMS        int64                    `json:"elapsed_ms"`
 }
 
@@ -145,7 +146,7 @@ func summaryJSON(s embedded.Summary, dry bool, elapsed time.Duration) runJSON {
 		BatchID: b.ID, Status: b.Status, RowsTotal: b.Counts.Total, RowsImported: b.Counts.Imported,
 		RowsFailed: b.Counts.Failed, RowsSkipped: b.Counts.Skipped, FailuresByReason: by,
 		Resumed: s.Resumed, AlreadyFinished: s.Existing, DryRun: dry, Report: b.Report, Message: b.Message,
-		RuleVersion: b.RuleVersion, ElapsedMS: elapsed.Milliseconds(),
+		RuleVersion: b.RuleVersion, Parent: b.Parent, ElapsedMS: elapsed.Milliseconds(),
 	}
 }
 
@@ -180,6 +181,13 @@ func printSummary(w io.Writer, path string, s embedded.Summary, dry bool, elapse
 	}
 	if b.Report != "" {
 		fmt.Fprintf(w, "report    %s\n", b.Report)
+	}
+	if b.Parent != "" {
+		fmt.Fprintf(w, "parent    %s (this batch re-imports its failed rows)\n", b.Parent)
+	}
+	if b.Resolved > 0 {
+		fmt.Fprintf(w, "resolved  %s of %s failed rows imported since by later batches ('importctl failures --unresolved %s' lists the rest)\n",
+			num(b.Resolved), num(c.Failed), b.ID)
 	}
 	if !s.Existing && elapsed > 0 {
 		fmt.Fprintf(w, "elapsed   %s (%s rows/s)\n", elapsed.Round(time.Millisecond), num(int64(float64(c.Done())/elapsed.Seconds())))

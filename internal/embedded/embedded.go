@@ -27,6 +27,7 @@ import (
 	"github.com/catalog-import/catalog-import/internal/catalog"
 	"github.com/catalog-import/catalog-import/internal/failure"
 	"github.com/catalog-import/catalog-import/internal/finalize"
+	"github.com/catalog-import/catalog-import/internal/lineage"
 	"github.com/catalog-import/catalog-import/internal/local/file"
 	"github.com/catalog-import/catalog-import/internal/local/memqueue"
 	"github.com/catalog-import/catalog-import/internal/local/sqlite"
@@ -51,6 +52,10 @@ type Config struct {
 	Progress func(state.Counts)
 	Tick     time.Duration
 	Log      *slog.Logger
+	// Salt, when set, is mixed into the batch id, so that the same content
+	// under the same rules makes a new batch (each `importctl
+	// retry-failures` is its own attempt; the same Salt resumes it).
+	Salt string
 
 	// Tests: wrap the product sink (fault injection) and shorten the
 	// circuit breaker's open period (default breakerTimeout).
@@ -143,7 +148,11 @@ func run(ctx context.Context, cfg Config, db *sqlite.DB, path string) (Summary, 
 	if err != nil {
 		return Summary{}, err
 	}
-	id := BatchID(plan.Content, cfg.Profile.RuleVersion())
+	content := plan.Content
+	if cfg.Salt != "" && content != "" {
+		content += "\n" + cfg.Salt
+	}
+	id := BatchID(content, cfg.Profile.RuleVersion())
 	if plan.Content == "" { // rejected before the data was read: hash what identifies it
 		id = BatchID(fmt.Sprintf("%s|%d|%s", info.URI, info.Size, info.ETag), cfg.Profile.RuleVersion())
 	}
@@ -184,7 +193,8 @@ func work(ctx context.Context, cfg Config, db *sqlite.DB, q *memqueue.Queue, src
 	w := shard.New(shard.Deps{Source: src, Store: db, Sink: sink, Log: cfg.Log},
 		shard.Options{Owner: fmt.Sprintf("importctl-%d", os.Getpid()), CheckpointEvery: cfg.Every, Pool: cfg.Pool, MaxRecord: cfg.Split.MaxRecord,
 			BreakerFailures: 5, BreakerTimeout: cfg.breakerTimeout})
-	fin := finalize.Deps{Store: db, Products: db, Reports: dirReports(cfg.ReportDir)}
+	fin := finalize.Deps{Store: db, Products: db, Reports: dirReports(cfg.ReportDir),
+		Lineage: lineage.Resolver{Source: src, Store: db, MaxRecord: cfg.Split.MaxRecord}}
 
 	if cfg.Progress != nil {
 		stop := progress(ctx, cfg, db, id)

@@ -40,12 +40,21 @@ type Reports interface {
 	Put(ctx context.Context, batchID, name string, write func(io.Writer) error) (location string, err error)
 }
 
+// Lineage marks the failures of a batch's parent that the batch's rows
+// resolved (lineage.Resolver).
+type Lineage interface {
+	Resolve(ctx context.Context, child state.Batch) (int, error)
+}
+
 // Deps are finalization's ports.
 type Deps struct {
 	Store    Store
 	Products Products
 	Reports  Reports
-	Now      func() time.Time
+	// Lineage, when set, resolves the parent's failures of a batch that
+	// re-imports failed rows (Batch.Parent), before the batch is finished.
+	Lineage Lineage
+	Now     func() time.Time
 	// Settle is how long a count that does not reconcile is re-counted
 	// (with growing pauses) before the batch is declared FAILED: for product
 	// readers that are eventually consistent, such as a DynamoDB index.
@@ -108,6 +117,13 @@ func Finalize(ctx context.Context, d Deps, id, abort string) (state.Batch, error
 		status, msg = state.BatchFailed, "reconciliation failed: "+strings.Join(diffs, "; ")
 	case total.Failed > 0:
 		status = state.BatchCompletedWithErrors
+	}
+	if b.Parent != "" && d.Lineage != nil && !b.Status.Finished() && status != state.BatchAborted && status != state.BatchFailed {
+		// Before FinishBatch: finalizing again after a crash repeats it,
+		// and resolving is idempotent.
+		if _, err := d.Lineage.Resolve(ctx, b); err != nil {
+			return state.Batch{}, fmt.Errorf("resolve the failures of %s that %s imported: %w", b.Parent, id, err)
+		}
 	}
 	now := time.Now
 	if d.Now != nil {

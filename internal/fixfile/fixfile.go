@@ -1,6 +1,8 @@
 // Package fixfile writes the round-trip fix file of a batch: only its failed
 // rows, with their original cells in the original column order, delimiter
-// and encoding, plus trailing columns naming the source row and the error,
+// and encoding, plus trailing columns naming the source row, the error and
+// the batch (so that importing the file marks those failures resolved: see
+// package lineage),
 // so that a merchant opens it in Excel, fixes the cells and imports the file
 // again (the trailing columns are not mapped by any profile and are ignored
 // on import).
@@ -33,6 +35,8 @@ import (
 const (
 	ColSourceRow = "_source_row" // the row number in the original file
 	ColError     = "_error"      // reason: message (field)
+	ColBatch     = "_batch"      // the batch the row failed in (its parent, when imported again)
+	ColSheet     = "_sheet"      // the sheet the row failed in (workbooks; read on import when present)
 )
 
 // Writer writes the fix file of one batch.
@@ -72,7 +76,7 @@ func NewWriter(w io.Writer, layout state.Layout) (*Writer, error) {
 		fw.csv.Comma = d[0]
 	}
 	fw.width = len(layout.Header)
-	header := append(append([]string{}, layout.Header...), ColSourceRow, ColError)
+	header := append(append([]string{}, layout.Header...), ColSourceRow, ColError, ColBatch)
 	return fw, fw.csv.Write(header)
 }
 
@@ -114,7 +118,7 @@ func (w *Writer) Write(r failure.Record) error {
 	for len(line) < w.width { // short (ragged) rows: pad to the header
 		line = append(line, "")
 	}
-	line = append(line, strconv.FormatInt(r.Row, 10), errorText(r))
+	line = append(line, strconv.FormatInt(r.Row, 10), errorText(r), r.BatchID)
 	w.line = line
 	return w.csv.Write(line)
 }
@@ -123,7 +127,7 @@ func (w *Writer) Write(r failure.Record) error {
 // a line that is not an object is written as a JSON string under "_raw".
 func (w *Writer) writeJSON(r failure.Record) error {
 	raw := strings.TrimSpace(r.RawLine)
-	extra, _ := json.Marshal(map[string]any{ColSourceRow: r.Row, ColError: errorText(r)})
+	extra, _ := json.Marshal(map[string]any{ColSourceRow: r.Row, ColError: errorText(r), ColBatch: r.BatchID})
 	var line string
 	if strings.HasPrefix(raw, "{") && strings.HasSuffix(raw, "}") && json.Valid([]byte(raw)) {
 		body := strings.TrimSpace(raw[1 : len(raw)-1])

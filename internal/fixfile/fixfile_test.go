@@ -14,20 +14,20 @@ import (
 )
 
 var records = []failure.Record{
-	{Row: 3, Reason: failure.InvalidNumber, Field: "price", Message: "not a number", Cells: []string{"A-1", "杯子", "=1+1", "abc"}},
-	{Row: 7, Reason: failure.SchemaMismatch, Message: "2 cells, header has 4", Cells: []string{"B-2", "短"}},
-	{Row: 9, Reason: failure.MalformedRow, Message: "unbalanced quote", RawLine: "C-3,\"broken,x,1\r\n"},
+	{BatchID: "b-7f3a", Row: 3, Reason: failure.InvalidNumber, Field: "price", Message: "not a number", Cells: []string{"A-1", "杯子", "=1+1", "abc"}},
+	{BatchID: "b-7f3a", Row: 7, Reason: failure.SchemaMismatch, Message: "2 cells, header has 4", Cells: []string{"B-2", "短"}},
+	{BatchID: "b-7f3a", Row: 9, Reason: failure.MalformedRow, Message: "unbalanced quote", RawLine: "C-3,\"broken,x,1\r\n"},
 }
 
 // TestWriter: the fix file has the original header and cells (formulas
-// untouched: the file is imported again), trailing _source_row and _error
-// columns, CRLF, the original delimiter, in the original encoding.
+// untouched: the file is imported again), trailing _source_row, _error
+// and _batch columns, CRLF, the original delimiter, in the original encoding.
 func TestWriter(t *testing.T) {
 	header := []string{"商品编码", "商品名称", "类目", "价格"}
-	want := "商品编码,商品名称,类目,价格,_source_row,_error\r\n" +
-		"A-1,杯子,=1+1,abc,3,InvalidNumber: not a number (price)\r\n" +
-		"B-2,短,,,7,\"SchemaMismatch: 2 cells, header has 4\"\r\n" +
-		"\"C-3,\"\"broken,x,1\",,,,9,MalformedRow: unbalanced quote\r\n"
+	want := "商品编码,商品名称,类目,价格,_source_row,_error,_batch\r\n" +
+		"A-1,杯子,=1+1,abc,3,InvalidNumber: not a number (price),b-7f3a\r\n" +
+		"B-2,短,,,7,\"SchemaMismatch: 2 cells, header has 4\",b-7f3a\r\n" +
+		"\"C-3,\"\"broken,x,1\",,,,9,MalformedRow: unbalanced quote,b-7f3a\r\n"
 	cases := []struct {
 		encoding string
 		bom      []byte
@@ -38,10 +38,10 @@ func TestWriter(t *testing.T) {
 		{"utf-8", []byte{0xEF, 0xBB, 0xBF}, encoding.Nop, ",", want},
 		{"gb18030", nil, simplifiedchinese.GB18030, ",", want},
 		{"utf-16le", []byte{0xFF, 0xFE}, unicode.UTF16(unicode.LittleEndian, unicode.IgnoreBOM), "\t",
-			"商品编码\t商品名称\t类目\t价格\t_source_row\t_error\r\n" +
-				"A-1\t杯子\t=1+1\tabc\t3\tInvalidNumber: not a number (price)\r\n" +
-				"B-2\t短\t\t\t7\tSchemaMismatch: 2 cells, header has 4\r\n" +
-				"\"C-3,\"\"broken,x,1\"\t\t\t\t9\tMalformedRow: unbalanced quote\r\n"},
+			"商品编码\t商品名称\t类目\t价格\t_source_row\t_error\t_batch\r\n" +
+				"A-1\t杯子\t=1+1\tabc\t3\tInvalidNumber: not a number (price)\tb-7f3a\r\n" +
+				"B-2\t短\t\t\t7\tSchemaMismatch: 2 cells, header has 4\tb-7f3a\r\n" +
+				"\"C-3,\"\"broken,x,1\"\t\t\t\t9\tMalformedRow: unbalanced quote\tb-7f3a\r\n"},
 	}
 	for _, c := range cases {
 		t.Run(c.encoding, func(t *testing.T) {
@@ -81,11 +81,11 @@ func TestWriterJSONLines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.Write(failure.Record{Row: 2, Reason: failure.MissingField, Field: "sku", Message: "required", RawLine: `{"name": "x"}`})
-	w.Write(failure.Record{Row: 4, Reason: failure.MalformedRow, Message: "invalid JSON", RawLine: `{"name": `})
+	w.Write(failure.Record{BatchID: "b-7f3a", Row: 2, Reason: failure.MissingField, Field: "sku", Message: "required", RawLine: `{"name": "x"}`})
+	w.Write(failure.Record{BatchID: "b-7f3a", Row: 4, Reason: failure.MalformedRow, Message: "invalid JSON", RawLine: `{"name": `})
 	w.Close()
-	want := "\xEF\xBB\xBF" + `{"name": "x","_error":"MissingField: required (sku)","_source_row":2}` + "\n" +
-		`{"_raw":"{\"name\":","_error":"MalformedRow: invalid JSON","_source_row":4}` + "\n"
+	want := "\xEF\xBB\xBF" + `{"name": "x","_batch":"b-7f3a","_error":"MissingField: required (sku)","_source_row":2}` + "\n" +
+		`{"_raw":"{\"name\":","_batch":"b-7f3a","_error":"MalformedRow: invalid JSON","_source_row":4}` + "\n"
 	if buf.String() != want {
 		t.Errorf("got:\n%s\nwant:\n%s", buf.String(), want)
 	}

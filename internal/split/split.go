@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/catalog-import/catalog-import/internal/failure"
+	"github.com/catalog-import/catalog-import/internal/lineage"
 	"github.com/catalog-import/catalog-import/internal/object"
 	"github.com/catalog-import/catalog-import/internal/profile"
 	"github.com/catalog-import/catalog-import/internal/queue"
@@ -63,6 +64,7 @@ type Plan struct {
 	Shards   []state.Shard // BatchID unset; Index from 0
 	Rows     int64         // data rows (blank lines excluded)
 	Content  string        // hex SHA-256 of the object, when Options.HashContent
+	Parent   string        // the batch a fix file's rows failed in (package lineage), "" otherwise
 	Rejected error         // a file-level problem (*failure.ImportError): no shard may run
 }
 
@@ -120,6 +122,9 @@ func PlanSource(ctx context.Context, src object.Source, info object.Info, v *pro
 		}
 	}
 	p.Layout.Header, p.Layout.DataStart = header, dataStart
+	if dataStart < int64(len(prefix)) {
+		p.Parent = lineage.Parent(p.Layout, prefix[dataStart:], int64(len(prefix)) == info.Size, firstRow, opts.MaxRecord)
+	}
 
 	var sum hash.Hash
 	if opts.HashContent {
@@ -238,7 +243,7 @@ func Register(ctx context.Context, reg Registry, q queue.Queue, req Request) (Ou
 		Layout:  p.Layout,
 		Profile: req.Profile.Canonical(), RuleVersion: req.Profile.RuleVersion(),
 		Shards: len(p.Shards), Counts: state.Counts{Total: p.Rows},
-		TraceID: req.TraceID, CreatedAt: req.Now, UpdatedAt: req.Now,
+		TraceID: req.TraceID, Parent: p.Parent, CreatedAt: req.Now, UpdatedAt: req.Now,
 	}
 	shards := make([]state.Shard, len(p.Shards))
 	for i, s := range p.Shards {

@@ -27,6 +27,7 @@ import (
 	"github.com/catalog-import/catalog-import/internal/catalog"
 	"github.com/catalog-import/catalog-import/internal/failure"
 	"github.com/catalog-import/catalog-import/internal/finalize"
+	"github.com/catalog-import/catalog-import/internal/lineage"
 	"github.com/catalog-import/catalog-import/internal/object"
 	"github.com/catalog-import/catalog-import/internal/profile"
 	"github.com/catalog-import/catalog-import/internal/queue"
@@ -313,7 +314,9 @@ func (f *Functions) work(ctx context.Context, r events.SQSMessage) (err error) {
 }
 
 func (f *Functions) finalize(ctx context.Context, id, abort string) error {
-	b, err := finalize.Finalize(ctx, finalize.Deps{Store: f.p.Store, Products: f.p.Sink, Reports: f.p.Reports, Now: f.o.Now, Settle: f.o.Settle}, id, abort)
+	fin := finalize.Deps{Store: f.p.Store, Products: f.p.Sink, Reports: f.p.Reports, Now: f.o.Now, Settle: f.o.Settle,
+		Lineage: lineage.Resolver{Source: f.p.Source, Store: f.p.Store, MaxRecord: f.o.Split.MaxRecord, Now: f.o.Now}}
+	b, err := finalize.Finalize(ctx, fin, id, abort)
 	if err != nil {
 		return fmt.Errorf("finalize %s: %w", id, err)
 	}
