@@ -44,32 +44,13 @@ func TestFixFileRoundTrip(t *testing.T) {
 	if !strings.Contains(out, "\r\n") {
 		t.Error("not CRLF")
 	}
-	price := -1
-	for i, h := range header {
-		if h == "售价" || h == "价格" {
-			price = i
-		}
-	}
-	fixed := 0
 	for _, r := range rows[1:] {
 		if r[len(r)-1] != parent.BatchID {
 			t.Fatalf("_batch %q, want %s", r[len(r)-1], parent.BatchID)
 		}
-		if e := r[len(r)-2]; strings.HasPrefix(e, "InvalidNumber") && strings.Contains(e, "(price)") {
-			r[price] = "19.90"
-			fixed++
-		}
 	}
-	if fixed == 0 {
-		t.Fatal("the demo file has no bad price to fix")
-	}
-	var buf bytes.Buffer
-	w := csv.NewWriter(&buf)
-	w.UseCRLF = true
-	w.WriteAll(rows)
-	gbk, _ := simplifiedchinese.GB18030.NewEncoder().String(buf.String())
 	fix := filepath.Join(dir, "fix.csv")
-	os.WriteFile(fix, []byte(gbk), 0o644)
+	fixed := fixPrices(t, out, fix)
 
 	_, child := runImport(t, db, fix) // into the same catalog
 	if child.RowsTotal != want || child.RowsImported != int64(fixed) || child.RowsFailed != want-int64(fixed) {
@@ -87,4 +68,48 @@ func TestFixFileRoundTrip(t *testing.T) {
 	if rows, err := csv.NewReader(strings.NewReader(text)).ReadAll(); err != nil || len(rows)-1 != int(want)-fixed {
 		t.Errorf("second fix file has %d rows (%v), want %d", len(rows)-1, err, int(want)-fixed)
 	}
+}
+
+// fixPrices is the merchant's edit of the GBK demo's fix file (GB18030
+// text as `failures --format fixfile` printed it): every row whose error is
+// a bad price gets a good one. It writes the edited file to path, in
+// GB18030 again, and returns how many rows it fixed.
+func fixPrices(t *testing.T, fixFile, path string) int {
+	t.Helper()
+	text, err := simplifiedchinese.GB18030.NewDecoder().String(fixFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(strings.NewReader(text)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	price, errCol := -1, -1
+	for i, h := range rows[0] {
+		switch h {
+		case "售价", "价格":
+			price = i
+		case "_error":
+			errCol = i
+		}
+	}
+	fixed := 0
+	for _, r := range rows[1:] {
+		if e := r[errCol]; strings.HasPrefix(e, "InvalidNumber") && strings.Contains(e, "(price)") {
+			r[price] = "19.90"
+			fixed++
+		}
+	}
+	if fixed == 0 {
+		t.Fatal("the demo file has no bad price to fix")
+	}
+	var buf bytes.Buffer
+	w := csv.NewWriter(&buf)
+	w.UseCRLF = true
+	w.WriteAll(rows)
+	gbk, _ := simplifiedchinese.GB18030.NewEncoder().String(buf.String())
+	if err := os.WriteFile(path, []byte(gbk), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return fixed
 }

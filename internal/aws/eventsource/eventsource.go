@@ -52,8 +52,8 @@ type Config struct {
 	ShortPoll    bool
 	SplitTimeout time.Duration // each splitter invocation's deadline (default 15m)
 	// UntilIdle: return once no message is waiting or in flight on the upload
-	// and shard queues and no invocation runs (DLQ messages kept for redrive
-	// are not work).
+	// and shard queues, none waits for triage in the DLQ, and no invocation
+	// runs (DLQ messages triage parked for redrive are not work).
 	UntilIdle bool
 	Log       *slog.Logger
 }
@@ -123,6 +123,11 @@ func Run(ctx context.Context, cfg Config, h Handlers) error {
 			for ctx.Err() == nil {
 				sleep(ctx, 500*time.Millisecond)
 				busy, err := pending(ctx, cfg.SQS, cfg.UploadQueueURL, cfg.ShardQueueURL)
+				if err == nil && cfg.DLQURL != "" {
+					var fresh int
+					fresh, err = visible(ctx, cfg.SQS, cfg.DLQURL)
+					busy += fresh
+				}
 				if err != nil {
 					if ctx.Err() == nil {
 						cfg.Log.Warn("queue depth unknown", "error", err)
@@ -188,6 +193,18 @@ func pending(ctx context.Context, c *sqs.Client, urls ...string) (int, error) {
 		}
 	}
 	return total, nil
+}
+
+// visible is the number of messages waiting in the queue (in the DLQ: not
+// yet triaged; parked ones are invisible).
+func visible(ctx context.Context, c *sqs.Client, url string) (int, error) {
+	out, err := c.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(url),
+		AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameApproximateNumberOfMessages}})
+	if err != nil {
+		return 0, err
+	}
+	n, _ := strconv.Atoi(out.Attributes[string(sqstypes.QueueAttributeNameApproximateNumberOfMessages)])
+	return n, nil
 }
 
 // split invokes the splitter with the S3 event a notification carries, as

@@ -44,7 +44,10 @@ type Config struct {
 	// Services limits the faults to these services ("dynamodb", "s3",
 	// "sqs"); empty means all.
 	Services []string
-	Seed     uint64
+	// Only, when set, limits the faults to the requests it accepts (e.g.
+	// S3 object reads, so that provisioning and the split still work).
+	Only func(*http.Request) bool
+	Seed uint64
 }
 
 // Proxy is a running fault-injecting proxy.
@@ -81,7 +84,7 @@ func Start(cfg Config) (*Proxy, error) {
 	p.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.total.Add(1)
 		svc := service(r)
-		if f, ok := p.pick(svc); ok {
+		if f, ok := p.pick(svc); ok && (p.cfg.Only == nil || p.cfg.Only(r)) {
 			p.count(svc, f)
 			switch f {
 			case Throttle, Internal, Denied:
