@@ -80,7 +80,8 @@ last error in the state store, e.g. AccessDenied.
 			return fmt.Errorf("stack %s has no shard DLQ output (ShardDLQUrl)", g.stack)
 		}
 		cfg.SQS, cfg.DLQURL, cfg.ShardQueueURL = clients.SQS, res.DLQURL, res.ShardQueueURL
-		cfg.Store = dynamostate.New(clients.DynamoDB, res.StateTable, dynamostate.Options{})
+		st := dynamostate.New(clients.DynamoDB, res.StateTable, dynamostate.Options{})
+		cfg.Store, cfg.Log = st, st.TriageLog()
 		cfg.ShortPoll = g.endpoint != "" // moto answers short polls exactly; AWS needs a long poll
 
 		tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)

@@ -40,9 +40,11 @@ import (
 
 	"github.com/catalog-import/catalog-import/internal/aws/awserr"
 	"github.com/catalog-import/catalog-import/internal/aws/sqsqueue"
+	"github.com/catalog-import/catalog-import/internal/failure"
 	"github.com/catalog-import/catalog-import/internal/queue"
 	"github.com/catalog-import/catalog-import/internal/split"
 	"github.com/catalog-import/catalog-import/internal/state"
+	"github.com/catalog-import/catalog-import/internal/triage"
 )
 
 // Where a redriven manifest comes from.
@@ -71,10 +73,11 @@ const (
 type Filter struct {
 	BatchID string // only this batch's manifests
 	Shard   *int   // only this shard index
-	// Reason matches the reason of the shard's last error. Until the triage
-	// log is readable here, it is matched (case-insensitively, as a
-	// substring) against the shard's Message in the state store, which holds
-	// the reason an escalated or failed shard ended with ("AccessDenied: ...").
+	// Reason matches the reason of the shard's last error: the reason of
+	// the shard's newest entry in the triage log (Config.Log), compared
+	// case-insensitively; for a shard with no entry (or without a log) it is
+	// matched, as a substring, against the shard's Message in the state
+	// store ("AccessDenied: ..." for an escalated shard).
 	Reason string
 }
 
@@ -86,7 +89,10 @@ type Config struct {
 	SQS *sqs.Client
 	// Store is the stack's state store: ESCALATED shards are listed there,
 	// and Filter.Reason is matched against its shards.
-	Store         state.Store
+	Store state.Store
+	// Log is the stack's triage log, where Filter.Reason looks first
+	// (optional).
+	Log           triage.Log
 	DLQURL        string
 	ShardQueueURL string
 	Filter        Filter
@@ -154,7 +160,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if cfg.Wait <= 0 && !cfg.ShortPoll {
 		cfg.Wait = DefaultWait
 	}
-	r := &run{cfg: cfg, limiter: rate.NewLimiter(rate.Limit(cfg.Rate), 1), shards: map[string][]state.Shard{}, fromDLQ: map[shardKey]bool{}}
+	r := &run{cfg: cfg, limiter: rate.NewLimiter(rate.Limit(cfg.Rate), 1), shards: map[string][]state.Shard{}, last: map[string]map[int]failure.Reason{}, fromDLQ: map[shardKey]bool{}}
 	if cfg.Filter.IsZero() && cfg.Max == 0 && !cfg.DryRun {
 		started, err := r.moveTask(ctx)
 		if err != nil {
@@ -179,8 +185,9 @@ type run struct {
 	cfg     Config
 	limiter *rate.Limiter
 	res     Result
-	shards  map[string][]state.Shard // by batch, for Filter.Reason and ESCALATED shards
-	fromDLQ map[shardKey]bool        // shards whose manifest this run moved (or would move) from the DLQ
+	shards  map[string][]state.Shard          // by batch, for Filter.Reason and ESCALATED shards
+	last    map[string]map[int]failure.Reason // by batch and shard: the reason of the newest triage log entry
+	fromDLQ map[shardKey]bool                 // shards whose manifest this run moved (or would move) from the DLQ
 }
 
 func (r *run) report(it Item) {
@@ -406,6 +413,13 @@ func (r *run) match(ctx context.Context, batch string, shard int) (bool, error) 
 	if f.Reason == "" {
 		return true, nil
 	}
+	last, err := r.lastReasons(ctx, batch)
+	if err != nil {
+		return false, err
+	}
+	if reason, ok := last[shard]; ok {
+		return strings.EqualFold(string(reason), f.Reason), nil
+	}
 	shards, err := r.listShards(ctx, batch)
 	if err != nil {
 		return false, err
@@ -416,6 +430,29 @@ func (r *run) match(ctx context.Context, batch string, shard int) (bool, error) 
 		}
 	}
 	return false, nil
+}
+
+// lastReasons is the reason of each shard's newest triage log entry that
+// has one (a worker's failed delivery or a triage decision), read once per
+// batch.
+func (r *run) lastReasons(ctx context.Context, batch string) (map[int]failure.Reason, error) {
+	if m, ok := r.last[batch]; ok {
+		return m, nil
+	}
+	m := map[int]failure.Reason{}
+	if r.cfg.Log != nil {
+		es, err := r.cfg.Log.List(ctx, batch)
+		if err != nil {
+			return nil, fmt.Errorf("redrive: triage log of %s: %w", batch, err)
+		}
+		for _, e := range es { // oldest first: the newest wins
+			if e.Reason != "" {
+				m[e.Shard] = e.Reason
+			}
+		}
+	}
+	r.last[batch] = m
+	return m, nil
 }
 
 func matchReason(s state.Shard, reason string) bool {
@@ -465,7 +502,11 @@ func (r *run) escalated(ctx context.Context) error {
 			if s.Status != state.ShardEscalated || r.full() {
 				continue
 			}
-			if f := r.cfg.Filter; f.Shard != nil && *f.Shard != s.Index || !matchReason(s, f.Reason) {
+			ok, err := r.match(ctx, b.ID, s.Index)
+			if err != nil {
+				return err
+			}
+			if !ok {
 				continue
 			}
 			it := Item{BatchID: b.ID, Shard: s.Index, Source: SourceEscalated}

@@ -21,9 +21,11 @@ import (
 	"github.com/catalog-import/catalog-import/internal/aws/redrive"
 	"github.com/catalog-import/catalog-import/internal/aws/sqsqueue"
 	"github.com/catalog-import/catalog-import/internal/aws/stack"
+	"github.com/catalog-import/catalog-import/internal/failure"
 	"github.com/catalog-import/catalog-import/internal/queue"
 	"github.com/catalog-import/catalog-import/internal/split"
 	"github.com/catalog-import/catalog-import/internal/state"
+	"github.com/catalog-import/catalog-import/internal/triage"
 )
 
 func TestMain(m *testing.M) { awstest.Main(m) }
@@ -377,4 +379,33 @@ func TestMoveTask(t *testing.T) {
 
 func hasSuffix(s, suffix string) bool {
 	return len(s) >= len(suffix) && s[len(s)-len(suffix):] == suffix
+}
+
+// TestReasonFromTriageLog: --reason matches the reason of each shard's
+// newest triage log entry (its last error), not an older one.
+func TestReasonFromTriageLog(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	at := time.Now().UTC()
+	for _, en := range []triage.Entry{
+		{BatchID: "b-r", Shard: 0, At: at, Kind: triage.KindError, Reason: failure.Throttled},
+		{BatchID: "b-r", Shard: 0, At: at.Add(time.Second), Kind: triage.KindError, Reason: failure.AccessDenied},
+		{BatchID: "b-r", Shard: 1, At: at, Kind: triage.KindError, Reason: failure.AccessDenied},
+		{BatchID: "b-r", Shard: 1, At: at.Add(time.Second), Kind: triage.KindError, Reason: failure.Throttled},
+	} {
+		if err := e.st.TriageLog().Append(t.Context(), en); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msgs := []string{body(t, "b-r", 0), body(t, "b-r", 1), body(t, "b-r", 2)}
+	put(t, e, e.res.DLQURL, msgs...)
+	cfg := e.config()
+	cfg.Log, cfg.Filter.Reason = e.st.TriageLog(), "accessdenied"
+	res, _ := run(t, cfg)
+	if res.Moved != 1 || res.Kept != 2 {
+		t.Errorf("result %+v, want shard 0 moved, 1 (last error Throttled) and 2 (no entry) kept", res)
+	}
+	if diff := cmp.Diff([]string{msgs[0]}, bodies(t, e, e.res.ShardQueueURL)); diff != "" {
+		t.Errorf("shard queue (-want +got):\n%s", diff)
+	}
 }
