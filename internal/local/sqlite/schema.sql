@@ -1,6 +1,7 @@
 -- Catalog Import: the embedded database (one SQLite file: state and products).
 -- Schema version 2 (PRAGMA user_version). Every statement is idempotent; a
--- database of an older version is first upgraded by sqlite.go's upgrades.
+-- database of an older version first gains the columns sqlite.go's
+-- addedColumns lists.
 --
 -- Conventions, so that the file reads well with the sqlite3 CLI:
 --   * times are UTC text, RFC 3339 with nine fraction digits

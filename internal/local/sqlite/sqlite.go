@@ -29,13 +29,14 @@ var Schema string
 // SchemaVersion is the version of Schema, kept in PRAGMA user_version.
 const SchemaVersion = 2
 
-// upgrades[v] takes a database of schema version v-1 to version v, before
-// Schema (which only creates what is missing) is applied.
-var upgrades = map[int]string{
-	2: `ALTER TABLE batches ADD COLUMN parent TEXT NOT NULL DEFAULT '';
-		ALTER TABLE batches ADD COLUMN failures_resolved INTEGER NOT NULL DEFAULT 0;
-		ALTER TABLE failures ADD COLUMN resolved_by TEXT NOT NULL DEFAULT '';
-		ALTER TABLE failures ADD COLUMN resolved_at TEXT;`,
+// addedColumns are the columns added to tables after their first release.
+// Opening a database adds those it lacks (before Schema, whose indexes may
+// use them), so a database of any earlier version keeps working.
+var addedColumns = []struct{ table, column, decl string }{
+	{"batches", "parent", "TEXT NOT NULL DEFAULT ''"},              // v2
+	{"batches", "failures_resolved", "INTEGER NOT NULL DEFAULT 0"}, // v2
+	{"failures", "resolved_by", "TEXT NOT NULL DEFAULT ''"},        // v2
+	{"failures", "resolved_at", "TEXT"},                            // v2
 }
 
 // Driver names accepted in Options.Driver.
@@ -285,9 +286,19 @@ func (db *DB) migrate(ctx context.Context) error {
 		if v > SchemaVersion {
 			return failure.New(failure.Internal, "", "database schema version %d is newer than this program's %d", v, SchemaVersion)
 		}
-		for u := v + 1; v > 0 && u <= SchemaVersion; u++ {
-			if _, err := tx.c.ExecContext(ctx, upgrades[u]); err != nil {
-				return fmt.Errorf("upgrade database schema to version %d: %w", u, err)
+		for _, c := range addedColumns {
+			var have int // columns of that name (0 also when the table does not exist yet)
+			if err := tx.c.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`, c.table, c.column).Scan(&have); err != nil {
+				return err
+			}
+			var tables int
+			if err := tx.c.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?`, c.table).Scan(&tables); err != nil {
+				return err
+			}
+			if have == 0 && tables == 1 {
+				if _, err := tx.c.ExecContext(ctx, fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", c.table, c.column, c.decl)); err != nil {
+					return fmt.Errorf("upgrade database: add %s.%s: %w", c.table, c.column, err)
+				}
 			}
 		}
 		if _, err := tx.c.ExecContext(ctx, Schema); err != nil {
