@@ -132,7 +132,7 @@ func (w *Worker) span(ctx context.Context, name string) (context.Context, func(e
 // noMetrics records nothing.
 type noMetrics struct{}
 
-func (noMetrics) Checkpointed(context.Context, Checkpointed)                             {}
-func (noMetrics) Retried(context.Context, queue.Manifest, string, failure.Reason)        {}
-func (noMetrics) BreakerChanged(string, string)                                          {}
+func (noMetrics) Checkpointed(context.Context, Checkpointed)                              {}
+func (noMetrics) Retried(context.Context, queue.Manifest, string, failure.Reason)         {}
+func (noMetrics) BreakerChanged(string, string)                                           {}
 func (noMetrics) Processed(context.Context, queue.Manifest, Result, error, time.Duration) {}
