@@ -1,6 +1,7 @@
 // Command splitter is the Lambda function that splits each upload under incoming/ into a batch of shards and sends their manifests to the shard queue.
 // All logic is in internal/aws/handler; this builds it from the environment
-// once per container and starts the Lambda runtime loop.
+// once per container (traced with X-Ray when Lambda runs it with a daemon)
+// and starts the Lambda runtime loop.
 package main
 
 import (
@@ -11,12 +12,16 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/catalog-import/catalog-import/internal/aws/handler"
+	"github.com/catalog-import/catalog-import/internal/aws/xraytrace"
 )
 
 func main() {
 	cfg, err := handler.ConfigFromEnv(os.Getenv)
 	if err != nil {
 		log.Fatal(err)
+	}
+	if t := xraytrace.FromEnv(os.Getenv, cfg.Options.Log); t != nil { // in Lambda with a daemon only
+		cfg.Options.Tracer = t
 	}
 	fns, err := handler.Build(context.Background(), cfg)
 	if err != nil {

@@ -172,6 +172,7 @@ func newBreaker(o Options, w *Worker) *gobreaker.CircuitBreaker[[]catalog.Outcom
 		},
 		OnStateChange: func(name string, from, to gobreaker.State) {
 			w.log.Warn("circuit breaker state change", "breaker", name, "from", from.String(), "to", to.String())
+			w.metrics.BreakerChanged(from.String(), to.String())
 		},
 	})
 }
@@ -225,7 +226,8 @@ func (r *run) retry(ctx context.Context, op string, step func() error) error {
 			return err
 		}
 		r.retries++
-		r.w.log.Warn("transient error, retrying", "batch_id", r.m.BatchID, "shard", r.m.Shard, "op", op,
+		r.w.metrics.Retried(ctx, r.m, op, reason)
+		r.log.Warn("transient error, retrying", "op", op,
 			"reason", string(reason), "attempt", attempt+1, "delay", d.String(), "error", err.Error())
 		t := time.NewTimer(d)
 		select {
@@ -249,6 +251,7 @@ func (r *run) write(ctx context.Context, products []catalog.Product) ([]catalog.
 		return nil, failure.Wrap(failure.Throttled, "", err, "rate limiter: "+err.Error())
 	}
 	var outs []catalog.Outcome
+	ctx, end := r.w.span(ctx, SpanSinkWrite)
 	err := r.retry(ctx, "write", func() error {
 		var err error
 		if r.w.breaker == nil {
@@ -260,6 +263,7 @@ func (r *run) write(ctx context.Context, products []catalog.Product) ([]catalog.
 		})
 		return breakerErr(err)
 	})
+	end(err)
 	if err == nil {
 		r.w.limiter.Succeeded()
 	}

@@ -131,6 +131,9 @@ type Worker struct {
 	log   *slog.Logger
 	opt   Options
 
+	tracer  Tracer  // nil: no spans
+	metrics Metrics // never nil (noMetrics)
+
 	limiter *AdaptiveLimiter                             // nil: unlimited
 	breaker *gobreaker.CircuitBreaker[[]catalog.Outcome] // nil: none
 
@@ -150,6 +153,9 @@ type Deps struct {
 	Sink   catalog.Sink
 	Now    func() time.Time // default time.Now
 	Log    *slog.Logger     // default: discard
+	// Tracer and Metrics observe the worker (see observe.go); nil: none.
+	Tracer  Tracer
+	Metrics Metrics
 }
 
 // New returns a worker.
@@ -160,7 +166,11 @@ func New(d Deps, o Options) *Worker {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
-	w := &Worker{src: d.Source, store: d.Store, sink: d.Sink, now: d.Now, log: d.Log, opt: o.withDefaults(), validators: map[string]*compiled{}}
+	if d.Metrics == nil {
+		d.Metrics = noMetrics{}
+	}
+	w := &Worker{src: d.Source, store: d.Store, sink: d.Sink, now: d.Now, log: d.Log, opt: o.withDefaults(),
+		tracer: d.Tracer, metrics: d.Metrics, validators: map[string]*compiled{}}
 	w.limiter = NewAdaptiveLimiter(w.opt.SinkRate, w.opt.SinkBurst)
 	w.breaker = newBreaker(w.opt, w)
 	return w
@@ -223,7 +233,10 @@ func (w *Worker) Process(ctx context.Context, m queue.Manifest) (Result, error) 
 	if w.breaker != nil && w.breaker.State() == gobreaker.StateOpen {
 		return Result{Status: Backoff}, nil // claim nothing: the sink is failing
 	}
-	lease, sh, err := w.store.Claim(ctx, m.BatchID, m.Shard, w.opt.Owner, w.opt.LeaseTTL, w.now())
+	started := time.Now()
+	cctx, end := w.span(ctx, SpanClaim)
+	lease, sh, err := w.store.Claim(cctx, m.BatchID, m.Shard, w.opt.Owner, w.opt.LeaseTTL, w.now())
+	end(claimErr(err))
 	switch {
 	case errors.Is(err, state.ErrShardFinished):
 		return Result{Status: AlreadyDone}, nil
@@ -234,10 +247,24 @@ func (w *Worker) Process(ctx context.Context, m queue.Manifest) (Result, error) 
 	case err != nil:
 		return Result{}, fmt.Errorf("claim shard %d of %s: %w", m.Shard, m.BatchID, err)
 	}
-	run := &run{w: w, m: m, lease: lease, shard: sh, cp: sh.Checkpoint, p: c.p, v: c.v}
+	log := w.log.With("batch_id", m.BatchID, "shard", m.Shard)
+	if m.TraceID != "" {
+		log = log.With("trace_id", m.TraceID)
+	}
+	run := &run{w: w, m: m, lease: lease, shard: sh, cp: sh.Checkpoint, p: c.p, v: c.v, log: log, lastCP: started}
 	res, err := run.process(ctx)
 	res.Retries = run.retries
+	w.metrics.Processed(ctx, m, res, err, time.Since(started))
 	return res, err
+}
+
+// claimErr is the error a claim's span ends with: a shard that is leased or
+// finished is an answer, not a failure.
+func claimErr(err error) error {
+	if errors.Is(err, state.ErrLeased) || errors.Is(err, state.ErrShardFinished) || errors.Is(err, state.ErrBatchFinished) {
+		return nil
+	}
+	return err
 }
 
 // validator returns the compiled profile the batch runs under.
@@ -288,6 +315,8 @@ type run struct {
 	mapping map[string]string
 	shards  []state.Shard // loaded lazily to place displaced rows
 	retries int           // transient errors retried so far (budget: Options.RetryBudget)
+	log     *slog.Logger  // with batch_id, shard and trace_id
+	lastCP  time.Time     // when the previous checkpoint (or the claim) was durable
 
 	// Deadline pacing (reader and committer goroutines): chunks read but not
 	// yet committed, and how long committing one chunk has been taking.
@@ -401,7 +430,9 @@ func (r *run) process(ctx context.Context) (Result, error) {
 		// finish such a shard silently.
 		return Result{}, failure.New(failure.SourceChanged, "", "shard %d of %s: read %d rows, split counted %d", r.m.Shard, r.m.BatchID, r.cp.Counts.Done(), r.m.Rows)
 	}
-	b, err := r.w.store.FinishShard(ctx, r.lease, state.ShardDone, r.cp, "")
+	fctx, end := r.w.span(ctx, SpanFinish)
+	b, err := r.w.store.FinishShard(fctx, r.lease, state.ShardDone, r.cp, "")
+	end(err)
 	if errors.Is(err, state.ErrFenced) {
 		return Result{Status: Fenced, Counts: r.cp.Counts}, nil
 	}
@@ -668,11 +699,13 @@ func (r *run) commit(ctx context.Context, c *chunk) (Result, error) {
 		Total: int64(len(c.raws)), Imported: imported, Failed: int64(len(c.raws)) - imported,
 	})}
 	var batch state.Counts
-	err := r.retry(ctx, "checkpoint", func() error {
+	cpctx, end := r.w.span(ctx, SpanCheckpoint)
+	err := r.retry(cpctx, "checkpoint", func() error {
 		var err error
-		batch, err = r.w.store.Checkpoint(ctx, r.lease, cp, fails, r.w.now().Add(r.w.opt.LeaseTTL))
+		batch, err = r.w.store.Checkpoint(cpctx, r.lease, cp, fails, r.w.now().Add(r.w.opt.LeaseTTL))
 		return err
 	})
+	end(err)
 	switch {
 	case errors.Is(err, state.ErrFenced):
 		return Result{Status: Fenced, Counts: r.cp.Counts}, nil
@@ -682,11 +715,23 @@ func (r *run) commit(ctx context.Context, c *chunk) (Result, error) {
 		return Result{}, fmt.Errorf("checkpoint shard %d at row %d: %w", r.m.Shard, c.nextRow, err)
 	}
 	r.cp = cp
+	r.checkpointed(ctx, imported, int64(len(c.raws))-imported, fails, c.nextRow)
 	if ratio := r.p.MaxErrorRatio(); ratio > 0 && batch.Done() >= minSample && float64(batch.Failed) > ratio*float64(batch.Done()) {
 		return Result{Counts: cp.Counts, Abort: fmt.Sprintf("%d of %d rows failed (%.1f%%), over the profile's max_error_ratio %.1f%%",
 			batch.Failed, batch.Done(), 100*float64(batch.Failed)/float64(batch.Done()), 100*ratio)}, nil
 	}
 	return Result{}, nil
+}
+
+// checkpointed reports a durable checkpoint: metrics, and one log line for
+// its failures.
+func (r *run) checkpointed(ctx context.Context, imported, failed int64, fails []failure.Record, nextRow int64) {
+	now := time.Now()
+	counts := byReason(fails)
+	r.w.metrics.Checkpointed(ctx, Checkpointed{BatchID: r.m.BatchID, Shard: r.m.Shard, TraceID: r.m.TraceID,
+		Imported: imported, Failed: failed, ByReason: counts, Lag: now.Sub(r.lastCP), NextRow: nextRow})
+	r.lastCP = now
+	r.logFailures(ctx, fails, counts, nextRow)
 }
 
 // minSample is how many rows must have an outcome before max_error_ratio is

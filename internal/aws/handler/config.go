@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/catalog-import/catalog-import/internal/aws/awsclient"
 	"github.com/catalog-import/catalog-import/internal/aws/dynamocatalog"
 	"github.com/catalog-import/catalog-import/internal/aws/dynamostate"
+	"github.com/catalog-import/catalog-import/internal/aws/emf"
 	"github.com/catalog-import/catalog-import/internal/aws/s3store"
 	"github.com/catalog-import/catalog-import/internal/aws/sqsqueue"
 	"github.com/catalog-import/catalog-import/internal/profile"
@@ -40,7 +42,10 @@ type Config struct {
 // SHARD_ROWS, SHARD_BYTES, POOL_SIZE, CHECKPOINT_EVERY, LEASE_TTL_SECONDS,
 // FAILURE_TTL_DAYS, PROFILE_FILE, LOG_LEVEL, ESCALATION_TOPIC_ARN and
 // STACK_NAME (optional; the stack's name in notifications); AWS_REGION and
-// AWS_ENDPOINT_URL as the SDK reads them.
+// AWS_ENDPOINT_URL as the SDK reads them. Logs are JSON on stderr; in
+// Lambda (AWS_LAMBDA_FUNCTION_NAME set) metrics are EMF lines on stdout.
+// Tracing is the caller's to add (Options.Tracer): functions/<name>/main.go
+// sets it, so that importctl does not link the X-Ray SDK.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	c := Config{
 		AWS:    awsclient.Settings{Region: getenv("AWS_REGION"), Endpoint: getenv("AWS_ENDPOINT_URL")},
@@ -87,12 +92,21 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		}
 	}
 	c.Options.Log = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if fn := getenv("AWS_LAMBDA_FUNCTION_NAME"); fn != "" {
+		// In Lambda: metrics as EMF lines on stdout (logs are on stderr).
+		c.Options.Metrics = emf.New(os.Stdout, fn)
+	}
 	return c, nil
 }
 
-// Build makes the clients (once per container) and the AWS adapters, and
-// returns the handlers over them.
+// Build makes the clients (once per container; traced when
+// c.Options.Tracer is set) and the AWS adapters, and returns the handlers
+// over them.
 func Build(ctx context.Context, c Config) (*Functions, error) {
+	if c.Options.Tracer != nil {
+		c.AWS.APIOptions = slices.Clone(c.AWS.APIOptions)
+		c.Options.Tracer.Instrument(&c.AWS.APIOptions)
+	}
 	clients, err := awsclient.New(ctx, c.AWS)
 	if err != nil {
 		return nil, err

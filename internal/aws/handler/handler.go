@@ -11,6 +11,7 @@ package handler
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/smithy-go/middleware"
 
 	"github.com/catalog-import/catalog-import/internal/aws/s3store"
 	"github.com/catalog-import/catalog-import/internal/aws/sqsqueue"
@@ -39,6 +41,10 @@ import (
 
 // IncomingPrefix is where uploads that start an import land in the bucket.
 const IncomingPrefix = "incoming/"
+
+// attrTraceHeader is the SQS message system attribute of the X-Ray trace
+// header (Lambda passes it in the record's attributes).
+const attrTraceHeader = "AWSTraceHeader"
 
 // Ports are the adapters the handlers run on.
 type Ports struct {
@@ -90,6 +96,87 @@ type Options struct {
 	Owner     string // lease owner prefix (default "lambda")
 	Log       *slog.Logger
 	Now       func() time.Time
+	// Tracer traces the functions (X-Ray in Lambda). Nil: no spans; trace
+	// ids still travel with the manifests into the failure records.
+	Tracer Tracer
+	// Metrics receives the functions' metrics (EMF lines in Lambda). Nil:
+	// none.
+	Metrics Metrics
+}
+
+// Tracer is the tracing the functions need (internal/aws/xraytrace): the
+// engine's spans, a segment per shard delivery continuing the manifest's
+// trace, the header to hand on with manifests, and the SDK clients'
+// instrumentation. Implementations must not fail or print when there is no
+// trace.
+type Tracer interface {
+	shard.Tracer
+	// Continue begins the segment of one delivery in the trace traceHeader
+	// names (a subsegment of the invocation when it names none), with
+	// searchable annotations.
+	Continue(ctx context.Context, name, traceHeader string, annotations map[string]any) (context.Context, func(error))
+	// Header returns the trace header of ctx's current span ("" when none).
+	Header(ctx context.Context) string
+	// Instrument adds tracing to the clients built with these API options.
+	Instrument(apiOptions *[]func(*middleware.Stack) error)
+}
+
+// Metrics is the metrics port of the functions (internal/aws/emf): the
+// worker's, and triage's decisions.
+type Metrics interface {
+	shard.Metrics
+	TriageDecided(ctx context.Context, batchID string, shard int, d triage.Decision)
+}
+
+// lambdaTraceKey is the context key under which aws-lambda-go puts the
+// invocation's X-Ray trace header (a plain string key, its choice).
+const lambdaTraceKey = "x-amzn-trace-id"
+
+// span starts a span with the tracer, if any.
+func (f *Functions) span(ctx context.Context, name string) (context.Context, func(error)) {
+	if f.o.Tracer == nil {
+		return ctx, func(error) {}
+	}
+	return f.o.Tracer.Start(ctx, name)
+}
+
+// traceHeader is the trace header to hand on from ctx: the current span's,
+// else the invocation's (Lambda passes one even when tracing is off).
+func (f *Functions) traceHeader(ctx context.Context) string {
+	if f.o.Tracer != nil {
+		if h := f.o.Tracer.Header(ctx); h != "" {
+			return h
+		}
+	}
+	h, _ := ctx.Value(lambdaTraceKey).(string)
+	return h
+}
+
+// continueTrace begins the segment of one delivery of m (name: the
+// function's role) in m's trace; delivered is the AWSTraceHeader the
+// delivery carried.
+func (f *Functions) continueTrace(ctx context.Context, name string, m queue.Manifest, delivered string) (context.Context, func(error)) {
+	if f.o.Tracer == nil {
+		return ctx, func(error) {}
+	}
+	return f.o.Tracer.Continue(ctx, name, sqsqueue.TraceHeader(m.TraceID, delivered),
+		map[string]any{"batch_id": m.BatchID, "shard": m.Shard})
+}
+
+// sendCtx returns ctx carrying the trace header that manifests sent from it
+// hand on.
+func (f *Functions) sendCtx(ctx context.Context) context.Context {
+	return sqsqueue.WithTraceHeader(ctx, f.traceHeader(ctx))
+}
+
+// NewTraceID returns a new X-Ray trace id (1-<epoch seconds, 8 hex>-<96
+// random bits, 24 hex>): the splitter's when its invocation carries none
+// (importctl dev, tests), so failure records and log lines of one upload
+// still share an id.
+func NewTraceID(now time.Time) string {
+	var b [12]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return fmt.Sprintf("1-%08x-%s", uint32(now.Unix()), hex.EncodeToString(b[:]))
 }
 
 // Functions holds the ports and the engine built once per container.
@@ -120,7 +207,15 @@ func New(p Ports, o Options) *Functions {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	w := shard.New(shard.Deps{Source: p.Source, Store: p.Store, Sink: p.Sink, Log: o.Log, Now: o.Now},
+	var tracer shard.Tracer
+	if o.Tracer != nil {
+		tracer = o.Tracer
+	}
+	var metrics shard.Metrics
+	if o.Metrics != nil {
+		metrics = o.Metrics
+	}
+	w := shard.New(shard.Deps{Source: p.Source, Store: p.Store, Sink: p.Sink, Log: o.Log, Now: o.Now, Tracer: tracer, Metrics: metrics},
 		shard.Options{Owner: o.Owner, LeaseTTL: o.LeaseTTL, CheckpointEvery: o.CheckpointEvery, Pool: o.Pool,
 			MaxRecord: o.Split.MaxRecord, DeadlineMargin: o.DeadlineMargin,
 			// The breaker makes a worker back off (Status Backoff: the message
@@ -175,6 +270,11 @@ func (f *Functions) split(ctx context.Context, r events.S3EventRecord) error {
 	}
 	o := r.S3.Object
 	id := BatchID(bucket, key, o.VersionID, o.Sequencer, o.ETag)
+	// The upload's trace: the invocation's (S3 -> Lambda), else a new one.
+	traceID := sqsqueue.TraceID(f.traceHeader(ctx))
+	if !sqsqueue.ValidTraceID(traceID) {
+		traceID = NewTraceID(f.o.Now())
+	}
 	log := f.log.With("batch_id", id, "bucket", bucket, "key", key)
 
 	// A duplicate or retried event: the batch exists. Send the manifests of
@@ -182,12 +282,13 @@ func (f *Functions) split(ctx context.Context, r events.S3EventRecord) error {
 	// sent none), without reading the object again.
 	if b, err := f.p.Store.GetBatch(ctx, id); err == nil {
 		n, err := f.resend(ctx, b)
-		log.Info("batch exists", "status", b.Status, "manifests_sent", n)
+		log.Info("batch exists", "status", b.Status, "manifests_sent", n, "trace_id", b.TraceID)
 		return err
 	} else if !errors.Is(err, state.ErrNotFound) {
 		return fmt.Errorf("get batch %s: %w", id, err)
 	}
 
+	log = log.With("trace_id", traceID)
 	uri := s3store.URI(bucket, key)
 	info, err := f.p.Source.Stat(ctx, uri)
 	if err != nil {
@@ -203,11 +304,16 @@ func (f *Functions) split(ctx context.Context, r events.S3EventRecord) error {
 	if err != nil {
 		return err
 	}
-	plan, err := split.PlanSource(ctx, f.p.Source, info, v, f.o.Split)
+	sctx, end := f.span(ctx, "split")
+	plan, err := split.PlanSource(sctx, f.p.Source, info, v, f.o.Split)
+	end(err)
 	if err != nil {
 		return fmt.Errorf("split %s: %w", uri, err)
 	}
-	out, err := split.Register(ctx, f.p.Store, f.p.Queue, split.Request{BatchID: id, Plan: plan, Profile: f.o.Profile, Now: f.o.Now().UTC()})
+	rctx, end := f.span(ctx, "register")
+	out, err := split.Register(f.sendCtx(rctx), f.p.Store, f.p.Queue, split.Request{BatchID: id, Plan: plan, Profile: f.o.Profile,
+		TraceID: traceID, Now: f.o.Now().UTC()})
+	end(err)
 	if err != nil {
 		return err
 	}
@@ -231,7 +337,7 @@ func (f *Functions) resend(ctx context.Context, b state.Batch) (int, error) {
 			ms = append(ms, split.Manifest(b, s, b.TraceID))
 		}
 	}
-	if err := f.p.Queue.Send(ctx, 0, ms...); err != nil {
+	if err := f.p.Queue.Send(f.sendCtx(ctx), 0, ms...); err != nil {
 		return 0, fmt.Errorf("send %d manifests of %s: %w", len(ms), b.ID, err)
 	}
 	return len(ms), nil
@@ -254,31 +360,40 @@ var errBackoff error = failure.New(failure.CircuitOpen, "", "the product store k
 func (f *Functions) Worker(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	var resp events.SQSEventResponse
 	for _, r := range ev.Records {
-		if err := f.work(ctx, r); err != nil {
+		msg, err := sqsqueue.FromEvent(r)
+		if err != nil {
+			err = fmt.Errorf("unreadable manifest: %w", err)
+		} else {
+			err = f.work(ctx, r, msg)
+		}
+		if err != nil {
 			level := slog.LevelError
 			if errors.Is(err, errLeased) || errors.Is(err, errBackoff) {
 				level = slog.LevelInfo
 			}
-			f.log.Log(ctx, level, "shard delivery not done", "message_id", r.MessageId, "error", err,
-				"reason", failure.ReasonOf(err))
+			m := msg.Manifest
+			f.log.Log(ctx, level, "shard delivery not done", "message_id", r.MessageId, "batch_id", m.BatchID, "shard", m.Shard,
+				"trace_id", m.TraceID, "error", err, "reason", failure.ReasonOf(err))
 			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: r.MessageId})
 		}
 	}
 	return resp, nil
 }
 
-func (f *Functions) work(ctx context.Context, r events.SQSMessage) (err error) {
-	msg, err := sqsqueue.FromEvent(r)
-	if err != nil {
-		return fmt.Errorf("unreadable manifest: %w", err)
-	}
+func (f *Functions) work(ctx context.Context, r events.SQSMessage, msg queue.Message) (err error) {
 	m := msg.Manifest
+	ctx, end := f.continueTrace(ctx, "shard-worker", m, r.Attributes[attrTraceHeader])
 	defer func() {
 		if err != nil && !errors.Is(err, errLeased) {
 			f.recordError(ctx, msg, err)
 		}
+		if errors.Is(err, errLeased) || errors.Is(err, errBackoff) {
+			end(nil) // returned for later: not a fault of this delivery
+		} else {
+			end(err)
+		}
 	}()
-	log := f.log.With("batch_id", m.BatchID, "shard", m.Shard)
+	log := f.log.With("batch_id", m.BatchID, "shard", m.Shard, "trace_id", m.TraceID)
 	res, err := f.worker.Process(ctx, m)
 	if err != nil {
 		return fmt.Errorf("shard %d of %s: %w", m.Shard, m.BatchID, err)
@@ -294,7 +409,7 @@ func (f *Functions) work(ctx context.Context, r events.SQSMessage) (err error) {
 		// message comes back after the visibility timeout.
 		return errBackoff
 	case res.Status == shard.Partial:
-		if err := f.p.Queue.Send(ctx, 0, m); err != nil {
+		if err := f.p.Queue.Send(f.sendCtx(ctx), 0, m); err != nil {
 			return fmt.Errorf("hand on shard %d of %s: %w", m.Shard, m.BatchID, err)
 		}
 	case res.Status == shard.Done && res.Last:
@@ -320,7 +435,7 @@ func (f *Functions) finalize(ctx context.Context, id, abort string) error {
 	if err != nil {
 		return fmt.Errorf("finalize %s: %w", id, err)
 	}
-	f.log.Info("batch finished", "batch_id", id, "status", b.Status, "rows_total", b.Counts.Total,
+	f.log.Info("batch finished", "batch_id", id, "trace_id", b.TraceID, "status", b.Status, "rows_total", b.Counts.Total,
 		"rows_imported", b.Counts.Imported, "rows_failed", b.Counts.Failed, "rows_skipped", b.Counts.Skipped,
 		"report", b.Report, "message", b.Message)
 	return nil

@@ -126,8 +126,8 @@ func TestSampleEvents(t *testing.T) {
 	if err != nil {
 		t.Fatalf("events/sqs-shard.json: %v", err)
 	}
-	// The upload time and version id differ from run to run.
-	got.Source.ModTime, got.Source.Version = real.Source.ModTime, real.Source.Version
+	// The upload time, version id and trace id differ from run to run.
+	got.Source.ModTime, got.Source.Version, got.TraceID = real.Source.ModTime, real.Source.Version, real.TraceID
 	if diff := cmp.Diff(real, got); diff != "" {
 		t.Fatalf("events/sqs-shard.json is not the splitter's manifest of shard 1 (go test -update rewrites it):\n%s", diff)
 	}
@@ -150,6 +150,22 @@ func TestSampleEvents(t *testing.T) {
 	}
 	if s1.Status != state.ShardDone || s1.Checkpoint.Counts.Total != s1.Rows || n != s1.Checkpoint.Counts.Imported || s1.Attempts != 1 {
 		t.Fatalf("shard 1 after two deliveries: %+v with %d products", s1, n)
+	}
+	// Its failure records carry the trace of the delivery (the manifest's
+	// trace_id, else the root of its AWSTraceHeader attribute).
+	wantTrace := sqsqueue.TraceID(shardEv.Records[0].Attributes["AWSTraceHeader"])
+	if m, _ := sqsqueue.FromEvent(shardEv.Records[0]); m.Manifest.TraceID != "" {
+		wantTrace = m.Manifest.TraceID
+	}
+	one := 1
+	fs, err := store.Failures(ctx, id, state.FailureFilter{Shard: &one})
+	if err != nil || len(fs) == 0 {
+		t.Fatalf("failures of shard 1: %d, %v", len(fs), err)
+	}
+	for _, f := range fs {
+		if f.TraceID != wantTrace || wantTrace == "" {
+			t.Fatalf("failure record of row %d: trace id %q, want %q", f.Row, f.TraceID, wantTrace)
+		}
 	}
 
 	// The rest of the queue's deliveries (duplicates included) finish the batch.
@@ -236,6 +252,7 @@ func rewrite(t *testing.T, name string, m queue.Manifest, receiveCount, queueURL
 		"attributes": map[string]string{
 			"ApproximateReceiveCount": receiveCount, "SentTimestamp": "1795953600000",
 			"SenderId": "AIDAIENQZJOLO23YVJ4VO", "ApproximateFirstReceiveTimestamp": "1795953600001",
+			"AWSTraceHeader": "Root=" + m.TraceID + ";Parent=53995c3f42cd8ad8;Sampled=1",
 		},
 		"messageAttributes": map[string]any{},
 		"md5OfBody":         "",

@@ -109,8 +109,13 @@ type triaged struct {
 func (f *Functions) triage(ctx context.Context, r events.SQSMessage) (keep bool) {
 	msg, merr := sqsqueue.FromEvent(r)
 	t := &triaged{r: r, m: msg.Manifest}
+	ctx, end := f.continueTrace(ctx, "triage", t.m, r.Attributes[attrTraceHeader])
+	defer end(nil)
 	t.in = triage.Input{ReceiveCount: msg.ReceiveCount, RetryCount: t.m.RetryCount}
 	t.log = f.log.With("message_id", r.MessageId, "receive_count", msg.ReceiveCount, "retry_count", t.m.RetryCount)
+	if t.m.TraceID != "" {
+		t.log = t.log.With("trace_id", t.m.TraceID)
+	}
 	batchID, index := triage.UnknownBatch, -1
 	if merr != nil {
 		t.in.ManifestError = merr.Error()
@@ -127,6 +132,9 @@ func (f *Functions) triage(ctx context.Context, r events.SQSMessage) (keep bool)
 
 	d := triage.Decide(t.in, f.o.Triage)
 	t.log = t.log.With("action", d.Action, "reason", d.Reason, "why", d.Why)
+	if f.o.Metrics != nil {
+		f.o.Metrics.TriageDecided(ctx, batchID, index, d)
+	}
 	if f.p.Log != nil {
 		e := triage.Entry{BatchID: batchID, Shard: index, At: f.o.Now().UTC(), Kind: triage.KindDecision,
 			Layer: t.in.Layer, Reason: d.Reason, Message: d.Why, Action: d.Action, Delay: d.Delay,
@@ -140,7 +148,7 @@ func (f *Functions) triage(ctx context.Context, r events.SQSMessage) (keep bool)
 	case triage.Retry:
 		next := t.m
 		next.RetryCount++
-		if err := f.p.Queue.Send(ctx, d.Delay, next); err != nil {
+		if err := f.p.Queue.Send(f.sendCtx(ctx), d.Delay, next); err != nil {
 			t.log.Error("triage retry not sent; message returned for later", "error", err)
 			return true
 		}

@@ -1,9 +1,12 @@
 package handler_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +20,7 @@ import (
 	"github.com/catalog-import/catalog-import/internal/aws/awstest"
 	"github.com/catalog-import/catalog-import/internal/aws/dynamocatalog"
 	"github.com/catalog-import/catalog-import/internal/aws/dynamostate"
+	"github.com/catalog-import/catalog-import/internal/aws/emf"
 	"github.com/catalog-import/catalog-import/internal/aws/eventsource"
 	"github.com/catalog-import/catalog-import/internal/aws/handler"
 	"github.com/catalog-import/catalog-import/internal/aws/s3store"
@@ -46,6 +50,7 @@ type triageRig struct {
 
 	mu      sync.Mutex
 	notices []notice
+	metrics syncWriter // triage's EMF lines
 }
 
 func newTriageRig(t *testing.T, name string, policy triage.Policy) *triageRig {
@@ -77,6 +82,8 @@ func newTriageRig(t *testing.T, name string, policy triage.Policy) *triageRig {
 	opts := handler.Options{Log: testLogger(t), Triage: policy, StackName: name, Settle: 5 * time.Second, Owner: "test",
 		Split: split.Options{ShardRows: 400}, CheckpointEvery: 100, LeaseTTL: time.Minute}
 	r.fns = handler.New(ports, opts)
+	r.metrics.w = &bytes.Buffer{}
+	opts.Metrics = emf.New(&r.metrics, "triage")
 	// Triage runs after the message's deliveries are exhausted (six
 	// visibility timeouts), when the leases of the failed deliveries have
 	// long expired.
@@ -201,6 +208,22 @@ func TestTriageSkipsChangedSource(t *testing.T) {
 	}
 	if ds := r.decisions(t, r.batchID); len(ds) != 3 || ds[2].Action != triage.Done {
 		t.Fatalf("decisions: %+v", ds)
+	}
+	// Each decision is a TriageDecisions metric by action.
+	var actions []string
+	for _, l := range strings.Split(strings.TrimSpace(r.metrics.w.String()), "\n") {
+		var m struct {
+			Action  string
+			BatchID string  `json:"batch_id"`
+			N       float64 `json:"TriageDecisions"`
+		}
+		if err := emf.Validate([]byte(l)); err != nil || json.Unmarshal([]byte(l), &m) != nil || m.N != 1 || m.BatchID != r.batchID {
+			t.Fatalf("triage metric line %s: %v", l, err)
+		}
+		actions = append(actions, m.Action)
+	}
+	if want := []string{"skip", "skip", "done"}; !slices.Equal(actions, want) {
+		t.Errorf("TriageDecisions lines by action %v, want %v", actions, want)
 	}
 	if len(r.notices) != 0 {
 		t.Errorf("notifications for skips: %+v", r.notices)

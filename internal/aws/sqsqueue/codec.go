@@ -63,8 +63,8 @@ func Decode(body string) (queue.Manifest, error) {
 
 // FromEvent turns one record of a Lambda SQS event into a Message, decoding
 // its body as Receive does: ReceiveCount comes from the
-// ApproximateReceiveCount attribute (0 when absent), and an AWSTraceHeader
-// attribute fills a manifest without a TraceID. A body that is not a readable
+// ApproximateReceiveCount attribute (0 when absent), and the trace id (Root)
+// of an AWSTraceHeader attribute fills a manifest without a TraceID. A body that is not a readable
 // manifest returns the Message (with what could be read) and an error
 // matching ErrUnreadable.
 func FromEvent(m events.SQSMessage) (queue.Message, error) {
@@ -82,7 +82,7 @@ func message(id, receipt, body string, attrs map[string]string) (queue.Message, 
 	count, _ := strconv.Atoi(attrs[attrReceiveCount])
 	m, err := Decode(body)
 	if m.TraceID == "" {
-		m.TraceID = attrs[attrTraceHeader]
+		m.TraceID = TraceID(attrs[attrTraceHeader])
 	}
 	msg := queue.Message{ID: id, Receipt: receipt, ReceiveCount: count, Manifest: m}
 	if err != nil {

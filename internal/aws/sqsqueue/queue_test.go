@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -152,12 +153,12 @@ func TestFromEvent(t *testing.T) {
 		t.Errorf("manifest (-want +got):\n%s", diff)
 	}
 
-	// The trace header fills a manifest without a trace id.
+	// The trace id of the trace header fills a manifest without one.
 	noTrace := want
 	noTrace.TraceID = ""
 	ev.Body, _ = sqsqueue.Encode(noTrace)
 	ev.Attributes["AWSTraceHeader"] = "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1"
-	if m, err := sqsqueue.FromEvent(ev); err != nil || m.Manifest.TraceID != ev.Attributes["AWSTraceHeader"] {
+	if m, err := sqsqueue.FromEvent(ev); err != nil || m.Manifest.TraceID != "1-5759e988-bd862e3fe1be46a994272793" {
 		t.Errorf("FromEvent with AWSTraceHeader: TraceID %q, %v", m.Manifest.TraceID, err)
 	}
 
@@ -410,6 +411,92 @@ func TestSendRetriesFailedEntries(t *testing.T) {
 			}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("shards received (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// captureTraceHeaders records the AWSTraceHeader of every entry of the
+// SendMessageBatch requests ("" for none), by manifest shard.
+type captureTraceHeaders struct {
+	mu  sync.Mutex
+	got map[string]string // entry id -> header
+}
+
+func (c *captureTraceHeaders) add(stack *middleware.Stack) error {
+	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("captureTraceHeaders",
+		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			if params, ok := in.Parameters.(*sqs.SendMessageBatchInput); ok {
+				c.mu.Lock()
+				for _, e := range params.Entries {
+					c.got[aws.ToString(e.Id)] = aws.ToString(e.MessageSystemAttributes["AWSTraceHeader"].StringValue)
+				}
+				c.mu.Unlock()
+			}
+			return next.HandleInitialize(ctx, in)
+		}), middleware.After)
+}
+
+// TestSendTraceHeader: Send gives each manifest of a trace the
+// AWSTraceHeader system attribute: the caller's span header when it is of
+// the manifest's trace (its Parent links the worker to the sender), else
+// the trace id alone; none without a valid trace id. SQS (moto) accepts
+// the requests.
+func TestSendTraceHeader(t *testing.T) {
+	const (
+		id    = "1-5759e988-bd862e3fe1be46a994272793"
+		span  = "Root=" + id + ";Parent=53995c3f42cd8ad8;Sampled=1"
+		other = "Root=1-67891233-abcdef012345678912345678;Parent=1234567890abcdef;Sampled=1"
+	)
+	tests := []struct {
+		name, traceID, ctxHeader, want string
+	}{
+		{"span of the same trace", id, span, span},
+		{"span of another trace", id, other, "Root=" + id},
+		{"no span", id, "", "Root=" + id},
+		{"a header as trace id", span, "", "Root=" + id},
+		{"no trace id", "", span, ""},
+		{"not an X-Ray trace id", "local-42", "", ""},
+	}
+	base, _ := newQueue(t, 30*time.Second)
+	capture := &captureTraceHeaders{got: map[string]string{}}
+	q := sqsqueue.New(awstest.Clients(t, capture.add).SQS, base.URL())
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := queuetest.Manifest(0)
+			m.TraceID = tt.traceID
+			ctx := sqsqueue.WithTraceHeader(t.Context(), tt.ctxHeader)
+			if err := q.Send(ctx, 0, m); err != nil {
+				t.Fatalf("Send: %v", err)
+			}
+			capture.mu.Lock()
+			got := capture.got["0"]
+			capture.mu.Unlock()
+			if got != tt.want {
+				t.Errorf("AWSTraceHeader %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestTraceHeader: the header a worker continues a manifest's trace with.
+func TestTraceHeader(t *testing.T) {
+	const id = "1-5759e988-bd862e3fe1be46a994272793"
+	delivered := "Root=" + id + ";Parent=53995c3f42cd8ad8;Sampled=1"
+	tests := []struct {
+		name, traceID, delivered, want string
+	}{
+		{"delivered header of the manifest's trace", id, delivered, delivered},
+		{"delivered header, manifest without trace", "", delivered, delivered},
+		{"delivered header of another trace", "1-67891233-abcdef012345678912345678", delivered, "Root=1-67891233-abcdef012345678912345678"},
+		{"nothing delivered", id, "", "Root=" + id},
+		{"nothing at all", "", "", ""},
+		{"not an X-Ray trace id", "local-42", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := sqsqueue.TraceHeader(tt.traceID, tt.delivered); got != tt.want {
+				t.Errorf("TraceHeader(%q, %q) = %q, want %q", tt.traceID, tt.delivered, got, tt.want)
 			}
 		})
 	}

@@ -76,6 +76,9 @@ func (q *Queue) URL() string { return q.url }
 
 // Send enqueues manifests with SendMessageBatch, ten to a request, each
 // visible after delay rounded up to whole seconds (at most MaxSendDelay).
+// A manifest with a TraceID carries it as the message's AWSTraceHeader
+// system attribute (see WithTraceHeader), so X-Ray links the receiving
+// worker to the trace.
 // Entries SQS reports as failed through no fault of the sender are sent
 // again with backoff, a bounded number of times; the error then names the
 // manifests not sent. Encoding errors and invalid delays send nothing, but
@@ -96,6 +99,11 @@ func (q *Queue) Send(ctx context.Context, delay time.Duration, manifests ...queu
 			return fmt.Errorf("sqsqueue: manifest of batch %s shard %d: %d bytes, more than SQS's %d", m.BatchID, m.Shard, len(body), maxBatchBytes)
 		}
 		entries[i] = types.SendMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), MessageBody: aws.String(body), DelaySeconds: secs}
+		if th := traceHeader(ctx, m.TraceID); th != "" {
+			entries[i].MessageSystemAttributes = map[string]types.MessageSystemAttributeValue{
+				attrTraceHeader: {DataType: aws.String("String"), StringValue: aws.String(th)},
+			}
+		}
 	}
 	for len(entries) > 0 {
 		n, size := 0, 0
@@ -169,8 +177,8 @@ func entryError(f types.BatchResultErrorEntry, manifests []queue.Manifest, id st
 // Receive long-polls for up to wait (rounded up to whole seconds, at most
 // MaxWait) and returns at most max messages (at most 10 per call, as SQS
 // allows; SQS may return fewer than are available). ReceiveCount is SQS's
-// ApproximateReceiveCount; a manifest without a TraceID gets the message's
-// AWSTraceHeader, if any.
+// ApproximateReceiveCount; a manifest without a TraceID gets the trace id
+// (Root) of the message's AWSTraceHeader, if any.
 //
 // When some bodies are not readable manifests, Receive returns the readable
 // messages together with an *UnreadableError holding the others, with their
