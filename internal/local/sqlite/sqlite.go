@@ -27,7 +27,14 @@ import (
 var Schema string
 
 // SchemaVersion is the version of Schema, kept in PRAGMA user_version.
-const SchemaVersion = 1
+// Version 2 added shards.staged.
+const SchemaVersion = 2
+
+// upgrades[v] brings a database of version v to version v+1; they run
+// before Schema is applied (which creates what a new database lacks).
+var upgrades = []string{
+	1: `ALTER TABLE shards ADD COLUMN staged TEXT`,
+}
 
 // Driver names accepted in Options.Driver.
 const (
@@ -275,6 +282,11 @@ func (db *DB) migrate(ctx context.Context) error {
 		}
 		if v > SchemaVersion {
 			return failure.New(failure.Internal, "", "database schema version %d is newer than this program's %d", v, SchemaVersion)
+		}
+		for u := v; u > 0 && u < SchemaVersion; u++ {
+			if _, err := tx.c.ExecContext(ctx, upgrades[u]); err != nil {
+				return fmt.Errorf("upgrade schema from version %d: %w", u, err)
+			}
 		}
 		if _, err := tx.c.ExecContext(ctx, Schema); err != nil {
 			return err
