@@ -114,19 +114,15 @@ type Checkpoint struct {
 
 // Shard is a contiguous byte range of the source, cut at record boundaries.
 type Shard struct {
-	BatchID    string `json:"batch_id"`
-	Index      int    `json:"shard"`
-	Sheet      string `json:"sheet"`       // "-" for files without sheets
-	SheetIndex int    `json:"sheet_index"` // order of the sheet in the workbook
-	Start      int64  `json:"byte_start"`  // first byte (inclusive)
-	End        int64  `json:"byte_end"`    // last byte (exclusive)
-	FirstRow   int64  `json:"first_row"`   // row number of the first record
-	Rows       int64  `json:"rows"`        // data rows in the range (blank lines excluded)
-	Checksum   string `json:"checksum"`    // checksum of the range's bytes
-	// Staged is set when the source cannot be range-read (XLSX): the
-	// shard's rows are in a staged object and Start, End and the
-	// checkpoint's offsets are offsets in that object.
-	Staged     *Staged     `json:"staged,omitempty"`
+	BatchID    string      `json:"batch_id"`
+	Index      int         `json:"shard"`
+	Sheet      string      `json:"sheet"`       // "-" for files without sheets
+	SheetIndex int         `json:"sheet_index"` // order of the sheet in the workbook
+	Start      int64       `json:"byte_start"`  // first byte (inclusive)
+	End        int64       `json:"byte_end"`    // last byte (exclusive)
+	FirstRow   int64       `json:"first_row"`   // row number of the first record
+	Rows       int64       `json:"rows"`        // data rows in the range (blank lines excluded)
+	Checksum   string      `json:"checksum"`    // checksum of the range's bytes
 	Status     ShardStatus `json:"status"`
 	Checkpoint Checkpoint  `json:"checkpoint"`
 	Owner      string      `json:"owner,omitempty"`
@@ -135,6 +131,10 @@ type Shard struct {
 	Attempts   int         `json:"attempts"` // successful claims so far
 	Message    string      `json:"message,omitempty"`
 	UpdatedAt  time.Time   `json:"updated_at"`
+	// Staged is set when the source cannot be range-read (XLSX): the
+	// shard's rows are in a staged object and Start, End and the
+	// checkpoint's offsets are offsets in that object.
+	Staged *Staged `json:"staged,omitempty"`
 }
 
 // Staged is the object holding a shard's rows when the source cannot be
