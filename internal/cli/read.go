@@ -241,6 +241,7 @@ func writeFailures(ctx context.Context, w io.Writer, db reader, b state.Batch, f
 		tw *tabwriter.Writer
 		fw *fixfile.Writer
 	)
+	sheets := b.Layout.Format == string(record.XLSX)
 	switch format {
 	case "fixfile":
 		var err error
@@ -253,11 +254,14 @@ func writeFailures(ctx context.Context, w io.Writer, db reader, b state.Batch, f
 			header = nil
 		}
 		var err error
-		if rw, err = failure.NewReportWriter(w, header, false); err != nil {
+		if rw, err = failure.NewReportWriter(w, header, b.Layout.Format == string(record.XLSX)); err != nil {
 			return err
 		}
 	case "table":
 		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		if sheets {
+			fmt.Fprint(tw, "SHEET\t")
+		}
 		fmt.Fprintln(tw, "ROW\tREASON\tFIELD\tMESSAGE")
 	}
 	enc := json.NewEncoder(w)
@@ -282,7 +286,12 @@ func writeFailures(ctx context.Context, w io.Writer, db reader, b state.Batch, f
 			case "jsonl":
 				err = enc.Encode(r)
 			default:
-				_, err = fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", r.Row, r.Reason, r.Field, oneLine(r.Message, 120))
+				if sheets {
+					_, err = fmt.Fprintf(tw, "%s\t", r.Sheet)
+				}
+				if err == nil {
+					_, err = fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", r.Row, r.Reason, r.Field, oneLine(r.Message, 120))
+				}
 			}
 			if err != nil {
 				return err
