@@ -48,10 +48,10 @@ type Config struct {
 	Every     int              // rows per checkpoint (default 100)
 	Split     split.Options    // shard size
 	ReportDir string           // where error reports go (default: reports/ beside the DB; none for :memory:)
+	Attempts  int              // deliveries of one shard before the run gives up (default 5)
 	// StagingDir holds the staged sheets of workbooks, staging/<batch>/
 	// (default: staging/ beside the DB; a temporary folder for :memory:).
 	StagingDir string
-	Attempts   int // deliveries of one shard before the run gives up (default 5)
 	// Progress, when set, is called about every Tick with the batch's counters.
 	Progress func(state.Counts)
 	Tick     time.Duration
