@@ -21,8 +21,10 @@ import (
 	"github.com/catalog-import/catalog-import/internal/local/sqlite"
 	"github.com/catalog-import/catalog-import/internal/profile"
 	"github.com/catalog-import/catalog-import/internal/record"
+	"github.com/catalog-import/catalog-import/internal/split"
 	"github.com/catalog-import/catalog-import/internal/state"
 	"github.com/catalog-import/catalog-import/internal/triage"
+	"github.com/catalog-import/catalog-import/internal/xlsx"
 )
 
 // openExisting opens a database that must already exist (reading commands
@@ -354,6 +356,9 @@ func preview(env Env, path string, limit int) error {
 	if err != nil {
 		return &exitError{code: ExitFailed, err: fmt.Errorf("%s: %w", path, err)}
 	}
+	if d.Format == record.XLSX {
+		return previewWorkbook(env, path, limit)
+	}
 	header, start, row, err := record.Header(bytes.NewReader(prefix[:n]), d, n)
 	if err != nil {
 		return &exitError{code: ExitFailed, err: fmt.Errorf("%s: %w", path, err)}
@@ -387,6 +392,68 @@ func preview(env Env, path string, limit int) error {
 		}
 	}
 	return sc.Err()
+}
+
+// previewWorkbook shows the first rows of each sheet the default profile
+// imports, keyed by the sheet's header as the splitter finds it.
+func previewWorkbook(env Env, path string, limit int) error {
+	wb, err := xlsx.Open(path, xlsx.Limits{})
+	if err != nil {
+		return &exitError{code: ExitFailed, err: fmt.Errorf("%s: %w", path, err)}
+	}
+	defer wb.Close()
+	v, err := profile.Default().Compile()
+	if err != nil {
+		return err
+	}
+	for _, s := range wb.Sheets() {
+		if s.Hidden || !s.Worksheet {
+			fmt.Fprintf(env.Stderr, "%s: sheet %q: not imported (hidden, or not a worksheet)\n", path, s.Name)
+			continue
+		}
+		header, hrow, found, err := split.SheetHeader(wb, s, v)
+		switch {
+		case err != nil:
+			fmt.Fprintf(env.Stderr, "%s: sheet %q: %v\n", path, s.Name, err)
+			continue
+		case !found:
+			fmt.Fprintf(env.Stderr, "%s: sheet %q: no rows\n", path, s.Name)
+			continue
+		}
+		fmt.Fprintf(env.Stderr, "%s: format xlsx, sheet %q, header row %d, %d columns\n", path, s.Name, hrow, len(header))
+		rows, err := wb.Rows(s)
+		if err != nil {
+			return &exitError{code: ExitFailed, err: fmt.Errorf("%s: %w", path, err)}
+		}
+		for shown := 0; shown < limit && rows.Next(); {
+			if rows.Row() <= hrow {
+				continue
+			}
+			shown++
+			var buf bytes.Buffer
+			fmt.Fprintf(&buf, `{"_sheet":%s,"_row":%d`, jsonString(s.Name), rows.Row())
+			for i, c := range rows.Cells() {
+				name := fmt.Sprintf("_column_%d", i+1)
+				if i < len(header) && header[i] != "" {
+					name = header[i]
+				}
+				if c != "" {
+					fmt.Fprintf(&buf, ",%s:%s", jsonString(name), jsonString(c))
+				}
+			}
+			buf.WriteString("}\n")
+			if _, err := env.Stdout.Write(buf.Bytes()); err != nil {
+				rows.Close()
+				return err
+			}
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return &exitError{code: ExitFailed, err: fmt.Errorf("%s: %w", path, err)}
+		}
+	}
+	return nil
 }
 
 func jsonString(s string) string {

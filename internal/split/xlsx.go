@@ -75,7 +75,7 @@ type sheetPlan struct {
 
 // planWorkbook reads a workbook once and stages its sheets.
 func planWorkbook(ctx context.Context, src object.Source, info object.Info, v *profile.Validator, opts Options, p Plan) (Plan, error) {
-	p.Layout = state.Layout{Format: string(record.XLSX)}
+	p.Layout = state.Layout{Format: string(record.XLSX), Encoding: string(record.UTF8)}
 	st := opts.Staging
 	if st == nil || st.Stager == nil || st.BatchID == "" {
 		return p, failure.New(failure.Internal, "", "split %s: a workbook needs a staging area (split.Options.Staging)", info.URI)
@@ -212,6 +212,17 @@ func headers(wb *xlsx.Workbook, v *profile.Validator) ([]sheetPlan, error) {
 		return nil, failure.New(failure.SchemaMismatch, "", "the workbook has no rows (sheets: %s)", sheetList(picked))
 	}
 	return out, nil
+}
+
+// SheetHeader finds the header of sheet s as the splitter does: its first
+// row that maps the profile's required columns, within the first
+// maxTitleRows+1 rows with a value (title rows above it are skipped). It
+// returns the header's trimmed cells and row number; found is false for a
+// sheet without rows, and a sheet without a header is an ImportError naming
+// the sheet and its first row.
+func SheetHeader(wb *xlsx.Workbook, s xlsx.Sheet, v *profile.Validator) (cells []string, row int64, found bool, err error) {
+	sp, found, err := header(wb, s, v)
+	return sp.header, sp.headerRow, found, err
 }
 
 // header finds the header of one sheet; found is false for a sheet without
