@@ -50,6 +50,10 @@ type Ports struct {
 	Queue   queue.Queue      // the shard queue
 	DLQ     queue.Queue      // the shard queue's dead-letter queue (triage parks messages there)
 	Reports finalize.Reports // error reports (reports/<batch>/ in the bucket)
+	// Staging holds the sheets of workbooks as the splitter stages them
+	// (staging/<batch>/ in the bucket); finalization removes them. Nil: a
+	// workbook cannot be split.
+	Staging split.Stager
 	// Log is the triage log: workers append their failed deliveries, triage
 	// its decisions. Nil: nothing is recorded, and triage escalates every
 	// shard it cannot decide on without a last error.
@@ -202,7 +206,11 @@ func (f *Functions) split(ctx context.Context, r events.S3EventRecord) error {
 	if err != nil {
 		return err
 	}
-	plan, err := split.PlanSource(ctx, f.p.Source, info, v, f.o.Split)
+	opts := f.o.Split
+	if f.p.Staging != nil {
+		opts.Staging = &split.Staging{Stager: f.p.Staging, BatchID: id}
+	}
+	plan, err := split.PlanSource(ctx, f.p.Source, info, v, opts)
 	if err != nil {
 		return fmt.Errorf("split %s: %w", uri, err)
 	}
@@ -313,7 +321,7 @@ func (f *Functions) work(ctx context.Context, r events.SQSMessage) (err error) {
 }
 
 func (f *Functions) finalize(ctx context.Context, id, abort string) error {
-	b, err := finalize.Finalize(ctx, finalize.Deps{Store: f.p.Store, Products: f.p.Sink, Reports: f.p.Reports, Now: f.o.Now, Settle: f.o.Settle}, id, abort)
+	b, err := finalize.Finalize(ctx, finalize.Deps{Store: f.p.Store, Products: f.p.Sink, Reports: f.p.Reports, Staging: f.p.Staging, Log: f.log, Now: f.o.Now, Settle: f.o.Settle}, id, abort)
 	if err != nil {
 		return fmt.Errorf("finalize %s: %w", id, err)
 	}
