@@ -118,10 +118,19 @@ func newStatusCmd(env Env, g *global) *cobra.Command {
 		}
 		printSummary(env.Stdout, b.Source.URI, embedded.Summary{Batch: b}, false, 0)
 		tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "\nSHARD\tSTATUS\tROWS\tFIRST ROW\tBYTES\tDONE\tIMPORTED\tFAILED\tATTEMPTS\tEPOCH")
+		sheets := b.Layout.Format == string(record.XLSX)
+		if sheets { // a workbook: the byte ranges are those of each shard's staged chunk
+			fmt.Fprintln(tw, "\nSHARD\tSHEET\tSTATUS\tROWS\tFIRST ROW\tBYTES\tDONE\tIMPORTED\tFAILED\tATTEMPTS\tEPOCH")
+		} else {
+			fmt.Fprintln(tw, "\nSHARD\tSTATUS\tROWS\tFIRST ROW\tBYTES\tDONE\tIMPORTED\tFAILED\tATTEMPTS\tEPOCH")
+		}
 		for _, s := range shards {
 			c := s.Checkpoint.Counts
-			fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d-%d\t%d\t%d\t%d\t%d\t%d\n", s.Index, s.Status, s.Rows, s.FirstRow, s.Start, s.End,
+			fmt.Fprintf(tw, "%d\t", s.Index)
+			if sheets {
+				fmt.Fprintf(tw, "%s\t", s.Sheet)
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d-%d\t%d\t%d\t%d\t%d\t%d\n", s.Status, s.Rows, s.FirstRow, s.Start, s.End,
 				c.Done(), c.Imported, c.Failed, s.Attempts, s.Epoch)
 		}
 		if len(entries) > 0 {
