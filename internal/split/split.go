@@ -2,7 +2,9 @@
 // the format and encoding, checks the header against the profile, and cuts
 // the file into shards at record boundaries (byte ranges of the original
 // object, so workers can range-read them). It then registers the batch and
-// its shards idempotently and sends one manifest per unfinished shard.
+// its shards idempotently and sends one manifest per unfinished shard. A
+// workbook (XLSX), which cannot be range-read, is read once and each sheet
+// staged as CSV chunks that its shards point at (xlsx.go).
 //
 // It keeps invariant 1 (one upload, one batch: the batch is created with a
 // conditional write, and a retried split finds it and only re-sends
