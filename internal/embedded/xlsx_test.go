@@ -1,6 +1,8 @@
 package embedded
 
 import (
+	"archive/zip"
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -342,5 +344,65 @@ func TestWorkbookRerunAndRejections(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// zipOf writes parts (name, content pairs) as a zip.
+func zipOf(t *testing.T, parts ...string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for i := 0; i < len(parts); i += 2 {
+		w, err := zw.Create(parts[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write([]byte(parts[i+1])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestHostileWorkbookIsRejected: a zip bomb and a billion-laughs workbook
+// end as REJECTED batches that name the problem, with nothing staged.
+func TestHostileWorkbookIsRejected(t *testing.T) {
+	t.Parallel()
+	rels := `<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>`
+	wb := `<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="S" sheetId="1" r:id="rId1"/></sheets></workbook>`
+	wbRels := `<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/></Relationships>`
+	laughs := `<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">` +
+		`<!ENTITY lol2 "&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;">]>` +
+		`<worksheet><sheetData><row r="1"><c t="inlineStr"><is><t>sku</t></is></c></row><row r="2"><c t="inlineStr"><is><t>&lol2;</t></is></c></row></sheetData></worksheet>`
+	for _, c := range []struct {
+		name, want string
+		data       []byte
+	}{
+		{"zip bomb", "RowTooLarge: workbook rejected: part xl/worksheets/sheet1.xml expands from",
+			zipOf(t, "_rels/.rels", rels, "xl/workbook.xml", wb, "xl/_rels/workbook.xml.rels", wbRels,
+				"xl/worksheets/sheet1.xml", "<worksheet><sheetData>"+strings.Repeat(" ", 32<<20)+"</sheetData></worksheet>")},
+		{"billion laughs", "SchemaMismatch: workbook rejected: part xl/worksheets/sheet1.xml declares a DTD",
+			zipOf(t, "_rels/.rels", rels, "xl/workbook.xml", wb, "xl/_rels/workbook.xml.rels", wbRels, "xl/worksheets/sheet1.xml", laughs)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "hostile.xlsx")
+			if err := os.WriteFile(path, c.data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			sum, err := Run(context.Background(), Config{DB: filepath.Join(dir, "h.db")}, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b := sum.Batch; b.Status != state.BatchRejected || !strings.HasPrefix(b.Message, c.want) || b.Counts.Total != 0 {
+				t.Errorf("%s %q (%d rows), want REJECTED %q", b.Status, b.Message, b.Counts.Total, c.want)
+			}
+			if entries, _ := os.ReadDir(filepath.Join(dir, "staging")); len(entries) != 0 {
+				t.Errorf("staged %d batches", len(entries))
+			}
+		})
 	}
 }
