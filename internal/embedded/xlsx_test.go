@@ -227,6 +227,13 @@ func TestWorkbookFailsLikeItsCSVs(t *testing.T) {
 	if entries, err := os.ReadDir(filepath.Join(dir, "staging", b.ID)); err == nil || !os.IsNotExist(err) {
 		t.Errorf("staging after the batch finished: %d entries, %v; want it removed", len(entries), err)
 	}
+	report, err := os.ReadFile(b.Report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Split(string(report), "\n"); lines[0] != "sheet,row,reason,layer,field,message,raw_line" || !strings.HasPrefix(lines[1], "Sheet 2,4,InvalidValue,") {
+		t.Errorf("error report starts %q, want the sheet of each row (the sheets' headers differ: raw lines)", lines[:2])
+	}
 
 	var byReason map[failure.Reason]int64
 	for _, s := range faultySheets {
