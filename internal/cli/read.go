@@ -21,8 +21,10 @@ import (
 	"github.com/catalog-import/catalog-import/internal/local/sqlite"
 	"github.com/catalog-import/catalog-import/internal/profile"
 	"github.com/catalog-import/catalog-import/internal/record"
+	"github.com/catalog-import/catalog-import/internal/split"
 	"github.com/catalog-import/catalog-import/internal/state"
 	"github.com/catalog-import/catalog-import/internal/triage"
+	"github.com/catalog-import/catalog-import/internal/xlsx"
 )
 
 // openExisting opens a database that must already exist (reading commands
@@ -116,10 +118,19 @@ func newStatusCmd(env Env, g *global) *cobra.Command {
 		}
 		printSummary(env.Stdout, b.Source.URI, embedded.Summary{Batch: b}, false, 0)
 		tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "\nSHARD\tSTATUS\tROWS\tFIRST ROW\tBYTES\tDONE\tIMPORTED\tFAILED\tATTEMPTS\tEPOCH")
+		sheets := b.Layout.Format == string(record.XLSX)
+		if sheets { // a workbook: the byte ranges are those of each shard's staged chunk
+			fmt.Fprintln(tw, "\nSHARD\tSHEET\tSTATUS\tROWS\tFIRST ROW\tBYTES\tDONE\tIMPORTED\tFAILED\tATTEMPTS\tEPOCH")
+		} else {
+			fmt.Fprintln(tw, "\nSHARD\tSTATUS\tROWS\tFIRST ROW\tBYTES\tDONE\tIMPORTED\tFAILED\tATTEMPTS\tEPOCH")
+		}
 		for _, s := range shards {
 			c := s.Checkpoint.Counts
-			fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d-%d\t%d\t%d\t%d\t%d\t%d\n", s.Index, s.Status, s.Rows, s.FirstRow, s.Start, s.End,
+			fmt.Fprintf(tw, "%d\t", s.Index)
+			if sheets {
+				fmt.Fprintf(tw, "%s\t", s.Sheet)
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d-%d\t%d\t%d\t%d\t%d\t%d\n", s.Status, s.Rows, s.FirstRow, s.Start, s.End,
 				c.Done(), c.Imported, c.Failed, s.Attempts, s.Epoch)
 		}
 		if len(entries) > 0 {
@@ -256,6 +267,7 @@ func writeFailures(ctx context.Context, w io.Writer, db reader, b state.Batch, f
 		tw *tabwriter.Writer
 		fw *fixfile.Writer
 	)
+	sheets := b.Layout.Format == string(record.XLSX)
 	switch format {
 	case "fixfile":
 		var err error
@@ -268,11 +280,14 @@ func writeFailures(ctx context.Context, w io.Writer, db reader, b state.Batch, f
 			header = nil
 		}
 		var err error
-		if rw, err = failure.NewReportWriter(w, header, false); err != nil {
+		if rw, err = failure.NewReportWriter(w, header, b.Layout.Format == string(record.XLSX)); err != nil {
 			return err
 		}
 	case "table":
 		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		if sheets {
+			fmt.Fprint(tw, "SHEET\t")
+		}
 		fmt.Fprintln(tw, "ROW\tREASON\tFIELD\tRESOLVED BY\tMESSAGE")
 	}
 	enc := json.NewEncoder(w)
@@ -297,7 +312,12 @@ func writeFailures(ctx context.Context, w io.Writer, db reader, b state.Batch, f
 			case "jsonl":
 				err = enc.Encode(r)
 			default:
-				_, err = fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", r.Row, r.Reason, r.Field, dash(r.ResolvedBy), oneLine(r.Message, 120))
+				if sheets {
+					_, err = fmt.Fprintf(tw, "%s\t", r.Sheet)
+				}
+				if err == nil {
+					_, err = fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", r.Row, r.Reason, r.Field, dash(r.ResolvedBy), oneLine(r.Message, 120))
+				}
 			}
 			if err != nil {
 				return err
@@ -360,6 +380,9 @@ func preview(env Env, path string, limit int) error {
 	if err != nil {
 		return &exitError{code: ExitFailed, err: fmt.Errorf("%s: %w", path, err)}
 	}
+	if d.Format == record.XLSX {
+		return previewWorkbook(env, path, limit)
+	}
 	header, start, row, err := record.Header(bytes.NewReader(prefix[:n]), d, n)
 	if err != nil {
 		return &exitError{code: ExitFailed, err: fmt.Errorf("%s: %w", path, err)}
@@ -393,6 +416,68 @@ func preview(env Env, path string, limit int) error {
 		}
 	}
 	return sc.Err()
+}
+
+// previewWorkbook shows the first rows of each sheet the default profile
+// imports, keyed by the sheet's header as the splitter finds it.
+func previewWorkbook(env Env, path string, limit int) error {
+	wb, err := xlsx.Open(path, xlsx.Limits{})
+	if err != nil {
+		return &exitError{code: ExitFailed, err: fmt.Errorf("%s: %w", path, err)}
+	}
+	defer wb.Close()
+	v, err := profile.Default().Compile()
+	if err != nil {
+		return err
+	}
+	for _, s := range wb.Sheets() {
+		if s.Hidden || !s.Worksheet {
+			fmt.Fprintf(env.Stderr, "%s: sheet %q: not imported (hidden, or not a worksheet)\n", path, s.Name)
+			continue
+		}
+		header, hrow, found, err := split.SheetHeader(wb, s, v)
+		switch {
+		case err != nil:
+			fmt.Fprintf(env.Stderr, "%s: sheet %q: %v\n", path, s.Name, err)
+			continue
+		case !found:
+			fmt.Fprintf(env.Stderr, "%s: sheet %q: no rows\n", path, s.Name)
+			continue
+		}
+		fmt.Fprintf(env.Stderr, "%s: format xlsx, sheet %q, header row %d, %d columns\n", path, s.Name, hrow, len(header))
+		rows, err := wb.Rows(s)
+		if err != nil {
+			return &exitError{code: ExitFailed, err: fmt.Errorf("%s: %w", path, err)}
+		}
+		for shown := 0; shown < limit && rows.Next(); {
+			if rows.Row() <= hrow {
+				continue
+			}
+			shown++
+			var buf bytes.Buffer
+			fmt.Fprintf(&buf, `{"_sheet":%s,"_row":%d`, jsonString(s.Name), rows.Row())
+			for i, c := range rows.Cells() {
+				name := fmt.Sprintf("_column_%d", i+1)
+				if i < len(header) && header[i] != "" {
+					name = header[i]
+				}
+				if c != "" {
+					fmt.Fprintf(&buf, ",%s:%s", jsonString(name), jsonString(c))
+				}
+			}
+			buf.WriteString("}\n")
+			if _, err := env.Stdout.Write(buf.Bytes()); err != nil {
+				rows.Close()
+				return err
+			}
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return &exitError{code: ExitFailed, err: fmt.Errorf("%s: %w", path, err)}
+		}
+	}
+	return nil
 }
 
 func jsonString(s string) string {

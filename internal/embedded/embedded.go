@@ -31,8 +31,10 @@ import (
 	"github.com/catalog-import/catalog-import/internal/local/file"
 	"github.com/catalog-import/catalog-import/internal/local/memqueue"
 	"github.com/catalog-import/catalog-import/internal/local/sqlite"
+	"github.com/catalog-import/catalog-import/internal/object"
 	"github.com/catalog-import/catalog-import/internal/profile"
 	"github.com/catalog-import/catalog-import/internal/queue"
+	"github.com/catalog-import/catalog-import/internal/record"
 	"github.com/catalog-import/catalog-import/internal/shard"
 	"github.com/catalog-import/catalog-import/internal/split"
 	"github.com/catalog-import/catalog-import/internal/state"
@@ -48,6 +50,9 @@ type Config struct {
 	Split     split.Options    // shard size
 	ReportDir string           // where error reports go (default: reports/ beside the DB; none for :memory:)
 	Attempts  int              // deliveries of one shard before the run gives up (default 5)
+	// StagingDir holds the staged sheets of workbooks, staging/<batch>/
+	// (default: staging/ beside the DB; a temporary folder for :memory:).
+	StagingDir string
 	// Progress, when set, is called about every Tick with the batch's counters.
 	Progress func(state.Counts)
 	Tick     time.Duration
@@ -129,6 +134,18 @@ func Run(ctx context.Context, cfg Config, path string) (Summary, error) {
 		return Summary{}, fmt.Errorf("open database %s: %w", cfg.DB, err)
 	}
 	defer db.Close()
+	if cfg.StagingDir == "" {
+		if cfg.DB != ":memory:" {
+			cfg.StagingDir = filepath.Join(filepath.Dir(cfg.DB), "staging")
+		} else {
+			dir, err := os.MkdirTemp("", "importctl-staging-*")
+			if err != nil {
+				return Summary{}, fmt.Errorf("staging folder: %w", err)
+			}
+			defer os.RemoveAll(dir)
+			cfg.StagingDir = dir
+		}
+	}
 	return run(ctx, cfg, db, path)
 }
 
@@ -144,15 +161,21 @@ func run(ctx context.Context, cfg Config, db *sqlite.DB, path string) (Summary, 
 	}
 	opts := cfg.Split
 	opts.HashContent = true
-	plan, err := split.PlanSource(ctx, src, info, v, opts)
+	var plan split.Plan
+	var id string
+	if isWorkbook(path) {
+		plan, id, err = planWorkbook(ctx, cfg, db, src, info, v, opts)
+	} else {
+		plan, err = split.PlanSource(ctx, src, info, v, opts)
+		content := plan.Content
+		if cfg.Salt != "" && content != "" {
+			content += "\n" + cfg.Salt
+		}
+		id = BatchID(content, cfg.Profile.RuleVersion())
+	}
 	if err != nil {
 		return Summary{}, err
 	}
-	content := plan.Content
-	if cfg.Salt != "" && content != "" {
-		content += "\n" + cfg.Salt
-	}
-	id := BatchID(content, cfg.Profile.RuleVersion())
 	if plan.Content == "" { // rejected before the data was read: hash what identifies it
 		id = BatchID(fmt.Sprintf("%s|%d|%s", info.URI, info.Size, info.ETag), cfg.Profile.RuleVersion())
 	}
@@ -182,6 +205,52 @@ func run(ctx context.Context, cfg Config, db *sqlite.DB, path string) (Summary, 
 	return sum, nil
 }
 
+// isWorkbook reports whether the file at path is an XLSX workbook.
+func isWorkbook(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	head := make([]byte, 8)
+	n, _ := io.ReadFull(f, head)
+	d, err := record.Detect(path, head[:n])
+	return err == nil && d.Format == record.XLSX
+}
+
+// planWorkbook plans a workbook. Its sheets are staged under the batch's
+// id, so the id (content hash and rule version) comes first; a batch that
+// exists already (a rerun) is resumed or reported as it is, without reading
+// the workbook or staging it again.
+func planWorkbook(ctx context.Context, cfg Config, db *sqlite.DB, src *file.Source, info object.Info, v *profile.Validator, opts split.Options) (split.Plan, string, error) {
+	rc, err := src.Open(ctx, info, 0, -1)
+	if err != nil {
+		return split.Plan{}, "", fmt.Errorf("read %s: %w", info.URI, err)
+	}
+	sum := sha256.New()
+	_, err = io.Copy(sum, rc)
+	if cerr := rc.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return split.Plan{}, "", fmt.Errorf("read %s: %w", info.URI, err)
+	}
+	content := hex.EncodeToString(sum.Sum(nil))
+	id := BatchID(content, cfg.Profile.RuleVersion())
+	if _, err := db.GetBatch(ctx, id); err == nil {
+		return split.Plan{Info: info, Content: content}, id, nil
+	} else if !errors.Is(err, state.ErrNotFound) {
+		return split.Plan{}, "", err
+	}
+	opts.Staging = &split.Staging{Stager: file.Staging{Dir: cfg.StagingDir}, BatchID: id}
+	plan, err := split.PlanSource(ctx, src, info, v, opts)
+	if err == nil && plan.Content != "" && plan.Content != content {
+		err = failure.New(failure.SourceChanged, "", "source %s changed while it was read", info.URI)
+	}
+	plan.Content = content // also for a workbook rejected before it was copied: the id stays the content's
+	return plan, id, err
+}
+
 // work runs shard workers until the queue is empty and the batch finalized.
 func work(ctx context.Context, cfg Config, db *sqlite.DB, q *memqueue.Queue, src *file.Source, id string) error {
 	ctx, cancel := context.WithCancel(ctx)
@@ -193,7 +262,7 @@ func work(ctx context.Context, cfg Config, db *sqlite.DB, q *memqueue.Queue, src
 	w := shard.New(shard.Deps{Source: src, Store: db, Sink: sink, Log: cfg.Log},
 		shard.Options{Owner: fmt.Sprintf("importctl-%d", os.Getpid()), CheckpointEvery: cfg.Every, Pool: cfg.Pool, MaxRecord: cfg.Split.MaxRecord,
 			BreakerFailures: 5, BreakerTimeout: cfg.breakerTimeout})
-	fin := finalize.Deps{Store: db, Products: db, Reports: dirReports(cfg.ReportDir),
+	fin := finalize.Deps{Store: db, Products: db, Reports: dirReports(cfg.ReportDir), Staging: file.Staging{Dir: cfg.StagingDir}, Log: cfg.Log,
 		Lineage: lineage.Resolver{Source: src, Store: db, MaxRecord: cfg.Split.MaxRecord}}
 
 	if cfg.Progress != nil {

@@ -3,6 +3,9 @@
 // failure records kept, per shard and in sum), writes the error report, and
 // sets the final status.
 //
+// A workbook's staged chunks (see internal/split) are removed here, once
+// the batch is finished.
+//
 // It keeps invariant 6: a batch completes only when, for every shard and in
 // sum, rows_total = imported + failed + skipped, counted from what is stored,
 // not from in-memory counters; otherwise the batch is FAILED and the message
@@ -13,6 +16,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"strings"
 	"time"
@@ -46,6 +50,11 @@ type Lineage interface {
 	Resolve(ctx context.Context, child state.Batch) (int, error)
 }
 
+// Staging removes what the splitter staged for a batch (split.Stager).
+type Staging interface {
+	Unstage(ctx context.Context, batchID string) error
+}
+
 // Deps are finalization's ports.
 type Deps struct {
 	Store    Store
@@ -54,6 +63,11 @@ type Deps struct {
 	// Lineage, when set, resolves the parent's failures of a batch that
 	// re-imports failed rows (Batch.Parent), before the batch is finished.
 	Lineage Lineage
+	// Staging, when set, has the staged chunks of a workbook batch removed
+	// once the batch is finished. A removal that fails is logged (Log) and
+	// does not fail finalization: the batch is finished either way.
+	Staging Staging
+	Log     *slog.Logger
 	Now     func() time.Time
 	// Settle is how long a count that does not reconcile is re-counted
 	// (with growing pauses) before the batch is declared FAILED: for product
@@ -133,6 +147,11 @@ func Finalize(ctx context.Context, d Deps, id, abort string) (state.Batch, error
 	if err != nil {
 		return state.Batch{}, fmt.Errorf("finish batch %s: %w", id, err)
 	}
+	if d.Staging != nil && b.Layout.Format == "xlsx" {
+		if err := d.Staging.Unstage(ctx, id); err != nil && d.Log != nil {
+			d.Log.Warn("staged chunks not removed", "batch_id", id, "error", err)
+		}
+	}
 	return fb, nil
 }
 
@@ -182,7 +201,7 @@ func writeReport(ctx context.Context, st Store, b state.Batch, w io.Writer, byRe
 	if b.Layout.Format != "jsonl" {
 		header = b.Layout.Header
 	}
-	rw, err := failure.NewReportWriter(w, header, false)
+	rw, err := failure.NewReportWriter(w, header, b.Layout.Format == "xlsx")
 	if err != nil {
 		return err
 	}

@@ -33,10 +33,10 @@ import (
 
 // Trailing column names added after the file's own header.
 const (
-	ColSourceRow = "_source_row" // the row number in the original file
-	ColError     = "_error"      // reason: message (field)
-	ColBatch     = "_batch"      // the batch the row failed in (its parent, when imported again)
-	ColSheet     = "_sheet"      // the sheet the row failed in (workbooks; read on import when present)
+	ColSourceSheet = "_source_sheet" // the sheet (workbooks only)
+	ColSourceRow   = "_source_row"   // the row number in the original file
+	ColError       = "_error"        // reason: message (field)
+	ColBatch       = "_batch"        // the batch the row failed in (its parent, when imported again)
 )
 
 // Writer writes the fix file of one batch.
@@ -45,13 +45,19 @@ type Writer struct {
 	close func() error
 	csv   *csv.Writer // nil for JSON Lines
 	width int         // header cells
+	sheet bool        // a workbook: the _source_sheet column
 	line  []string
 }
 
 // NewWriter starts a fix file for a batch read with layout: the header
 // first (CSV/TSV), in the layout's encoding (UTF-8 files get a BOM so that
-// Excel reads them as UTF-8; UTF-16 files get theirs).
+// Excel reads them as UTF-8; UTF-16 files get theirs). A workbook's fix file
+// is a UTF-8 CSV with the header its sheets share and a _source_sheet
+// column; a workbook whose sheets have different headers has no fix file.
 func NewWriter(w io.Writer, layout state.Layout) (*Writer, error) {
+	if layout.Format == "xlsx" && len(layout.Header) == 0 {
+		return nil, fmt.Errorf("fix file: the workbook's sheets have different headers, so no one file holds their rows (use the csv format)")
+	}
 	enc, bom, err := encoder(layout.Encoding)
 	if err != nil {
 		return nil, err
@@ -75,8 +81,12 @@ func NewWriter(w io.Writer, layout state.Layout) (*Writer, error) {
 	if d := []rune(layout.Delimiter); len(d) == 1 {
 		fw.csv.Comma = d[0]
 	}
-	fw.width = len(layout.Header)
-	header := append(append([]string{}, layout.Header...), ColSourceRow, ColError, ColBatch)
+	fw.width, fw.sheet = len(layout.Header), layout.Format == "xlsx"
+	header := append([]string{}, layout.Header...)
+	if fw.sheet {
+		header = append(header, ColSourceSheet)
+	}
+	header = append(header, ColSourceRow, ColError, ColBatch)
 	return fw, fw.csv.Write(header)
 }
 
@@ -117,6 +127,9 @@ func (w *Writer) Write(r failure.Record) error {
 	}
 	for len(line) < w.width { // short (ragged) rows: pad to the header
 		line = append(line, "")
+	}
+	if w.sheet {
+		line = append(line, r.Sheet)
 	}
 	line = append(line, strconv.FormatInt(r.Row, 10), errorText(r), r.BatchID)
 	w.line = line

@@ -90,3 +90,34 @@ func TestWriterJSONLines(t *testing.T) {
 		t.Errorf("got:\n%s\nwant:\n%s", buf.String(), want)
 	}
 }
+
+// TestWriterWorkbook: a workbook's fix file is one UTF-8 CSV under the
+// header its sheets share, each row naming its sheet; sheets with different
+// headers have none.
+func TestWriterWorkbook(t *testing.T) {
+	var buf bytes.Buffer
+	w, err := fixfile.NewWriter(&buf, state.Layout{Format: "xlsx", Header: []string{"SKU", "名称"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []failure.Record{
+		{BatchID: "b-w", Sheet: "商品", Row: 4, Reason: failure.MissingField, Field: "name", Message: "required", Cells: []string{"A-1", ""}},
+		{BatchID: "b-w", Sheet: "Sheet 2", Row: 2, Reason: failure.InvalidValue, Field: "sku", Message: "pattern", Cells: []string{"-x", "y"}},
+	} {
+		if err := w.Write(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := "\xef\xbb\xbfSKU,名称,_source_sheet,_source_row,_error,_batch\r\n" +
+		"A-1,,商品,4,MissingField: required (name),b-w\r\n" +
+		"-x,y,Sheet 2,2,InvalidValue: pattern (sku),b-w\r\n"
+	if buf.String() != want {
+		t.Errorf("got:\n%q\nwant:\n%q", buf.String(), want)
+	}
+	if _, err := fixfile.NewWriter(&buf, state.Layout{Format: "xlsx"}); err == nil {
+		t.Error("a fix file for sheets with different headers")
+	}
+}

@@ -5,7 +5,7 @@
 //
 // The link is in the data, not in a side channel: a fix file's trailing
 // columns (fixfile.ColBatch, fixfile.ColSourceRow, optionally
-// fixfile.ColSheet) name each row's parent batch and row, so the same file
+// fixfile.ColSourceSheet) name each row's parent batch and row, so the same file
 // works dropped in the bucket, run locally, or edited and reordered in Excel.
 // The splitter records the first row's parent as the batch's Parent (Parent),
 // and finalization calls Resolver.Resolve before the batch is finished, so a
@@ -65,7 +65,7 @@ func columns(row record.Row) (link, bool) {
 				return link{}, false
 			}
 			l.key.Row, hasRow = n, true
-		case fixfile.ColSheet:
+		case fixfile.ColSourceSheet:
 			if v != "" {
 				l.key.Sheet = v
 			}

@@ -46,6 +46,7 @@ type Profile struct {
 	writeMode     catalog.WriteMode
 	maxErrorRatio float64
 	banned        []string
+	sheets        []string
 	specs         [numFields]spec
 	rules         [numFields]*rule
 	canonical     []byte
@@ -118,6 +119,7 @@ func parse(data []byte, base *rawProfile) (*Profile, error) {
 	var mode string
 	p.name, mode, p.maxErrorRatio, p.banned = validateTop(raw, &ps)
 	p.writeMode = catalog.WriteMode(mode)
+	p.sheets = validateSheets(raw, &ps)
 	for id := range numFields {
 		var b *rawField
 		if base != nil {
@@ -165,6 +167,10 @@ func (p *Profile) Columns(field string) []string {
 	}
 	return append([]string{field}, p.specs[id].Columns...)
 }
+
+// Sheets returns the names of the workbook sheets to import (sorted), or
+// nil: every visible sheet. Names match ignoring case and surrounding spaces.
+func (p *Profile) Sheets() []string { return slices.Clone(p.sheets) }
 
 // Canonical returns the canonical YAML of the effective profile: the default
 // profile's rules merged in, aliases and banned categories deduplicated and

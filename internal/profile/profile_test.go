@@ -405,3 +405,30 @@ func TestProfileColumns(t *testing.T) {
 		t.Error("Columns of an unknown field is not nil")
 	}
 }
+
+// TestSheets: a profile names the workbook sheets to import; names are
+// trimmed, sorted in the canonical profile (the workbook's order is the
+// import order) and part of the rule version; no sheets means all of them.
+func TestSheets(t *testing.T) {
+	t.Parallel()
+	p, err := Parse([]byte("name: two sheets\nsheets: [' 商品 ', Sheet2]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := p.Sheets(), []string{"Sheet2", "商品"}; !slices.Equal(got, want) {
+		t.Errorf("Sheets() = %q, want %q", got, want)
+	}
+	if !strings.Contains(string(p.Canonical()), "sheets:\n  - Sheet2\n  - 商品\n") {
+		t.Errorf("canonical profile without its sheets:\n%s", p.Canonical())
+	}
+	all, err := Parse([]byte("name: two sheets\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if all.Sheets() != nil || all.RuleVersion() == p.RuleVersion() {
+		t.Errorf("without sheets: Sheets() = %q, rule version %s (with sheets %s)", all.Sheets(), all.RuleVersion(), p.RuleVersion())
+	}
+	if Default().Sheets() != nil || strings.Contains(string(Default().Canonical()), "sheets") {
+		t.Error("the default profile names sheets")
+	}
+}

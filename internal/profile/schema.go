@@ -89,6 +89,7 @@ type rawProfile struct {
 	WriteMode        *string
 	MaxErrorRatio    *float64
 	BannedCategories *[]string
+	Sheets           *[]string
 	Fields           [numFields]*rawField
 }
 
@@ -237,7 +238,7 @@ func decodeRaw(data []byte, ps *problems) *rawProfile {
 	}
 	root := deref(doc.Content[0])
 	if root.Kind != yaml.MappingNode {
-		ps.add("profile", "must be a mapping of keys (name, write_mode, max_error_ratio, banned_categories, fields)")
+		ps.add("profile", "must be a mapping of keys (name, write_mode, max_error_ratio, banned_categories, sheets, fields)")
 		return nil
 	}
 	raw := &rawProfile{}
@@ -251,6 +252,8 @@ func decodeRaw(data []byte, ps *problems) *rawProfile {
 			decodeValue(val, path, &raw.MaxErrorRatio, ps)
 		case "banned_categories":
 			decodeValue(val, path, &raw.BannedCategories, ps)
+		case "sheets":
+			decodeValue(val, path, &raw.Sheets, ps)
 		case "fields":
 			eachKey(deref(val), path, ps, func(name string, fval *yaml.Node, fpath string) {
 				id, ok := fieldByName(name)
@@ -261,7 +264,7 @@ func decodeRaw(data []byte, ps *problems) *rawProfile {
 				raw.Fields[id] = decodeField(deref(fval), fpath, ps)
 			})
 		default:
-			ps.add(path, "unknown key (keys are name, write_mode, max_error_ratio, banned_categories, fields)")
+			ps.add(path, "unknown key (keys are name, write_mode, max_error_ratio, banned_categories, sheets, fields)")
 		}
 	})
 	return raw
@@ -616,6 +619,32 @@ func validateTop(raw *rawProfile, ps *problems) (name string, mode string, ratio
 	return name, mode, ratio, banned
 }
 
+// validateSheets checks the sheet names a profile imports from workbooks:
+// not empty, each once (Excel compares sheet names ignoring case). They are
+// returned sorted, since the workbook's order is the import order.
+func validateSheets(raw *rawProfile, ps *problems) []string {
+	if raw.Sheets == nil {
+		return nil
+	}
+	var out []string
+	seen := map[string]bool{}
+	for i, s := range *raw.Sheets {
+		s = trimCell(s)
+		k := strings.ToLower(s)
+		switch {
+		case s == "":
+			ps.add(fmt.Sprintf("sheets[%d]", i), "must not be empty")
+		case seen[k]:
+			ps.add(fmt.Sprintf("sheets[%d]", i), "%q is listed twice", s)
+		default:
+			seen[k] = true
+			out = append(out, s)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // checkAliases reports a header name that would match two fields.
 func checkAliases(specs *[numFields]spec, ps *problems) {
 	owner := map[string]fieldID{}
@@ -678,6 +707,9 @@ func canonical(p *Profile) []byte {
 	}
 	if len(p.banned) > 0 {
 		doc["banned_categories"] = p.banned
+	}
+	if len(p.sheets) > 0 {
+		doc["sheets"] = p.sheets
 	}
 	var b strings.Builder
 	enc := yaml.NewEncoder(&b)

@@ -38,11 +38,19 @@ const sniffSample = 64 << 10
 // ','. For .csv files the delimiter is sniffed the same way. UTF-16 files
 // (Excel "Unicode text") default to tsv.
 //
+// Workbooks: a zip named .xlsx or .xlsm is XLSX (Dialect{Format: XLSX},
+// for internal/xlsx to read); an OLE2 file (legacy .xls, or a workbook
+// encrypted with a password) is SchemaMismatch with a message saying to save
+// it as .xlsx.
+//
 // An empty prefix (or one holding only a BOM) is SchemaMismatch "file is
 // empty".
 func Detect(name string, prefix []byte) (Dialect, error) {
 	if len(prefix) > SniffSize {
 		prefix = prefix[:SniffSize]
+	}
+	if d, err, ok := detectWorkbook(name, prefix); ok {
+		return d, err
 	}
 	var d Dialect
 	switch {
@@ -292,4 +300,23 @@ func countDelims(sample []byte) (comma, semi, tab int) {
 		}
 	}
 	return
+}
+
+// Magic numbers of workbook containers.
+var (
+	zipMagic = []byte("PK\x03\x04")
+	oleMagic = []byte{0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1}
+)
+
+// detectWorkbook recognises the files that are workbooks rather than text.
+func detectWorkbook(name string, prefix []byte) (Dialect, error, bool) {
+	ext := strings.ToLower(path.Ext(name))
+	switch {
+	case bytes.HasPrefix(prefix, zipMagic) && (ext == ".xlsx" || ext == ".xlsm"):
+		return Dialect{Format: XLSX, Encoding: UTF8}, nil, true
+	case bytes.HasPrefix(prefix, oleMagic):
+		return Dialect{}, failure.New(failure.SchemaMismatch, "",
+			"file is a legacy Excel 97-2003 workbook (.xls) or a password-protected workbook: save it as .xlsx without a password, or as CSV UTF-8"), true
+	}
+	return Dialect{}, nil, false
 }

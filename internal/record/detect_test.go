@@ -36,7 +36,11 @@ func TestDetect(t *testing.T) {
 		{name: "utf-16le without bom", file: "x.txt", in: string(le("sku\tname\r\n上衣\t1\r\n")), want: Dialect{TSV, UTF16LE, '\t', 0}},
 		{name: "utf-16be without bom", file: "x.csv", in: string(be("sku,name\r\n")), want: Dialect{CSV, UTF16BE, ',', 0}},
 		{name: "nul bytes binary", file: "a.csv", in: "sku,name\n\x00\x01\x02\x03garbage", msg: "file is not text (binary data at byte 9)"},
-		{name: "xlsx zip", file: "a.xlsx", in: "PK\x03\x04\x14\x00\x06\x00\x08\x00", msg: "binary data at byte 5"},
+		{name: "xlsx zip", file: "a.xlsx", in: "PK\x03\x04\x14\x00\x06\x00\x08\x00", want: Dialect{XLSX, UTF8, 0, 0}},
+		{name: "xlsm zip", file: "s3://b/incoming/宏.XLSM", in: "PK\x03\x04\x14\x00\x06\x00\x08\x00", want: Dialect{XLSX, UTF8, 0, 0}},
+		{name: "zip named csv", file: "a.csv", in: "PK\x03\x04\x14\x00\x06\x00\x08\x00", msg: "binary data at byte 5"},
+		{name: "xlsx name, csv content", file: "a.xlsx", in: "sku,name\n", want: Dialect{CSV, UTF8, ',', 0}},
+		{name: "legacy xls", file: "a.xls", in: "\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1\x00\x00", msg: "legacy Excel 97-2003 workbook (.xls)"},
 		{name: "control bytes", file: "a.dat", in: "\x01\x02\x03\x04\x05abc\x06\x07", msg: "binary data at byte 0"},
 		{name: "a few control bytes are text", file: "a.csv", in: "sku,name\n1,a\x1bb\n2,c\n3,d\n", want: Dialect{CSV, UTF8, ',', 0}},
 		{name: "utf-8", file: "a.csv", in: chinese, want: Dialect{CSV, UTF8, ',', 0}},
@@ -80,7 +84,7 @@ func TestDetect(t *testing.T) {
 			if d != tt.want {
 				t.Fatalf("got %+v; want %+v", d, tt.want)
 			}
-			if err := d.Validate(); err != nil {
+			if err := d.Validate(); (err != nil) != (d.Format == XLSX) {
 				t.Fatal(err)
 			}
 		})

@@ -45,6 +45,11 @@ const (
 	JSONL Format = "jsonl"
 )
 
+// XLSX is an Excel workbook. Detect recognises it, but a Scanner cannot
+// read it: a zip is not range-readable, so the splitter reads it with
+// internal/xlsx and stages each sheet as CSV (see internal/split).
+const XLSX Format = "xlsx"
+
 // Encoding is the character encoding of a file, named as in state.Layout.
 type Encoding string
 

@@ -769,20 +769,25 @@ func (r *run) displacedFailure(ctx context.Context, p catalog.Product, d catalog
 		}
 		r.shards = s
 	}
+	src, layout, dialect := r.m.Source, r.m.Layout, r.dialect
 	for _, s := range r.shards {
 		if s.SheetIndex == d.Source.SheetIndex && s.FirstRow <= d.Source.Row {
 			rec.Shard = s.Index
+			if s.Staged != nil { // a workbook: the row is in its own shard's staged chunk
+				src, layout = split.StagedSource(s)
+				dialect = record.Dialect{Format: record.Format(layout.Format), Encoding: record.Encoding(layout.Encoding), Delimiter: ','}
+			}
 		}
 	}
-	info := object.Info{URI: r.m.Source.URI, Size: r.m.Source.Size, ETag: r.m.Source.ETag, Version: r.m.Source.Version}
+	info := object.Info{URI: src.URI, Size: src.Size, ETag: src.ETag, Version: src.Version}
 	body, err := r.w.src.Open(ctx, info, d.Offset, d.Offset+d.Length)
 	if err != nil {
 		return rec, fmt.Errorf("read displaced %s: %w", d.Source, err)
 	}
 	defer body.Close()
-	sc := record.NewScanner(body, r.dialect, d.Offset, d.Source.Row, r.w.opt.MaxRecord)
+	sc := record.NewScanner(body, dialect, d.Offset, d.Source.Row, r.w.opt.MaxRecord)
 	if sc.Next() {
-		row := record.NewParser(r.dialect, r.m.Layout.Header).Parse(sc.Raw())
+		row := record.NewParser(dialect, layout.Header).Parse(sc.Raw())
 		rec.RawLine, rec.Cells = row.Text, row.Cells
 	}
 	if err := sc.Err(); err != nil {

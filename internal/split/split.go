@@ -2,7 +2,9 @@
 // the format and encoding, checks the header against the profile, and cuts
 // the file into shards at record boundaries (byte ranges of the original
 // object, so workers can range-read them). It then registers the batch and
-// its shards idempotently and sends one manifest per unfinished shard.
+// its shards idempotently and sends one manifest per unfinished shard. A
+// workbook (XLSX), which cannot be range-read, is read once and each sheet
+// staged as CSV chunks that its shards point at (xlsx.go).
 //
 // It keeps invariant 1 (one upload, one batch: the batch is created with a
 // conditional write, and a retried split finds it and only re-sends
@@ -29,6 +31,7 @@ import (
 	"github.com/catalog-import/catalog-import/internal/queue"
 	"github.com/catalog-import/catalog-import/internal/record"
 	"github.com/catalog-import/catalog-import/internal/state"
+	"github.com/catalog-import/catalog-import/internal/xlsx"
 )
 
 // Options sets the shard size. A shard is cut at the first record boundary
@@ -40,6 +43,13 @@ type Options struct {
 	// HashContent computes the SHA-256 of the whole object while planning
 	// (the embedded runner derives the batch id from it).
 	HashContent bool
+	// Workbooks (XLSX) cannot be range-read: Staging receives each sheet
+	// as normalized chunks that the shards point at (see xlsx.go). Without
+	// it a workbook is an error. Workbook bounds what reading one may cost,
+	// MaxWorkbook is the largest workbook file (default 512 MiB).
+	Staging     *Staging
+	Workbook    xlsx.Limits
+	MaxWorkbook int64
 }
 
 // Defaults returns o with zero fields set to their defaults.
@@ -104,6 +114,9 @@ func PlanSource(ctx context.Context, src object.Source, info object.Info, v *pro
 		return p, nil
 	}
 	p.Dialect = d
+	if d.Format == record.XLSX {
+		return planWorkbook(ctx, src, info, v, opts, p)
+	}
 	p.Layout = state.Layout{Format: string(d.Format), Encoding: string(d.Encoding), Delimiter: string(d.Delimiter)}
 
 	header, dataStart, firstRow, err := record.Header(bytes.NewReader(prefix), d, min(opts.MaxRecord, len(prefix)))
@@ -284,11 +297,17 @@ func Register(ctx context.Context, reg Registry, q queue.Queue, req Request) (Ou
 	return out, nil
 }
 
-// Manifest builds the queue manifest of one shard.
+// Manifest builds the queue manifest of one shard. A staged shard (a sheet
+// of a workbook) is read from its staged object, as CSV under its sheet's
+// header.
 func Manifest(b state.Batch, s state.Shard, traceID string) queue.Manifest {
+	src, layout := b.Source, b.Layout
+	if s.Staged != nil {
+		src, layout = StagedSource(s)
+	}
 	return queue.Manifest{
 		Version: queue.ManifestVersion, BatchID: b.ID, Shard: s.Index,
-		Source: b.Source, Layout: b.Layout, RuleVersion: b.RuleVersion,
+		Source: src, Layout: layout, RuleVersion: b.RuleVersion,
 		Sheet: s.Sheet, SheetIndex: s.SheetIndex,
 		Start: s.Start, End: s.End, FirstRow: s.FirstRow, Rows: s.Rows, TraceID: traceID,
 	}

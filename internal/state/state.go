@@ -59,10 +59,10 @@ type Source struct {
 
 // Layout says how to read the source: format, encoding and header.
 type Layout struct {
-	Format    string   `json:"format"`    // csv, tsv, jsonl
+	Format    string   `json:"format"`    // csv, tsv, jsonl, xlsx
 	Encoding  string   `json:"encoding"`  // utf-8, gb18030, utf-16le, utf-16be
 	Delimiter string   `json:"delimiter"` // one character for csv/tsv
-	Header    []string `json:"header"`    // decoded header cells (csv/tsv)
+	Header    []string `json:"header"`    // decoded header cells (csv/tsv; xlsx: the header every sheet has, nil when they differ)
 	DataStart int64    `json:"data_start"`
 }
 
@@ -137,6 +137,24 @@ type Shard struct {
 	Attempts   int         `json:"attempts"` // successful claims so far
 	Message    string      `json:"message,omitempty"`
 	UpdatedAt  time.Time   `json:"updated_at"`
+	// Staged is set when the source cannot be range-read (XLSX): the
+	// shard's rows are in a staged object and Start, End and the
+	// checkpoint's offsets are offsets in that object.
+	Staged *Staged `json:"staged,omitempty"`
+}
+
+// Staged is the object holding a shard's rows when the source cannot be
+// range-read: the splitter writes each sheet of a workbook as UTF-8 CSV
+// chunks under staging/<batch>/ (a local folder beside the database, or the
+// import bucket) and removes them when the batch finishes. A staged object
+// starts with the sheet's header line; a data line's row number is the one
+// the sheet shows (blank lines stand for the sheet's empty rows), so
+// positions stay (sheet, row).
+type Staged struct {
+	URI    string   `json:"uri"`    // file path or s3://bucket/staging/<batch>/<name>
+	Size   int64    `json:"size"`   // bytes
+	ETag   string   `json:"etag"`   // version written by the splitter
+	Header []string `json:"header"` // the sheet's header cells (the object's first line)
 }
 
 // Final is the outcome finalization gives a batch.

@@ -310,7 +310,11 @@ func shardKey(batchID string, index int) item {
 	return item{attrPK: avS(batchPK(batchID)), attrSK: avS(shardSK(index))}
 }
 
-func shardItem(s state.Shard) item {
+func shardItem(s state.Shard) (item, error) {
+	staged, err := avJSON(s.Staged, s.Staged == nil)
+	if err != nil {
+		return nil, fmt.Errorf("encode staged object of shard %d: %w", s.Index, err)
+	}
 	cp := s.Checkpoint
 	it := shardKey(s.BatchID, s.Index)
 	it["batch_id"] = avS(s.BatchID)
@@ -332,7 +336,8 @@ func shardItem(s state.Shard) item {
 	it["attempts"] = avN(int64(s.Attempts))
 	put(it, "message", avOptS(s.Message))
 	put(it, "updated_at", avTime(s.UpdatedAt))
-	return it
+	put(it, "staged", staged)
+	return it, nil
 }
 
 // cpNames are the checkpoint attributes of a shard item, in a fixed order.
@@ -367,6 +372,10 @@ func decodeShard(it item) (state.Shard, error) {
 		Attempts:   int(d.n("attempts")),
 		Message:    d.s("message"),
 		UpdatedAt:  d.t("updated_at"),
+	}
+	if _, ok := it["staged"]; ok {
+		s.Staged = &state.Staged{}
+		d.json("staged", s.Staged)
 	}
 	if d.err != nil {
 		return state.Shard{}, fmt.Errorf("shard item %s/%d: %w", s.BatchID, s.Index, d.err)

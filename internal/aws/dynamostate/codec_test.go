@@ -83,11 +83,18 @@ func TestItemsRoundTrip(t *testing.T) {
 	}
 	sh := state.Shard{BatchID: "b1", Index: 42, Sheet: "价格表", Status: state.ShardEscalated, Epoch: 3, Owner: "w", LeaseUntil: at.UTC(), UpdatedAt: at.UTC(),
 		Checkpoint: state.Checkpoint{NextOffset: 1 << 40, NextRow: 99, Counts: state.Counts{Total: 4, Imported: 1, Failed: 2, Skipped: 1}}}
-	gs, err := decodeShard(shardItem(sh))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d := cmp.Diff(sh, gs); d != "" {
-		t.Errorf("shard (-want +got):\n%s", d)
+	for _, staged := range []*state.Staged{nil, {URI: "s3://b/staging/b1/0001-00000.csv", Size: 7, ETag: `"e"`, Header: []string{"sku", "名称"}}} {
+		sh.Staged = staged
+		si, err := shardItem(sh)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gs, err := decodeShard(si)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff(sh, gs); d != "" {
+			t.Errorf("shard (-want +got):\n%s", d)
+		}
 	}
 }

@@ -165,7 +165,11 @@ func (s *Store) CreateBatch(ctx context.Context, b state.Batch, shards []state.S
 			return state.Batch{}, false, invalid("shard", "create batch %s: shard index %d outside 0..%d", b.ID, sh.Index, maxShardIndex)
 		}
 		want[sh.Index] = true
-		ops = append(ops, types.TransactWriteItem{Put: &types.Put{TableName: aws.String(s.table), Item: shardItem(sh)}})
+		si, err := shardItem(sh)
+		if err != nil {
+			return state.Batch{}, false, invalid("staged", "create batch %s: %v", b.ID, err)
+		}
+		ops = append(ops, types.TransactWriteItem{Put: &types.Put{TableName: aws.String(s.table), Item: si}})
 	}
 	creator := newCreator()
 	bi, err := batchItem(b, creator)

@@ -123,6 +123,7 @@ func FromClients(clients *awsclient.Clients, c Config) *Functions {
 		Queue:   sqsqueue.New(clients.SQS, c.ShardQueueURL),
 		DLQ:     sqsqueue.New(clients.SQS, c.DLQURL),
 		Reports: s3store.NewReports(clients.S3, c.Bucket),
+		Staging: s3store.NewStaging(clients.S3, c.Bucket),
 		Log:     dynamostate.NewTriageLog(clients.DynamoDB, c.StateTable),
 	}
 	if c.EscalationTopicARN != "" {

@@ -57,6 +57,10 @@ type Ports struct {
 	Queue   queue.Queue      // the shard queue
 	DLQ     queue.Queue      // the shard queue's dead-letter queue (triage parks messages there)
 	Reports finalize.Reports // error reports (reports/<batch>/ in the bucket)
+	// Staging holds the sheets of workbooks as the splitter stages them
+	// (staging/<batch>/ in the bucket); finalization removes them. Nil: a
+	// workbook cannot be split.
+	Staging split.Stager
 	// Log is the triage log: workers append their failed deliveries, triage
 	// its decisions. Nil: nothing is recorded, and triage escalates every
 	// shard it cannot decide on without a last error.
@@ -304,8 +308,12 @@ func (f *Functions) split(ctx context.Context, r events.S3EventRecord) error {
 	if err != nil {
 		return err
 	}
+	opts := f.o.Split
+	if f.p.Staging != nil {
+		opts.Staging = &split.Staging{Stager: f.p.Staging, BatchID: id}
+	}
 	sctx, end := f.span(ctx, "split")
-	plan, err := split.PlanSource(sctx, f.p.Source, info, v, f.o.Split)
+	plan, err := split.PlanSource(sctx, f.p.Source, info, v, opts)
 	end(err)
 	if err != nil {
 		return fmt.Errorf("split %s: %w", uri, err)
@@ -429,7 +437,7 @@ func (f *Functions) work(ctx context.Context, r events.SQSMessage, msg queue.Mes
 }
 
 func (f *Functions) finalize(ctx context.Context, id, abort string) error {
-	fin := finalize.Deps{Store: f.p.Store, Products: f.p.Sink, Reports: f.p.Reports, Now: f.o.Now, Settle: f.o.Settle,
+	fin := finalize.Deps{Store: f.p.Store, Products: f.p.Sink, Reports: f.p.Reports, Staging: f.p.Staging, Log: f.log, Now: f.o.Now, Settle: f.o.Settle,
 		Lineage: lineage.Resolver{Source: f.p.Source, Store: f.p.Store, MaxRecord: f.o.Split.MaxRecord, Now: f.o.Now}}
 	b, err := finalize.Finalize(ctx, fin, id, abort)
 	if err != nil {

@@ -1,6 +1,6 @@
 // Package s3store is the S3 adapter of the object source port
-// (internal/object) and of the report store of finalization
-// (finalize.Reports).
+// (internal/object), of the splitter's staging area (split.Stager) and of
+// the report store of finalization (finalize.Reports).
 //
 // Source keeps invariant 7 (source immutability) with S3's own conditional
 // read: every GetObject carries If-Match with the ETag the splitter saw, so
@@ -13,6 +13,10 @@
 // ETags are kept exactly as S3 returns them, with their double quotes
 // (`"9b2cf535f27731c974343645a3985328-3"`); Open also accepts an ETag
 // without quotes (as S3 event notifications carry it) and quotes it.
+//
+// Staging (split.Stager) puts the normalized chunks of a workbook's sheets
+// at s3://<bucket>/staging/<batch>/<name> and deletes them, every version,
+// when the batch finishes.
 //
 // Reports streams error reports to s3://<bucket>/reports/<batch>/<name>
 // with the S3 upload manager, through a pipe: at most the manager's parts in

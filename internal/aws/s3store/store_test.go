@@ -20,6 +20,8 @@ import (
 	"github.com/catalog-import/catalog-import/internal/failure"
 	"github.com/catalog-import/catalog-import/internal/object"
 	"github.com/catalog-import/catalog-import/internal/object/objecttest"
+	"github.com/catalog-import/catalog-import/internal/split"
+	"github.com/catalog-import/catalog-import/internal/split/stagetest"
 )
 
 func TestMain(m *testing.M) { awstest.Main(m) }
@@ -71,6 +73,15 @@ func (h *harness) Put(t *testing.T, name string, data []byte) string {
 
 func TestContract(t *testing.T) {
 	objecttest.Run(t, newHarness(t))
+}
+
+var _ split.Stager = (*s3store.Staging)(nil)
+
+func TestStagingContract(t *testing.T) {
+	client := awstest.Clients(t).S3
+	stagetest.Run(t, func(t *testing.T) (split.Stager, object.Source) {
+		return s3store.NewStaging(client, newBucket(t, client)), s3store.New(client)
+	})
 }
 
 func TestParseURI(t *testing.T) {

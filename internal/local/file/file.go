@@ -1,5 +1,6 @@
 // Package file is the local-file adapter of the object source port
-// (internal/object), used by embedded runs (`importctl run FILE`).
+// (internal/object), used by embedded runs (`importctl run FILE`), and of
+// the splitter's staging area (Staging, split.Stager).
 //
 // It keeps invariant 7 (source immutability) for local files: Open refuses a
 // file whose version tag is no longer the one the splitter saw, and a reader

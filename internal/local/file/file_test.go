@@ -16,6 +16,8 @@ import (
 	"github.com/catalog-import/catalog-import/internal/local/file"
 	"github.com/catalog-import/catalog-import/internal/object"
 	"github.com/catalog-import/catalog-import/internal/object/objecttest"
+	"github.com/catalog-import/catalog-import/internal/split"
+	"github.com/catalog-import/catalog-import/internal/split/stagetest"
 )
 
 // harness writes files in place (same inode, O_TRUNC) and gives every write
@@ -59,6 +61,14 @@ func (h *harness) touch(t *testing.T, path string) {
 
 func TestContract(t *testing.T) {
 	objecttest.Run(t, newHarness(t))
+}
+
+var _ split.Stager = file.Staging{}
+
+func TestStagingContract(t *testing.T) {
+	stagetest.Run(t, func(t *testing.T) (split.Stager, object.Source) {
+		return file.Staging{Dir: filepath.Join(t.TempDir(), "staging")}, &file.Source{}
+	})
 }
 
 func TestFileURI(t *testing.T) {

@@ -65,6 +65,7 @@ CREATE TABLE IF NOT EXISTS shards (
     attempts         INTEGER NOT NULL DEFAULT 0,
     message          TEXT    NOT NULL DEFAULT '',
     updated_at       TEXT    NOT NULL,
+    staged           TEXT,                        -- JSON state.Staged (XLSX: the staged object of the rows), NULL for range-read sources
     PRIMARY KEY (batch_id, shard)
 ) WITHOUT ROWID;
 

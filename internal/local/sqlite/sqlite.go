@@ -37,6 +37,7 @@ var addedColumns = []struct{ table, column, decl string }{
 	{"batches", "failures_resolved", "INTEGER NOT NULL DEFAULT 0"}, // v2
 	{"failures", "resolved_by", "TEXT NOT NULL DEFAULT ''"},        // v2
 	{"failures", "resolved_at", "TEXT"},                            // v2
+	{"shards", "staged", "TEXT"},                                   // v2
 }
 
 // Driver names accepted in Options.Driver.

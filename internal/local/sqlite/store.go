@@ -21,7 +21,7 @@ const batchCols = `batch_id, status, source_uri, source_size, source_etag, sourc
 
 const shardCols = `batch_id, shard, sheet, sheet_index, byte_start, byte_end, first_row, rows, checksum, status,
 	cp_next_offset, cp_next_row, cp_rows_total, cp_rows_imported, cp_rows_failed, cp_rows_skipped,
-	owner, epoch, lease_until, attempts, message, updated_at`
+	owner, epoch, lease_until, attempts, message, updated_at, staged`
 
 const failureCols = `batch_id, sheet, row, layer, reason, field, message, raw_line, cells, field_mapping,
 	rule_version, retry_count, failure_at, trace_id, shard`
@@ -105,10 +105,14 @@ func insertBatch(tx *wtx, b state.Batch) error {
 
 func insertShard(tx *wtx, s state.Shard) error {
 	cp := s.Checkpoint
-	_, err := tx.exec(`INSERT INTO shards (`+shardCols+`) VALUES `+placeholders(1, 22),
+	staged, err := jsonArg(s.Staged, s.Staged == nil)
+	if err != nil {
+		return err
+	}
+	_, err = tx.exec(`INSERT INTO shards (`+shardCols+`) VALUES `+placeholders(1, 23),
 		s.BatchID, s.Index, s.Sheet, s.SheetIndex, s.Start, s.End, s.FirstRow, s.Rows, s.Checksum, string(s.Status),
 		cp.NextOffset, cp.NextRow, cp.Counts.Total, cp.Counts.Imported, cp.Counts.Failed, cp.Counts.Skipped,
-		s.Owner, s.Epoch, timeArg(s.LeaseUntil), s.Attempts, s.Message, timeArg(s.UpdatedAt))
+		s.Owner, s.Epoch, timeArg(s.LeaseUntil), s.Attempts, s.Message, timeArg(s.UpdatedAt), staged)
 	return err
 }
 
@@ -198,13 +202,20 @@ func scanShard(sc scanner) (state.Shard, error) {
 		s              state.Shard
 		status         string
 		lease, updated sql.NullString
+		staged         sql.NullString
 	)
 	cp := &s.Checkpoint
 	err := sc.Scan(&s.BatchID, &s.Index, &s.Sheet, &s.SheetIndex, &s.Start, &s.End, &s.FirstRow, &s.Rows, &s.Checksum, &status,
 		&cp.NextOffset, &cp.NextRow, &cp.Counts.Total, &cp.Counts.Imported, &cp.Counts.Failed, &cp.Counts.Skipped,
-		&s.Owner, &s.Epoch, &lease, &s.Attempts, &s.Message, &updated)
+		&s.Owner, &s.Epoch, &lease, &s.Attempts, &s.Message, &updated, &staged)
 	if err != nil {
 		return state.Shard{}, err
+	}
+	if staged.Valid {
+		s.Staged = &state.Staged{}
+		if err := parseJSON(staged, s.Staged); err != nil {
+			return state.Shard{}, err
+		}
 	}
 	s.Status = state.ShardStatus(status)
 	if s.LeaseUntil, err = parseTime(lease); err != nil {

@@ -52,6 +52,7 @@ var tests = []struct {
 	{"CreateBatch/WithoutShards", testCreateBatchWithoutShards},
 	{"CreateBatch/RoundTripsEveryField", testCreateBatchRoundTrip},
 	{"CreateBatch/RefusesBadShardsAndStoresNothing", testCreateBatchRefuses},
+	{"CreateBatch/StagedShardsOfAWorkbook", testCreateBatchStaged},
 	{"GetBatch/NotFound", testGetBatchNotFound},
 	{"ListBatches/NewestFirst", testListBatches},
 	{"ListShards/ByIndex", testListShardsByIndex},
@@ -356,6 +357,39 @@ func testCreateBatchRoundTrip(t *testing.T, s state.Store) {
 	ls, err := s.ListShards(t.Context(), b.ID)
 	must(t, err, "ListShards")
 	diff(t, "ListShards", shards, ls)
+}
+
+// testCreateBatchStaged: the shards of a workbook name their staged
+// objects (one sheet per chunk, each with its own header); the stores keep
+// them through ListShards, Claim and a checkpoint, and a shard without one
+// stays without.
+func testCreateBatchStaged(t *testing.T, s state.Store) {
+	b, shards := fixture(3, t0)
+	b.Layout = state.Layout{Format: "xlsx"}
+	for i := range shards[:2] {
+		sh := &shards[i]
+		sh.Sheet, sh.SheetIndex = []string{"商品", "Sheet 2"}[i], i+1
+		sh.Start, sh.End = 25, 1025
+		sh.Checkpoint.NextOffset = 25
+		sh.Staged = &state.Staged{
+			URI:  fmt.Sprintf("s3://import-bucket/staging/%s/%04d-%05d.csv", b.ID, sh.SheetIndex, 0),
+			Size: 1025, ETag: fmt.Sprintf(`"etag-%d"`, i), Header: [][]string{{"商品编码", "名称", "价格"}, {"SKU", "Name", "Price", ""}}[i],
+		}
+	}
+	_, _, err := s.CreateBatch(t.Context(), b, shards)
+	must(t, err, "CreateBatch")
+	ls, err := s.ListShards(t.Context(), b.ID)
+	must(t, err, "ListShards")
+	diff(t, "ListShards", shards, ls)
+	_, claimed := claim(t, s, b.ID, 1, "w", time.Minute, t0)
+	diff(t, "claimed shard's staged object", shards[1].Staged, claimed.Staged)
+	lease, _ := claim(t, s, b.ID, 0, "w", time.Minute, t0)
+	_, err = s.Checkpoint(t.Context(), lease, state.Checkpoint{NextOffset: 500, NextRow: 7, Counts: state.Counts{Total: 5, Imported: 5}}, nil, t0.Add(time.Minute))
+	must(t, err, "Checkpoint")
+	diff(t, "staged object after a checkpoint", shards[0].Staged, getShard(t, s, b.ID, 0).Staged)
+	if got := getShard(t, s, b.ID, 2).Staged; got != nil {
+		t.Errorf("shard 2 without a staged object reads back %+v", got)
+	}
 }
 
 func testGetBatchNotFound(t *testing.T, s state.Store) {
