@@ -90,6 +90,7 @@ type rawProfile struct {
 	MaxErrorRatio    *float64
 	BannedCategories *[]string
 	Fields           [numFields]*rawField
+	Weight           *rawWeight
 }
 
 // rawField is one field entry as written: nil means "not given" (inherited).
@@ -237,7 +238,7 @@ func decodeRaw(data []byte, ps *problems) *rawProfile {
 	}
 	root := deref(doc.Content[0])
 	if root.Kind != yaml.MappingNode {
-		ps.add("profile", "must be a mapping of keys (name, write_mode, max_error_ratio, banned_categories, fields)")
+		ps.add("profile", "must be a mapping of keys (name, write_mode, max_error_ratio, banned_categories, fields, weight)")
 		return nil
 	}
 	raw := &rawProfile{}
@@ -260,8 +261,12 @@ func decodeRaw(data []byte, ps *problems) *rawProfile {
 				}
 				raw.Fields[id] = decodeField(deref(fval), fpath, ps)
 			})
+		case "weight":
+			if v := deref(val); !isNull(v) {
+				raw.Weight = decodeWeight(v, path, ps)
+			}
 		default:
-			ps.add(path, "unknown key (keys are name, write_mode, max_error_ratio, banned_categories, fields)")
+			ps.add(path, "unknown key (keys are name, write_mode, max_error_ratio, banned_categories, fields, weight)")
 		}
 	})
 	return raw
@@ -678,6 +683,9 @@ func canonical(p *Profile) []byte {
 	}
 	if len(p.banned) > 0 {
 		doc["banned_categories"] = p.banned
+	}
+	if p.weight != nil {
+		doc["weight"] = canonicalWeight(p.weight)
 	}
 	var b strings.Builder
 	enc := yaml.NewEncoder(&b)
