@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -189,6 +190,10 @@ func run(ctx context.Context, cfg Config, db *sqlite.DB, path string) (Summary, 
 	}
 	sum := Summary{Batch: reg.Batch, Resumed: !reg.Created && !reg.Batch.Status.Finished(), Existing: !reg.Created && reg.Batch.Status.Finished()}
 	cfg.Log.Info("batch registered", "batch_id", id, "shards", reg.Batch.Shards, "rows_total", reg.Batch.Counts.Total, "created", reg.Created, "sent", reg.Sent)
+	if w := plan.Weights; w != nil && reg.Created && len(w.Shards) > 0 {
+		cfg.Log.Info("shards weighted", "batch_id", id, "expression", w.Expression, "weight_total", w.Total,
+			"shard_weight_min", slices.Min(w.Shards), "shard_weight_max", slices.Max(w.Shards), "rows_default_weight", w.Fallback)
+	}
 	if !reg.Batch.Status.Finished() {
 		if err := db.ReleaseLeases(ctx, id); err != nil {
 			return sum, fmt.Errorf("release leases of %s: %w", id, err)
@@ -349,7 +354,12 @@ func work(ctx context.Context, cfg Config, db *sqlite.DB, q *memqueue.Queue, src
 // the run gives up on it (CircuitOpen) after backoffDeliveries x
 // Config.Attempts deliveries.
 func handle(ctx context.Context, cfg Config, w *shard.Worker, q *memqueue.Queue, m queue.Message, finish func(string) error) error {
+	start := time.Now()
 	res, err := w.Process(ctx, m.Manifest)
+	if err == nil && res.Status != shard.Leased && res.Status != shard.AlreadyDone {
+		cfg.Log.Info("shard processed", "batch_id", m.Manifest.BatchID, "shard", m.Manifest.Shard, "status", string(res.Status),
+			"rows", res.Counts.Done(), "duration_ms", float64(time.Since(start).Microseconds())/1000)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil

@@ -1,6 +1,7 @@
 package profile
 
 import (
+	"math"
 	"net/url"
 	"os"
 	"regexp"
@@ -26,6 +27,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("a: &x [1, 2]\nb: *x\n"))
 	f.Add([]byte("name: x\nfields: {sku: {columns: &c [a, b]}, name: {columns: *c}}"))
 	f.Add([]byte("name: x\n<<: {write_mode: upsert}\n"))
+	f.Add([]byte(seedWeight))
+	f.Add([]byte("name: x\nweight: {expression: 'bytes * (t[brand] ?? 1)', tables: {t: {Acme: 2, 'x y': 1e-3}}, inputs: {n: {type: string, columns: [N]}}}"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := Parse(data)
 		if err != nil {
@@ -102,6 +105,46 @@ func FuzzValidate(f *testing.F) {
 		}
 		if !equalProduct(p, q) {
 			t.Fatalf("re-validation changed the product\n%+v\n%+v", p, q)
+		}
+	})
+}
+
+// FuzzWeigh: the weight of any row is a finite number >= 0 or an error that
+// names its reason; never a panic.
+func FuzzWeigh(f *testing.F) {
+	f.Add("服装/女装", "12.5", "3", "https://a.example/1.jpg", "1000", "是")
+	f.Add("Books", "", "", "", "", "")
+	f.Add("x", "1e308", "-1", "|||", "NaN", "maybe")
+	f.Add("", "abc", "9223372036854775808", "ftp://x", "-1e400", "0")
+	v := compile(f, mustParse(f, seedWeight+"    big: {x: 1e308}\n"))
+	p := mustParse(f, "name: f\nweight: {expression: 'price * (stock + 1) * len(image_urls) + bytes / (1 + sales) + (big[category] ?? 0) * 1e10', inputs: {sales: {}}, tables: {big: {x: 1e308}}}")
+	pv := compile(f, p)
+	hdr := []string{"category", "price", "stock", "image_urls", "sales_30d", "新品", "sales"}
+	c1, err := v.Header(append([]string{"sku", "name"}, hdr...))
+	if err != nil {
+		f.Fatal(err)
+	}
+	c2, err := pv.Header(append([]string{"sku", "name"}, hdr...))
+	if err != nil {
+		f.Fatal(err)
+	}
+	w1, w2 := v.Weigher(), pv.Weigher()
+	f.Fuzz(func(t *testing.T, category, price, stock, images, sales, isNew string) {
+		cells := []string{"A", "n", category, price, stock, images, sales, isNew, sales}
+		for _, w := range []struct {
+			w *Weigher
+			c *Columns
+		}{{w1, c1}, {w2, c2}} {
+			got, err := w.w.Weigh(w.c, cells, int64(len(strings.Join(cells, ","))))
+			if err != nil {
+				if ie, ok := failure.As(err); !ok || !ie.Reason.Known() || ie.Message == "" {
+					t.Fatalf("bad error %#v", err)
+				}
+				continue
+			}
+			if math.IsNaN(got) || math.IsInf(got, 0) || got < 0 {
+				t.Fatalf("weight %v for %q", got, cells)
+			}
 		}
 	})
 }

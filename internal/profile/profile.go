@@ -49,6 +49,7 @@ type Profile struct {
 	sheets        []string
 	specs         [numFields]spec
 	rules         [numFields]*rule
+	weight        *weightSpec // nil: no weight declared
 	canonical     []byte
 	version       string
 }
@@ -131,6 +132,9 @@ func parse(data []byte, base *rawProfile) (*Profile, error) {
 		p.specs[id], p.rules[id] = buildSpec(id, merge(b, raw.Fields[id]), &ps)
 	}
 	checkAliases(&p.specs, &ps)
+	if raw.Weight != nil {
+		p.weight = buildWeight(raw.Weight, &p.specs, &ps)
+	}
 	if len(ps) > 0 {
 		return nil, errors.Join(ps...)
 	}

@@ -91,6 +91,7 @@ type rawProfile struct {
 	BannedCategories *[]string
 	Sheets           *[]string
 	Fields           [numFields]*rawField
+	Weight           *rawWeight
 }
 
 // rawField is one field entry as written: nil means "not given" (inherited).
@@ -238,7 +239,7 @@ func decodeRaw(data []byte, ps *problems) *rawProfile {
 	}
 	root := deref(doc.Content[0])
 	if root.Kind != yaml.MappingNode {
-		ps.add("profile", "must be a mapping of keys (name, write_mode, max_error_ratio, banned_categories, sheets, fields)")
+		ps.add("profile", "must be a mapping of keys (name, write_mode, max_error_ratio, banned_categories, sheets, fields, weight)")
 		return nil
 	}
 	raw := &rawProfile{}
@@ -263,8 +264,12 @@ func decodeRaw(data []byte, ps *problems) *rawProfile {
 				}
 				raw.Fields[id] = decodeField(deref(fval), fpath, ps)
 			})
+		case "weight":
+			if v := deref(val); !isNull(v) {
+				raw.Weight = decodeWeight(v, path, ps)
+			}
 		default:
-			ps.add(path, "unknown key (keys are name, write_mode, max_error_ratio, banned_categories, sheets, fields)")
+			ps.add(path, "unknown key (keys are name, write_mode, max_error_ratio, banned_categories, sheets, fields, weight)")
 		}
 	})
 	return raw
@@ -710,6 +715,9 @@ func canonical(p *Profile) []byte {
 	}
 	if len(p.sheets) > 0 {
 		doc["sheets"] = p.sheets
+	}
+	if p.weight != nil {
+		doc["weight"] = canonicalWeight(p.weight)
 	}
 	var b strings.Builder
 	enc := yaml.NewEncoder(&b)

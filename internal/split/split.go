@@ -1,10 +1,11 @@
 // Package split plans an import: it reads the source once, streaming, detects
 // the format and encoding, checks the header against the profile, and cuts
 // the file into shards at record boundaries (byte ranges of the original
-// object, so workers can range-read them). It then registers the batch and
-// its shards idempotently and sends one manifest per unfinished shard. A
-// workbook (XLSX), which cannot be range-read, is read once and each sheet
-// staged as CSV chunks that its shards point at (xlsx.go).
+// object, so workers can range-read them): by row and byte targets, or, when
+// the profile declares a row weight, at equal cumulative weight. It then
+// registers the batch and its shards idempotently and sends one manifest per
+// unfinished shard. A workbook (XLSX), which cannot be range-read, is read
+// once and each sheet staged as CSV chunks that its shards point at (xlsx.go).
 //
 // It keeps invariant 1 (one upload, one batch: the batch is created with a
 // conditional write, and a retried split finds it and only re-sends
@@ -35,7 +36,9 @@ import (
 )
 
 // Options sets the shard size. A shard is cut at the first record boundary
-// after either target is reached.
+// after either target is reached. When the profile declares a weight, the
+// targets only set the number of shards (as many as they would cut) and the
+// cuts fall at equal cumulative weight instead (see Weights).
 type Options struct {
 	ShardRows  int64 // target rows per shard (default 50,000)
 	ShardBytes int64 // target bytes per shard (default 16 MiB, the ranged-GET sweet spot)
@@ -76,6 +79,7 @@ type Plan struct {
 	Content  string        // hex SHA-256 of the object, when Options.HashContent
 	Parent   string        // the batch a fix file's rows failed in (package lineage), "" otherwise
 	Rejected error         // a file-level problem (*failure.ImportError): no shard may run
+	Weights  *Weights      // the profile declares a weight: how the shards were balanced
 }
 
 // Checksum returns the shard checksum of a run of records: CRC-32C over each
@@ -124,12 +128,13 @@ func PlanSource(ctx context.Context, src object.Source, info object.Info, v *pro
 		p.Rejected = err
 		return p, nil
 	}
+	var cols *profile.Columns
 	if d.Format != record.JSONL {
 		if len(header) == 0 {
 			p.Rejected = failure.New(failure.SchemaMismatch, "", "file has no header row")
 			return p, nil
 		}
-		if _, err := v.Header(header); err != nil {
+		if cols, err = v.Header(header); err != nil {
 			p.Rejected = err
 			return p, nil
 		}
@@ -137,6 +142,16 @@ func PlanSource(ctx context.Context, src object.Source, info object.Info, v *pro
 	p.Layout.Header, p.Layout.DataStart = header, dataStart
 	if dataStart < int64(len(prefix)) {
 		p.Parent = lineage.Parent(p.Layout, prefix[dataStart:], int64(len(prefix)) == info.Size, firstRow, opts.MaxRecord)
+	}
+
+	boundary := bySize(opts)
+	var cuts []int64
+	var weighedRows int64
+	if v.Profile().Weighted() {
+		if cuts, weighedRows, err = p.planWeights(ctx, src, info, v, cols, dataStart, firstRow, opts); err != nil {
+			return p, err
+		}
+		boundary = atOffsets(cuts)
 	}
 
 	var sum hash.Hash
@@ -153,8 +168,13 @@ func PlanSource(ctx context.Context, src object.Source, info object.Info, v *pro
 	if sum != nil {
 		r = io.TeeReader(rc, sum)
 	}
-	if err := p.cut(ctx, r, d, dataStart, firstRow, opts); err != nil {
+	if err := p.cut(ctx, r, d, dataStart, firstRow, opts, boundary); err != nil {
 		return p, fmt.Errorf("scan %s: %w", info.URI, err)
+	}
+	if p.Weights != nil {
+		if err := p.checkCuts(cuts, weighedRows); err != nil {
+			return p, fmt.Errorf("split %s: %w", info.URI, err)
+		}
 	}
 	if sum != nil {
 		p.Content = hex.EncodeToString(sum.Sum(nil))
@@ -162,8 +182,17 @@ func PlanSource(ctx context.Context, src object.Source, info object.Info, v *pro
 	return p, nil
 }
 
-// cut scans records and closes a shard whenever a target is reached.
-func (p *Plan) cut(ctx context.Context, r io.Reader, d record.Dialect, offset, row int64, opts Options) error {
+// bySize is the cut rule without weights: close a shard at the first record
+// boundary after either size target is reached.
+func bySize(opts Options) func(*state.Shard, record.Raw) bool {
+	return func(cur *state.Shard, raw record.Raw) bool {
+		return cur.Rows >= opts.ShardRows || raw.End-cur.Start >= opts.ShardBytes
+	}
+}
+
+// cut scans records and closes a shard after every record for which
+// boundary (given the shard so far, that record included) says so.
+func (p *Plan) cut(ctx context.Context, r io.Reader, d record.Dialect, offset, row int64, opts Options, boundary func(*state.Shard, record.Raw) bool) error {
 	sc := record.NewScanner(r, d, offset, row, opts.MaxRecord)
 	cur := state.Shard{Sheet: failure.NoSheet, Start: offset, FirstRow: row, Status: state.ShardPending}
 	sum := NewChecksum()
@@ -191,7 +220,7 @@ func (p *Plan) cut(ctx context.Context, r io.Reader, d record.Dialect, offset, r
 		}
 		cur.Rows++
 		sum.Add(raw.Bytes)
-		if cur.Rows >= opts.ShardRows || raw.End-cur.Start >= opts.ShardBytes {
+		if boundary(&cur, raw) {
 			flush(raw.End, raw.Row+1)
 		}
 	}

@@ -8,7 +8,12 @@
 //   - peak RSS of importctl at 100k and 1M rows;
 //   - the Go micro-benchmarks that chose the pool and the SQLite driver;
 //   - AWS requests per 1,000 rows through the Lambda handlers on moto, and
-//     the cost of 1M rows they imply.
+//     the cost of 1M rows they imply;
+//   - weighted shards: the slowest shard and the wall time of a file with a
+//     cluster of heavy rows, cut into equal-row vs weighted shards.
+//
+// -sections runs some of them (e.g. -sections weighted while developing;
+// the report then has only those).
 package main
 
 import (
@@ -42,8 +47,13 @@ func main() {
 	out := flag.String("out", "docs/performance.md", "report to write")
 	work := flag.String("dir", "", "scratch directory (default: a temporary one)")
 	awsRows := flag.Int("aws-rows", 5_000, "rows imported through the AWS handlers on moto to count requests (0: skip)")
+	weightedRows := flag.Int("weighted-rows", 0, "rows of the weighted-shards file (default: rows/10)")
+	sections := flag.String("sections", "all", "comma-separated sections to run: e2e (end to end, peak RSS), read, go, aws, weighted; or all")
 	flag.Parse()
 	log.SetFlags(0)
+	want := func(section string) bool {
+		return *sections == "all" || slices.Contains(strings.Split(*sections, ","), section)
+	}
 
 	dir := *work
 	if dir == "" {
@@ -53,17 +63,26 @@ func main() {
 		}
 		defer os.RemoveAll(dir)
 	}
-	r := &report{read: map[string][]time.Duration{}}
+	r := &report{read: map[string][]time.Duration{}, runs: *runs}
 	big := filepath.Join(dir, "products-1m.csv")
 	small := filepath.Join(dir, "products-100k.csv")
-	must(generate(big, *rows))
-	must(generate(small, *rows/10))
-	st, _ := os.Stat(big)
-	r.fileMB = float64(st.Size()) / 1e6
+	if want("e2e") || want("read") {
+		must(generate(big, *rows))
+		st, _ := os.Stat(big)
+		r.fileMB = float64(st.Size()) / 1e6
+	}
+	if want("e2e") {
+		must(generate(small, *rows/10))
+	}
 	r.rows = *rows
 
-	log.Printf("end to end: importctl run vs sqlite3 .import, %d runs each", *runs)
+	if want("e2e") {
+		log.Printf("end to end: importctl run vs sqlite3 .import, %d runs each", *runs)
+	}
 	for i := range *runs {
+		if !want("e2e") {
+			break
+		}
 		t, rss, err := runImportctl(*importctl, dir, big, i)
 		must(err)
 		r.importctl = append(r.importctl, t)
@@ -77,8 +96,13 @@ func main() {
 		log.Printf("  run %d: importctl %.2fs, sqlite3 %.2fs", i+1, r.importctl[i].Seconds(), r.sqlite[i].Seconds())
 	}
 
-	log.Printf("reading: raw, scan, parse, validate")
+	if want("read") {
+		log.Printf("reading: raw, scan, parse, validate")
+	}
 	for range *runs {
+		if !want("read") {
+			break
+		}
 		for _, stage := range stages {
 			t := time.Now()
 			must(readStage(stage, big))
@@ -86,15 +110,27 @@ func main() {
 		}
 	}
 
-	log.Printf("go benchmarks: pools, SQLite drivers")
-	r.pool = goBench("./internal/shard/", "^BenchmarkPool$", *runs)
-	r.drivers = goBench("./internal/local/sqlite/", "^BenchmarkSinkWrite$", *runs)
+	if want("go") {
+		log.Printf("go benchmarks: pools, SQLite drivers")
+		r.pool = goBench("./internal/shard/", "^BenchmarkPool$", *runs)
+		r.drivers = goBench("./internal/local/sqlite/", "^BenchmarkSinkWrite$", *runs)
+	}
 
-	if *awsRows > 0 {
+	if *awsRows > 0 && want("aws") {
 		log.Printf("AWS requests: %d rows through the handlers on moto", *awsRows)
 		run, err := measureAWS(dir, *awsRows)
 		must(err)
 		r.aws = &run
+	}
+	if want("weighted") {
+		n := *weightedRows
+		if n <= 0 {
+			n = *rows / 10
+		}
+		log.Printf("weighted shards: %d rows, equal-row vs weighted shards, %d runs each", n, *runs)
+		run, err := measureWeighted(*importctl, dir, n, *runs)
+		must(err)
+		r.weighted = run
 	}
 	must(os.WriteFile(*out, []byte(r.markdown()), 0o644))
 	log.Printf("wrote %s", *out)
@@ -298,6 +334,8 @@ type report struct {
 	read              map[string][]time.Duration
 	pool, drivers     map[string]map[string][]float64
 	aws               *awsRun
+	weighted          *weightedRun
+	runs              int
 }
 
 func median[T int64 | float64 | time.Duration](xs []T) T {
@@ -314,30 +352,42 @@ func (r *report) markdown() string {
 	host, _ := os.Hostname()
 	_ = host
 	fmt.Fprintf(&b, "# Performance\n\nWritten by `make bench` on %s (%d cores, %s, %s). Medians of %d interleaved runs\n",
-		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.GOOS+"/"+runtime.GOARCH, runtime.Version(), len(r.importctl))
+		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.GOOS+"/"+runtime.GOARCH, runtime.Version(), r.runs)
 	fmt.Fprintf(&b, "in one invocation; this machine is noisy, so compare ratios, not absolute figures.\n\n")
-	fmt.Fprintf(&b, "## End to end: %d rows, %.0f MB product CSV (generated, 40%% quoted multi-line descriptions)\n\n", r.rows, r.fileMB)
-	it, st := median(r.importctl), median(r.sqlite)
-	fmt.Fprintf(&b, "| what | median | rows/s | vs sqlite3 .import |\n|---|---|---|---|\n")
-	fmt.Fprintf(&b, "| `importctl run` (detect, split, validate, dedupe, checkpoint every 100 rows, reconcile) | %.2f s | %s | %.2fx the time |\n",
-		it.Seconds(), si(float64(r.rows)/it.Seconds()), it.Seconds()/st.Seconds())
-	fmt.Fprintf(&b, "| `sqlite3 .import` into the same columns with `sku` PRIMARY KEY (WAL) | %.2f s | %s | 1.00x |\n\n",
-		st.Seconds(), si(float64(r.rows)/st.Seconds()))
-	fmt.Fprintf(&b, "All runs: importctl %v; sqlite3 %v.\n\n", rounded(r.importctl), rounded(r.sqlite))
-	fmt.Fprintf(&b, "## Peak memory (RSS) of `importctl run`\n\n| rows | peak RSS (median) |\n|---|---|\n")
-	fmt.Fprintf(&b, "| %d | %.0f MB |\n| %d | %.0f MB |\n\n", r.rows/10, float64(median(r.rss100k))/1e6, r.rows, float64(median(r.rss1m))/1e6)
-	fmt.Fprintf(&b, "## Reading the same file through the page cache (one core)\n\n| stage | MB/s | rows/s | vs raw read |\n|---|---|---|---|\n")
-	raw := median(r.read["raw read"]).Seconds()
-	for _, s := range stages {
-		t := median(r.read[s]).Seconds()
-		fmt.Fprintf(&b, "| %s | %s | %s | %.2fx the time |\n", s, si(r.fileMB/t), si(float64(r.rows)/t), t/raw)
+	if len(r.importctl) > 0 {
+		fmt.Fprintf(&b, "## End to end: %d rows, %.0f MB product CSV (generated, 40%% quoted multi-line descriptions)\n\n", r.rows, r.fileMB)
+		it, st := median(r.importctl), median(r.sqlite)
+		fmt.Fprintf(&b, "| what | median | rows/s | vs sqlite3 .import |\n|---|---|---|---|\n")
+		fmt.Fprintf(&b, "| `importctl run` (detect, split, validate, dedupe, checkpoint every 100 rows, reconcile) | %.2f s | %s | %.2fx the time |\n",
+			it.Seconds(), si(float64(r.rows)/it.Seconds()), it.Seconds()/st.Seconds())
+		fmt.Fprintf(&b, "| `sqlite3 .import` into the same columns with `sku` PRIMARY KEY (WAL) | %.2f s | %s | 1.00x |\n\n",
+			st.Seconds(), si(float64(r.rows)/st.Seconds()))
+		fmt.Fprintf(&b, "All runs: importctl %v; sqlite3 %v.\n\n", rounded(r.importctl), rounded(r.sqlite))
+		fmt.Fprintf(&b, "## Peak memory (RSS) of `importctl run`\n\n| rows | peak RSS (median) |\n|---|---|\n")
+		fmt.Fprintf(&b, "| %d | %.0f MB |\n| %d | %.0f MB |\n\n", r.rows/10, float64(median(r.rss100k))/1e6, r.rows, float64(median(r.rss1m))/1e6)
 	}
-	b.WriteString("\n")
-	writeGo(&b, "Worker pools (parse + validate, 20k rows; `BenchmarkPool` in internal/shard)", r.pool, "rows/s")
-	writeGo(&b, "SQLite drivers (`BenchmarkSinkWrite` in internal/local/sqlite)", r.drivers, "rows/s")
-	b.WriteString(readingNotes)
+	if len(r.read["raw read"]) > 0 {
+		fmt.Fprintf(&b, "## Reading the same file through the page cache (one core)\n\n| stage | MB/s | rows/s | vs raw read |\n|---|---|---|---|\n")
+		raw := median(r.read["raw read"]).Seconds()
+		for _, s := range stages {
+			t := median(r.read[s]).Seconds()
+			fmt.Fprintf(&b, "| %s | %s | %s | %.2fx the time |\n", s, si(r.fileMB/t), si(float64(r.rows)/t), t/raw)
+		}
+		b.WriteString("\n")
+	}
+	if r.pool != nil || r.drivers != nil {
+		writeGo(&b, "Worker pools (parse + validate, 20k rows; `BenchmarkPool` in internal/shard)", r.pool, "rows/s")
+		writeGo(&b, "SQLite drivers (`BenchmarkSinkWrite` in internal/local/sqlite)", r.drivers, "rows/s")
+	}
+	if len(r.importctl) > 0 {
+		b.WriteString(readingNotes)
+	}
 	if r.aws != nil {
 		r.aws.markdown(&b)
+	}
+	if r.weighted != nil {
+		b.WriteString("\n")
+		r.weighted.markdown(&b)
 	}
 	return b.String()
 }

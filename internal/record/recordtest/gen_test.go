@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func gen(t *testing.T, rows int, seed int64, faults bool) []byte {
@@ -133,5 +134,51 @@ func TestFaultOf(t *testing.T) {
 	}
 	if FaultOf(1) != "" || FaultOf(7) == "" {
 		t.Fatal("first faulty row should be row 7")
+	}
+}
+
+// TestHeavyRows: heavy rows have the long description and the image list,
+// many times the bytes of the others, and every other row is exactly what
+// WriteProductCSV writes.
+func TestHeavyRows(t *testing.T) {
+	t.Parallel()
+	const n = 2000
+	heavy := func(row int64) bool { return row >= 1000 && row < 1100 }
+	var b bytes.Buffer
+	if err := WriteProducts(&b, Options{Rows: n, Seed: 5, Faults: true, Heavy: heavy}); err != nil {
+		t.Fatal(err)
+	}
+	plain, err := csv.NewReader(bytes.NewReader(gen(t, n, 5, true))).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(&b).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != len(plain) {
+		t.Fatalf("%d records, want %d", len(recs), len(plain))
+	}
+	size := func(rec []string) int { return len(strings.Join(rec, ",")) }
+	var light, heavySize, lightN, heavyN int
+	for i, rec := range recs[1:] {
+		row := int64(i) + 2
+		if !heavy(row) {
+			if strings.Join(rec, ",") != strings.Join(plain[i+1], ",") {
+				t.Fatalf("row %d differs from WriteProductCSV's", row)
+			}
+			light, lightN = light+size(rec), lightN+1
+			continue
+		}
+		images := strings.Count(rec[9], "|") + 1
+		if utf8.RuneCountInString(rec[8]) != HeavyDescription || images != HeavyImages && FaultOf(row) != FaultBadURL || rec[0] != plain[i+1][0] {
+			t.Fatalf("heavy row %d: description %d characters, %d images, sku %q", row, utf8.RuneCountInString(rec[8]), images, rec[0])
+		}
+		heavySize, heavyN = heavySize+size(rec), heavyN+1
+	}
+	ratio := float64(heavySize/heavyN) / float64(light/lightN)
+	t.Logf("heavy rows: %.1fx the bytes", ratio)
+	if heavyN != 100 || ratio < 50 {
+		t.Errorf("%d heavy rows, %.1fx the bytes of a light row; want 100 at 50x or more", heavyN, ratio)
 	}
 }
