@@ -21,6 +21,7 @@ import (
 	"github.com/catalog-import/catalog-import/internal/local/sqlite"
 	"github.com/catalog-import/catalog-import/internal/profile"
 	"github.com/catalog-import/catalog-import/internal/record"
+	"github.com/catalog-import/catalog-import/internal/report"
 	"github.com/catalog-import/catalog-import/internal/state"
 	"github.com/catalog-import/catalog-import/internal/triage"
 )
@@ -170,6 +171,7 @@ func newFailuresCmd(env Env, g *global) *cobra.Command {
 		layers  []string
 		format  string
 		limit   int
+		groupBy string
 	)
 	cmd := &cobra.Command{
 		Use:   "failures [flags] BATCH_ID",
@@ -181,7 +183,10 @@ of each record. --format fixfile writes only the failed rows as the original fil
 had them (header, column order, delimiter, encoding) plus _source_row and _error
 columns: fix the cells in Excel and import the file again. DuplicateSKU rows are
 left out of it (imported again unchanged, such a row would replace the product
-of its SKU's first row) unless --reason DuplicateSKU asks for them.`,
+of its SKU's first row) unless --reason DuplicateSKU asks for them.
+--group-by reason|layer|field counts the records instead (largest first; table,
+csv or jsonl), reading them once whatever their number; --limit then keeps the
+largest groups.`,
 		Args: exactArgs(1, "BATCH_ID"),
 	}
 	fl := cmd.Flags()
@@ -189,6 +194,7 @@ of its SKU's first row) unless --reason DuplicateSKU asks for them.`,
 	fl.StringSliceVar(&layers, "layer", nil, "only these layers: syntax, semantic, business, infrastructure")
 	fl.StringVar(&format, "format", "table", "table, csv, jsonl, or fixfile (the failed rows as the original file: fix them and import the file again)")
 	fl.IntVar(&limit, "limit", 0, "at most this many records (0: all)")
+	fl.StringVar(&groupBy, "group-by", "", "count the records by reason, layer or field instead of listing them")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		f := state.FailureFilter{}
 		for _, r := range reasons {
@@ -207,6 +213,9 @@ of its SKU's first row) unless --reason DuplicateSKU asks for them.`,
 		}
 		if format != "table" && format != "csv" && format != "jsonl" && format != "fixfile" {
 			return usage("unknown format %q (table, csv, jsonl, fixfile)", format)
+		}
+		if err := checkGroupBy(groupBy, format); err != nil {
+			return err
 		}
 		if format == "fixfile" && len(f.Reasons) == 0 {
 			// A duplicate row imported again unchanged would replace the
@@ -228,6 +237,9 @@ of its SKU's first row) unless --reason DuplicateSKU asks for them.`,
 		}
 		if err != nil {
 			return err
+		}
+		if groupBy != "" {
+			return writeGroups(cmd.Context(), env.Stdout, db, b, f, report.Group(groupBy), format, limit)
 		}
 		return writeFailures(cmd.Context(), env.Stdout, db, b, f, format, limit)
 	}
