@@ -36,11 +36,15 @@ type Env struct {
 	Stdin          io.Reader
 	// StderrTerminal: show progress bars on Stderr.
 	StderrTerminal bool
+	// StdoutTerminal: status --watch redraws bars on Stdout instead of
+	// printing lines.
+	StdoutTerminal bool
 }
 
 // ProcessEnv returns the Env of this process.
 func ProcessEnv() Env {
-	return Env{Stdout: os.Stdout, Stderr: os.Stderr, Stdin: os.Stdin, StderrTerminal: term.IsTerminal(int(os.Stderr.Fd()))}
+	return Env{Stdout: os.Stdout, Stderr: os.Stderr, Stdin: os.Stdin, StderrTerminal: term.IsTerminal(int(os.Stderr.Fd())),
+		StdoutTerminal: term.IsTerminal(int(os.Stdout.Fd()))}
 }
 
 // exitError carries an exit code out of a command.

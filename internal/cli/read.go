@@ -61,15 +61,25 @@ func (g *global) openReader(ctx context.Context) (r reader, where string, closeF
 }
 
 func newStatusCmd(env Env, g *global) *cobra.Command {
-	var asJSON bool
+	var asJSON, watching bool
 	var limit int
+	var interval time.Duration
 	cmd := &cobra.Command{
 		Use:   "status [BATCH_ID]",
-		Short: "List recent batches, or show one batch with its shards",
-		Args:  cobra.MaximumNArgs(1),
+		Short: "List recent batches, or show one batch with its shards; --watch follows running batches live",
+		Long: `List recent batches, or show one batch with its shards and triage log.
+
+--watch follows the running batches (or BATCH_ID) until they finish or Ctrl-C:
+rows done of total, rows/s, ETA and failed rows by layer, refreshed every
+--interval. On a terminal it redraws one bar per batch; otherwise it prints one
+line per batch per refresh, then each batch's final counts. With a BATCH_ID it
+exits as 'run' does for the batch's final status (0, 1 or 2).`,
+		Args: cobra.MaximumNArgs(1),
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "JSON output")
 	cmd.Flags().IntVar(&limit, "limit", 20, "batches to list")
+	cmd.Flags().BoolVarP(&watching, "watch", "w", false, "follow running batches live until they finish")
+	cmd.Flags().DurationVar(&interval, "interval", time.Second, "refresh interval of --watch")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
 		db, where, closeDB, err := g.openReader(ctx)
@@ -77,6 +87,9 @@ func newStatusCmd(env Env, g *global) *cobra.Command {
 			return err
 		}
 		defer closeDB()
+		if watching {
+			return runWatch(ctx, env, db, where, args, limit, interval, asJSON)
+		}
 		if len(args) == 0 {
 			bs, err := db.ListBatches(ctx, limit)
 			if err != nil {
