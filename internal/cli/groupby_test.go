@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -32,5 +33,34 @@ func TestFailuresGroupByGolden(t *testing.T) {
 		if code, _, _ := importctl(t, append(append([]string{"failures", "--db", db}, args...), s.BatchID)...); code != ExitFailed {
 			t.Errorf("failures %v: exit %d, want %d", args, code, ExitFailed)
 		}
+	}
+}
+
+// TestReportCommand: importctl report renders the batch's page from the
+// store, with the batch's numbers, to a file or stdout.
+func TestReportCommand(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	db := filepath.Join(dir, "t.db")
+	_, s := runImport(t, db, filepath.Join("testdata", "input", "gbk-excel.csv"))
+	out := filepath.Join(dir, "page.html")
+	if code, _, stderr := importctl(t, "report", "--db", db, "-o", out, s.BatchID); code != 0 {
+		t.Fatalf("report: exit %d: %s", code, stderr)
+	}
+	page, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, stdout, _ := importctl(t, "report", "--db", db, "-o", "-", s.BatchID)
+	for _, p := range []string{string(page), stdout} {
+		for _, want := range []string{string(s.Status), `data-value="9">9</span> rows`, `data-value="7">7</span> failed`,
+			`data-key="InvalidValue" data-count="3"`} {
+			if !strings.Contains(p, want) {
+				t.Errorf("report page lacks %q", want)
+			}
+		}
+	}
+	if code, _, _ := importctl(t, "report", "--db", db, "b-missing"); code != ExitFailed {
+		t.Errorf("report of an unknown batch: exit %d", code)
 	}
 }
