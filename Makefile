@@ -33,8 +33,9 @@ demo: build ## import the bundled sample file into a fresh build/demo.db and sho
 	@$(IMPORTCTL) run --db build/demo.db testdata/demo/products-gbk.csv || test $$? -eq 1
 
 .PHONY: deps
-deps: ## install the tools the tests use (sqlite3, staticcheck, cfn-lint, moto), if missing
+deps: ## install the tools the tests use (sqlite3, chromium, staticcheck, cfn-lint, moto), if missing
 	@command -v sqlite3 >/dev/null || { echo "installing sqlite3"; (apt-get update -qq && apt-get install -y -qq sqlite3) >/dev/null; }
+	@command -v chromium >/dev/null || { echo "installing chromium (the batch report's browser test)"; (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null; }
 	@test -x $(STATICCHECK) || { echo "installing staticcheck $(STATICCHECK_VERSION)"; $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION); }
 	@command -v cfn-lint >/dev/null || { echo "installing cfn-lint"; python3 -m pip install -q 'cfn-lint==1.51.0'; }
 	@command -v moto_server >/dev/null || { echo "installing moto"; python3 -m pip install -q 'moto[server]==5.2.1'; }

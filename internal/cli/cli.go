@@ -36,11 +36,15 @@ type Env struct {
 	Stdin          io.Reader
 	// StderrTerminal: show progress bars on Stderr.
 	StderrTerminal bool
+	// StdoutTerminal: status --watch redraws bars on Stdout instead of
+	// printing lines.
+	StdoutTerminal bool
 }
 
 // ProcessEnv returns the Env of this process.
 func ProcessEnv() Env {
-	return Env{Stdout: os.Stdout, Stderr: os.Stderr, Stdin: os.Stdin, StderrTerminal: term.IsTerminal(int(os.Stderr.Fd()))}
+	return Env{Stdout: os.Stdout, Stderr: os.Stderr, Stdin: os.Stdin, StderrTerminal: term.IsTerminal(int(os.Stderr.Fd())),
+		StdoutTerminal: term.IsTerminal(int(os.Stdout.Fd()))}
 }
 
 // exitError carries an exit code out of a command.
@@ -130,7 +134,8 @@ on an emulator), and 'importctl dev' runs the Lambda handlers locally.`,
 		return &exitError{code: ExitFailed, err: fmt.Errorf("%w\nsee '%s --help'", err, c.CommandPath())}
 	})
 	root.AddCommand(newRunCmd(env, g, false), newRunCmd(env, g, true), newPreviewCmd(env),
-		newStatusCmd(env, g), newFailuresCmd(env, g), newProfileCmd(env), newDevCmd(env, g), newRedriveCmd(env, g), newRetryCmd(env, g))
+		newStatusCmd(env, g), newFailuresCmd(env, g), newProfileCmd(env), newDevCmd(env, g), newRedriveCmd(env, g),
+		newRetryCmd(env, g), newReportCmd(env, g))
 	return root
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/catalog-import/catalog-import/internal/local/sqlite"
 	"github.com/catalog-import/catalog-import/internal/profile"
 	"github.com/catalog-import/catalog-import/internal/record"
+	"github.com/catalog-import/catalog-import/internal/report"
 	"github.com/catalog-import/catalog-import/internal/split"
 	"github.com/catalog-import/catalog-import/internal/state"
 	"github.com/catalog-import/catalog-import/internal/triage"
@@ -62,15 +63,25 @@ func (g *global) openReader(ctx context.Context) (r reader, where string, closeF
 }
 
 func newStatusCmd(env Env, g *global) *cobra.Command {
-	var asJSON bool
+	var asJSON, watching bool
 	var limit int
+	var interval time.Duration
 	cmd := &cobra.Command{
 		Use:   "status [BATCH_ID]",
-		Short: "List recent batches, or show one batch with its shards",
-		Args:  cobra.MaximumNArgs(1),
+		Short: "List recent batches, or show one batch with its shards; --watch follows running batches live",
+		Long: `List recent batches, or show one batch with its shards and triage log.
+
+--watch follows the running batches (or BATCH_ID) until they finish or Ctrl-C:
+rows done of total, rows/s, ETA and failed rows by layer, refreshed every
+--interval. On a terminal it redraws one bar per batch; otherwise it prints one
+line per batch per refresh, then each batch's final counts. With a BATCH_ID it
+exits as 'run' does for the batch's final status (0, 1 or 2).`,
+		Args: cobra.MaximumNArgs(1),
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "JSON output")
 	cmd.Flags().IntVar(&limit, "limit", 20, "batches to list")
+	cmd.Flags().BoolVarP(&watching, "watch", "w", false, "follow running batches live until they finish")
+	cmd.Flags().DurationVar(&interval, "interval", time.Second, "refresh interval of --watch")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx := cmd.Context()
 		db, where, closeDB, err := g.openReader(ctx)
@@ -78,6 +89,9 @@ func newStatusCmd(env Env, g *global) *cobra.Command {
 			return err
 		}
 		defer closeDB()
+		if watching {
+			return runWatch(ctx, env, db, where, args, limit, interval, asJSON)
+		}
 		if len(args) == 0 {
 			bs, err := db.ListBatches(ctx, limit)
 			if err != nil {
@@ -182,6 +196,7 @@ func newFailuresCmd(env Env, g *global) *cobra.Command {
 		format     string
 		limit      int
 		unresolved bool
+		groupBy    string
 	)
 	cmd := &cobra.Command{
 		Use:   "failures [flags] BATCH_ID",
@@ -195,7 +210,10 @@ _error and _batch columns: fix the cells in Excel and import the file again
 ('importctl run fix.csv', or drop it in the stack's bucket); the rows that import
 mark their failures here resolved. DuplicateSKU rows are left out of it (imported
 again unchanged, such a row would replace the product of its SKU's first row)
-unless --reason DuplicateSKU asks for them.`,
+unless --reason DuplicateSKU asks for them.
+--group-by reason|layer|field counts the records instead (largest first; table,
+csv or jsonl), reading them once whatever their number; --limit then keeps the
+largest groups.`,
 		Args: exactArgs(1, "BATCH_ID"),
 	}
 	fl := cmd.Flags()
@@ -204,9 +222,13 @@ unless --reason DuplicateSKU asks for them.`,
 	fl.StringVar(&format, "format", "table", "table, csv, jsonl, or fixfile (the failed rows as the original file: fix them and import the file again)")
 	fl.IntVar(&limit, "limit", 0, "at most this many records (0: all)")
 	fl.BoolVar(&unresolved, "unresolved", false, "only failures no later batch (retry-failures, a fix file) has imported")
+	fl.StringVar(&groupBy, "group-by", "", "count the records by reason, layer or field instead of listing them")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if format != "table" && format != "csv" && format != "jsonl" && format != "fixfile" {
 			return usage("unknown format %q (table, csv, jsonl, fixfile)", format)
+		}
+		if err := checkGroupBy(groupBy, format); err != nil {
+			return err
 		}
 		f, err := failureFilter(reasons, layers, format == "fixfile")
 		if err != nil {
@@ -224,6 +246,9 @@ unless --reason DuplicateSKU asks for them.`,
 		}
 		if err != nil {
 			return err
+		}
+		if groupBy != "" {
+			return writeGroups(cmd.Context(), env.Stdout, db, b, f, report.Group(groupBy), format, limit)
 		}
 		return writeFailures(cmd.Context(), env.Stdout, db, b, f, format, limit)
 	}

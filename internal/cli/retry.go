@@ -186,7 +186,7 @@ func retryLocal(ctx context.Context, env Env, g *global, f *retryFlags, filter s
 			return err
 		}
 		path = filepath.Join(dir, "retry-"+time.Now().UTC().Format("20060102T150405.000Z")+retryExt(parent.Layout))
-		if what, err = writeFile(path, func(w io.Writer) (retryable, error) { return writeRetryFile(ctx, w, db, parent, filter) }); err != nil {
+		if what, err = writeRetryPath(path, func(w io.Writer) (retryable, error) { return writeRetryFile(ctx, w, db, parent, filter) }); err != nil {
 			db.Close()
 			return err
 		}
@@ -265,8 +265,8 @@ func reasonList(m map[failure.Reason]int64) string {
 	return " (" + strings.Join(parts, ", ") + ")"
 }
 
-// writeFile creates path and fills it with write; a failed write leaves no file.
-func writeFile(path string, write func(io.Writer) (retryable, error)) (retryable, error) {
+// writeRetryPath creates path and fills it with write; a failed write leaves no file.
+func writeRetryPath(path string, write func(io.Writer) (retryable, error)) (retryable, error) {
 	fh, err := os.Create(path)
 	if err != nil {
 		return retryable{}, err

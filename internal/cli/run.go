@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/catalog-import/catalog-import/internal/embedded"
 	"github.com/catalog-import/catalog-import/internal/failure"
+	"github.com/catalog-import/catalog-import/internal/report"
 	"github.com/catalog-import/catalog-import/internal/split"
 	"github.com/catalog-import/catalog-import/internal/state"
 )
@@ -89,12 +92,23 @@ in a dry run, since it needs the catalog.`
 		if err != nil {
 			return &exitError{code: ExitFailed, err: err}
 		}
+		page := ""
+		if p := filepath.Join(filepath.Dir(cfg.DB), "reports", sum.Batch.ID, report.Name); !dry {
+			if _, err := os.Stat(p); err == nil {
+				page = p // the batch report finalization wrote (embedded's default report dir)
+			}
+		}
 		if f.json {
-			if err := writeJSON(env.Stdout, summaryJSON(sum, dry, time.Since(start))); err != nil {
+			s := summaryJSON(sum, dry, time.Since(start))
+			s.HTMLReport = page
+			if err := writeJSON(env.Stdout, s); err != nil {
 				return err
 			}
 		} else {
 			printSummary(env.Stdout, args[0], sum, dry, time.Since(start))
+			if page != "" {
+				fmt.Fprintf(env.Stdout, "page      %s (charts and sample failures: open in a browser)\n", page)
+			}
 		}
 		if code := exitFor(sum.Batch.Status); code != ExitOK {
 			return &exitError{code: code}
@@ -130,6 +144,7 @@ type runJSON struct {
 	AlreadyFinished  bool                     `json:"already_finished"`
 	DryRun           bool                     `json:"dry_run,omitempty"`
 	Report           string                   `json:"report"`
+	HTMLReport       string                   `json:"html_report,omitempty"` // the batch report beside the error report
 	Message          string                   `json:"message,omitempty"`
 	RuleVersion      string                   `json:"rule_version"`
 	Parent           string                   `json:"parent,omitempty"`

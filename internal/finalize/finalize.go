@@ -1,7 +1,7 @@
 // Package finalize closes a batch once its last shard is finished: it
 // reconciles the counts against the durable records (products written and
-// failure records kept, per shard and in sum), writes the error report, and
-// sets the final status.
+// failure records kept, per shard and in sum), writes the error report and
+// the batch report (report.html, internal/report), and sets the final status.
 //
 // A workbook's staged chunks (see internal/split) are removed here, once
 // the batch is finished.
@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/catalog-import/catalog-import/internal/failure"
+	"github.com/catalog-import/catalog-import/internal/report"
 	"github.com/catalog-import/catalog-import/internal/state"
 )
 
@@ -108,19 +109,23 @@ func Finalize(ctx context.Context, d Deps, id, abort string) (state.Batch, error
 		}
 	}
 
-	byReason := map[failure.Reason]int64{}
-	report := ""
+	agg := &report.Aggregate{} // the failure records, counted in the error report's pass
+	csv := ""
 	if total.Failed > 0 && d.Reports != nil {
-		report, err = d.Reports.Put(ctx, id, "errors.csv", func(w io.Writer) error {
-			return writeReport(ctx, d.Store, b, w, byReason)
+		csv, err = d.Reports.Put(ctx, id, "errors.csv", func(w io.Writer) error {
+			return writeReport(ctx, d.Store, b, w, agg)
 		})
 		if err != nil {
 			return state.Batch{}, fmt.Errorf("write error report of %s: %w", id, err)
 		}
 	} else if total.Failed > 0 {
-		if err := writeReport(ctx, d.Store, b, io.Discard, byReason); err != nil {
+		if err := writeReport(ctx, d.Store, b, io.Discard, agg); err != nil {
 			return state.Batch{}, err
 		}
+	}
+	byReason := agg.ByReason
+	if byReason == nil {
+		byReason = map[failure.Reason]int64{}
 	}
 
 	status, msg := state.BatchCompleted, ""
@@ -143,7 +148,13 @@ func Finalize(ctx context.Context, d Deps, id, abort string) (state.Batch, error
 	if d.Now != nil {
 		now = d.Now
 	}
-	fb, err := d.Store.FinishBatch(ctx, id, state.Final{Status: status, Counts: total, ByReason: byReason, Message: msg, Report: report}, now())
+	final, at := state.Final{Status: status, Counts: total, ByReason: byReason, Message: msg, Report: csv}, now()
+	if d.Reports != nil {
+		if err := writeHTML(ctx, d, b, final, agg, at); err != nil {
+			return state.Batch{}, fmt.Errorf("write batch report of %s: %w", id, err)
+		}
+	}
+	fb, err := d.Store.FinishBatch(ctx, id, final, at)
 	if err != nil {
 		return state.Batch{}, fmt.Errorf("finish batch %s: %w", id, err)
 	}
@@ -195,8 +206,9 @@ func reconcile(ctx context.Context, d Deps, b state.Batch, abort string) (state.
 	return total, diffs, nil
 }
 
-// writeReport pages through the failure records in (sheet, row) order.
-func writeReport(ctx context.Context, st Store, b state.Batch, w io.Writer, byReason map[failure.Reason]int64) error {
+// writeReport pages through the failure records in (sheet, row) order,
+// adding each to agg.
+func writeReport(ctx context.Context, st Store, b state.Batch, w io.Writer, agg *report.Aggregate) error {
 	var header []string
 	if b.Layout.Format != "jsonl" {
 		header = b.Layout.Header
@@ -212,7 +224,7 @@ func writeReport(ctx context.Context, st Store, b state.Batch, w io.Writer, byRe
 			return fmt.Errorf("read failures of %s: %w", b.ID, err)
 		}
 		for _, r := range recs {
-			byReason[r.Reason]++
+			agg.Add(r)
 			if err := rw.Write(r); err != nil {
 				return err
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/catalog-import/catalog-import/internal/failure"
 	"github.com/catalog-import/catalog-import/internal/finalize"
 	"github.com/catalog-import/catalog-import/internal/local/sqlite"
+	"github.com/catalog-import/catalog-import/internal/report"
 	"github.com/catalog-import/catalog-import/internal/state"
 )
 
@@ -93,11 +94,16 @@ func seed(t *testing.T) *sqlite.DB {
 	return db
 }
 
-// memReports keeps the report in memory.
-type memReports struct{ got strings.Builder }
+// memReports keeps the error report (got) and the batch report (html) in
+// memory.
+type memReports struct{ got, html strings.Builder }
 
 func (r *memReports) Put(_ context.Context, batchID, name string, write func(io.Writer) error) (string, error) {
-	return "mem://" + batchID + "/" + name, write(&r.got)
+	w := &r.got
+	if name == report.Name {
+		w = &r.html
+	}
+	return "mem://" + batchID + "/" + name, write(w)
 }
 
 func product(row int64) catalog.Product {

@@ -137,6 +137,11 @@ type Shard struct {
 	Attempts   int         `json:"attempts"` // successful claims so far
 	Message    string      `json:"message,omitempty"`
 	UpdatedAt  time.Time   `json:"updated_at"`
+	// Progress is the shard's history, oldest first, at most MaxSamples:
+	// Checkpoint and FinishShard append a Sample whenever they move the
+	// checkpoint forward (see progress.go). ListShards returns it; other
+	// calls may leave it out, and CreateBatch starts it empty.
+	Progress []Sample `json:"progress,omitempty"`
 	// Staged is set when the source cannot be range-read (XLSX): the
 	// shard's rows are in a staged object and Start, End and the
 	// checkpoint's offsets are offsets in that object.
@@ -235,6 +240,7 @@ func PrepareBatch(b Batch, shards []Shard, now time.Time) (Batch, []Shard, error
 		if s.UpdatedAt.IsZero() {
 			s.UpdatedAt = b.CreatedAt
 		}
+		s.Progress = nil // history starts with the first checkpoint
 		out[i] = s
 	}
 	return b, out, nil
@@ -289,6 +295,8 @@ type Store interface {
 	// ESCALATED) with a final checkpoint and message, and counts it in the
 	// batch's ShardsDone when it is DONE or SKIPPED. It returns the batch after
 	// the update; the caller whose update made ShardsDone == Shards finalizes.
+	// A final checkpoint ahead of the stored one appends a progress sample,
+	// as Checkpoint does.
 	FinishShard(ctx context.Context, lease Lease, status ShardStatus, cp Checkpoint, message string) (Batch, error)
 	// ReleaseLeases ends every live lease of the batch's unfinished shards
 	// without bumping epochs (used by a single-process runner that knows the

@@ -82,7 +82,9 @@ func TestItemsRoundTrip(t *testing.T) {
 		t.Errorf("CreatedAt %v", gb.CreatedAt)
 	}
 	sh := state.Shard{BatchID: "b1", Index: 42, Sheet: "价格表", Status: state.ShardEscalated, Epoch: 3, Owner: "w", LeaseUntil: at.UTC(), UpdatedAt: at.UTC(),
-		Checkpoint: state.Checkpoint{NextOffset: 1 << 40, NextRow: 99, Counts: state.Counts{Total: 4, Imported: 1, Failed: 2, Skipped: 1}}}
+		Checkpoint: state.Checkpoint{NextOffset: 1 << 40, NextRow: 99, Counts: state.Counts{Total: 4, Imported: 1, Failed: 2, Skipped: 1}},
+		Progress: []state.Sample{{At: at.UTC().Truncate(time.Millisecond), Done: 2, Failed: 0},
+			{At: at.UTC().Add(time.Second).Truncate(time.Millisecond), Done: 4, Failed: 2, ByLayer: state.LayerCounts{Syntax: 1, Infrastructure: 1}}}}
 	for _, staged := range []*state.Staged{nil, {URI: "s3://b/staging/b1/0001-00000.csv", Size: 7, ETag: `"e"`, Header: []string{"sku", "名称"}}} {
 		sh.Staged = staged
 		si, err := shardItem(sh)

@@ -121,6 +121,14 @@
 // rows after the checkpoint, which the new owner's replay overwrites (same
 // keys).
 //
+// A checkpoint that moves forward also sets the shard's progress history
+// (attribute progress, state.Shard.Progress): the list read, plus the new
+// sample, thinned to state.MaxSamples. Setting the whole list rather than
+// list_append is safe because the update is conditioned on the checkpoint
+// read, so two updates can never both build on the same list; it also lets
+// the cap be applied in the same write. A full history adds about 2.5 KB to
+// the shard item, which each checkpoint's transactional write pays for.
+//
 // FinishShard also conditions the batch update on the ShardsDone it read
 // (contention only among shards finishing at the same moment: the loser
 // reads again), so the batch it returns has exactly the ShardsDone its update

@@ -592,6 +592,9 @@ func (s *Store) Checkpoint(ctx context.Context, lease state.Lease, cp state.Chec
 		su := update{e: se}
 		if !back {
 			setCheckpoint(&su, cp)
+			if p := nextProgress(sh, cp, failures, now); p != nil {
+				su.set("progress", p) // the condition on the checkpoint read makes this an append
+			}
 		}
 		su.set("lease_until", avTime(until))
 		su.set("updated_at", avTime(now))
@@ -715,6 +718,9 @@ func (s *Store) FinishShard(ctx context.Context, lease state.Lease, status state
 		se := newExpr()
 		su := update{e: se}
 		setCheckpoint(&su, final)
+		if p := nextProgress(sh, final, nil, now); p != nil {
+			su.set("progress", p)
+		}
 		su.set("status", avS(string(status)))
 		su.set("message", avOptS(message))
 		su.set("updated_at", avTime(now))

@@ -187,6 +187,7 @@ func TestSampleEvents(t *testing.T) {
 	if b.Report != "s3://"+res.Bucket+"/reports/"+id+"/errors.csv" {
 		t.Errorf("report at %q", b.Report)
 	}
+	checkBatchReport(t, clients.S3, res.Bucket, b) // reports/<batch>/report.html beside it
 
 	// events/sqs-dlq.json dead-letters shard 1's manifest, but the shard is
 	// DONE: triage logs the decision "done" and drops the message.

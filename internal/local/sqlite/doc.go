@@ -37,6 +37,14 @@
 //     stock, status, description, image_urls JSON, batch_id, source_row,
 //     source_sheet, source_sheet_index, source_offset, source_length), index
 //     on (batch_id, source_sheet, source_row);
+//   - shard_progress(batch_id, shard, seq, at, rows_done, rows_failed,
+//     failed_syntax, failed_semantic, failed_business, failed_infrastructure;
+//     PK(batch_id, shard, seq)), WITHOUT ROWID: each shard's progress history
+//     (state.Shard.Progress), one row per sample, thinned to
+//     state.MaxSamples; added like triage_log below (CREATE TABLE IF NOT
+//     EXISTS, no version bump). A checkpoint appends with one INSERT: the
+//     newest sample of each shard this process checkpoints is cached for the
+//     lease's epoch;
 //   - triage_log(id INTEGER PK, batch_id, shard, at, kind, layer, reason,
 //     message, action, delay_ns, receive_count, retry_count, message_id),
 //     index on (batch_id, at, id): the triage log ((*DB).TriageLog). Added

@@ -69,6 +69,23 @@ CREATE TABLE IF NOT EXISTS shards (
     PRIMARY KEY (batch_id, shard)
 ) WITHOUT ROWID;
 
+-- shard_progress: each shard's progress history (state.Shard.Progress), one
+-- row per sample, appended by checkpoints that move forward and thinned by
+-- the store to at most state.MaxSamples per shard. Counters are cumulative.
+CREATE TABLE IF NOT EXISTS shard_progress (
+    batch_id              TEXT    NOT NULL,
+    shard                 INTEGER NOT NULL,
+    seq                   INTEGER NOT NULL,   -- order of appends within the shard
+    at                    TEXT    NOT NULL,   -- UTC, RFC 3339 with nanoseconds
+    rows_done             INTEGER NOT NULL,   -- imported + failed + skipped
+    rows_failed           INTEGER NOT NULL,
+    failed_syntax         INTEGER NOT NULL DEFAULT 0,
+    failed_semantic       INTEGER NOT NULL DEFAULT 0,
+    failed_business       INTEGER NOT NULL DEFAULT 0,
+    failed_infrastructure INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (batch_id, shard, seq)
+) WITHOUT ROWID;
+
 -- failures: one record per failed row, keyed by (batch, sheet, row):
 -- a replay overwrites, never duplicates (invariant 4).
 CREATE TABLE IF NOT EXISTS failures (

@@ -110,8 +110,9 @@ type DB struct {
 	mu      sync.Mutex // serializes writes (and, in memory, every use of wc)
 	wc      *sql.Conn  // the write connection
 	stmts   map[string]*sql.Stmt
-	commits int   // write transactions committed, for the checkpointer
-	args    []any // scratch for statement arguments, reused under mu
+	commits int                      // write transactions committed, for the checkpointer
+	args    []any                    // scratch for statement arguments, reused under mu
+	tails   map[tailKey]progressTail // newest progress sample per shard, under mu (progress.go)
 
 	cdb  *sql.DB       // the checkpointer's connection (nil for :memory:)
 	ckpt chan struct{} // wakes the checkpointer
@@ -138,7 +139,7 @@ func Open(path string, opts Options) (*DB, error) {
 	if strings.ContainsAny(path, "?#") || strings.HasPrefix(path, "file:") {
 		return nil, fmt.Errorf("open %s: the path may not contain '?' or '#' nor be a file: URI", path)
 	}
-	db := &DB{opts: opts, memory: path == Memory, stmts: map[string]*sql.Stmt{}}
+	db := &DB{opts: opts, memory: path == Memory, stmts: map[string]*sql.Stmt{}, tails: map[tailKey]progressTail{}}
 	ctx := context.Background()
 	var err error
 	db.wdb, err = sql.Open(opts.Driver, dsn(path, opts, false))
@@ -357,6 +358,7 @@ type wtx struct {
 	ctx  context.Context // the caller's
 	dctx context.Context // what the driver sees: ctx without its cancellation
 	c    *sql.Conn
+	undo []func() // run (under mu) when the transaction does not commit
 }
 
 // stmt returns the statement for query, prepared once on the write connection.
@@ -444,6 +446,9 @@ func (db *DB) write(ctx context.Context, op string, fn func(tx *wtx) error) erro
 		// The rollback must run even when ctx is done; it fails harmlessly
 		// when SQLite has already rolled the transaction back.
 		_, _ = db.wc.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		for _, f := range tx.undo {
+			f()
+		}
 		return wrapErr(ctx, op, err)
 	}
 	return nil

@@ -251,7 +251,10 @@ func (db *DB) ListShards(ctx context.Context, batchID string) ([]state.Shard, er
 			}
 			out = append(out, s)
 		}
-		return rows.Err()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return loadProgress(ctx, q, batchID, out)
 	})
 	return out, err
 }
@@ -356,7 +359,8 @@ func (db *DB) Checkpoint(ctx context.Context, lease state.Lease, cp state.Checkp
 		if err := putFailures(tx, failures); err != nil {
 			return err
 		}
-		now := timeArg(db.opts.Now())
+		at := db.opts.Now()
+		now := timeArg(at)
 		if behind(cp, s.Checkpoint) {
 			if _, err := tx.exec(`UPDATE shards SET lease_until = ?, updated_at = ? WHERE batch_id = ? AND shard = ?`,
 				timeArg(until), now, lease.BatchID, lease.Shard); err != nil {
@@ -364,6 +368,9 @@ func (db *DB) Checkpoint(ctx context.Context, lease state.Lease, cp state.Checkp
 			}
 			return tx.queryRow(`SELECT rows_total, rows_imported, rows_failed, rows_skipped FROM batches WHERE batch_id = ?`,
 				lease.BatchID).Scan(&counts.Total, &counts.Imported, &counts.Failed, &counts.Skipped)
+		}
+		if err := appendSample(tx, lease, s.Checkpoint, cp, failures, at, false); err != nil {
+			return err
 		}
 		if err := setCheckpoint(tx, lease, cp, "lease_until = ?, updated_at = ?", timeArg(until), now); err != nil {
 			return err
@@ -420,12 +427,16 @@ func (db *DB) FinishShard(ctx context.Context, lease state.Lease, status state.S
 			return fmt.Errorf("%w (%s)", state.ErrBatchFinished, bs)
 		}
 		var d state.Counts
+		at := db.opts.Now()
 		if behind(cp, s.Checkpoint) {
 			cp = s.Checkpoint
 		} else {
 			d = sub(cp.Counts, s.Checkpoint.Counts)
+			if err := appendSample(tx, lease, s.Checkpoint, cp, nil, at, true); err != nil {
+				return err
+			}
 		}
-		now := timeArg(db.opts.Now())
+		now := timeArg(at)
 		if err := setCheckpoint(tx, lease, cp, "status = ?, message = ?, lease_until = NULL, updated_at = ?",
 			string(status), message, now); err != nil {
 			return err

@@ -73,6 +73,8 @@ var tests = []struct {
 	{"Checkpoint/ExtendsLease", testCheckpointExtendsLease},
 	{"Checkpoint/UpsertsFailuresByKey", testCheckpointFailures},
 	{"Checkpoint/FinishedShardOrBatch", testCheckpointFinished},
+	{"Checkpoint/AppendsProgressSamples", testProgressSamples},
+	{"Checkpoint/ProgressStaysBounded", testProgressBounded},
 	{"FinishShard/CountsShardsDoneOnce", testFinishShard},
 	{"FinishShard/EscalatedIsNotCounted", testFinishShardEscalated},
 	{"FinishShard/Fenced", testFinishShardFenced},
@@ -1107,4 +1109,70 @@ func testResolveFailures(t *testing.T, s state.Store) {
 	}
 	_, err = s.ResolveFailures(ctx, newID("missing"), keys[:1], "b-child", t0)
 	wantErr(t, err, state.ErrNotFound, "ResolveFailures of an unknown batch")
+}
+
+// testProgressSamples: every checkpoint that moves forward, and a final
+// checkpoint ahead of the stored one, appends a sample of the shard's
+// counters with its failed rows by layer; a repeated checkpoint appends
+// nothing and counts its records once.
+func testProgressSamples(t *testing.T, s state.Store) {
+	b, shards := create(t, s, 2)
+	ctx := t.Context()
+	l, _ := claim(t, s, b.ID, 0, "worker-a", time.Minute, t0)
+	cp1 := cpAt(shards[0], 4, state.Counts{Total: 4, Imported: 2, Failed: 2})
+	f1 := []failure.Record{rec(b.ID, failure.NoSheet, 3, failure.InvalidNumber, 0), rec(b.ID, failure.NoSheet, 4, failure.MalformedRow, 0)}
+	_, err := s.Checkpoint(ctx, l, cp1, f1, t0.Add(time.Minute))
+	must(t, err, "Checkpoint 1")
+	_, err = s.Checkpoint(ctx, l, cp1, f1, t0.Add(time.Minute))
+	must(t, err, "Checkpoint 1 repeated")
+	cp2 := cpAt(shards[0], 7, state.Counts{Total: 7, Imported: 4, Failed: 3})
+	_, err = s.Checkpoint(ctx, l, cp2, []failure.Record{rec(b.ID, failure.NoSheet, 8, failure.DuplicateSKU, 0)}, t0.Add(time.Minute))
+	must(t, err, "Checkpoint 2")
+	final := cpAt(shards[0], 10, state.Counts{Total: 10, Imported: 4, Failed: 3, Skipped: 3})
+	_, err = s.FinishShard(ctx, l, state.ShardSkipped, final, "skipped")
+	must(t, err, "FinishShard")
+
+	ls, err := s.ListShards(ctx, b.ID)
+	must(t, err, "ListShards")
+	got := ls[0].Progress
+	want := []state.Sample{
+		{Done: 4, Failed: 2, ByLayer: state.LayerCounts{Syntax: 1, Semantic: 1}},
+		{Done: 7, Failed: 3, ByLayer: state.LayerCounts{Syntax: 1, Semantic: 1, Business: 1}},
+		{Done: 10, Failed: 3, ByLayer: state.LayerCounts{Syntax: 1, Semantic: 1, Business: 1}},
+	}
+	diff(t, "shard 0 progress (times aside)", want, got, cmpopts.IgnoreFields(state.Sample{}, "At"))
+	for i, smp := range got {
+		utc(t, fmt.Sprintf("Progress[%d].At", i), smp.At)
+		if smp.At.IsZero() || (i > 0 && smp.At.Before(got[i-1].At)) {
+			t.Errorf("Progress[%d].At = %v: zero or before the sample before it", i, smp.At)
+		}
+	}
+	if len(ls[1].Progress) != 0 {
+		t.Errorf("shard 1 was never checkpointed but has progress %+v", ls[1].Progress)
+	}
+}
+
+// testProgressBounded: a shard checkpointed more than MaxSamples times
+// keeps at most MaxSamples samples, from its first to its latest.
+func testProgressBounded(t *testing.T, s state.Store) {
+	b, shards := create(t, s, 1)
+	ctx := t.Context()
+	l, _ := claim(t, s, b.ID, 0, "worker-a", time.Minute, t0)
+	const n = state.MaxSamples + 25
+	for i := int64(1); i <= n; i++ {
+		_, err := s.Checkpoint(ctx, l, cpAt(shards[0], i, state.Counts{Total: i, Imported: i}), nil, t0.Add(time.Minute))
+		must(t, err, fmt.Sprintf("Checkpoint %d", i))
+	}
+	got := getShard(t, s, b.ID, 0).Progress
+	if len(got) > state.MaxSamples || len(got) < state.MaxSamples/2 {
+		t.Fatalf("%d checkpoints left %d samples, want between %d and %d", n, len(got), state.MaxSamples/2, state.MaxSamples)
+	}
+	if got[0].Done != 1 || got[len(got)-1].Done != n {
+		t.Errorf("samples run from %d to %d rows, want 1 to %d", got[0].Done, got[len(got)-1].Done, n)
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i].Done <= got[i-1].Done {
+			t.Fatalf("samples out of order at %d: %d then %d rows", i, got[i-1].Done, got[i].Done)
+		}
+	}
 }
