@@ -157,8 +157,20 @@ func TestDevPoisonManifestIsSkipped(t *testing.T) {
 			t.Errorf("shard %d %s, want DONE", s.Index, s.Status)
 		}
 	}
-	if acts := triageActions(t, b.ID, flags); len(acts) != 1 || !strings.HasPrefix(acts[0], "1 skip") {
-		t.Errorf("triage decisions %q, want one skip of shard 1", acts)
+	// Shard 1 is skipped once; on a loaded machine a healthy shard may also
+	// reach the DLQ after timing out twice, and is then retried.
+	skips := 0
+	for _, a := range triageActions(t, b.ID, flags) {
+		switch {
+		case strings.HasPrefix(a, "1 skip"):
+			skips++
+		case strings.Contains(a, " retry "):
+		default:
+			t.Errorf("triage decision %q: only shard 1's skip and retries of healthy shards expected", a)
+		}
+	}
+	if skips != 1 {
+		t.Errorf("shard 1 skipped %d times, want once", skips)
 	}
 }
 
