@@ -201,13 +201,24 @@ func TestDevAccessDeniedEscalatedThenRedriven(t *testing.T) {
 	if got.Status != state.BatchRunning || got.ShardsDone != 0 {
 		t.Fatalf("after the denied run: batch %s, %d shards done; want RUNNING, none done", got.Status, got.ShardsDone)
 	}
-	acts := triageActions(t, b.ID, flags)
-	if len(acts) != b.Shards {
-		t.Fatalf("triage decisions %q, want one escalation per shard (%d)", acts, b.Shards)
+	// Every shard is escalated for AccessDenied, once; on a loaded machine a
+	// shard may first time out (NetworkTimeout) and be retried.
+	escalated := map[string]int{}
+	for _, a := range triageActions(t, b.ID, flags) {
+		switch {
+		case strings.HasSuffix(a, "escalate AccessDenied"):
+			escalated[strings.Fields(a)[0]]++
+		case strings.Contains(a, " retry "):
+		default:
+			t.Errorf("triage decision %q, want escalate AccessDenied (or a retry)", a)
+		}
 	}
-	for _, a := range acts {
-		if !strings.HasSuffix(a, "escalate AccessDenied") {
-			t.Errorf("triage decision %q, want escalate AccessDenied", a)
+	if len(escalated) != b.Shards {
+		t.Fatalf("escalated shards %v, want each of the %d once", escalated, b.Shards)
+	}
+	for sh, n := range escalated {
+		if n != 1 {
+			t.Errorf("shard %s escalated %d times, want once", sh, n)
 		}
 	}
 
