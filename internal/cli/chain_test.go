@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -117,7 +118,7 @@ func triageActions(t *testing.T, id string, flags []string) []string {
 	var acts []string
 	for _, e := range got.TriageLog {
 		if e.Kind == triage.KindDecision {
-			acts = append(acts, strings.Join([]string{string(rune('0' + e.Shard)), string(e.Action), string(e.Reason)}, " "))
+			acts = append(acts, strings.Join([]string{strconv.Itoa(e.Shard), string(e.Action), string(e.Reason)}, " "))
 		}
 	}
 	return acts
