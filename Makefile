@@ -29,6 +29,8 @@ demo: build ## import the bundled sample file into a fresh build/demo.db and sho
 	@$(IMPORTCTL) run --db build/demo.db testdata/demo/products-gbk.csv || test $$? -eq 1
 	@echo; echo '$$ importctl failures --db build/demo.db --limit 8 <batch>'
 	@$(IMPORTCTL) failures --db build/demo.db --limit 8 $$($(IMPORTCTL) status --db build/demo.db --json | sed -n 's/.*"batch_id":"\([^"]*\)".*/\1/p' | head -1)
+	@echo; echo '$$ importctl retry-failures --db build/demo.db --dry-run <batch>   # after a rule fix: which failed rows would import now'
+	@$(IMPORTCTL) retry-failures --db build/demo.db --dry-run $$($(IMPORTCTL) status --db build/demo.db --json | sed -n 's/.*"batch_id":"\([^"]*\)".*/\1/p' | head -1)
 	@echo; echo '$$ importctl run --db build/demo.db testdata/demo/products-gbk.csv   # again: nothing is imported twice'
 	@$(IMPORTCTL) run --db build/demo.db testdata/demo/products-gbk.csv || test $$? -eq 1
 
