@@ -22,7 +22,6 @@ import (
 	"github.com/catalog-import/catalog-import/internal/failure"
 	"github.com/catalog-import/catalog-import/internal/fixfile"
 	"github.com/catalog-import/catalog-import/internal/record"
-	"github.com/catalog-import/catalog-import/internal/split"
 	"github.com/catalog-import/catalog-import/internal/state"
 )
 
@@ -197,7 +196,7 @@ func retryLocal(ctx context.Context, env Env, g *global, f *retryFlags, filter s
 		fmt.Fprintf(env.Stdout, "nothing to retry: batch %s has no unresolved failures of the reasons asked for\n", id)
 		return nil
 	}
-	cfg := embedded.Config{DB: g.db, Profile: p, Salt: filepath.Base(path), Log: g.logger(env), Split: split.Options{}}
+	cfg := embedded.Config{DB: g.db, Profile: p, Salt: filepath.Base(path), Log: g.logger(env)}
 	if f.dry {
 		defer os.Remove(path)
 		cfg.DB, cfg.Salt = ":memory:", ""
