@@ -108,10 +108,7 @@ exits as 'run' does for the batch's final status (0, 1 or 2).`,
 			}
 			return tw.Flush()
 		}
-		b, err := db.GetBatch(ctx, args[0])
-		if errors.Is(err, state.ErrNotFound) {
-			return usage("no batch %s in %s", args[0], where)
-		}
+		b, err := findBatch(ctx, db, where, args[0])
 		if err != nil {
 			return err
 		}
@@ -161,6 +158,16 @@ exits as 'run' does for the batch's final status (0, 1 or 2).`,
 		return tw.Flush()
 	}
 	return cmd
+}
+
+// findBatch reads batch id from the store opened at where; an unknown id is
+// a usage error naming both.
+func findBatch(ctx context.Context, db reader, where, id string) (state.Batch, error) {
+	b, err := db.GetBatch(ctx, id)
+	if errors.Is(err, state.ErrNotFound) {
+		return b, usage("no batch %s in %s", id, where)
+	}
+	return b, err
 }
 
 // triageEntries returns the batch's triage log (oldest first) from the
@@ -240,10 +247,7 @@ largest groups.`,
 			return err
 		}
 		defer closeDB()
-		b, err := db.GetBatch(cmd.Context(), args[0])
-		if errors.Is(err, state.ErrNotFound) {
-			return usage("no batch %s in %s", args[0], where)
-		}
+		b, err := findBatch(cmd.Context(), db, where, args[0])
 		if err != nil {
 			return err
 		}

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -33,10 +32,7 @@ the failure records, in pages. The page loads nothing: open it in any browser.`,
 			return err
 		}
 		defer closeDB()
-		b, err := db.GetBatch(ctx, args[0])
-		if errors.Is(err, state.ErrNotFound) {
-			return usage("no batch %s in %s", args[0], where)
-		}
+		b, err := findBatch(ctx, db, where, args[0])
 		if err != nil {
 			return err
 		}

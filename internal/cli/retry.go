@@ -125,10 +125,7 @@ func retryExt(l state.Layout) string {
 
 // parentBatch reads the batch whose failures are retried; it must have finished.
 func parentBatch(ctx context.Context, db reader, where, id string) (state.Batch, error) {
-	b, err := db.GetBatch(ctx, id)
-	if errors.Is(err, state.ErrNotFound) {
-		return b, usage("no batch %s in %s", id, where)
-	}
+	b, err := findBatch(ctx, db, where, id)
 	if err != nil {
 		return b, err
 	}

@@ -347,9 +347,7 @@ func runWatch(ctx context.Context, env Env, db reader, where string, args []stri
 	o := watchOptions{limit: limit, interval: interval, bars: env.StdoutTerminal, now: time.Now}
 	if len(args) == 1 {
 		o.batch = args[0]
-		if _, err := db.GetBatch(ctx, o.batch); errors.Is(err, state.ErrNotFound) {
-			return usage("no batch %s in %s", o.batch, where)
-		} else if err != nil {
+		if _, err := findBatch(ctx, db, where, o.batch); err != nil {
 			return err
 		}
 	}
