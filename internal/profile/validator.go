@@ -223,10 +223,7 @@ func (v *Validator) Validate(c *Columns, values []string) (catalog.Product, erro
 	var probs []problem // allocated only for a failing row
 	for id := range numFields {
 		r := v.rules[id]
-		cell := ""
-		if i := c.pos[id]; i >= 0 && i < len(values) {
-			cell = trimCell(values[i])
-		}
+		cell := c.cell(id, values)
 		var val value
 		if cell != "" {
 			var reason failure.Reason
@@ -310,4 +307,13 @@ func rowError(probs []problem) *failure.ImportError {
 		b.WriteString(string(o.reason))
 	}
 	return &failure.ImportError{Layer: first.reason.Layer(), Reason: first.reason, Field: name, Message: b.String()}
+}
+
+// cell is field id's trimmed cell in values, "" when the file has no such
+// column or the row is short.
+func (c *Columns) cell(id fieldID, values []string) string {
+	if i := c.pos[id]; i >= 0 && i < len(values) {
+		return trimCell(values[i])
+	}
+	return ""
 }

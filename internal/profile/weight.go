@@ -513,10 +513,7 @@ func (w *Weigher) Weigh(c *Columns, values []string, size int64) (float64, error
 // checked by the field's rule, or its default when empty.
 func (w *Weigher) field(id fieldID, c *Columns, values []string) (any, error) {
 	r := w.v.rules[id]
-	cell := ""
-	if i := c.pos[id]; i >= 0 && i < len(values) {
-		cell = trimCell(values[i])
-	}
+	cell := c.cell(id, values)
 	var val value
 	if cell != "" {
 		var reason failure.Reason
