@@ -38,7 +38,6 @@ var chainFlags = []string{"--worker-timeout", "5s", "--max-receive-count", "2", 
 // worker reads (as a newer splitter would), and the others as they are.
 type poisonQueue struct {
 	queue.Queue
-	t      *testing.T
 	sqs    *sqs.Client
 	url    string
 	poison int
@@ -135,7 +134,7 @@ func TestDevPoisonManifestIsSkipped(t *testing.T) {
 	t.Parallel()
 	flags, bucket := devStack(t, chainFlags...)
 	b := registerOnStack(t, flags, bucket, "chain/poison.csv", "../../testdata/demo/products-gbk.csv", func(q queue.Queue, res stack.Resources) queue.Queue {
-		return poisonQueue{Queue: q, t: t, sqs: awstest.Clients(t).SQS, url: res.ShardQueueURL, poison: 1}
+		return poisonQueue{Queue: q, sqs: awstest.Clients(t).SQS, url: res.ShardQueueURL, poison: 1}
 	})
 	dev(t, 4*time.Minute, append(append([]string{}, flags...), chainFlags...)...)
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/catalog-import/catalog-import/internal/failure"
+	"github.com/catalog-import/catalog-import/internal/local/sqlite"
 	"github.com/catalog-import/catalog-import/internal/state"
 )
 
@@ -98,9 +99,22 @@ func TestRetryFailures(t *testing.T) {
 	if p := batchJSON(t, parent.BatchID, "--db", db); p.Resolved != deleted {
 		t.Errorf("parent resolved %d after a retry that imported nothing, want %d", p.Resolved, deleted)
 	}
-	// A running batch cannot be retried; an unknown one is a usage error.
+	// An unknown batch is a usage error; so is a batch still running.
 	if code, _, errOut := importctl(t, "retry-failures", "--db", db, "b-nope"); code != ExitFailed || !strings.Contains(errOut, "no batch b-nope") {
 		t.Errorf("unknown batch: exit %d %s", code, errOut)
+	}
+	st, err := sqlite.Open(db, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = st.CreateBatch(t.Context(), state.Batch{ID: "b-running", Source: state.Source{URI: "x.csv"}, Layout: state.Layout{Format: "csv"}},
+		[]state.Shard{{Sheet: failure.NoSheet, End: 10, FirstRow: 2, Rows: 1}})
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := importctl(t, "retry-failures", "--db", db, "b-running"); code != ExitFailed || !strings.Contains(errOut, "still RUNNING") {
+		t.Errorf("running batch: exit %d %s", code, errOut)
 	}
 }
 
