@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/catalog-import/catalog-import/internal/failure"
 )
 
 // timeLayout is RFC 3339 with nine fraction digits: fixed width, so stored
@@ -132,4 +134,10 @@ func parseStrings(s sql.NullString) ([]string, error) {
 func placeholders(rows, cols int) string {
 	one := "(" + strings.TrimSuffix(strings.Repeat("?,", cols), ",") + ")"
 	return strings.TrimSuffix(strings.Repeat(one+",", rows), ",")
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func invalid(field, format string, args ...any) error {
+	return failure.New(failure.Internal, field, "invalid argument: "+format, args...)
 }

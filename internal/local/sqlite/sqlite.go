@@ -539,3 +539,13 @@ const (
 	codeBusy   = 5
 	codeLocked = 6
 )
+
+// QueryContext runs a query in the transaction with a cached statement.
+func (tx *wtx) QueryContext(_ context.Context, query string, args ...any) (*sql.Rows, error) {
+	return tx.query(query, args...)
+}
+
+// QueryRowContext runs a one-row query in the transaction with a cached statement.
+func (tx *wtx) QueryRowContext(_ context.Context, query string, args ...any) *sql.Row {
+	return tx.queryRow(query, args...)
+}

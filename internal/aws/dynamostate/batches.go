@@ -1,0 +1,303 @@
+package dynamostate
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/catalog-import/catalog-import/internal/aws/awserr"
+	"github.com/catalog-import/catalog-import/internal/failure"
+	"github.com/catalog-import/catalog-import/internal/state"
+)
+
+// This file implements state.Store's batches and shards: CreateBatch,
+// GetBatch, ListBatches, ListShards and FinishBatch.
+
+// newCreator returns a random token that marks the CreateBatch call that
+// wrote a batch item.
+func newCreator() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// errBatchExists: a registration transaction found the batch item written.
+var errBatchExists = errors.New("batch item exists")
+
+// CreateBatch stores b and its shards unless a batch with b.ID exists; see
+// state.Store. The batch item is written last, in the same transaction as
+// the last shards, and every transaction that writes shards is conditioned
+// on the batch item not existing yet: a crash part way leaves only shards
+// that no other call can see, and a retry overwrites them (and deletes any
+// the retry does not have) before it writes the batch item. See the package
+// documentation.
+func (s *Store) CreateBatch(ctx context.Context, b state.Batch, shards []state.Shard) (state.Batch, bool, error) {
+	b, shards, err := state.PrepareBatch(b, shards, s.opts.Now())
+	if err != nil {
+		return state.Batch{}, false, err
+	}
+	want := make(map[int]bool, len(shards))
+	ops := make([]types.TransactWriteItem, 0, len(shards))
+	for _, sh := range shards {
+		if sh.Index > maxShardIndex { // the sort key pads to six digits
+			return state.Batch{}, false, invalid("shard", "create batch %s: shard index %d outside 0..%d", b.ID, sh.Index, maxShardIndex)
+		}
+		want[sh.Index] = true
+		si, err := shardItem(sh)
+		if err != nil {
+			return state.Batch{}, false, invalid("staged", "create batch %s: %v", b.ID, err)
+		}
+		ops = append(ops, types.TransactWriteItem{Put: &types.Put{TableName: aws.String(s.table), Item: si}})
+	}
+	creator := newCreator()
+	bi, err := batchItem(b, creator)
+	if err != nil {
+		return state.Batch{}, false, invalid("layout", "create batch %s: %v", b.ID, err)
+	}
+	op := "create batch " + b.ID
+	for attempt := 0; ; attempt++ {
+		stored, err := s.getItem(ctx, batchKey(b.ID), op)
+		if err != nil {
+			return state.Batch{}, false, err
+		}
+		if stored != nil {
+			sb, err := decodeBatch(stored)
+			if err != nil {
+				return state.Batch{}, false, failure.Wrap(failure.Internal, "", err, "")
+			}
+			// created_by tells a replayed registration (its response lost)
+			// from another caller's.
+			by, _ := stored["created_by"].(*types.AttributeValueMemberS)
+			return sb, by != nil && by.Value == creator, nil
+		}
+		// Shards left by an earlier attempt that crashed, and that this
+		// split does not have, are deleted in the same guarded transactions.
+		var stale []types.TransactWriteItem
+		err = s.query(ctx, s.shardQuery(b.ID, attrPK, attrSK), op, func(it item) (bool, error) {
+			sk, _ := it[attrSK].(*types.AttributeValueMemberS)
+			var idx int
+			if sk != nil {
+				if _, err := fmt.Sscanf(sk.Value, shardPrefix+"%d", &idx); err == nil && want[idx] {
+					return true, nil
+				}
+			}
+			stale = append(stale, types.TransactWriteItem{Delete: &types.Delete{TableName: aws.String(s.table),
+				Key: item{attrPK: it[attrPK], attrSK: it[attrSK]}}})
+			return true, nil
+		})
+		if err != nil {
+			return state.Batch{}, false, err
+		}
+		err = s.register(ctx, b.ID, slices.Concat(ops, stale), bi)
+		switch {
+		case err == nil:
+			created, err := decodeBatch(bi)
+			if err != nil {
+				return state.Batch{}, false, failure.Wrap(failure.Internal, "", err, "")
+			}
+			return created, true, nil
+		case errors.Is(err, errBatchExists) && attempt < s.opts.MaxAttempts:
+			continue // read it
+		case contended(err) && attempt+1 < s.opts.MaxAttempts:
+			if err := s.pause(ctx, attempt); err != nil {
+				return state.Batch{}, false, err
+			}
+		case contended(err), errors.Is(err, errBatchExists):
+			return state.Batch{}, false, s.exhausted(op, err)
+		default:
+			return state.Batch{}, false, awserr.Wrap(err, op+": dynamodb TransactWriteItems")
+		}
+	}
+}
+
+// register writes ops (shard puts and deletes) in transactions of up to 99,
+// each guarded by "the batch item does not exist", and the batch item with
+// the last of them. It returns errBatchExists when a guard fails.
+func (s *Store) register(ctx context.Context, batchID string, ops []types.TransactWriteItem, batch item) error {
+	e := newExpr()
+	notExists := "attribute_not_exists(" + e.n(attrPK) + ")"
+	if len(ops) == 0 {
+		_, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: batch,
+			ConditionExpression: aws.String(notExists), ExpressionAttributeNames: e.Names()})
+		var ccf *types.ConditionalCheckFailedException
+		if errors.As(err, &ccf) {
+			return errBatchExists
+		}
+		return err
+	}
+	for len(ops) > 0 {
+		n := min(len(ops), maxTxnItems-1)
+		txn := append(slices.Clone(ops[:n]), types.TransactWriteItem{})
+		ops = ops[n:]
+		if len(ops) > 0 {
+			txn[n].ConditionCheck = &types.ConditionCheck{TableName: aws.String(s.table), Key: batchKey(batchID),
+				ConditionExpression: aws.String(notExists), ExpressionAttributeNames: e.Names()}
+		} else {
+			txn[n].Put = &types.Put{TableName: aws.String(s.table), Item: batch,
+				ConditionExpression: aws.String(notExists), ExpressionAttributeNames: e.Names()}
+		}
+		if err := s.transact(ctx, txn); err != nil {
+			if rs, ok := cancelReasons(err); ok {
+				if _, failed := conditionFailed(rs, n); failed {
+					return errBatchExists
+				}
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// shardQuery selects the shard items of a batch (consistent), projecting
+// attrs when given.
+func (s *Store) shardQuery(batchID string, attrs ...string) *dynamodb.QueryInput {
+	e := newExpr()
+	kc := fmt.Sprintf("%s = %s AND begins_with(%s, %s)", e.n(attrPK), e.v(avS(batchPK(batchID))), e.n(attrSK), e.v(avS(shardPrefix)))
+	in := &dynamodb.QueryInput{KeyConditionExpression: aws.String(kc), ConsistentRead: aws.Bool(true)}
+	if len(attrs) > 0 {
+		ps := make([]string, len(attrs))
+		for i, a := range attrs {
+			ps[i] = e.n(a)
+		}
+		in.ProjectionExpression = aws.String(strings.Join(ps, ", "))
+	}
+	in.ExpressionAttributeNames, in.ExpressionAttributeValues = e.Names(), e.Values()
+	return in
+}
+
+// GetBatch returns the batch or state.ErrNotFound.
+func (s *Store) GetBatch(ctx context.Context, id string) (state.Batch, error) {
+	it, err := s.getItem(ctx, batchKey(id), "get batch "+id)
+	if err != nil {
+		return state.Batch{}, err
+	}
+	if it == nil {
+		return state.Batch{}, notFoundBatch(id)
+	}
+	b, err := decodeBatch(it)
+	if err != nil {
+		return state.Batch{}, failure.Wrap(failure.Internal, "", err, "")
+	}
+	return b, nil
+}
+
+// ListBatches returns up to limit batches (all when limit <= 0), the most
+// recently created first. It reads the index gsi1, which DynamoDB keeps
+// eventually consistent: a batch created a moment ago may be missing.
+func (s *Store) ListBatches(ctx context.Context, limit int) ([]state.Batch, error) {
+	e := newExpr()
+	in := &dynamodb.QueryInput{
+		IndexName:              aws.String(IndexName),
+		KeyConditionExpression: aws.String(e.n(attrGSI1PK) + " = " + e.v(avS(batchesGSI))),
+		ScanIndexForward:       aws.Bool(false),
+	}
+	if limit > 0 {
+		in.Limit = aws.Int32(int32(min(limit, 1000)))
+	}
+	in.ExpressionAttributeNames, in.ExpressionAttributeValues = e.Names(), e.Values()
+	var out []state.Batch
+	err := s.query(ctx, in, "list batches", func(it item) (bool, error) {
+		b, err := decodeBatch(it)
+		if err != nil {
+			return false, failure.Wrap(failure.Internal, "", err, "")
+		}
+		out = append(out, b)
+		return limit <= 0 || len(out) < limit, nil
+	})
+	return out, err
+}
+
+// ListShards returns the batch's shards by index; state.ErrNotFound if there
+// is no such batch (shards of a registration that never finished included).
+func (s *Store) ListShards(ctx context.Context, batchID string) ([]state.Shard, error) {
+	op := "list shards of " + batchID
+	if err := s.requireBatch(ctx, batchID, op); err != nil {
+		return nil, err
+	}
+	var out []state.Shard
+	err := s.query(ctx, s.shardQuery(batchID), op, func(it item) (bool, error) {
+		sh, err := decodeShard(it)
+		if err != nil {
+			return false, failure.Wrap(failure.Internal, "", err, "")
+		}
+		out = append(out, sh)
+		return true, nil
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Index < out[j].Index })
+	return out, err
+}
+
+// FinishBatch sets a RUNNING batch's final status, counts, message, report
+// and ByReason; see state.Store. One conditional UpdateItem: a batch that is
+// already finished comes back with the condition failure (ALL_OLD), so a
+// second finish the same way returns it unchanged.
+func (s *Store) FinishBatch(ctx context.Context, id string, f state.Final, now time.Time) (state.Batch, error) {
+	if !f.Status.Finished() {
+		return state.Batch{}, invalid("status", "finish batch %s: status %q is not a final status", id, f.Status)
+	}
+	if now.IsZero() {
+		now = s.opts.Now()
+	}
+	op := fmt.Sprintf("finish batch %s as %s", id, f.Status)
+	e := newExpr()
+	u := update{e: e}
+	u.set("status", avS(string(f.Status)))
+	u.set("rows_total", avN(f.Counts.Total))
+	u.set("rows_imported", avN(f.Counts.Imported))
+	u.set("rows_failed", avN(f.Counts.Failed))
+	u.set("rows_skipped", avN(f.Counts.Skipped))
+	u.set("message", avOptS(f.Message))
+	u.set("report", avOptS(f.Report))
+	u.set("by_reason", avByReason(f.ByReason))
+	u.set("finished_at", avTime(now))
+	u.set("updated_at", avTime(now))
+	in := &dynamodb.UpdateItemInput{
+		TableName: aws.String(s.table), Key: batchKey(id),
+		UpdateExpression: aws.String(u.String()), ConditionExpression: aws.String(runningCond(e)),
+		ExpressionAttributeNames: e.Names(), ExpressionAttributeValues: e.Values(),
+		ReturnValues:                        types.ReturnValueAllNew,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	}
+	for attempt := 0; ; attempt++ {
+		out, err := s.db.UpdateItem(ctx, in)
+		var ccf *types.ConditionalCheckFailedException
+		switch {
+		case err == nil:
+			b, err := decodeBatch(out.Attributes)
+			if err != nil {
+				return state.Batch{}, failure.Wrap(failure.Internal, "", err, "")
+			}
+			return b, nil
+		case errors.As(err, &ccf):
+			if len(ccf.Item) == 0 {
+				return state.Batch{}, notFoundBatch(id)
+			}
+			b, derr := decodeBatch(ccf.Item)
+			if derr != nil {
+				return state.Batch{}, failure.Wrap(failure.Internal, "", derr, "")
+			}
+			if b.Status != f.Status {
+				return state.Batch{}, fmt.Errorf("%w (%s)", state.ErrBatchFinished, b.Status)
+			}
+			return b, nil
+		case contended(err) && attempt+1 < s.opts.MaxAttempts:
+			if err := s.pause(ctx, attempt); err != nil {
+				return state.Batch{}, err
+			}
+		case contended(err):
+			return state.Batch{}, s.exhausted(op, err)
+		default:
+			return state.Batch{}, awserr.Wrap(err, op+": dynamodb UpdateItem")
+		}
+	}
+}

@@ -1,0 +1,262 @@
+package dynamostate
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/catalog-import/catalog-import/internal/aws/awserr"
+	"github.com/catalog-import/catalog-import/internal/failure"
+	"github.com/catalog-import/catalog-import/internal/state"
+)
+
+// This file implements state.Store's failure records: PutFailures,
+// Failures, CountFailures and ResolveFailures.
+
+// failureItems validates records and returns their items, one per key (the
+// last record of a key wins).
+func (s *Store) failureItems(records []failure.Record) ([]item, error) {
+	type key struct {
+		batch, sheet string
+		row          int64
+	}
+	at := make(map[key]int, len(records))
+	out := make([]item, 0, len(records))
+	for _, r := range records {
+		if r.BatchID == "" {
+			return nil, invalid("batch_id", "failure record of row %d: empty batch id", r.Row)
+		}
+		if r.Row < 0 || r.Row > maxRow {
+			return nil, invalid("row", "failure record of batch %s: row %d outside 0..%d", r.BatchID, r.Row, int64(maxRow))
+		}
+		var expires int64
+		if s.opts.FailureTTL > 0 {
+			t := r.FailureAt
+			if t.IsZero() {
+				t = s.opts.Now()
+			}
+			expires = t.Add(s.opts.FailureTTL).Unix()
+		}
+		it, err := failureItem(r, expires)
+		if err != nil {
+			return nil, invalid("failure", "failure record %s/%s/%d: %v", r.BatchID, r.Sheet, r.Row, err)
+		}
+		k := key{r.BatchID, r.Sheet, r.Row}
+		if i, ok := at[k]; ok {
+			out[i] = it
+			continue
+		}
+		at[k] = len(out)
+		out = append(out, it)
+	}
+	return out, nil
+}
+
+// PutFailures upserts failure records outside any lease (BatchWriteItem, 25
+// a call, unprocessed items written again with backoff).
+func (s *Store) PutFailures(ctx context.Context, records []failure.Record) error {
+	if len(records) == 0 {
+		return nil
+	}
+	items, err := s.failureItems(records)
+	if err != nil {
+		return err
+	}
+	return s.batchWrite(ctx, putRequests(items), fmt.Sprintf("put %d failure records", len(items)))
+}
+
+// Failures returns the batch's failure records that f selects, in (sheet,
+// row) order (sheets compared bytewise). Paging continues after (AfterSheet,
+// AfterRow) when either is set. One consistent Query, paged; the filters run
+// in DynamoDB and Limit counts the records after them.
+func (s *Store) Failures(ctx context.Context, batchID string, f state.FailureFilter) ([]failure.Record, error) {
+	lo, skip := failPrefix, ""
+	if f.AfterSheet != "" || f.AfterRow != 0 {
+		switch {
+		case f.AfterRow < 0:
+			lo = failSheetPrefix(f.AfterSheet) // every row of the sheet is after
+		case f.AfterRow >= maxRow:
+			lo = failPrefix + escapeSheet(f.AfterSheet) + "$" // no row of the sheet is after
+		default:
+			lo = failSK(f.AfterSheet, f.AfterRow)
+			skip = lo
+		}
+	}
+	e := newExpr()
+	kc := fmt.Sprintf("%s = %s AND %s BETWEEN %s AND %s", e.n(attrPK), e.v(avS(batchPK(batchID))), e.n(attrSK), e.v(avS(lo)), e.v(avS(failEnd)))
+	var filters []string
+	inList := func(attr string, vals []string) {
+		ps := make([]string, len(vals))
+		for i, v := range vals {
+			ps[i] = e.v(avS(v))
+		}
+		filters = append(filters, fmt.Sprintf("%s IN (%s)", e.n(attr), strings.Join(ps, ", ")))
+	}
+	if len(f.Reasons) > 0 {
+		vals := make([]string, len(f.Reasons))
+		for i, r := range f.Reasons {
+			vals[i] = string(r)
+		}
+		inList("reason", vals)
+	}
+	if len(f.Layers) > 0 {
+		vals := make([]string, len(f.Layers))
+		for i, l := range f.Layers {
+			vals[i] = string(l)
+		}
+		inList("layer", vals)
+	}
+	if f.Shard != nil {
+		filters = append(filters, e.n("shard")+" = "+e.v(avN(int64(*f.Shard))))
+	}
+	if f.Unresolved {
+		filters = append(filters, "attribute_not_exists("+e.n("resolved_by")+")")
+	}
+	in := &dynamodb.QueryInput{KeyConditionExpression: aws.String(kc), ConsistentRead: aws.Bool(true)}
+	if len(filters) > 0 {
+		in.FilterExpression = aws.String(strings.Join(filters, " AND "))
+	}
+	if f.Limit > 0 {
+		page := f.Limit + 1 // the key paged after may come first
+		if len(filters) > 0 {
+			page = max(page, 100)
+		}
+		in.Limit = aws.Int32(int32(min(page, 1000)))
+	}
+	in.ExpressionAttributeNames, in.ExpressionAttributeValues = e.Names(), e.Values()
+	var out []failure.Record
+	err := s.query(ctx, in, "list failures of "+batchID, func(it item) (bool, error) {
+		if skip != "" {
+			if sk, ok := it[attrSK].(*types.AttributeValueMemberS); ok && sk.Value == skip {
+				return true, nil
+			}
+		}
+		r, err := decodeFailure(it)
+		if err != nil {
+			return false, failure.Wrap(failure.Internal, "", err, "")
+		}
+		out = append(out, r)
+		return f.Limit <= 0 || len(out) < f.Limit, nil
+	})
+	return out, err
+}
+
+// CountFailures counts the batch's failure records per shard index (one
+// consistent Query projecting only the shard, paged).
+func (s *Store) CountFailures(ctx context.Context, batchID string) (map[int]int64, error) {
+	e := newExpr()
+	in := &dynamodb.QueryInput{
+		KeyConditionExpression: aws.String(fmt.Sprintf("%s = %s AND begins_with(%s, %s)",
+			e.n(attrPK), e.v(avS(batchPK(batchID))), e.n(attrSK), e.v(avS(failPrefix)))),
+		ProjectionExpression: aws.String(e.n("shard")),
+		ConsistentRead:       aws.Bool(true),
+	}
+	in.ExpressionAttributeNames, in.ExpressionAttributeValues = e.Names(), e.Values()
+	out := map[int]int64{}
+	err := s.query(ctx, in, "count failures of "+batchID, func(it item) (bool, error) {
+		d := dec{it: it}
+		n := d.n("shard")
+		if d.err != nil {
+			return false, failure.Wrap(failure.Internal, "", d.err, "")
+		}
+		out[int(n)]++
+		return true, nil
+	})
+	return out, err
+}
+
+// ResolveFailures marks unresolved failure records at keys as resolved by
+// `by`; see state.Store. Each TransactWriteItems updates up to 99 records
+// (condition: the record exists and is unresolved) and adds their number to
+// the batch's failures_resolved. Records whose condition fails are dropped
+// from the chunk (the cancellation reasons name them) and the rest is sent
+// again, so the counter only ever counts records this call marked.
+func (s *Store) ResolveFailures(ctx context.Context, batchID string, keys []failure.Key, by string, at time.Time) (int, error) {
+	if by == "" {
+		return 0, invalid("resolved_by", "resolve failures of %s: empty resolving batch", batchID)
+	}
+	if at.IsZero() {
+		at = s.opts.Now()
+	}
+	op := "resolve failures of " + batchID
+	if err := s.requireBatch(ctx, batchID, op); err != nil {
+		return 0, err
+	}
+	seen := make(map[failure.Key]bool, len(keys))
+	uniq := make([]failure.Key, 0, len(keys))
+	for _, k := range keys { // a transaction may not name an item twice
+		if !seen[k] {
+			seen[k] = true
+			uniq = append(uniq, k)
+		}
+	}
+	keys = uniq
+	total := 0
+	for len(keys) > 0 {
+		n := min(len(keys), maxTxnItems-1)
+		chunk := append([]failure.Key(nil), keys[:n]...)
+		keys = keys[n:]
+		for attempt := 0; len(chunk) > 0; attempt++ {
+			txn := make([]types.TransactWriteItem, 0, len(chunk)+1)
+			for _, k := range chunk {
+				e := newExpr()
+				u := update{e: e}
+				u.set("resolved_by", avS(by))
+				u.set("resolved_at", avTime(at))
+				txn = append(txn, types.TransactWriteItem{Update: &types.Update{
+					TableName:        aws.String(s.table),
+					Key:              item{attrPK: avS(batchPK(batchID)), attrSK: avS(failSK(k.Sheet, k.Row))},
+					UpdateExpression: aws.String(u.String()),
+					ConditionExpression: aws.String(fmt.Sprintf("attribute_exists(%s) AND attribute_not_exists(%s)",
+						e.n(attrPK), e.n("resolved_by"))),
+					ExpressionAttributeNames: e.Names(), ExpressionAttributeValues: e.Values(),
+				}})
+			}
+			be := newExpr()
+			bu := update{e: be}
+			bu.add("failures_resolved", int64(len(chunk)))
+			bu.set("updated_at", avTime(at))
+			txn = append(txn, types.TransactWriteItem{Update: &types.Update{
+				TableName: aws.String(s.table), Key: batchKey(batchID),
+				UpdateExpression: aws.String(bu.String()), ConditionExpression: aws.String("attribute_exists(" + be.n(attrPK) + ")"),
+				ExpressionAttributeNames: be.Names(), ExpressionAttributeValues: be.Values(),
+			}})
+			err := s.transact(ctx, txn)
+			if err == nil {
+				total += len(chunk)
+				break
+			}
+			if rs, ok := cancelReasons(err); ok && !contended(err) {
+				if _, gone := conditionFailed(rs, len(chunk)); gone {
+					return total, fmt.Errorf("%s: batch %s: %w", op, batchID, state.ErrNotFound)
+				}
+				kept := chunk[:0]
+				for i, k := range chunk {
+					if _, failed := conditionFailed(rs, i); !failed {
+						kept = append(kept, k)
+					}
+				}
+				if len(kept) == len(chunk) {
+					return total, awserr.Wrap(err, op+": dynamodb TransactWriteItems")
+				}
+				chunk = kept
+				continue
+			}
+			if !contended(err) {
+				return total, awserr.Wrap(err, op+": dynamodb TransactWriteItems")
+			}
+			if attempt+1 >= s.opts.MaxAttempts {
+				return total, s.exhausted(op, err)
+			}
+			if err := s.pause(ctx, attempt); err != nil {
+				return total, err
+			}
+		}
+	}
+	return total, nil
+}

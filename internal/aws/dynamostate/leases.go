@@ -1,0 +1,512 @@
+package dynamostate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/catalog-import/catalog-import/internal/aws/awserr"
+	"github.com/catalog-import/catalog-import/internal/failure"
+	"github.com/catalog-import/catalog-import/internal/state"
+)
+
+// This file implements state.Store's leases and checkpoints: Claim,
+// Checkpoint, FinishShard and ReleaseLeases, each fenced by the lease's
+// epoch in the transaction's condition (invariant 2) and never moving a
+// checkpoint back (invariant 3).
+
+// Claim takes the shard for owner until now+ttl and bumps its epoch; see
+// state.Store. One read (the batch's status) and one conditional UpdateItem.
+func (s *Store) Claim(ctx context.Context, batchID string, shard int, owner string, ttl time.Duration, now time.Time) (state.Lease, state.Shard, error) {
+	if owner == "" {
+		return state.Lease{}, state.Shard{}, invalid("owner", "claim shard %s/%d: empty owner", batchID, shard)
+	}
+	if ttl <= 0 {
+		return state.Lease{}, state.Shard{}, invalid("ttl", "claim shard %s/%d: ttl %v is not positive", batchID, shard, ttl)
+	}
+	op := fmt.Sprintf("claim shard %s/%d", batchID, shard)
+	bi, err := s.getItem(ctx, batchKey(batchID), op, "status")
+	if err != nil {
+		return state.Lease{}, state.Shard{}, err
+	}
+	if bi == nil {
+		return state.Lease{}, state.Shard{}, notFoundBatch(batchID)
+	}
+	if bs := state.BatchStatus((&dec{it: bi}).s("status")); bs.Finished() {
+		return state.Lease{}, state.Shard{}, fmt.Errorf("%w (%s)", state.ErrBatchFinished, bs)
+	}
+	if shard < 0 || shard > maxShardIndex {
+		return state.Lease{}, state.Shard{}, fmt.Errorf("shard %d: %w", shard, state.ErrNotFound)
+	}
+	until := now.Add(ttl).UTC()
+	e := newExpr()
+	u := update{e: e}
+	u.set("status", avS(string(state.ShardRunning)))
+	u.set("owner", avS(owner))
+	u.set("lease_until", avTime(until))
+	u.set("updated_at", avTime(now))
+	u.add("epoch", 1)
+	u.add("attempts", 1)
+	cond := fmt.Sprintf("attribute_exists(%s) AND %s <> %s AND %s <> %s AND (attribute_not_exists(%s) OR %s <= %s OR %s = %s)",
+		e.n(attrPK), e.n("status"), e.v(avS(string(state.ShardDone))), e.n("status"), e.v(avS(string(state.ShardSkipped))),
+		e.n("lease_until"), e.n("lease_until"), e.v(avS(formatTime(now))), e.n("owner"), e.v(avS(owner)))
+	in := &dynamodb.UpdateItemInput{
+		TableName: aws.String(s.table), Key: shardKey(batchID, shard),
+		UpdateExpression: aws.String(u.String()), ConditionExpression: aws.String(cond),
+		ExpressionAttributeNames: e.Names(), ExpressionAttributeValues: e.Values(),
+		ReturnValues:                        types.ReturnValueAllNew,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	}
+	for attempt := 0; ; attempt++ {
+		out, err := s.db.UpdateItem(ctx, in)
+		var ccf *types.ConditionalCheckFailedException
+		switch {
+		case err == nil:
+			sh, err := decodeShard(out.Attributes)
+			if err != nil {
+				return state.Lease{}, state.Shard{}, failure.Wrap(failure.Internal, "", err, "")
+			}
+			return state.Lease{BatchID: batchID, Shard: shard, Owner: owner, Epoch: sh.Epoch, Until: until}, sh, nil
+		case errors.As(err, &ccf):
+			if len(ccf.Item) == 0 {
+				return state.Lease{}, state.Shard{}, fmt.Errorf("shard %d: %w", shard, state.ErrNotFound)
+			}
+			sh, derr := decodeShard(ccf.Item)
+			if derr != nil {
+				return state.Lease{}, state.Shard{}, failure.Wrap(failure.Internal, "", derr, "")
+			}
+			if sh.Status.Finished() {
+				return state.Lease{}, state.Shard{}, fmt.Errorf("%w (%s)", state.ErrShardFinished, sh.Status)
+			}
+			return state.Lease{}, state.Shard{}, fmt.Errorf("%w: %q until %s", state.ErrLeased, sh.Owner, sh.LeaseUntil.Format(time.RFC3339Nano))
+		case contended(err) && attempt+1 < s.opts.MaxAttempts:
+			if err := s.pause(ctx, attempt); err != nil {
+				return state.Lease{}, state.Shard{}, err
+			}
+		case contended(err):
+			return state.Lease{}, state.Shard{}, s.exhausted(op, err)
+		default:
+			return state.Lease{}, state.Shard{}, awserr.Wrap(err, op+": dynamodb UpdateItem")
+		}
+	}
+}
+
+// leaseState reads a lease's shard and its batch in one consistent
+// BatchGetItem and checks, in order: ErrNotFound, ErrFenced.
+func (s *Store) leaseState(ctx context.Context, l state.Lease, op string) (state.Shard, state.Batch, error) {
+	if l.Shard < 0 || l.Shard > maxShardIndex {
+		return state.Shard{}, state.Batch{}, fmt.Errorf("shard %d: %w", l.Shard, state.ErrNotFound)
+	}
+	items, err := s.batchGet(ctx, []item{batchKey(l.BatchID), shardKey(l.BatchID, l.Shard)}, op)
+	if err != nil {
+		return state.Shard{}, state.Batch{}, err
+	}
+	var bi, si item
+	for _, it := range items {
+		if sk, ok := it[attrSK].(*types.AttributeValueMemberS); ok && sk.Value == batchSK {
+			bi = it
+		} else {
+			si = it
+		}
+	}
+	if bi == nil {
+		return state.Shard{}, state.Batch{}, notFoundBatch(l.BatchID)
+	}
+	if si == nil {
+		return state.Shard{}, state.Batch{}, fmt.Errorf("shard %d: %w", l.Shard, state.ErrNotFound)
+	}
+	b, err := decodeBatch(bi)
+	if err != nil {
+		return state.Shard{}, state.Batch{}, failure.Wrap(failure.Internal, "", err, "")
+	}
+	sh, err := decodeShard(si)
+	if err != nil {
+		return state.Shard{}, state.Batch{}, failure.Wrap(failure.Internal, "", err, "")
+	}
+	return sh, b, fence(sh, l)
+}
+
+// fence fails with state.ErrFenced unless l is the shard's current lease:
+// its epoch and its owner.
+func fence(sh state.Shard, l state.Lease) error {
+	if l.Epoch < 1 || sh.Epoch != l.Epoch || sh.Owner != l.Owner {
+		return fmt.Errorf("%w: lease of %q at epoch %d, shard now held by %q at epoch %d",
+			state.ErrFenced, l.Owner, l.Epoch, sh.Owner, sh.Epoch)
+	}
+	return nil
+}
+
+// behind reports whether cp is before the stored checkpoint in any respect.
+func behind(cp, stored state.Checkpoint) bool {
+	c, s := cp.Counts, stored.Counts
+	return cp.NextRow < stored.NextRow || cp.NextOffset < stored.NextOffset ||
+		c.Total < s.Total || c.Imported < s.Imported || c.Failed < s.Failed || c.Skipped < s.Skipped
+}
+
+// outcomes is the batch counters' delta of a checkpoint moving from prev to
+// cp: the outcomes move, the split's Total does not.
+func outcomes(cp, prev state.Counts) state.Counts {
+	return state.Counts{Imported: cp.Imported - prev.Imported, Failed: cp.Failed - prev.Failed, Skipped: cp.Skipped - prev.Skipped}
+}
+
+// shardCond is the condition of every write of a lease: the lease is
+// current, the shard is not finished, and its checkpoint is still prev (the
+// one the delta was computed from, so that counters move exactly once even
+// when a transaction is replayed).
+func shardCond(e *expr, l state.Lease, prev state.Checkpoint) string {
+	parts := []string{
+		e.n("epoch") + " = " + e.v(avN(l.Epoch)),
+		e.n("owner") + " = " + e.v(avS(l.Owner)),
+		e.n("status") + " <> " + e.v(avS(string(state.ShardDone))),
+		e.n("status") + " <> " + e.v(avS(string(state.ShardSkipped))),
+	}
+	attrs := cpAttrs(prev)
+	for _, name := range cpNames {
+		parts = append(parts, e.n(name)+" = "+e.v(attrs[name]))
+	}
+	return strings.Join(parts, " AND ")
+}
+
+// setCheckpoint sets the checkpoint attributes of a shard to cp.
+func setCheckpoint(u *update, cp state.Checkpoint) {
+	attrs := cpAttrs(cp)
+	for _, name := range cpNames {
+		u.set(name, attrs[name])
+	}
+}
+
+// runningCond is the batch's condition: it is RUNNING (and so exists).
+func runningCond(e *expr) string {
+	return e.n("status") + " = " + e.v(avS(string(state.BatchRunning)))
+}
+
+// leaseTxnError classifies a cancelled lease transaction whose action 0 is
+// the shard and action 1 the batch. retry is true when the state moved
+// under the call (a replay, a concurrent finisher) and it should read again.
+func leaseTxnError(err error, l state.Lease, status state.ShardStatus) (retry bool, _ error) {
+	rs, ok := cancelReasons(err)
+	if !ok {
+		return false, err
+	}
+	if it, failed := conditionFailed(rs, 0); failed {
+		if len(it) == 0 {
+			return false, fmt.Errorf("shard %d: %w", l.Shard, state.ErrNotFound)
+		}
+		sh, derr := decodeShard(it)
+		if derr != nil {
+			return false, failure.Wrap(failure.Internal, "", derr, "")
+		}
+		if ferr := fence(sh, l); ferr != nil {
+			return false, ferr
+		}
+		if sh.Status.Finished() && sh.Status != status {
+			return false, fmt.Errorf("%w (%s)", state.ErrShardFinished, sh.Status)
+		}
+		return true, err // the checkpoint moved (a replay): read again
+	}
+	if it, failed := conditionFailed(rs, 1); failed {
+		if len(it) == 0 {
+			return false, notFoundBatch(l.BatchID)
+		}
+		if bs := state.BatchStatus((&dec{it: it}).s("status")); bs.Finished() {
+			return false, fmt.Errorf("%w (%s)", state.ErrBatchFinished, bs)
+		}
+		return true, err // shards_done moved (another shard finished)
+	}
+	return false, err
+}
+
+// inlineFailures is how many failure records ride in a checkpoint's
+// transaction (beside the shard and the batch).
+const inlineFailures = maxTxnItems - 2
+
+// Checkpoint upserts failures, moves the shard's checkpoint to cp, extends
+// the lease to until and adds the counts' delta to the batch; see
+// state.Store and the package documentation. Requests: one BatchGetItem
+// (the shard and the batch) and one TransactWriteItems holding the shard
+// update, the batch update and up to 98 failure records; more records go
+// first in BatchWriteItem calls of 25.
+func (s *Store) Checkpoint(ctx context.Context, lease state.Lease, cp state.Checkpoint, failures []failure.Record, until time.Time) (state.Counts, error) {
+	op := fmt.Sprintf("checkpoint shard %s/%d at row %d", lease.BatchID, lease.Shard, cp.NextRow)
+	recs, err := s.failureItems(failures)
+	if err != nil {
+		return state.Counts{}, err
+	}
+	inline, spill := splitInline(recs, inlineFailures)
+	for attempt := 0; ; attempt++ {
+		sh, b, err := s.leaseState(ctx, lease, op)
+		if err != nil {
+			return state.Counts{}, err
+		}
+		if sh.Status.Finished() {
+			return state.Counts{}, fmt.Errorf("%w (%s)", state.ErrShardFinished, sh.Status)
+		}
+		if b.Status.Finished() {
+			return state.Counts{}, fmt.Errorf("%w (%s)", state.ErrBatchFinished, b.Status)
+		}
+		if len(spill) > 0 {
+			// Records that do not fit the transaction are made durable before
+			// it, once the lease has been seen current.
+			if err := s.batchWrite(ctx, putRequests(spill), op); err != nil {
+				return state.Counts{}, err
+			}
+			spill = nil
+		}
+		now := s.opts.Now()
+		back := behind(cp, sh.Checkpoint)
+		se := newExpr()
+		su := update{e: se}
+		if !back {
+			setCheckpoint(&su, cp)
+			if p := nextProgress(sh, cp, failures, now); p != nil {
+				su.set("progress", p) // the condition on the checkpoint read makes this an append
+			}
+		}
+		su.set("lease_until", avTime(until))
+		su.set("updated_at", avTime(now))
+		shardUpd := types.TransactWriteItem{Update: &types.Update{
+			TableName: aws.String(s.table), Key: shardKey(lease.BatchID, lease.Shard),
+			UpdateExpression: aws.String(su.String()), ConditionExpression: aws.String(shardCond(se, lease, sh.Checkpoint)),
+			ExpressionAttributeNames: se.Names(), ExpressionAttributeValues: se.Values(),
+			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+		}}
+		be := newExpr()
+		var batchAct types.TransactWriteItem
+		d := outcomes(cp.Counts, sh.Checkpoint.Counts)
+		if back {
+			batchAct.ConditionCheck = &types.ConditionCheck{
+				TableName: aws.String(s.table), Key: batchKey(lease.BatchID), ConditionExpression: aws.String(runningCond(be)),
+				ExpressionAttributeNames: be.Names(), ExpressionAttributeValues: be.Values(),
+				ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+			}
+		} else {
+			bu := update{e: be}
+			bu.add("rows_imported", d.Imported)
+			bu.add("rows_failed", d.Failed)
+			bu.add("rows_skipped", d.Skipped)
+			bu.set("updated_at", avTime(now))
+			batchAct.Update = &types.Update{
+				TableName: aws.String(s.table), Key: batchKey(lease.BatchID),
+				UpdateExpression: aws.String(bu.String()), ConditionExpression: aws.String(runningCond(be)),
+				ExpressionAttributeNames: be.Names(), ExpressionAttributeValues: be.Values(),
+				ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+			}
+		}
+		txn := append([]types.TransactWriteItem{shardUpd, batchAct}, s.putActions(inline)...)
+		err = s.transact(ctx, txn)
+		if err == nil {
+			if back {
+				return b.Counts, nil
+			}
+			return b.Counts.Add(d), nil
+		}
+		retry, cerr := leaseTxnError(err, lease, "")
+		if !retry && !contended(err) {
+			if cerr == err {
+				return state.Counts{}, awserr.Wrap(err, op+": dynamodb TransactWriteItems")
+			}
+			return state.Counts{}, cerr
+		}
+		if attempt+1 >= s.opts.MaxAttempts {
+			return state.Counts{}, s.exhausted(op, err)
+		}
+		if err := s.pause(ctx, attempt); err != nil {
+			return state.Counts{}, err
+		}
+	}
+}
+
+// splitInline keeps up to n items (and maxTxnBytes) for a transaction and
+// returns the rest to be written before it.
+func splitInline(items []item, n int) (inline, spill []item) {
+	size := 0
+	for i, it := range items {
+		size += itemSize(it)
+		if i >= n || size > maxTxnBytes {
+			return items[:i], items[i:]
+		}
+	}
+	return items, nil
+}
+
+func (s *Store) putActions(items []item) []types.TransactWriteItem {
+	out := make([]types.TransactWriteItem, len(items))
+	for i, it := range items {
+		out[i] = types.TransactWriteItem{Put: &types.Put{TableName: aws.String(s.table), Item: it}}
+	}
+	return out
+}
+
+func putRequests(items []item) []types.WriteRequest {
+	out := make([]types.WriteRequest, len(items))
+	for i, it := range items {
+		out[i] = types.WriteRequest{PutRequest: &types.PutRequest{Item: it}}
+	}
+	return out
+}
+
+// FinishShard sets the lease's shard to status with a final checkpoint and
+// message; see state.Store and the package documentation. Requests: one
+// BatchGetItem and one TransactWriteItems (shard and batch); the batch
+// update is conditioned on the ShardsDone it read, so the batch returned
+// carries exactly the ShardsDone this call's update made, and only the
+// caller that made it equal to Shards sees it so.
+func (s *Store) FinishShard(ctx context.Context, lease state.Lease, status state.ShardStatus, cp state.Checkpoint, message string) (state.Batch, error) {
+	if status != state.ShardDone && status != state.ShardSkipped && status != state.ShardEscalated {
+		return state.Batch{}, invalid("status", "finish shard %s/%d: status %q is not DONE, SKIPPED or ESCALATED", lease.BatchID, lease.Shard, status)
+	}
+	op := fmt.Sprintf("finish shard %s/%d as %s", lease.BatchID, lease.Shard, status)
+	for attempt := 0; ; attempt++ {
+		sh, b, err := s.leaseState(ctx, lease, op)
+		if err != nil {
+			return state.Batch{}, err
+		}
+		if sh.Status.Finished() {
+			if sh.Status != status {
+				return state.Batch{}, fmt.Errorf("%w (%s)", state.ErrShardFinished, sh.Status)
+			}
+			return b, nil
+		}
+		if b.Status.Finished() {
+			return state.Batch{}, fmt.Errorf("%w (%s)", state.ErrBatchFinished, b.Status)
+		}
+		final, d := cp, state.Counts{}
+		if behind(cp, sh.Checkpoint) {
+			final = sh.Checkpoint
+		} else {
+			d = outcomes(cp.Counts, sh.Checkpoint.Counts)
+		}
+		done := 0
+		if status.Finished() {
+			done = 1
+		}
+		now := s.opts.Now()
+		se := newExpr()
+		su := update{e: se}
+		setCheckpoint(&su, final)
+		if p := nextProgress(sh, final, nil, now); p != nil {
+			su.set("progress", p)
+		}
+		su.set("status", avS(string(status)))
+		su.set("message", avOptS(message))
+		su.set("updated_at", avTime(now))
+		su.set("lease_until", nil)
+		be := newExpr()
+		bu := update{e: be}
+		bu.add("rows_imported", d.Imported)
+		bu.add("rows_failed", d.Failed)
+		bu.add("rows_skipped", d.Skipped)
+		bu.set("updated_at", avTime(now))
+		bcond := runningCond(be)
+		if done > 0 {
+			bu.set("shards_done", avN(int64(b.ShardsDone+done)))
+			bcond += " AND " + be.n("shards_done") + " = " + be.v(avN(int64(b.ShardsDone)))
+		}
+		txn := []types.TransactWriteItem{
+			{Update: &types.Update{
+				TableName: aws.String(s.table), Key: shardKey(lease.BatchID, lease.Shard),
+				UpdateExpression: aws.String(su.String()), ConditionExpression: aws.String(shardCond(se, lease, sh.Checkpoint)),
+				ExpressionAttributeNames: se.Names(), ExpressionAttributeValues: se.Values(),
+				ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+			}},
+			{Update: &types.Update{
+				TableName: aws.String(s.table), Key: batchKey(lease.BatchID),
+				UpdateExpression: aws.String(bu.String()), ConditionExpression: aws.String(bcond),
+				ExpressionAttributeNames: be.Names(), ExpressionAttributeValues: be.Values(),
+				ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+			}},
+		}
+		err = s.transact(ctx, txn)
+		if err == nil {
+			b.Counts = b.Counts.Add(d)
+			b.ShardsDone += done
+			b.UpdatedAt = now.UTC()
+			return b, nil
+		}
+		retry, cerr := leaseTxnError(err, lease, status)
+		if !retry && !contended(err) {
+			if cerr == err {
+				return state.Batch{}, awserr.Wrap(err, op+": dynamodb TransactWriteItems")
+			}
+			return state.Batch{}, cerr
+		}
+		if attempt+1 >= s.opts.MaxAttempts {
+			return state.Batch{}, s.exhausted(op, err)
+		}
+		if err := s.pause(ctx, attempt); err != nil {
+			return state.Batch{}, err
+		}
+	}
+}
+
+// releaseWorkers bounds the concurrent UpdateItem calls of ReleaseLeases.
+const releaseWorkers = 8
+
+// ReleaseLeases ends the live leases of the batch's unfinished shards without
+// bumping epochs; state.ErrNotFound if there is no such batch. Requests: a
+// read of the batch, a query of its shards and one conditional UpdateItem per
+// leased shard (conditioned on the epoch it saw, so a claim made meanwhile
+// keeps its lease).
+func (s *Store) ReleaseLeases(ctx context.Context, batchID string) error {
+	op := "release leases of " + batchID
+	if err := s.requireBatch(ctx, batchID, op); err != nil {
+		return err
+	}
+	var leased []state.Shard
+	err := s.query(ctx, s.shardQuery(batchID, "shard", "status", "epoch", "lease_until", "batch_id"), op, func(it item) (bool, error) {
+		sh, err := decodeShard(it)
+		if err != nil {
+			return false, failure.Wrap(failure.Internal, "", err, "")
+		}
+		if !sh.Status.Finished() && !sh.LeaseUntil.IsZero() {
+			leased = append(leased, sh)
+		}
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(releaseWorkers)
+	for _, sh := range leased {
+		g.Go(func() error { return s.release(gctx, sh, op) })
+	}
+	return g.Wait()
+}
+
+func (s *Store) release(ctx context.Context, sh state.Shard, op string) error {
+	e := newExpr()
+	u := update{e: e}
+	u.set("lease_until", nil)
+	cond := fmt.Sprintf("%s = %s AND attribute_exists(%s) AND %s <> %s AND %s <> %s",
+		e.n("epoch"), e.v(avN(sh.Epoch)), e.n("lease_until"),
+		e.n("status"), e.v(avS(string(state.ShardDone))), e.n("status"), e.v(avS(string(state.ShardSkipped))))
+	in := &dynamodb.UpdateItemInput{
+		TableName: aws.String(s.table), Key: shardKey(sh.BatchID, sh.Index),
+		UpdateExpression: aws.String(u.String()), ConditionExpression: aws.String(cond),
+		ExpressionAttributeNames: e.Names(), ExpressionAttributeValues: e.Values(),
+	}
+	for attempt := 0; ; attempt++ {
+		_, err := s.db.UpdateItem(ctx, in)
+		var ccf *types.ConditionalCheckFailedException
+		switch {
+		case err == nil, errors.As(err, &ccf):
+			return nil // released, or claimed or finished meanwhile
+		case contended(err) && attempt+1 < s.opts.MaxAttempts:
+			if err := s.pause(ctx, attempt); err != nil {
+				return err
+			}
+		case contended(err):
+			return s.exhausted(op, err)
+		default:
+			return awserr.Wrap(err, fmt.Sprintf("%s: shard %d: dynamodb UpdateItem", op, sh.Index))
+		}
+	}
+}
