@@ -1,0 +1,229 @@
+package shard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/catalog-import/catalog-import/internal/catalog"
+	"github.com/catalog-import/catalog-import/internal/failure"
+	"github.com/catalog-import/catalog-import/internal/object"
+	"github.com/catalog-import/catalog-import/internal/record"
+	"github.com/catalog-import/catalog-import/internal/split"
+	"github.com/catalog-import/catalog-import/internal/state"
+)
+
+// This file commits chunks in file order: products through the sink, then
+// failure records and the checkpoint in one fenced write (invariants 3, 4, 5).
+
+// commitAll commits chunks in file order. A non-empty Status in the result
+// means the shard stopped for a reason that is not an error.
+//
+// Group commit: when the chunks after the one in hand are already validated
+// (the store is the bottleneck), they are committed together, up to
+// maxGroup chunks, with one checkpoint at the end of the last. That does not
+// widen the rework bound after a crash: those chunks were in flight anyway.
+func (r *run) commitAll(ctx context.Context, ordered <-chan *chunk) (Result, error) {
+	var next *chunk // taken from ordered but not yet validated
+	for {
+		c := next
+		next = nil
+		if c == nil {
+			var ok bool
+			if c, ok = <-ordered; !ok {
+				return Result{}, nil
+			}
+		}
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			return Result{}, ctx.Err()
+		}
+		group := []*chunk{c}
+		limit := r.groupLimit(ctx)
+	more:
+		for len(group) < limit {
+			select {
+			case n, ok := <-ordered:
+				if !ok {
+					break more
+				}
+				select {
+				case <-n.done:
+					group = append(group, n)
+				default:
+					next = n
+					break more
+				}
+			default:
+				break more
+			}
+		}
+		start := time.Now()
+		res, err := r.commit(ctx, merge(group))
+		r.paced(len(group), time.Since(start))
+		if err != nil || res.Status != "" || res.Abort != "" {
+			return res, err
+		}
+	}
+}
+
+// maxGroup is the most chunks committed in one step.
+const maxGroup = 8
+
+// merge joins consecutive validated chunks into one.
+func merge(cs []*chunk) *chunk {
+	if len(cs) == 1 {
+		return cs[0]
+	}
+	m := &chunk{end: cs[len(cs)-1].end, nextRow: cs[len(cs)-1].nextRow}
+	for _, c := range cs {
+		m.raws = append(m.raws, c.raws...)
+		m.products = append(m.products, c.products...)
+		m.snaps = append(m.snaps, c.snaps...)
+		m.failures = append(m.failures, c.failures...)
+	}
+	return m
+}
+
+// commit makes one chunk durable: products, then failure records and the
+// checkpoint together (fenced by the lease's epoch).
+func (r *run) commit(ctx context.Context, c *chunk) (Result, error) {
+	fails := c.failures
+	imported := int64(0)
+	if len(c.products) > 0 {
+		outs, err := r.write(ctx, c.products)
+		if failure.ReasonOf(err) == failure.CircuitOpen {
+			return Result{Status: Backoff, Counts: r.cp.Counts}, nil
+		}
+		if err != nil {
+			return Result{}, fmt.Errorf("write products of shard %d rows %d-%d: %w", r.m.Shard, c.raws[0].Row, c.nextRow-1, err)
+		}
+		var displaced []failure.Record
+		for i, out := range outs {
+			p := c.products[i]
+			switch out.Result {
+			case catalog.Written:
+				imported++
+			case catalog.Duplicate:
+				fails = append(fails, r.businessFailure(p, c.snaps[i], failure.New(failure.DuplicateSKU, "sku",
+					"SKU %q is already imported from %s of this file (the lowest row wins)", p.SKU, out.Holder)))
+			case catalog.Exists:
+				fails = append(fails, r.businessFailure(p, c.snaps[i], failure.New(failure.SKUExists, "sku",
+					"SKU %q already exists in the catalog and the profile is create-only", p.SKU)))
+			}
+			for _, d := range out.Displaced {
+				rec, err := r.displacedFailure(ctx, p, d)
+				if err != nil {
+					return Result{}, err
+				}
+				displaced = append(displaced, rec)
+			}
+		}
+		if len(displaced) > 0 {
+			if err := r.retry(ctx, "put failures", func() error { return r.w.store.PutFailures(ctx, displaced) }); err != nil {
+				return Result{}, fmt.Errorf("record displaced duplicates: %w", err)
+			}
+		}
+	}
+	cp := state.Checkpoint{NextOffset: c.end, NextRow: c.nextRow, Counts: r.cp.Counts.Add(state.Counts{
+		Total: int64(len(c.raws)), Imported: imported, Failed: int64(len(c.raws)) - imported,
+	})}
+	var batch state.Counts
+	cpctx, end := r.w.span(ctx, SpanCheckpoint)
+	err := r.retry(cpctx, "checkpoint", func() error {
+		var err error
+		batch, err = r.w.store.Checkpoint(cpctx, r.lease, cp, fails, r.w.now().Add(r.w.opt.LeaseTTL))
+		return err
+	})
+	end(err)
+	switch {
+	case errors.Is(err, state.ErrFenced):
+		return Result{Status: Fenced, Counts: r.cp.Counts}, nil
+	case errors.Is(err, state.ErrBatchFinished):
+		return Result{Status: BatchFinished, Counts: r.cp.Counts}, nil
+	case err != nil:
+		return Result{}, fmt.Errorf("checkpoint shard %d at row %d: %w", r.m.Shard, c.nextRow, err)
+	}
+	r.cp = cp
+	r.checkpointed(ctx, imported, int64(len(c.raws))-imported, fails, c.nextRow)
+	if ratio := r.p.MaxErrorRatio(); ratio > 0 && batch.Done() >= minSample && float64(batch.Failed) > ratio*float64(batch.Done()) {
+		return Result{Counts: cp.Counts, Abort: fmt.Sprintf("%d of %d rows failed (%.1f%%), over the profile's max_error_ratio %.1f%%",
+			batch.Failed, batch.Done(), 100*float64(batch.Failed)/float64(batch.Done()), 100*ratio)}, nil
+	}
+	return Result{}, nil
+}
+
+// checkpointed reports a durable checkpoint: metrics, and one log line for
+// its failures.
+func (r *run) checkpointed(ctx context.Context, imported, failed int64, fails []failure.Record, nextRow int64) {
+	now := time.Now()
+	counts := byReason(fails)
+	r.w.metrics.Checkpointed(ctx, Checkpointed{BatchID: r.m.BatchID, Shard: r.m.Shard, TraceID: r.m.TraceID,
+		Imported: imported, Failed: failed, ByReason: counts, Lag: now.Sub(r.lastCP), NextRow: nextRow})
+	r.lastCP = now
+	r.logFailures(ctx, fails, counts, nextRow)
+}
+
+// minSample is how many rows must have an outcome before max_error_ratio is
+// applied, so that one bad row at the start does not abort a batch.
+const minSample = 100
+
+func (r *run) businessFailure(p catalog.Product, s snapshot, err error) failure.Record {
+	rec := failure.Record{
+		BatchID: r.m.BatchID, Sheet: r.m.Sheet, Row: p.Source.Row,
+		RawLine: s.text, Cells: s.cells, FieldMapping: r.mapping,
+		RuleVersion: r.m.RuleVersion, RetryCount: r.m.RetryCount,
+		FailureAt: r.w.now().UTC(), TraceID: r.m.TraceID, Shard: r.m.Shard,
+	}
+	rec.FromError(err)
+	return rec
+}
+
+// displacedFailure builds the DuplicateSKU record of a row that p displaced
+// (a later row of this batch that another shard had written first). The row's
+// bytes are read back from the source, so the record is as complete as any.
+func (r *run) displacedFailure(ctx context.Context, p catalog.Product, d catalog.Product) (failure.Record, error) {
+	rec := failure.Record{
+		BatchID: r.m.BatchID, Sheet: d.Source.Sheet, Row: d.Source.Row, FieldMapping: r.mapping,
+		RuleVersion: r.m.RuleVersion, RetryCount: r.m.RetryCount,
+		FailureAt: r.w.now().UTC(), TraceID: r.m.TraceID, Shard: -1,
+	}
+	if rec.Sheet == "" {
+		rec.Sheet = failure.NoSheet
+	}
+	rec.FromError(failure.New(failure.DuplicateSKU, "sku", "SKU %q is also on %s of this file (the lowest row wins)", d.SKU, p.Source))
+	if r.shards == nil {
+		s, err := r.w.store.ListShards(ctx, r.m.BatchID)
+		if err != nil {
+			return rec, fmt.Errorf("list shards of %s: %w", r.m.BatchID, err)
+		}
+		r.shards = s
+	}
+	src, layout, dialect := r.m.Source, r.m.Layout, r.dialect
+	for _, s := range r.shards {
+		if s.SheetIndex == d.Source.SheetIndex && s.FirstRow <= d.Source.Row {
+			rec.Shard = s.Index
+			if s.Staged != nil { // a workbook: the row is in its own shard's staged chunk
+				src, layout = split.StagedSource(s)
+				dialect = record.Dialect{Format: record.Format(layout.Format), Encoding: record.Encoding(layout.Encoding), Delimiter: ','}
+			}
+		}
+	}
+	info := object.Info{URI: src.URI, Size: src.Size, ETag: src.ETag, Version: src.Version}
+	body, err := r.w.src.Open(ctx, info, d.Offset, d.Offset+d.Length)
+	if err != nil {
+		return rec, fmt.Errorf("read displaced %s: %w", d.Source, err)
+	}
+	defer body.Close()
+	sc := record.NewScanner(body, dialect, d.Offset, d.Source.Row, r.w.opt.MaxRecord)
+	if sc.Next() {
+		row := record.NewParser(dialect, layout.Header).Parse(sc.Raw())
+		rec.RawLine, rec.Cells = row.Text, row.Cells
+	}
+	if err := sc.Err(); err != nil {
+		return rec, fmt.Errorf("read displaced %s: %w", d.Source, err)
+	}
+	return rec, nil
+}

@@ -1,0 +1,166 @@
+package shard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/catalog-import/catalog-import/internal/catalog"
+	"github.com/catalog-import/catalog-import/internal/failure"
+	"github.com/catalog-import/catalog-import/internal/object"
+	"github.com/catalog-import/catalog-import/internal/profile"
+	"github.com/catalog-import/catalog-import/internal/queue"
+	"github.com/catalog-import/catalog-import/internal/record"
+	"github.com/catalog-import/catalog-import/internal/split"
+	"github.com/catalog-import/catalog-import/internal/state"
+)
+
+// This file runs one claimed shard: the reader, the validation pool and
+// the committer connected by bounded channels (invariant 9).
+
+// run is the state of one Process call.
+type run struct {
+	w     *Worker
+	m     queue.Manifest
+	lease state.Lease
+	shard state.Shard
+	cp    state.Checkpoint
+	p     *profile.Profile
+	v     *profile.Validator
+
+	dialect record.Dialect
+	header  *profile.Columns // csv/tsv: the header's mapping
+	mapping map[string]string
+	shards  []state.Shard // loaded lazily to place displaced rows
+	retries int           // transient errors retried so far (budget: Options.RetryBudget)
+	log     *slog.Logger  // with batch_id, shard and trace_id
+	lastCP  time.Time     // when the previous checkpoint (or the claim) was durable
+
+	// Deadline pacing (reader and committer goroutines): chunks read but not
+	// yet committed, and how long committing one chunk has been taking.
+	pending  atomic.Int64
+	perChunk atomic.Int64 // nanoseconds, a moving average
+}
+
+// chunk is CheckpointEvery rows on their way through the pipeline.
+type chunk struct {
+	raws    []record.Raw
+	buf     []byte
+	end     int64 // offset of the next record after the chunk
+	nextRow int64
+	done    chan struct{}
+
+	products []catalog.Product
+	snaps    []snapshot // the raw text and cells of products[i]
+	failures []failure.Record
+}
+
+type snapshot struct {
+	text  string
+	cells []string
+}
+
+func (r *run) process(ctx context.Context) (Result, error) {
+	o := r.w.opt
+	r.dialect = record.Dialect{Format: record.Format(r.m.Layout.Format), Encoding: record.Encoding(r.m.Layout.Encoding)}
+	if d := []rune(r.m.Layout.Delimiter); len(d) == 1 {
+		r.dialect.Delimiter = d[0]
+	}
+	if r.dialect.Format != record.JSONL {
+		cols, err := r.v.Header(r.m.Layout.Header)
+		if err != nil {
+			return Result{}, err
+		}
+		r.header, r.mapping = cols, cols.Mapping()
+	}
+	if r.cp.NextOffset < r.m.Start {
+		r.cp = state.Checkpoint{NextOffset: r.m.Start, NextRow: r.m.FirstRow}
+	}
+	fromStart := r.cp.NextOffset == r.m.Start
+	info := object.Info{URI: r.m.Source.URI, Size: r.m.Source.Size, ETag: r.m.Source.ETag, Version: r.m.Source.Version}
+	var body io.ReadCloser
+	if r.cp.NextOffset < r.m.End {
+		var err error
+		if body, err = r.w.src.Open(ctx, info, r.cp.NextOffset, r.m.End); err != nil {
+			return Result{}, fmt.Errorf("open shard %d of %s: %w", r.m.Shard, r.m.BatchID, err)
+		}
+		defer body.Close()
+	}
+
+	work := make(chan *chunk, o.Pool)
+	ordered := make(chan *chunk, 2*o.Pool) // bounds the chunks in flight
+	readErr := make(chan error, 1)
+	sum := split.NewChecksum()
+	stopped := false
+	rctx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
+	from := r.cp // the reader's own copy: the committer moves r.cp
+	go func() {  // reader: cut the range into chunks, in file order
+		defer close(ordered)
+		defer close(work)
+		if body == nil {
+			readErr <- nil
+			return
+		}
+		readErr <- r.read(rctx, body, from, sum, work, ordered, &stopped)
+	}()
+	var wg sync.WaitGroup
+	for range o.Pool { // pool: parse and validate chunks, any order
+		wg.Go(func() {
+			parser := record.NewParser(r.dialect, r.m.Layout.Header)
+			for c := range work {
+				r.validate(parser, c)
+				close(c.done)
+			}
+		})
+	}
+	res, err := r.commitAll(ctx, ordered)
+	stopReading()
+	for range ordered { // drain after an early return so the reader can exit
+	}
+	wg.Wait()
+	rerr := <-readErr
+	if err == nil && res.Status == Backoff {
+		// Hand the shard on, as after a deadline (best effort: the store
+		// may be failing too, and then the lease simply runs out).
+		_, _ = r.w.store.Checkpoint(ctx, r.lease, r.cp, nil, r.w.now())
+	}
+	if err != nil || res.Status != "" || res.Abort != "" {
+		return res, err
+	}
+	if rerr != nil {
+		return Result{Status: Partial, Counts: r.cp.Counts}, fmt.Errorf("read shard %d of %s: %w", r.m.Shard, r.m.BatchID, rerr)
+	}
+	if stopped {
+		// Hand the shard on: end the lease now (same checkpoint, lease until
+		// now), so that the continuation's worker can claim it at once
+		// instead of waiting for this lease to run out.
+		if _, err := r.w.store.Checkpoint(ctx, r.lease, r.cp, nil, r.w.now()); err != nil && !errors.Is(err, state.ErrFenced) {
+			return Result{Status: Partial, Counts: r.cp.Counts}, fmt.Errorf("release shard %d of %s: %w", r.m.Shard, r.m.BatchID, err)
+		}
+		return Result{Status: Partial, Counts: r.cp.Counts}, nil
+	}
+	if fromStart && r.shard.Checksum != "" && sum.String() != r.shard.Checksum {
+		return Result{}, failure.New(failure.SourceChanged, "", "shard %d of %s: content checksum %s, split saw %s: the source changed after the split", r.m.Shard, r.m.BatchID, sum, r.shard.Checksum)
+	}
+	if r.cp.Counts.Done() != r.m.Rows {
+		// The split and this read disagree on the rows of the range: never
+		// finish such a shard silently.
+		return Result{}, failure.New(failure.SourceChanged, "", "shard %d of %s: read %d rows, split counted %d", r.m.Shard, r.m.BatchID, r.cp.Counts.Done(), r.m.Rows)
+	}
+	fctx, end := r.w.span(ctx, SpanFinish)
+	b, err := r.w.store.FinishShard(fctx, r.lease, state.ShardDone, r.cp, "")
+	end(err)
+	if errors.Is(err, state.ErrFenced) {
+		return Result{Status: Fenced, Counts: r.cp.Counts}, nil
+	}
+	if err != nil {
+		return Result{}, fmt.Errorf("finish shard %d of %s: %w", r.m.Shard, r.m.BatchID, err)
+	}
+	return Result{Status: Done, Counts: r.cp.Counts, Batch: b, Last: b.ShardsDone == b.Shards}, nil
+}

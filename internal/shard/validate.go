@@ -1,0 +1,50 @@
+package shard
+
+import (
+	"github.com/catalog-import/catalog-import/internal/catalog"
+	"github.com/catalog-import/catalog-import/internal/failure"
+	"github.com/catalog-import/catalog-import/internal/record"
+)
+
+// This file parses and validates the records of a chunk (a pool goroutine).
+
+// validate parses and validates every record of c (pool goroutine).
+func (r *run) validate(parser *record.Parser, c *chunk) {
+	c.products = make([]catalog.Product, 0, len(c.raws))
+	c.snaps = make([]snapshot, 0, len(c.raws))
+	for _, raw := range c.raws {
+		row := parser.Parse(raw)
+		err := row.Err
+		var p catalog.Product
+		if err == nil {
+			cols := r.header
+			if cols == nil {
+				cols = r.v.Names(row.Names)
+			}
+			p, err = r.v.Validate(cols, row.Values)
+		}
+		if err != nil {
+			c.failures = append(c.failures, r.failureRecord(row, err))
+			continue
+		}
+		p.BatchID = r.m.BatchID
+		p.Source = catalog.Position{SheetIndex: r.m.SheetIndex, Sheet: r.m.Sheet, Row: row.Num}
+		p.Offset, p.Length = row.Offset, row.Length
+		c.products = append(c.products, p)
+		c.snaps = append(c.snaps, snapshot{text: row.Text, cells: row.Cells})
+	}
+}
+
+func (r *run) failureRecord(row record.Row, err error) failure.Record {
+	rec := failure.Record{
+		BatchID: r.m.BatchID, Sheet: r.m.Sheet, Row: row.Num,
+		RawLine: row.Text, Cells: row.Cells, FieldMapping: r.mapping,
+		RuleVersion: r.m.RuleVersion, RetryCount: r.m.RetryCount,
+		FailureAt: r.w.now().UTC(), TraceID: r.m.TraceID, Shard: r.m.Shard,
+	}
+	if rec.FieldMapping == nil && row.Names != nil {
+		rec.FieldMapping = r.v.Names(row.Names).Mapping()
+	}
+	rec.FromError(err)
+	return rec
+}
