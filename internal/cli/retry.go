@@ -243,7 +243,7 @@ func afterRetry(ctx context.Context, env Env, g *global, parentID string, child 
 		fmt.Fprintf(env.Stdout, " ('importctl failures --unresolved %s' lists the rest)", parentID)
 	}
 	fmt.Fprintln(env.Stdout)
-	if code := exitFor(child.Status); code != ExitOK {
+	if code := ExitFor(child.Status); code != ExitOK {
 		return &exitError{code: code}
 	}
 	return nil
