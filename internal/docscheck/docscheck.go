@@ -58,6 +58,7 @@ type Citation struct {
 	Text   string // the span, without its backticks
 }
 
+// String locates the citation for an error message.
 func (c Citation) String() string { return fmt.Sprintf("line %d: %s `%s`", c.Line, c.Column, c.Text) }
 
 // Citations returns the code spans of the "code" and "tests" columns of
