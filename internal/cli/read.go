@@ -24,6 +24,7 @@ import (
 	"github.com/catalog-import/catalog-import/internal/report"
 	"github.com/catalog-import/catalog-import/internal/split"
 	"github.com/catalog-import/catalog-import/internal/state"
+	"github.com/catalog-import/catalog-import/internal/text"
 	"github.com/catalog-import/catalog-import/internal/triage"
 	"github.com/catalog-import/catalog-import/internal/xlsx"
 )
@@ -369,12 +370,10 @@ func writeFailures(ctx context.Context, w io.Writer, db reader, b state.Batch, f
 	return nil
 }
 
-func oneLine(s string, max int) string {
-	b := []rune(strings.ReplaceAll(s, "\n", " "))
-	if len(b) > max {
-		return string(b[:max-1]) + "…"
-	}
-	return string(b)
+// oneLine puts s on one line, cut to at most n bytes (never inside a
+// character) with an ellipsis.
+func oneLine(s string, n int) string {
+	return text.Truncate(strings.ReplaceAll(s, "\n", " "), n, "…")
 }
 
 func newPreviewCmd(env Env) *cobra.Command {
