@@ -119,9 +119,6 @@ func New(p Ports, o Options) *Pipeline {
 	return &Pipeline{p: p, o: o, worker: w, log: o.Log}
 }
 
-// Profile is the profile the pipeline splits and validates with.
-func (p *Pipeline) Profile() *profile.Profile { return p.o.Profile }
-
 // span starts a span with the tracer, if any.
 func (p *Pipeline) span(ctx context.Context, name string) (context.Context, func(error)) {
 	if p.o.Tracer == nil {
