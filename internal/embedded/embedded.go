@@ -335,19 +335,23 @@ func work(ctx context.Context, cfg Config, pl *pipeline.Pipeline, db *sqlite.DB,
 }
 
 // deliver processes one delivery and settles the message; done says the
-// delivery finalized the batch. A failed delivery is retried after a
-// growing delay, up to Config.Attempts deliveries (a permanent error stops
-// the run at once). A shard that stops with Backoff (the sink's circuit
-// breaker is open) goes back to the queue with a delay past the breaker's
-// open period, growing with its deliveries; the run gives up on it
-// (CircuitOpen) after backoffDeliveries x Config.Attempts deliveries. A
-// shard stopped early is delivered again at once.
+// delivery finalized the batch. A failed finalization stops the run; a
+// failed delivery is retried after a growing delay, up to Config.Attempts
+// deliveries (a permanent error stops the run at once). A shard that stops
+// with Backoff (the sink's circuit breaker is open) goes back to the queue
+// with a delay past the breaker's open period, growing with its
+// deliveries; the run gives up on it (CircuitOpen) after
+// backoffDeliveries x Config.Attempts deliveries. A shard stopped early is
+// delivered again at once.
 func deliver(ctx context.Context, cfg Config, pl *pipeline.Pipeline, q *memqueue.Queue, m queue.Message) (done bool, err error) {
 	start := time.Now()
 	out, err := pl.Deliver(ctx, m)
-	if res := out.Result; err == nil && res.Status != shard.Leased && res.Status != shard.AlreadyDone {
+	if res := out.Result; res.Status != "" && res.Status != shard.Leased && res.Status != shard.AlreadyDone {
 		cfg.Log.Info("shard processed", "batch_id", m.Manifest.BatchID, "shard", m.Manifest.Shard, "status", string(res.Status),
 			"rows", res.Counts.Done(), "duration_ms", float64(time.Since(start).Microseconds())/1000)
+	}
+	if err != nil && out.Result.Status != "" {
+		return false, err // the shard is done, its batch's finalization failed
 	}
 	if err != nil {
 		if ctx.Err() != nil {

@@ -50,14 +50,16 @@ var ErrBackoff error = failure.New(failure.CircuitOpen, "", "the product store k
 // shard, the batch is aborted, or a redelivery finds every shard done but
 // the batch still running. The error is a failed delivery (the worker's,
 // a state read's or finalization's, wrapped with %w; failure.ReasonOf
-// classifies it): the caller decides between a retry and giving up.
+// classifies it): the caller decides between a retry and giving up. With
+// an error, Outcome.Result is zero when the worker failed, and the worker's
+// result when what failed came after it (finalization).
 func (p *Pipeline) Deliver(ctx context.Context, msg queue.Message) (Outcome, error) {
 	m := msg.Manifest
 	res, err := p.worker.Process(ctx, m)
-	out := Outcome{Result: res}
 	if err != nil {
-		return out, fmt.Errorf("shard %d of %s: %w", m.Shard, m.BatchID, err)
+		return Outcome{}, fmt.Errorf("shard %d of %s: %w", m.Shard, m.BatchID, err)
 	}
+	out := Outcome{Result: res}
 	switch {
 	case res.Abort != "":
 		return p.finish(ctx, out, m.BatchID, res.Abort)

@@ -323,12 +323,13 @@ func (f *Functions) work(ctx context.Context, r events.SQSMessage, msg queue.Mes
 		}
 	}()
 	out, err := f.p.Deliver(ctx, msg)
+	if res := out.Result; res.Status != "" { // the worker got through, whatever came after
+		f.log.Info("shard delivery", "batch_id", m.BatchID, "shard", m.Shard, "trace_id", m.TraceID,
+			"status", res.Status, "rows_done", res.Counts.Done(), "rows_failed", res.Counts.Failed, "receive_count", msg.ReceiveCount)
+	}
 	if err != nil {
 		return err
 	}
-	res := out.Result
-	f.log.Info("shard delivery", "batch_id", m.BatchID, "shard", m.Shard, "trace_id", m.TraceID,
-		"status", res.Status, "rows_done", res.Counts.Done(), "rows_failed", res.Counts.Failed, "receive_count", msg.ReceiveCount)
 	switch out.Settle {
 	case pipeline.Retry:
 		// The message comes back after the visibility timeout.
