@@ -10,6 +10,7 @@ import (
 	"github.com/catalog-import/catalog-import/internal/failure"
 	"github.com/catalog-import/catalog-import/internal/local/sqlite"
 	"github.com/catalog-import/catalog-import/internal/state"
+	"github.com/catalog-import/catalog-import/internal/text"
 )
 
 // openExisting opens a database that must already exist (reading commands
@@ -64,11 +65,8 @@ func dash(s string) string {
 	return s
 }
 
-// oneLine puts s on one line of at most max characters.
-func oneLine(s string, max int) string {
-	b := []rune(strings.ReplaceAll(s, "\n", " "))
-	if len(b) > max {
-		return string(b[:max-1]) + "…"
-	}
-	return string(b)
+// oneLine puts s on one line, cut to at most n bytes (never inside a
+// character) with an ellipsis.
+func oneLine(s string, n int) string {
+	return text.Truncate(strings.ReplaceAll(s, "\n", " "), n, "…")
 }

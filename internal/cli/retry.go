@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/catalog-import/catalog-import/internal/aws/handler"
+	"github.com/catalog-import/catalog-import/internal/aws/s3store"
 	"github.com/catalog-import/catalog-import/internal/embedded"
 	"github.com/catalog-import/catalog-import/internal/failure"
 	"github.com/catalog-import/catalog-import/internal/fixfile"
@@ -326,7 +327,7 @@ func retryOnStack(ctx context.Context, env Env, g *global, f *retryFlags, filter
 	if err != nil {
 		return err
 	}
-	key := fmt.Sprintf("%sretries/%s/retry-%s%s", handler.IncomingPrefix, id, time.Now().UTC().Format("20060102T150405.000Z"), retryExt(parent.Layout))
+	key := fmt.Sprintf("%sretries/%s/retry-%s%s", s3store.IncomingPrefix, id, time.Now().UTC().Format("20060102T150405.000Z"), retryExt(parent.Layout))
 	out, err := clients.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(res.Bucket), Key: aws.String(key), Body: bytes.NewReader(buf.Bytes())})
 	if err != nil {
 		return fmt.Errorf("upload the retry file: %w", err)
