@@ -89,8 +89,14 @@ func (f Field) String() string {
 	return fmt.Sprintf("Field(%d)", uint8(f))
 }
 
-// Fields is a set of fields: bit f set = field f present in the file.
+// Fields is a set of fields: bit f set = field f present in the file. The
+// zero set stands for AllFields() in Product.Present; a file with no stamped
+// field (sku only) is NoFields.
 type Fields uint16
+
+// NoFields is the set with no field that is not zero (a file whose only
+// column is sku, e.g. a delete file): bit 15, which no Field uses.
+const NoFields Fields = 1 << 15
 
 // AllFields returns the set of every field.
 func AllFields() Fields { return 1<<NumFields - 1 }
@@ -99,7 +105,8 @@ func AllFields() Fields { return 1<<NumFields - 1 }
 func (s Fields) Has(f Field) bool { return s&(1<<f) != 0 }
 
 // FieldsOf returns the set of the fields named (profile field names; "sku"
-// is ignored). An unknown name is an Internal ImportError.
+// is ignored), NoFields when none is. An unknown name is an Internal
+// ImportError.
 func FieldsOf(names ...string) (Fields, error) {
 	var s Fields
 	for _, n := range names {
@@ -111,6 +118,9 @@ func FieldsOf(names ...string) (Fields, error) {
 			return 0, failure.New(failure.Internal, n, "unknown product field %q", n)
 		}
 		s |= 1 << i
+	}
+	if s == 0 {
+		return NoFields, nil
 	}
 	return s, nil
 }
