@@ -35,19 +35,14 @@ type op struct {
 }
 
 func w(mode WriteMode, batch string, o, r int64, present ...string) op {
-	fs, err := FieldsOf(present...)
-	if err != nil {
-		panic(err)
+	var fs Fields // none named: all
+	if len(present) > 0 {
+		var err error
+		if fs, err = FieldsOf(present...); err != nil {
+			panic(err)
+		}
 	}
 	return op{mode, row(batch, o, r, fs)}
-}
-
-func fields(names ...string) Fields {
-	fs, err := FieldsOf(names...)
-	if err != nil {
-		panic(err)
-	}
-	return fs
 }
 
 // stamps returns field stamps: every field at all, then the listed
