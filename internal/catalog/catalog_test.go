@@ -130,9 +130,9 @@ func TestDecide(t *testing.T) {
 			stamps: FieldStamps{Fields: stamps(5, map[Field]int64{FieldPrice: 6}), Created: 5},
 		},
 		{
-			name: "UpdateOfDeletedSKU",
-			ops:  []op{ups("a", 5, 2), del("d", 6, 2), upd("b", 7, 2, "price")},
-			last: Outcome{Result: Unknown},
+			name:   "UpdateOfDeletedSKU",
+			ops:    []op{ups("a", 5, 2), del("d", 6, 2), upd("b", 7, 2, "price")},
+			last:   Outcome{Result: Unknown},
 			stamps: FieldStamps{Tombstone: 6, Created: 5},
 		},
 		{
