@@ -1,8 +1,45 @@
 // Package catalog is the product sink port: where validated products are
 // written, and the rules every sink must keep so that imports are idempotent
-// (invariant 4) and duplicate SKUs in one file resolve deterministically to the
-// lowest position (invariant 5). Adapters live in internal/local/sqlite (and
-// internal/aws/dynamocatalog); catalogtest is the contract suite they all pass.
+// (invariant 4), duplicate SKUs in one file resolve deterministically to the
+// lowest position (invariant 5), and the catalog equals applying the batches
+// one after another in upload order, whatever order they really run, crash,
+// resume or are retried in (decision 17). Adapters live in
+// internal/local/sqlite and internal/aws/dynamocatalog; catalogtest is the
+// contract suite they all pass.
+//
+// # Rules
+//
+// Decide holds every rule; sinks only read a SKU's State, call it product
+// after product and store the result atomically per SKU.
+//
+//   - Every product carries its batch's upload Order (larger = newer) and the
+//     set of fields its file has (Present). The catalog keeps per field the
+//     order of the batch whose value it holds (FieldStamps). A write from
+//     order o changes field f only if o > stamp(f) and o > the tombstone.
+//   - Within one batch the lowest position of a SKU wins all its fields;
+//     later rows are Duplicate, and a lower row written after a higher one
+//     displaces it (Outcome.Displaced).
+//   - Upsert creates a missing product (absent fields take the defaults the
+//     product carries, at stamp 0, the weakest) and otherwise changes only
+//     present fields: an absent column never resets a field. Replace writes
+//     every field, absent ones with their defaults, at its order. Update
+//     changes present fields of an existing product; a missing one is
+//     Unknown. CreateOnly creates, and is Exists when another batch's
+//     product exists.
+//   - Delete at order t (> the tombstone) sets the tombstone to t and clears
+//     every field stamped below t (stamp 0: no value, or the default the
+//     delete row carries when a creating write newer than t exists). A
+//     product exists iff its newest creating write (upsert, replace,
+//     create-only that wrote) is newer than its tombstone. Deleting an
+//     unknown SKU is Written and leaves a tombstone.
+//   - A row none of whose changes survive (every field it would change holds
+//     a newer stamp, or a newer tombstone covers it) is Superseded. A replay
+//     of a row (same batch, same position) is Written again and changes
+//     nothing.
+//   - Update and CreateOnly decide existence when the row is written; the
+//     other modes are exact in any interleaving.
+//   - Order 0 (callers that order nothing) is the weakest order, and writes
+//     of order 0 replace each other: the last one wins, as before stamps.
 package catalog
 
 import (
