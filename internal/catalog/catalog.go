@@ -358,7 +358,8 @@ type State struct {
 	// Product holds the field values (SKU and the stamped fields; its
 	// provenance and Order are those of Holders[0] when read back).
 	Product Product
-	Stamps  FieldStamps
+	// Stamps are the SKU's field stamps, tombstone and creation order.
+	Stamps FieldStamps
 	// Exists: the product exists (Reader.Get finds it). For orders > 0 it
 	// is Stamps.Created > Stamps.Tombstone.
 	Exists bool
@@ -378,6 +379,7 @@ func (s *State) Held() bool { return len(s.Holders) > 0 }
 // afterwards (cur itself unless Result is Written). Every sink decides with
 // it, product after product, so the rules live in one place; sinks differ
 // only in how they read and store states and make each SKU's change atomic.
+// mode must be Valid or "" (Upsert); sinks check it before deciding.
 //
 // Within p's batch (a holder of p.BatchID): a lower position holding the
 // SKU makes p Duplicate; p at a lower position displaces the holder
