@@ -253,31 +253,6 @@ func (p *Product) copyField(f Field, src *Product) {
 	}
 }
 
-// sameField reports whether field f of p and q hold the same value.
-func (p *Product) sameField(f Field, q *Product) bool {
-	switch f {
-	case FieldName:
-		return p.Name == q.Name
-	case FieldCategory:
-		return p.Category == q.Category
-	case FieldBrand:
-		return p.Brand == q.Brand
-	case FieldPrice:
-		return p.Price == q.Price
-	case FieldCurrency:
-		return p.Currency == q.Currency
-	case FieldStock:
-		return p.Stock == q.Stock
-	case FieldStatus:
-		return p.Status == q.Status
-	case FieldDescription:
-		return p.Description == q.Description
-	case FieldImageURLs:
-		return slices.Equal(p.ImageURLs, q.ImageURLs)
-	}
-	return true
-}
-
 // Result says what a sink did with one product of a Write call.
 type Result int
 
@@ -411,9 +386,10 @@ func Decide(mode WriteMode, p *Product, cur State) (Outcome, State) {
 	next := cur
 	next.Holders = nil
 	present := p.fields()
+	won := false // p wins a field stamp, the tombstone or the creation
 	switch mode {
 	case Delete:
-		next.Stamps.Tombstone = o
+		next.Stamps.Tombstone, won = o, true
 		recreated := !beats(cur.Stamps.Created) // a creating write newer than the delete
 		for f := range NumFields {
 			if !beats(cur.Stamps.Fields[f]) {
@@ -431,7 +407,7 @@ func Decide(mode WriteMode, p *Product, cur State) (Outcome, State) {
 		if !cur.Exists {
 			return Outcome{Result: Unknown}, cur
 		}
-		writeFields(&next, p, present, beats)
+		won = writeFields(&next, p, present, beats)
 	case CreateOnly, Upsert, Replace, "":
 		if mode == CreateOnly && cur.Exists && !same {
 			return Outcome{Result: Exists}, cur
@@ -440,17 +416,18 @@ func Decide(mode WriteMode, p *Product, cur State) (Outcome, State) {
 			present = AllFields()
 		}
 		if !cur.Exists { // creating: absent fields without a value take their defaults
+			won = true
 			for f := range NumFields {
 				if !present.Has(f) && cur.Stamps.Fields[f] == 0 {
 					next.Product.copyField(f, p)
 				}
 			}
 		}
-		writeFields(&next, p, present, beats)
+		won = writeFields(&next, p, present, beats) || won || o > cur.Stamps.Created
 		next.Stamps.Created = max(next.Stamps.Created, o)
 		next.Exists = true
 	}
-	if !same && !changed(&cur, &next) {
+	if !same && !won {
 		return Outcome{Result: Superseded}, cur
 	}
 	next.Product.SKU = p.SKU
@@ -460,27 +437,18 @@ func Decide(mode WriteMode, p *Product, cur State) (Outcome, State) {
 	return Outcome{Result: Written, Displaced: displaced}, next
 }
 
-// writeFields writes p's fields in present whose stamps p's order beats.
-func writeFields(next *State, p *Product, present Fields, beats func(int64) bool) {
+// writeFields writes p's fields in present whose stamps p's order beats,
+// and reports whether there was one.
+func writeFields(next *State, p *Product, present Fields, beats func(int64) bool) bool {
+	won := false
 	for f := range NumFields {
 		if present.Has(f) && beats(next.Stamps.Fields[f]) {
 			next.Product.copyField(f, p)
 			next.Stamps.Fields[f] = p.Order
+			won = true
 		}
 	}
-}
-
-// changed reports whether next differs from cur in anything but holders.
-func changed(cur, next *State) bool {
-	if cur.Stamps != next.Stamps || cur.Exists != next.Exists || !cur.Held() {
-		return true
-	}
-	for f := range NumFields {
-		if !cur.Product.sameField(f, &next.Product) {
-			return true
-		}
-	}
-	return false
+	return won
 }
 
 // holdersAfter returns the holders after h wrote (replacing holders[replace]
