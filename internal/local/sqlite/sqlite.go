@@ -27,7 +27,7 @@ import (
 var Schema string
 
 // SchemaVersion is the version of Schema, kept in PRAGMA user_version.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // addedColumns are the columns added to tables after their first release.
 // Opening a database adds those it lacks (before Schema, whose indexes may
@@ -38,6 +38,8 @@ var addedColumns = []struct{ table, column, decl string }{
 	{"failures", "resolved_by", "TEXT NOT NULL DEFAULT ''"},        // v2
 	{"failures", "resolved_at", "TEXT"},                            // v2
 	{"shards", "staged", "TEXT"},                                   // v2
+	{"products", "stamps", "TEXT"},                                 // v3
+	{"products", "holders", "TEXT"},                                // v3
 }
 
 // Driver names accepted in Options.Driver.
