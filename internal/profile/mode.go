@@ -1,0 +1,88 @@
+package profile
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/catalog-import/catalog-import/internal/catalog"
+)
+
+// This file holds what the write mode changes on the profile side: which
+// columns a header needs, and which fields a row carries into its write.
+// The sink applies the mode to the catalog (catalog.Sink).
+
+// Write modes a profile may name, as catalog.WriteMode values.
+const (
+	modeUpsert     = catalog.Upsert
+	modeReplace    = catalog.WriteMode("replace")
+	modeUpdate     = catalog.WriteMode("update")
+	modeCreateOnly = catalog.CreateOnly
+	modeDelete     = catalog.WriteMode("delete")
+)
+
+// writeModeNames lists the write modes in the order the docs give them.
+func writeModeNames() []string {
+	return []string{string(modeUpsert), string(modeReplace), string(modeUpdate), string(modeCreateOnly), string(modeDelete)}
+}
+
+// parseWriteMode reads a profile's write_mode ("" is upsert).
+func parseWriteMode(s string) (catalog.WriteMode, error) {
+	t := strings.TrimSpace(s)
+	if t == "" {
+		return modeUpsert, nil
+	}
+	for _, m := range writeModeNames() {
+		if t == m {
+			return catalog.WriteMode(m), nil
+		}
+	}
+	return modeUpsert, fmt.Errorf("must be one of %s, not %q", strings.Join(writeModeNames(), ", "), s)
+}
+
+// needsRequired reports whether rows of mode must carry every required
+// field: upsert, replace and create-only may create products; update changes
+// only the fields a file has, delete reads only the sku.
+func needsRequired(mode catalog.WriteMode) bool {
+	return mode != modeUpdate && mode != modeDelete
+}
+
+// WriteModeSummary says in one line what write mode m does with a row, for
+// people (importctl profile).
+func WriteModeSummary(m catalog.WriteMode) string {
+	switch m {
+	case modeUpsert:
+		return "creates missing products; changes only the fields whose columns the file has (defaults only at creation)"
+	case modeReplace:
+		return "the product becomes the row: fields without a column take their defaults"
+	case modeUpdate:
+		return "existing SKUs only (UnknownSKU otherwise), only the fields whose columns the file has; the header needs sku and one field"
+	case modeCreateOnly:
+		return "creates missing products; a SKU another upload holds is SKUExists"
+	case modeDelete:
+		return "removes the listed SKUs (only the sku column is read); they stay removed against any older upload"
+	}
+	return "unknown write mode"
+}
+
+// fieldSet is a set of product fields (bit id set = field id).
+type fieldSet uint16
+
+func (s fieldSet) has(id fieldID) bool { return s&(1<<id) != 0 }
+
+// Present returns the product fields (sku excluded) that rows resolved with
+// c carry into their write under the validator's write mode, in the order of
+// Fields: every field with a column, none in delete mode. A write changes
+// only these fields of an existing product; the others hold defaults, used
+// only when the write creates the product.
+func (v *Validator) Present(c *Columns) []string {
+	var out []string
+	if c == nil || v.p.writeMode == modeDelete {
+		return out
+	}
+	for id := fName; id < numFields; id++ {
+		if c.pos[id] >= 0 {
+			out = append(out, fieldNames[id])
+		}
+	}
+	return out
+}
