@@ -259,6 +259,16 @@ func (f *Functions) Splitter(ctx context.Context, ev events.S3Event) error {
 	return errors.Join(errs...)
 }
 
+// uploadOrder is the upload order of the event's object (state.OrderAt of
+// the S3 event time, ties broken by batch id), or 0 when the event has no
+// time (the state store then uses the registration time).
+func uploadOrder(r events.S3EventRecord, id string) int64 {
+	if r.EventTime.IsZero() {
+		return 0
+	}
+	return state.OrderAt(r.EventTime, id)
+}
+
 func (f *Functions) split(ctx context.Context, r events.S3EventRecord) error {
 	if !strings.HasPrefix(r.EventName, "ObjectCreated") && !strings.HasPrefix(r.EventName, "s3:ObjectCreated") {
 		return nil
@@ -320,7 +330,7 @@ func (f *Functions) split(ctx context.Context, r events.S3EventRecord) error {
 	}
 	rctx, end := f.span(ctx, "register")
 	out, err := split.Register(f.sendCtx(rctx), f.p.Store, f.p.Queue, split.Request{BatchID: id, Plan: plan, Profile: f.o.Profile,
-		TraceID: traceID, Now: f.o.Now().UTC()})
+		TraceID: traceID, Now: f.o.Now().UTC(), Order: uploadOrder(r, id)})
 	end(err)
 	if err != nil {
 		return err
