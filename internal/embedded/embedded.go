@@ -267,7 +267,7 @@ func work(ctx context.Context, cfg Config, db *sqlite.DB, q *memqueue.Queue, src
 	w := shard.New(shard.Deps{Source: src, Store: db, Sink: sink, Log: cfg.Log},
 		shard.Options{Owner: fmt.Sprintf("importctl-%d", os.Getpid()), CheckpointEvery: cfg.Every, Pool: cfg.Pool, MaxRecord: cfg.Split.MaxRecord,
 			BreakerFailures: 5, BreakerTimeout: cfg.breakerTimeout})
-	fin := finalize.Deps{Store: db, Products: db, Reports: dirReports(cfg.ReportDir), Staging: file.Staging{Dir: cfg.StagingDir}, Log: cfg.Log,
+	fin := finalize.Deps{Store: db, Reports: dirReports(cfg.ReportDir), Staging: file.Staging{Dir: cfg.StagingDir}, Log: cfg.Log,
 		Lineage: lineage.Resolver{Source: src, Store: db, MaxRecord: cfg.Split.MaxRecord}}
 
 	if cfg.Progress != nil {

@@ -88,9 +88,6 @@ type Options struct {
 	// taking rows and hands the rest of the shard on (default 10s; keep it
 	// well under the worker timeout).
 	DeadlineMargin time.Duration
-	// Settle: how long finalization re-counts products that do not reconcile
-	// yet (the products index is eventually consistent). Default 30s.
-	Settle time.Duration
 	// Triage is the retry budget and backoff of the triage function
 	// (zero fields take triage's defaults).
 	Triage triage.Policy
@@ -198,9 +195,6 @@ func New(p Ports, o Options) *Functions {
 	}
 	if o.CheckpointEvery <= 0 {
 		o.CheckpointEvery = 1000
-	}
-	if o.Settle <= 0 {
-		o.Settle = 30 * time.Second
 	}
 	if o.Owner == "" {
 		o.Owner = "lambda"
@@ -447,7 +441,7 @@ func (f *Functions) work(ctx context.Context, r events.SQSMessage, msg queue.Mes
 }
 
 func (f *Functions) finalize(ctx context.Context, id, abort string) error {
-	fin := finalize.Deps{Store: f.p.Store, Products: f.p.Sink, Reports: f.p.Reports, Staging: f.p.Staging, Log: f.log, Now: f.o.Now, Settle: f.o.Settle,
+	fin := finalize.Deps{Store: f.p.Store, Reports: f.p.Reports, Staging: f.p.Staging, Log: f.log, Now: f.o.Now,
 		Lineage: lineage.Resolver{Source: f.p.Source, Store: f.p.Store, MaxRecord: f.o.Split.MaxRecord, Now: f.o.Now}}
 	b, err := finalize.Finalize(ctx, fin, id, abort)
 	if err != nil {

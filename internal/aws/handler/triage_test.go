@@ -79,7 +79,7 @@ func newTriageRig(t *testing.T, name string, policy triage.Policy) *triageRig {
 			return nil
 		},
 	}
-	opts := handler.Options{Log: testLogger(t), Triage: policy, StackName: name, Settle: 5 * time.Second, Owner: "test",
+	opts := handler.Options{Log: testLogger(t), Triage: policy, StackName: name, Owner: "test",
 		Split: split.Options{ShardRows: 400}, CheckpointEvery: 100, LeaseTTL: time.Minute}
 	r.fns = handler.New(ports, opts)
 	r.metrics.w = &bytes.Buffer{}
