@@ -115,7 +115,9 @@ CREATE INDEX IF NOT EXISTS failures_by_shard ON failures (batch_id, shard);
 
 -- products: the catalog (catalog.Sink). One row per SKU, with the provenance
 -- (batch, sheet index, sheet, row) that decides duplicates (invariant 5) and
--- the source bytes (offset, length) of the row, to snapshot a displaced one.
+-- the source bytes (offset, length) of the row, to snapshot a displaced one;
+-- the field stamps (decision 17) and the holders of older batches. A deleted
+-- product stays as a tombstone row (stamps start with "!"; Get ignores it).
 CREATE TABLE IF NOT EXISTS products (
     sku                TEXT    NOT NULL PRIMARY KEY,
     name               TEXT    NOT NULL,
@@ -133,7 +135,9 @@ CREATE TABLE IF NOT EXISTS products (
     source_sheet_index INTEGER NOT NULL,
     source_offset      INTEGER NOT NULL,
     source_length      INTEGER NOT NULL,
-    displaced          TEXT                       -- JSON array of the later rows of this batch this product displaced
+    displaced          TEXT,                      -- JSON array of the later rows of this batch this product displaced
+    stamps             TEXT,                      -- "[!]order/created/tombstone/f0,...,f8" (catalog.EncodeStamps; NULL: all 0) (v3)
+    holders            TEXT                       -- JSON array of the other batches' rows that hold a field, the creation or the tombstone (v3)
 );
 CREATE INDEX IF NOT EXISTS products_by_source ON products (batch_id, source_sheet, source_row);
 

@@ -41,6 +41,8 @@ var addedColumns = []struct{ table, column, decl string }{
 	{"batches", "batch_order", "INTEGER NOT NULL DEFAULT 0"},       // v3 (existing batches get their rowid: creation order)
 	{"batches", "rows_superseded", "INTEGER NOT NULL DEFAULT 0"},   // v3
 	{"shards", "cp_rows_superseded", "INTEGER NOT NULL DEFAULT 0"}, // v3
+	{"products", "stamps", "TEXT"},                                 // v3
+	{"products", "holders", "TEXT"},                                // v3
 }
 
 // Driver names accepted in Options.Driver.
