@@ -1,23 +1,24 @@
 package profile
 
 import (
-	"fmt"
+	"errors"
 	"strings"
 
 	"github.com/catalog-import/catalog-import/internal/catalog"
+	"github.com/catalog-import/catalog-import/internal/failure"
 )
 
 // This file holds what the write mode changes on the profile side: which
 // columns a header needs, and which fields a row carries into its write.
 // The sink applies the mode to the catalog (catalog.Sink).
 
-// Write modes a profile may name, as catalog.WriteMode values.
+// The write modes, by their catalog names.
 const (
 	modeUpsert     = catalog.Upsert
-	modeReplace    = catalog.WriteMode("replace")
-	modeUpdate     = catalog.WriteMode("update")
+	modeReplace    = catalog.Replace
+	modeUpdate     = catalog.Update
 	modeCreateOnly = catalog.CreateOnly
-	modeDelete     = catalog.WriteMode("delete")
+	modeDelete     = catalog.Delete
 )
 
 // writeModeNames lists the write modes in the order the docs give them.
@@ -25,18 +26,14 @@ func writeModeNames() []string {
 	return []string{string(modeUpsert), string(modeReplace), string(modeUpdate), string(modeCreateOnly), string(modeDelete)}
 }
 
-// parseWriteMode reads a profile's write_mode ("" is upsert).
+// parseWriteMode reads a profile's write_mode (catalog.ParseWriteMode:
+// "" is upsert), returning the problem's text for the path write_mode.
 func parseWriteMode(s string) (catalog.WriteMode, error) {
-	t := strings.TrimSpace(s)
-	if t == "" {
-		return modeUpsert, nil
+	m, err := catalog.ParseWriteMode(strings.TrimSpace(s))
+	if ie, ok := failure.As(err); ok {
+		return catalog.Upsert, errors.New(ie.Message)
 	}
-	for _, m := range writeModeNames() {
-		if t == m {
-			return catalog.WriteMode(m), nil
-		}
-	}
-	return modeUpsert, fmt.Errorf("must be one of %s, not %q", strings.Join(writeModeNames(), ", "), s)
+	return m, err
 }
 
 // needsRequired reports whether rows of mode must carry every required
@@ -64,16 +61,16 @@ func WriteModeSummary(m catalog.WriteMode) string {
 	return "unknown write mode"
 }
 
-// fieldSet is a set of product fields (bit id set = field id).
-type fieldSet uint16
-
-func (s fieldSet) has(id fieldID) bool { return s&(1<<id) != 0 }
+// catalogField is the catalog's stamped field for profile field id (not
+// sku): the catalog numbers the same fields in the same order, from name.
+func catalogField(id fieldID) catalog.Field { return catalog.Field(id - fName) }
 
 // Present returns the product fields (sku excluded) that rows resolved with
 // c carry into their write under the validator's write mode, in the order of
 // Fields: every field with a column, none in delete mode. A write changes
 // only these fields of an existing product; the others hold defaults, used
-// only when the write creates the product.
+// only when the write creates the product. Validate sets the same set as
+// the product's Present.
 func (v *Validator) Present(c *Columns) []string {
 	var out []string
 	if c == nil || v.p.writeMode == modeDelete {

@@ -36,7 +36,7 @@ func TestParseWriteModes(t *testing.T) {
 	}
 	for _, bad := range []string{"insert", "UPSERT", "create_only"} {
 		_, err := Parse([]byte("name: x\nwrite_mode: " + bad + "\n"))
-		if err == nil || !strings.Contains(err.Error(), "write_mode: must be one of upsert, replace, update, create-only, delete") {
+		if err == nil || !strings.Contains(err.Error(), "write_mode: unknown write mode") {
 			t.Errorf("write_mode %s: %v, want the allowed modes named", bad, err)
 		}
 	}
@@ -126,6 +126,10 @@ func TestValidatePartialRows(t *testing.T) {
 			t.Errorf("%s %q %q: %v", c.mode, c.header, c.cells, err)
 			continue
 		}
+		want, err := catalog.FieldsOf(v.Present(cols)...)
+		if err != nil || got.Present != want {
+			t.Errorf("%s %q: product Present %b, want %b (%v)", c.mode, c.header, got.Present, want, err)
+		}
 		if !equalProduct(got, c.want) {
 			t.Errorf("%s %q %q:\n got %+v\nwant %+v", c.mode, c.header, c.cells, got, c.want)
 		}
@@ -152,6 +156,20 @@ func TestNamesPerMode(t *testing.T) {
 	d := withMode(t, "delete")
 	if p, err := d.Validate(d.Names([]string{"sku"}), []string{"SKU-1"}); err != nil || p.SKU != "SKU-1" {
 		t.Errorf("delete object {sku}: %+v, %v", p, err)
+	}
+}
+
+// TestCatalogFieldNumbering: the profile's fields after sku are the
+// catalog's stamped fields, in the same order.
+func TestCatalogFieldNumbering(t *testing.T) {
+	t.Parallel()
+	if int(numFields-fName) != int(catalog.NumFields) {
+		t.Fatalf("profile has %d fields after sku, catalog %d", numFields-fName, catalog.NumFields)
+	}
+	for id := fName; id < numFields; id++ {
+		if got := catalogField(id).String(); got != fieldNames[id] {
+			t.Errorf("profile field %s is catalog field %s", fieldNames[id], got)
+		}
 	}
 }
 

@@ -39,7 +39,8 @@ type Columns struct {
 	pos      [numFields]int // source position of each field, -1 if none
 	mapping  map[string]string
 	unmapped []string
-	err      error // Names only: keys that map to the same field
+	present  catalog.Fields // the stamped fields with a column (catalog.NoFields: none)
+	err      error          // Names only: keys that map to the same field
 }
 
 // Mapping returns source column -> product field for the mapped columns, as
@@ -92,6 +93,12 @@ func (v *Validator) resolve(names []string) (c *Columns, conflicts []conflict) {
 		}
 		c.pos[id] = i
 		c.mapping[n] = fieldNames[id]
+		if id != fSKU {
+			c.present |= 1 << catalogField(id)
+		}
+	}
+	if c.present == 0 {
+		c.present = catalog.NoFields
 	}
 	return c, conflicts
 }
@@ -295,6 +302,10 @@ func (v *Validator) Validate(c *Columns, values []string) (catalog.Product, erro
 	}
 	if len(probs) > 0 {
 		return catalog.Product{}, rowError(probs)
+	}
+	p.Present = c.present
+	if mode == modeDelete {
+		p.Present = catalog.NoFields
 	}
 	return p, nil
 }
