@@ -48,8 +48,9 @@ aborted, failed, or a usage error.`,
 	if dry {
 		cmd.Use, cmd.Short = "validate [flags] FILE", "Check a file without writing anything (a dry run of run)"
 		cmd.Long = `Run every check of 'run' on an in-memory database: the same summary and exit
-codes, and nothing is written (no database, no report). SKUExists cannot be found
-in a dry run, since it needs the catalog.`
+codes, and nothing is written (no database, no report). SKUExists and UnknownSKU
+(write_mode update) cannot be found in a dry run, since they need the catalog: an
+update row counts as imported.`
 	}
 	fl := cmd.Flags()
 	fl.StringVarP(&f.profile, "profile", "p", "", "profile YAML (default: the built-in default profile; see 'importctl profile')")

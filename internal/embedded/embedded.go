@@ -261,6 +261,9 @@ func work(ctx context.Context, cfg Config, db *sqlite.DB, q *memqueue.Queue, src
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var sink catalog.Sink = db
+	if cfg.DB == sqlite.Memory {
+		sink = dryRunSink{db}
+	}
 	if cfg.wrapSink != nil {
 		sink = cfg.wrapSink(sink)
 	}
@@ -460,4 +463,20 @@ func lock(db string) (func(), error) {
 		return nil, fmt.Errorf("database %s is in use by another importctl run (%s.lock is held)", db, db)
 	}
 	return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+}
+
+// dryRunSink is the sink of a dry run (an in-memory database, whose catalog
+// is empty): an update row of a SKU it has not seen counts as imported, not
+// UnknownSKU, since whether the real catalog has it cannot be known (as
+// SKUExists cannot be found in a dry run).
+type dryRunSink struct{ catalog.Sink }
+
+func (s dryRunSink) Write(ctx context.Context, mode catalog.WriteMode, ps []catalog.Product) ([]catalog.Outcome, error) {
+	outs, err := s.Sink.Write(ctx, mode, ps)
+	for i := range outs {
+		if outs[i].Result == catalog.Unknown {
+			outs[i].Result = catalog.Written
+		}
+	}
+	return outs, err
 }

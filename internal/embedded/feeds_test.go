@@ -355,3 +355,20 @@ func priceCSV(n, price int) string {
 	}
 	return b.String()
 }
+
+// TestDryRunOfUpdateFeed: a dry run has an empty catalog, so it cannot
+// tell an unknown SKU: an update feed's rows count as imported there, not
+// as UnknownSKU failures; rows with bad values still fail.
+func TestDryRunOfUpdateFeed(t *testing.T) {
+	t.Parallel()
+	f := newFeeds(t)
+	cfg := f.config("update")
+	cfg.DB = sqlite.Memory
+	sum, err := Run(context.Background(), cfg, f.file("sku,stock\nSKU-001,3\nSKU-002,-1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := sum.Batch; b.Status != state.BatchCompletedWithErrors || b.Counts != (state.Counts{Total: 2, Imported: 1, Failed: 1}) || b.ByReason[failure.OutOfRange] != 1 {
+		t.Errorf("dry run of a stock feed: %s %+v %v", b.Status, b.Counts, b.ByReason)
+	}
+}
