@@ -372,3 +372,22 @@ func TestDryRunOfUpdateFeed(t *testing.T) {
 		t.Errorf("dry run of a stock feed: %s %+v %v", b.Status, b.Counts, b.ByReason)
 	}
 }
+
+// TestReplaceResetsAbsentFields: in replace mode the product becomes the
+// row: a field without a column takes its default (stock 0), unlike upsert.
+func TestReplaceResetsAbsentFields(t *testing.T) {
+	t.Parallel()
+	f := newFeeds(t)
+	f.run(f.file(fullCSV(3, "v1", 10, 50)), "upsert")
+	b := f.run(f.file("sku,name,category,price\nSKU-000,Lamp v2,Home,20.00\n"), "replace")
+	if b.Status != state.BatchCompleted || b.Counts != (state.Counts{Total: 1, Imported: 1}) {
+		t.Fatalf("replace: %s %+v %q", b.Status, b.Counts, b.Message)
+	}
+	got := f.products("SKU-000", "SKU-001")
+	if p := got["SKU-000"]; p.Name != "Lamp v2" || p.Price != "20.00" || p.Stock != 0 {
+		t.Errorf("replaced SKU-000: %+v, want Lamp v2 20.00 stock 0 (the default)", p)
+	}
+	if p := got["SKU-001"]; p.Stock != 50 {
+		t.Errorf("SKU-001 (not in the replace file): %+v, want untouched", p)
+	}
+}
