@@ -1,8 +1,45 @@
 // Package catalog is the product sink port: where validated products are
 // written, and the rules every sink must keep so that imports are idempotent
-// (invariant 4) and duplicate SKUs in one file resolve deterministically to the
-// lowest position (invariant 5). Adapters live in internal/local/sqlite (and
-// internal/aws/dynamocatalog); catalogtest is the contract suite they all pass.
+// (invariant 4), duplicate SKUs in one file resolve deterministically to the
+// lowest position (invariant 5), and the catalog equals applying the batches
+// one after another in upload order, whatever order they really run, crash,
+// resume or are retried in (decision 17). Adapters live in
+// internal/local/sqlite and internal/aws/dynamocatalog; catalogtest is the
+// contract suite they all pass.
+//
+// # Rules
+//
+// Decide holds every rule; sinks only read a SKU's State, call it product
+// after product and store the result atomically per SKU.
+//
+//   - Every product carries its batch's upload Order (larger = newer) and the
+//     set of fields its file has (Present). The catalog keeps per field the
+//     order of the batch whose value it holds (FieldStamps). A write from
+//     order o changes field f only if o > stamp(f) and o > the tombstone.
+//   - Within one batch the lowest position of a SKU wins all its fields;
+//     later rows are Duplicate, and a lower row written after a higher one
+//     displaces it (Outcome.Displaced).
+//   - Upsert creates a missing product (absent fields take the defaults the
+//     product carries, at stamp 0, the weakest) and otherwise changes only
+//     present fields: an absent column never resets a field. Replace writes
+//     every field, absent ones with their defaults, at its order. Update
+//     changes present fields of an existing product; a missing one is
+//     Unknown. CreateOnly creates, and is Exists when another batch's
+//     product exists.
+//   - Delete at order t (> the tombstone) sets the tombstone to t and clears
+//     every field stamped below t (stamp 0: no value, or the default the
+//     delete row carries when a creating write newer than t exists). A
+//     product exists iff its newest creating write (upsert, replace,
+//     create-only that wrote) is newer than its tombstone. Deleting an
+//     unknown SKU is Written and leaves a tombstone.
+//   - A row none of whose changes survive (every field it would change holds
+//     a newer stamp, or a newer tombstone covers it) is Superseded. A replay
+//     of a row (same batch, same position) is Written again and changes
+//     nothing.
+//   - Update and CreateOnly decide existence when the row is written; the
+//     other modes are exact in any interleaving.
+//   - Order 0 (callers that order nothing) is the weakest order, and writes
+//     of order 0 replace each other: the last one wins, as before stamps.
 package catalog
 
 import (
@@ -216,31 +253,6 @@ func (p *Product) copyField(f Field, src *Product) {
 	}
 }
 
-// sameField reports whether field f of p and q hold the same value.
-func (p *Product) sameField(f Field, q *Product) bool {
-	switch f {
-	case FieldName:
-		return p.Name == q.Name
-	case FieldCategory:
-		return p.Category == q.Category
-	case FieldBrand:
-		return p.Brand == q.Brand
-	case FieldPrice:
-		return p.Price == q.Price
-	case FieldCurrency:
-		return p.Currency == q.Currency
-	case FieldStock:
-		return p.Stock == q.Stock
-	case FieldStatus:
-		return p.Status == q.Status
-	case FieldDescription:
-		return p.Description == q.Description
-	case FieldImageURLs:
-		return slices.Equal(p.ImageURLs, q.ImageURLs)
-	}
-	return true
-}
-
 // Result says what a sink did with one product of a Write call.
 type Result int
 
@@ -321,7 +333,8 @@ type State struct {
 	// Product holds the field values (SKU and the stamped fields; its
 	// provenance and Order are those of Holders[0] when read back).
 	Product Product
-	Stamps  FieldStamps
+	// Stamps are the SKU's field stamps, tombstone and creation order.
+	Stamps FieldStamps
 	// Exists: the product exists (Reader.Get finds it). For orders > 0 it
 	// is Stamps.Created > Stamps.Tombstone.
 	Exists bool
@@ -341,6 +354,7 @@ func (s *State) Held() bool { return len(s.Holders) > 0 }
 // afterwards (cur itself unless Result is Written). Every sink decides with
 // it, product after product, so the rules live in one place; sinks differ
 // only in how they read and store states and make each SKU's change atomic.
+// mode must be Valid or "" (Upsert); sinks check it before deciding.
 //
 // Within p's batch (a holder of p.BatchID): a lower position holding the
 // SKU makes p Duplicate; p at a lower position displaces the holder
@@ -372,9 +386,10 @@ func Decide(mode WriteMode, p *Product, cur State) (Outcome, State) {
 	next := cur
 	next.Holders = nil
 	present := p.fields()
+	won := false // p wins a field stamp, the tombstone or the creation
 	switch mode {
 	case Delete:
-		next.Stamps.Tombstone = o
+		next.Stamps.Tombstone, won = o, true
 		recreated := !beats(cur.Stamps.Created) // a creating write newer than the delete
 		for f := range NumFields {
 			if !beats(cur.Stamps.Fields[f]) {
@@ -392,7 +407,7 @@ func Decide(mode WriteMode, p *Product, cur State) (Outcome, State) {
 		if !cur.Exists {
 			return Outcome{Result: Unknown}, cur
 		}
-		writeFields(&next, p, present, beats)
+		won = writeFields(&next, p, present, beats)
 	case CreateOnly, Upsert, Replace, "":
 		if mode == CreateOnly && cur.Exists && !same {
 			return Outcome{Result: Exists}, cur
@@ -401,17 +416,18 @@ func Decide(mode WriteMode, p *Product, cur State) (Outcome, State) {
 			present = AllFields()
 		}
 		if !cur.Exists { // creating: absent fields without a value take their defaults
+			won = true
 			for f := range NumFields {
 				if !present.Has(f) && cur.Stamps.Fields[f] == 0 {
 					next.Product.copyField(f, p)
 				}
 			}
 		}
-		writeFields(&next, p, present, beats)
+		won = writeFields(&next, p, present, beats) || won || o > cur.Stamps.Created
 		next.Stamps.Created = max(next.Stamps.Created, o)
 		next.Exists = true
 	}
-	if !same && !changed(&cur, &next) {
+	if !same && !won {
 		return Outcome{Result: Superseded}, cur
 	}
 	next.Product.SKU = p.SKU
@@ -421,27 +437,18 @@ func Decide(mode WriteMode, p *Product, cur State) (Outcome, State) {
 	return Outcome{Result: Written, Displaced: displaced}, next
 }
 
-// writeFields writes p's fields in present whose stamps p's order beats.
-func writeFields(next *State, p *Product, present Fields, beats func(int64) bool) {
+// writeFields writes p's fields in present whose stamps p's order beats,
+// and reports whether there was one.
+func writeFields(next *State, p *Product, present Fields, beats func(int64) bool) bool {
+	won := false
 	for f := range NumFields {
 		if present.Has(f) && beats(next.Stamps.Fields[f]) {
 			next.Product.copyField(f, p)
 			next.Stamps.Fields[f] = p.Order
+			won = true
 		}
 	}
-}
-
-// changed reports whether next differs from cur in anything but holders.
-func changed(cur, next *State) bool {
-	if cur.Stamps != next.Stamps || cur.Exists != next.Exists || !cur.Held() {
-		return true
-	}
-	for f := range NumFields {
-		if !cur.Product.sameField(f, &next.Product) {
-			return true
-		}
-	}
-	return false
+	return won
 }
 
 // holdersAfter returns the holders after h wrote (replacing holders[replace]

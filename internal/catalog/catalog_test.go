@@ -45,6 +45,14 @@ func w(mode WriteMode, batch string, o, r int64, present ...string) op {
 	return op{mode, row(batch, o, r, fs)}
 }
 
+func fieldsOf(names ...string) Fields {
+	fs, err := FieldsOf(names...)
+	if err != nil {
+		panic(err)
+	}
+	return fs
+}
+
 // stamps returns field stamps: every field at all, then the listed
 // field=order overrides.
 func stamps(all int64, over map[Field]int64) [NumFields]int64 {
@@ -130,9 +138,9 @@ func TestDecide(t *testing.T) {
 			stamps: FieldStamps{Fields: stamps(5, map[Field]int64{FieldPrice: 6}), Created: 5},
 		},
 		{
-			name: "UpdateOfDeletedSKU",
-			ops:  []op{ups("a", 5, 2), del("d", 6, 2), upd("b", 7, 2, "price")},
-			last: Outcome{Result: Unknown},
+			name:   "UpdateOfDeletedSKU",
+			ops:    []op{ups("a", 5, 2), del("d", 6, 2), upd("b", 7, 2, "price")},
+			last:   Outcome{Result: Unknown},
 			stamps: FieldStamps{Tombstone: 6, Created: 5},
 		},
 		{
@@ -218,6 +226,19 @@ func TestDecide(t *testing.T) {
 			ops:  []op{ups("a", 0, 2), ups("b", 0, 7)},
 			last: Outcome{Result: Written}, exists: true,
 			want: func(p *Product) { *p = row("b", 0, 7, 0) },
+		},
+		{
+			name: "Order0SameValuesAgainIsWritten",
+			ops:  []op{ups("a", 0, 2), ups("a", 0, 2), {Upsert, func() Product { p := row("a", 0, 2, 0); p.BatchID = "b"; return p }()}},
+			last: Outcome{Result: Written}, exists: true,
+			want: func(p *Product) { *p = row("a", 0, 2, 0) },
+		},
+		{
+			name: "NewerBatchWithTheSameValuesIsWritten",
+			ops:  []op{ups("a", 5, 2, "price"), {Upsert, func() Product { p := row("a", 6, 2, fieldsOf("price")); p.BatchID = "b"; return p }()}},
+			last: Outcome{Result: Written}, exists: true,
+			want:   func(p *Product) { *p = defaults; p.Price = "a.price" },
+			stamps: FieldStamps{Fields: stamps(0, map[Field]int64{FieldPrice: 6}), Created: 6},
 		},
 		{
 			name: "Order0CreateOnlyRefusesAnotherBatch",

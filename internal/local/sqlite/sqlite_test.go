@@ -13,6 +13,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/catalog-import/catalog-import/internal/catalog"
 	"github.com/catalog-import/catalog-import/internal/catalog/catalogtest"
 	"github.com/catalog-import/catalog-import/internal/failure"
@@ -318,6 +320,9 @@ INSERT INTO batches (batch_id, status, source_uri, source_size, source_etag, sou
 	VALUES ('b-old2', 'COMPLETED', 'old2.csv', 10, 'e', '', '{"format":"csv"}', 'rv', 0, 1, 1,
 	'2026-01-02T03:04:06.000000000Z', '2026-01-02T03:04:06.000000000Z');
 INSERT INTO failures (batch_id, sheet, row, layer, reason, shard) VALUES ('b-old', '-', 2, 'semantic', 'InvalidNumber', 0);
+INSERT INTO products (sku, name, category, brand, price, currency, stock, status, description, image_urls,
+	batch_id, source_row, source_sheet, source_sheet_index, source_offset, source_length)
+	VALUES ('SKU-old', 'Old name', 'Old/cat', 'Old brand', '1.00', 'CNY', 5, 'active', '', NULL, 'b-old', 2, '-', 0, 100, 40);
 `)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("sqlite3: %v\n%s", err, out)
@@ -348,5 +353,23 @@ INSERT INTO failures (batch_id, sheet, row, layer, reason, shard) VALUES ('b-old
 	recs, err := db.Failures(ctx, "b-old", state.FailureFilter{})
 	if err != nil || len(recs) != 1 || recs[0].ResolvedBy != "b-new" {
 		t.Fatalf("Failures after upgrade = %+v, %v", recs, err)
+	}
+	// A product of before stamps exists with every stamp 0: an ordered
+	// partial write changes its present fields only.
+	old := catalog.Product{SKU: "SKU-old", Name: "Old name", Category: "Old/cat", Brand: "Old brand", Price: "1.00", Currency: "CNY",
+		Stock: 5, Status: "active", BatchID: "b-old", Source: catalog.Position{Sheet: "-", Row: 2}, Offset: 100, Length: 40}
+	if p, ok, err := db.Get(ctx, "SKU-old"); err != nil || !ok || !cmp.Equal(p, old) {
+		t.Fatalf("Get after upgrade = %+v, %v, %v; want %+v", p, ok, err, old)
+	}
+	price, _ := catalog.FieldsOf("price")
+	out, err := db.Write(ctx, catalog.Upsert, []catalog.Product{{SKU: "SKU-old", Price: "2.00", Category: "default", BatchID: "b-new",
+		Source: catalog.Position{Sheet: "-", Row: 2}, Order: 1, Present: price}})
+	if err != nil || out[0].Result != catalog.Written {
+		t.Fatalf("Write after upgrade = %+v, %v", out, err)
+	}
+	want := old
+	want.Price, want.BatchID, want.Offset, want.Length, want.Order = "2.00", "b-new", 0, 0, 1
+	if p, ok, err := db.Get(ctx, "SKU-old"); err != nil || !ok || !cmp.Equal(p, want) {
+		t.Errorf("Get after a partial write = %+v, %v, %v; want %+v", p, ok, err, want)
 	}
 }
