@@ -110,7 +110,7 @@ func TestValidatePartialRows(t *testing.T) {
 		{"upsert", []string{"sku", "name", "category", "price"}, []string{"SKU-2", "Cup", "Kitchen", "1"},
 			catalog.Product{SKU: "SKU-2", Name: "Cup", Category: "Kitchen", Price: "1.00", Currency: "CNY", Status: "active"}, "", ""},
 		{"delete", []string{"sku", "price", "stock"}, []string{"SKU-3", "not a price", "-1"},
-			catalog.Product{SKU: "SKU-3"}, "", ""},
+			catalog.Product{SKU: "SKU-3", Currency: "CNY", Status: "active"}, "", ""},
 		{"delete", []string{"sku"}, []string{"bad sku!"}, catalog.Product{}, failure.InvalidValue, "sku"},
 		{"delete", []string{"sku"}, []string{""}, catalog.Product{}, failure.MissingField, "sku"},
 	}

@@ -258,7 +258,13 @@ func (v *Validator) Validate(c *Columns, values []string) (catalog.Product, erro
 	for id := range numFields {
 		r := v.rules[id]
 		if mode == modeDelete && id != fSKU {
-			continue // a delete reads only the sku
+			// A delete reads only the sku; its other fields are the
+			// defaults (what a newer creating write that the delete
+			// arrives after has set, decision 17).
+			if r.hasDefault {
+				setField(&p, id, defaultValue(r))
+			}
+			continue
 		}
 		absent := c.pos[id] < 0
 		if absent && id != fSKU && !(needsRequired(mode) && r.required && !r.hasDefault) {
