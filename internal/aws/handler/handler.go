@@ -448,7 +448,7 @@ func (f *Functions) finalize(ctx context.Context, id, abort string) error {
 		return fmt.Errorf("finalize %s: %w", id, err)
 	}
 	f.log.Info("batch finished", "batch_id", id, "trace_id", b.TraceID, "status", b.Status, "rows_total", b.Counts.Total,
-		"rows_imported", b.Counts.Imported, "rows_failed", b.Counts.Failed, "rows_skipped", b.Counts.Skipped,
+		"rows_imported", b.Counts.Imported, "rows_superseded", b.Counts.Superseded, "rows_failed", b.Counts.Failed, "rows_skipped", b.Counts.Skipped,
 		"report", b.Report, "message", b.Message)
 	return nil
 }
