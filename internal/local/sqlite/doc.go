@@ -26,11 +26,16 @@
 //     source_version, source_mod_time, layout JSON, profile BLOB, rule_version,
 //     shards, shards_done, rows_total, rows_imported, rows_failed,
 //     rows_skipped, by_reason JSON, message, report, trace_id, created_at,
-//     updated_at, finished_at), index on created_at;
+//     updated_at, finished_at, parent, failures_resolved, batch_order,
+//     rows_superseded), index on created_at. batch_order is the upload order
+//     (state.Batch.Order): CreateBatch of a batch with order 0 assigns
+//     MAX(batch_order) + 1 in its write transaction, a sequence 1, 2, 3...
+//     (an upgraded database numbers its existing batches by rowid);
 //   - shards(batch_id, shard, sheet, sheet_index, byte_start, byte_end,
 //     first_row, rows, checksum, status, cp_next_offset, cp_next_row,
 //     cp_rows_total, cp_rows_imported, cp_rows_failed, cp_rows_skipped, owner,
-//     epoch, lease_until, attempts, message, updated_at;
+//     epoch, lease_until, attempts, message, updated_at, staged,
+//     cp_rows_superseded;
 //     PK(batch_id, shard)), WITHOUT ROWID;
 //   - failures(batch_id, sheet, row, layer, reason, field, message, raw_line,
 //     cells JSON, field_mapping JSON, rule_version, retry_count, failure_at,

@@ -34,6 +34,8 @@ CREATE TABLE IF NOT EXISTS batches (
     trace_id        TEXT    NOT NULL DEFAULT '',
     parent          TEXT    NOT NULL DEFAULT '',  -- batch whose failed rows this one re-imports (v2)
     failures_resolved INTEGER NOT NULL DEFAULT 0, -- failure records a later batch resolved (v2)
+    batch_order     INTEGER NOT NULL DEFAULT 0,   -- upload order (state.Batch.Order): MAX + 1 when created (v3)
+    rows_superseded INTEGER NOT NULL DEFAULT 0,   -- rows a newer upload's values superseded (v3)
     created_at      TEXT    NOT NULL,
     updated_at      TEXT    NOT NULL,
     finished_at     TEXT
@@ -66,6 +68,7 @@ CREATE TABLE IF NOT EXISTS shards (
     message          TEXT    NOT NULL DEFAULT '',
     updated_at       TEXT    NOT NULL,
     staged           TEXT,                        -- JSON state.Staged (XLSX: the staged object of the rows), NULL for range-read sources
+    cp_rows_superseded INTEGER NOT NULL DEFAULT 0, -- (v3)
     PRIMARY KEY (batch_id, shard)
 ) WITHOUT ROWID;
 

@@ -315,6 +315,10 @@ INSERT INTO batches (batch_id, status, source_uri, source_size, source_etag, sou
 	rows_total, rows_failed, created_at, updated_at)
 	VALUES ('b-old', 'COMPLETED_WITH_ERRORS', 'old.csv', 10, 'e', '', '{"format":"csv"}', 'rv', 0, 1, 1,
 	'2026-01-02T03:04:05.000000000Z', '2026-01-02T03:04:05.000000000Z');
+INSERT INTO batches (batch_id, status, source_uri, source_size, source_etag, source_version, layout, rule_version, shards,
+	rows_total, rows_imported, created_at, updated_at)
+	VALUES ('b-old2', 'COMPLETED', 'old2.csv', 10, 'e', '', '{"format":"csv"}', 'rv', 0, 1, 1,
+	'2026-01-02T03:04:06.000000000Z', '2026-01-02T03:04:06.000000000Z');
 INSERT INTO failures (batch_id, sheet, row, layer, reason, shard) VALUES ('b-old', '-', 2, 'semantic', 'InvalidNumber', 0);
 INSERT INTO products (sku, name, category, brand, price, currency, stock, status, description, image_urls,
 	batch_id, source_row, source_sheet, source_sheet_index, source_offset, source_length)
@@ -332,6 +336,16 @@ INSERT INTO products (sku, name, category, brand, price, currency, stock, status
 	b, err := db.GetBatch(ctx, "b-old")
 	if err != nil || b.Counts.Failed != 1 || b.Parent != "" {
 		t.Fatalf("GetBatch after upgrade = %+v, %v", b, err)
+	}
+	// Upload order (v3): the existing batches are numbered in creation
+	// order, and the next batch comes after them.
+	b2, err := db.GetBatch(ctx, "b-old2")
+	if err != nil || b.Order != 1 || b2.Order != 2 || b2.Counts.Superseded != 0 {
+		t.Fatalf("orders after upgrade: %d, %d (%v), want 1, 2", b.Order, b2.Order, err)
+	}
+	nb, _, err := db.CreateBatch(ctx, state.Batch{ID: "b-new", Layout: state.Layout{Format: "csv"}}, nil)
+	if err != nil || nb.Order != 3 {
+		t.Fatalf("a batch created after the upgrade: order %d, %v; want 3", nb.Order, err)
 	}
 	if n, err := db.ResolveFailures(ctx, "b-old", []failure.Key{{Sheet: "-", Row: 2}}, "b-new", time.Time{}); err != nil || n != 1 {
 		t.Fatalf("ResolveFailures after upgrade = %d, %v", n, err)
