@@ -130,10 +130,39 @@ type Batch struct {
 	Parent string `json:"parent,omitempty"`
 	// Resolved counts this batch's failure records that a later batch
 	// imported (ResolveFailures).
-	Resolved   int64     `json:"failures_resolved,omitempty"`
-	CreatedAt  time.Time `json:"created_at"`
-	UpdatedAt  time.Time `json:"updated_at"`
-	FinishedAt time.Time `json:"finished_at,omitzero"`
+	Resolved int64 `json:"failures_resolved,omitempty"`
+	// Check is the batch's check phase (decision 20): set when the batch
+	// was registered under a profile with max_error_ratio, nil otherwise
+	// (such a batch has no check phase and writes from its first manifest).
+	Check      *BatchCheck `json:"check,omitempty"`
+	CreatedAt  time.Time   `json:"created_at"`
+	UpdatedAt  time.Time   `json:"updated_at"`
+	FinishedAt time.Time   `json:"finished_at,omitzero"`
+}
+
+// Check is one shard's outcome in the check phase: how many of its rows
+// were checked and how many of them failed a check (each with its failure
+// record).
+type Check struct {
+	Rows   int64 `json:"rows"`
+	Failed int64 `json:"failed"`
+}
+
+// BatchCheck is a batch's check phase so far: how many shards have a
+// recorded Check, and the sums of their outcomes.
+type BatchCheck struct {
+	Shards int   `json:"shards"` // shards checked
+	Rows   int64 `json:"rows"`   // rows checked
+	Failed int64 `json:"failed"` // rows that failed a check
+}
+
+// Done reports whether every one of the batch's shards is checked.
+func (c BatchCheck) Done(shards int) bool { return c.Shards >= shards }
+
+// Exceeds reports whether the failed rows are over ratio of the checked
+// rows (the profile's max_error_ratio; ratio 0 means no budget).
+func (c BatchCheck) Exceeds(ratio float64) bool {
+	return ratio > 0 && float64(c.Failed) > ratio*float64(c.Rows)
 }
 
 // Checkpoint is the durable resume point of a shard: every row before
@@ -172,6 +201,9 @@ type Shard struct {
 	// shard's rows are in a staged object and Start, End and the
 	// checkpoint's offsets are offsets in that object.
 	Staged *Staged `json:"staged,omitempty"`
+	// Check is the shard's check-phase outcome, nil until RecordCheck
+	// records it (and always nil in a batch without a check phase).
+	Check *Check `json:"check,omitempty"`
 }
 
 // Staged is the object holding a shard's rows when the source cannot be
@@ -259,6 +291,9 @@ func PrepareBatch(b Batch, shards []Shard, now time.Time) (Batch, []Shard, error
 		b.UpdatedAt = b.CreatedAt
 	}
 	b.Shards, b.ShardsDone = len(shards), 0
+	if b.Check != nil {
+		b.Check = &BatchCheck{} // no shard is checked yet
+	}
 	out := make([]Shard, len(shards))
 	seen := make(map[int]bool, len(shards))
 	for i, s := range shards {
@@ -282,6 +317,7 @@ func PrepareBatch(b Batch, shards []Shard, now time.Time) (Batch, []Shard, error
 			s.UpdatedAt = b.CreatedAt
 		}
 		s.Progress = nil // history starts with the first checkpoint
+		s.Check = nil    // checked by RecordCheck only
 		out[i] = s
 	}
 	return b, out, nil
@@ -347,6 +383,16 @@ type Store interface {
 	// A final checkpoint ahead of the stored one appends a progress sample,
 	// as Checkpoint does.
 	FinishShard(ctx context.Context, lease Lease, status ShardStatus, cp Checkpoint, message string) (Batch, error)
+	// RecordCheck records the check-phase outcome c of the lease's shard
+	// (decision 20): it upserts failures, sets the shard's Check, ends the
+	// lease and adds the outcome to the batch's Check (one more shard
+	// checked) in one atomic step, fenced like Checkpoint (ErrFenced), on a
+	// RUNNING batch (ErrBatchFinished) that has a check phase (Internal
+	// ImportError otherwise). A shard that is checked already keeps its
+	// first outcome: the call only ends the lease. It returns the batch
+	// after the update; the caller whose update made Check.Shards == Shards
+	// decides the batch (abort, or send the write-phase manifests).
+	RecordCheck(ctx context.Context, lease Lease, c Check, failures []failure.Record) (Batch, error)
 	// ReleaseLeases ends every live lease of the batch's unfinished shards
 	// without bumping epochs (used by a single-process runner that knows the
 	// previous holders are dead).

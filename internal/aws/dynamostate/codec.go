@@ -239,6 +239,11 @@ func batchItem(b state.Batch, creator string) (item, error) {
 	if b.Resolved != 0 {
 		it["failures_resolved"] = avN(b.Resolved)
 	}
+	if c := b.Check; c != nil {
+		it["check_shards"] = avN(int64(c.Shards))
+		it["check_rows"] = avN(c.Rows)
+		it["check_failed"] = avN(c.Failed)
+	}
 	put(it, "created_at", avTime(b.CreatedAt))
 	put(it, "updated_at", avTime(b.UpdatedAt))
 	put(it, "finished_at", avTime(b.FinishedAt))
@@ -278,6 +283,9 @@ func decodeBatch(it item) (state.Batch, error) {
 		CreatedAt:   d.t("created_at"),
 		UpdatedAt:   d.t("updated_at"),
 		FinishedAt:  d.t("finished_at"),
+	}
+	if _, ok := it["check_shards"]; ok {
+		b.Check = &state.BatchCheck{Shards: int(d.n("check_shards")), Rows: d.n("check_rows"), Failed: d.n("check_failed")}
 	}
 	d.json("layout", &b.Layout)
 	if p := d.b("profile"); len(p) > 0 {
@@ -344,6 +352,10 @@ func shardItem(s state.Shard) (item, error) {
 	put(it, "updated_at", avTime(s.UpdatedAt))
 	put(it, "progress", avProgress(s.Progress))
 	put(it, "staged", staged)
+	if c := s.Check; c != nil {
+		it["check_rows"] = avN(c.Rows)
+		it["check_failed"] = avN(c.Failed)
+	}
 	return it, nil
 }
 
@@ -385,6 +397,9 @@ func decodeShard(it item) (state.Shard, error) {
 		Message:    d.s("message"),
 		UpdatedAt:  d.t("updated_at"),
 		Progress:   d.progress("progress"),
+	}
+	if _, ok := it["check_rows"]; ok {
+		s.Check = &state.Check{Rows: d.n("check_rows"), Failed: d.n("check_failed")}
 	}
 	if _, ok := it["staged"]; ok {
 		s.Staged = &state.Staged{}

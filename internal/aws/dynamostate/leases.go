@@ -516,3 +516,103 @@ func (s *Store) release(ctx context.Context, sh state.Shard, op string) error {
 		}
 	}
 }
+
+// RecordCheck records the check-phase outcome c of the lease's shard; see
+// state.Store. Requests: one BatchGetItem (shard and batch), the failure
+// records in BatchWriteItem calls of 25 (upserts, so a replay rewrites
+// them), and one TransactWriteItems: the shard update (conditioned on the
+// lease and on the shard having no check yet) and the batch update
+// (conditioned on the check_shards it read, like FinishShard's
+// shards_done, so the batch returned carries exactly the count this call
+// made and only the caller that made it equal to Shards sees it so).
+func (s *Store) RecordCheck(ctx context.Context, lease state.Lease, c state.Check, failures []failure.Record) (state.Batch, error) {
+	op := fmt.Sprintf("record check of shard %s/%d", lease.BatchID, lease.Shard)
+	recs, err := s.failureItems(failures)
+	if err != nil {
+		return state.Batch{}, err
+	}
+	for attempt := 0; ; attempt++ {
+		sh, b, err := s.leaseState(ctx, lease, op)
+		if err != nil {
+			return state.Batch{}, err
+		}
+		if b.Status.Finished() {
+			return state.Batch{}, fmt.Errorf("%w (%s)", state.ErrBatchFinished, b.Status)
+		}
+		if b.Check == nil {
+			return state.Batch{}, failure.New(failure.Internal, "", "%s: the batch has no check phase", op)
+		}
+		now := s.opts.Now()
+		status := sh.Status
+		if status == state.ShardRunning {
+			status = state.ShardPending // checked, not yet written
+		}
+		se := newExpr()
+		su := update{e: se}
+		su.set("status", avS(string(status)))
+		su.set("lease_until", nil)
+		su.set("updated_at", avTime(now))
+		fenced := se.n("epoch") + " = " + se.v(avN(lease.Epoch)) + " AND " + se.n("owner") + " = " + se.v(avS(lease.Owner))
+		if sh.Check != nil { // checked before: only end the lease
+			_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+				TableName: aws.String(s.table), Key: shardKey(sh.BatchID, sh.Index),
+				UpdateExpression: aws.String(su.String()), ConditionExpression: aws.String(fenced),
+				ExpressionAttributeNames: se.Names(), ExpressionAttributeValues: se.Values(),
+			})
+			var ccf *types.ConditionalCheckFailedException
+			switch {
+			case err == nil:
+				return b, nil
+			case errors.As(err, &ccf):
+				return state.Batch{}, fmt.Errorf("%w: %s: a newer owner holds the shard", state.ErrFenced, op)
+			case !contended(err):
+				return state.Batch{}, awserr.Wrap(err, op+": dynamodb UpdateItem")
+			}
+		} else {
+			if len(recs) > 0 {
+				if err := s.batchWrite(ctx, putRequests(recs), op); err != nil {
+					return state.Batch{}, err
+				}
+				recs = nil
+			}
+			su.set("check_rows", avN(c.Rows))
+			su.set("check_failed", avN(c.Failed))
+			scond := fenced + " AND attribute_not_exists(" + se.n("check_rows") + ")"
+			be := newExpr()
+			bu := update{e: be}
+			bu.set("check_shards", avN(int64(b.Check.Shards+1)))
+			bu.add("check_rows", c.Rows)
+			bu.add("check_failed", c.Failed)
+			bu.set("updated_at", avTime(now))
+			bcond := runningCond(be) + " AND " + be.n("check_shards") + " = " + be.v(avN(int64(b.Check.Shards)))
+			err = s.transact(ctx, []types.TransactWriteItem{
+				{Update: &types.Update{
+					TableName: aws.String(s.table), Key: shardKey(lease.BatchID, lease.Shard),
+					UpdateExpression: aws.String(su.String()), ConditionExpression: aws.String(scond),
+					ExpressionAttributeNames: se.Names(), ExpressionAttributeValues: se.Values(),
+				}},
+				{Update: &types.Update{
+					TableName: aws.String(s.table), Key: batchKey(lease.BatchID),
+					UpdateExpression: aws.String(bu.String()), ConditionExpression: aws.String(bcond),
+					ExpressionAttributeNames: be.Names(), ExpressionAttributeValues: be.Values(),
+				}},
+			})
+			if err == nil {
+				b.Check = &state.BatchCheck{Shards: b.Check.Shards + 1, Rows: b.Check.Rows + c.Rows, Failed: b.Check.Failed + c.Failed}
+				b.UpdatedAt = now.UTC()
+				return b, nil
+			}
+			if _, ok := cancelReasons(err); !ok && !contended(err) {
+				return state.Batch{}, awserr.Wrap(err, op+": dynamodb TransactWriteItems")
+			}
+			// A condition failed (the lease, a replay, another shard's check
+			// moved check_shards) or the table is contended: read again.
+		}
+		if attempt+1 >= s.opts.MaxAttempts {
+			return state.Batch{}, s.exhausted(op, err)
+		}
+		if err := s.pause(ctx, attempt); err != nil {
+			return state.Batch{}, err
+		}
+	}
+}

@@ -17,11 +17,11 @@ import (
 const batchCols = `batch_id, status, source_uri, source_size, source_etag, source_version, source_mod_time,
 	layout, profile, rule_version, shards, shards_done, rows_total, rows_imported, rows_failed, rows_skipped,
 	by_reason, message, report, trace_id, created_at, updated_at, finished_at, parent, failures_resolved,
-	batch_order, rows_superseded`
+	batch_order, rows_superseded, check_shards, check_rows, check_failed`
 
 const shardCols = `batch_id, shard, sheet, sheet_index, byte_start, byte_end, first_row, rows, checksum, status,
 	cp_next_offset, cp_next_row, cp_rows_total, cp_rows_imported, cp_rows_failed, cp_rows_skipped,
-	owner, epoch, lease_until, attempts, message, updated_at, staged, cp_rows_superseded`
+	owner, epoch, lease_until, attempts, message, updated_at, staged, cp_rows_superseded, check_rows, check_failed`
 
 // CreateBatch stores b and its shards unless a batch with b.ID exists; see
 // state.Store.
@@ -75,12 +75,19 @@ func insertBatch(tx *wtx, b state.Batch) error {
 	if err != nil {
 		return err
 	}
-	_, err = tx.exec(`INSERT INTO batches (`+batchCols+`) VALUES `+placeholders(1, 27),
+	var check struct {
+		shards       sql.NullInt64
+		rows, failed int64
+	}
+	if c := b.Check; c != nil {
+		check.shards, check.rows, check.failed = sql.NullInt64{Int64: int64(c.Shards), Valid: true}, c.Rows, c.Failed
+	}
+	_, err = tx.exec(`INSERT INTO batches (`+batchCols+`) VALUES `+placeholders(1, 30),
 		b.ID, string(b.Status), b.Source.URI, b.Source.Size, b.Source.ETag, b.Source.Version, timeArg(b.Source.ModTime),
 		layout, b.Profile, b.RuleVersion, b.Shards, b.ShardsDone,
 		b.Counts.Total, b.Counts.Imported, b.Counts.Failed, b.Counts.Skipped,
 		byReason, b.Message, b.Report, b.TraceID, timeArg(b.CreatedAt), timeArg(b.UpdatedAt), timeArg(b.FinishedAt), b.Parent, b.Resolved,
-		b.Order, b.Counts.Superseded)
+		b.Order, b.Counts.Superseded, check.shards, check.rows, check.failed)
 	return err
 }
 
@@ -90,10 +97,14 @@ func insertShard(tx *wtx, s state.Shard) error {
 	if err != nil {
 		return err
 	}
-	_, err = tx.exec(`INSERT INTO shards (`+shardCols+`) VALUES `+placeholders(1, 24),
+	checkRows, checkFailed := sql.NullInt64{}, int64(0)
+	if c := s.Check; c != nil {
+		checkRows, checkFailed = sql.NullInt64{Int64: c.Rows, Valid: true}, c.Failed
+	}
+	_, err = tx.exec(`INSERT INTO shards (`+shardCols+`) VALUES `+placeholders(1, 26),
 		s.BatchID, s.Index, s.Sheet, s.SheetIndex, s.Start, s.End, s.FirstRow, s.Rows, s.Checksum, string(s.Status),
 		cp.NextOffset, cp.NextRow, cp.Counts.Total, cp.Counts.Imported, cp.Counts.Failed, cp.Counts.Skipped,
-		s.Owner, s.Epoch, timeArg(s.LeaseUntil), s.Attempts, s.Message, timeArg(s.UpdatedAt), staged, cp.Counts.Superseded)
+		s.Owner, s.Epoch, timeArg(s.LeaseUntil), s.Attempts, s.Message, timeArg(s.UpdatedAt), staged, cp.Counts.Superseded, checkRows, checkFailed)
 	return err
 }
 
@@ -105,14 +116,19 @@ func scanBatch(sc scanner) (state.Batch, error) {
 		created, updated, finished      sql.NullString
 		profile                         []byte
 		message, report, trace, ruleVer string
+		checkShards                     sql.NullInt64
+		checkRows, checkFailed          int64
 	)
 	err := sc.Scan(&b.ID, &status, &b.Source.URI, &b.Source.Size, &b.Source.ETag, &b.Source.Version, &modTime,
 		&layout, &profile, &ruleVer, &b.Shards, &b.ShardsDone,
 		&b.Counts.Total, &b.Counts.Imported, &b.Counts.Failed, &b.Counts.Skipped,
 		&byReason, &message, &report, &trace, &created, &updated, &finished, &b.Parent, &b.Resolved,
-		&b.Order, &b.Counts.Superseded)
+		&b.Order, &b.Counts.Superseded, &checkShards, &checkRows, &checkFailed)
 	if err != nil {
 		return state.Batch{}, err
+	}
+	if checkShards.Valid {
+		b.Check = &state.BatchCheck{Shards: int(checkShards.Int64), Rows: checkRows, Failed: checkFailed}
 	}
 	b.Status, b.RuleVersion, b.Message, b.Report, b.TraceID = state.BatchStatus(status), ruleVer, message, report, trace
 	if len(profile) > 0 {
@@ -185,13 +201,18 @@ func scanShard(sc scanner) (state.Shard, error) {
 		status         string
 		lease, updated sql.NullString
 		staged         sql.NullString
+		checkRows      sql.NullInt64
+		checkFailed    int64
 	)
 	cp := &s.Checkpoint
 	err := sc.Scan(&s.BatchID, &s.Index, &s.Sheet, &s.SheetIndex, &s.Start, &s.End, &s.FirstRow, &s.Rows, &s.Checksum, &status,
 		&cp.NextOffset, &cp.NextRow, &cp.Counts.Total, &cp.Counts.Imported, &cp.Counts.Failed, &cp.Counts.Skipped,
-		&s.Owner, &s.Epoch, &lease, &s.Attempts, &s.Message, &updated, &staged, &cp.Counts.Superseded)
+		&s.Owner, &s.Epoch, &lease, &s.Attempts, &s.Message, &updated, &staged, &cp.Counts.Superseded, &checkRows, &checkFailed)
 	if err != nil {
 		return state.Shard{}, err
+	}
+	if checkRows.Valid {
+		s.Check = &state.Check{Rows: checkRows.Int64, Failed: checkFailed}
 	}
 	if staged.Valid {
 		s.Staged = &state.Staged{}

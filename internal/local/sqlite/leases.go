@@ -221,3 +221,50 @@ func (db *DB) ReleaseLeases(ctx context.Context, batchID string) error {
 		return err
 	})
 }
+
+// RecordCheck records the check-phase outcome c of the lease's shard,
+// upserts failures, ends the lease and adds the outcome to the batch's check
+// phase, in one transaction; see state.Store. A shard checked already keeps
+// its first outcome.
+func (db *DB) RecordCheck(ctx context.Context, lease state.Lease, c state.Check, failures []failure.Record) (state.Batch, error) {
+	var b state.Batch
+	err := db.write(ctx, fmt.Sprintf("record check of shard %s/%d", lease.BatchID, lease.Shard), func(tx *wtx) error {
+		s, bs, err := fence(tx, lease)
+		if err != nil {
+			return err
+		}
+		if bs.Finished() {
+			return fmt.Errorf("%w (%s)", state.ErrBatchFinished, bs)
+		}
+		if b, err = loadBatch(ctx, tx, lease.BatchID); err != nil {
+			return err
+		}
+		if b.Check == nil {
+			return failure.New(failure.Internal, "", "record check of shard %s/%d: the batch has no check phase", lease.BatchID, lease.Shard)
+		}
+		now := timeArg(db.opts.Now())
+		status := s.Status
+		if status == state.ShardRunning {
+			status = state.ShardPending // checked, not yet written
+		}
+		if s.Check != nil { // checked before: only end the lease
+			_, err := tx.exec(`UPDATE shards SET status = ?, lease_until = NULL, updated_at = ? WHERE batch_id = ? AND shard = ?`,
+				string(status), now, lease.BatchID, lease.Shard)
+			return err
+		}
+		if err := putFailures(tx, failures); err != nil {
+			return err
+		}
+		if _, err := tx.exec(`UPDATE shards SET status = ?, check_rows = ?, check_failed = ?, lease_until = NULL, updated_at = ?
+			WHERE batch_id = ? AND shard = ?`, string(status), c.Rows, c.Failed, now, lease.BatchID, lease.Shard); err != nil {
+			return err
+		}
+		if _, err := tx.exec(`UPDATE batches SET check_shards = check_shards + 1, check_rows = check_rows + ?,
+			check_failed = check_failed + ?, updated_at = ? WHERE batch_id = ?`, c.Rows, c.Failed, now, lease.BatchID); err != nil {
+			return err
+		}
+		b, err = loadBatch(ctx, tx, lease.BatchID)
+		return err
+	})
+	return b, err
+}

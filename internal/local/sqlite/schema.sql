@@ -1,5 +1,5 @@
 -- Catalog Import: the embedded database (one SQLite file: state and products).
--- Schema version 3 (PRAGMA user_version). Every statement is idempotent; a
+-- Schema version 4 (PRAGMA user_version). Every statement is idempotent; a
 -- database of an older version first gains the columns sqlite.go's
 -- addedColumns lists.
 --
@@ -36,6 +36,9 @@ CREATE TABLE IF NOT EXISTS batches (
     failures_resolved INTEGER NOT NULL DEFAULT 0, -- failure records a later batch resolved (v2)
     batch_order     INTEGER NOT NULL DEFAULT 0,   -- upload order (state.Batch.Order): MAX + 1 when created (v3)
     rows_superseded INTEGER NOT NULL DEFAULT 0,   -- rows a newer upload's values superseded (v3)
+    check_shards    INTEGER,                      -- check phase (state.BatchCheck): shards checked; NULL: no check phase (v4)
+    check_rows      INTEGER NOT NULL DEFAULT 0,   -- rows checked (v4)
+    check_failed    INTEGER NOT NULL DEFAULT 0,   -- rows that failed a check (v4)
     created_at      TEXT    NOT NULL,
     updated_at      TEXT    NOT NULL,
     finished_at     TEXT
@@ -69,6 +72,8 @@ CREATE TABLE IF NOT EXISTS shards (
     updated_at       TEXT    NOT NULL,
     staged           TEXT,                        -- JSON state.Staged (XLSX: the staged object of the rows), NULL for range-read sources
     cp_rows_superseded INTEGER NOT NULL DEFAULT 0, -- (v3)
+    check_rows       INTEGER,                     -- check-phase outcome (state.Check): rows checked; NULL: not checked (v4)
+    check_failed     INTEGER NOT NULL DEFAULT 0,  -- rows that failed a check (v4)
     PRIMARY KEY (batch_id, shard)
 ) WITHOUT ROWID;
 

@@ -80,6 +80,8 @@ var tests = []struct {
 	{"FinishShard/CountsShardsDoneOnce", testFinishShard},
 	{"FinishShard/EscalatedIsNotCounted", testFinishShardEscalated},
 	{"FinishShard/Fenced", testFinishShardFenced},
+	{"RecordCheck/CountsEachShardOnce", testRecordCheck},
+	{"RecordCheck/FencedAndWithoutCheckPhase", testRecordCheckRefuses},
 	{"FinishBatch/SetsFinalStateOnce", testFinishBatch},
 	{"Failures/FilterAndOrder", testFailuresFilter},
 	{"Failures/Paging", testFailuresPaging},
@@ -1249,4 +1251,90 @@ func testProgressBounded(t *testing.T, s state.Store) {
 			t.Fatalf("samples out of order at %d: %d then %d rows", i, got[i-1].Done, got[i].Done)
 		}
 	}
+}
+
+// createChecked stores a fresh fixture of n shards with a check phase.
+func createChecked(t *testing.T, s state.Store, n int) (state.Batch, []state.Shard) {
+	t.Helper()
+	b, shards := fixture(n, t0)
+	b.Check = &state.BatchCheck{}
+	stored, created, err := s.CreateBatch(t.Context(), b, shards)
+	must(t, err, "CreateBatch")
+	if !created || stored.Check == nil || *stored.Check != (state.BatchCheck{}) {
+		t.Fatalf("CreateBatch with a check phase: created %v, check %+v; want created with a zero check", created, stored.Check)
+	}
+	return b, shards
+}
+
+// testRecordCheck: each shard's check outcome is recorded once (a replay
+// and a later claim's RecordCheck change nothing but end the lease), with
+// its failure records, and the batch's check sums the shards'; the shard
+// can be claimed again at once for the write phase.
+func testRecordCheck(t *testing.T, s state.Store) {
+	b, _ := createChecked(t, s, 2)
+	ctx := t.Context()
+	l0, sh := claim(t, s, b.ID, 0, "checker-a", time.Minute, t0)
+	if sh.Check != nil {
+		t.Fatalf("claimed shard has check %+v before RecordCheck", sh.Check)
+	}
+	fails := []failure.Record{rec(b.ID, failure.NoSheet, 3, failure.InvalidNumber, 0), rec(b.ID, failure.NoSheet, 7, failure.DuplicateSKU, 0)}
+	got, err := s.RecordCheck(ctx, l0, state.Check{Rows: 10, Failed: 2}, fails)
+	must(t, err, "RecordCheck 0")
+	diff(t, "batch check after shard 0", &state.BatchCheck{Shards: 1, Rows: 10, Failed: 2}, got.Check)
+	got, err = s.RecordCheck(ctx, l0, state.Check{Rows: 10, Failed: 2}, fails)
+	must(t, err, "RecordCheck 0 replayed")
+	diff(t, "batch check after a replay", &state.BatchCheck{Shards: 1, Rows: 10, Failed: 2}, got.Check)
+	if got.ShardsDone != 0 || got.Counts != b.Counts {
+		t.Errorf("RecordCheck moved the write counters: %d shards done, %+v", got.ShardsDone, got.Counts)
+	}
+	// The lease ended: another owner claims at once; a second check of the
+	// shard keeps the first outcome.
+	l0b, sh := claim(t, s, b.ID, 0, "checker-b", time.Minute, t0.Add(time.Second))
+	diff(t, "claimed shard's check", &state.Check{Rows: 10, Failed: 2}, sh.Check)
+	got, err = s.RecordCheck(ctx, l0b, state.Check{Rows: 10, Failed: 9}, nil)
+	must(t, err, "RecordCheck 0 by a second owner")
+	diff(t, "batch check after a second owner", &state.BatchCheck{Shards: 1, Rows: 10, Failed: 2}, got.Check)
+
+	l1, _ := claim(t, s, b.ID, 1, "checker-a", time.Minute, t0)
+	got, err = s.RecordCheck(ctx, l1, state.Check{Rows: 10}, nil)
+	must(t, err, "RecordCheck 1")
+	diff(t, "batch check after both shards", &state.BatchCheck{Shards: 2, Rows: 20, Failed: 2}, got.Check)
+	if !got.Check.Done(got.Shards) || got.Check.Exceeds(0.1) || !got.Check.Exceeds(0.05) {
+		t.Errorf("check %+v of %d shards: Done/Exceeds wrong", got.Check, got.Shards)
+	}
+	diff(t, "GetBatch after both shards", got, getBatch(t, s, b.ID))
+	recs, err := s.Failures(ctx, b.ID, state.FailureFilter{})
+	must(t, err, "Failures")
+	diff(t, "failure records of the check", fails, recs)
+	if sh := getShard(t, s, b.ID, 1); sh.Status.Finished() || sh.Check == nil || *sh.Check != (state.Check{Rows: 10}) {
+		t.Errorf("checked shard 1: status %s check %+v", sh.Status, sh.Check)
+	}
+	claim(t, s, b.ID, 1, "writer", time.Minute, t0.Add(time.Second)) // the write phase claims at once
+}
+
+// testRecordCheckRefuses: a stale lease is fenced, a batch without a check
+// phase or finished refuses, and nothing changes.
+func testRecordCheckRefuses(t *testing.T, s state.Store) {
+	ctx := t.Context()
+	b, _ := createChecked(t, s, 1)
+	la, _ := claim(t, s, b.ID, 0, "checker-a", time.Minute, t0)
+	claim(t, s, b.ID, 0, "checker-b", time.Minute, t0.Add(2*time.Minute))
+	_, err := s.RecordCheck(ctx, la, state.Check{Rows: 10, Failed: 1}, []failure.Record{rec(b.ID, failure.NoSheet, 3, failure.InvalidNumber, 0)})
+	wantErr(t, err, state.ErrFenced, "RecordCheck with a stale lease")
+	if got := getBatch(t, s, b.ID); got.Check == nil || *got.Check != (state.BatchCheck{}) {
+		t.Errorf("fenced RecordCheck changed the batch's check: %+v", got.Check)
+	}
+
+	plain, _ := create(t, s, 1)
+	lp, _ := claim(t, s, plain.ID, 0, "checker-a", time.Minute, t0)
+	if _, err := s.RecordCheck(ctx, lp, state.Check{Rows: 10}, nil); failure.ReasonOf(err) != failure.Internal {
+		t.Errorf("RecordCheck on a batch without a check phase: %v, want an Internal ImportError", err)
+	}
+
+	done, _ := createChecked(t, s, 1)
+	ld, _ := claim(t, s, done.ID, 0, "checker-a", time.Minute, t0)
+	_, err = s.FinishBatch(ctx, done.ID, state.Final{Status: state.BatchAborted, Counts: state.Counts{Total: 10, Skipped: 10}, Message: "aborted"}, t0)
+	must(t, err, "FinishBatch")
+	_, err = s.RecordCheck(ctx, ld, state.Check{Rows: 10}, nil)
+	wantErr(t, err, state.ErrBatchFinished, "RecordCheck on a finished batch")
 }
