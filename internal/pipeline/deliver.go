@@ -48,7 +48,8 @@ var ErrBackoff error = failure.New(failure.CircuitOpen, "", "the product store k
 // Deliver processes one delivery of a shard manifest and finalizes the
 // batch when the shard's end leaves nothing else to do: it was the last
 // shard, the batch is aborted, or a redelivery finds every shard done but
-// the batch still running. The error is a failed delivery (the worker's,
+// the batch still running. A check-phase delivery (decision 20) that finds
+// every shard checked decides the batch (Decide). The error is a failed delivery (the worker's,
 // a state read's or finalization's, wrapped with %w; failure.ReasonOf
 // classifies it): the caller decides between a retry and giving up. With
 // an error, Outcome.Result is zero when the worker failed, and the worker's
@@ -70,6 +71,17 @@ func (p *Pipeline) Deliver(ctx context.Context, msg queue.Message) (Outcome, err
 		out.Settle, out.Err = Retry, ErrBackoff
 	case res.Status == shard.Partial:
 		out.Settle = HandOn
+	case res.Status == shard.Checked || res.Status == shard.AlreadyChecked:
+		if !res.Last {
+			break
+		}
+		done, err := p.Decide(ctx, res.Batch)
+		if err != nil {
+			return out, err
+		}
+		if done {
+			out.Settle = Finished
+		}
 	case res.Status == shard.Done && res.Last:
 		return p.finish(ctx, out, m.BatchID, "")
 	case res.Status == shard.AlreadyDone:

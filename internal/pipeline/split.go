@@ -6,7 +6,6 @@ import (
 
 	"github.com/catalog-import/catalog-import/internal/failure"
 	"github.com/catalog-import/catalog-import/internal/object"
-	"github.com/catalog-import/catalog-import/internal/queue"
 	"github.com/catalog-import/catalog-import/internal/split"
 	"github.com/catalog-import/catalog-import/internal/state"
 )
@@ -70,6 +69,14 @@ func (p *Pipeline) Split(ctx context.Context, req SplitRequest) (split.Plan, spl
 	out, err := split.Register(rctx, p.p.Store, p.p.Queue, split.Request{BatchID: id, Plan: plan, Profile: p.o.Profile,
 		TraceID: req.TraceID, Now: p.o.Now().UTC(), SameContent: req.SameContent && plan.Content != "", Order: req.Order})
 	end(err)
+	if err == nil && out.Sent == 0 {
+		// A batch found fully checked and not decided (a crash after its
+		// last check): decide it now.
+		var done bool
+		if done, err = p.Decide(ctx, out.Batch); done {
+			out.Batch, err = p.p.Store.GetBatch(ctx, out.Batch.ID)
+		}
+	}
 	return plan, out, err
 }
 
@@ -89,12 +96,14 @@ func (p *Pipeline) Resume(ctx context.Context, b state.Batch, current *object.In
 	if i := current; i != nil {
 		b.Source = state.Source{URI: i.URI, Size: i.Size, ETag: i.ETag, Version: i.Version, ModTime: i.ModTime}
 	}
-	var ms []queue.Manifest
-	for _, s := range shards {
-		if !s.Status.Finished() {
-			ms = append(ms, split.Manifest(b, s, b.TraceID))
+	if b.Check != nil && b.Check.Done(b.Shards) {
+		// Fully checked: decide (abort, or send the write phase).
+		if _, err := p.Decide(ctx, b); err != nil {
+			return 0, err
 		}
+		return len(split.Pending(b, shards, b.TraceID)), nil
 	}
+	ms := split.Pending(b, shards, b.TraceID)
 	if err := p.p.Queue.Send(ctx, 0, ms...); err != nil {
 		return 0, fmt.Errorf("send %d manifests of %s: %w", len(ms), b.ID, err)
 	}

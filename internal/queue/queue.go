@@ -36,7 +36,21 @@ type Manifest struct {
 	Rows        int64        `json:"rows"`
 	RetryCount  int          `json:"retry_count"`
 	TraceID     string       `json:"trace_id,omitempty"`
+	// Phase is the shard's phase in a batch with a check phase (decision
+	// 20): PhaseCheck or PhaseWrite. "" in a batch without one (no
+	// max_error_ratio): the shard is written at once, as always.
+	Phase string `json:"phase,omitempty"`
 }
+
+// Manifest phases of a batch with a check phase (decision 20).
+const (
+	// PhaseCheck: check the shard's rows and record the outcome; write
+	// nothing.
+	PhaseCheck = "check"
+	// PhaseWrite: write the shard; every shard of the batch was checked and
+	// the failures are within the profile's max_error_ratio.
+	PhaseWrite = "write"
+)
 
 // Message is one delivery of a manifest.
 type Message struct {

@@ -153,7 +153,7 @@ func (r *run) commit(ctx context.Context, c *chunk) (Result, error) {
 	}
 	r.cp = cp
 	r.checkpointed(ctx, imported, superseded, int64(len(c.raws))-imported-superseded, fails, c.nextRow)
-	if ratio := r.p.MaxErrorRatio(); ratio > 0 && batch.Done() >= minSample && float64(batch.Failed) > ratio*float64(batch.Done()) {
+	if ratio := r.p.MaxErrorRatio(); ratio > 0 && !r.checked && batch.Done() >= minSample && float64(batch.Failed) > ratio*float64(batch.Done()) {
 		return Result{Counts: cp.Counts, Abort: fmt.Sprintf("%d of %d rows failed (%.1f%%), over the profile's max_error_ratio %.1f%%",
 			batch.Failed, batch.Done(), 100*float64(batch.Failed)/float64(batch.Done()), 100*ratio)}, nil
 	}
@@ -172,7 +172,10 @@ func (r *run) checkpointed(ctx context.Context, imported, superseded, failed int
 }
 
 // minSample is how many rows must have an outcome before max_error_ratio is
-// applied, so that one bad row at the start does not abort a batch.
+// applied, so that one bad row at the start does not abort a batch. Only a
+// batch without a check phase (registered before decision 20) is aborted
+// while it writes; with one, the ratio is applied to the whole file's check
+// before the first write (check.go), and the write phase never aborts.
 const minSample = 100
 
 func (r *run) businessFailure(p catalog.Product, s snapshot, err error) failure.Record {

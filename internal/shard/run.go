@@ -40,6 +40,11 @@ type run struct {
 	retries int           // transient errors retried so far (budget: Options.RetryBudget)
 	log     *slog.Logger  // with batch_id, shard and trace_id
 	lastCP  time.Time     // when the previous checkpoint (or the claim) was durable
+	// checking is set in the check phase (check.go): rows are validated
+	// and collected, nothing is written. checked is set in the write phase
+	// of a batch whose check passed: max_error_ratio was applied there.
+	checking *checkRun
+	checked  bool
 
 	// Deadline pacing (reader and committer goroutines): chunks read but not
 	// yet committed, and how long committing one chunk has been taking.
@@ -119,7 +124,13 @@ func (r *run) process(ctx context.Context) (Result, error) {
 			}
 		})
 	}
-	res, err := r.commitAll(ctx, ordered)
+	var res Result
+	var err error
+	if r.checking != nil {
+		res, err = r.checkAll(ctx, ordered)
+	} else {
+		res, err = r.commitAll(ctx, ordered)
+	}
 	stopReading()
 	for range ordered { // drain after an early return so the reader can exit
 	}
@@ -148,10 +159,17 @@ func (r *run) process(ctx context.Context) (Result, error) {
 	if fromStart && r.shard.Checksum != "" && sum.String() != r.shard.Checksum {
 		return Result{}, failure.New(failure.SourceChanged, "", "shard %d of %s: content checksum %s, split saw %s: the source changed after the split", r.m.Shard, r.m.BatchID, sum, r.shard.Checksum)
 	}
-	if r.cp.Counts.Done() != r.m.Rows {
+	rows := r.cp.Counts.Done()
+	if r.checking != nil {
+		rows = r.checking.rows
+	}
+	if rows != r.m.Rows {
 		// The split and this read disagree on the rows of the range: never
-		// finish such a shard silently.
-		return Result{}, failure.New(failure.SourceChanged, "", "shard %d of %s: read %d rows, split counted %d", r.m.Shard, r.m.BatchID, r.cp.Counts.Done(), r.m.Rows)
+		// finish (or check) such a shard silently.
+		return Result{}, failure.New(failure.SourceChanged, "", "shard %d of %s: read %d rows, split counted %d", r.m.Shard, r.m.BatchID, rows, r.m.Rows)
+	}
+	if r.checking != nil {
+		return r.recordCheck(ctx)
 	}
 	fctx, end := r.w.span(ctx, SpanFinish)
 	b, err := r.w.store.FinishShard(fctx, r.lease, state.ShardDone, r.cp, "")

@@ -43,6 +43,7 @@ type Store interface {
 	Checkpoint(ctx context.Context, lease state.Lease, cp state.Checkpoint, failures []failure.Record, until time.Time) (state.Counts, error)
 	FinishShard(ctx context.Context, lease state.Lease, status state.ShardStatus, cp state.Checkpoint, message string) (state.Batch, error)
 	PutFailures(ctx context.Context, records []failure.Record) error
+	RecordCheck(ctx context.Context, lease state.Lease, c state.Check, failures []failure.Record) (state.Batch, error)
 }
 
 // Options tunes a worker. Zero values take the defaults.
@@ -192,6 +193,13 @@ const (
 	Leased        Status = "leased"         // another live worker owns it
 	Fenced        Status = "fenced"         // lost the lease while working; the new owner continues
 	BatchFinished Status = "batch-finished" // the batch is finished (e.g. aborted)
+	// Checked: the check phase's outcome of the shard is recorded
+	// (Result.Batch is the batch after it; Last: every shard is checked and
+	// the caller decides the batch).
+	Checked Status = "checked"
+	// AlreadyChecked: the shard's check was recorded before (a
+	// redelivery); Result.Batch and Last as for Checked.
+	AlreadyChecked Status = "already-checked"
 )
 
 // Result reports one Process call.
@@ -200,7 +208,8 @@ type Result struct {
 	Counts state.Counts // the shard's counts at its last checkpoint
 	Batch  state.Batch  // the batch after FinishShard (Status Done)
 	// Last is true when this call finished the batch's last shard: the caller
-	// finalizes the batch.
+	// finalizes the batch. For Checked and AlreadyChecked: every shard of
+	// the batch is checked, and the caller decides (abort or write).
 	Last bool
 	// Abort is set when the batch crossed the profile's max_error_ratio: the
 	// caller finalizes the batch as ABORTED with this message.
@@ -225,6 +234,30 @@ func (w *Worker) Process(ctx context.Context, m queue.Manifest) (Result, error) 
 			return Result{Status: BatchFinished}, nil
 		}
 		return Result{}, err
+	}
+	checked := false
+	switch m.Phase {
+	case queue.PhaseCheck:
+		return w.check(ctx, m, c)
+	case queue.PhaseWrite:
+		// Decision 20: write only after every shard passed the check.
+		b, err := w.store.GetBatch(ctx, m.BatchID)
+		if err != nil {
+			return Result{}, fmt.Errorf("get batch %s: %w", m.BatchID, err)
+		}
+		if b.Status.Finished() {
+			return Result{Status: BatchFinished}, nil
+		}
+		if b.Check == nil || !b.Check.Done(b.Shards) {
+			return Result{}, failure.New(failure.Internal, "", "shard %d of %s: a write manifest before every shard was checked", m.Shard, m.BatchID)
+		}
+		if msg := CheckAbort(b, c.p.MaxErrorRatio()); msg != "" {
+			return Result{Abort: msg}, nil
+		}
+		checked = true
+		if m.Order == 0 {
+			m.Order = b.Order
+		}
 	}
 	if m.Order == 0 {
 		// A manifest sent before batches had an upload order: the batch's.
@@ -255,7 +288,7 @@ func (w *Worker) Process(ctx context.Context, m queue.Manifest) (Result, error) 
 	if m.TraceID != "" {
 		log = log.With("trace_id", m.TraceID)
 	}
-	run := &run{w: w, m: m, lease: lease, shard: sh, cp: sh.Checkpoint, p: c.p, v: c.v, log: log, lastCP: started}
+	run := &run{w: w, m: m, lease: lease, shard: sh, cp: sh.Checkpoint, p: c.p, v: c.v, log: log, lastCP: started, checked: checked}
 	res, err := run.process(ctx)
 	res.Retries = run.retries
 	w.metrics.Processed(ctx, m, res, err, time.Since(started))

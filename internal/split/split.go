@@ -292,6 +292,9 @@ func Register(ctx context.Context, reg Registry, q queue.Queue, req Request) (Ou
 		Shards: len(p.Shards), Counts: state.Counts{Total: p.Rows},
 		TraceID: req.TraceID, Parent: p.Parent, CreatedAt: req.Now, UpdatedAt: req.Now,
 	}
+	if req.Profile.MaxErrorRatio() > 0 {
+		b.Check = &state.BatchCheck{} // decision 20: check every row before the first write
+	}
 	shards := make([]state.Shard, len(p.Shards))
 	for i, s := range p.Shards {
 		s.BatchID, s.UpdatedAt = req.BatchID, req.Now
@@ -318,12 +321,7 @@ func Register(ctx context.Context, reg Registry, q queue.Queue, req Request) (Ou
 	if req.SameContent {
 		stored.Source = b.Source
 	}
-	var ms []queue.Manifest
-	for _, s := range shards {
-		if !s.Status.Finished() {
-			ms = append(ms, Manifest(stored, s, req.TraceID))
-		}
-	}
+	ms := Pending(stored, shards, req.TraceID)
 	if err := q.Send(ctx, 0, ms...); err != nil {
 		return out, fmt.Errorf("send %d manifests of %s: %w", len(ms), stored.ID, err)
 	}
@@ -331,18 +329,57 @@ func Register(ctx context.Context, reg Registry, q queue.Queue, req Request) (Ou
 	return out, nil
 }
 
+// Pending returns the manifests batch b still needs for its shards: one
+// per unfinished shard. In a batch with a check phase (decision 20) that is
+// not fully checked, only the unchecked shards, in the check phase; once
+// every shard is checked, the write phase's unless the check exceeded the
+// profile's max_error_ratio (none: the batch is to be aborted).
+func Pending(b state.Batch, shards []state.Shard, traceID string) []queue.Manifest {
+	checking := b.Check != nil && !b.Check.Done(b.Shards)
+	if b.Check != nil && !checking && b.Check.Exceeds(MaxErrorRatio(b)) {
+		return nil
+	}
+	var ms []queue.Manifest
+	for _, s := range shards {
+		if !s.Status.Finished() && (!checking || s.Check == nil) {
+			ms = append(ms, Manifest(b, s, traceID))
+		}
+	}
+	return ms
+}
+
+// MaxErrorRatio is the max_error_ratio of the profile batch b runs under
+// (0 when none, or when the stored profile does not load: the worker
+// refuses such a batch anyway).
+func MaxErrorRatio(b state.Batch) float64 {
+	p, err := profile.Parse(b.Profile)
+	if err != nil {
+		return 0
+	}
+	return p.MaxErrorRatio()
+}
+
 // Manifest builds the queue manifest of one shard. A staged shard (a sheet
 // of a workbook) is read from its staged object, as CSV under its sheet's
-// header.
+// header. In a batch with a check phase the manifest's phase is the
+// shard's: PhaseCheck until its check is recorded, PhaseWrite after.
 func Manifest(b state.Batch, s state.Shard, traceID string) queue.Manifest {
 	src, layout := b.Source, b.Layout
 	if s.Staged != nil {
 		src, layout = StagedSource(s)
+	}
+	phase := ""
+	switch {
+	case b.Check != nil && s.Check == nil:
+		phase = queue.PhaseCheck
+	case b.Check != nil:
+		phase = queue.PhaseWrite
 	}
 	return queue.Manifest{
 		Version: queue.ManifestVersion, BatchID: b.ID, Order: b.Order, Shard: s.Index,
 		Source: src, Layout: layout, RuleVersion: b.RuleVersion,
 		Sheet: s.Sheet, SheetIndex: s.SheetIndex,
 		Start: s.Start, End: s.End, FirstRow: s.FirstRow, Rows: s.Rows, TraceID: traceID,
+		Phase: phase,
 	}
 }

@@ -1,0 +1,45 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/catalog-import/catalog-import/internal/shard"
+	"github.com/catalog-import/catalog-import/internal/split"
+	"github.com/catalog-import/catalog-import/internal/state"
+)
+
+// This file ends the check phase of a batch with max_error_ratio (decision
+// 20): when every shard is checked, the delivery that made it so (or a
+// redelivery, a rerun, a resume that finds it so) decides the batch.
+
+// Decide decides a batch whose every shard is checked: over the profile's
+// max_error_ratio it is finalized ABORTED before anything was written
+// (shard.CheckAbort's message), otherwise the write phase's manifests are
+// sent, one per unfinished shard. Deciding again is harmless: a finished
+// batch is left alone, and a manifest sent twice is a duplicate delivery,
+// which the shard's lease makes a no-op. It reports whether it finalized
+// the batch, and does nothing for a batch without a check phase or whose
+// check is not complete.
+func (p *Pipeline) Decide(ctx context.Context, b state.Batch) (finished bool, err error) {
+	if b.Status.Finished() || b.Check == nil || !b.Check.Done(b.Shards) {
+		return false, nil
+	}
+	if msg := shard.CheckAbort(b, split.MaxErrorRatio(b)); msg != "" {
+		if _, err := p.Finalize(ctx, b.ID, msg); err != nil {
+			return false, err
+		}
+		return true, nil
+	}
+	shards, err := p.p.Store.ListShards(ctx, b.ID)
+	if err != nil {
+		return false, fmt.Errorf("list shards of %s: %w", b.ID, err)
+	}
+	ms := split.Pending(b, shards, b.TraceID)
+	if err := p.p.Queue.Send(ctx, 0, ms...); err != nil {
+		return false, fmt.Errorf("send %d write manifests of %s: %w", len(ms), b.ID, err)
+	}
+	p.log.Info("batch checked", "batch_id", b.ID, "trace_id", b.TraceID, "rows_checked", b.Check.Rows,
+		"rows_failed", b.Check.Failed, "write_manifests", len(ms))
+	return false, nil
+}
