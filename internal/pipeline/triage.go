@@ -121,6 +121,13 @@ func (p *Pipeline) Triage(ctx context.Context, dead Dead) (keep bool) {
 	case triage.Escalate:
 		return p.triageEscalate(ctx, t, d)
 	default:
+		// A batch fully checked but not decided (decision 20): decide it.
+		if done, err := p.Decide(ctx, t.batch); err != nil || done {
+			if err != nil {
+				t.log.Error("triage: the checked batch not decided; message returned for later", "error", err)
+			}
+			return err != nil
+		}
 		if _, err := p.finishIfDone(ctx, t.batch); err != nil {
 			t.log.Error("triage: finalization failed; message returned for later", "error", err)
 			return true
@@ -196,11 +203,19 @@ func (p *Pipeline) claim(ctx context.Context, t *triaged) (l state.Lease, sh sta
 }
 
 // triageSkip finishes the shard SKIPPED, its remaining rows counted skipped,
-// and finalizes the batch if that was its last shard.
+// and finalizes the batch if that was its last shard. A shard skipped in
+// its batch's check phase (decision 20) is first recorded as checked with
+// no row checked, so the check phase can end; it is then decided.
 func (p *Pipeline) triageSkip(ctx context.Context, t *triaged, d triage.Decision) bool {
 	l, sh, keep, gone := p.claim(ctx, t)
 	if keep || gone {
 		return keep
+	}
+	if t.batch.Check != nil && sh.Check == nil {
+		if _, err := p.p.Store.RecordCheck(ctx, l, state.Check{}, nil); err != nil {
+			t.log.Error("triage: skip not recorded in the check phase; message returned for later", "error", err)
+			return true
+		}
 	}
 	cp := sh.Checkpoint
 	cp.Counts.Total = sh.Rows
@@ -211,6 +226,12 @@ func (p *Pipeline) triageSkip(ctx context.Context, t *triaged, d triage.Decision
 		return true
 	}
 	t.log.Warn("triage: shard skipped", "rows_skipped", cp.Counts.Skipped)
+	if done, err := p.Decide(ctx, b); err != nil || done {
+		if err != nil {
+			t.log.Error("triage: the checked batch not decided; message returned for later", "error", err)
+		}
+		return err != nil
+	}
 	if _, err := p.finishIfDone(ctx, b); err != nil {
 		// The shard is SKIPPED: the message's next delivery is "done",
 		// which finalizes.
