@@ -27,10 +27,15 @@ import (
 
 // checkRun collects one shard's check outcome (the committer's goroutine).
 type checkRun struct {
-	rows  int64
-	fails []failure.Record
-	seen  map[string]int64 // SKU -> the row that first had it, among valid rows
+	rows   int64
+	failed int64
+	fails  []failure.Record // not yet durable (at most about checkFlush)
+	seen   map[string]int64 // SKU -> the row that first had it, among valid rows
 }
+
+// checkFlush is how many failure records a check holds before it makes
+// them durable (invariant 9: never a whole failure list in memory).
+const checkFlush = 1000
 
 // check runs the check phase of manifest m's shard.
 func (w *Worker) check(ctx context.Context, m queue.Manifest, c *compiled) (Result, error) {
@@ -99,15 +104,34 @@ func (r *run) checkAll(ctx context.Context, ordered <-chan *chunk) (Result, erro
 			cr.seen[p.SKU] = p.Source.Row
 		}
 		r.cp = state.Checkpoint{NextOffset: c.end, NextRow: c.nextRow, Counts: state.Counts{Total: cr.rows}}
+		if len(cr.fails) >= checkFlush {
+			if err := r.flushChecks(ctx); err != nil {
+				return Result{}, err
+			}
+		}
 	}
 	return Result{}, nil
+}
+
+// flushChecks makes the failure records collected so far durable, outside
+// the lease: they are keyed and the same whoever checks the shard, so a
+// stale checker's records change nothing (invariant 4). The rest ride in
+// RecordCheck.
+func (r *run) flushChecks(ctx context.Context) error {
+	cr := r.checking
+	if err := r.retry(ctx, "put failures", func() error { return r.w.store.PutFailures(ctx, cr.fails) }); err != nil {
+		return fmt.Errorf("record failures of checked shard %d of %s: %w", r.m.Shard, r.m.BatchID, err)
+	}
+	cr.failed += int64(len(cr.fails))
+	cr.fails = cr.fails[:0]
+	return nil
 }
 
 // recordCheck records the shard's check outcome once the whole range is
 // read (and its checksum and row count match the split's).
 func (r *run) recordCheck(ctx context.Context) (Result, error) {
 	cr := r.checking
-	out := state.Check{Rows: cr.rows, Failed: int64(len(cr.fails))}
+	out := state.Check{Rows: cr.rows, Failed: cr.failed + int64(len(cr.fails))}
 	b, err := r.w.store.RecordCheck(ctx, r.lease, out, cr.fails)
 	switch {
 	case errors.Is(err, state.ErrFenced):
