@@ -152,7 +152,10 @@ type RunJSON struct {
 	Message          string                   `json:"message,omitempty"`
 	RuleVersion      string                   `json:"rule_version"`
 	Parent           string                   `json:"parent,omitempty"`
-	ElapsedMS        int64                    `json:"elapsed_ms"`
+	// Check is the check phase of a batch with max_error_ratio (decision
+	// 20): shards and rows checked, rows that failed the checks.
+	Check     *state.BatchCheck `json:"check,omitempty"`
+	ElapsedMS int64             `json:"elapsed_ms"`
 }
 
 func summaryJSON(s embedded.Summary, dry bool, elapsed time.Duration) RunJSON {
@@ -165,7 +168,7 @@ func summaryJSON(s embedded.Summary, dry bool, elapsed time.Duration) RunJSON {
 		BatchID: b.ID, Status: b.Status, Order: b.Order, RowsTotal: b.Counts.Total, RowsImported: b.Counts.Imported,
 		RowsSuperseded: b.Counts.Superseded, RowsFailed: b.Counts.Failed, RowsSkipped: b.Counts.Skipped, FailuresByReason: by,
 		Resumed: s.Resumed, AlreadyFinished: s.Existing, DryRun: dry, Report: b.Report, Message: b.Message,
-		RuleVersion: b.RuleVersion, Parent: b.Parent, ElapsedMS: elapsed.Milliseconds(),
+		RuleVersion: b.RuleVersion, Parent: b.Parent, Check: b.Check, ElapsedMS: elapsed.Milliseconds(),
 	}
 }
 
@@ -194,6 +197,9 @@ func printSummary(w io.Writer, path string, s embedded.Summary, dry bool, elapse
 	fmt.Fprintf(w, "status    %s\n", b.Status)
 	if b.Message != "" {
 		fmt.Fprintf(w, "message   %s\n", b.Message)
+	}
+	if k := b.Check; k != nil {
+		fmt.Fprintf(w, "checked   %s rows in %d of %d shards before writing, %s failed the checks\n", num(k.Rows), k.Shards, b.Shards, num(k.Failed))
 	}
 	c := b.Counts
 	fmt.Fprintf(w, "rows      %s total, %s imported, %s%s failed, %s skipped\n", num(c.Total), num(c.Imported), supersededText(c), num(c.Failed), num(c.Skipped))
