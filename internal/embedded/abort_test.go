@@ -175,3 +175,71 @@ func stampsOf(t *testing.T, f *feeds, skus []string) map[string]catalog.FieldSta
 	}
 	return out
 }
+
+// TestCheckedRunStoppedThenResumed: a run with max_error_ratio stopped at
+// its first product write (every shard checked, the write phase begun)
+// resumes on the next run with the write phase only, and ends as an
+// uninterrupted run does; an aborted file run again reports the finished
+// batch and writes nothing.
+func TestCheckedRunStoppedThenResumed(t *testing.T) {
+	t.Parallel()
+	f := newFeeds(t)
+	p, err := profile.Parse([]byte("name: strict\nmax_error_ratio: 0.05\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var writes atomic.Int64
+	stopAt := int64(-1) // stop before this write (-1: never)
+	cfg := func(cancel context.CancelFunc) Config {
+		return Config{DB: f.db, Profile: p, Every: 50, Shards: 2, Pool: 2, Split: split.Options{ShardRows: 100},
+			wrapSink: func(s catalog.Sink) catalog.Sink {
+				return sinkFunc(func(ctx context.Context, m catalog.WriteMode, ps []catalog.Product) ([]catalog.Outcome, error) {
+					if n := writes.Add(1); n-1 == stopAt {
+						cancel()
+						return nil, ctx.Err()
+					}
+					return s.Write(ctx, m, ps)
+				})
+			}}
+	}
+	run := func(path string) (Summary, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		return Run(ctx, cfg(cancel), path)
+	}
+
+	good := f.file(checkedCSV(500, "good", func(i int) bool { return i%100 == 42 }, nil)) // 5 of 500: 1%
+	stopAt = 0
+	if _, err := run(good); err == nil {
+		t.Fatal("stopped run: no error")
+	}
+	db := f.open()
+	bs, err := db.ListBatches(context.Background(), 1)
+	if err != nil || len(bs) != 1 {
+		t.Fatal(bs, err)
+	}
+	if b := bs[0]; b.Status != state.BatchRunning || b.Check == nil || b.Check.Shards != 5 || b.Check.Failed != 5 {
+		t.Fatalf("stopped batch %s with check %+v, want RUNNING with 5 shards checked, 5 failed", b.Status, b.Check)
+	}
+	db.Close()
+	stopAt = -1
+	sum, err := run(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reconciled(t, sum.Batch)
+	if b := sum.Batch; !sum.Resumed || b.Status != state.BatchCompletedWithErrors || b.Counts != (state.Counts{Total: 500, Imported: 495, Failed: 5}) {
+		t.Fatalf("resumed batch %s %+v (resumed %v), want COMPLETED_WITH_ERRORS with 495 imported, 5 failed", b.Status, b.Counts, sum.Resumed)
+	}
+
+	bad := f.file(checkedCSV(500, "bad", func(i int) bool { return i%10 == 0 }, nil))
+	first, err := run(bad)
+	if err != nil || first.Batch.Status != state.BatchAborted {
+		t.Fatalf("bad file: %+v %v", first.Batch, err)
+	}
+	writes.Store(0)
+	again, err := run(bad)
+	if err != nil || !again.Existing || again.Batch.Status != state.BatchAborted || writes.Load() != 0 {
+		t.Fatalf("bad file again: existing %v, %s, %d writes, %v", again.Existing, again.Batch.Status, writes.Load(), err)
+	}
+}
