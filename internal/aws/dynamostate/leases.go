@@ -143,13 +143,6 @@ func fence(sh state.Shard, l state.Lease) error {
 	return nil
 }
 
-// behind reports whether cp is before the stored checkpoint in any respect.
-func behind(cp, stored state.Checkpoint) bool {
-	c, s := cp.Counts, stored.Counts
-	return cp.NextRow < stored.NextRow || cp.NextOffset < stored.NextOffset ||
-		c.Total < s.Total || c.Imported < s.Imported || c.Failed < s.Failed || c.Skipped < s.Skipped
-}
-
 // outcomes is the batch counters' delta of a checkpoint moving from prev to
 // cp: the outcomes move, the split's Total does not.
 func outcomes(cp, prev state.Counts) state.Counts {
@@ -260,7 +253,7 @@ func (s *Store) Checkpoint(ctx context.Context, lease state.Lease, cp state.Chec
 			spill = nil
 		}
 		now := s.opts.Now()
-		back := behind(cp, sh.Checkpoint)
+		back := state.Behind(cp, sh.Checkpoint)
 		se := newExpr()
 		su := update{e: se}
 		if !back {
@@ -378,7 +371,7 @@ func (s *Store) FinishShard(ctx context.Context, lease state.Lease, status state
 			return state.Batch{}, fmt.Errorf("%w (%s)", state.ErrBatchFinished, b.Status)
 		}
 		final, d := cp, state.Counts{}
-		if behind(cp, sh.Checkpoint) {
+		if state.Behind(cp, sh.Checkpoint) {
 			final = sh.Checkpoint
 		} else {
 			d = outcomes(cp.Counts, sh.Checkpoint.Counts)

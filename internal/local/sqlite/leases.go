@@ -83,13 +83,6 @@ func (db *DB) Claim(ctx context.Context, batchID string, shard int, owner string
 	return state.Lease{BatchID: batchID, Shard: shard, Owner: owner, Epoch: s.Epoch, Until: s.LeaseUntil}, s, nil
 }
 
-// behind reports whether cp is before the stored checkpoint in any respect.
-func behind(cp, stored state.Checkpoint) bool {
-	c, s := cp.Counts, stored.Counts
-	return cp.NextRow < stored.NextRow || cp.NextOffset < stored.NextOffset ||
-		c.Total < s.Total || c.Imported < s.Imported || c.Failed < s.Failed || c.Skipped < s.Skipped
-}
-
 func sub(a, b state.Counts) state.Counts {
 	return state.Counts{Total: a.Total - b.Total, Imported: a.Imported - b.Imported, Failed: a.Failed - b.Failed, Skipped: a.Skipped - b.Skipped}
 }
@@ -117,7 +110,7 @@ func (db *DB) Checkpoint(ctx context.Context, lease state.Lease, cp state.Checkp
 		}
 		at := db.opts.Now()
 		now := timeArg(at)
-		if behind(cp, s.Checkpoint) {
+		if state.Behind(cp, s.Checkpoint) {
 			if _, err := tx.exec(`UPDATE shards SET lease_until = ?, updated_at = ? WHERE batch_id = ? AND shard = ?`,
 				timeArg(until), now, lease.BatchID, lease.Shard); err != nil {
 				return err
@@ -184,7 +177,7 @@ func (db *DB) FinishShard(ctx context.Context, lease state.Lease, status state.S
 		}
 		var d state.Counts
 		at := db.opts.Now()
-		if behind(cp, s.Checkpoint) {
+		if state.Behind(cp, s.Checkpoint) {
 			cp = s.Checkpoint
 		} else {
 			d = sub(cp.Counts, s.Checkpoint.Counts)
