@@ -29,15 +29,6 @@ import (
 	"github.com/catalog-import/catalog-import/internal/state"
 )
 
-// Dialect is the record dialect of a batch's layout.
-func Dialect(l state.Layout) record.Dialect {
-	d := record.Dialect{Format: record.Format(l.Format), Encoding: record.Encoding(l.Encoding)}
-	if r := []rune(l.Delimiter); len(r) == 1 {
-		d.Delimiter = r[0]
-	}
-	return d
-}
-
 // link is where a fix-file row came from.
 type link struct {
 	parent string
@@ -96,7 +87,7 @@ func Parent(l state.Layout, data []byte, whole bool, firstRow int64, maxRecord i
 	if !hasColumns(l) {
 		return ""
 	}
-	d := Dialect(l)
+	d := l.Dialect()
 	sc := record.NewScanner(bytes.NewReader(data), d, l.DataStart, firstRow, maxRecord)
 	p := record.NewParser(d, l.Header)
 	for sc.Next() {
@@ -165,8 +156,8 @@ func (r Resolver) Resolve(ctx context.Context, child state.Batch) (int, error) {
 		now = r.Now
 	}
 	at := now().UTC()
-	d := Dialect(child.Layout)
-	src := object.Info{URI: child.Source.URI, Size: child.Source.Size, ETag: child.Source.ETag, Version: child.Source.Version}
+	d := child.Layout.Dialect()
+	src := child.Source.Info()
 
 	total := 0
 	pending := map[string][]failure.Key{}
