@@ -17,7 +17,7 @@ import (
 	"github.com/catalog-import/catalog-import/internal/aws/dynamostate"
 	"github.com/catalog-import/catalog-import/internal/embedded"
 	"github.com/catalog-import/catalog-import/internal/failure"
-	"github.com/catalog-import/catalog-import/internal/fixfile"
+	"github.com/catalog-import/catalog-import/internal/lineage"
 	"github.com/catalog-import/catalog-import/internal/local/sqlite"
 	"github.com/catalog-import/catalog-import/internal/profile"
 	"github.com/catalog-import/catalog-import/internal/record"
@@ -294,13 +294,13 @@ func writeFailures(ctx context.Context, w io.Writer, db reader, b state.Batch, f
 	var (
 		rw *failure.ReportWriter
 		tw *tabwriter.Writer
-		fw *fixfile.Writer
+		fw *lineage.FixWriter
 	)
 	sheets := b.Layout.Format == string(record.XLSX)
 	switch format {
 	case "fixfile":
 		var err error
-		if fw, err = fixfile.NewWriter(w, b.Layout); err != nil {
+		if fw, err = lineage.NewFixWriter(w, b.Layout); err != nil {
 			return err
 		}
 	case "csv":
