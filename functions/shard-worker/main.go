@@ -1,5 +1,5 @@
 // Command shard-worker is the Lambda function that imports one shard per manifest from the shard queue (partial batch responses) and finalizes the batch after its last shard.
-// All logic is in internal/aws/handler; this builds it from the environment
+// All logic is in internal/aws/handler (over internal/pipeline); this builds it from the environment
 // once per container (traced with X-Ray when Lambda runs it with a daemon)
 // and starts the Lambda runtime loop.
 package main

@@ -1,5 +1,5 @@
 // Command splitter is the Lambda function that splits each upload under incoming/ into a batch of shards and sends their manifests to the shard queue.
-// All logic is in internal/aws/handler; this builds it from the environment
+// All logic is in internal/aws/handler (over internal/pipeline); this builds it from the environment
 // once per container (traced with X-Ray when Lambda runs it with a daemon)
 // and starts the Lambda runtime loop.
 package main

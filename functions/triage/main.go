@@ -1,5 +1,5 @@
 // Command triage is the Lambda function that receives the shard messages that reached the DLQ and records them with the inputs of a decision.
-// All logic is in internal/aws/handler; this builds it from the environment
+// All logic is in internal/aws/handler (over internal/pipeline); this builds it from the environment
 // once per container (traced with X-Ray when Lambda runs it with a daemon)
 // and starts the Lambda runtime loop.
 package main

@@ -144,8 +144,8 @@ func usage(format string, args ...any) error {
 	return &exitError{code: ExitFailed, err: fmt.Errorf(format, args...)}
 }
 
-// exitFor maps a batch status to the exit code.
-func exitFor(s state.BatchStatus) int {
+// ExitFor maps a batch status to the exit code importctl gives for it.
+func ExitFor(s state.BatchStatus) int {
 	switch s {
 	case state.BatchCompleted:
 		return ExitOK

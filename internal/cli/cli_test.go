@@ -37,11 +37,11 @@ type outcome struct {
 	Failures []string                 `json:"failures"`
 }
 
-func runImport(t *testing.T, db, file string, extra ...string) (outcome, runJSON) {
+func runImport(t *testing.T, db, file string, extra ...string) (outcome, RunJSON) {
 	t.Helper()
 	args := append([]string{"run", "--json", "--quiet", "--db", db}, extra...)
 	code, stdout, stderr := importctl(t, append(args, file)...)
-	var s runJSON
+	var s RunJSON
 	if err := json.Unmarshal([]byte(stdout), &s); err != nil {
 		t.Fatalf("run %s: exit %d, stdout %q, stderr %q: %v", file, code, stdout, stderr, err)
 	}
@@ -161,7 +161,7 @@ func TestValidateWritesNothing(t *testing.T) {
 	db := filepath.Join(dir, "t.db")
 	file := filepath.Join("testdata", "input", "gbk-excel.csv")
 	code, stdout, stderr := importctl(t, "validate", "--json", "--db", db, file)
-	var v runJSON
+	var v RunJSON
 	if err := json.Unmarshal([]byte(stdout), &v); err != nil {
 		t.Fatalf("validate: %q %q", stdout, stderr)
 	}

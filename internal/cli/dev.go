@@ -13,6 +13,7 @@ import (
 	"github.com/catalog-import/catalog-import/internal/aws/awserr"
 	"github.com/catalog-import/catalog-import/internal/aws/eventsource"
 	"github.com/catalog-import/catalog-import/internal/aws/handler"
+	"github.com/catalog-import/catalog-import/internal/aws/s3store"
 	"github.com/catalog-import/catalog-import/internal/aws/stack"
 	"github.com/catalog-import/catalog-import/internal/profile"
 	"github.com/catalog-import/catalog-import/internal/split"
@@ -90,7 +91,7 @@ batches of --batch-size under --max-concurrency, the DLQ invokes triage.
 			return err
 		}
 		fmt.Fprintf(env.Stdout, "stack %s on %s\nbucket: %s\nupload: aws s3 cp FILE s3://%s/%s\n", g.stack, endpointName(g.endpoint),
-			res.Bucket, res.Bucket, handler.IncomingPrefix)
+			res.Bucket, res.Bucket, s3store.IncomingPrefix)
 		fns := handler.FromClients(clients, handler.Config{
 			Bucket: res.Bucket, StateTable: res.StateTable, ProductsTable: res.ProductsTable,
 			ShardQueueURL: res.ShardQueueURL, DLQURL: res.DLQURL, FailureTTL: time.Duration(s.FailureTTLDays) * 24 * time.Hour,

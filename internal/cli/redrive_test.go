@@ -19,6 +19,9 @@ import (
 	"github.com/catalog-import/catalog-import/internal/state"
 )
 
+// TestMain stops the shared moto server (awstest) that TestRedrive starts.
+func TestMain(m *testing.M) { awstest.Main(m) }
+
 // TestRedrive runs `importctl redrive` end to end on moto: a dry run lists
 // both sources and moves nothing, a filtered run moves one message, and a
 // run without filters (StartMessageMoveTask refused by moto, so message by

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/catalog-import/catalog-import/internal/aws/handler"
+	"github.com/catalog-import/catalog-import/internal/aws/s3store"
 	"github.com/catalog-import/catalog-import/internal/embedded"
 	"github.com/catalog-import/catalog-import/internal/failure"
 	"github.com/catalog-import/catalog-import/internal/lineage"
@@ -200,7 +201,7 @@ func afterRetry(ctx context.Context, env Env, g *global, parentID string, child 
 		fmt.Fprintf(env.Stdout, " ('importctl failures --unresolved %s' lists the rest)", parentID)
 	}
 	fmt.Fprintln(env.Stdout)
-	if code := exitFor(child.Status); code != ExitOK {
+	if code := ExitFor(child.Status); code != ExitOK {
 		return &exitError{code: code}
 	}
 	return nil
@@ -283,7 +284,7 @@ func retryOnStack(ctx context.Context, env Env, g *global, f *retryFlags, filter
 	if err != nil {
 		return err
 	}
-	key := fmt.Sprintf("%sretries/%s/%s", handler.IncomingPrefix, id, lineage.RetryName(parent.Layout, time.Now()))
+	key := fmt.Sprintf("%sretries/%s/%s", s3store.IncomingPrefix, id, lineage.RetryName(parent.Layout, time.Now()))
 	out, err := clients.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(res.Bucket), Key: aws.String(key), Body: bytes.NewReader(buf.Bytes())})
 	if err != nil {
 		return fmt.Errorf("upload the retry file: %w", err)

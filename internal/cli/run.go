@@ -110,7 +110,7 @@ in a dry run, since it needs the catalog.`
 				fmt.Fprintf(env.Stdout, "page      %s (charts and sample failures: open in a browser)\n", page)
 			}
 		}
-		if code := exitFor(sum.Batch.Status); code != ExitOK {
+		if code := ExitFor(sum.Batch.Status); code != ExitOK {
 			return &exitError{code: code}
 		}
 		return nil
@@ -131,8 +131,9 @@ func newBar(w io.Writer, total int64) *progressbar.ProgressBar {
 	)
 }
 
-// runJSON is the --json summary: its keys are a contract.
-type runJSON struct {
+// RunJSON is the --json summary of run and validate: its keys are a
+// contract (the system tests in internal/e2e read it).
+type RunJSON struct {
 	BatchID          string                   `json:"batch_id"`
 	Status           state.BatchStatus        `json:"status"`
 	RowsTotal        int64                    `json:"rows_total"`
@@ -151,13 +152,13 @@ type runJSON struct {
 	ElapsedMS        int64                    `json:"elapsed_ms"`
 }
 
-func summaryJSON(s embedded.Summary, dry bool, elapsed time.Duration) runJSON {
+func summaryJSON(s embedded.Summary, dry bool, elapsed time.Duration) RunJSON {
 	b := s.Batch
 	by := b.ByReason
 	if by == nil {
 		by = map[failure.Reason]int64{}
 	}
-	return runJSON{
+	return RunJSON{
 		BatchID: b.ID, Status: b.Status, RowsTotal: b.Counts.Total, RowsImported: b.Counts.Imported,
 		RowsFailed: b.Counts.Failed, RowsSkipped: b.Counts.Skipped, FailuresByReason: by,
 		Resumed: s.Resumed, AlreadyFinished: s.Existing, DryRun: dry, Report: b.Report, Message: b.Message,

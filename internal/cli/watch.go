@@ -356,7 +356,7 @@ func runWatch(ctx context.Context, env Env, db reader, where string, args []stri
 		return err
 	}
 	if o.batch != "" && len(finals) == 1 {
-		if code := exitFor(finals[0].Status); code != ExitOK {
+		if code := ExitFor(finals[0].Status); code != ExitOK {
 			return &exitError{code: code}
 		}
 	}

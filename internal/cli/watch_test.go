@@ -1,16 +1,21 @@
 package cli
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/catalog-import/catalog-import/internal/local/sqlite"
+	"github.com/catalog-import/catalog-import/internal/record/recordtest"
 	"github.com/catalog-import/catalog-import/internal/state"
 )
 
@@ -121,4 +126,53 @@ func TestWatchBars(t *testing.T) {
 	if got := out.String(); !strings.Contains(got, s.BatchID+"  9/9 rows") || !strings.Contains(got, " "+string(s.Status)+", failed 7") {
 		t.Errorf("the bar does not end with the batch's rows and status:\n%q", got)
 	}
+}
+
+// writeProducts writes a generated product CSV of rows rows, with faults.
+func writeProducts(t *testing.T, path string, rows int, seed int64) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := bufio.NewWriter(f)
+	if err := recordtest.WriteProductCSV(w, rows, seed, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitRows polls the database (as another process would, through one
+// read-only connection) until the batch has at least n rows checkpointed.
+func waitRows(t *testing.T, db string, n int64, timeout time.Duration) int64 {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var conn *sql.DB
+	defer func() {
+		if conn != nil {
+			conn.Close()
+		}
+	}()
+	for time.Now().Before(deadline) {
+		if conn == nil {
+			if _, err := os.Stat(db); err == nil {
+				conn, _ = sql.Open(sqlite.DefaultDriver, "file:"+db+"?mode=ro")
+			}
+		}
+		if conn != nil {
+			var done int64
+			err := conn.QueryRow(`SELECT rows_imported + rows_failed + rows_skipped FROM batches LIMIT 1`).Scan(&done)
+			if err == nil && done >= n {
+				return done
+			}
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	t.Fatalf("%s never reached %d rows", db, n)
+	return 0
 }

@@ -1,6 +1,6 @@
 // Package failure defines the one typed error of Catalog Import (ImportError),
-// the stable layer and reason codes of DESIGN.md, and the failure record that
-// is kept for every row that did not import.
+// the stable layer and reason codes of docs/invariants.md, and the failure
+// record that is kept for every row that did not import.
 //
 // Code branches on Reason codes (checked with errors.As), never on messages.
 // A failure record is keyed by (batch, sheet, row): writing it twice stores it
@@ -70,7 +70,7 @@ var layers = map[Reason]Layer{
 	Internal: LayerInfrastructure,
 }
 
-// Reasons lists every known reason code, in the order of DESIGN.md.
+// Reasons lists every known reason code, in the order of docs/invariants.md.
 func Reasons() []Reason {
 	return []Reason{MalformedRow, SchemaMismatch, InvalidEncoding, RowTooLarge,
 		MissingField, InvalidNumber, OutOfRange, InvalidValue,

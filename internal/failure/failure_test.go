@@ -35,7 +35,7 @@ func TestReasonLayers(t *testing.T) {
 		}
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("reasons per layer %v, want %v (DESIGN.md's table)", got, want)
+		t.Errorf("reasons per layer %v, want %v (the table of docs/invariants.md)", got, want)
 	}
 	for _, r := range []failure.Reason{failure.Throttled, failure.NetworkTimeout, failure.ServiceUnavailable, failure.CircuitOpen} {
 		if !r.Transient() {

@@ -73,7 +73,7 @@ var (
 )
 
 // Default returns the built-in default profile: the standard product
-// columns of DESIGN.md with the Chinese header aliases, write mode upsert, no
+// columns of docs/invariants.md with the Chinese header aliases, write mode upsert, no
 // banned categories and no max_error_ratio.
 func Default() *Profile { return defaultProfile() }
 

@@ -13,8 +13,9 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// fieldID is a product field, numbered in the order of DESIGN.md's table,
-// which is also the order problems are reported in.
+// fieldID is a product field, numbered in the order of the default
+// profile's table in docs/invariants.md, which is also the order problems
+// are reported in.
 type fieldID uint8
 
 const (
@@ -35,7 +36,8 @@ const (
 var fieldNames = [numFields]string{"sku", "name", "category", "brand", "price", "currency", "stock", "status", "description", "image_urls"}
 
 // Fields returns the product field names a profile maps, in the order of
-// DESIGN.md's table (the order problems are reported in).
+// the default profile's table in docs/invariants.md (the order problems are
+// reported in).
 func Fields() []string { return slices.Clone(fieldNames[:]) }
 
 func fieldByName(name string) (fieldID, bool) {

@@ -205,8 +205,8 @@ type problem struct {
 // required.
 //
 // A row that fails returns one *failure.ImportError: the first problem in
-// layer order (semantic, then business) and field order (that of DESIGN.md's
-// table); its message names the field, the value and the rule, and lists the
+// layer order (semantic, then business) and field order (that of the
+// default profile's table in docs/invariants.md); its message names the field, the value and the rule, and lists the
 // row's other problems ("; also: price: InvalidNumber, stock: OutOfRange").
 //
 // The product's strings share memory with values where they can (a price is

@@ -110,7 +110,7 @@ func wantReason(t *testing.T, err error, reason, field string) *failure.ImportEr
 	return ie
 }
 
-// TestDefaultProfileRules has one test per row of DESIGN.md's table of the
+// TestDefaultProfileRules has one test per row of docs/invariants.md's table of the
 // default profile.
 func TestDefaultProfileRules(t *testing.T) {
 	type tc struct {

@@ -23,7 +23,8 @@
 // its checkpoint) use the SAME Scanner, so they always agree on where records
 // are and which row number each one has: a shard boundary or a checkpoint
 // (offset, row) taken from a Scanner is a place another Scanner can start from
-// and produce exactly the same records (invariants 3 and 6 of DESIGN.md).
+// and produce exactly the same records (invariants 3 and 6 of
+// docs/invariants.md).
 //
 // The Scanner streams with bounded memory: it holds at most
 // max(256 KiB, maxRecord) bytes; a longer record is reported as TooLarge with

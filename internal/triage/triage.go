@@ -1,5 +1,5 @@
 // Package triage decides what happens to a shard manifest that reached the
-// shard queue's dead-letter queue (the triage table of DESIGN.md), and
+// shard queue's dead-letter queue (the triage table of docs/invariants.md), and
 // declares the triage log port that records every decision with its inputs.
 //
 // Decide is a pure function: the triage Lambda (internal/aws/handler) only

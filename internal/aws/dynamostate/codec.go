@@ -7,13 +7,13 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/catalog-import/catalog-import/internal/aws/dynamoattr"
 	"github.com/catalog-import/catalog-import/internal/failure"
 	"github.com/catalog-import/catalog-import/internal/state"
+	"github.com/catalog-import/catalog-import/internal/text"
 )
 
 // item is one DynamoDB item.
@@ -343,7 +343,7 @@ func failureItem(r failure.Record, expires int64) (item, error) {
 		return it, nil
 	}
 	room := max(0, itemLimit-base-len("raw_line")-len("raw_truncated")-21)
-	it["raw_line"] = dynamoattr.S(cutUTF8(r.RawLine, room))
+	it["raw_line"] = dynamoattr.S(text.Truncate(r.RawLine, room, ""))
 	it["raw_truncated"] = dynamoattr.N(int64(len(r.RawLine)))
 	return it, nil
 }
@@ -358,18 +358,6 @@ func gzipJSON(v any) ([]byte, error) {
 		return nil, fmt.Errorf("compress raw line: %w", err)
 	}
 	return buf.Bytes(), nil
-}
-
-// cutUTF8 returns the longest prefix of s of at most n bytes that does not
-// split a UTF-8 sequence.
-func cutUTF8(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }
 
 func decodeFailure(it item) (failure.Record, error) {

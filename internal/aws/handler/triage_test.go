@@ -64,14 +64,16 @@ func newTriageRig(t *testing.T, name string, policy triage.Policy) *triageRig {
 	r := &triageRig{clients: clients, res: res, key: "incoming/products.csv"}
 	r.store = dynamostate.New(clients.DynamoDB, res.StateTable, dynamostate.Options{})
 	r.log = r.store.TriageLog()
+	products := dynamocatalog.New(clients.DynamoDB, res.ProductsTable, dynamocatalog.Options{})
 	ports := handler.Ports{
-		Source:  s3store.New(clients.S3),
-		Store:   r.store,
-		Sink:    dynamocatalog.New(clients.DynamoDB, res.ProductsTable, dynamocatalog.Options{}),
-		Queue:   sqsqueue.New(clients.SQS, res.ShardQueueURL),
-		DLQ:     sqsqueue.New(clients.SQS, res.DLQURL),
-		Reports: s3store.NewReports(clients.S3, res.Bucket),
-		Log:     r.log,
+		Source:    s3store.New(clients.S3),
+		Store:     r.store,
+		Sink:      products,
+		Products:  products,
+		Queue:     sqsqueue.New(clients.SQS, res.ShardQueueURL),
+		DLQ:       sqsqueue.New(clients.SQS, res.DLQURL),
+		Reports:   s3store.NewReports(clients.S3, res.Bucket),
+		TriageLog: r.log,
 		Notify: func(_ context.Context, subject, message string) error {
 			r.mu.Lock()
 			defer r.mu.Unlock()

@@ -17,6 +17,10 @@ import (
 	"github.com/catalog-import/catalog-import/internal/aws/awserr"
 )
 
+// IncomingPrefix is where uploads that start an import land in the bucket
+// (the splitter's S3 notification filter).
+const IncomingPrefix = "incoming/"
+
 // ReportsPrefix is the key prefix of every report: reports/<batch>/<name>.
 const ReportsPrefix = "reports/"
 

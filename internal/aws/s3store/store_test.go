@@ -18,6 +18,8 @@ import (
 	"github.com/catalog-import/catalog-import/internal/aws/awstest"
 	"github.com/catalog-import/catalog-import/internal/aws/s3store"
 	"github.com/catalog-import/catalog-import/internal/failure"
+	"github.com/catalog-import/catalog-import/internal/finalize"
+	"github.com/catalog-import/catalog-import/internal/finalize/reportstest"
 	"github.com/catalog-import/catalog-import/internal/object"
 	"github.com/catalog-import/catalog-import/internal/object/objecttest"
 	"github.com/catalog-import/catalog-import/internal/split"
@@ -161,6 +163,51 @@ func TestMissing(t *testing.T) {
 	if _, err := h.src.Stat(t.Context(), s3store.URI(awstest.Name("no-such-bucket"), "x.csv")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Stat in a missing bucket: %v, want fs.ErrNotExist", err)
 	}
+}
+
+var _ finalize.Reports = (*s3store.Reports)(nil)
+
+// bucketReader reads reports back from the bucket.
+type bucketReader struct {
+	client *s3.Client
+	bucket string
+}
+
+func (b bucketReader) Read(ctx context.Context, location string) ([]byte, error) {
+	bucket, key, err := s3store.ParseURI(location)
+	if err != nil {
+		return nil, err
+	}
+	out, err := b.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key})
+	if err != nil {
+		return nil, err
+	}
+	defer out.Body.Close()
+	return io.ReadAll(out.Body)
+}
+
+func (b bucketReader) List(ctx context.Context, batchID string) ([]string, error) {
+	prefix := s3store.ReportsPrefix + batchID + "/"
+	var names []string
+	p := s3.NewListObjectsV2Paginator(b.client, &s3.ListObjectsV2Input{Bucket: &b.bucket, Prefix: &prefix})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range page.Contents {
+			names = append(names, strings.TrimPrefix(aws.ToString(o.Key), prefix))
+		}
+	}
+	return names, nil
+}
+
+func TestReportsContract(t *testing.T) {
+	client := awstest.Clients(t).S3
+	reportstest.Run(t, func(t *testing.T) (finalize.Reports, reportstest.Reader) {
+		bucket := newBucket(t, client)
+		return s3store.NewReports(client, bucket), bucketReader{client: client, bucket: bucket}
+	})
 }
 
 func TestReports(t *testing.T) {

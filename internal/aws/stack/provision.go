@@ -17,7 +17,7 @@ import (
 	"github.com/catalog-import/catalog-import/internal/aws/awserr"
 	"github.com/catalog-import/catalog-import/internal/aws/dynamocatalog"
 	"github.com/catalog-import/catalog-import/internal/aws/dynamostate"
-	"github.com/catalog-import/catalog-import/internal/aws/handler"
+	"github.com/catalog-import/catalog-import/internal/aws/s3store"
 )
 
 // DLQVisibilityTimeout is the shard DLQ's visibility timeout: six times the
@@ -144,7 +144,7 @@ func ensureBucket(ctx context.Context, c *awsclient.Clients, name, uploadQueueAR
 			QueueArn: aws.String(uploadQueueARN),
 			Events:   []s3types.Event{"s3:ObjectCreated:*"},
 			Filter: &s3types.NotificationConfigurationFilter{Key: &s3types.S3KeyFilter{FilterRules: []s3types.FilterRule{{
-				Name: s3types.FilterRuleNamePrefix, Value: aws.String(handler.IncomingPrefix),
+				Name: s3types.FilterRuleNamePrefix, Value: aws.String(s3store.IncomingPrefix),
 			}}}},
 		}}}}); err != nil {
 		return awserr.Wrap(err, "notify "+name+" uploads")

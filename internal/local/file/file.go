@@ -1,6 +1,7 @@
 // Package file is the local-file adapter of the object source port
 // (internal/object), used by embedded runs (`importctl run FILE`), and of
-// the splitter's staging area (Staging, split.Stager).
+// the splitter's staging area (Staging, split.Stager) and of the report
+// store of finalization (Reports, finalize.Reports).
 //
 // It keeps invariant 7 (source immutability) for local files: Open refuses a
 // file whose version tag is no longer the one the splitter saw, and a reader

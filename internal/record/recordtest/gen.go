@@ -57,7 +57,7 @@ func FaultOf(row int64) string {
 }
 
 // Expected returns the column a fault is in and the reason the built-in
-// default profile of DESIGN.md implies for it. (The validator is the
+// default profile of docs/invariants.md implies for it. (The validator is the
 // authority; this is what the generator's author expects.)
 func Expected(fault string) (field string, reason failure.Reason) {
 	switch fault {

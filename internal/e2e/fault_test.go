@@ -1,4 +1,4 @@
-package cli
+package e2e
 
 import (
 	"fmt"
@@ -30,8 +30,8 @@ func TestDevUnderFaults(t *testing.T) {
 	files := map[string]string{
 		"incoming/demo.csv":       "../../testdata/demo/products-gbk.csv",
 		"incoming/dups.csv":       filepath.Join(dir, "dups.csv"),
-		"incoming/ragged.csv":     "testdata/input/ragged.csv",
-		"incoming/products.jsonl": "testdata/input/products.jsonl",
+		"incoming/ragged.csv":     "../cli/testdata/input/ragged.csv",
+		"incoming/products.jsonl": "../cli/testdata/input/products.jsonl",
 	}
 	writeDups(t, files["incoming/dups.csv"], 600)
 	for key, file := range files {

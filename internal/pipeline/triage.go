@@ -1,4 +1,4 @@
-package handler
+package pipeline
 
 import (
 	"context"
@@ -7,14 +7,10 @@ import (
 	"log/slog"
 	"strings"
 	"time"
-	"unicode/utf8"
 
-	"github.com/aws/aws-lambda-go/events"
-
-	"github.com/catalog-import/catalog-import/internal/aws/sqsqueue"
-	"github.com/catalog-import/catalog-import/internal/failure"
 	"github.com/catalog-import/catalog-import/internal/queue"
 	"github.com/catalog-import/catalog-import/internal/state"
+	"github.com/catalog-import/catalog-import/internal/text"
 	"github.com/catalog-import/catalog-import/internal/triage"
 )
 
@@ -32,39 +28,29 @@ const ParkFor = 11 * time.Hour
 // (two writes).
 const triageLease = time.Minute
 
-// recordTimeout bounds the triage log write of a failed delivery when the
-// invocation's context is already done.
-const recordTimeout = time.Second
-
-// recordError appends a worker's failed delivery to the triage log: the
-// "last error" triage decides on if the message reaches the DLQ.
-func (f *Functions) recordError(ctx context.Context, msg queue.Message, err error) {
-	if f.p.Log == nil {
-		return
-	}
-	ie, ok := failure.As(err)
-	if !ok {
-		ie = failure.Wrap(failure.Internal, "", err, "")
-	}
-	m := msg.Manifest
-	e := triage.Entry{BatchID: m.BatchID, Shard: m.Shard, At: f.o.Now().UTC(), Kind: triage.KindError,
-		Layer: ie.Layer, Reason: ie.Reason, Message: err.Error(), ReceiveCount: msg.ReceiveCount,
-		RetryCount: m.RetryCount, MessageID: msg.ID}
-	if ctx.Err() != nil {
-		// The invocation's context is done (deadline): record anyway, briefly.
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
-		defer cancel()
-	}
-	if lerr := f.p.Log.Append(ctx, e); lerr != nil {
-		f.log.Warn("failed delivery not recorded in the triage log", "batch_id", m.BatchID, "shard", m.Shard, "error", lerr)
-	}
+// Dead is one message that reached the shard DLQ.
+type Dead struct {
+	Message queue.Message // ID and Receipt always; the manifest when it could be read
+	Body    string        // the raw body, quoted when the manifest is unreadable
+	// ManifestError says why the manifest could not be read (nil: it was).
+	ManifestError error
 }
 
-// Triage handles messages that reached the shard DLQ: for each it gathers
-// the inputs of the triage table (the manifest, the shard's and batch's
-// state, the last error a worker recorded for the shard), decides with
-// triage.Decide, writes the decision to the triage log, and applies it:
+// triaged is what triage knows about one dead-lettered message.
+type triaged struct {
+	d       Dead
+	m       queue.Manifest
+	in      triage.Input
+	batch   state.Batch // zero when unknown
+	shard   state.Shard // zero when unknown
+	lastMsg string      // the last error's message
+	log     *slog.Logger
+}
+
+// Triage decides on one dead-lettered message and applies the decision. It
+// gathers the inputs of the triage table (the manifest, the shard's and
+// batch's state, the last error a worker recorded for the shard), decides
+// with triage.Decide, writes the decision to the triage log, and applies it:
 //
 //   - retry: the manifest goes back to the shard queue after the decision's
 //     delay with RetryCount+1; the DLQ message is deleted;
@@ -80,66 +66,42 @@ func (f *Functions) recordError(ctx context.Context, msg queue.Message, err erro
 //   - done: the message is deleted (finalizing the batch first if all its
 //     shards are finished but it is still running).
 //
-// A message whose inputs cannot be read (a state or log read fails), whose
-// shard another owner holds, or whose decision cannot be recorded or
-// applied is returned as a batch item failure and decided again later.
-func (f *Functions) Triage(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
-	var resp events.SQSEventResponse
-	for _, r := range ev.Records {
-		if f.triage(ctx, r) {
-			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: r.MessageId})
-		}
-	}
-	return resp, nil
-}
-
-// triaged is what triage knows about one dead-lettered message.
-type triaged struct {
-	r       events.SQSMessage
-	m       queue.Manifest
-	in      triage.Input
-	batch   state.Batch // zero when unknown
-	shard   state.Shard // zero when unknown
-	lastMsg string      // the last error's message
-	log     *slog.Logger
-}
-
-// triage decides on one message and applies the decision. It reports
-// whether the message stays in the DLQ.
-func (f *Functions) triage(ctx context.Context, r events.SQSMessage) (keep bool) {
-	msg, merr := sqsqueue.FromEvent(r)
-	t := &triaged{r: r, m: msg.Manifest}
-	ctx, end := f.continueTrace(ctx, "triage", t.m, r.Attributes[attrTraceHeader])
-	defer end(nil)
+// It reports whether the message stays in the DLQ: its inputs cannot be read
+// (a state or log read fails), another owner holds its shard, its decision
+// cannot be recorded or applied (it is decided again later), or it is
+// parked. What happens is logged here.
+func (p *Pipeline) Triage(ctx context.Context, dead Dead) (keep bool) {
+	msg := dead.Message
+	t := &triaged{d: dead, m: msg.Manifest}
 	t.in = triage.Input{ReceiveCount: msg.ReceiveCount, RetryCount: t.m.RetryCount}
-	t.log = f.log.With("message_id", r.MessageId, "receive_count", msg.ReceiveCount, "retry_count", t.m.RetryCount)
+	t.log = p.log.With("message_id", msg.ID, "receive_count", msg.ReceiveCount, "retry_count", t.m.RetryCount)
 	if t.m.TraceID != "" {
 		t.log = t.log.With("trace_id", t.m.TraceID)
 	}
 	batchID, index := triage.UnknownBatch, -1
-	if merr != nil {
-		t.in.ManifestError = merr.Error()
-		t.log = t.log.With("manifest_error", merr.Error(), "body", oneLine(r.Body, 512))
+	if dead.ManifestError != nil {
+		t.in.ManifestError = dead.ManifestError.Error()
+		t.log = t.log.With("manifest_error", dead.ManifestError.Error(), "body", oneLine(dead.Body, 512))
 	}
 	if t.m.BatchID != "" {
 		batchID, index = t.m.BatchID, t.m.Shard
 		t.log = t.log.With("batch_id", batchID, "shard", index)
-		if err := f.triageInputs(ctx, t); err != nil {
+		if err := p.triageInputs(ctx, t); err != nil {
 			t.log.Error("triage inputs not readable; message returned for later", "error", err)
 			return true
 		}
 	}
 
-	d := triage.Decide(t.in, f.o.Triage)
+	d := triage.Decide(t.in, p.o.Triage)
 	t.log = t.log.With("action", d.Action, "reason", d.Reason, "why", d.Why)
-	if f.o.Metrics != nil {
-		f.o.Metrics.TriageDecided(ctx, batchID, index, d)
+	if p.o.Metrics != nil {
+		p.o.Metrics.TriageDecided(ctx, batchID, index, d)
 	}
-	if f.p.Log != nil {
-		e := triage.Entry{BatchID: batchID, Shard: index, At: f.o.Now().UTC(), Kind: triage.KindDecision,
+	if p.p.TriageLog != nil {
+		e := triage.Entry{BatchID: batchID, Shard: index, At: p.o.Now().UTC(), Kind: triage.KindDecision,
 			Layer: t.in.Layer, Reason: d.Reason, Message: d.Why, Action: d.Action, Delay: d.Delay,
-			ReceiveCount: t.in.ReceiveCount, RetryCount: t.in.RetryCount, MessageID: r.MessageId}
-		if err := f.p.Log.Append(ctx, e); err != nil {
+			ReceiveCount: t.in.ReceiveCount, RetryCount: t.in.RetryCount, MessageID: msg.ID}
+		if err := p.p.TriageLog.Append(ctx, e); err != nil {
 			t.log.Error("triage decision not recorded; message returned for later", "error", err)
 			return true
 		}
@@ -148,23 +110,20 @@ func (f *Functions) triage(ctx context.Context, r events.SQSMessage) (keep bool)
 	case triage.Retry:
 		next := t.m
 		next.RetryCount++
-		if err := f.p.Queue.Send(f.sendCtx(ctx), d.Delay, next); err != nil {
+		if err := p.p.Queue.Send(ctx, d.Delay, next); err != nil {
 			t.log.Error("triage retry not sent; message returned for later", "error", err)
 			return true
 		}
 		t.log.Warn("triage: shard sent back to the queue", "delay", d.Delay.String())
 		return false
 	case triage.Skip:
-		return f.triageSkip(ctx, t, d)
+		return p.triageSkip(ctx, t, d)
 	case triage.Escalate:
-		return f.triageEscalate(ctx, t, d)
+		return p.triageEscalate(ctx, t, d)
 	default:
-		b := t.batch
-		if b.ID != "" && !b.Status.Finished() && b.Shards > 0 && b.ShardsDone == b.Shards {
-			if err := f.finalize(ctx, b.ID, ""); err != nil {
-				t.log.Error("triage: finalization failed; message returned for later", "error", err)
-				return true
-			}
+		if _, err := p.finishIfDone(ctx, t.batch); err != nil {
+			t.log.Error("triage: finalization failed; message returned for later", "error", err)
+			return true
 		}
 		t.log.Info("triage: nothing left to do; message dropped")
 		return false
@@ -172,8 +131,8 @@ func (f *Functions) triage(ctx context.Context, r events.SQSMessage) (keep bool)
 }
 
 // triageInputs reads the batch, the shard and the shard's last error.
-func (f *Functions) triageInputs(ctx context.Context, t *triaged) error {
-	b, err := f.p.Store.GetBatch(ctx, t.m.BatchID)
+func (p *Pipeline) triageInputs(ctx context.Context, t *triaged) error {
+	b, err := p.p.Store.GetBatch(ctx, t.m.BatchID)
 	if errors.Is(err, state.ErrNotFound) {
 		return nil
 	}
@@ -181,7 +140,7 @@ func (f *Functions) triageInputs(ctx context.Context, t *triaged) error {
 		return err
 	}
 	t.batch, t.in.BatchStatus = b, b.Status
-	sh, err := f.shard(ctx, t.m.BatchID, t.m.Shard)
+	sh, err := p.shard(ctx, t.m.BatchID, t.m.Shard)
 	switch {
 	case errors.Is(err, state.ErrNotFound):
 	case err != nil:
@@ -189,10 +148,10 @@ func (f *Functions) triageInputs(ctx context.Context, t *triaged) error {
 	default:
 		t.shard, t.in.ShardStatus = sh, sh.Status
 	}
-	if f.p.Log == nil {
+	if p.p.TriageLog == nil {
 		return nil
 	}
-	es, err := f.p.Log.List(ctx, t.m.BatchID)
+	es, err := p.p.TriageLog.List(ctx, t.m.BatchID)
 	if err != nil {
 		return err
 	}
@@ -202,11 +161,25 @@ func (f *Functions) triageInputs(ctx context.Context, t *triaged) error {
 	return nil
 }
 
+// shard reads one shard of a batch.
+func (p *Pipeline) shard(ctx context.Context, batchID string, index int) (state.Shard, error) {
+	shards, err := p.p.Store.ListShards(ctx, batchID)
+	if err != nil {
+		return state.Shard{}, err
+	}
+	for _, s := range shards {
+		if s.Index == index {
+			return s, nil
+		}
+	}
+	return state.Shard{}, state.ErrNotFound
+}
+
 // claim takes the shard for triage. It reports keep (return the message
 // for later: another owner holds the shard, or the claim failed) or gone
 // (the shard or batch finished meanwhile: nothing to do).
-func (f *Functions) claim(ctx context.Context, t *triaged) (l state.Lease, sh state.Shard, keep, gone bool) {
-	l, sh, err := f.p.Store.Claim(ctx, t.m.BatchID, t.m.Shard, TriageOwner, triageLease, f.o.Now())
+func (p *Pipeline) claim(ctx context.Context, t *triaged) (l state.Lease, sh state.Shard, keep, gone bool) {
+	l, sh, err := p.p.Store.Claim(ctx, t.m.BatchID, t.m.Shard, TriageOwner, triageLease, p.o.Now())
 	switch {
 	case err == nil:
 		return l, sh, false, false
@@ -224,76 +197,74 @@ func (f *Functions) claim(ctx context.Context, t *triaged) (l state.Lease, sh st
 
 // triageSkip finishes the shard SKIPPED, its remaining rows counted skipped,
 // and finalizes the batch if that was its last shard.
-func (f *Functions) triageSkip(ctx context.Context, t *triaged, d triage.Decision) bool {
-	l, sh, keep, gone := f.claim(ctx, t)
+func (p *Pipeline) triageSkip(ctx context.Context, t *triaged, d triage.Decision) bool {
+	l, sh, keep, gone := p.claim(ctx, t)
 	if keep || gone {
 		return keep
 	}
 	cp := sh.Checkpoint
 	cp.Counts.Total = sh.Rows
 	cp.Counts.Skipped = max(0, sh.Rows-cp.Counts.Imported-cp.Counts.Failed)
-	b, err := f.p.Store.FinishShard(ctx, l, state.ShardSkipped, cp, "skipped by triage: "+d.Why)
+	b, err := p.p.Store.FinishShard(ctx, l, state.ShardSkipped, cp, "skipped by triage: "+d.Why)
 	if err != nil {
 		t.log.Error("triage: skip not recorded; message returned for later", "error", err)
 		return true
 	}
 	t.log.Warn("triage: shard skipped", "rows_skipped", cp.Counts.Skipped)
-	if !b.Status.Finished() && b.ShardsDone == b.Shards {
-		if err := f.finalize(ctx, b.ID, ""); err != nil {
-			// The shard is SKIPPED: the message's next delivery is "done",
-			// which finalizes.
-			t.log.Error("triage: finalization failed; message returned for later", "error", err)
-			return true
-		}
+	if _, err := p.finishIfDone(ctx, b); err != nil {
+		// The shard is SKIPPED: the message's next delivery is "done",
+		// which finalizes.
+		t.log.Error("triage: finalization failed; message returned for later", "error", err)
+		return true
 	}
 	return false
 }
 
 // triageEscalate finishes the shard ESCALATED (when the message names one),
 // notifies operators and parks the message in the DLQ.
-func (f *Functions) triageEscalate(ctx context.Context, t *triaged, d triage.Decision) bool {
+func (p *Pipeline) triageEscalate(ctx context.Context, t *triaged, d triage.Decision) bool {
 	if t.shard.Status == state.ShardEscalated {
 		// A parked message back after ParkFor, its shard still escalated:
 		// operators were told; park it again.
 		t.log.Warn("triage: shard still escalated; message parked again for redrive")
-		f.park(ctx, t)
+		p.park(ctx, t)
 		return true
 	}
 	if t.shard.BatchID != "" {
-		l, sh, keep, gone := f.claim(ctx, t)
+		l, sh, keep, gone := p.claim(ctx, t)
 		if keep || gone {
 			return keep
 		}
-		if _, err := f.p.Store.FinishShard(ctx, l, state.ShardEscalated, sh.Checkpoint, "escalated by triage: "+d.Why); err != nil {
+		if _, err := p.p.Store.FinishShard(ctx, l, state.ShardEscalated, sh.Checkpoint, "escalated by triage: "+d.Why); err != nil {
 			t.log.Error("triage: escalation not recorded; message returned for later", "error", err)
 			return true
 		}
 	}
 	t.log.Error("triage: shard escalated; message kept for redrive")
-	if f.p.Notify != nil {
-		subject, body := f.escalation(t, d)
-		if err := f.p.Notify(ctx, subject, body); err != nil {
+	if p.p.Notify != nil {
+		subject, body := p.escalation(t, d)
+		if err := p.p.Notify(ctx, subject, body); err != nil {
 			t.log.Error("triage: escalation notification failed", "error", err)
 		}
 	}
-	f.park(ctx, t)
+	p.park(ctx, t)
 	return true
 }
 
 // park hides the message in the DLQ for ParkFor.
-func (f *Functions) park(ctx context.Context, t *triaged) {
-	if f.p.DLQ == nil {
+func (p *Pipeline) park(ctx context.Context, t *triaged) {
+	if p.p.DLQ == nil {
 		return
 	}
-	m := queue.Message{ID: t.r.MessageId, Receipt: t.r.ReceiptHandle}
-	if err := f.p.DLQ.Retry(ctx, m, ParkFor); err != nil {
+	m := queue.Message{ID: t.d.Message.ID, Receipt: t.d.Message.Receipt}
+	if err := p.p.DLQ.Retry(ctx, m, ParkFor); err != nil {
 		t.log.Warn("triage: message not parked", "error", err)
 	}
 }
 
 // escalation is the subject and text of an escalation notification.
-func (f *Functions) escalation(t *triaged, d triage.Decision) (subject, body string) {
-	stack := f.o.StackName
+func (p *Pipeline) escalation(t *triaged, d triage.Decision) (subject, body string) {
+	stack := p.o.StackName
 	if stack == "" {
 		stack = "<stack>"
 	}
@@ -301,11 +272,12 @@ func (f *Functions) escalation(t *triaged, d triage.Decision) (subject, body str
 	if reason == "" {
 		reason = "no error recorded"
 	}
+	id := t.d.Message.ID
 	var b strings.Builder
 	if t.m.BatchID == "" {
 		subject = "Catalog Import: unreadable shard message escalated"
 		fmt.Fprintf(&b, "A message in the shard dead-letter queue names no batch and was escalated.\n\n")
-		fmt.Fprintf(&b, "Message id: %s\nWhy: %s\nBody: %s\n", t.r.MessageId, d.Why, oneLine(t.r.Body, 512))
+		fmt.Fprintf(&b, "Message id: %s\nWhy: %s\nBody: %s\n", id, d.Why, oneLine(t.d.Body, 512))
 	} else {
 		subject = fmt.Sprintf("Catalog Import: shard %d of batch %s escalated (%s)", t.m.Shard, t.m.BatchID, reason)
 		fmt.Fprintf(&b, "Shard %d of batch %s was escalated by triage; the batch stays RUNNING until it is resolved.\n\n", t.m.Shard, t.m.BatchID)
@@ -317,16 +289,12 @@ func (f *Functions) escalation(t *triaged, d triage.Decision) (subject, body str
 		fmt.Fprintf(&b, "Status and triage log: importctl status --stack %s %s\n", stack, t.m.BatchID)
 		fmt.Fprintf(&b, "Failed rows:           importctl failures --stack %s %s\n", stack, t.m.BatchID)
 	}
-	fmt.Fprintf(&b, "The message is kept in the shard DLQ (message id %s); move it back with importctl redrive once the cause is fixed.\n", t.r.MessageId)
-	return truncate(subject, 100), b.String()
+	fmt.Fprintf(&b, "The message is kept in the shard DLQ (message id %s); move it back with importctl redrive once the cause is fixed.\n", id)
+	return text.Truncate(subject, 100, "..."), b.String()
 }
 
-// truncate cuts s to at most n bytes at a character boundary.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n -= 3; n > 0 && !utf8.RuneStart(s[n]); n-- {
-	}
-	return s[:n] + "..."
+// oneLine folds s's white space into single spaces and cuts it to at most
+// n bytes, never inside a character.
+func oneLine(s string, n int) string {
+	return text.Truncate(strings.Join(strings.Fields(s), " "), n, "...")
 }

@@ -1,4 +1,4 @@
-package cli
+package e2e
 
 import (
 	"context"
@@ -19,11 +19,10 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/catalog-import/catalog-import/internal/aws/awstest"
+	"github.com/catalog-import/catalog-import/internal/cli"
 	"github.com/catalog-import/catalog-import/internal/failure"
 	"github.com/catalog-import/catalog-import/internal/state"
 )
-
-func TestMain(m *testing.M) { awstest.Main(m) }
 
 // dev runs `importctl dev --until-idle` with args and fails the test, with
 // dev's log, if it errs or is not idle within the limit.
@@ -32,7 +31,7 @@ func dev(t *testing.T, limit time.Duration, args ...string) {
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	var out, errb strings.Builder
-	code := Main(ctx, Env{Stdout: &out, Stderr: &errb}, append([]string{"dev", "--until-idle"}, args...))
+	code := cli.Main(ctx, cli.Env{Stdout: &out, Stderr: &errb}, append([]string{"dev", "--until-idle"}, args...))
 	if code != 0 || ctx.Err() != nil {
 		t.Fatalf("importctl dev %v: exit %d after %v (limit %v)\nstdout:\n%s\nlog:\n%s", args, code, limit, ctx.Err(), out.String(), errb.String())
 	}
@@ -96,7 +95,7 @@ func stackBatches(t *testing.T, flags []string) map[string]state.Batch {
 // runImport gives for `importctl run`.
 func stackOutcome(t *testing.T, flags []string, b state.Batch) outcome {
 	t.Helper()
-	o := outcome{Exit: exitFor(b.Status), Status: string(b.Status), Message: b.Message,
+	o := outcome{Exit: cli.ExitFor(b.Status), Status: string(b.Status), Message: b.Message,
 		Rows: [4]int64{b.Counts.Total, b.Counts.Imported, b.Counts.Failed, b.Counts.Skipped}, ByReason: b.ByReason}
 	if b.Counts.Failed > 0 {
 		_, fl, ferr := importctl(t, append([]string{"failures", "--format", "jsonl", b.ID}, flags...)...)
@@ -144,12 +143,12 @@ func TestDevImportsLikeRun(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(dir, "dups.csv"), []byte(dups.String()), 0o644)
 	files := map[string]string{
-		"incoming/clean.csv":           "testdata/input/clean.csv",
+		"incoming/clean.csv":           "../cli/testdata/input/clean.csv",
 		"incoming/demo gbk.csv":        "../../testdata/demo/products-gbk.csv",
-		"incoming/excel/gbk-excel.csv": "testdata/input/gbk-excel.csv",
-		"incoming/products.jsonl":      "testdata/input/products.jsonl",
-		"incoming/ragged.csv":          "testdata/input/ragged.csv",
-		"incoming/missing-columns.csv": "testdata/input/missing-columns.csv",
+		"incoming/excel/gbk-excel.csv": "../cli/testdata/input/gbk-excel.csv",
+		"incoming/products.jsonl":      "../cli/testdata/input/products.jsonl",
+		"incoming/ragged.csv":          "../cli/testdata/input/ragged.csv",
+		"incoming/missing-columns.csv": "../cli/testdata/input/missing-columns.csv",
 		"incoming/dups.csv":            filepath.Join(dir, "dups.csv"),
 	}
 	flags, bucket := devStack(t)

@@ -1,4 +1,4 @@
-package cli
+package e2e
 
 import (
 	"database/sql"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/catalog-import/catalog-import/internal/cli"
 	"github.com/catalog-import/catalog-import/internal/local/sqlite"
 )
 
@@ -65,7 +66,7 @@ func TestCrashResume(t *testing.T) {
 	if final.BatchID != clean.BatchID || final.Status != clean.Status {
 		t.Errorf("final %s %s, clean %s %s", final.BatchID, final.Status, clean.BatchID, clean.Status)
 	}
-	for _, s := range []runJSON{clean, final} {
+	for _, s := range []cli.RunJSON{clean, final} {
 		if s.RowsTotal != 200_000 || s.RowsImported+s.RowsFailed+s.RowsSkipped != s.RowsTotal {
 			t.Errorf("counts do not reconcile: %+v", s)
 		}
@@ -96,13 +97,13 @@ func TestCrashResume(t *testing.T) {
 	}
 }
 
-func runBin(t *testing.T, bin string, args ...string) runJSON {
+func runBin(t *testing.T, bin string, args ...string) cli.RunJSON {
 	t.Helper()
 	out, err := exec.Command(bin, args...).Output()
-	if ee, ok := err.(*exec.ExitError); err != nil && (!ok || ee.ExitCode() != ExitRowFails) {
+	if ee, ok := err.(*exec.ExitError); err != nil && (!ok || ee.ExitCode() != cli.ExitRowFails) {
 		t.Fatalf("importctl %v: %v %s", args, err, ee.Stderr)
 	}
-	var s runJSON
+	var s cli.RunJSON
 	if err := json.Unmarshal(out, &s); err != nil {
 		t.Fatalf("importctl %v: %q: %v", args, out, err)
 	}

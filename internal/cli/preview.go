@@ -1,0 +1,158 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/catalog-import/catalog-import/internal/profile"
+	"github.com/catalog-import/catalog-import/internal/record"
+	"github.com/catalog-import/catalog-import/internal/split"
+	"github.com/catalog-import/catalog-import/internal/xlsx"
+)
+
+// newPreviewCmd is `importctl preview`.
+func newPreviewCmd(env Env) *cobra.Command {
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "preview [flags] FILE",
+		Short: "Show how a file is read: its format, encoding, and first rows as JSON Lines",
+		Long: `Print the detected format and encoding on stderr, then the first rows as JSON
+Lines keyed by the file's own header ("_row" is the row number as a spreadsheet
+shows it). A row that cannot be read prints its error instead.`,
+		Args: exactArgs(1, "FILE"),
+	}
+	cmd.Flags().IntVarP(&limit, "limit", "n", 10, "rows to show")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		return preview(env, args[0], limit)
+	}
+	return cmd
+}
+
+// preview prints the detected layout of the file at path on stderr and its
+// first limit rows as JSON Lines on stdout.
+func preview(env Env, path string, limit int) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return &exitError{code: ExitFailed, err: err}
+	}
+	defer f.Close()
+	prefix := make([]byte, record.SniffSize)
+	n, err := io.ReadFull(f, prefix)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return err
+	}
+	d, err := record.Detect(path, prefix[:n])
+	if err != nil {
+		return &exitError{code: ExitFailed, err: fmt.Errorf("%s: %w", path, err)}
+	}
+	if d.Format == record.XLSX {
+		return previewWorkbook(env, path, limit)
+	}
+	header, start, row, err := record.Header(bytes.NewReader(prefix[:n]), d, n)
+	if err != nil {
+		return &exitError{code: ExitFailed, err: fmt.Errorf("%s: %w", path, err)}
+	}
+	fmt.Fprintf(env.Stderr, "%s: format %s, encoding %s, delimiter %q, header %d columns\n", path, d.Format, d.Encoding, d.Delimiter, len(header))
+	if _, err := f.Seek(start, io.SeekStart); err != nil {
+		return err
+	}
+	sc := record.NewScanner(f, d, start, row, 1<<20)
+	p := record.NewParser(d, header)
+	for shown := 0; shown < limit && sc.Next(); {
+		raw := sc.Raw()
+		if raw.Blank {
+			continue
+		}
+		shown++
+		r := p.Parse(raw)
+		var buf bytes.Buffer
+		fmt.Fprintf(&buf, `{"_row":%d`, r.Num)
+		if r.Err != nil {
+			fmt.Fprintf(&buf, `,"_error":%s`, jsonString(r.Err.Error()))
+		}
+		for i, name := range r.Names {
+			if i < len(r.Values) {
+				fmt.Fprintf(&buf, ",%s:%s", jsonString(name), jsonString(r.Values[i]))
+			}
+		}
+		buf.WriteString("}\n")
+		if _, err := env.Stdout.Write(buf.Bytes()); err != nil {
+			return err
+		}
+	}
+	return sc.Err()
+}
+
+// previewWorkbook shows the first rows of each sheet the default profile
+// imports, keyed by the sheet's header as the splitter finds it.
+func previewWorkbook(env Env, path string, limit int) error {
+	wb, err := xlsx.Open(path, xlsx.Limits{})
+	if err != nil {
+		return &exitError{code: ExitFailed, err: fmt.Errorf("%s: %w", path, err)}
+	}
+	defer wb.Close()
+	v, err := profile.Default().Compile()
+	if err != nil {
+		return err
+	}
+	for _, s := range wb.Sheets() {
+		if s.Hidden || !s.Worksheet {
+			fmt.Fprintf(env.Stderr, "%s: sheet %q: not imported (hidden, or not a worksheet)\n", path, s.Name)
+			continue
+		}
+		header, hrow, found, err := split.SheetHeader(wb, s, v)
+		switch {
+		case err != nil:
+			fmt.Fprintf(env.Stderr, "%s: sheet %q: %v\n", path, s.Name, err)
+			continue
+		case !found:
+			fmt.Fprintf(env.Stderr, "%s: sheet %q: no rows\n", path, s.Name)
+			continue
+		}
+		fmt.Fprintf(env.Stderr, "%s: format xlsx, sheet %q, header row %d, %d columns\n", path, s.Name, hrow, len(header))
+		rows, err := wb.Rows(s)
+		if err != nil {
+			return &exitError{code: ExitFailed, err: fmt.Errorf("%s: %w", path, err)}
+		}
+		for shown := 0; shown < limit && rows.Next(); {
+			if rows.Row() <= hrow {
+				continue
+			}
+			shown++
+			var buf bytes.Buffer
+			fmt.Fprintf(&buf, `{"_sheet":%s,"_row":%d`, jsonString(s.Name), rows.Row())
+			for i, c := range rows.Cells() {
+				name := fmt.Sprintf("_column_%d", i+1)
+				if i < len(header) && header[i] != "" {
+					name = header[i]
+				}
+				if c != "" {
+					fmt.Fprintf(&buf, ",%s:%s", jsonString(name), jsonString(c))
+				}
+			}
+			buf.WriteString("}\n")
+			if _, err := env.Stdout.Write(buf.Bytes()); err != nil {
+				rows.Close()
+				return err
+			}
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return &exitError{code: ExitFailed, err: fmt.Errorf("%s: %w", path, err)}
+		}
+	}
+	return nil
+}
+
+// jsonString is s as a JSON string.
+func jsonString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}

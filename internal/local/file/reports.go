@@ -1,0 +1,42 @@
+package file
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// Reports is the report store of embedded runs (finalize.Reports): a
+// batch's reports are the files Dir/<batch>/<name>, like reports/<batch>/
+// on S3. Each is written to a temporary file and renamed into place, so a
+// failing writer leaves no partial report. An empty Dir keeps no reports
+// (a dry run): the writer still runs, into io.Discard.
+type Reports struct {
+	Dir string
+}
+
+// Put writes the report and returns its path.
+func (r Reports) Put(_ context.Context, batchID, name string, write func(io.Writer) error) (string, error) {
+	if r.Dir == "" {
+		return "", write(io.Discard)
+	}
+	dir := filepath.Join(r.Dir, batchID)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, name)
+	tmp, err := os.CreateTemp(dir, name+".*")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(tmp.Name())
+	if err := write(tmp); err != nil {
+		tmp.Close()
+		return "", err
+	}
+	if err := tmp.Close(); err != nil {
+		return "", err
+	}
+	return path, os.Rename(tmp.Name(), path)
+}
