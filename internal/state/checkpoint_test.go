@@ -27,7 +27,7 @@ func TestBehind(t *testing.T) {
 		{"equal", stored, false},
 		{"all ahead", with(func(c *state.Checkpoint) {
 			c.NextOffset, c.NextRow = 2000, 90
-			c.Counts = state.Counts{Total: 88, Imported: 70, Failed: 10, Skipped: 8}
+			c.Counts = state.Counts{Total: 88, Imported: 70, Superseded: 3, Failed: 10, Skipped: 8}
 		}), false},
 		{"only NextOffset ahead", with(func(c *state.Checkpoint) { c.NextOffset++ }), false},
 		{"only Imported ahead", with(func(c *state.Checkpoint) { c.Counts.Imported++ }), false},
@@ -45,11 +45,11 @@ func TestBehind(t *testing.T) {
 		// One field back while every other moves forward is still behind.
 		{"NextOffset back, rest ahead", with(func(c *state.Checkpoint) {
 			c.NextOffset, c.NextRow = 999, 60
-			c.Counts = state.Counts{Total: 58, Imported: 50, Failed: 5, Skipped: 3}
+			c.Counts = state.Counts{Total: 58, Imported: 50, Superseded: 2, Failed: 5, Skipped: 3}
 		}), true},
 		{"Skipped back, rest ahead", with(func(c *state.Checkpoint) {
 			c.NextOffset, c.NextRow = 1500, 60
-			c.Counts = state.Counts{Total: 58, Imported: 50, Failed: 6, Skipped: 2}
+			c.Counts = state.Counts{Total: 58, Imported: 50, Superseded: 2, Failed: 6, Skipped: 2}
 		}), true},
 	}
 	for _, tc := range cases {
