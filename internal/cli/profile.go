@@ -46,15 +46,14 @@ incoming/NAME/. Pushing a name again replaces the profile for later uploads;
 batches already split keep the rules they were split with.
 
 NAME is 1 to 64 lower-case letters, digits, '-' or '_' ("retries" is reserved for
-importctl retry-failures).`,
+importctl retry-failures), and the profile must call itself NAME (name: NAME), so
+that a batch's stored profile names the profile it ran under (importctl
+retry-failures --stack retries a batch under the current version of it).`,
 		Args: exactArgs(2, "NAME FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, path := args[0], args[1]
 			if g.stack == "" {
 				return usage("profile push needs --stack: profiles live in a stack's bucket")
-			}
-			if err := profile.CheckName(name); err != nil {
-				return usage("%w", err)
 			}
 			data, err := os.ReadFile(path)
 			if err != nil {
@@ -63,8 +62,11 @@ importctl retry-failures).`,
 			if len(data) > profile.MaxSize {
 				return usage("%s: larger than %d bytes", path, profile.MaxSize)
 			}
-			if _, err := profile.Check(data); err != nil {
-				return usage("%s is not a valid profile:\n%w", path, err)
+			if err := profile.CheckName(name); err != nil {
+				return usage("%w", err)
+			}
+			if _, err := profile.CheckNamed(name, data); err != nil {
+				return usage("%s is not a valid profile %s:\n%w", path, name, err)
 			}
 			ctx := cmd.Context()
 			res, clients, err := g.resources(ctx)

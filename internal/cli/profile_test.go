@@ -10,6 +10,8 @@ import (
 	"github.com/catalog-import/catalog-import/internal/aws/s3store"
 	"github.com/catalog-import/catalog-import/internal/aws/stack"
 	"github.com/catalog-import/catalog-import/internal/pipeline/profilestest"
+	"github.com/catalog-import/catalog-import/internal/profile"
+	"github.com/catalog-import/catalog-import/internal/state"
 )
 
 // TestProfilePush: importctl profile push checks the file as the workers
@@ -46,6 +48,7 @@ func TestProfilePush(t *testing.T) {
 		{"bad name", []string{"profile", "push", "Stock", good, "--stack", name}, ExitFailed, `profile name "Stock"`, ""},
 		{"reserved name", []string{"profile", "push", "retries", good, "--stack", name}, ExitFailed, "reserved", ""},
 		{"no stack", []string{"profile", "push", "stock", good}, ExitFailed, "needs --stack", ""},
+		{"name differs", []string{"profile", "push", "price", good, "--stack", name}, ExitFailed, `calls itself "stock"`, ""},
 		{"missing file", []string{"profile", "push", "stock", filepath.Join(dir, "none.yaml"), "--stack", name}, ExitFailed, "none.yaml", ""},
 		{"pushed", []string{"profile", "push", "stock", good, "--stack", name}, 0, "profiles/stock.yaml (rule version", "stock"},
 	} {
@@ -66,7 +69,32 @@ func TestProfilePush(t *testing.T) {
 			}
 		})
 	}
-	if _, err := store.Get(ctx, "bad"); err == nil {
-		t.Errorf("a refused push stored profiles/bad.yaml")
+	for _, n := range []string{"bad", "price"} {
+		if _, err := store.Get(ctx, n); err == nil {
+			t.Errorf("a refused push stored profiles/%s.yaml", n)
+		}
+	}
+
+	// retry-failures --stack names the parent's stored profile, if any.
+	stock, err := profile.Parse([]byte(profilestest.Stock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ghost, err := profile.Parse([]byte(strings.Replace(profilestest.Stock, "name: stock", "name: ghost", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		parent *profile.Profile
+		want   string
+	}{
+		{stock, "stock"},
+		{profile.Default(), ""},
+		{ghost, ""},
+	} {
+		got, err := retryProfile(ctx, store, state.Batch{ID: "b-1", Profile: tc.parent.Canonical()})
+		if err != nil || got != tc.want {
+			t.Errorf("retryProfile(parent under %s) = %q, %v; want %q", tc.parent.Name(), got, err, tc.want)
+		}
 	}
 }

@@ -37,6 +37,24 @@ func CheckName(name string) error {
 	return nil
 }
 
+// CheckNamed checks data as the profile stored under name: name must pass
+// CheckName, data must pass Check, and the profile must call itself name
+// (its name: key), so that a batch's stored profile names the profile it
+// ran under.
+func CheckNamed(name string, data []byte) (*Profile, error) {
+	if err := CheckName(name); err != nil {
+		return nil, err
+	}
+	p, err := Check(data)
+	if err != nil {
+		return nil, err
+	}
+	if p.Name() != name {
+		return nil, fmt.Errorf("name: the profile calls itself %q; set name: %s in it to store it as %s", p.Name(), name, name)
+	}
+	return p, nil
+}
+
 // Check parses a stored profile and compiles it, as the splitter and the
 // workers will: a profile that passes Check is one they can run with.
 func Check(data []byte) (*Profile, error) {

@@ -38,3 +38,22 @@ func TestCheckCompiles(t *testing.T) {
 		t.Errorf("Check(bad) = %v, want the problem named", err)
 	}
 }
+
+func TestCheckNamed(t *testing.T) {
+	stock := []byte("name: stock\nmax_error_ratio: 0.5\n")
+	for _, tc := range []struct {
+		name    string
+		data    []byte
+		wantErr string
+	}{
+		{"stock", stock, ""},
+		{"price", stock, `calls itself "stock"`},
+		{"Stock", stock, "lower-case"},
+		{"stock", []byte("name: stock\nfields:\n  price: {scale: -1}\n"), "fields.price.scale"},
+	} {
+		p, err := CheckNamed(tc.name, tc.data)
+		if tc.wantErr == "" && (err != nil || p.Name() != tc.name) || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+			t.Errorf("CheckNamed(%q) = %v, want error %q", tc.name, err, tc.wantErr)
+		}
+	}
+}

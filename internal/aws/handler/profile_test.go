@@ -46,7 +46,7 @@ func TestProfilePerUpload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lenient, _, err := store.Put(ctx, "lenient", []byte(profilestest.Stock+"max_error_ratio: 0.9\n"))
+	lenient, _, err := store.Put(ctx, "lenient", []byte(strings.Replace(profilestest.Stock, "name: stock", "name: lenient", 1)+"max_error_ratio: 0.9\n"))
 	if err != nil {
 		t.Fatal(err)
 	}

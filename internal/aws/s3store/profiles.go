@@ -33,7 +33,7 @@ func NewProfiles(client *s3.Client, bucket string) *Profiles {
 	return &Profiles{client: client, bucket: bucket}
 }
 
-// Get reads profiles/<name>.yaml and checks it (profile.Check). A name
+// Get reads profiles/<name>.yaml and checks it (profile.CheckNamed). A name
 // profile.CheckName refuses, or no such object, is an error matching
 // profile.ErrNotFound; a profile that does not check names its object and
 // problems; S3 failures are ImportErrors with awserr's reason.
@@ -58,7 +58,7 @@ func (p *Profiles) Get(ctx context.Context, name string) (*profile.Profile, erro
 	if len(data) > profile.MaxSize {
 		return nil, fmt.Errorf("profile %s: larger than %d bytes", uri, profile.MaxSize)
 	}
-	pr, err := profile.Check(data)
+	pr, err := profile.CheckNamed(name, data)
 	if err != nil {
 		return nil, fmt.Errorf("profile %s:\n%w", uri, err)
 	}
@@ -66,16 +66,13 @@ func (p *Profiles) Get(ctx context.Context, name string) (*profile.Profile, erro
 }
 
 // Put stores data as the profile called name, once it checks
-// (profile.Check; its problems are the error, and nothing is stored), and
+// (profile.CheckNamed; its problems are the error, and nothing is stored), and
 // returns the profile and the object's URI.
 func (p *Profiles) Put(ctx context.Context, name string, data []byte) (*profile.Profile, string, error) {
-	if err := profile.CheckName(name); err != nil {
-		return nil, "", err
-	}
 	if len(data) > profile.MaxSize {
 		return nil, "", fmt.Errorf("profile %s: larger than %d bytes", name, profile.MaxSize)
 	}
-	pr, err := profile.Check(data)
+	pr, err := profile.CheckNamed(name, data)
 	if err != nil {
 		return nil, "", err
 	}

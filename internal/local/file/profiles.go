@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 
 	"github.com/catalog-import/catalog-import/internal/profile"
@@ -16,8 +17,7 @@ type Profiles struct {
 	Dir string
 }
 
-// Get loads <Dir>/<name>.yaml and compiles it (profile.Load,
-// profile.Check). A name profile.CheckName refuses, or no such file, is an
+// Get reads <Dir>/<name>.yaml and checks it (profile.CheckNamed). A name profile.CheckName refuses, or no such file, is an
 // error matching profile.ErrNotFound; a profile that does not check names
 // its file and problems.
 func (p Profiles) Get(ctx context.Context, name string) (*profile.Profile, error) {
@@ -25,14 +25,18 @@ func (p Profiles) Get(ctx context.Context, name string) (*profile.Profile, error
 		return nil, fmt.Errorf("%w: %w", profile.ErrNotFound, err)
 	}
 	path := filepath.Join(p.Dir, name+".yaml")
-	pr, err := profile.Load(path)
+	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w: no %s", profile.ErrNotFound, path)
 	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("profile: %w", err)
 	}
-	if _, err := pr.Compile(); err != nil {
+	if len(data) > profile.MaxSize {
+		return nil, fmt.Errorf("profile %s: larger than %d bytes", path, profile.MaxSize)
+	}
+	pr, err := profile.CheckNamed(name, data)
+	if err != nil {
 		return nil, fmt.Errorf("profile %s:\n%w", path, err)
 	}
 	return pr, nil

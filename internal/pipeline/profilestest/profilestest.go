@@ -7,7 +7,8 @@
 // with the rule version the file has; an unknown name, or one that cannot
 // be a profile's, matches profile.ErrNotFound (the upload is then rejected
 // naming it, or falls back to the default profile); a stored file that is
-// not a valid profile is an error naming the problem, not ErrNotFound;
+// not a valid profile, or that calls itself by another name (name:), is
+// an error naming the problem, not ErrNotFound;
 // storing a name again replaces the profile.
 package profilestest
 
@@ -110,6 +111,7 @@ func testInvalidProfile(t *testing.T, s pipeline.Profiles, put Put) {
 		{"typo", "fields:\n  price: {scale: -1}\n", "fields.price.scale"},
 		{"unknown-key", "colour: blue\n", "colour"},
 		{"not-yaml", "fields: [\n", "yaml"},
+		{"other-name", Stock, `calls itself "stock"`},
 	} {
 		put(t, tc.name, []byte(tc.data))
 		_, err := s.Get(ctxOf(t), tc.name)
@@ -124,14 +126,14 @@ func testInvalidProfile(t *testing.T, s pipeline.Profiles, put Put) {
 }
 
 func testReplace(t *testing.T, s pipeline.Profiles, put Put) {
-	put(t, "feed", []byte(Stock))
-	first, err := s.Get(ctxOf(t), "feed")
+	put(t, "stock", []byte(Stock))
+	first, err := s.Get(ctxOf(t), "stock")
 	if err != nil {
 		t.Fatal(err)
 	}
 	second := Stock + "max_error_ratio: 0.5\n"
-	put(t, "feed", []byte(second))
-	got, err := s.Get(ctxOf(t), "feed")
+	put(t, "stock", []byte(second))
+	got, err := s.Get(ctxOf(t), "stock")
 	if err != nil {
 		t.Fatal(err)
 	}
