@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/catalog-import/catalog-import/internal/failure"
 	"github.com/catalog-import/catalog-import/internal/object"
@@ -86,7 +87,8 @@ func (p *Pipeline) profileFor(ctx context.Context, req SplitRequest) (*profile.P
 	case errors.As(err, &ie):
 		return nil, nil, err // the store could not be read
 	default:
-		return p.o.Profile, failure.New(failure.SchemaMismatch, "", "profile %q is not valid (the upload names it in %s): %v", c.Name, c.From, err), nil
+		return p.o.Profile, failure.New(failure.SchemaMismatch, "", "profile %q is not valid (the upload names it in %s): %s", c.Name, c.From,
+			strings.NewReplacer(":\n", ": ", "\n", "; ").Replace(err.Error())), nil // one line in status
 	}
 }
 
