@@ -25,6 +25,7 @@ func newProfileCmd(env Env, g *global) *cobra.Command {
 				}
 			}
 			fmt.Fprintf(env.Stdout, "# rule version %s\n", p.RuleVersion())
+			fmt.Fprintf(env.Stdout, "# write mode %s: %s\n", p.WriteMode(), profile.WriteModeSummary(p.WriteMode()))
 			_, err := env.Stdout.Write(p.Canonical())
 			return err
 		},

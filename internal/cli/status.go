@@ -67,10 +67,10 @@ func listBatches(ctx context.Context, w io.Writer, db reader, limit int, asJSON 
 		return writeJSON(w, bs)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "BATCH\tSTATUS\tROWS\tIMPORTED\tFAILED\tSKIPPED\tCREATED\tFILE")
+	fmt.Fprintln(tw, "BATCH\tORDER\tSTATUS\tROWS\tIMPORTED\tSUPERSEDED\tFAILED\tSKIPPED\tCREATED\tFILE")
 	for _, b := range bs {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\n", b.ID, b.Status, b.Counts.Total, b.Counts.Imported,
-			b.Counts.Failed, b.Counts.Skipped, b.CreatedAt.Local().Format(time.DateTime), b.Source.URI)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", b.ID, b.Order, b.Status, b.Counts.Total, b.Counts.Imported,
+			b.Counts.Superseded, b.Counts.Failed, b.Counts.Skipped, b.CreatedAt.Local().Format(time.DateTime), b.Source.URI)
 	}
 	return tw.Flush()
 }
@@ -109,9 +109,9 @@ func showBatch(ctx context.Context, w io.Writer, db reader, where, id string, as
 func printShards(tw io.Writer, b state.Batch, shards []state.Shard) {
 	sheets := b.Layout.Format == string(record.XLSX)
 	if sheets { // a workbook: the byte ranges are those of each shard's staged chunk
-		fmt.Fprintln(tw, "\nSHARD\tSHEET\tSTATUS\tROWS\tFIRST ROW\tBYTES\tDONE\tIMPORTED\tFAILED\tATTEMPTS\tEPOCH")
+		fmt.Fprintln(tw, "\nSHARD\tSHEET\tSTATUS\tROWS\tFIRST ROW\tBYTES\tDONE\tIMPORTED\tSUPERSEDED\tFAILED\tATTEMPTS\tEPOCH")
 	} else {
-		fmt.Fprintln(tw, "\nSHARD\tSTATUS\tROWS\tFIRST ROW\tBYTES\tDONE\tIMPORTED\tFAILED\tATTEMPTS\tEPOCH")
+		fmt.Fprintln(tw, "\nSHARD\tSTATUS\tROWS\tFIRST ROW\tBYTES\tDONE\tIMPORTED\tSUPERSEDED\tFAILED\tATTEMPTS\tEPOCH")
 	}
 	for _, s := range shards {
 		c := s.Checkpoint.Counts
@@ -119,8 +119,8 @@ func printShards(tw io.Writer, b state.Batch, shards []state.Shard) {
 		if sheets {
 			fmt.Fprintf(tw, "%s\t", s.Sheet)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d-%d\t%d\t%d\t%d\t%d\t%d\n", s.Status, s.Rows, s.FirstRow, s.Start, s.End,
-			c.Done(), c.Imported, c.Failed, s.Attempts, s.Epoch)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d-%d\t%d\t%d\t%d\t%d\t%d\t%d\n", s.Status, s.Rows, s.FirstRow, s.Start, s.End,
+			c.Done(), c.Imported, c.Superseded, c.Failed, s.Attempts, s.Epoch)
 	}
 }
 

@@ -237,7 +237,7 @@ func progressLine(f frame) string {
 // finalLine is a finished batch's line: its final counts.
 func finalLine(f frame) string {
 	c := f.Counts
-	s := fmt.Sprintf("%s %s %s rows: %s imported, %s, %s skipped", f.ID, f.Status, num(c.Total), num(c.Imported), failedText(f), num(c.Skipped))
+	s := fmt.Sprintf("%s %s %s rows: %s imported, %s%s, %s skipped", f.ID, f.Status, num(c.Total), num(c.Imported), supersededText(c), failedText(f), num(c.Skipped))
 	if f.Elapsed > 0 {
 		s += ", in " + f.Elapsed.Round(time.Millisecond).String()
 	}

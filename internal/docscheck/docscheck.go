@@ -11,7 +11,7 @@
 //     function, type, constant or variable); only in the code column;
 //   - a test, as package directory, a dot, and the name `go test -run` matches
 //     in that package: `internal/shard.TestZombieCannotMoveCheckpoint`,
-//     `internal/finalize.TestFinalize/a_lost_row_fails_the_batch_and_is_named`;
+//     `internal/finalize.TestFinalize/a_lost_failure_record_fails_the_batch_and_is_named`;
 //     for a contract suite, the path inside the suite's Run, under the suite's
 //     package: `internal/state/statetest.Claim/AfterExpiryNewOwnerFencesZombie`;
 //     only in the tests column;

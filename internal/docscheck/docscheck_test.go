@@ -60,7 +60,7 @@ func TestCheckerFindsStaleNames(t *testing.T) {
 		want              string // in the only error; "" for none
 	}{
 		{"exists", "`internal/state.Store.Claim`, `internal/local/sqlite.(*DB).Checkpoint`, `internal/shard.Options.DeadlineMargin`, `internal/state.MaxSamples`, `internal/embedded.BatchID`, `internal/shard/resilience.go`, `template.yaml`",
-			"`internal/shard.TestZombieCannotMoveCheckpoint`, `internal/state/statetest.Claim/AfterExpiryNewOwnerFencesZombie`, `internal/finalize.TestFinalize/a_lost_row_fails_the_batch_and_is_named`, `internal/local/sqlite.TestStoreContract`", ""},
+			"`internal/shard.TestZombieCannotMoveCheckpoint`, `internal/state/statetest.Claim/AfterExpiryNewOwnerFencesZombie`, `internal/finalize.TestFinalize/a_lost_failure_record_fails_the_batch_and_is_named`, `internal/local/sqlite.TestStoreContract`", ""},
 		{"renamed test", "", "`internal/shard.TestZombieCannotMoveTheCheckpoint`", "no func TestZombieCannotMoveTheCheckpoint"},
 		{"renamed suite case", "", "`internal/state/statetest.Claim/AfterExpiryTheNewOwnerFencesZombie`", "no test or suite case"},
 		{"suite case under another suite", "", "`internal/catalog/catalogtest.Claim/AfterExpiryNewOwnerFencesZombie`", "no test or suite case"},

@@ -129,7 +129,7 @@ func waitRows(t *testing.T, db string, n int64, timeout time.Duration) int64 {
 		}
 		if conn != nil {
 			var done int64
-			err := conn.QueryRow(`SELECT rows_imported + rows_failed + rows_skipped FROM batches LIMIT 1`).Scan(&done)
+			err := conn.QueryRow(`SELECT rows_imported + rows_superseded + rows_failed + rows_skipped FROM batches LIMIT 1`).Scan(&done)
 			if err == nil && done >= n {
 				return done
 			}

@@ -153,6 +153,9 @@ func run(ctx context.Context, cfg Config, db *sqlite.DB, path string) (Summary, 
 		return Summary{}, fmt.Errorf("read %s: %w", path, err)
 	}
 	var sink catalog.Sink = db
+	if cfg.DB == sqlite.Memory {
+		sink = dryRunSink{db}
+	}
 	if cfg.wrapSink != nil {
 		sink = cfg.wrapSink(sink)
 	}
@@ -162,7 +165,7 @@ func run(ctx context.Context, cfg Config, db *sqlite.DB, path string) (Summary, 
 	}
 	opts := cfg.Split
 	opts.HashContent = true
-	pl := pipeline.New(pipeline.Ports{Source: src, Store: db, Sink: sink, Products: db, Queue: q,
+	pl := pipeline.New(pipeline.Ports{Source: src, Store: db, Sink: sink, Queue: q,
 		Reports: file.Reports{Dir: cfg.ReportDir}, Staging: file.Staging{Dir: cfg.StagingDir}},
 		pipeline.Options{Profile: cfg.Profile, Split: opts, Log: cfg.Log,
 			Worker: shard.Options{Owner: fmt.Sprintf("importctl-%d", os.Getpid()), CheckpointEvery: cfg.Every, Pool: cfg.Pool, MaxRecord: cfg.Split.MaxRecord,
@@ -253,4 +256,22 @@ func splitWorkbook(ctx context.Context, cfg Config, pl *pipeline.Pipeline, db *s
 		return split.Plan{}, split.Outcome{}, err
 	}
 	return pl.Split(ctx, pipeline.SplitRequest{Info: info, BatchID: id, Content: content, SameContent: true})
+}
+
+// dryRunSink is the sink of a dry run (an in-memory database, whose catalog
+// is empty): an update row of a SKU it has not seen counts as imported, not
+// UnknownSKU, since whether the real catalog has it cannot be known (as
+// SKUExists cannot be found in a dry run).
+type dryRunSink struct{ catalog.Sink }
+
+// Write writes to the in-memory catalog and counts Unknown outcomes as
+// Written.
+func (s dryRunSink) Write(ctx context.Context, mode catalog.WriteMode, ps []catalog.Product) ([]catalog.Outcome, error) {
+	outs, err := s.Sink.Write(ctx, mode, ps)
+	for i := range outs {
+		if outs[i].Result == catalog.Unknown {
+			outs[i].Result = catalog.Written
+		}
+	}
+	return outs, err
 }

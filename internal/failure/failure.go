@@ -48,6 +48,9 @@ const (
 	DuplicateSKU   Reason = "DuplicateSKU"
 	BannedCategory Reason = "BannedCategory"
 	SKUExists      Reason = "SKUExists"
+	// UnknownSKU: an update-mode row whose SKU is not in the catalog (update
+	// changes existing products only).
+	UnknownSKU Reason = "UnknownSKU"
 )
 
 // Infrastructure reasons: something other than the row went wrong.
@@ -64,7 +67,7 @@ const (
 var layers = map[Reason]Layer{
 	MalformedRow: LayerSyntax, SchemaMismatch: LayerSyntax, InvalidEncoding: LayerSyntax, RowTooLarge: LayerSyntax,
 	MissingField: LayerSemantic, InvalidNumber: LayerSemantic, OutOfRange: LayerSemantic, InvalidValue: LayerSemantic,
-	DuplicateSKU: LayerBusiness, BannedCategory: LayerBusiness, SKUExists: LayerBusiness,
+	DuplicateSKU: LayerBusiness, BannedCategory: LayerBusiness, SKUExists: LayerBusiness, UnknownSKU: LayerBusiness,
 	NetworkTimeout: LayerInfrastructure, Throttled: LayerInfrastructure, ServiceUnavailable: LayerInfrastructure,
 	AccessDenied: LayerInfrastructure, SourceChanged: LayerInfrastructure, CircuitOpen: LayerInfrastructure,
 	Internal: LayerInfrastructure,
@@ -74,7 +77,7 @@ var layers = map[Reason]Layer{
 func Reasons() []Reason {
 	return []Reason{MalformedRow, SchemaMismatch, InvalidEncoding, RowTooLarge,
 		MissingField, InvalidNumber, OutOfRange, InvalidValue,
-		DuplicateSKU, BannedCategory, SKUExists,
+		DuplicateSKU, BannedCategory, SKUExists, UnknownSKU,
 		NetworkTimeout, Throttled, ServiceUnavailable, AccessDenied, SourceChanged, CircuitOpen, Internal}
 }
 

@@ -26,7 +26,7 @@ func TestImportErrorSurvivesWrapping(t *testing.T) {
 
 func TestReasonLayers(t *testing.T) {
 	t.Parallel()
-	want := map[failure.Layer]int{failure.LayerSyntax: 4, failure.LayerSemantic: 4, failure.LayerBusiness: 3, failure.LayerInfrastructure: 7}
+	want := map[failure.Layer]int{failure.LayerSyntax: 4, failure.LayerSemantic: 4, failure.LayerBusiness: 4, failure.LayerInfrastructure: 7}
 	got := map[failure.Layer]int{}
 	for _, r := range failure.Reasons() {
 		got[r.Layer()]++

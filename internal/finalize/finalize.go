@@ -1,15 +1,19 @@
 // Package finalize closes a batch once its last shard is finished: it
-// reconciles the counts against the durable records (products written and
-// failure records kept, per shard and in sum), writes the error report and
-// the batch report (report.html, internal/report), and sets the final status.
+// reconciles the counts against the durable records (each shard's
+// checkpointed row outcomes and the failure records kept, per shard and in
+// sum), writes the error report and the batch report (report.html,
+// internal/report), and sets the final status.
 //
 // A workbook's staged chunks (see internal/split) are removed here, once
 // the batch is finished.
 //
 // It keeps invariant 6: a batch completes only when, for every shard and in
-// sum, rows_total = imported + failed + skipped, counted from what is stored,
-// not from in-memory counters; otherwise the batch is FAILED and the message
-// names each difference.
+// sum, rows_total = imported + superseded + failed + skipped, counted from
+// what is stored (the outcomes each checkpoint recorded, the failure
+// records), not from in-memory counters; otherwise the batch is FAILED and
+// the message names each difference. Products are never counted by
+// provenance: a later upload may own any product a batch wrote, and that
+// must not fail the batch.
 package finalize
 
 import (
@@ -17,7 +21,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"strings"
 	"time"
 
@@ -33,11 +36,6 @@ type Store interface {
 	CountFailures(ctx context.Context, batchID string) (map[int]int64, error)
 	Failures(ctx context.Context, batchID string, f state.FailureFilter) ([]failure.Record, error)
 	FinishBatch(ctx context.Context, id string, f state.Final, now time.Time) (state.Batch, error)
-}
-
-// Products counts the products a batch wrote (catalog.Reader).
-type Products interface {
-	CountBatch(ctx context.Context, batchID, sheet string, from, to int64) (int64, error)
 }
 
 // Reports stores a batch's error report and returns where it is.
@@ -58,9 +56,8 @@ type Staging interface {
 
 // Deps are finalization's ports.
 type Deps struct {
-	Store    Store
-	Products Products
-	Reports  Reports
+	Store   Store
+	Reports Reports
 	// Lineage, when set, resolves the parent's failures of a batch that
 	// re-imports failed rows (Batch.Parent), before the batch is finished.
 	Lineage Lineage
@@ -70,11 +67,6 @@ type Deps struct {
 	Staging Staging
 	Log     *slog.Logger
 	Now     func() time.Time
-	// Settle is how long a count that does not reconcile is re-counted
-	// (with growing pauses) before the batch is declared FAILED: for product
-	// readers that are eventually consistent, such as a DynamoDB index.
-	// Zero for readers that see every finished write at once (SQLite).
-	Settle time.Duration
 }
 
 // pageSize is how many failure records are read per page for the report.
@@ -92,21 +84,6 @@ func Finalize(ctx context.Context, d Deps, id, abort string) (state.Batch, error
 	total, diffs, err := reconcile(ctx, d, b, abort)
 	if err != nil {
 		return state.Batch{}, err
-	}
-	for wait := 100 * time.Millisecond; len(diffs) > 0 && d.Settle > 0; wait *= 2 {
-		// An eventually consistent product count (a DynamoDB index) may lag
-		// the writes that finished a moment ago: count again before failing.
-		if wait > d.Settle {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return state.Batch{}, ctx.Err()
-		case <-time.After(wait):
-		}
-		if total, diffs, err = reconcile(ctx, d, b, abort); err != nil {
-			return state.Batch{}, err
-		}
 	}
 
 	agg := &report.Aggregate{} // the failure records, counted in the error report's pass
@@ -168,6 +145,14 @@ func Finalize(ctx context.Context, d Deps, id, abort string) (state.Batch, error
 
 // reconcile counts every shard's outcomes from the stored records and names
 // each shard whose outcomes do not add up to its rows.
+//
+// A shard's imported and superseded rows are those its checkpoints
+// recorded; its failed rows are its failure records. The two differ by the
+// rows a shard imported that a lower row of the same SKU, written later by
+// another shard, displaced: their DuplicateSKU records are added outside the
+// shard's checkpoints, so they move from imported to failed. A failure
+// record missing, or a checkpoint short of the shard's rows, is a
+// difference.
 func reconcile(ctx context.Context, d Deps, b state.Batch, abort string) (state.Counts, []string, error) {
 	id := b.ID
 	shards, err := d.Store.ListShards(ctx, id)
@@ -180,22 +165,20 @@ func reconcile(ctx context.Context, d Deps, b state.Batch, abort string) (state.
 	}
 	var total state.Counts
 	var diffs []string
-	for i, s := range shards {
-		to := int64(math.MaxInt64)
-		if i+1 < len(shards) && shards[i+1].SheetIndex == s.SheetIndex {
-			to = shards[i+1].FirstRow - 1
+	for _, s := range shards {
+		cp := s.Checkpoint.Counts
+		c := state.Counts{Total: s.Rows, Imported: cp.Imported, Superseded: cp.Superseded, Failed: perShard[s.Index], Skipped: cp.Skipped}
+		if displaced := c.Failed - cp.Failed; displaced > 0 {
+			moved := min(displaced, c.Imported)
+			c.Imported -= moved
+			c.Superseded -= min(displaced-moved, c.Superseded)
 		}
-		imported, err := d.Products.CountBatch(ctx, id, s.Sheet, s.FirstRow, to)
-		if err != nil {
-			return state.Counts{}, nil, fmt.Errorf("count products of shard %d: %w", s.Index, err)
-		}
-		c := state.Counts{Total: s.Rows, Imported: imported, Failed: perShard[s.Index]}
 		if s.Status == state.ShardSkipped || abort != "" {
-			c.Skipped = max(0, c.Total-c.Imported-c.Failed)
+			c.Skipped = max(0, c.Total-c.Imported-c.Superseded-c.Failed)
 		}
 		if c.Done() != c.Total {
-			diffs = append(diffs, fmt.Sprintf("shard %d: %d rows but %d imported + %d failed + %d skipped (%+d)",
-				s.Index, c.Total, c.Imported, c.Failed, c.Skipped, c.Done()-c.Total))
+			diffs = append(diffs, fmt.Sprintf("shard %d: %d rows but %d imported + %d superseded + %d failed + %d skipped (%+d)",
+				s.Index, c.Total, c.Imported, c.Superseded, c.Failed, c.Skipped, c.Done()-c.Total))
 		}
 		total = total.Add(c)
 	}

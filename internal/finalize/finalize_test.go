@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,35 +16,17 @@ import (
 	"github.com/catalog-import/catalog-import/internal/state"
 )
 
-// lossy hides one product of shard 1, as if a write had been lost.
-type lossy struct{ *sqlite.DB }
-
-func (l lossy) CountBatch(ctx context.Context, batchID, sheet string, from, to int64) (int64, error) {
-	n, err := l.DB.CountBatch(ctx, batchID, sheet, from, to)
-	if from == 12 {
-		n--
-	}
-	return n, err
+// shardRun is what a worker leaves for one shard of the seeded batch: its
+// final checkpoint's counts and the failure records it wrote.
+type shardRun struct {
+	counts   state.Counts
+	failures []int64 // rows with an InvalidNumber record
 }
 
-// lagging hides one product of shard 1 from the first calls, as an
-// eventually consistent index does right after the write.
-type lagging struct {
-	*sqlite.DB
-	calls atomic.Int64
-}
-
-func (l *lagging) CountBatch(ctx context.Context, batchID, sheet string, from, to int64) (int64, error) {
-	n, err := l.DB.CountBatch(ctx, batchID, sheet, from, to)
-	if from == 12 && l.calls.Add(1) <= 2 {
-		n--
-	}
-	return n, err
-}
-
-// seed stores a batch of two finished shards (rows 2-11 and 12-21) with
-// 9 + 10 products and one failure, the way workers leave it.
-func seed(t *testing.T) *sqlite.DB {
+// seed stores a batch "b" of two finished shards (rows 2-11 and 12-21), the
+// way workers leave it with runs: shard 0 by default has 9 imported rows and
+// one failure (row 5), shard 1 ten imported rows.
+func seed(t *testing.T, runs ...shardRun) *sqlite.DB {
 	t.Helper()
 	ctx := context.Background()
 	db, err := sqlite.Open(sqlite.Memory, sqlite.Options{})
@@ -53,6 +34,9 @@ func seed(t *testing.T) *sqlite.DB {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
+	if runs == nil {
+		runs = []shardRun{{state.Counts{Total: 10, Imported: 9, Failed: 1}, []int64{5}}, {state.Counts{Total: 10, Imported: 10}, nil}}
+	}
 	now := time.Now()
 	shards := []state.Shard{
 		{BatchID: "b", Index: 0, Sheet: "-", Start: 10, End: 100, FirstRow: 2, Rows: 10, Status: state.ShardPending},
@@ -65,7 +49,7 @@ func seed(t *testing.T) *sqlite.DB {
 	var products []catalog.Product
 	for row := int64(2); row <= 21; row++ {
 		if row != 5 {
-			products = append(products, product(row))
+			products = append(products, product("b", row))
 		}
 	}
 	if _, err := db.Write(ctx, "upsert", products); err != nil {
@@ -77,13 +61,11 @@ func seed(t *testing.T) *sqlite.DB {
 			t.Fatal(err)
 		}
 		var fails []failure.Record
-		c := state.Counts{Total: 10, Imported: 10}
-		if i == 0 {
-			fails = []failure.Record{{BatchID: "b", Sheet: "-", Row: 5, Layer: failure.LayerSemantic, Reason: failure.InvalidNumber,
-				Field: "price", Message: "bad", RawLine: "X-5,=cmd", Cells: []string{"X-5", "=cmd"}, FailureAt: now, Shard: 0}}
-			c = state.Counts{Total: 10, Imported: 9, Failed: 1}
+		for _, row := range runs[i].failures {
+			fails = append(fails, failure.Record{BatchID: "b", Sheet: "-", Row: row, Layer: failure.LayerSemantic, Reason: failure.InvalidNumber,
+				Field: "price", Message: "bad", RawLine: "X-5,=cmd", Cells: []string{"X-5", "=cmd"}, FailureAt: now, Shard: i})
 		}
-		cp := state.Checkpoint{NextOffset: s.End, NextRow: s.FirstRow + 10, Counts: c}
+		cp := state.Checkpoint{NextOffset: s.End, NextRow: s.FirstRow + 10, Counts: runs[i].counts}
 		if _, err := db.Checkpoint(ctx, l, cp, fails, now.Add(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
@@ -106,47 +88,63 @@ func (r *memReports) Put(_ context.Context, batchID, name string, write func(io.
 	return "mem://" + batchID + "/" + name, write(w)
 }
 
-func product(row int64) catalog.Product {
+func product(batch string, row int64) catalog.Product {
 	return catalog.Product{SKU: fmt.Sprintf("P-%d", row), Name: "Lamp", Category: "Home", Price: "1.00", Currency: "CNY",
-		Status: "active", BatchID: "b", Source: catalog.Position{Sheet: "-", Row: row}}
+		Status: "active", BatchID: batch, Source: catalog.Position{Sheet: "-", Row: row}}
 }
 
 func TestFinalize(t *testing.T) {
 	t.Parallel()
+	def := []shardRun{{state.Counts{Total: 10, Imported: 9, Failed: 1}, []int64{5}}, {state.Counts{Total: 10, Imported: 10}, nil}}
 	cases := []struct {
 		name       string
-		lose       bool
-		lag        bool
+		runs       []shardRun
+		overwrite  bool // another batch writes every SKU afterwards
 		abort      string
 		wantStatus state.BatchStatus
 		wantCounts state.Counts
 		wantMsg    string
 	}{
-		{"reconciles", false, false, "", state.BatchCompletedWithErrors, state.Counts{Total: 20, Imported: 19, Failed: 1}, ""},
-		{"a lagging count is counted again", false, true, "", state.BatchCompletedWithErrors, state.Counts{Total: 20, Imported: 19, Failed: 1}, ""},
-		{"a lost row fails the batch and is named", true, false, "", state.BatchFailed, state.Counts{Total: 20, Imported: 18, Failed: 1},
-			"shard 1: 10 rows but 9 imported + 0 failed + 0 skipped (-1)"},
-		{"abort counts the rest as skipped", true, false, "too many errors", state.BatchAborted, state.Counts{Total: 20, Imported: 18, Failed: 1, Skipped: 1}, "too many errors"},
+		{"reconciles", def, false, "", state.BatchCompletedWithErrors, state.Counts{Total: 20, Imported: 19, Failed: 1}, ""},
+		{"another batch owning the products changes nothing", def, true, "", state.BatchCompletedWithErrors,
+			state.Counts{Total: 20, Imported: 19, Failed: 1}, ""},
+		{"superseded rows are an outcome", []shardRun{def[0], {state.Counts{Total: 10, Imported: 4, Superseded: 6}, nil}}, false, "",
+			state.BatchCompletedWithErrors, state.Counts{Total: 20, Imported: 13, Superseded: 6, Failed: 1}, ""},
+		{"a displaced row moves from imported to failed", []shardRun{
+			{state.Counts{Total: 10, Imported: 9, Failed: 1}, []int64{5}},
+			{state.Counts{Total: 10, Imported: 10}, []int64{15}}, // row 15's record was put by another shard
+		}, false, "", state.BatchCompletedWithErrors, state.Counts{Total: 20, Imported: 18, Failed: 2}, ""},
+		{"a lost failure record fails the batch and is named", []shardRun{def[0], {state.Counts{Total: 10, Imported: 9, Failed: 1}, nil}}, false, "",
+			state.BatchFailed, state.Counts{Total: 20, Imported: 18, Failed: 1}, "shard 1: 10 rows but 9 imported + 0 superseded + 0 failed + 0 skipped (-1)"},
+		{"a checkpoint short of the rows fails the batch", []shardRun{def[0], {state.Counts{Total: 9, Imported: 9}, nil}}, false, "",
+			state.BatchFailed, state.Counts{Total: 20, Imported: 18, Failed: 1}, "shard 1: 10 rows but 9 imported"},
+		{"abort counts the rest as skipped", []shardRun{def[0], {state.Counts{Total: 9, Imported: 9}, nil}}, false, "too many errors",
+			state.BatchAborted, state.Counts{Total: 20, Imported: 18, Failed: 1, Skipped: 1}, "too many errors"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			db := seed(t)
-			var products finalize.Products = db
-			if tc.lose {
-				products = lossy{db}
-			}
-			if tc.lag {
-				products = &lagging{DB: db}
+			db := seed(t, tc.runs...)
+			if tc.overwrite {
+				var ps []catalog.Product
+				for row := int64(2); row <= 21; row++ {
+					ps = append(ps, product("other", row))
+				}
+				if _, err := db.Write(context.Background(), "upsert", ps); err != nil {
+					t.Fatal(err)
+				}
 			}
 			rep := &memReports{}
-			d := finalize.Deps{Store: db, Products: products, Reports: rep, Settle: 500 * time.Millisecond}
+			d := finalize.Deps{Store: db, Reports: rep}
 			b, err := finalize.Finalize(context.Background(), d, "b", tc.abort)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if b.Status != tc.wantStatus || b.Counts != tc.wantCounts || !strings.Contains(b.Message, tc.wantMsg) {
 				t.Errorf("got %s %+v %q, want %s %+v containing %q", b.Status, b.Counts, b.Message, tc.wantStatus, tc.wantCounts, tc.wantMsg)
+			}
+			if tc.name != "reconciles" {
+				return
 			}
 			if b.ByReason[failure.InvalidNumber] != 1 || b.Report != "mem://b/errors.csv" {
 				t.Errorf("by reason %v, report %q", b.ByReason, b.Report)

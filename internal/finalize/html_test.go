@@ -17,7 +17,7 @@ func TestFinalizeWritesTheBatchReport(t *testing.T) {
 	t.Parallel()
 	db := seed(t)
 	rep := &memReports{}
-	b, err := finalize.Finalize(context.Background(), finalize.Deps{Store: db, Products: db, Reports: rep, Now: func() time.Time {
+	b, err := finalize.Finalize(context.Background(), finalize.Deps{Store: db, Reports: rep, Now: func() time.Time {
 		return time.Date(2031, 3, 14, 15, 9, 26, 0, time.UTC)
 	}}, "b", "")
 	if err != nil {

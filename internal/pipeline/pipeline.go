@@ -35,13 +35,11 @@ import (
 type Ports struct {
 	Source object.Source
 	Store  state.Store
-	// Sink receives the shards' products; Products counts them back at
-	// finalization (usually the same store, Sink possibly wrapped).
-	Sink     catalog.Sink
-	Products catalog.Reader
-	Queue    queue.Queue      // the shard queue
-	DLQ      queue.Queue      // the shard queue's dead-letter queue (triage parks messages there); nil: none
-	Reports  finalize.Reports // error reports (reports/<batch>/)
+	// Sink receives the shards' products.
+	Sink    catalog.Sink
+	Queue   queue.Queue      // the shard queue
+	DLQ     queue.Queue      // the shard queue's dead-letter queue (triage parks messages there); nil: none
+	Reports finalize.Reports // error reports (reports/<batch>/)
 	// Staging holds the sheets of workbooks as the splitter stages them
 	// (staging/<batch>/); finalization removes them. Nil: a workbook
 	// cannot be split unless the split names its own stager.
@@ -85,10 +83,6 @@ type Options struct {
 	Profile *profile.Profile // default: the built-in default profile
 	Split   split.Options    // shard size, content hashing
 	Worker  shard.Options    // the shard worker's options, as shard.New takes them
-	// Settle: how long finalization re-counts products that do not
-	// reconcile yet (finalize.Deps.Settle; zero for stores that see every
-	// write at once).
-	Settle time.Duration
 	// Triage is the retry budget and backoff of triage (zero fields take
 	// triage's defaults).
 	Triage triage.Policy
@@ -150,14 +144,14 @@ func (p *Pipeline) span(ctx context.Context, name string) (context.Context, func
 func (p *Pipeline) Finalize(ctx context.Context, id, abort string) (state.Batch, error) {
 	p.finMu.Lock()
 	defer p.finMu.Unlock()
-	fin := finalize.Deps{Store: p.p.Store, Products: p.p.Products, Reports: p.p.Reports, Staging: p.p.Staging, Log: p.log, Now: p.o.Now, Settle: p.o.Settle,
+	fin := finalize.Deps{Store: p.p.Store, Reports: p.p.Reports, Staging: p.p.Staging, Log: p.log, Now: p.o.Now,
 		Lineage: lineage.Resolver{Source: p.p.Source, Store: p.p.Store, MaxRecord: p.o.Split.MaxRecord, Now: p.o.Now}}
 	b, err := finalize.Finalize(ctx, fin, id, abort)
 	if err != nil {
 		return b, fmt.Errorf("finalize %s: %w", id, err)
 	}
 	p.log.Info("batch finished", "batch_id", id, "trace_id", b.TraceID, "status", b.Status, "rows_total", b.Counts.Total,
-		"rows_imported", b.Counts.Imported, "rows_failed", b.Counts.Failed, "rows_skipped", b.Counts.Skipped,
+		"rows_imported", b.Counts.Imported, "rows_superseded", b.Counts.Superseded, "rows_failed", b.Counts.Failed, "rows_skipped", b.Counts.Skipped,
 		"report", b.Report, "message", b.Message)
 	return b, nil
 }

@@ -82,7 +82,7 @@ func newRig(t *testing.T, rows int) *rig {
 	}
 	r := &rig{db: db, q: q, reports: &flakyReports{Reports: file.Reports{Dir: filepath.Join(dir, "reports")}}}
 	src := &file.Source{}
-	r.pl = pipeline.New(pipeline.Ports{Source: src, Store: db, Sink: db, Products: db, Queue: q, Reports: r.reports,
+	r.pl = pipeline.New(pipeline.Ports{Source: src, Store: db, Sink: db, Queue: q, Reports: r.reports,
 		TriageLog: db.TriageLog(),
 		Notify: func(_ context.Context, subject, message string) error {
 			r.mu.Lock()

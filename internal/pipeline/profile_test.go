@@ -83,7 +83,7 @@ func TestSplitProfileChoice(t *testing.T) {
 				t.Fatal(err)
 			}
 			src := &file.Source{}
-			ports := pipeline.Ports{Source: src, Store: db, Sink: db, Products: db, Queue: q}
+			ports := pipeline.Ports{Source: src, Store: db, Sink: db, Queue: q}
 			if tc.store != nil {
 				ports.Profiles = tc.store
 			}

@@ -35,6 +35,9 @@ type SplitRequest struct {
 	// that hashed the content).
 	SameContent bool
 	TraceID     string // the upload's trace, stored on the batch and manifests
+	// Order is the batch's upload order (state.Batch.Order); 0 lets the
+	// state store assign it (SQLite: its sequence).
+	Order int64
 	// Profile names the stored profile (Ports.Profiles) the source is
 	// validated under; zero: Options.Profile.
 	Profile ProfileChoice
@@ -132,7 +135,7 @@ func (p *Pipeline) Split(ctx context.Context, req SplitRequest) (split.Plan, spl
 	}
 	rctx, end := p.span(ctx, "register")
 	out, err := split.Register(rctx, p.p.Store, p.p.Queue, split.Request{BatchID: id, Plan: plan, Profile: prof,
-		TraceID: req.TraceID, Now: p.o.Now().UTC(), SameContent: req.SameContent && plan.Content != ""})
+		TraceID: req.TraceID, Now: p.o.Now().UTC(), SameContent: req.SameContent && plan.Content != "", Order: req.Order})
 	end(err)
 	return plan, out, err
 }

@@ -253,7 +253,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown field", "name: x\nfields: {colour: {}}", "fields.colour: unknown field"},
 		{"unknown rule key", "name: x\nfields: {sku: {regex: x}}", "fields.sku.regex: unknown key"},
 		{"missing name", "write_mode: upsert", "name: required"},
-		{"bad write mode", "name: x\nwrite_mode: insert", `write_mode: must be upsert or create-only, not "insert"`},
+		{"bad write mode", "name: x\nwrite_mode: insert", `write_mode: unknown write mode "insert" (allowed: upsert, replace, update, create-only, delete)`},
 		{"ratio above 1", "name: x\nmax_error_ratio: 1.5", "max_error_ratio: must be <= 1"},
 		{"negative ratio", "name: x\nmax_error_ratio: -0.1", "max_error_ratio: must be >= 0"},
 		{"ratio not a number", "name: x\nmax_error_ratio: lots", "max_error_ratio: line 2: cannot unmarshal !!str `lots` into float64"},

@@ -11,6 +11,8 @@ import (
 
 	"github.com/govalues/decimal"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/catalog-import/catalog-import/internal/catalog"
 )
 
 // fieldID is a product field, numbered in the order of the default
@@ -592,12 +594,13 @@ func validateTop(raw *rawProfile, ps *problems) (name string, mode string, ratio
 	default:
 		name = trimCell(*raw.Name)
 	}
-	mode = "upsert"
+	mode = string(catalog.Upsert)
 	if raw.WriteMode != nil {
-		mode = *raw.WriteMode
-		if mode != "upsert" && mode != "create-only" {
-			ps.add("write_mode", "must be upsert or create-only, not %q", mode)
+		m, err := parseWriteMode(*raw.WriteMode)
+		if err != nil {
+			ps.add("write_mode", "%v", err)
 		}
+		mode = string(m)
 	}
 	if raw.MaxErrorRatio != nil {
 		ratio = *raw.MaxErrorRatio

@@ -39,7 +39,8 @@ type Columns struct {
 	pos      [numFields]int // source position of each field, -1 if none
 	mapping  map[string]string
 	unmapped []string
-	err      error // Names only: keys that map to the same field
+	present  catalog.Fields // the stamped fields with a column (catalog.NoFields: none)
+	err      error          // Names only: keys that map to the same field
 }
 
 // Mapping returns source column -> product field for the mapped columns, as
@@ -92,27 +93,46 @@ func (v *Validator) resolve(names []string) (c *Columns, conflicts []conflict) {
 		}
 		c.pos[id] = i
 		c.mapping[n] = fieldNames[id]
+		if id != fSKU {
+			c.present |= 1 << catalogField(id)
+		}
+	}
+	if c.present == 0 {
+		c.present = catalog.NoFields
 	}
 	return c, conflicts
 }
 
-// Header resolves the header of a CSV/TSV file (or a sheet). Every required
-// field without a default must have a column, else the whole file is
-// rejected with a *failure.ImportError (SchemaMismatch) whose message names
-// every missing field and the names that would have matched it; two columns
-// mapping to one field are a SchemaMismatch naming both. Columns that map to
-// no field are fine: they are ignored and listed by Columns.Unmapped.
+// Header resolves the header of a CSV/TSV file (or a sheet). Which columns
+// it needs depends on the profile's write mode: upsert, replace and
+// create-only need a column for every required field without a default;
+// update needs sku and at least one other field; delete needs only sku.
+// Otherwise the whole file is rejected with a *failure.ImportError
+// (SchemaMismatch) whose message names every missing field and the names
+// that would have matched it; two columns mapping to one field are a
+// SchemaMismatch naming both. Columns that map to no field are fine: they
+// are ignored and listed by Columns.Unmapped.
 func (v *Validator) Header(header []string) (*Columns, error) {
 	c, conflicts := v.resolve(header)
 	var missing, fields, msg []string
+	mode := v.p.writeMode
 	for id, r := range v.rules {
-		if r.required && !r.hasDefault && c.pos[id] < 0 {
+		need := r.required && !r.hasDefault && needsRequired(mode)
+		if fieldID(id) == fSKU {
+			need = true // every mode finds its products by sku
+		}
+		if need && c.pos[id] < 0 {
 			missing = append(missing, fmt.Sprintf("%s (any of: %s)", r.name, strings.Join(v.p.Columns(r.name), ", ")))
 			fields = append(fields, r.name)
 		}
 	}
 	if len(missing) > 0 {
 		msg = append(msg, "missing required columns: "+strings.Join(missing, ", ")+"; the header has: "+headerList(header))
+	}
+	if mode == modeUpdate && len(v.Present(c)) == 0 {
+		msg = append(msg, "write_mode update changes existing products and needs at least one field column besides sku (any of: "+
+			strings.Join(fieldNames[fName:], ", ")+"); the header has: "+headerList(header))
+		fields = append(fields, "sku")
 	}
 	for _, x := range conflicts {
 		msg = append(msg, fmt.Sprintf("columns %d %s and %d %s both map to %s", x.first+1, quote(header[x.first]), x.second+1, quote(header[x.second]), fieldNames[x.id]))
@@ -145,7 +165,8 @@ func headerList(h []string) string {
 }
 
 // Names resolves the keys of one JSON Lines object. There is no required
-// check here: a missing required key is that row's MissingField. Two keys
+// check here: a missing required key is that row's MissingField (in the
+// modes that need required fields, see Header). Two keys
 // mapping to one field make every row using these Columns fail with
 // SchemaMismatch. Results are cached by key set, so objects with the same
 // keys cost one map lookup.
@@ -204,6 +225,15 @@ type problem struct {
 // empty cell gets the field's default, or is a MissingField when the field is
 // required.
 //
+// A field without a column (Present lists those with one) is not checked:
+// it takes its default, which the sink uses only when the write creates the
+// product, and is never "required but empty" - except that the modes that
+// may create products (upsert, replace, create-only) still need every
+// required field without a default, so a JSON Lines object without such a
+// key is that field's MissingField (a CSV header without the column is
+// rejected by Header). In delete mode only the sku is read; an update-mode
+// object with no field besides sku is a SchemaMismatch.
+//
 // A row that fails returns one *failure.ImportError: the first problem in
 // layer order (semantic, then business) and field order (that of the
 // default profile's table in docs/invariants.md); its message names the field, the value and the rule, and lists the
@@ -220,9 +250,32 @@ func (v *Validator) Validate(c *Columns, values []string) (catalog.Product, erro
 	if c.err != nil {
 		return p, c.err
 	}
+	mode := v.p.writeMode
+	if mode == modeUpdate && c.pos[fSKU] >= 0 && len(v.Present(c)) == 0 {
+		return p, failure.New(failure.SchemaMismatch, "sku", "write_mode update needs at least one field besides sku; the row has only %s", strings.Join(slices.Sorted(maps.Keys(c.mapping)), ", "))
+	}
 	var probs []problem // allocated only for a failing row
 	for id := range numFields {
 		r := v.rules[id]
+		if mode == modeDelete && id != fSKU {
+			// A delete reads only the sku; its other fields are the
+			// defaults (what a newer creating write that the delete
+			// arrives after has set, decision 17).
+			if r.hasDefault {
+				setField(&p, id, defaultValue(r))
+			}
+			continue
+		}
+		absent := c.pos[id] < 0
+		if absent && id != fSKU && !(needsRequired(mode) && r.required && !r.hasDefault) {
+			// No column: not checked, and not "required but empty". The
+			// default (if any) is what a write that creates the product
+			// stores.
+			if r.hasDefault {
+				setField(&p, id, defaultValue(r))
+			}
+			continue
+		}
 		cell := c.cell(id, values)
 		var val value
 		if cell != "" {
@@ -239,37 +292,13 @@ func (v *Validator) Validate(c *Columns, values []string) (catalog.Product, erro
 		if cell == "" {
 			switch {
 			case r.hasDefault:
-				val = r.def
-				if val.list != nil {
-					val.list = slices.Clone(val.list)
-				}
-			case r.required:
+				val = defaultValue(r)
+			case r.required || id == fSKU && mode == modeDelete:
 				probs = append(probs, problem{id, failure.MissingField, "", whyRequired})
 				continue
 			}
 		}
-		switch id {
-		case fSKU:
-			p.SKU = val.s
-		case fName:
-			p.Name = val.s
-		case fCategory:
-			p.Category = val.s
-		case fBrand:
-			p.Brand = val.s
-		case fPrice:
-			p.Price = val.s
-		case fCurrency:
-			p.Currency = val.s
-		case fStock:
-			p.Stock = val.n
-		case fStatus:
-			p.Status = val.s
-		case fDescription:
-			p.Description = val.s
-		case fImageURLs:
-			p.ImageURLs = val.list
-		}
+		setField(&p, id, val)
 	}
 	// Business layer: only on values that passed the semantic checks.
 	if v.banned != nil && p.Category != "" {
@@ -280,7 +309,46 @@ func (v *Validator) Validate(c *Columns, values []string) (catalog.Product, erro
 	if len(probs) > 0 {
 		return catalog.Product{}, rowError(probs)
 	}
+	p.Present = c.present
+	if mode == modeDelete {
+		p.Present = catalog.NoFields
+	}
 	return p, nil
+}
+
+// defaultValue is r's default, with a list of its own.
+func defaultValue(r *rule) value {
+	val := r.def
+	if val.list != nil {
+		val.list = slices.Clone(val.list)
+	}
+	return val
+}
+
+// setField stores val as field id of p.
+func setField(p *catalog.Product, id fieldID, val value) {
+	switch id {
+	case fSKU:
+		p.SKU = val.s
+	case fName:
+		p.Name = val.s
+	case fCategory:
+		p.Category = val.s
+	case fBrand:
+		p.Brand = val.s
+	case fPrice:
+		p.Price = val.s
+	case fCurrency:
+		p.Currency = val.s
+	case fStock:
+		p.Stock = val.n
+	case fStatus:
+		p.Status = val.s
+	case fDescription:
+		p.Description = val.s
+	case fImageURLs:
+		p.ImageURLs = val.list
+	}
 }
 
 // rowError is the one error of a failed row: the first problem, naming the

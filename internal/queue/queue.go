@@ -18,8 +18,12 @@ const ManifestVersion = 1
 
 // Manifest tells a worker everything it needs to process one shard.
 type Manifest struct {
-	Version     int          `json:"v"`
-	BatchID     string       `json:"batch_id"`
+	Version int    `json:"v"`
+	BatchID string `json:"batch_id"`
+	// Order is the batch's upload order (state.Batch.Order), the stamp of
+	// every product field the shard writes. 0 in a manifest sent before
+	// batches had one: the worker reads it from the batch.
+	Order       int64        `json:"order,omitempty"`
 	Shard       int          `json:"shard"`
 	Source      state.Source `json:"source"`
 	Layout      state.Layout `json:"layout"`

@@ -74,7 +74,8 @@ type view struct {
 	FailedOverCountsMatch bool
 }
 
-// outcome is one part of the rows: imported, failed or skipped.
+// outcome is one part of the rows: imported, superseded (shown only when
+// there are some), failed or skipped.
 type outcome struct {
 	Key, Label, Color string
 	N                 int64
@@ -107,9 +108,13 @@ func newView(d Data) view {
 	var x float64
 	for _, o := range []outcome{
 		{Key: "imported", Label: "imported", Color: "#2f855a", N: c.Imported},
+		{Key: "superseded", Label: "superseded", Color: "#3182ce", N: c.Superseded},
 		{Key: "failed", Label: "failed", Color: "#c53030", N: c.Failed},
 		{Key: "skipped", Label: "skipped", Color: "#a0aec0", N: c.Skipped},
 	} {
+		if o.Key == "superseded" && o.N == 0 {
+			continue // only feeds that overlap newer uploads have any
+		}
 		if c.Total > 0 {
 			o.W = round1(100 * float64(o.N) / float64(c.Total))
 		}

@@ -206,3 +206,19 @@ func TestCollectPagesOnceAndGroups(t *testing.T) {
 		t.Errorf("filtered: %d records, %v; want 2502", only.Total, err)
 	}
 }
+
+// TestRenderSuperseded: a batch with superseded rows (newer uploads held
+// every field they would change) shows them as their own tile and part of
+// the outcome bar; a batch without any shows neither.
+func TestRenderSuperseded(t *testing.T) {
+	t.Parallel()
+	d := fixture()
+	if page := render(t, d); strings.Contains(page, `id="rows-superseded"`) || strings.Contains(page, ">superseded<") {
+		t.Errorf("a batch without superseded rows shows them")
+	}
+	d.Batch.Counts = state.Counts{Total: 30, Imported: 10, Superseded: 8, Failed: 12}
+	page := render(t, d)
+	if !strings.Contains(page, `<div class="tile superseded" id="rows-superseded"><span class="n" data-value="8">8</span> superseded</div>`) {
+		t.Errorf("no superseded tile with 8 rows in:\n%s", page)
+	}
+}

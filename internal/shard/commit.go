@@ -91,7 +91,7 @@ func merge(cs []*chunk) *chunk {
 // checkpoint together (fenced by the lease's epoch).
 func (r *run) commit(ctx context.Context, c *chunk) (Result, error) {
 	fails := c.failures
-	imported := int64(0)
+	imported, superseded := int64(0), int64(0)
 	if len(c.products) > 0 {
 		outs, err := r.write(ctx, c.products)
 		if failure.ReasonOf(err) == failure.CircuitOpen {
@@ -106,6 +106,11 @@ func (r *run) commit(ctx context.Context, c *chunk) (Result, error) {
 			switch out.Result {
 			case catalog.Written:
 				imported++
+			case catalog.Superseded:
+				superseded++ // newer uploads hold every field it would change: not a failure
+			case catalog.Unknown:
+				fails = append(fails, r.businessFailure(p, c.snaps[i], failure.New(failure.UnknownSKU, "sku",
+					"SKU %q is not in the catalog and the profile's write_mode is update (it changes existing products only)", p.SKU)))
 			case catalog.Duplicate:
 				fails = append(fails, r.businessFailure(p, c.snaps[i], failure.New(failure.DuplicateSKU, "sku",
 					"SKU %q is already imported from %s of this file (the lowest row wins)", p.SKU, out.Holder)))
@@ -128,7 +133,7 @@ func (r *run) commit(ctx context.Context, c *chunk) (Result, error) {
 		}
 	}
 	cp := state.Checkpoint{NextOffset: c.end, NextRow: c.nextRow, Counts: r.cp.Counts.Add(state.Counts{
-		Total: int64(len(c.raws)), Imported: imported, Failed: int64(len(c.raws)) - imported,
+		Total: int64(len(c.raws)), Imported: imported, Superseded: superseded, Failed: int64(len(c.raws)) - imported - superseded,
 	})}
 	var batch state.Counts
 	cpctx, end := r.w.span(ctx, SpanCheckpoint)
@@ -147,7 +152,7 @@ func (r *run) commit(ctx context.Context, c *chunk) (Result, error) {
 		return Result{}, fmt.Errorf("checkpoint shard %d at row %d: %w", r.m.Shard, c.nextRow, err)
 	}
 	r.cp = cp
-	r.checkpointed(ctx, imported, int64(len(c.raws))-imported, fails, c.nextRow)
+	r.checkpointed(ctx, imported, superseded, int64(len(c.raws))-imported-superseded, fails, c.nextRow)
 	if ratio := r.p.MaxErrorRatio(); ratio > 0 && batch.Done() >= minSample && float64(batch.Failed) > ratio*float64(batch.Done()) {
 		return Result{Counts: cp.Counts, Abort: fmt.Sprintf("%d of %d rows failed (%.1f%%), over the profile's max_error_ratio %.1f%%",
 			batch.Failed, batch.Done(), 100*float64(batch.Failed)/float64(batch.Done()), 100*ratio)}, nil
@@ -157,11 +162,11 @@ func (r *run) commit(ctx context.Context, c *chunk) (Result, error) {
 
 // checkpointed reports a durable checkpoint: metrics, and one log line for
 // its failures.
-func (r *run) checkpointed(ctx context.Context, imported, failed int64, fails []failure.Record, nextRow int64) {
+func (r *run) checkpointed(ctx context.Context, imported, superseded, failed int64, fails []failure.Record, nextRow int64) {
 	now := time.Now()
 	counts := byReason(fails)
 	r.w.metrics.Checkpointed(ctx, Checkpointed{BatchID: r.m.BatchID, Shard: r.m.Shard, TraceID: r.m.TraceID,
-		Imported: imported, Failed: failed, ByReason: counts, Lag: now.Sub(r.lastCP), NextRow: nextRow})
+		Imported: imported, Superseded: superseded, Failed: failed, ByReason: counts, Lag: now.Sub(r.lastCP), NextRow: nextRow})
 	r.lastCP = now
 	r.logFailures(ctx, fails, counts, nextRow)
 }

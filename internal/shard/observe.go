@@ -65,8 +65,11 @@ type Checkpointed struct {
 	// Reason.Layer()). Rows displaced by this checkpoint's products are
 	// another shard's and are not counted here.
 	Imported int64
-	Failed   int64
-	ByReason map[failure.Reason]int64
+	// Superseded rows changed nothing: newer uploads hold every field they
+	// would change (not failures).
+	Superseded int64
+	Failed     int64
+	ByReason   map[failure.Reason]int64
 	// Lag is the time since the shard's previous checkpoint in this Process
 	// call (or since its claim): how much work a crash would have redone.
 	Lag time.Duration

@@ -226,6 +226,14 @@ func (w *Worker) Process(ctx context.Context, m queue.Manifest) (Result, error) 
 		}
 		return Result{}, err
 	}
+	if m.Order == 0 {
+		// A manifest sent before batches had an upload order: the batch's.
+		b, err := w.store.GetBatch(ctx, m.BatchID)
+		if err != nil {
+			return Result{}, fmt.Errorf("get batch %s: %w", m.BatchID, err)
+		}
+		m.Order = b.Order
+	}
 	if w.breaker != nil && w.breaker.State() == gobreaker.StateOpen {
 		return Result{Status: Backoff}, nil // claim nothing: the sink is failing
 	}

@@ -341,7 +341,7 @@ func TestDisplacedRowIsRecorded(t *testing.T) {
 	if r15.Shard != 1 || r15.RawLine != `X,"Item, row 15",Home,15.00` || len(r15.Cells) != 4 || r15.Cells[1] != "Item, row 15" {
 		t.Errorf("displaced row 15 recorded as %+v, want shard 1 with its original line and cells", r15)
 	}
-	final, err := finalize.Finalize(ctx, finalize.Deps{Store: bd.db, Products: bd.db}, "b-1", "")
+	final, err := finalize.Finalize(ctx, finalize.Deps{Store: bd.db}, "b-1", "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,7 @@ func (r *run) validate(parser *record.Parser, c *chunk) {
 			c.failures = append(c.failures, r.failureRecord(row, err))
 			continue
 		}
-		p.BatchID = r.m.BatchID
+		p.BatchID, p.Order = r.m.BatchID, r.m.Order
 		p.Source = catalog.Position{SheetIndex: r.m.SheetIndex, Sheet: r.m.Sheet, Row: row.Num}
 		p.Offset, p.Length = row.Offset, row.Length
 		c.products = append(c.products, p)

@@ -258,6 +258,11 @@ type Request struct {
 	Profile *profile.Profile
 	TraceID string
 	Now     time.Time
+	// Order is the batch's upload order (state.Batch.Order): the AWS
+	// splitter passes state.OrderAt of the S3 event time; 0 lets the store
+	// assign it (the embedded database's sequence). A batch that exists
+	// already keeps its order.
+	Order int64
 	// SameContent says the caller's batch id proves that a stored batch with
 	// this id has the planned object's exact content (the embedded runner
 	// derives the id from a content hash). Then a resumed batch is read
@@ -280,7 +285,7 @@ type Outcome struct {
 func Register(ctx context.Context, reg Registry, q queue.Queue, req Request) (Outcome, error) {
 	p := req.Plan
 	b := state.Batch{
-		ID: req.BatchID, Status: state.BatchRunning,
+		ID: req.BatchID, Status: state.BatchRunning, Order: req.Order,
 		Source:  state.Source{URI: p.Info.URI, Size: p.Info.Size, ETag: p.Info.ETag, Version: p.Info.Version, ModTime: p.Info.ModTime},
 		Layout:  p.Layout,
 		Profile: req.Profile.Canonical(), RuleVersion: req.Profile.RuleVersion(),
@@ -335,7 +340,7 @@ func Manifest(b state.Batch, s state.Shard, traceID string) queue.Manifest {
 		src, layout = StagedSource(s)
 	}
 	return queue.Manifest{
-		Version: queue.ManifestVersion, BatchID: b.ID, Shard: s.Index,
+		Version: queue.ManifestVersion, BatchID: b.ID, Order: b.Order, Shard: s.Index,
 		Source: src, Layout: layout, RuleVersion: b.RuleVersion,
 		Sheet: s.Sheet, SheetIndex: s.SheetIndex,
 		Start: s.Start, End: s.End, FirstRow: s.FirstRow, Rows: s.Rows, TraceID: traceID,

@@ -16,7 +16,7 @@ const MaxSamples = 100
 // row, so thinning the history loses resolution, never counts.
 type Sample struct {
 	At      time.Time   `json:"at"`
-	Done    int64       `json:"rows_done"`   // rows with an outcome: imported + failed + skipped
+	Done    int64       `json:"rows_done"`   // rows with an outcome: imported + superseded + failed + skipped
 	Failed  int64       `json:"rows_failed"` // of which failed
 	ByLayer LayerCounts `json:"failed_by_layer"`
 }

@@ -9,6 +9,8 @@ package state
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"time"
 
@@ -67,33 +69,57 @@ type Layout struct {
 }
 
 // Counts are row counters. For a batch or shard that is finished,
-// Total == Imported + Failed + Skipped (invariant 6).
+// Total == Imported + Superseded + Failed + Skipped (invariant 6).
 type Counts struct {
 	Total    int64 `json:"rows_total"`
 	Imported int64 `json:"rows_imported"`
-	Failed   int64 `json:"rows_failed"`
-	Skipped  int64 `json:"rows_skipped"`
+	// Superseded counts rows that changed nothing because every field they
+	// would change already holds a value of a newer upload (or a newer
+	// delete covers the product): not a failure.
+	Superseded int64 `json:"rows_superseded"`
+	Failed     int64 `json:"rows_failed"`
+	Skipped    int64 `json:"rows_skipped"`
 }
 
 // Add returns c + d, field by field.
 func (c Counts) Add(d Counts) Counts {
-	return Counts{c.Total + d.Total, c.Imported + d.Imported, c.Failed + d.Failed, c.Skipped + d.Skipped}
+	return Counts{Total: c.Total + d.Total, Imported: c.Imported + d.Imported, Superseded: c.Superseded + d.Superseded,
+		Failed: c.Failed + d.Failed, Skipped: c.Skipped + d.Skipped}
 }
 
-// Done is the number of rows with an outcome.
-func (c Counts) Done() int64 { return c.Imported + c.Failed + c.Skipped }
+// Sub returns c - d, field by field.
+func (c Counts) Sub(d Counts) Counts {
+	return Counts{Total: c.Total - d.Total, Imported: c.Imported - d.Imported, Superseded: c.Superseded - d.Superseded,
+		Failed: c.Failed - d.Failed, Skipped: c.Skipped - d.Skipped}
+}
+
+// Covers reports whether no counter of c is below d's (a checkpoint with
+// counts c may follow one with counts d).
+func (c Counts) Covers(d Counts) bool {
+	return c.Total >= d.Total && c.Imported >= d.Imported && c.Superseded >= d.Superseded &&
+		c.Failed >= d.Failed && c.Skipped >= d.Skipped
+}
+
+// Done is the number of rows with an outcome: imported, superseded, failed
+// or skipped.
+func (c Counts) Done() int64 { return c.Imported + c.Superseded + c.Failed + c.Skipped }
 
 // Batch is one import of one source object under one profile.
 type Batch struct {
-	ID          string      `json:"batch_id"`
-	Status      BatchStatus `json:"status"`
-	Source      Source      `json:"source"`
-	Layout      Layout      `json:"layout"`
-	Profile     []byte      `json:"-"`            // canonical profile (YAML) the batch runs under
-	RuleVersion string      `json:"rule_version"` // hash of Profile
-	Shards      int         `json:"shards"`       // number of shards
-	ShardsDone  int         `json:"shards_done"`  // shards finished (done or skipped)
-	Counts      Counts      `json:"counts"`       // progress while running; reconciled when finished
+	ID     string      `json:"batch_id"`
+	Status BatchStatus `json:"status"`
+	// Order is the batch's upload order, assigned once when the batch is
+	// first registered (see Store.CreateBatch and OrderAt): larger is newer.
+	// The catalog stamps every field a batch writes with it, so the catalog
+	// equals the batches applied one after another in this order.
+	Order       int64  `json:"order"`
+	Source      Source `json:"source"`
+	Layout      Layout `json:"layout"`
+	Profile     []byte `json:"-"`            // canonical profile (YAML) the batch runs under
+	RuleVersion string `json:"rule_version"` // hash of Profile
+	Shards      int    `json:"shards"`       // number of shards
+	ShardsDone  int    `json:"shards_done"`  // shards finished (done or skipped)
+	Counts      Counts `json:"counts"`       // progress while running; reconciled when finished
 	// ByReason counts failure records per reason; set when the batch finishes.
 	ByReason map[failure.Reason]int64 `json:"failures_by_reason,omitempty"`
 	Message  string                   `json:"message,omitempty"`
@@ -196,6 +222,18 @@ var (
 	ErrBatchFinished = errors.New("batch already finished")
 )
 
+// OrderAt is the upload order of batch id uploaded at t, as the AWS
+// splitter computes it from the S3 event time: t in Unix milliseconds times
+// 1,000,000, plus the first 8 bytes of SHA-256(id) (big endian) modulo
+// 1,000,000, so two uploads in the same millisecond are ordered
+// deterministically by batch id. It is positive for any time after 1970 and
+// fits an int64 until the year 2262.
+func OrderAt(t time.Time, id string) int64 {
+	sum := sha256.Sum256([]byte(id))
+	tie := int64(binary.BigEndian.Uint64(sum[:8]) % 1_000_000)
+	return max(t.UnixMilli(), 0)*1_000_000 + tie
+}
+
 // PrepareBatch checks a batch and its shards before CreateBatch stores
 // them and fills what the caller may leave out: status RUNNING, shards
 // PENDING and of b's id, times (now), Shards and ShardsDone. Every adapter
@@ -207,6 +245,9 @@ func PrepareBatch(b Batch, shards []Shard, now time.Time) (Batch, []Shard, error
 	}
 	if b.ID == "" {
 		return b, nil, invalid("batch_id", "create batch: empty batch id")
+	}
+	if b.Order < 0 {
+		return b, nil, invalid("order", "create batch %s: negative order %d", b.ID, b.Order)
 	}
 	if b.Status == "" {
 		b.Status = BatchRunning
@@ -267,6 +308,14 @@ type Store interface {
 	// returns the stored one with created=false and changes nothing, so a
 	// retried or duplicated split never makes a second batch (invariant 1).
 	// A batch may be created with no shards (e.g. REJECTED).
+	//
+	// Upload order: a non-zero b.Order is kept as given (the AWS splitter
+	// passes OrderAt of the upload's event time). When b.Order is 0 the
+	// store assigns it in the creating step: a store with a sequence
+	// (SQLite) the next one, larger than every stored order (1, 2, 3...);
+	// a store without a cheap global sequence (DynamoDB) OrderAt(b.CreatedAt,
+	// b.ID). Either way the order is assigned once: the idempotent second
+	// call returns the stored batch with its first order.
 	CreateBatch(ctx context.Context, b Batch, shards []Shard) (stored Batch, created bool, err error)
 	// GetBatch returns the batch or ErrNotFound.
 	GetBatch(ctx context.Context, id string) (Batch, error)

@@ -17,11 +17,22 @@
 //   - displaced (S): the rows of the item's batch this SKU's product has
 //     displaced so far, as a JSON list of {sheet, sheet_index, row, offset,
 //     length} (the SQLite sink's format; their SKU and batch are the item's);
+//   - stamps (S): the field stamps, tombstone, creation order, provenance
+//     order and existence, as catalog.EncodeStamps text
+//     ("order/created/tombstone/f0,...,f8", "!" first when deleted; about 30
+//     bytes when one batch wrote every field); absent on items written
+//     before stamps (every stamp 0, existing);
+//   - holders (S): the rows of older batches that still hold a field, the
+//     creation or the tombstone (catalog.EncodeHolders JSON); absent when the
+//     provenance batch is the only one;
+//   - version (N): bumped by every write, the compare-and-swap token;
+//     absent on items written before versions;
 //   - global secondary index by_batch: batch_id (hash), row (range),
 //     projection INCLUDE sheet, for CountBatch.
 //
 // Empty strings and empty lists are not stored (batch_id, an index key,
-// could not be empty) and read back as "" and nil.
+// could not be empty) and read back as "" and nil. A deleted product stays as
+// an item (its tombstone); Get does not return it.
 //
 // # Decision: Write is an optimistic compare-and-swap, not BatchWriteItem
 //
@@ -42,21 +53,20 @@
 //     may hold one SKU several times).
 //  2. BatchGetItem reads the current item of every SKU of the call
 //     (ConsistentRead, 100 keys per request, UnprocessedKeys retried with
-//     backoff), projecting only the provenance and the displaced list.
-//  3. Each SKU is decided by the catalog.Sink rules, product by product, each
-//     against the holder at that point (the stored item, then the call's
-//     earlier winners): Written, Duplicate (Holder) or Exists (create-only);
-//     a product that replaces a higher position of its batch reports the
-//     holder's displaced list plus the holder; a replay of the holder's own
-//     position is Written with the holder's list; another batch's item starts
-//     a new list. The last Written product of the SKU is its winner.
-//  4. The winners are written with TransactWriteItems, up to 100 Puts per
+//     backoff), whole: values, stamps and holders come in the same read.
+//  3. Each SKU is decided by catalog.Decide, product by product, each
+//     against the SKU's state at that point (the stored item, then the
+//     call's earlier Written products): Written, Duplicate (Holder), Exists,
+//     Superseded or Unknown, merging fields by their stamps. The state after
+//     the SKU's last Written product is the item to write.
+//  4. The new items are written with TransactWriteItems, up to 100 Puts per
 //     request (AWS's limit, which moto 5.2 accepts too) and about 3.5 MB of
 //     estimated item size (the limit is 4 MB), in the order of the SKUs'
 //     first products. Each Put is conditioned on the item still being the
-//     one read: attribute_not_exists(sku) when there was none, else batch_id,
-//     sheet_index and row equal to the holder's; ReturnValuesOnConditionCheckFailure
-//     is ALL_OLD.
+//     one read: attribute_not_exists(sku) when there was none, else version
+//     equal to the one read (an item written before versions: no version and
+//     batch_id, sheet_index and row equal to the holder's);
+//     ReturnValuesOnConditionCheckFailure is ALL_OLD.
 //  5. A TransactionCanceledException names, per item, why. ConditionalCheckFailed
 //     items come with the current item: those SKUs are decided again against
 //     it (read again when no item comes back), and the rest of the
@@ -66,13 +76,17 @@
 //     then, and on any other error, Write returns an ImportError (awserr
 //     reasons: Throttled, ServiceUnavailable, ...).
 //
-// Decisions that write nothing (Duplicate, Exists, a stored holder that
-// stays) are taken at the consistent read, and stay true: within a batch the
-// position holding a SKU only ever decreases. Writes are checked by their
-// conditions. So concurrent writers of one SKU, in any processes, end with
-// its lowest position stored, and every row that lost is reported once as
-// Duplicate or as Displaced (perhaps again by later writes of the winner;
-// callers record failures idempotently).
+// Decisions that write nothing (Duplicate, Superseded, and for upsert,
+// replace and delete nothing else) are taken at the consistent read and stay
+// true: within a batch the position holding a SKU only ever decreases, and
+// stamps and tombstones only ever grow. Exists and Unknown are true of the
+// read (decision 17: update and create-only decide existence at write time).
+// Writes are checked by their conditions. So concurrent writers of one SKU,
+// in any processes, end as if they had written one after the other: its
+// lowest position per batch stored, each field at its newest batch's value,
+// and every row that lost within its batch reported once as Duplicate or as
+// Displaced (perhaps again by later writes of the winner; callers record
+// failures idempotently).
 //
 // Consequence. A Write of 100 distinct new products costs 2 requests: one
 // BatchGetItem and one TransactWriteItems, i.e. 10 write requests per 1,000
@@ -89,16 +103,14 @@
 // ClientRequestToken is used (moto also refuses a replayed one, where AWS
 // treats it as idempotent for 10 minutes).
 //
-// The condition compares the holder's batch and position, not the whole item.
-// The one change it cannot see is A-B-A across batches: a product of batch B
-// read at position P, overwritten by another batch, then written again by B
-// at P with a new, empty displaced list; a Write that read the first item may
-// then store and report the old list once more. The rows it names were
-// displaced within B all the same.
+// The condition compares a version that every write bumps, so it sees every
+// change (the holder-only condition before it could miss an A-B-A change
+// across batches). An item written before versions is compared by its
+// holder's batch and position, once: the write gives it a version.
 //
 // # Reads
 //
-// Get is a strongly consistent GetItem. CountBatch queries by_batch with
+// Get and Stamps are a strongly consistent GetItem. CountBatch queries by_batch with
 // Select COUNT, row BETWEEN from AND to, a filter on sheet when given, every
 // page. Global secondary indexes are eventually consistent on AWS (moto
 // updates them at once): finalization, which reconciles against CountBatch,
@@ -106,7 +118,10 @@
 //
 // # Limits
 //
-// An item may not exceed 400 KB: the displaced list grows by about 70 bytes
+// Stamps cost about 30 bytes per item, 130 when batches hold different
+// fields, plus about 100 bytes per older holder (rare: only while an older
+// batch still holds a field of a newer one's product). An item may not
+// exceed 400 KB: the displaced list grows by about 70 bytes
 // per displaced row, so one SKU can record some 5,000 displaced rows within
 // one batch before a Write of it fails (an Internal ImportError naming the
 // SKU, raised before anything is sent). A worker writes a shard's rows in
@@ -133,8 +148,8 @@
 //
 // # Decisions where the port leaves room
 //
-// As in the SQLite sink: an empty mode is Upsert, other modes than Upsert
-// and CreateOnly are an error; products of one batch with the same
+// As in the SQLite sink: an empty mode is Upsert, a mode that is not
+// catalog.WriteMode.Valid is an error; products of one batch with the same
 // SheetIndex and Row are the same position whatever their Sheet says; a call
 // may mix batches. A product without a SKU is an error (nothing is written).
 package dynamocatalog

@@ -24,32 +24,32 @@ type displacedRow struct {
 	Length     int64  `json:"length"`
 }
 
-// holder is who holds a SKU: the provenance of the stored item (or of a
-// product of the Write call), and the rows of its batch it has displaced.
-type holder = catalog.Holder
-
 func str(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
 
 func num(v int64) types.AttributeValue {
 	return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)}
 }
 
-// encode returns the item of p holding its SKU with the displaced rows.
-func encode(p *catalog.Product, displaced []catalog.Product) (item, error) {
+// encode returns the item that stores st (a state Decide returned, so it
+// has a holder) at version ver.
+func encode(st *catalog.State, ver int64) (item, error) {
+	p, h := &st.Product, &st.Holders[0]
 	it := item{
 		AttrSKU:        str(p.SKU),
 		AttrStock:      num(p.Stock),
-		AttrSheetIndex: num(int64(p.Source.SheetIndex)),
-		AttrRow:        num(p.Source.Row),
-		AttrOffset:     num(p.Offset),
-		AttrLength:     num(p.Length),
+		AttrSheetIndex: num(int64(h.Source.SheetIndex)),
+		AttrRow:        num(h.Source.Row),
+		AttrOffset:     num(h.Offset),
+		AttrLength:     num(h.Length),
+		AttrStamps:     str(catalog.EncodeStamps(st)),
+		AttrVersion:    num(ver),
 	}
 	// Empty strings are left out: batch_id is an index key, which may not be
 	// empty, and absent reads back as "" for every other field.
 	for name, v := range map[string]string{
 		AttrName: p.Name, AttrCategory: p.Category, AttrBrand: p.Brand, AttrPrice: p.Price,
 		AttrCurrency: p.Currency, AttrStatus: p.Status, AttrDescription: p.Description,
-		AttrBatchID: p.BatchID, AttrSheet: p.Source.Sheet,
+		AttrBatchID: h.BatchID, AttrSheet: h.Source.Sheet,
 	} {
 		if v != "" {
 			it[name] = str(v)
@@ -62,9 +62,9 @@ func encode(p *catalog.Product, displaced []catalog.Product) (item, error) {
 		}
 		it[AttrImageURLs] = &types.AttributeValueMemberL{Value: l}
 	}
-	if len(displaced) > 0 {
-		ds := make([]displacedRow, len(displaced))
-		for i, d := range displaced {
+	if len(h.Displaced) > 0 {
+		ds := make([]displacedRow, len(h.Displaced))
+		for i, d := range h.Displaced {
 			ds[i] = displacedRow{Sheet: d.Source.Sheet, SheetIndex: d.Source.SheetIndex, Row: d.Source.Row, Offset: d.Offset, Length: d.Length}
 		}
 		b, err := json.Marshal(ds)
@@ -72,6 +72,13 @@ func encode(p *catalog.Product, displaced []catalog.Product) (item, error) {
 			return nil, err
 		}
 		it[AttrDisplaced] = str(string(b))
+	}
+	if len(st.Holders) > 1 {
+		more, err := catalog.EncodeHolders(st.Holders[1:])
+		if err != nil {
+			return nil, err
+		}
+		it[AttrHolders] = str(more)
 	}
 	return it, nil
 }
@@ -137,40 +144,46 @@ func (d *decoder) fail(name, format string, args ...any) {
 	}
 }
 
-// decodeProduct returns the product an item stores.
-func decodeProduct(it item) (catalog.Product, error) {
+// decodeState returns the state an item stores and its version (0: an
+// item written before versions).
+func decodeState(it item) (st catalog.State, ver int64, err error) {
 	d := decoder{it: it}
-	p := catalog.Product{
+	p := &st.Product
+	*p = catalog.Product{
 		SKU: d.str(AttrSKU), Name: d.str(AttrName), Category: d.str(AttrCategory), Brand: d.str(AttrBrand),
 		Price: d.str(AttrPrice), Currency: d.str(AttrCurrency), Stock: d.num(AttrStock), Status: d.str(AttrStatus),
-		Description: d.str(AttrDescription), ImageURLs: d.strings(AttrImageURLs), BatchID: d.str(AttrBatchID),
-		Source: catalog.Position{SheetIndex: int(d.num(AttrSheetIndex)), Sheet: d.str(AttrSheet), Row: d.num(AttrRow)},
-		Offset: d.num(AttrOffset), Length: d.num(AttrLength),
+		Description: d.str(AttrDescription), ImageURLs: d.strings(AttrImageURLs),
 	}
-	return p, d.err
-}
-
-// decodeHolder returns the provenance and the displaced rows of an item.
-func decodeHolder(it item) (sku string, h holder, err error) {
-	d := decoder{it: it}
-	sku = d.str(AttrSKU)
-	h = holder{
+	h := catalog.Holder{
 		BatchID: d.str(AttrBatchID),
 		Source:  catalog.Position{SheetIndex: int(d.num(AttrSheetIndex)), Sheet: d.str(AttrSheet), Row: d.num(AttrRow)},
 		Offset:  d.num(AttrOffset), Length: d.num(AttrLength),
 	}
-	if js := d.str(AttrDisplaced); js != "" && d.err == nil {
+	ver = d.num(AttrVersion)
+	stamps, more := d.str(AttrStamps), d.str(AttrHolders)
+	if d.err != nil {
+		return st, 0, d.err
+	}
+	if st.Stamps, st.Exists, h.Order, err = catalog.DecodeStamps(stamps); err != nil {
+		return st, 0, fmt.Errorf("product %s: %w", p.SKU, err)
+	}
+	if js := d.str(AttrDisplaced); js != "" {
 		var ds []displacedRow
 		if err := json.Unmarshal([]byte(js), &ds); err != nil {
-			return sku, h, fmt.Errorf("product %s: displaced rows: %w", sku, err)
+			return st, 0, fmt.Errorf("product %s: displaced rows: %w", p.SKU, err)
 		}
 		h.Displaced = make([]catalog.Product, len(ds))
 		for i, r := range ds {
-			h.Displaced[i] = catalog.Product{SKU: sku, BatchID: h.BatchID,
+			h.Displaced[i] = catalog.Product{SKU: p.SKU, BatchID: h.BatchID,
 				Source: catalog.Position{SheetIndex: r.SheetIndex, Sheet: r.Sheet, Row: r.Row}, Offset: r.Offset, Length: r.Length}
 		}
 	}
-	return sku, h, d.err
+	hs, err := catalog.DecodeHolders(p.SKU, more)
+	if err != nil {
+		return st, 0, err
+	}
+	st.Holders = append([]catalog.Holder{h}, hs...)
+	return st, ver, nil
 }
 
 // itemSize estimates the size DynamoDB accounts for an item (attribute names

@@ -12,27 +12,45 @@ import (
 	"github.com/catalog-import/catalog-import/internal/failure"
 )
 
-// Get returns the product with sku, or ok=false (GetItem, strongly
-// consistent: it sees every Write that returned before it).
+// Get returns the product with sku, or ok=false when there is none or it is
+// deleted (GetItem, strongly consistent: it sees every Write that returned
+// before it).
 func (s *Sink) Get(ctx context.Context, sku string) (catalog.Product, bool, error) {
+	st, ok, err := s.state(ctx, sku)
+	if !ok || err != nil {
+		return catalog.Product{}, false, err
+	}
+	p, ok := st.Effective()
+	return p, ok, nil
+}
+
+// Stamps returns the stamps stored for sku, ok=false when the table has no
+// item of it (strongly consistent GetItem).
+func (s *Sink) Stamps(ctx context.Context, sku string) (catalog.FieldStamps, bool, error) {
+	st, ok, err := s.state(ctx, sku)
+	return st.Stamps, ok, err
+}
+
+// state reads the stored state of sku; ok is false when there is no item.
+func (s *Sink) state(ctx context.Context, sku string) (catalog.State, bool, error) {
 	if sku == "" {
-		return catalog.Product{}, false, invalid("sku", "get product: empty SKU")
+		return catalog.State{}, false, invalid("sku", "get product: empty SKU")
 	}
 	res, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName: aws.String(s.table), ConsistentRead: aws.Bool(true),
 		Key: map[string]types.AttributeValue{AttrSKU: str(sku)},
 	})
 	if err != nil {
-		return catalog.Product{}, false, awserr.Wrap(err, "GetItem product "+sku)
+		return catalog.State{}, false, awserr.Wrap(err, "GetItem product "+sku)
 	}
 	if len(res.Item) == 0 {
-		return catalog.Product{}, false, nil
+		return catalog.State{}, false, nil
 	}
-	p, err := decodeProduct(res.Item)
+	st, _, err := decodeState(res.Item)
 	if err != nil {
-		return catalog.Product{}, false, failure.Wrap(failure.Internal, "", err, "get product "+sku+": "+err.Error())
+		return catalog.State{}, false, failure.Wrap(failure.Internal, "", err, "get product "+sku+": "+err.Error())
 	}
-	return p, true, nil
+	return st, true, nil
 }
 
 // CountBatch counts the products whose provenance is batchID with a source

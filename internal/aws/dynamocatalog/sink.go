@@ -92,23 +92,26 @@ func New(client *dynamodb.Client, table string, opts Options) *Sink {
 // skuState is what one Write call knows and decided about one SKU.
 type skuState struct {
 	sku  string
-	idx  []int  // products of the call with this SKU, in slice order
-	held bool   // an item was stored when last read
-	read holder // that item's provenance (when held)
-	put  item   // the item to write, nil when the stored one stays
-	size int    // itemSize(put)
+	idx  []int         // products of the call with this SKU, in slice order
+	held bool          // an item was stored when last read
+	read catalog.State // that item's state (when held)
+	ver  int64         // that item's version (0: none, or an item older than versions)
+	put  item          // the item to write, nil when the stored one stays
+	size int           // itemSize(put)
 }
 
 // Write applies products in slice order under the catalog.Sink rules: it
-// reads the holders of the call's SKUs (BatchGetItem, consistent), decides
-// every product in memory against the holder at its point of the slice, and
-// writes the SKUs' winners with TransactWriteItems, each Put conditioned on
-// the item still being what was read. A cancelled transaction is decided
+// reads the items of the call's SKUs (BatchGetItem, consistent), decides
+// every product in memory with catalog.Decide against the SKU's state at its
+// point of the slice, and writes the SKUs' new states with
+// TransactWriteItems, each Put conditioned on the item still being the
+// version that was read. A cancelled transaction is decided
 // again from the items it returns; see the package documentation.
 func (s *Sink) Write(ctx context.Context, mode catalog.WriteMode, products []catalog.Product) ([]catalog.Outcome, error) {
-	switch mode {
-	case "", catalog.Upsert, catalog.CreateOnly:
-	default:
+	if mode == "" {
+		mode = catalog.Upsert
+	}
+	if !mode.Valid() {
 		return nil, invalid("mode", "write products: unknown write mode %q", mode)
 	}
 	out := make([]catalog.Outcome, len(products))
@@ -163,49 +166,55 @@ func (s *Sink) Write(ctx context.Context, mode catalog.WriteMode, products []cat
 	return out, nil
 }
 
-// decide sets the outcomes of st's products against the holder last read,
+// decide sets the outcomes of st's products against the state last read,
 // and st.put to the item that must be written (nil when none).
 func (s *Sink) decide(mode catalog.WriteMode, products []catalog.Product, out []catalog.Outcome, st *skuState) error {
-	h, held, winner := st.read, st.held, -1
+	cur, dirty := st.read, false
 	for _, i := range st.idx {
-		out[i], h = catalog.Decide(mode, &products[i], h, held)
+		var next catalog.State
+		out[i], next = catalog.Decide(mode, &products[i], cur)
 		if out[i].Result == catalog.Written {
-			held, winner = true, i
+			cur, dirty = next, true
 		}
 	}
 	st.put, st.size = nil, 0
-	if winner < 0 {
+	if !dirty {
 		return nil
 	}
-	it, err := encode(&products[winner], h.Displaced)
+	it, err := encode(&cur, st.ver+1)
 	if err != nil {
 		return failure.Wrap(failure.Internal, "", err, fmt.Sprintf("encode product %s: %v", st.sku, err))
 	}
 	st.put, st.size = it, itemSize(it)
 	if st.size > maxItemBytes {
 		return failure.New(failure.Internal, "", "product %s at %s: its item would be about %d bytes (%d displaced rows), over DynamoDB's 400 KB item limit",
-			st.sku, products[winner].Source, st.size, len(h.Displaced))
+			st.sku, cur.Holders[0].Source, st.size, len(cur.Holders[0].Displaced))
 	}
 	return nil
 }
 
-// condition returns the condition of st's Put: the item is still the one
-// read (its batch and position), or still absent.
+// condition returns the condition of st's Put: the item is still the
+// version read, or still absent. An item written before versions is
+// recognised by its provenance (batch and position), as then.
 func (st *skuState) condition() (string, map[string]string, map[string]types.AttributeValue) {
 	if !st.held {
 		return "attribute_not_exists(#k)", map[string]string{"#k": AttrSKU}, nil
 	}
-	names := map[string]string{"#si": AttrSheetIndex, "#r": AttrRow, "#b": AttrBatchID}
-	values := map[string]types.AttributeValue{
-		":si": num(int64(st.read.Source.SheetIndex)),
-		":r":  num(st.read.Source.Row),
+	if st.ver > 0 {
+		return "#v = :v", map[string]string{"#v": AttrVersion}, map[string]types.AttributeValue{":v": num(st.ver)}
 	}
-	cond := "#si = :si AND #r = :r AND "
-	if st.read.BatchID == "" {
+	h := &st.read.Holders[0]
+	names := map[string]string{"#si": AttrSheetIndex, "#r": AttrRow, "#b": AttrBatchID, "#v": AttrVersion}
+	values := map[string]types.AttributeValue{
+		":si": num(int64(h.Source.SheetIndex)),
+		":r":  num(h.Source.Row),
+	}
+	cond := "attribute_not_exists(#v) AND #si = :si AND #r = :r AND "
+	if h.BatchID == "" {
 		cond += "attribute_not_exists(#b)"
 	} else {
 		cond += "#b = :b"
-		values[":b"] = str(st.read.BatchID)
+		values[":b"] = str(h.BatchID)
 	}
 	return cond, names, values
 }
@@ -298,41 +307,30 @@ func (s *Sink) transact(ctx context.Context, mode catalog.WriteMode, products []
 
 // setRead records it as the item that holds st's SKU now.
 func (st *skuState) setRead(it item) error {
-	sku, h, err := decodeHolder(it)
+	state, ver, err := decodeState(it)
 	if err != nil {
 		return failure.Wrap(failure.Internal, "", err, err.Error())
 	}
-	if sku != st.sku {
-		return failure.New(failure.Internal, "", "read product %s for SKU %s", sku, st.sku)
+	if state.Product.SKU != st.sku {
+		return failure.New(failure.Internal, "", "read product %s for SKU %s", state.Product.SKU, st.sku)
 	}
-	st.held, st.read = true, h
+	st.held, st.read, st.ver = true, state, ver
 	return nil
-}
-
-// projection is what readHolders reads of an item.
-const projection = "#k, #b, #s, #si, #r, #o, #l, #d"
-
-var projectionNames = map[string]string{
-	"#k": AttrSKU, "#b": AttrBatchID, "#s": AttrSheet, "#si": AttrSheetIndex,
-	"#r": AttrRow, "#o": AttrOffset, "#l": AttrLength, "#d": AttrDisplaced,
 }
 
 // readHolders reads the current items of the SKUs of states (strongly
 // consistent BatchGetItem, maxGetKeys per request, unprocessed keys retried)
-// into their read holders.
+// into their read states: values, stamps and holders in the same read.
 func (s *Sink) readHolders(ctx context.Context, states []*skuState) error {
 	for chunk := range slices.Chunk(states, maxGetKeys) {
 		bySKU := make(map[string]*skuState, len(chunk))
 		keys := make([]map[string]types.AttributeValue, len(chunk))
 		for i, st := range chunk {
-			st.held, st.read = false, holder{}
+			st.held, st.read, st.ver = false, catalog.State{}, 0
 			bySKU[st.sku] = st
 			keys[i] = map[string]types.AttributeValue{AttrSKU: str(st.sku)}
 		}
-		req := map[string]types.KeysAndAttributes{s.table: {
-			Keys: keys, ConsistentRead: aws.Bool(true),
-			ProjectionExpression: aws.String(projection), ExpressionAttributeNames: projectionNames,
-		}}
+		req := map[string]types.KeysAndAttributes{s.table: {Keys: keys, ConsistentRead: aws.Bool(true)}}
 		for attempts := 0; ; {
 			res, err := s.client.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
 			if err != nil {
@@ -348,15 +346,16 @@ func (s *Sink) readHolders(ctx context.Context, states []*skuState) error {
 				continue
 			}
 			for _, it := range res.Responses[s.table] {
-				sku, h, err := decodeHolder(it)
-				if err != nil {
-					return failure.Wrap(failure.Internal, "", err, err.Error())
+				var st *skuState
+				if sku, ok := it[AttrSKU].(*types.AttributeValueMemberS); ok {
+					st = bySKU[sku.Value]
 				}
-				st := bySKU[sku]
 				if st == nil {
-					return failure.New(failure.Internal, "", "BatchGetItem returned product %s, which was not asked for", sku)
+					return failure.New(failure.Internal, "", "BatchGetItem returned a product item which was not asked for")
 				}
-				st.held, st.read = true, h
+				if err := st.setRead(it); err != nil {
+					return err
+				}
 			}
 			rest, ok := res.UnprocessedKeys[s.table]
 			if !ok || len(rest.Keys) == 0 {

@@ -49,12 +49,13 @@ func newTable(t *testing.T, client *dynamodb.Client) string {
 
 func TestContract(t *testing.T) {
 	client := awstest.Clients(t).DynamoDB
-	catalogtest.Run(t, func(t *testing.T) interface {
+	// moto copies the table for every transaction: few property cases.
+	catalogtest.RunWith(t, func(t *testing.T) interface {
 		catalog.Sink
 		catalog.Reader
 	} {
 		return newSink(t, client)
-	})
+	}, catalogtest.Options{PropertyCases: 24})
 }
 
 func TestCreateTableIsIdempotent(t *testing.T) {
@@ -487,5 +488,50 @@ func TestRetryAfterPartialWrite(t *testing.T) {
 	}
 	if n, err := s.CountBatch(t.Context(), batch, "Sheet2", 0, 1000); err != nil || n != 0 {
 		t.Errorf("CountBatch(Sheet2) = %d, %v; want 0", n, err)
+	}
+}
+
+// TestItemsBeforeStamps: an item written before stamps and versions (no
+// stamps, no version attribute) exists with every stamp 0; an ordered
+// partial write changes its present fields only (the condition recognises it
+// by its provenance) and gives it stamps and a version.
+func TestItemsBeforeStamps(t *testing.T) {
+	client := awstest.Clients(t).DynamoDB
+	table := newTable(t, client)
+	s := dynamocatalog.New(client, table, dynamocatalog.Options{})
+	old := catalog.Product{SKU: "SKU-old", Name: "Old name", Category: "Old/cat", Price: "1.00", Currency: "CNY", Stock: 5,
+		Status: "active", BatchID: "b-old", Source: catalog.Position{Sheet: "-", Row: 2}, Offset: 100, Length: 40}
+	_, err := client.PutItem(t.Context(), &dynamodb.PutItemInput{TableName: aws.String(table), Item: map[string]types.AttributeValue{
+		"sku": &types.AttributeValueMemberS{Value: old.SKU}, "name": &types.AttributeValueMemberS{Value: old.Name},
+		"category": &types.AttributeValueMemberS{Value: old.Category}, "price": &types.AttributeValueMemberS{Value: old.Price},
+		"currency": &types.AttributeValueMemberS{Value: old.Currency}, "stock": &types.AttributeValueMemberN{Value: "5"},
+		"status": &types.AttributeValueMemberS{Value: old.Status}, "batch_id": &types.AttributeValueMemberS{Value: old.BatchID},
+		"sheet": &types.AttributeValueMemberS{Value: "-"}, "sheet_index": &types.AttributeValueMemberN{Value: "0"},
+		"row": &types.AttributeValueMemberN{Value: "2"}, "offset": &types.AttributeValueMemberN{Value: "100"},
+		"length": &types.AttributeValueMemberN{Value: "40"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, ok, err := s.Get(t.Context(), old.SKU); err != nil || !ok || !cmp.Equal(p, old, cmpopts.EquateEmpty()) {
+		t.Fatalf("Get of an item before stamps = %+v, %v, %v; want %+v", p, ok, err, old)
+	}
+	price, err := catalog.FieldsOf("price")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := s.Write(t.Context(), catalog.Upsert, []catalog.Product{{SKU: old.SKU, Price: "2.00", Category: "default",
+		BatchID: "b-new", Source: catalog.Position{Sheet: "-", Row: 2}, Order: 7, Present: price}})
+	if err != nil || out[0].Result != catalog.Written {
+		t.Fatalf("Write = %+v, %v", out, err)
+	}
+	want := old
+	want.Price, want.BatchID, want.Offset, want.Length, want.Order = "2.00", "b-new", 0, 0, 7
+	if p, ok, err := s.Get(t.Context(), old.SKU); err != nil || !ok || !cmp.Equal(p, want, cmpopts.EquateEmpty()) {
+		t.Errorf("Get after a partial write = %+v, %v, %v; want %+v", p, ok, err, want)
+	}
+	st, ok, err := s.Stamps(t.Context(), old.SKU)
+	if err != nil || !ok || st.Fields[catalog.FieldPrice] != 7 || st.Fields[catalog.FieldName] != 0 || st.Created != 7 {
+		t.Errorf("Stamps = %+v, %v, %v", st, ok, err)
 	}
 }

@@ -33,6 +33,9 @@ const (
 	AttrOffset      = "offset"      // N
 	AttrLength      = "length"      // N
 	AttrDisplaced   = "displaced"   // S, JSON list of the rows displaced; absent when none
+	AttrStamps      = "stamps"      // S, catalog.EncodeStamps text; absent on items written before stamps (all 0)
+	AttrHolders     = "holders"     // S, catalog.EncodeHolders text of the older holders; absent when none
+	AttrVersion     = "version"     // N, bumped by every write: the compare-and-swap token; absent on older items
 )
 
 // ByBatchIndex is the name of the global secondary index that CountBatch

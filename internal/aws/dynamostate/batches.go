@@ -46,6 +46,11 @@ func (s *Store) CreateBatch(ctx context.Context, b state.Batch, shards []state.S
 	if err != nil {
 		return state.Batch{}, false, err
 	}
+	if b.Order == 0 {
+		// No cheap global sequence: the AWS order formula, with the
+		// registration time standing in for the upload's event time.
+		b.Order = state.OrderAt(b.CreatedAt, b.ID)
+	}
 	want := make(map[int]bool, len(shards))
 	ops := make([]types.TransactWriteItem, 0, len(shards))
 	for _, sh := range shards {
@@ -254,6 +259,7 @@ func (s *Store) FinishBatch(ctx context.Context, id string, f state.Final, now t
 	u.set("status", avS(string(f.Status)))
 	u.set("rows_total", avN(f.Counts.Total))
 	u.set("rows_imported", avN(f.Counts.Imported))
+	u.set("rows_superseded", avN(f.Counts.Superseded))
 	u.set("rows_failed", avN(f.Counts.Failed))
 	u.set("rows_skipped", avN(f.Counts.Skipped))
 	u.set("message", avOptS(f.Message))

@@ -227,6 +227,10 @@ func batchItem(b state.Batch, creator string) (item, error) {
 	it["rows_imported"] = avN(b.Counts.Imported)
 	it["rows_failed"] = avN(b.Counts.Failed)
 	it["rows_skipped"] = avN(b.Counts.Skipped)
+	if b.Counts.Superseded != 0 {
+		it["rows_superseded"] = avN(b.Counts.Superseded)
+	}
+	it["batch_order"] = avN(b.Order)
 	put(it, "by_reason", avByReason(b.ByReason))
 	put(it, "message", avOptS(b.Message))
 	put(it, "report", avOptS(b.Report))
@@ -259,6 +263,7 @@ func decodeBatch(it item) (state.Batch, error) {
 	b := state.Batch{
 		ID:     d.s("batch_id"),
 		Status: state.BatchStatus(d.s("status")),
+		Order:  d.n("batch_order"),
 		Source: state.Source{URI: d.s("source_uri"), Size: d.n("source_size"), ETag: d.s("source_etag"),
 			Version: d.s("source_version"), ModTime: d.t("source_mod_time")},
 		RuleVersion: d.s("rule_version"),
@@ -298,9 +303,10 @@ func decodeBatch(it item) (state.Batch, error) {
 	return b, nil
 }
 
-// countsOf reads the four counters named prefix+"total", ...
+// countsOf reads the five counters named prefix+"total", ... (an item
+// written before superseded rows were counted has none: 0).
 func countsOf(d *dec, prefix string) state.Counts {
-	return state.Counts{Total: d.n(prefix + "total"), Imported: d.n(prefix + "imported"),
+	return state.Counts{Total: d.n(prefix + "total"), Imported: d.n(prefix + "imported"), Superseded: d.n(prefix + "superseded"),
 		Failed: d.n(prefix + "failed"), Skipped: d.n(prefix + "skipped")}
 }
 
@@ -342,7 +348,11 @@ func shardItem(s state.Shard) (item, error) {
 }
 
 // cpNames are the checkpoint attributes of a shard item, in a fixed order.
-var cpNames = []string{"cp_next_offset", "cp_next_row", "cp_rows_total", "cp_rows_imported", "cp_rows_failed", "cp_rows_skipped"}
+var cpNames = []string{"cp_next_offset", "cp_next_row", "cp_rows_total", "cp_rows_imported", "cp_rows_failed", "cp_rows_skipped", cpSuperseded}
+
+// cpSuperseded is the checkpoint's superseded counter, absent from shard
+// items written before it existed (read as 0).
+const cpSuperseded = "cp_rows_superseded"
 
 // cpAttrs are the attributes of a shard's checkpoint.
 func cpAttrs(cp state.Checkpoint) map[string]types.AttributeValue {
@@ -350,6 +360,7 @@ func cpAttrs(cp state.Checkpoint) map[string]types.AttributeValue {
 		"cp_next_offset": avN(cp.NextOffset), "cp_next_row": avN(cp.NextRow),
 		"cp_rows_total": avN(cp.Counts.Total), "cp_rows_imported": avN(cp.Counts.Imported),
 		"cp_rows_failed": avN(cp.Counts.Failed), "cp_rows_skipped": avN(cp.Counts.Skipped),
+		cpSuperseded: avN(cp.Counts.Superseded),
 	}
 }
 

@@ -36,6 +36,14 @@
 // item also holds created_by, a random token of the CreateBatch call that
 // wrote it.
 //
+// A batch item's batch_order is its upload order (state.Batch.Order). There
+// is no cheap global sequence in DynamoDB, so CreateBatch keeps the order the
+// caller gives (the splitter's state.OrderAt of the S3 event time and the
+// batch id) and, given 0, stores state.OrderAt(created_at, id). Counters
+// rows_superseded and cp_rows_superseded are absent from items written
+// before they existed and read as 0 (checkpoint conditions accept a missing
+// cp_rows_superseded for 0).
+//
 // The sheet in a failure key is escaped so that keys sort as (sheet
 // bytewise, row): every byte up to '$' is written '$' and two hex digits
 // ("Sheet 2" is "Sheet$202"). With the sheet written literally, "Sheet 2"

@@ -145,15 +145,15 @@ func fence(sh state.Shard, l state.Lease) error {
 
 // behind reports whether cp is before the stored checkpoint in any respect.
 func behind(cp, stored state.Checkpoint) bool {
-	c, s := cp.Counts, stored.Counts
-	return cp.NextRow < stored.NextRow || cp.NextOffset < stored.NextOffset ||
-		c.Total < s.Total || c.Imported < s.Imported || c.Failed < s.Failed || c.Skipped < s.Skipped
+	return cp.NextRow < stored.NextRow || cp.NextOffset < stored.NextOffset || !cp.Counts.Covers(stored.Counts)
 }
 
 // outcomes is the batch counters' delta of a checkpoint moving from prev to
 // cp: the outcomes move, the split's Total does not.
 func outcomes(cp, prev state.Counts) state.Counts {
-	return state.Counts{Imported: cp.Imported - prev.Imported, Failed: cp.Failed - prev.Failed, Skipped: cp.Skipped - prev.Skipped}
+	d := cp.Sub(prev)
+	d.Total = 0
+	return d
 }
 
 // shardCond is the condition of every write of a lease: the lease is
@@ -169,7 +169,11 @@ func shardCond(e *expr, l state.Lease, prev state.Checkpoint) string {
 	}
 	attrs := cpAttrs(prev)
 	for _, name := range cpNames {
-		parts = append(parts, e.n(name)+" = "+e.v(attrs[name]))
+		c := e.n(name) + " = " + e.v(attrs[name])
+		if name == cpSuperseded && prev.Counts.Superseded == 0 {
+			c = "(attribute_not_exists(" + e.n(name) + ") OR " + c + ")"
+		}
+		parts = append(parts, c)
 	}
 	return strings.Join(parts, " AND ")
 }
@@ -289,6 +293,7 @@ func (s *Store) Checkpoint(ctx context.Context, lease state.Lease, cp state.Chec
 		} else {
 			bu := update{e: be}
 			bu.add("rows_imported", d.Imported)
+			bu.add("rows_superseded", d.Superseded)
 			bu.add("rows_failed", d.Failed)
 			bu.add("rows_skipped", d.Skipped)
 			bu.set("updated_at", avTime(now))
@@ -401,6 +406,7 @@ func (s *Store) FinishShard(ctx context.Context, lease state.Lease, status state
 		be := newExpr()
 		bu := update{e: be}
 		bu.add("rows_imported", d.Imported)
+		bu.add("rows_superseded", d.Superseded)
 		bu.add("rows_failed", d.Failed)
 		bu.add("rows_skipped", d.Skipped)
 		bu.set("updated_at", avTime(now))

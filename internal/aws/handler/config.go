@@ -116,12 +116,10 @@ func Build(ctx context.Context, c Config) (*Functions, error) {
 
 // FromClients returns the handlers over the AWS adapters built on clients.
 func FromClients(clients *awsclient.Clients, c Config) *Functions {
-	products := dynamocatalog.New(clients.DynamoDB, c.ProductsTable, dynamocatalog.Options{})
 	p := Ports{
 		Source:    s3store.New(clients.S3),
 		Store:     dynamostate.New(clients.DynamoDB, c.StateTable, dynamostate.Options{FailureTTL: c.FailureTTL}),
-		Sink:      products,
-		Products:  products,
+		Sink:      dynamocatalog.New(clients.DynamoDB, c.ProductsTable, dynamocatalog.Options{}),
 		Queue:     sqsqueue.New(clients.SQS, c.ShardQueueURL),
 		DLQ:       sqsqueue.New(clients.SQS, c.DLQURL),
 		Reports:   s3store.NewReports(clients.S3, c.Bucket),

@@ -60,9 +60,6 @@ type Options struct {
 	// taking rows and hands the rest of the shard on (default 10s; keep it
 	// well under the worker timeout).
 	DeadlineMargin time.Duration
-	// Settle: how long finalization re-counts products that do not reconcile
-	// yet (the products index is eventually consistent). Default 30s.
-	Settle time.Duration
 	// Triage is the retry budget and backoff of the triage function
 	// (zero fields take triage's defaults).
 	Triage triage.Policy
@@ -93,9 +90,6 @@ func New(p Ports, o Options) *Functions {
 	if o.CheckpointEvery <= 0 {
 		o.CheckpointEvery = 1000
 	}
-	if o.Settle <= 0 {
-		o.Settle = 30 * time.Second
-	}
 	if o.Owner == "" {
 		o.Owner = "lambda"
 	}
@@ -114,7 +108,7 @@ func New(p Ports, o Options) *Functions {
 	if o.Tracer != nil {
 		tracer = o.Tracer
 	}
-	f.p = pipeline.New(p, pipeline.Options{Profile: o.Profile, Split: o.Split, Settle: o.Settle, Triage: o.Triage,
+	f.p = pipeline.New(p, pipeline.Options{Profile: o.Profile, Split: o.Split, Triage: o.Triage,
 		StackName: o.StackName, Log: o.Log, Now: o.Now, Tracer: tracer, Metrics: o.Metrics,
 		Worker: shard.Options{Owner: o.Owner, LeaseTTL: o.LeaseTTL, CheckpointEvery: o.CheckpointEvery, Pool: o.Pool,
 			MaxRecord: o.Split.MaxRecord, DeadlineMargin: o.DeadlineMargin,
@@ -154,6 +148,16 @@ func (f *Functions) Splitter(ctx context.Context, ev events.S3Event) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// uploadOrder is the upload order of the event's object (state.OrderAt of
+// the S3 event time, ties broken by batch id), or 0 when the event has no
+// time (the state store then uses the registration time).
+func uploadOrder(r events.S3EventRecord, id string) int64 {
+	if r.EventTime.IsZero() {
+		return 0
+	}
+	return state.OrderAt(r.EventTime, id)
 }
 
 func (f *Functions) split(ctx context.Context, r events.S3EventRecord) error {
@@ -201,7 +205,8 @@ func (f *Functions) split(ctx context.Context, r events.S3EventRecord) error {
 		log.Warn("object was replaced before the split; this upload is not imported", "event_version", o.VersionID, "current_version", info.Version)
 		return nil
 	}
-	_, out, err := f.p.Split(ctx, pipeline.SplitRequest{Info: info, BatchID: id, TraceID: traceID, Profile: ProfileOf(key, info.Metadata)})
+	_, out, err := f.p.Split(ctx, pipeline.SplitRequest{Info: info, BatchID: id, TraceID: traceID, Order: uploadOrder(r, id),
+		Profile: ProfileOf(key, info.Metadata)})
 	if err != nil {
 		return fmt.Errorf("split %s: %w", uri, err)
 	}

@@ -54,7 +54,7 @@ func TestProfilePerUpload(t *testing.T) {
 	fns := handler.FromClients(clients, handler.Config{
 		Bucket: res.Bucket, StateTable: res.StateTable, ProductsTable: res.ProductsTable,
 		ShardQueueURL: res.ShardQueueURL, DLQURL: res.DLQURL,
-		Options: handler.Options{CheckpointEvery: 10, LeaseTTL: time.Minute, Settle: 5 * time.Second, Owner: "test",
+		Options: handler.Options{CheckpointEvery: 10, LeaseTTL: time.Minute, Owner: "test",
 			StackName: "profiles-handler", Log: testLogger(t)},
 	})
 	states := dynamostate.New(clients.DynamoDB, res.StateTable, dynamostate.Options{})

@@ -69,7 +69,6 @@ func newTriageRig(t *testing.T, name string, policy triage.Policy) *triageRig {
 		Source:    s3store.New(clients.S3),
 		Store:     r.store,
 		Sink:      products,
-		Products:  products,
 		Queue:     sqsqueue.New(clients.SQS, res.ShardQueueURL),
 		DLQ:       sqsqueue.New(clients.SQS, res.DLQURL),
 		Reports:   s3store.NewReports(clients.S3, res.Bucket),
@@ -81,7 +80,7 @@ func newTriageRig(t *testing.T, name string, policy triage.Policy) *triageRig {
 			return nil
 		},
 	}
-	opts := handler.Options{Log: testLogger(t), Triage: policy, StackName: name, Settle: 5 * time.Second, Owner: "test",
+	opts := handler.Options{Log: testLogger(t), Triage: policy, StackName: name, Owner: "test",
 		Split: split.Options{ShardRows: 400}, CheckpointEvery: 100, LeaseTTL: time.Minute}
 	r.fns = handler.New(ports, opts)
 	r.metrics.w = &bytes.Buffer{}

@@ -98,7 +98,7 @@ func TestWorkbookOnS3(t *testing.T) {
 		Bucket: res.Bucket, StateTable: res.StateTable, ProductsTable: res.ProductsTable,
 		ShardQueueURL: res.ShardQueueURL, DLQURL: res.DLQURL,
 		Options: handler.Options{Split: split.Options{ShardRows: 15}, CheckpointEvery: 10, LeaseTTL: time.Minute,
-			Settle: 5 * time.Second, Owner: "test", Log: testLogger(t)},
+			Owner: "test", Log: testLogger(t)},
 	})
 	var ev events.S3Event
 	ev.Records = append(ev.Records, events.S3EventRecord{EventName: "ObjectCreated:Put"})

@@ -224,7 +224,8 @@ func escalate(t *testing.T, e env, n int, msg string) (state.Batch, []state.Shar
 		shards[i] = state.Shard{BatchID: id, Index: i, Sheet: "-", Start: start, End: start + 100, FirstRow: int64(2 + 10*i), Rows: 10,
 			Status: state.ShardPending, Checkpoint: state.Checkpoint{NextOffset: start, NextRow: int64(2 + 10*i)}, UpdatedAt: now}
 	}
-	if _, _, err := e.st.CreateBatch(ctx, b, shards); err != nil {
+	b, _, err := e.st.CreateBatch(ctx, b, shards) // as stored: with its upload order
+	if err != nil {
 		t.Fatal(err)
 	}
 	lease, sh, err := e.st.Claim(ctx, id, 1, "worker", time.Minute, time.Now())

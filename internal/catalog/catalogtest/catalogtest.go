@@ -15,6 +15,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -32,21 +34,44 @@ type SinkReader interface {
 	catalog.Reader
 }
 
-// Run runs the contract of catalog.Sink and catalog.Reader. newSink is called
-// once per subtest (subtests run in parallel); SKUs and batch ids are unique
-// per subtest, so sinks may share storage, but CountBatch and Get must see
-// the subtest's own writes.
+// Run runs the contract of catalog.Sink and catalog.Reader with the default
+// Options. newSink is called once per subtest (subtests run in parallel);
+// SKUs and batch ids are unique per subtest, so sinks may share storage, but
+// CountBatch and Get must see the subtest's own writes.
 func Run(t *testing.T, newSink func(t *testing.T) interface {
 	catalog.Sink
 	catalog.Reader
 }) {
 	t.Helper()
+	RunWith(t, newSink, Options{})
+}
+
+// Options tune the suite for slow adapters. The zero value is the defaults.
+type Options struct {
+	// PropertyCases is how many random cases the model-based property test
+	// runs (default 300).
+	PropertyCases int
+}
+
+// RunWith is Run with options.
+func RunWith(t *testing.T, newSink func(t *testing.T) interface {
+	catalog.Sink
+	catalog.Reader
+}, o Options) {
+	t.Helper()
+	if o.PropertyCases <= 0 {
+		o.PropertyCases = 300
+	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			tc.fn(t, newSink)
 		})
 	}
+	t.Run("MatchesSequentialModel", func(t *testing.T) {
+		t.Parallel()
+		testModel(t, newSink(t), o.PropertyCases)
+	})
 }
 
 type newSinkFunc = func(t *testing.T) interface {
@@ -75,6 +100,21 @@ var tests = []struct {
 	{"GetMissing", one(testGetMissing)},
 	{"CountBatch", one(testCountBatch)},
 	{"OrderIndependence", testOrderIndependence},
+	{"Order0/LastWriterWins", one(testOrder0)},
+	{"Upsert/NewerBatchChangesPresentFields", one(testUpsertNewer)},
+	{"Upsert/AbsentColumnNeverResets", one(testAbsentNeverResets)},
+	{"Upsert/DefaultsOnlyAtCreation", one(testDefaultsAtCreation)},
+	{"Upsert/OlderBatchIsSupersededOrFillsOlderFields", one(testUpsertOlder)},
+	{"Replace", one(testReplace)},
+	{"Update", one(testUpdate)},
+	{"CreateOnly/AfterDelete", one(testCreateOnlyAfterDelete)},
+	{"Delete/TombstoneBeatsOlderWrites", one(testDeleteTombstone)},
+	{"Delete/NewerWriteRecreates", one(testDeleteRecreate)},
+	{"Delete/OlderDeleteUnderNewerCreation", one(testDeleteOlder)},
+	{"Delete/UnknownSKU", one(testDeleteUnknown)},
+	{"ReplayIsIdempotentInEveryMode", one(testReplayModes)},
+	{"StampsOfUnknownSKU", one(testStampsMissing)},
+	{"ConcurrentBatches", testConcurrentBatches},
 }
 
 func one(fn func(t *testing.T, s SinkReader)) func(*testing.T, newSinkFunc) {
@@ -85,9 +125,20 @@ var opts = cmp.Options{cmpopts.EquateEmpty()}
 
 var seq atomic.Int64
 
-// newID returns an id (SKU prefix or batch id) no other subtest uses.
+// newID returns an id (SKU prefix or batch id) no other subtest uses. It
+// ends in a sequence number: the order of a batch (orderOf), so a batch made
+// later is newer.
 func newID(prefix string) string {
 	return fmt.Sprintf("%s-%x-%d", prefix, time.Now().UnixNano()&0xffffffffff, seq.Add(1))
+}
+
+// orderOf returns the upload order of a batch id newID made.
+func orderOf(batch string) int64 {
+	n, err := strconv.ParseInt(batch[strings.LastIndexByte(batch, '-')+1:], 10, 64)
+	if err != nil {
+		panic("catalogtest: batch id " + batch + " not from newID")
+	}
+	return n
 }
 
 func must(t *testing.T, err error, what string) {
@@ -117,6 +168,7 @@ func product(batch, sku string, p catalog.Position) catalog.Product {
 		Description: fmt.Sprintf("row %d of sheet %q in %s", p.Row, p.Sheet, batch),
 		ImageURLs:   []string{fmt.Sprintf("https://img.example.com/%s/%d-1.jpg", sku, p.Row), "https://img.example.com/shared.png"},
 		BatchID:     batch, Source: p, Offset: 1000 + 97*p.Row + int64(p.SheetIndex)<<32, Length: 90 + p.Row%7,
+		Order: orderOf(batch),
 	}
 }
 
@@ -211,11 +263,13 @@ func testSheetOrder(t *testing.T, s SinkReader) {
 	diff(t, "stored product", first, get(t, s, sku))
 }
 
+// testOtherBatchUpsert: a newer batch's row with every column changes every
+// field, wherever it is in its file.
 func testOtherBatchUpsert(t *testing.T, s SinkReader) {
 	sku := newID("SKU")
 	old := product(newID("batch"), sku, pos(0, "-", 2))
 	write(t, s, catalog.Upsert, old)
-	// The other batch's position is irrelevant: a higher row still replaces.
+	// The other batch's position is irrelevant: a higher row still changes it.
 	p := product(newID("batch"), sku, pos(0, "-", 50))
 	diff(t, "outcomes", []catalog.Outcome{written}, write(t, s, catalog.Upsert, p))
 	diff(t, "stored product", p, get(t, s, sku))

@@ -16,11 +16,12 @@ import (
 
 const batchCols = `batch_id, status, source_uri, source_size, source_etag, source_version, source_mod_time,
 	layout, profile, rule_version, shards, shards_done, rows_total, rows_imported, rows_failed, rows_skipped,
-	by_reason, message, report, trace_id, created_at, updated_at, finished_at, parent, failures_resolved`
+	by_reason, message, report, trace_id, created_at, updated_at, finished_at, parent, failures_resolved,
+	batch_order, rows_superseded`
 
 const shardCols = `batch_id, shard, sheet, sheet_index, byte_start, byte_end, first_row, rows, checksum, status,
 	cp_next_offset, cp_next_row, cp_rows_total, cp_rows_imported, cp_rows_failed, cp_rows_skipped,
-	owner, epoch, lease_until, attempts, message, updated_at, staged`
+	owner, epoch, lease_until, attempts, message, updated_at, staged, cp_rows_superseded`
 
 // CreateBatch stores b and its shards unless a batch with b.ID exists; see
 // state.Store.
@@ -38,6 +39,14 @@ func (db *DB) CreateBatch(ctx context.Context, b state.Batch, shards []state.Sha
 		stored, err = loadBatch(ctx, tx, b.ID)
 		if err == nil || !errors.Is(err, state.ErrNotFound) {
 			return err
+		}
+		if b.Order == 0 {
+			// The next number of the database's sequence, in the creating
+			// transaction (write transactions are serial, so no two batches
+			// get the same one).
+			if err := tx.queryRow(`SELECT COALESCE(MAX(batch_order), 0) + 1 FROM batches`).Scan(&b.Order); err != nil {
+				return err
+			}
 		}
 		if err := insertBatch(tx, b); err != nil {
 			return err
@@ -66,11 +75,12 @@ func insertBatch(tx *wtx, b state.Batch) error {
 	if err != nil {
 		return err
 	}
-	_, err = tx.exec(`INSERT INTO batches (`+batchCols+`) VALUES `+placeholders(1, 25),
+	_, err = tx.exec(`INSERT INTO batches (`+batchCols+`) VALUES `+placeholders(1, 27),
 		b.ID, string(b.Status), b.Source.URI, b.Source.Size, b.Source.ETag, b.Source.Version, timeArg(b.Source.ModTime),
 		layout, b.Profile, b.RuleVersion, b.Shards, b.ShardsDone,
 		b.Counts.Total, b.Counts.Imported, b.Counts.Failed, b.Counts.Skipped,
-		byReason, b.Message, b.Report, b.TraceID, timeArg(b.CreatedAt), timeArg(b.UpdatedAt), timeArg(b.FinishedAt), b.Parent, b.Resolved)
+		byReason, b.Message, b.Report, b.TraceID, timeArg(b.CreatedAt), timeArg(b.UpdatedAt), timeArg(b.FinishedAt), b.Parent, b.Resolved,
+		b.Order, b.Counts.Superseded)
 	return err
 }
 
@@ -80,10 +90,10 @@ func insertShard(tx *wtx, s state.Shard) error {
 	if err != nil {
 		return err
 	}
-	_, err = tx.exec(`INSERT INTO shards (`+shardCols+`) VALUES `+placeholders(1, 23),
+	_, err = tx.exec(`INSERT INTO shards (`+shardCols+`) VALUES `+placeholders(1, 24),
 		s.BatchID, s.Index, s.Sheet, s.SheetIndex, s.Start, s.End, s.FirstRow, s.Rows, s.Checksum, string(s.Status),
 		cp.NextOffset, cp.NextRow, cp.Counts.Total, cp.Counts.Imported, cp.Counts.Failed, cp.Counts.Skipped,
-		s.Owner, s.Epoch, timeArg(s.LeaseUntil), s.Attempts, s.Message, timeArg(s.UpdatedAt), staged)
+		s.Owner, s.Epoch, timeArg(s.LeaseUntil), s.Attempts, s.Message, timeArg(s.UpdatedAt), staged, cp.Counts.Superseded)
 	return err
 }
 
@@ -99,7 +109,8 @@ func scanBatch(sc scanner) (state.Batch, error) {
 	err := sc.Scan(&b.ID, &status, &b.Source.URI, &b.Source.Size, &b.Source.ETag, &b.Source.Version, &modTime,
 		&layout, &profile, &ruleVer, &b.Shards, &b.ShardsDone,
 		&b.Counts.Total, &b.Counts.Imported, &b.Counts.Failed, &b.Counts.Skipped,
-		&byReason, &message, &report, &trace, &created, &updated, &finished, &b.Parent, &b.Resolved)
+		&byReason, &message, &report, &trace, &created, &updated, &finished, &b.Parent, &b.Resolved,
+		&b.Order, &b.Counts.Superseded)
 	if err != nil {
 		return state.Batch{}, err
 	}
@@ -178,7 +189,7 @@ func scanShard(sc scanner) (state.Shard, error) {
 	cp := &s.Checkpoint
 	err := sc.Scan(&s.BatchID, &s.Index, &s.Sheet, &s.SheetIndex, &s.Start, &s.End, &s.FirstRow, &s.Rows, &s.Checksum, &status,
 		&cp.NextOffset, &cp.NextRow, &cp.Counts.Total, &cp.Counts.Imported, &cp.Counts.Failed, &cp.Counts.Skipped,
-		&s.Owner, &s.Epoch, &lease, &s.Attempts, &s.Message, &updated, &staged)
+		&s.Owner, &s.Epoch, &lease, &s.Attempts, &s.Message, &updated, &staged, &cp.Counts.Superseded)
 	if err != nil {
 		return state.Shard{}, err
 	}
@@ -256,9 +267,9 @@ func (db *DB) FinishBatch(ctx context.Context, id string, f state.Final, now tim
 		if err != nil {
 			return err
 		}
-		if _, err := tx.exec(`UPDATE batches SET status = ?, rows_total = ?, rows_imported = ?, rows_failed = ?, rows_skipped = ?,
+		if _, err := tx.exec(`UPDATE batches SET status = ?, rows_total = ?, rows_imported = ?, rows_superseded = ?, rows_failed = ?, rows_skipped = ?,
 			message = ?, report = ?, by_reason = ?, finished_at = ?, updated_at = ? WHERE batch_id = ?`,
-			string(status), counts.Total, counts.Imported, counts.Failed, counts.Skipped,
+			string(status), counts.Total, counts.Imported, counts.Superseded, counts.Failed, counts.Skipped,
 			message, report, br, timeArg(now), timeArg(now), id); err != nil {
 			return err
 		}

@@ -12,8 +12,10 @@
 //     and counters are written in the same transaction as the checkpoint;
 //   - invariant 4: failure records are keyed by (batch, sheet, row) and
 //     products by SKU, so replays overwrite instead of duplicating;
-//   - invariant 5: Write reads the holders of its SKUs, decides and writes in
-//     one write transaction, so the lowest position of a SKU always wins.
+//   - invariant 5: Write reads the states of its SKUs (values, field stamps
+//     and holders, one query), decides with catalog.Decide and writes in one
+//     write transaction, so the lowest position of a SKU in a batch always
+//     wins and each field holds its newest batch's value (decision 17).
 //
 // # Schema
 //
@@ -24,19 +26,26 @@
 //     source_version, source_mod_time, layout JSON, profile BLOB, rule_version,
 //     shards, shards_done, rows_total, rows_imported, rows_failed,
 //     rows_skipped, by_reason JSON, message, report, trace_id, created_at,
-//     updated_at, finished_at), index on created_at;
+//     updated_at, finished_at, parent, failures_resolved, batch_order,
+//     rows_superseded), index on created_at. batch_order is the upload order
+//     (state.Batch.Order): CreateBatch of a batch with order 0 assigns
+//     MAX(batch_order) + 1 in its write transaction, a sequence 1, 2, 3...
+//     (an upgraded database numbers its existing batches by rowid);
 //   - shards(batch_id, shard, sheet, sheet_index, byte_start, byte_end,
 //     first_row, rows, checksum, status, cp_next_offset, cp_next_row,
 //     cp_rows_total, cp_rows_imported, cp_rows_failed, cp_rows_skipped, owner,
-//     epoch, lease_until, attempts, message, updated_at;
+//     epoch, lease_until, attempts, message, updated_at, staged,
+//     cp_rows_superseded;
 //     PK(batch_id, shard)), WITHOUT ROWID;
 //   - failures(batch_id, sheet, row, layer, reason, field, message, raw_line,
 //     cells JSON, field_mapping JSON, rule_version, retry_count, failure_at,
 //     trace_id, shard; PK(batch_id, sheet, row)), index on (batch_id, shard);
 //   - products(sku PK, name, category, brand, price TEXT "12.50", currency,
 //     stock, status, description, image_urls JSON, batch_id, source_row,
-//     source_sheet, source_sheet_index, source_offset, source_length), index
-//     on (batch_id, source_sheet, source_row);
+//     source_sheet, source_sheet_index, source_offset, source_length,
+//     displaced JSON, stamps TEXT catalog.EncodeStamps, holders JSON
+//     catalog.EncodeHolders), index on (batch_id, source_sheet, source_row);
+//     a deleted product stays as a tombstone row;
 //   - shard_progress(batch_id, shard, seq, at, rows_done, rows_failed,
 //     failed_syntax, failed_semantic, failed_business, failed_infrastructure;
 //     PK(batch_id, shard, seq)), WITHOUT ROWID: each shard's progress history
@@ -136,12 +145,14 @@
 //     set) are an Internal ImportError naming the field.
 //
 // catalog.Sink and catalog.Reader:
-//   - A Write call is one transaction: it stores all of its winners or none.
-//   - An empty mode is Upsert; other modes than Upsert and CreateOnly are an
-//     error.
+//   - A Write call is one transaction: it stores all of its changes or none.
+//   - An empty mode is Upsert; a mode that is not catalog.WriteMode.Valid is
+//     an Internal ImportError.
+//   - A product stored before stamps (schema 2; stamps NULL) has every stamp
+//     0 and exists: any ordered write changes its present fields.
 //   - Products of the same batch with the same SheetIndex and Row are the same
 //     position (a replay), whatever their Sheet name says.
 //   - An empty ImageURLs list is stored as NULL and read back as nil.
 //   - Write may be given products of several batches in one call; each is
-//     decided against the holder at that point of the slice.
+//     decided against the SKU's state at that point of the slice.
 package sqlite

@@ -85,13 +85,7 @@ func (db *DB) Claim(ctx context.Context, batchID string, shard int, owner string
 
 // behind reports whether cp is before the stored checkpoint in any respect.
 func behind(cp, stored state.Checkpoint) bool {
-	c, s := cp.Counts, stored.Counts
-	return cp.NextRow < stored.NextRow || cp.NextOffset < stored.NextOffset ||
-		c.Total < s.Total || c.Imported < s.Imported || c.Failed < s.Failed || c.Skipped < s.Skipped
-}
-
-func sub(a, b state.Counts) state.Counts {
-	return state.Counts{Total: a.Total - b.Total, Imported: a.Imported - b.Imported, Failed: a.Failed - b.Failed, Skipped: a.Skipped - b.Skipped}
+	return cp.NextRow < stored.NextRow || cp.NextOffset < stored.NextOffset || !cp.Counts.Covers(stored.Counts)
 }
 
 // Checkpoint upserts failures, moves the shard's checkpoint to cp, extends
@@ -122,8 +116,8 @@ func (db *DB) Checkpoint(ctx context.Context, lease state.Lease, cp state.Checkp
 				timeArg(until), now, lease.BatchID, lease.Shard); err != nil {
 				return err
 			}
-			return tx.queryRow(`SELECT rows_total, rows_imported, rows_failed, rows_skipped FROM batches WHERE batch_id = ?`,
-				lease.BatchID).Scan(&counts.Total, &counts.Imported, &counts.Failed, &counts.Skipped)
+			return tx.queryRow(`SELECT rows_total, rows_imported, rows_superseded, rows_failed, rows_skipped FROM batches WHERE batch_id = ?`,
+				lease.BatchID).Scan(&counts.Total, &counts.Imported, &counts.Superseded, &counts.Failed, &counts.Skipped)
 		}
 		if err := appendSample(tx, lease, s.Checkpoint, cp, failures, at, false); err != nil {
 			return err
@@ -131,7 +125,7 @@ func (db *DB) Checkpoint(ctx context.Context, lease state.Lease, cp state.Checkp
 		if err := setCheckpoint(tx, lease, cp, "lease_until = ?, updated_at = ?", timeArg(until), now); err != nil {
 			return err
 		}
-		counts, err = addCounts(tx, lease.BatchID, sub(cp.Counts, s.Checkpoint.Counts), 0, now)
+		counts, err = addCounts(tx, lease.BatchID, cp.Counts.Sub(s.Checkpoint.Counts), 0, now)
 		return err
 	})
 	return counts, err
@@ -140,10 +134,10 @@ func (db *DB) Checkpoint(ctx context.Context, lease state.Lease, cp state.Checkp
 // setCheckpoint stores cp on the lease's shard with more assignments.
 func setCheckpoint(tx *wtx, lease state.Lease, cp state.Checkpoint, more string, args ...any) error {
 	c := cp.Counts
-	args = append([]any{cp.NextOffset, cp.NextRow, c.Total, c.Imported, c.Failed, c.Skipped}, args...)
+	args = append([]any{cp.NextOffset, cp.NextRow, c.Total, c.Imported, c.Superseded, c.Failed, c.Skipped}, args...)
 	args = append(args, lease.BatchID, lease.Shard)
 	_, err := tx.exec(`UPDATE shards SET cp_next_offset = ?, cp_next_row = ?, cp_rows_total = ?, cp_rows_imported = ?,
-		cp_rows_failed = ?, cp_rows_skipped = ?, `+more+` WHERE batch_id = ? AND shard = ?`, args...)
+		cp_rows_superseded = ?, cp_rows_failed = ?, cp_rows_skipped = ?, `+more+` WHERE batch_id = ? AND shard = ?`, args...)
 	return err
 }
 
@@ -153,9 +147,10 @@ func addCounts(tx *wtx, batchID string, d state.Counts, shardsDone int, now any)
 	d.Total = 0 // a batch's total is the split's row count; only outcomes move
 	var c state.Counts
 	err := tx.queryRow(`UPDATE batches SET rows_total = rows_total + ?, rows_imported = rows_imported + ?,
-		rows_failed = rows_failed + ?, rows_skipped = rows_skipped + ?, shards_done = shards_done + ?, updated_at = ?
-		WHERE batch_id = ? RETURNING rows_total, rows_imported, rows_failed, rows_skipped`,
-		d.Total, d.Imported, d.Failed, d.Skipped, shardsDone, now, batchID).Scan(&c.Total, &c.Imported, &c.Failed, &c.Skipped)
+		rows_superseded = rows_superseded + ?, rows_failed = rows_failed + ?, rows_skipped = rows_skipped + ?,
+		shards_done = shards_done + ?, updated_at = ?
+		WHERE batch_id = ? RETURNING rows_total, rows_imported, rows_superseded, rows_failed, rows_skipped`,
+		d.Total, d.Imported, d.Superseded, d.Failed, d.Skipped, shardsDone, now, batchID).Scan(&c.Total, &c.Imported, &c.Superseded, &c.Failed, &c.Skipped)
 	return c, err
 }
 
@@ -187,7 +182,7 @@ func (db *DB) FinishShard(ctx context.Context, lease state.Lease, status state.S
 		if behind(cp, s.Checkpoint) {
 			cp = s.Checkpoint
 		} else {
-			d = sub(cp.Counts, s.Checkpoint.Counts)
+			d = cp.Counts.Sub(s.Checkpoint.Counts)
 			if err := appendSample(tx, lease, s.Checkpoint, cp, nil, at, true); err != nil {
 				return err
 			}

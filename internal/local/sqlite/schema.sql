@@ -1,5 +1,5 @@
 -- Catalog Import: the embedded database (one SQLite file: state and products).
--- Schema version 2 (PRAGMA user_version). Every statement is idempotent; a
+-- Schema version 3 (PRAGMA user_version). Every statement is idempotent; a
 -- database of an older version first gains the columns sqlite.go's
 -- addedColumns lists.
 --
@@ -34,6 +34,8 @@ CREATE TABLE IF NOT EXISTS batches (
     trace_id        TEXT    NOT NULL DEFAULT '',
     parent          TEXT    NOT NULL DEFAULT '',  -- batch whose failed rows this one re-imports (v2)
     failures_resolved INTEGER NOT NULL DEFAULT 0, -- failure records a later batch resolved (v2)
+    batch_order     INTEGER NOT NULL DEFAULT 0,   -- upload order (state.Batch.Order): MAX + 1 when created (v3)
+    rows_superseded INTEGER NOT NULL DEFAULT 0,   -- rows a newer upload's values superseded (v3)
     created_at      TEXT    NOT NULL,
     updated_at      TEXT    NOT NULL,
     finished_at     TEXT
@@ -66,6 +68,7 @@ CREATE TABLE IF NOT EXISTS shards (
     message          TEXT    NOT NULL DEFAULT '',
     updated_at       TEXT    NOT NULL,
     staged           TEXT,                        -- JSON state.Staged (XLSX: the staged object of the rows), NULL for range-read sources
+    cp_rows_superseded INTEGER NOT NULL DEFAULT 0, -- (v3)
     PRIMARY KEY (batch_id, shard)
 ) WITHOUT ROWID;
 
@@ -112,7 +115,9 @@ CREATE INDEX IF NOT EXISTS failures_by_shard ON failures (batch_id, shard);
 
 -- products: the catalog (catalog.Sink). One row per SKU, with the provenance
 -- (batch, sheet index, sheet, row) that decides duplicates (invariant 5) and
--- the source bytes (offset, length) of the row, to snapshot a displaced one.
+-- the source bytes (offset, length) of the row, to snapshot a displaced one;
+-- the field stamps (decision 17) and the holders of older batches. A deleted
+-- product stays as a tombstone row (stamps start with "!"; Get ignores it).
 CREATE TABLE IF NOT EXISTS products (
     sku                TEXT    NOT NULL PRIMARY KEY,
     name               TEXT    NOT NULL,
@@ -130,7 +135,9 @@ CREATE TABLE IF NOT EXISTS products (
     source_sheet_index INTEGER NOT NULL,
     source_offset      INTEGER NOT NULL,
     source_length      INTEGER NOT NULL,
-    displaced          TEXT                       -- JSON array of the later rows of this batch this product displaced
+    displaced          TEXT,                      -- JSON array of the later rows of this batch this product displaced
+    stamps             TEXT,                      -- "[!]order/created/tombstone/f0,...,f8" (catalog.EncodeStamps; NULL: all 0) (v3)
+    holders            TEXT                       -- JSON array of the other batches' rows that hold a field, the creation or the tombstone (v3)
 );
 CREATE INDEX IF NOT EXISTS products_by_source ON products (batch_id, source_sheet, source_row);
 

@@ -15,28 +15,29 @@ import (
 // documentation lists the decisions taken where the port leaves room.
 
 const productCols = `sku, name, category, brand, price, currency, stock, status, description, image_urls,
-	batch_id, source_row, source_sheet, source_sheet_index, source_offset, source_length, displaced`
+	batch_id, source_row, source_sheet, source_sheet_index, source_offset, source_length, displaced, stamps, holders`
 
-const numProductCols = 17
+const numProductCols = 19
 
-// productChunk is how many products one INSERT carries (16 parameters each).
+// productChunk is how many products one INSERT carries (19 parameters each).
 const productChunk = 100
 
-// holderChunk is the most SKUs one holder lookup asks for.
-const holderChunk = 512
+// stateChunk is the most SKUs one state lookup asks for.
+const stateChunk = 512
 
 const upsertProducts = ` ON CONFLICT (sku) DO UPDATE SET name = excluded.name, category = excluded.category,
 	brand = excluded.brand, price = excluded.price, currency = excluded.currency, stock = excluded.stock,
 	status = excluded.status, description = excluded.description, image_urls = excluded.image_urls,
 	batch_id = excluded.batch_id, source_row = excluded.source_row, source_sheet = excluded.source_sheet,
 	source_sheet_index = excluded.source_sheet_index, source_offset = excluded.source_offset,
-	source_length = excluded.source_length, displaced = excluded.displaced`
+	source_length = excluded.source_length, displaced = excluded.displaced, stamps = excluded.stamps,
+	holders = excluded.holders`
 
-// holder is who holds a SKU at a point of a Write call: the stored row
-// (idx < 0) or products[idx] of the call.
-type holder struct {
-	catalog.Holder
-	idx int // the product of the call that holds the SKU, -1 for a stored one
+// skuState is a SKU's state during a Write call: the stored one, then after
+// each product of the call that was Written.
+type skuState struct {
+	catalog.State
+	dirty bool // changed by the call: must be stored
 }
 
 // displacedRow is how a displaced row is kept in products.displaced.
@@ -49,13 +50,15 @@ type displacedRow struct {
 }
 
 // Write applies products in slice order under the catalog.Sink rules, in one
-// transaction: it reads the current holders of the call's SKUs, decides each
-// product against the holder at that point (earlier decisions of the call
-// included), then upserts the winners.
+// transaction: it reads the stored states of the call's SKUs (values, stamps
+// and holders in one query), decides each product with catalog.Decide
+// against the state at that point (earlier decisions of the call included),
+// then upserts the changed SKUs.
 func (db *DB) Write(ctx context.Context, mode catalog.WriteMode, products []catalog.Product) ([]catalog.Outcome, error) {
-	switch mode {
-	case "", catalog.Upsert, catalog.CreateOnly:
-	default:
+	if mode == "" {
+		mode = catalog.Upsert
+	}
+	if !mode.Valid() {
 		return nil, invalid("mode", "write products: unknown write mode %q", mode)
 	}
 	out := make([]catalog.Outcome, len(products))
@@ -64,17 +67,17 @@ func (db *DB) Write(ctx context.Context, mode catalog.WriteMode, products []cata
 	}
 	err := db.write(ctx, fmt.Sprintf("write %d products", len(products)), func(tx *wtx) error {
 		clear(out)
-		cur, err := holders(tx, products)
+		cur, err := states(tx, products)
 		if err != nil {
 			return err
 		}
 		for i := range products {
 			p := &products[i]
-			h, ok := cur[p.SKU]
-			var now catalog.Holder
-			out[i], now = catalog.Decide(mode, p, h.Holder, ok)
+			st := cur[p.SKU]
+			var next catalog.State
+			out[i], next = catalog.Decide(mode, p, st.State)
 			if out[i].Result == catalog.Written {
-				cur[p.SKU] = holder{Holder: now, idx: i}
+				st.State, st.dirty = next, true
 			}
 		}
 		return putProducts(tx, products, cur)
@@ -85,12 +88,12 @@ func (db *DB) Write(ctx context.Context, mode catalog.WriteMode, products []cata
 	return out, nil
 }
 
-// holders reads who holds the SKUs of products now.
-func holders(tx *wtx, products []catalog.Product) (map[string]holder, error) {
-	cur := make(map[string]holder, len(products))
-	skus := tx.scratch(holderChunk)
+// states reads the stored states of the SKUs of products (a zero state for
+// a SKU never stored).
+func states(tx *wtx, products []catalog.Product) (map[string]*skuState, error) {
+	cur := make(map[string]*skuState, len(products))
+	skus := tx.scratch(stateChunk)
 	defer tx.release(skus)
-	seen := make(map[string]struct{}, len(products))
 	lookup := func() error {
 		if len(skus) == 0 {
 			return nil
@@ -103,44 +106,30 @@ func holders(tx *wtx, products []catalog.Product) (map[string]holder, error) {
 		for len(skus) < n {
 			skus = append(skus, skus[len(skus)-1])
 		}
-		rows, err := tx.query(`SELECT sku, batch_id, source_sheet_index, source_sheet, source_row, source_offset, source_length, displaced FROM products
+		rows, err := tx.query(`SELECT `+productCols+` FROM products
 			WHERE sku IN (`+strings.TrimSuffix(strings.Repeat("?,", n), ",")+`)`, skus...)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var (
-				sku  string
-				h    = holder{idx: -1}
-				disp sql.NullString
-			)
-			if err := rows.Scan(&sku, &h.BatchID, &h.Source.SheetIndex, &h.Source.Sheet, &h.Source.Row, &h.Offset, &h.Length, &disp); err != nil {
+			st, err := scanState(rows)
+			if err != nil {
 				return err
 			}
-			if disp.Valid {
-				var ds []displacedRow
-				if err := json.Unmarshal([]byte(disp.String), &ds); err != nil {
-					return fmt.Errorf("product %s: displaced rows: %w", sku, err)
-				}
-				for _, d := range ds {
-					h.Displaced = append(h.Displaced, catalog.Product{SKU: sku, BatchID: h.BatchID,
-						Source: catalog.Position{SheetIndex: d.SheetIndex, Sheet: d.Sheet, Row: d.Row}, Offset: d.Offset, Length: d.Length})
-				}
-			}
-			cur[sku] = h
+			*cur[st.Product.SKU] = skuState{State: st}
 		}
 		skus = skus[:0]
 		return rows.Err()
 	}
 	for i := range products {
 		sku := products[i].SKU
-		if _, ok := seen[sku]; ok {
+		if _, ok := cur[sku]; ok {
 			continue
 		}
-		seen[sku] = struct{}{}
+		cur[sku] = &skuState{}
 		skus = append(skus, sku)
-		if len(skus) == holderChunk {
+		if len(skus) == stateChunk {
 			if err := lookup(); err != nil {
 				return nil, err
 			}
@@ -152,9 +141,46 @@ func holders(tx *wtx, products []catalog.Product) (map[string]holder, error) {
 	return cur, nil
 }
 
-// putProducts upserts the products that hold their SKU at the end of the
-// call, several per statement.
-func putProducts(tx *wtx, products []catalog.Product, cur map[string]holder) error {
+// scanState reads a products row (productCols) as the SKU's state.
+func scanState(row interface{ Scan(...any) error }) (catalog.State, error) {
+	var (
+		st                     catalog.State
+		p                      = &st.Product
+		h                      catalog.Holder
+		images, disp, sts, hsj sql.NullString
+	)
+	err := row.Scan(&p.SKU, &p.Name, &p.Category, &p.Brand, &p.Price, &p.Currency, &p.Stock, &p.Status, &p.Description, &images,
+		&h.BatchID, &h.Source.Row, &h.Source.Sheet, &h.Source.SheetIndex, &h.Offset, &h.Length, &disp, &sts, &hsj)
+	if err != nil {
+		return st, err
+	}
+	if p.ImageURLs, err = parseStrings(images); err != nil {
+		return st, err
+	}
+	if st.Stamps, st.Exists, h.Order, err = catalog.DecodeStamps(sts.String); err != nil {
+		return st, fmt.Errorf("product %s: %w", p.SKU, err)
+	}
+	if disp.Valid {
+		var ds []displacedRow
+		if err := json.Unmarshal([]byte(disp.String), &ds); err != nil {
+			return st, fmt.Errorf("product %s: displaced rows: %w", p.SKU, err)
+		}
+		for _, d := range ds {
+			h.Displaced = append(h.Displaced, catalog.Product{SKU: p.SKU, BatchID: h.BatchID,
+				Source: catalog.Position{SheetIndex: d.SheetIndex, Sheet: d.Sheet, Row: d.Row}, Offset: d.Offset, Length: d.Length})
+		}
+	}
+	more, err := catalog.DecodeHolders(p.SKU, hsj.String)
+	if err != nil {
+		return st, err
+	}
+	st.Holders = append([]catalog.Holder{h}, more...)
+	return st, nil
+}
+
+// putProducts upserts the states the call changed, several per statement,
+// in the order of their SKUs' first products.
+func putProducts(tx *wtx, products []catalog.Product, cur map[string]*skuState) error {
 	args := tx.scratch(productChunk * numProductCols)
 	defer tx.release(args)
 	n := 0
@@ -167,11 +193,12 @@ func putProducts(tx *wtx, products []catalog.Product, cur map[string]holder) err
 		return err
 	}
 	for i := range products {
-		p := &products[i]
-		h := cur[p.SKU]
-		if h.idx != i {
+		st := cur[products[i].SKU]
+		if !st.dirty {
 			continue
 		}
+		st.dirty = false // stored once, with its final state
+		p, h := &st.Product, &st.Holders[0]
 		var disp any
 		if len(h.Displaced) > 0 {
 			ds := make([]displacedRow, len(h.Displaced))
@@ -184,8 +211,17 @@ func putProducts(tx *wtx, products []catalog.Product, cur map[string]holder) err
 			}
 			disp = string(b)
 		}
+		var more any
+		if len(st.Holders) > 1 {
+			s, err := catalog.EncodeHolders(st.Holders[1:])
+			if err != nil {
+				return err
+			}
+			more = s
+		}
 		args = append(args, p.SKU, p.Name, p.Category, p.Brand, p.Price, p.Currency, p.Stock, p.Status, p.Description,
-			stringsArg(p.ImageURLs), p.BatchID, p.Source.Row, p.Source.Sheet, p.Source.SheetIndex, p.Offset, p.Length, disp)
+			stringsArg(p.ImageURLs), h.BatchID, h.Source.Row, h.Source.Sheet, h.Source.SheetIndex, h.Offset, h.Length, disp,
+			catalog.EncodeStamps(&st.State), more)
 		if n++; n == productChunk {
 			if err := flush(); err != nil {
 				return err
@@ -195,31 +231,15 @@ func putProducts(tx *wtx, products []catalog.Product, cur map[string]holder) err
 	return flush()
 }
 
-func getProduct(ctx context.Context, q querier, sku string) (catalog.Product, error) {
+// getState reads the stored state of sku; ok is false when there is none.
+func (db *DB) getState(ctx context.Context, sku string) (catalog.State, bool, error) {
 	var (
-		p      catalog.Product
-		images sql.NullString
-	)
-	var disp sql.NullString
-	err := q.QueryRowContext(ctx, `SELECT `+productCols+` FROM products WHERE sku = ?`, sku).Scan(
-		&p.SKU, &p.Name, &p.Category, &p.Brand, &p.Price, &p.Currency, &p.Stock, &p.Status, &p.Description, &images,
-		&p.BatchID, &p.Source.Row, &p.Source.Sheet, &p.Source.SheetIndex, &p.Offset, &p.Length, &disp)
-	if err != nil {
-		return catalog.Product{}, err
-	}
-	p.ImageURLs, err = parseStrings(images)
-	return p, err
-}
-
-// Get returns the product with sku, or ok=false.
-func (db *DB) Get(ctx context.Context, sku string) (catalog.Product, bool, error) {
-	var (
-		p  catalog.Product
+		st catalog.State
 		ok bool
 	)
 	err := db.read(ctx, "get product "+sku, func(q querier) error {
 		var err error
-		p, err = getProduct(ctx, q, sku)
+		st, err = scanState(q.QueryRowContext(ctx, `SELECT `+productCols+` FROM products WHERE sku = ?`, sku))
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}
@@ -227,9 +247,27 @@ func (db *DB) Get(ctx context.Context, sku string) (catalog.Product, bool, error
 		return err
 	})
 	if err != nil {
+		return catalog.State{}, false, err
+	}
+	return st, ok, nil
+}
+
+// Get returns the product with sku, or ok=false when there is none or it is
+// deleted.
+func (db *DB) Get(ctx context.Context, sku string) (catalog.Product, bool, error) {
+	st, ok, err := db.getState(ctx, sku)
+	if !ok || err != nil {
 		return catalog.Product{}, false, err
 	}
+	p, ok := st.Effective()
 	return p, ok, nil
+}
+
+// Stamps returns the stamps stored for sku, ok=false when the database has no
+// record of it.
+func (db *DB) Stamps(ctx context.Context, sku string) (catalog.FieldStamps, bool, error) {
+	st, ok, err := db.getState(ctx, sku)
+	return st.Stamps, ok, err
 }
 
 // CountBatch counts the products whose provenance is batchID with a source

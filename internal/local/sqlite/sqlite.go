@@ -27,7 +27,7 @@ import (
 var Schema string
 
 // SchemaVersion is the version of Schema, kept in PRAGMA user_version.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // addedColumns are the columns added to tables after their first release.
 // Opening a database adds those it lacks (before Schema, whose indexes may
@@ -38,6 +38,11 @@ var addedColumns = []struct{ table, column, decl string }{
 	{"failures", "resolved_by", "TEXT NOT NULL DEFAULT ''"},        // v2
 	{"failures", "resolved_at", "TEXT"},                            // v2
 	{"shards", "staged", "TEXT"},                                   // v2
+	{"batches", "batch_order", "INTEGER NOT NULL DEFAULT 0"},       // v3 (existing batches get their rowid: creation order)
+	{"batches", "rows_superseded", "INTEGER NOT NULL DEFAULT 0"},   // v3
+	{"shards", "cp_rows_superseded", "INTEGER NOT NULL DEFAULT 0"}, // v3
+	{"products", "stamps", "TEXT"},                                 // v3
+	{"products", "holders", "TEXT"},                                // v3
 }
 
 // Driver names accepted in Options.Driver.
@@ -300,6 +305,13 @@ func (db *DB) migrate(ctx context.Context) error {
 			if have == 0 && tables == 1 {
 				if _, err := tx.c.ExecContext(ctx, fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", c.table, c.column, c.decl)); err != nil {
 					return fmt.Errorf("upgrade database: add %s.%s: %w", c.table, c.column, err)
+				}
+				if c.table == "batches" && c.column == "batch_order" {
+					// Batches of an older database are ordered as they were
+					// created (rowid grows with every insert).
+					if _, err := tx.c.ExecContext(ctx, `UPDATE batches SET batch_order = rowid`); err != nil {
+						return fmt.Errorf("upgrade database: order the existing batches: %w", err)
+					}
 				}
 			}
 		}

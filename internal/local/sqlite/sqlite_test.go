@@ -13,6 +13,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/catalog-import/catalog-import/internal/catalog"
 	"github.com/catalog-import/catalog-import/internal/catalog/catalogtest"
 	"github.com/catalog-import/catalog-import/internal/failure"
@@ -313,7 +315,14 @@ INSERT INTO batches (batch_id, status, source_uri, source_size, source_etag, sou
 	rows_total, rows_failed, created_at, updated_at)
 	VALUES ('b-old', 'COMPLETED_WITH_ERRORS', 'old.csv', 10, 'e', '', '{"format":"csv"}', 'rv', 0, 1, 1,
 	'2026-01-02T03:04:05.000000000Z', '2026-01-02T03:04:05.000000000Z');
+INSERT INTO batches (batch_id, status, source_uri, source_size, source_etag, source_version, layout, rule_version, shards,
+	rows_total, rows_imported, created_at, updated_at)
+	VALUES ('b-old2', 'COMPLETED', 'old2.csv', 10, 'e', '', '{"format":"csv"}', 'rv', 0, 1, 1,
+	'2026-01-02T03:04:06.000000000Z', '2026-01-02T03:04:06.000000000Z');
 INSERT INTO failures (batch_id, sheet, row, layer, reason, shard) VALUES ('b-old', '-', 2, 'semantic', 'InvalidNumber', 0);
+INSERT INTO products (sku, name, category, brand, price, currency, stock, status, description, image_urls,
+	batch_id, source_row, source_sheet, source_sheet_index, source_offset, source_length)
+	VALUES ('SKU-old', 'Old name', 'Old/cat', 'Old brand', '1.00', 'CNY', 5, 'active', '', NULL, 'b-old', 2, '-', 0, 100, 40);
 `)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("sqlite3: %v\n%s", err, out)
@@ -328,11 +337,39 @@ INSERT INTO failures (batch_id, sheet, row, layer, reason, shard) VALUES ('b-old
 	if err != nil || b.Counts.Failed != 1 || b.Parent != "" {
 		t.Fatalf("GetBatch after upgrade = %+v, %v", b, err)
 	}
+	// Upload order (v3): the existing batches are numbered in creation
+	// order, and the next batch comes after them.
+	b2, err := db.GetBatch(ctx, "b-old2")
+	if err != nil || b.Order != 1 || b2.Order != 2 || b2.Counts.Superseded != 0 {
+		t.Fatalf("orders after upgrade: %d, %d (%v), want 1, 2", b.Order, b2.Order, err)
+	}
+	nb, _, err := db.CreateBatch(ctx, state.Batch{ID: "b-new", Layout: state.Layout{Format: "csv"}}, nil)
+	if err != nil || nb.Order != 3 {
+		t.Fatalf("a batch created after the upgrade: order %d, %v; want 3", nb.Order, err)
+	}
 	if n, err := db.ResolveFailures(ctx, "b-old", []failure.Key{{Sheet: "-", Row: 2}}, "b-new", time.Time{}); err != nil || n != 1 {
 		t.Fatalf("ResolveFailures after upgrade = %d, %v", n, err)
 	}
 	recs, err := db.Failures(ctx, "b-old", state.FailureFilter{})
 	if err != nil || len(recs) != 1 || recs[0].ResolvedBy != "b-new" {
 		t.Fatalf("Failures after upgrade = %+v, %v", recs, err)
+	}
+	// A product of before stamps exists with every stamp 0: an ordered
+	// partial write changes its present fields only.
+	old := catalog.Product{SKU: "SKU-old", Name: "Old name", Category: "Old/cat", Brand: "Old brand", Price: "1.00", Currency: "CNY",
+		Stock: 5, Status: "active", BatchID: "b-old", Source: catalog.Position{Sheet: "-", Row: 2}, Offset: 100, Length: 40}
+	if p, ok, err := db.Get(ctx, "SKU-old"); err != nil || !ok || !cmp.Equal(p, old) {
+		t.Fatalf("Get after upgrade = %+v, %v, %v; want %+v", p, ok, err, old)
+	}
+	price, _ := catalog.FieldsOf("price")
+	out, err := db.Write(ctx, catalog.Upsert, []catalog.Product{{SKU: "SKU-old", Price: "2.00", Category: "default", BatchID: "b-new",
+		Source: catalog.Position{Sheet: "-", Row: 2}, Order: 1, Present: price}})
+	if err != nil || out[0].Result != catalog.Written {
+		t.Fatalf("Write after upgrade = %+v, %v", out, err)
+	}
+	want := old
+	want.Price, want.BatchID, want.Offset, want.Length, want.Order = "2.00", "b-new", 0, 0, 1
+	if p, ok, err := db.Get(ctx, "SKU-old"); err != nil || !ok || !cmp.Equal(p, want) {
+		t.Errorf("Get after a partial write = %+v, %v, %v; want %+v", p, ok, err, want)
 	}
 }

@@ -53,6 +53,7 @@ var tests = []struct {
 	{"CreateBatch/RoundTripsEveryField", testCreateBatchRoundTrip},
 	{"CreateBatch/RefusesBadShardsAndStoresNothing", testCreateBatchRefuses},
 	{"CreateBatch/StagedShardsOfAWorkbook", testCreateBatchStaged},
+	{"CreateBatch/AssignsOrderOnceWhenZero", testCreateBatchOrder},
 	{"GetBatch/NotFound", testGetBatchNotFound},
 	{"ListBatches/NewestFirst", testListBatches},
 	{"ListShards/ByIndex", testListShardsByIndex},
@@ -74,6 +75,7 @@ var tests = []struct {
 	{"Checkpoint/UpsertsFailuresByKey", testCheckpointFailures},
 	{"Checkpoint/FinishedShardOrBatch", testCheckpointFinished},
 	{"Checkpoint/AppendsProgressSamples", testProgressSamples},
+	{"Checkpoint/CountsSupersededRows", testCheckpointSuperseded},
 	{"Checkpoint/ProgressStaysBounded", testProgressBounded},
 	{"FinishShard/CountsShardsDoneOnce", testFinishShard},
 	{"FinishShard/EscalatedIsNotCounted", testFinishShardEscalated},
@@ -136,6 +138,7 @@ func fixture(n int, created time.Time) (state.Batch, []state.Shard) {
 	b := state.Batch{
 		ID:     id,
 		Status: state.BatchRunning,
+		Order:  state.OrderAt(created, id), // non-zero: kept as given
 		Source: state.Source{URI: "s3://incoming-bucket/incoming/" + id + ".csv", Size: int64(n)*1000 + 42,
 			ETag: `"9b2cf535f27731c974343645a3985328"`, Version: "3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY", ModTime: created.Add(-time.Hour)},
 		Layout:      state.Layout{Format: "csv", Encoding: "gb18030", Delimiter: ",", Header: []string{"商品编码", "名称", "价格"}, DataStart: 42},
@@ -260,6 +263,44 @@ func testCreateBatchIdempotent(t *testing.T, s state.Store) {
 	ls, err := s.ListShards(t.Context(), b.ID)
 	must(t, err, "ListShards")
 	diff(t, "ListShards after second CreateBatch (not duplicated nor changed)", shards, ls)
+}
+
+// testCreateBatchOrder: a batch registered with order 0 gets one from the
+// store (SQLite: the next number of its sequence; DynamoDB: state.OrderAt
+// of its creation time), later batches get larger ones, and the order is
+// assigned once: the idempotent second call keeps the first.
+func testCreateBatchOrder(t *testing.T, s state.Store) {
+	ctx := t.Context()
+	b1, sh1 := fixture(1, t0)
+	b1.Order = 0
+	got1, created, err := s.CreateBatch(ctx, b1, sh1)
+	must(t, err, "CreateBatch 1")
+	if !created || got1.Order <= 0 {
+		t.Fatalf("CreateBatch with order 0: created %v, order %d; want a positive order", created, got1.Order)
+	}
+	b2, sh2 := fixture(1, t0.Add(time.Second))
+	b2.Order = 0
+	got2, _, err := s.CreateBatch(ctx, b2, sh2)
+	must(t, err, "CreateBatch 2")
+	if got2.Order <= got1.Order {
+		t.Errorf("a later batch got order %d, not above the earlier one's %d", got2.Order, got1.Order)
+	}
+	for _, again := range []int64{0, got1.Order + 1000} {
+		b1.Order = again
+		got, created, err := s.CreateBatch(ctx, b1, sh1)
+		must(t, err, "CreateBatch again")
+		if created || got.Order != got1.Order {
+			t.Errorf("second CreateBatch with order %d: created %v, order %d; want false, the first order %d", again, created, got.Order, got1.Order)
+		}
+	}
+	if g := getBatch(t, s, b1.ID).Order; g != got1.Order {
+		t.Errorf("GetBatch order %d, want %d", g, got1.Order)
+	}
+	b3, sh3 := fixture(1, t0)
+	b3.Order = -1
+	if _, _, err := s.CreateBatch(ctx, b3, sh3); err == nil {
+		t.Errorf("CreateBatch with a negative order succeeded")
+	}
 }
 
 func testCreateBatchConcurrent(t *testing.T, s state.Store) {
@@ -642,6 +683,39 @@ func testCheckpointDelta(t *testing.T, s state.Store) {
 	diff(t, "counters of two shards", progress(b, cp2.Counts.Add(cp3.Counts)), got)
 }
 
+// testCheckpointSuperseded: superseded rows are an outcome like the others:
+// carried by checkpoints and final checkpoints, added to the batch's
+// counters once, part of Done, and a checkpoint behind in superseded alone
+// does not move.
+func testCheckpointSuperseded(t *testing.T, s state.Store) {
+	b, shards := create(t, s, 1)
+	ctx := t.Context()
+	l, _ := claim(t, s, b.ID, 0, "worker-a", time.Minute, t0)
+	cp1 := cpAt(shards[0], 4, state.Counts{Total: 4, Imported: 1, Superseded: 2, Failed: 1})
+	got, err := s.Checkpoint(ctx, l, cp1, nil, t0.Add(time.Minute))
+	must(t, err, "Checkpoint 1")
+	diff(t, "counters after checkpoint 1", progress(b, cp1.Counts), got)
+	if got.Done() != 4 {
+		t.Errorf("Done() = %d, want 4 (superseded rows have an outcome)", got.Done())
+	}
+	got, err = s.Checkpoint(ctx, l, cp1, nil, t0.Add(time.Minute))
+	must(t, err, "Checkpoint 1 retried")
+	diff(t, "counters after checkpoint 1 retried (no double count)", progress(b, cp1.Counts), got)
+	diff(t, "shard checkpoint", cp1, getShard(t, s, b.ID, 0).Checkpoint)
+	lower := cp1
+	lower.Counts.Superseded = 1
+	_, err = s.Checkpoint(ctx, l, lower, nil, t0.Add(time.Minute))
+	must(t, err, "Checkpoint behind in superseded")
+	diff(t, "shard checkpoint after one behind in superseded", cp1, getShard(t, s, b.ID, 0).Checkpoint)
+
+	final := cpAt(shards[0], 10, state.Counts{Total: 10, Imported: 3, Superseded: 5, Failed: 2})
+	bt, err := s.FinishShard(ctx, l, state.ShardDone, final, "")
+	must(t, err, "FinishShard")
+	diff(t, "counters after FinishShard", progress(b, final.Counts), bt.Counts)
+	diff(t, "finished shard's checkpoint", final, getShard(t, s, b.ID, 0).Checkpoint)
+	diff(t, "GetBatch counters", progress(b, final.Counts), getBatch(t, s, b.ID).Counts)
+}
+
 func testCheckpointConcurrent(t *testing.T, s state.Store) {
 	const n, steps = 4, 15
 	b, shards := create(t, s, n)
@@ -847,7 +921,7 @@ func testFinishBatch(t *testing.T, s state.Store) {
 		rec(b.ID, "-", 15, failure.MissingField, 1),
 	})
 	must(t, err, "PutFailures")
-	counts := state.Counts{Total: 20, Imported: 17, Failed: 3}
+	counts := state.Counts{Total: 20, Imported: 15, Superseded: 2, Failed: 3}
 	t1 := t0.Add(time.Hour)
 	byReason := map[failure.Reason]int64{failure.DuplicateSKU: 2, failure.MissingField: 1}
 	got, err := s.FinishBatch(ctx, b.ID, state.Final{Status: state.BatchCompletedWithErrors, Counts: counts, ByReason: byReason,
