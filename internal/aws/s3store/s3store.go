@@ -1,6 +1,8 @@
 // Package s3store is the S3 adapter of the object source port
-// (internal/object), of the splitter's staging area (split.Stager) and of
-// the report store of finalization (finalize.Reports).
+// (internal/object), of the splitter's staging area (split.Stager), of
+// the report store of finalization (finalize.Reports) and of the named
+// profiles uploads pick (pipeline.Profiles: profiles/<name>.yaml in the
+// bucket, written by importctl profile push).
 //
 // Source keeps invariant 7 (source immutability) with S3's own conditional
 // read: every GetObject carries If-Match with the ETag the splitter saw, so
