@@ -22,6 +22,7 @@ import (
 	"github.com/catalog-import/catalog-import/internal/embedded"
 	"github.com/catalog-import/catalog-import/internal/failure"
 	"github.com/catalog-import/catalog-import/internal/lineage"
+	"github.com/catalog-import/catalog-import/internal/profile"
 	"github.com/catalog-import/catalog-import/internal/state"
 )
 
@@ -49,7 +50,9 @@ replace the product of its SKU's first row).
 Locally (--db) the child runs at once, like 'importctl run', from a file written
 to reports/<batch>/retry-<time>.<ext> beside the database; an interrupted retry is
 resumed by running the command again. With --stack the file is uploaded to
-incoming/retries/<batch>/ in the stack's bucket, where the splitter picks it up;
+incoming/retries/<batch>/ in the stack's bucket, where the splitter picks it up,
+under the current version of the stored profile the parent ran under (its name,
+when the bucket has profiles/<name>.yaml; else the function's profile);
 --wait follows the child to its end.
 
 --dry-run writes nothing: it checks the rows against the current rules in memory
@@ -235,6 +238,24 @@ func writeRetryPath(path string, write func(io.Writer) (lineage.Retried, error))
 	return what, err
 }
 
+// retryProfile returns the stored profile the parent batch ran under: its
+// profile's name, when the stack's bucket holds profiles/<name>.yaml. The
+// retry upload names it in its metadata (x-amz-meta-profile), so that the
+// child runs under that profile's current rules; "" leaves the child to the
+// function's profile, as an upload directly under incoming/.
+func retryProfile(ctx context.Context, profiles *s3store.Profiles, parent state.Batch) (string, error) {
+	p, err := profile.Parse(parent.Profile)
+	if err != nil || profile.CheckName(p.Name()) != nil {
+		return "", nil
+	}
+	if _, err := profiles.Get(ctx, p.Name()); errors.Is(err, profile.ErrNotFound) {
+		return "", nil
+	} else if err != nil {
+		return "", fmt.Errorf("batch %s ran under profile %s: %w", parent.ID, p.Name(), err)
+	}
+	return p.Name(), nil
+}
+
 func retryOnStack(ctx context.Context, env Env, g *global, f *retryFlags, filter state.FailureFilter, id string) error {
 	db, where, closeDB, err := g.openReader(ctx)
 	if err != nil {
@@ -284,10 +305,22 @@ func retryOnStack(ctx context.Context, env Env, g *global, f *retryFlags, filter
 	if err != nil {
 		return err
 	}
-	key := fmt.Sprintf("%sretries/%s/%s", s3store.IncomingPrefix, id, lineage.RetryName(parent.Layout, time.Now()))
-	out, err := clients.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(res.Bucket), Key: aws.String(key), Body: bytes.NewReader(buf.Bytes())})
+	named, err := retryProfile(ctx, s3store.NewProfiles(clients.S3, res.Bucket), parent)
+	if err != nil {
+		return err
+	}
+	in := &s3.PutObjectInput{Bucket: aws.String(res.Bucket), Body: bytes.NewReader(buf.Bytes()),
+		Key: aws.String(fmt.Sprintf("%sretries/%s/%s", s3store.IncomingPrefix, id, lineage.RetryName(parent.Layout, time.Now())))}
+	if named != "" {
+		in.Metadata = map[string]string{handler.ProfileMetadata: named}
+	}
+	key := aws.ToString(in.Key)
+	out, err := clients.S3.PutObject(ctx, in)
 	if err != nil {
 		return fmt.Errorf("upload the retry file: %w", err)
+	}
+	if named != "" {
+		fmt.Fprintf(env.Stdout, "profile   %s (the current %s)\n", named, s3store.URI(res.Bucket, s3store.ProfileKey(named)))
 	}
 	child := handler.BatchID(res.Bucket, key, aws.ToString(out.VersionId), "", aws.ToString(out.ETag))
 	fmt.Fprintf(env.Stdout, "retrying %s of batch %s\nuploaded  s3://%s/%s\nbatch     %s (the splitter picks it up; 'importctl status %s' follows it)\n",

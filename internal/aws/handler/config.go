@@ -125,6 +125,7 @@ func FromClients(clients *awsclient.Clients, c Config) *Functions {
 		Reports:   s3store.NewReports(clients.S3, c.Bucket),
 		Staging:   s3store.NewStaging(clients.S3, c.Bucket),
 		TriageLog: dynamostate.NewTriageLog(clients.DynamoDB, c.StateTable),
+		Profiles:  s3store.NewProfiles(clients.S3, c.Bucket),
 	}
 	if c.EscalationTopicARN != "" {
 		p.Notify = SNSNotifier(clients.SNS, c.EscalationTopicARN)
