@@ -1,6 +1,7 @@
 package state_test
 
 import (
+	"reflect"
 	"testing"
 	"time"
 
@@ -14,7 +15,7 @@ func TestSourceInfo(t *testing.T) {
 	at := time.Date(2031, 3, 14, 15, 9, 26, 0, time.UTC)
 	s := state.Source{URI: "s3://b/k.csv", Size: 42, ETag: `"e"`, Version: "v1", ModTime: at}
 	want := object.Info{URI: "s3://b/k.csv", Size: 42, ETag: `"e"`, Version: "v1", ModTime: at}
-	if got := s.Info(); got != want {
+	if got := s.Info(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Info() = %+v, want %+v", got, want)
 	}
 }
