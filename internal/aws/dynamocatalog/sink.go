@@ -108,11 +108,9 @@ type skuState struct {
 // version that was read. A cancelled transaction is decided
 // again from the items it returns; see the package documentation.
 func (s *Sink) Write(ctx context.Context, mode catalog.WriteMode, products []catalog.Product) ([]catalog.Outcome, error) {
-	if mode == "" {
-		mode = catalog.Upsert
-	}
-	if !mode.Valid() {
-		return nil, invalid("mode", "write products: unknown write mode %q", mode)
+	mode, err := catalog.SinkMode(mode)
+	if err != nil {
+		return nil, err
 	}
 	out := make([]catalog.Outcome, len(products))
 	if len(products) == 0 {
