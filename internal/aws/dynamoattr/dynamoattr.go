@@ -129,21 +129,13 @@ func ValueSize(v types.AttributeValue) int {
 		}
 		return n
 	case *types.AttributeValueMemberSS:
-		n := 0
-		for _, e := range v.Value {
-			n += len(e)
-		}
-		return n
+		return sumLen(v.Value)
+	case *types.AttributeValueMemberBS:
+		return sumLen(v.Value)
 	case *types.AttributeValueMemberNS:
 		n := 0
 		for _, e := range v.Value {
 			n += numberSize(e)
-		}
-		return n
-	case *types.AttributeValueMemberBS:
-		n := 0
-		for _, e := range v.Value {
-			n += len(e)
 		}
 		return n
 	case *types.UnknownUnionMember:
@@ -151,6 +143,15 @@ func ValueSize(v types.AttributeValue) int {
 	default:
 		return 0
 	}
+}
+
+// sumLen is the sum of the lengths of vs (a string or binary set's size).
+func sumLen[T string | []byte](vs []T) int {
+	n := 0
+	for _, v := range vs {
+		n += len(v)
+	}
+	return n
 }
 
 // numberSize is the size of the number text s: its significant digits
