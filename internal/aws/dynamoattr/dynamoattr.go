@@ -1,6 +1,7 @@
 // Package dynamoattr is the DynamoDB attribute value codec the adapters
 // share: constructors for the values they store (strings, numbers, times as
-// fixed-width text, JSON), a Decoder that reads an item's attributes and
+// fixed-width text, JSON, lists of strings), Size (an item's size as
+// DynamoDB counts it against its limits), a Decoder that reads an item's attributes and
 // keeps the first error, and Expr and Update, which build a request's
 // expressions with exactly the attribute names and values they use.
 //
@@ -67,11 +68,110 @@ func JSON(v any, empty bool) (types.AttributeValue, error) {
 	return S(string(b)), nil
 }
 
+// Strings is ss as a list of strings (L of S), or nil when ss is empty;
+// Decoder.Strings reads it back.
+func Strings(ss []string) types.AttributeValue {
+	if len(ss) == 0 {
+		return nil
+	}
+	l := make([]types.AttributeValue, len(ss))
+	for i, s := range ss {
+		l[i] = S(s)
+	}
+	return &types.AttributeValueMemberL{Value: l}
+}
+
 // Put sets it[name] = v unless v is nil.
 func Put(it Item, name string, v types.AttributeValue) {
 	if v != nil {
 		it[name] = v
 	}
+}
+
+// Size estimates the bytes DynamoDB counts for it against its 400 KB item
+// limit (and a transaction's 4 MB): the sum over its attributes of the
+// name's length and the value's size (ValueSize).
+func Size(it Item) int {
+	n := 0
+	for name, v := range it {
+		n += len(name) + ValueSize(v)
+	}
+	return n
+}
+
+// ValueSize estimates the bytes DynamoDB counts for one value, after its
+// documented sizing ("DynamoDB item sizes and formats"): strings their
+// UTF-8 bytes, binaries their raw bytes; a number 1 byte per two
+// significant digits (rounded up) plus 1, and 1 more for a minus sign;
+// booleans and nulls 1; a list or map 3 bytes plus its elements, each 1
+// byte more than its value (and a map element its key's length); a set the
+// sum of its elements.
+func ValueSize(v types.AttributeValue) int {
+	switch v := v.(type) {
+	case *types.AttributeValueMemberS:
+		return len(v.Value)
+	case *types.AttributeValueMemberB:
+		return len(v.Value)
+	case *types.AttributeValueMemberN:
+		return numberSize(v.Value)
+	case *types.AttributeValueMemberBOOL, *types.AttributeValueMemberNULL:
+		return 1
+	case *types.AttributeValueMemberL:
+		n := 3
+		for _, e := range v.Value {
+			n += 1 + ValueSize(e)
+		}
+		return n
+	case *types.AttributeValueMemberM:
+		n := 3
+		for k, e := range v.Value {
+			n += 1 + len(k) + ValueSize(e)
+		}
+		return n
+	case *types.AttributeValueMemberSS:
+		return sumLen(v.Value)
+	case *types.AttributeValueMemberBS:
+		return sumLen(v.Value)
+	case *types.AttributeValueMemberNS:
+		n := 0
+		for _, e := range v.Value {
+			n += numberSize(e)
+		}
+		return n
+	case *types.UnknownUnionMember:
+		return len(v.Value)
+	default:
+		return 0
+	}
+}
+
+// sumLen is the sum of the lengths of vs (a string or binary set's size).
+func sumLen[T string | []byte](vs []T) int {
+	n := 0
+	for _, v := range vs {
+		n += len(v)
+	}
+	return n
+}
+
+// numberSize is the size of the number text s: its significant digits
+// (leading and trailing zeroes trimmed, sign, point and exponent left out)
+// halved and rounded up, plus 1, plus 1 when negative.
+func numberSize(s string) int {
+	n := 1
+	if strings.HasPrefix(s, "-") {
+		n++
+	}
+	if i := strings.IndexAny(s, "eE"); i >= 0 {
+		s = s[:i]
+	}
+	digits := strings.Trim(strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return r
+		}
+		return -1
+	}, s), "0")
+	return n + (len(digits)+1)/2
 }
 
 // Decoder reads the attributes of one item. An absent attribute reads as

@@ -39,9 +39,12 @@ func TestValues(t *testing.T) {
 		{"Time zero", dynamoattr.Time(time.Time{}), nil},
 		{"JSON", js(map[string]int{"a": 1}, false), &types.AttributeValueMemberS{Value: `{"a":1}`}},
 		{"JSON empty", js([]string(nil), true), nil},
+		{"Strings", dynamoattr.Strings([]string{"a", ""}), &types.AttributeValueMemberL{Value: []types.AttributeValue{
+			&types.AttributeValueMemberS{Value: "a"}, &types.AttributeValueMemberS{Value: ""}}}},
+		{"Strings empty", dynamoattr.Strings(nil), nil},
 	}
 	for _, tc := range cases {
-		if d := cmp.Diff(tc.want, tc.got, cmp.AllowUnexported(types.AttributeValueMemberS{}, types.AttributeValueMemberN{}, types.AttributeValueMemberB{})); d != "" {
+		if d := cmp.Diff(tc.want, tc.got, cmp.AllowUnexported(types.AttributeValueMemberS{}, types.AttributeValueMemberN{}, types.AttributeValueMemberB{}, types.AttributeValueMemberL{})); d != "" {
 			t.Errorf("%s (-want +got):\n%s", tc.name, d)
 		}
 	}
@@ -61,6 +64,56 @@ func TestFormatTimeSortsAsText(t *testing.T) {
 		if len(a) != len(b) || a >= b {
 			t.Errorf("FormatTime: %q, %q do not sort as the times", a, b)
 		}
+	}
+}
+
+// TestSize: DynamoDB's documented sizes, value by value, and an item's
+// size as its names plus its values.
+func TestSize(t *testing.T) {
+	t.Parallel()
+	num := func(s string) types.AttributeValue { return &types.AttributeValueMemberN{Value: s} }
+	cases := []struct {
+		name string
+		v    types.AttributeValue
+		want int
+	}{
+		{"S", dynamoattr.S("abc"), 3},
+		{"S UTF-8 bytes", dynamoattr.S("价"), 3},
+		{"S empty", dynamoattr.S(""), 0},
+		{"B", dynamoattr.B([]byte{0, 1}), 2},
+		{"N zero", num("0"), 1},
+		{"N one digit", num("7"), 2},
+		{"N two digits", num("12"), 2},
+		{"N three digits", num("123"), 3},
+		{"N negative", num("-123"), 4},
+		{"N trailing zeroes", num("1000"), 2},
+		{"N leading zeroes and point", num("0.0012"), 2},
+		{"N point inside", num("10.01"), 3},
+		{"N exponent", num("1.5E+3"), 2},
+		{"N int64 max", dynamoattr.N(9223372036854775807), 11},
+		{"BOOL", &types.AttributeValueMemberBOOL{Value: true}, 1},
+		{"NULL", &types.AttributeValueMemberNULL{Value: true}, 1},
+		{"L empty", &types.AttributeValueMemberL{}, 3},
+		{"L", dynamoattr.Strings([]string{"ab", "c"}), 3 + (1 + 2) + (1 + 1)},
+		{"L nested", &types.AttributeValueMemberL{Value: []types.AttributeValue{num("7"), &types.AttributeValueMemberL{}}}, 3 + (1 + 2) + (1 + 3)},
+		{"M empty", &types.AttributeValueMemberM{}, 3},
+		{"M", &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{"k": dynamoattr.S("v"), "nn": num("42")}}, 3 + (1 + 1 + 1) + (1 + 2 + 2)},
+		{"SS", &types.AttributeValueMemberSS{Value: []string{"a", "bc"}}, 3},
+		{"NS", &types.AttributeValueMemberNS{Value: []string{"1", "-22"}}, 2 + 3},
+		{"BS", &types.AttributeValueMemberBS{Value: [][]byte{{1}, {2, 3}}}, 3},
+		{"nil", nil, 0},
+	}
+	for _, tc := range cases {
+		if got := dynamoattr.ValueSize(tc.v); got != tc.want {
+			t.Errorf("ValueSize(%s) = %d, want %d", tc.name, got, tc.want)
+		}
+	}
+	it := dynamoattr.Item{"sku": dynamoattr.S("A1"), "n": dynamoattr.N(42), "l": &types.AttributeValueMemberL{}}
+	if got, want := dynamoattr.Size(it), (3+2)+(1+2)+(1+3); got != want {
+		t.Errorf("Size = %d, want %d", got, want)
+	}
+	if got := dynamoattr.Size(nil); got != 0 {
+		t.Errorf("Size(nil) = %d", got)
 	}
 }
 

@@ -278,28 +278,6 @@ func decodeShard(it item) (state.Shard, error) {
 // 400 KB (names and values); the rest is headroom.
 const itemLimit = 350_000
 
-// itemSize estimates an item's size as DynamoDB counts it (attribute names
-// plus values; numbers counted generously).
-func itemSize(it item) int {
-	n := 0
-	for name, v := range it {
-		n += len(name)
-		switch v := v.(type) {
-		case *types.AttributeValueMemberS:
-			n += len(v.Value)
-		case *types.AttributeValueMemberB:
-			n += len(v.Value)
-		case *types.AttributeValueMemberN:
-			n += 21
-		case *types.AttributeValueMemberM:
-			n += 3 + itemSize(v.Value)
-		default:
-			n += 64
-		}
-	}
-	return n
-}
-
 // rawBlob is the compressed form of a large failure record's row bytes.
 type rawBlob struct {
 	RawLine string   `json:"raw_line"`
@@ -333,14 +311,14 @@ func failureItem(r failure.Record, expires int64) (item, error) {
 	if expires > 0 {
 		it[TTLAttribute] = dynamoattr.N(expires)
 	}
-	base := itemSize(it)
+	base := dynamoattr.Size(it)
 	dynamoattr.Put(it, "raw_line", dynamoattr.OptS(r.RawLine))
 	cells, err := dynamoattr.JSON(r.Cells, len(r.Cells) == 0)
 	if err != nil {
 		return nil, fmt.Errorf("encode cells: %w", err)
 	}
 	dynamoattr.Put(it, "cells", cells)
-	if itemSize(it) <= itemLimit {
+	if dynamoattr.Size(it) <= itemLimit {
 		return it, nil
 	}
 	delete(it, "raw_line")
@@ -353,9 +331,10 @@ func failureItem(r failure.Record, expires int64) (item, error) {
 		it["raw_gz"] = dynamoattr.B(blob)
 		return it, nil
 	}
-	room := max(0, itemLimit-base-len("raw_line")-len("raw_truncated")-21)
+	truncated := dynamoattr.N(int64(len(r.RawLine)))
+	room := max(0, itemLimit-base-len("raw_line")-len("raw_truncated")-dynamoattr.ValueSize(truncated))
 	it["raw_line"] = dynamoattr.S(text.Truncate(r.RawLine, room, ""))
-	it["raw_truncated"] = dynamoattr.N(int64(len(r.RawLine)))
+	it["raw_truncated"] = truncated
 	return it, nil
 }
 

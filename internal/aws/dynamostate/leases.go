@@ -329,7 +329,7 @@ func (s *Store) Checkpoint(ctx context.Context, lease state.Lease, cp state.Chec
 func splitInline(items []item, n int) (inline, spill []item) {
 	size := 0
 	for i, it := range items {
-		size += itemSize(it)
+		size += dynamoattr.Size(it)
 		if i >= n || size > maxTxnBytes {
 			return items[:i], items[i:]
 		}
