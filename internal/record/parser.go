@@ -123,6 +123,13 @@ func (p *Parser) Parse(raw Raw) Row {
 		row.Err = failure.New(failure.InvalidEncoding, p.field(i), "bytes that are not valid %s in %s", p.d.Encoding, p.column(i))
 	case kind == malformedAfterQuote:
 		row.Err = failure.New(failure.MalformedRow, p.field(at), "unexpected text after the closing quote in %s", p.column(at))
+	case raw.Unclosed:
+		// The scanner ended the record at the end of the quote's line: the
+		// open quote is in the last cell (its bytes reach the record's end).
+		at := len(p.spans) - 1
+		row.Err = failure.New(failure.MalformedRow, p.field(at),
+			"unbalanced quote in %s: the quoted cell does not close within %d lines and %d bytes (max_quoted_lines, max_quoted_bytes); the row is read up to the end of its line and reading resumes at the next line",
+			p.column(at), raw.quoteLines, raw.quoteBytes)
 	case kind == malformedUnbalanced:
 		row.Err = failure.New(failure.MalformedRow, p.field(at), "unbalanced quote in %s", p.column(at))
 	}

@@ -51,6 +51,7 @@ func TestParseCSV(t *testing.T) {
 		reason  failure.Reason
 		field   string
 		message string // substring
+		length  int64  // the record's length; 0: all of in
 	}{
 		{name: "plain", in: "a,b,c", values: []string{"a", "b", "c"}},
 		{name: "not trimmed", in: " a , b,c ", values: []string{" a ", " b", "c "}},
@@ -67,8 +68,11 @@ func TestParseCSV(t *testing.T) {
 		{name: "fewer cells", in: "a,b", values: []string{"a", "b"}, reason: failure.SchemaMismatch, message: "row has 2 cells, header has 3"},
 		{name: "text after closing quote", in: `a,"b"x,c`, values: []string{"a", `b"x`, "c"},
 			reason: failure.MalformedRow, field: "name", message: `column "name" (cell 2)`},
-		{name: "unbalanced quote", in: "a,b,\"c\nd", values: []string{"a", "b", "c\nd"},
-			reason: failure.MalformedRow, field: "price", message: `unbalanced quote in column "price"`},
+		// The row ends at the end of the open quote's line (Limits).
+		{name: "unbalanced quote", in: "a,b,\"c\nd", values: []string{"a", "b", "c"}, length: 7,
+			reason: failure.MalformedRow, field: "price", message: `unbalanced quote in column "price" (cell 3): the quoted cell does not close within 1000 lines and 262144 bytes`},
+		{name: "unbalanced quote in a middle cell", in: "a,\"b,c\nd", values: []string{"a", "b,c"}, length: 7,
+			reason: failure.MalformedRow, field: "name", message: `unbalanced quote in column "name" (cell 2)`},
 		{name: "invalid utf-8", in: "a,b\xff,c", values: []string{"a", "b\uFFFD", "c"},
 			reason: failure.InvalidEncoding, field: "name", message: `column "name"`},
 		{name: "invalid utf-8 in extra cell", in: "a,b,c,\xff", values: []string{"a", "b", "c"}, cells: []string{"a", "b", "c", "\uFFFD"},
@@ -118,7 +122,11 @@ func TestParseCSV(t *testing.T) {
 			if len(row.Names) != len(row.Values) {
 				t.Errorf("names %q not aligned with values %q", row.Names, row.Values)
 			}
-			if row.Num != 2 || row.Offset != 0 || row.Length != int64(len(tt.in)) {
+			length := tt.length
+			if length == 0 {
+				length = int64(len(tt.in))
+			}
+			if row.Num != 2 || row.Offset != 0 || row.Length != length {
 				t.Errorf("position = %d/%d/%d", row.Num, row.Offset, row.Length)
 			}
 		})
