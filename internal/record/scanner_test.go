@@ -121,7 +121,7 @@ func TestScanner(t *testing.T) {
 		{name: "too large quoted one line", d: csvUTF8, in: "\"abcdef\"\nx", max: 4, want: []want{{"\"abcdef\"", 9, false}, {"x", 10, false}},
 			large: []bool{true, false}, unclosed: []bool{true, false}},
 		{name: "too large utf-16", d: Dialect{Format: TSV, Encoding: UTF16LE}, in: string(le("ab\"c\td\r\n\"e\n\"\r\n")), max: 4,
-			want: []want{{string(le("ab\"c\td")), 16, false}, {string(le("\"e")), 22, false}, {string(le("\"")), 28, false}},
+			want:  []want{{string(le("ab\"c\td")), 16, false}, {string(le("\"e")), 22, false}, {string(le("\"")), 28, false}},
 			large: []bool{true, false, false}, unclosed: []bool{false, true, true}},
 		{name: "exactly max with CRLF", d: csvUTF8, in: "abcd\r\nx\n", max: 4, want: []want{{"abcd", 6, false}, {"x", 8, false}}},
 	}
