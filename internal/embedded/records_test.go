@@ -1,0 +1,84 @@
+package embedded
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/catalog-import/catalog-import/internal/failure"
+	"github.com/catalog-import/catalog-import/internal/local/sqlite"
+	"github.com/catalog-import/catalog-import/internal/profile"
+	"github.com/catalog-import/catalog-import/internal/split"
+	"github.com/catalog-import/catalog-import/internal/state"
+)
+
+// This file holds the end-to-end tests of files from the real world
+// (issue 13, decision 21): a stray quote, control characters, mixed
+// encodings.
+
+// runFile imports content (written as name) under the default profile, in
+// shards of shardRows, and returns the finished batch and its failures.
+func runFile(t *testing.T, name string, content []byte, shardRows int64) (state.Batch, []failure.Record) {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dir, "i.db")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cfg := Config{DB: db, Profile: profile.Default(), Every: 1000, Shards: 2, Split: split.Options{ShardRows: shardRows}}
+	sum, err := Run(ctx, cfg, path)
+	if err != nil {
+		t.Fatalf("run %s: %v", name, err)
+	}
+	st, err := sqlite.Open(db, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	recs, err := st.Failures(ctx, sum.Batch.ID, state.FailureFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sum.Batch, recs
+}
+
+// TestUnbalancedQuoteCostsOneRow: a 100,000-row CSV (header + 99,999 data
+// rows) whose row 5 opens a quote that nothing closes imports every other
+// row; row 5 is one MalformedRow naming the quote and its column. Before
+// the quote limits the open quote swallowed the rest of the file into one
+// RowTooLarge record (rows_total 4).
+func TestUnbalancedQuoteCostsOneRow(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("100,000 rows")
+	}
+	var b strings.Builder
+	b.WriteString("sku,name,category,price,stock\n")
+	for row := 2; row <= 100_000; row++ {
+		name := fmt.Sprintf("Item %d", row)
+		if row == 5 {
+			name = `"Bad quote start`
+		}
+		fmt.Fprintf(&b, "SKU-%06d,%s,Home,%d.%02d,%d\n", row, name, row%500, row%100, row%7)
+	}
+	batch, recs := runFile(t, "quote.csv", []byte(b.String()), 30_000)
+	want := state.Counts{Total: 99_999, Imported: 99_998, Failed: 1}
+	if batch.Status != state.BatchCompletedWithErrors || batch.Counts != want {
+		t.Fatalf("batch %s %+v %q, want COMPLETED_WITH_ERRORS %+v", batch.Status, batch.Counts, batch.Message, want)
+	}
+	if len(recs) != 1 {
+		t.Fatalf("%d failure records, want 1: %+v", len(recs), recs)
+	}
+	r := recs[0]
+	if r.Row != 5 || r.Reason != failure.MalformedRow || r.Field != "name" ||
+		!strings.Contains(r.Message, `unbalanced quote in column "name"`) || r.RawLine != `SKU-000005,"Bad quote start,Home,5.05,5` {
+		t.Errorf("failure %+v, want row 5 MalformedRow on name naming the unbalanced quote", r)
+	}
+}
