@@ -55,7 +55,7 @@ type Parser struct {
 type cellSpan struct {
 	start, end int  // the cell's extent, quotes included (up to its delimiter)
 	vs, ve     int  // the value's bytes (inside the quotes of a quoted cell)
-	esc        bool // the value needs unescaping ("" or CRLF in quotes, or malformed)
+	esc        bool // the value needs unescaping ("" in quotes, or malformed)
 }
 
 // Kinds of malformed csv/tsv records.
@@ -185,9 +185,6 @@ func splitCells(sp []cellSpan, t []byte, delim byte) (_ []cellSpan, kind, at int
 					j = q + 2
 					continue
 				}
-				if !c.esc && bytes.IndexByte(t[c.vs:q], '\r') >= 0 {
-					c.esc = true
-				}
 				if q+1 == n {
 					c.ve, c.end = q, n
 					sp = append(sp, c)
@@ -231,8 +228,10 @@ func splitCells(sp []cellSpan, t []byte, delim byte) (_ []cellSpan, kind, at int
 	}
 }
 
-// unescape returns a quoted cell's value with "" turned into " and CRLF
-// into LF (as encoding/csv does).
+// unescape returns a quoted cell's value with "" turned into ". Every
+// other byte is kept as it is: a CRLF inside quotes stays CRLF (the cell's
+// bytes, as the csv-spectrum corpus expects; encoding/csv would turn it into
+// LF).
 func (p *Parser) unescape(v []byte) string {
 	out := p.scratch[:0]
 	for {
@@ -247,17 +246,6 @@ func (p *Parser) unescape(v []byte) string {
 		v = v[i+1:]
 	}
 	out = append(out, v...)
-	if bytes.IndexByte(out, '\r') >= 0 {
-		j := 0
-		for i, c := range out {
-			if c == '\r' && i+1 < len(out) && out[i+1] == '\n' {
-				continue
-			}
-			out[j] = c
-			j++
-		}
-		out = out[:j]
-	}
 	p.scratch = out
 	return string(out)
 }
