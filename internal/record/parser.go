@@ -24,9 +24,11 @@ type Row struct {
 	// Text is the whole record decoded to UTF-8 (bytes that do not decode are
 	// replaced by U+FFFD): the raw_line of a failure record.
 	Text string
-	// Err is nil or a *failure.ImportError of the syntax layer
-	// (MalformedRow, SchemaMismatch, InvalidEncoding, RowTooLarge). Names,
-	// Values and Cells may then be partial or empty.
+	// Err is nil or a *failure.ImportError: of the syntax layer
+	// (MalformedRow, SchemaMismatch, InvalidEncoding, RowTooLarge), or
+	// InvalidValue for a cell holding a control character (C0 other than
+	// tab, CR, LF), wherever the row is in the file. Names, Values and Cells
+	// may then be partial or empty.
 	Err error
 }
 
@@ -101,6 +103,18 @@ func (p *Parser) Parse(raw Raw) Row {
 	text, bad := p.dec.decode(raw.Bytes)
 	if p.d.Format == JSONL {
 		p.parseJSON(&row, text, bad)
+		if row.Err == nil {
+			for i, c := range row.Cells {
+				if k := controlIndex(c); k >= 0 {
+					name := ""
+					if i < len(row.Names) {
+						name = row.Names[i]
+					}
+					row.Err = controlError(name, fmt.Sprintf("key %q", name), c[k])
+					break
+				}
+			}
+		}
 		return row
 	}
 
@@ -132,6 +146,11 @@ func (p *Parser) Parse(raw Raw) Row {
 			p.column(at), raw.quoteLines, raw.quoteBytes)
 	case kind == malformedUnbalanced:
 		row.Err = failure.New(failure.MalformedRow, p.field(at), "unbalanced quote in %s", p.column(at))
+	default:
+		if k := controlIndex(text); k >= 0 {
+			i := p.spanAt(k)
+			row.Err = controlError(p.field(i), p.column(i), text[k])
+		}
 	}
 
 	n, m := len(cells), len(p.names)
@@ -157,6 +176,24 @@ func (p *Parser) Parse(raw Raw) Row {
 		}
 	}
 	return row
+}
+
+// controlIndex returns the index of the first control character of s that
+// text does not hold (C0 codes other than tab, LF and CR), or -1. UTF-8
+// multi-byte sequences never hold bytes below 0x80, so a byte scan is exact.
+func controlIndex[T string | []byte](s T) int {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
+			return i
+		}
+	}
+	return -1
+}
+
+// controlError is the InvalidValue of a control character c in a cell
+// (decision 21: the same wherever it is in the file; never stored).
+func controlError(field, where string, c byte) error {
+	return failure.New(failure.InvalidValue, field, "control character U+%04X in %s: cells may not hold control characters other than tab, CR and LF", c, where)
 }
 
 // splitCells appends the cells of a decoded csv/tsv record to sp and

@@ -33,7 +33,7 @@ func errOf(t *testing.T, err error) (failure.Reason, string) {
 	if !ok {
 		t.Fatalf("error %v is not an ImportError", err)
 	}
-	if ie.Layer != failure.LayerSyntax {
+	if ie.Layer != failure.LayerSyntax && ie.Reason != failure.InvalidValue {
 		t.Fatalf("error %v is in layer %s", err, ie.Layer)
 	}
 	return ie.Reason, ie.Field
@@ -58,6 +58,17 @@ func TestParseCSV(t *testing.T) {
 		{name: "quoted delimiter", in: `a,"b,c",d`, values: []string{"a", "b,c", "d"}},
 		{name: "doubled quotes", in: `a,"say ""hi""",""`, values: []string{"a", `say "hi"`, ""}},
 		{name: "quoted newline", in: "a,\"x\ny\",z\n", values: []string{"a", "x\ny", "z"}},
+		// Control characters (C0 but tab, CR, LF) are InvalidValue in any
+		// cell, quoted or not, in every encoding.
+		{name: "NUL", in: "a,b\x00c,d", values: []string{"a", "b\x00c", "d"}, reason: failure.InvalidValue, field: "name", message: `control character U+0000 in column "name" (cell 2)`},
+		{name: "NUL quoted", in: "a,b,\"\x00\"", values: []string{"a", "b", "\x00"}, reason: failure.InvalidValue, field: "price", message: "U+0000"},
+		{name: "bell", in: "\x07,b,c", values: []string{"\x07", "b", "c"}, reason: failure.InvalidValue, field: "sku", message: "U+0007"},
+		{name: "escape char", in: "a,b,c\x1b", values: []string{"a", "b", "c\x1b"}, reason: failure.InvalidValue, field: "price", message: "U+001B"},
+		{name: "unit separator in an extra cell", in: "a,b,c,\x1f", values: []string{"a", "b", "c"}, cells: []string{"a", "b", "c", "\x1f"}, reason: failure.InvalidValue, message: "cell 4"},
+		{name: "tab CR LF are text", in: "a,\"b\tc\rd\ne\",f", values: []string{"a", "b\tc\rd\ne", "f"}},
+		{name: "DEL and C1 are text", in: "a,b\x7f,c\u0085", values: []string{"a", "b\x7f", "c\u0085"}},
+		{name: "NUL in utf-16", d: tsv16LE, in: string(le("a\tb\x00\tc")), values: []string{"a", "b\x00", "c"}, reason: failure.InvalidValue, field: "name"},
+		{name: "NUL in gb18030", d: csvGB, in: "\xb5\xe7,\x00,c", values: []string{"电", "\x00", "c"}, reason: failure.InvalidValue, field: "name"},
 		{name: "quoted CRLF is kept", in: "a,\"x\r\ny\r\n\",z\r\n", values: []string{"a", "x\r\ny\r\n", "z"}},
 		{name: "quoted lone CR is kept", in: "a,\"x\ry\",z", values: []string{"a", "x\ry", "z"}},
 		{name: "quoted CRLF with doubled quotes", in: "a,\"\"\"x\"\"\r\ny\",z", values: []string{"a", "\"x\"\r\ny", "z"}},
@@ -180,6 +191,9 @@ func TestParseJSONL(t *testing.T) {
 		{name: "array of scalars", in: `{"image_urls":["a","b",3,true,null],"e":[]}`, names: []string{"image_urls", "e"}, values: []string{"a|b|3|true|", ""}},
 		{name: "empty object", in: `{}`},
 		{name: "big number literal", in: `{"p":123456789012345678901234567890.10}`, names: []string{"p"}, values: []string{"123456789012345678901234567890.10"}},
+		{name: "escaped NUL", in: `{"sku":"A","name":"x\u0000y"}`, names: []string{"sku", "name"}, values: []string{"A", "x\x00y"},
+			reason: failure.InvalidValue, field: "name", message: `control character U+0000 in key "name"`},
+		{name: "escaped tab is text", in: `{"name":"x\ty"}`, names: []string{"name"}, values: []string{"x\ty"}},
 		{name: "array line", in: `["a","b"]`, reason: failure.SchemaMismatch, message: "line is a JSON array, not an object"},
 		{name: "string line", in: `"x"`, reason: failure.SchemaMismatch, message: "JSON string"},
 		{name: "number line", in: `12`, reason: failure.SchemaMismatch, message: "JSON number"},
