@@ -1,6 +1,7 @@
 package embedded
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"github.com/catalog-import/catalog-import/internal/profile"
 	"github.com/catalog-import/catalog-import/internal/split"
 	"github.com/catalog-import/catalog-import/internal/state"
+	"golang.org/x/text/encoding/simplifiedchinese"
 )
 
 // This file holds the end-to-end tests of files from the real world
@@ -115,5 +117,39 @@ func TestControlCharactersFailTheirRow(t *testing.T) {
 	}
 	if len(recs) != 3 {
 		t.Errorf("%d failure records, want 3", len(recs))
+	}
+}
+
+// TestUTF8RowInGBKFile: a GBK export with one row pasted in as UTF-8
+// (mojibake when read as GBK: 鍟嗗搧10) imports its GBK rows with the
+// right names and fails the UTF-8 row InvalidEncoding, with the row's
+// UTF-8 text in the failure record (decision 21).
+func TestUTF8RowInGBKFile(t *testing.T) {
+	t.Parallel()
+	enc := simplifiedchinese.GBK.NewEncoder()
+	var b bytes.Buffer
+	gbkLine := func(s string) {
+		out, err := enc.String(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.WriteString(out)
+	}
+	gbkLine("商品编码,商品名称,类目,价格\r\n")
+	for i := 1; i <= 30; i++ {
+		if i == 10 {
+			b.WriteString("SKU-10,商品10,家居,10.00\r\n") // UTF-8 bytes
+			continue
+		}
+		gbkLine(fmt.Sprintf("SKU-%d,无线耳机%d,家居,%d.00\r\n", i, i, i))
+	}
+	batch, recs := runFile(t, "gbk.csv", b.Bytes(), 1000)
+	want := state.Counts{Total: 30, Imported: 29, Failed: 1}
+	if batch.Counts != want || batch.Layout.Encoding != "gb18030" {
+		t.Fatalf("batch %s %+v %s, want %+v gb18030", batch.Status, batch.Counts, batch.Layout.Encoding, want)
+	}
+	if len(recs) != 1 || recs[0].Row != 11 || recs[0].Reason != failure.InvalidEncoding || recs[0].Field != "商品名称" ||
+		!strings.Contains(recs[0].Message, `"商品10" would be "鍟嗗搧10"`) || recs[0].RawLine != "SKU-10,商品10,家居,10.00" {
+		t.Fatalf("failures %+v, want row 11 InvalidEncoding on 商品名称 with its UTF-8 text", recs)
 	}
 }

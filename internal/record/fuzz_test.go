@@ -50,6 +50,8 @@ var seeds = []string{
 	// issue 13: control characters are InvalidValue in any cell.
 	"sku,name\n1,a\x00b\n2,\"\x01\"\n3,tab\tok\n",
 	"{\"sku\":\"1\",\"name\":\"a\\u0000b\"}\n",
+	// issue 13: a UTF-8 row among GBK rows (鍟嗗搧10 when read as GBK).
+	"\xc9\xcc\xc6\xb7,x\r\n\xe5\x95\x86\xe5\x93\x8110,y\r\n",
 }
 
 // fuzzDialects are the dialects FuzzScanner scans every input with.

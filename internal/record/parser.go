@@ -101,8 +101,17 @@ func (p *Parser) Parse(raw Raw) Row {
 		return row
 	}
 	text, bad := p.dec.decode(raw.Bytes)
+	// A UTF-8 row in a GB18030 file (decision 21): read it as the UTF-8 it
+	// is, for the failure record, and fail it InvalidEncoding below.
+	mixed := p.d.Encoding == GB18030 && utf8Row(raw.Bytes)
+	if mixed {
+		text, bad = raw.Bytes, -1
+	}
 	if p.d.Format == JSONL {
 		p.parseJSON(&row, text, bad)
+		if mixed {
+			row.Err = p.mixedError(raw.Bytes, "", "the line")
+		}
 		if row.Err == nil {
 			for i, c := range row.Cells {
 				if k := controlIndex(c); k >= 0 {
@@ -132,6 +141,10 @@ func (p *Parser) Parse(raw Raw) Row {
 	}
 	row.Cells = cells
 	switch {
+	case mixed:
+		i := p.spanAt(utf8Lead(text))
+		c := p.spans[i]
+		row.Err = p.mixedError(raw.Bytes[c.vs:c.ve], p.field(i), p.column(i))
 	case bad >= 0:
 		i := p.spanAt(bad)
 		row.Err = failure.New(failure.InvalidEncoding, p.field(i), "bytes that are not valid %s in %s", p.d.Encoding, p.column(i))
@@ -176,6 +189,36 @@ func (p *Parser) Parse(raw Raw) Row {
 		}
 	}
 	return row
+}
+
+// utf8Row reports whether b, a record of a GB18030 file, is really UTF-8
+// text: valid UTF-8 holding at least one 3- or 4-byte sequence (Chinese in
+// UTF-8 is 3 bytes a character). GBK text is almost never valid UTF-8 with
+// such a sequence: GB2312 characters would have to chain lead and trail
+// bytes into UTF-8 shapes over several characters in a row.
+func utf8Row(b []byte) bool {
+	return utf8Lead(b) >= 0 && utf8.Valid(b)
+}
+
+// utf8Lead returns the index of the first byte of b that can start a 3- or
+// 4-byte UTF-8 sequence, or -1.
+func utf8Lead(b []byte) int {
+	for i, c := range b {
+		if c >= 0xE0 {
+			return i
+		}
+	}
+	return -1
+}
+
+// mixedError is the InvalidEncoding of a UTF-8 row in a GB18030 file; cell
+// is the UTF-8 bytes of the first cell that shows it (where names it).
+func (p *Parser) mixedError(cell []byte, field, where string) error {
+	want := string(cell)
+	got, _ := p.dec.decode(cell)
+	return failure.New(failure.InvalidEncoding, field,
+		"%s is UTF-8 but the file is %s: read as %s, %q would be %q; save the whole file in one encoding (CSV UTF-8)",
+		where, p.d.Encoding, p.d.Encoding, want, string(got))
 }
 
 // controlIndex returns the index of the first control character of s that

@@ -94,6 +94,14 @@ func TestParseCSV(t *testing.T) {
 		{name: "tsv", d: tsvUTF8, in: "a\t\"b\tc\"\t,", values: []string{"a", "b\tc", ","}},
 		{name: "semicolon", d: Dialect{Format: CSV, Encoding: UTF8, Delimiter: ';'}, in: `a;"b;c";1,5`, values: []string{"a", "b;c", "1,5"}},
 		{name: "gb18030", d: csvGB, in: "\xb5\xe7,\"\xc4\xe3,\xba\xc3\",\x81\x30\x81\x30", values: []string{"电", "你,好", "\u0080"}},
+		// A UTF-8 row in a GB18030 file is InvalidEncoding, read as UTF-8
+		// (decision 21), whether its bytes happen to be valid GB18030
+		// (mojibake) or not.
+		{name: "utf-8 row in gb18030 file", d: csvGB, in: "A1,商品10,1", values: []string{"A1", "商品10", "1"},
+			reason: failure.InvalidEncoding, field: "name", message: `column "name" (cell 2) is UTF-8 but the file is gb18030: read as gb18030, "商品10" would be "鍟嗗搧10"`},
+		{name: "utf-8 row not valid gb18030", d: csvGB, in: "A1,x,€", values: []string{"A1", "x", "€"}, reason: failure.InvalidEncoding, field: "price", message: "is UTF-8"},
+		{name: "gbk that is valid 2-byte utf-8 stays gbk", d: csvGB, in: "a,\xc6\xb7,c", values: []string{"a", "品", "c"}},
+		{name: "gbk text stays gbk", d: csvGB, in: "\xc9\xcc\xc6\xb7,\xce\xde\xcf\xdf\xc0\xb6\xd1\xc0\xb6\xfa\xbb\xfa,c", values: []string{"商品", "无线蓝牙耳机", "c"}},
 		{name: "gb18030 euro 0x80", d: csvGB, in: "a,\x80,c", values: []string{"a", "€", "c"}},
 		{name: "gb18030 real U+FFFD", d: csvGB, in: "a,\x84\x31\xa4\x37,c", values: []string{"a", "\uFFFD", "c"}},
 		{name: "gb18030 invalid", d: csvGB, in: "a,b,\xb5\xe7\xff", values: []string{"a", "b", "电\uFFFD"},
