@@ -155,7 +155,7 @@ func (p *Parser) Parse(raw Raw) Row {
 		// open quote is in the last cell (its bytes reach the record's end).
 		at := len(p.spans) - 1
 		row.Err = failure.New(failure.MalformedRow, p.field(at),
-			"unbalanced quote in %s: the quoted cell does not close within %d lines and %d bytes (max_quoted_lines, max_quoted_bytes); the row is read up to the end of its line and reading resumes at the next line",
+			"unbalanced quote in %s: the quoted cell does not close within %d lines and %d bytes (max_quoted_lines, max_quoted_bytes); reading resumes at the next line",
 			p.column(at), raw.quoteLines, raw.quoteBytes)
 	case kind == malformedUnbalanced:
 		row.Err = failure.New(failure.MalformedRow, p.field(at), "unbalanced quote in %s", p.column(at))
