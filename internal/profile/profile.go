@@ -45,13 +45,17 @@ type Profile struct {
 	name          string
 	writeMode     catalog.WriteMode
 	maxErrorRatio float64
-	banned        []string
-	sheets        []string
-	specs         [numFields]spec
-	rules         [numFields]*rule
-	weight        *weightSpec // nil: no weight declared
-	canonical     []byte
-	version       string
+	// maxQuotedLines and maxQuotedBytes are the unbalanced-quote limits
+	// (0: the scanner's defaults).
+	maxQuotedLines int
+	maxQuotedBytes int
+	banned         []string
+	sheets         []string
+	specs          [numFields]spec
+	rules          [numFields]*rule
+	weight         *weightSpec // nil: no weight declared
+	canonical      []byte
+	version        string
 }
 
 var (
@@ -120,6 +124,7 @@ func parse(data []byte, base *rawProfile) (*Profile, error) {
 	var mode string
 	p.name, mode, p.maxErrorRatio, p.banned = validateTop(raw, &ps)
 	p.writeMode = catalog.WriteMode(mode)
+	p.maxQuotedLines, p.maxQuotedBytes = validateQuoteLimits(raw, &ps)
 	p.sheets = validateSheets(raw, &ps)
 	for id := range numFields {
 		var b *rawField
@@ -153,6 +158,14 @@ func (p *Profile) WriteMode() catalog.WriteMode { return p.writeMode }
 // MaxErrorRatio returns the failed/processed ratio above which a batch is
 // stopped (ABORTED); 0 means none.
 func (p *Profile) MaxErrorRatio() float64 { return p.maxErrorRatio }
+
+// QuoteLimits returns the profile's max_quoted_lines and max_quoted_bytes:
+// how many line breaks and bytes a quoted csv/tsv cell may span before its
+// opening quote is taken as unbalanced (record.Limits). Zero means the
+// default (record.DefaultMaxQuotedLines, record.DefaultMaxQuotedBytes). The
+// splitter and the worker read a file under the same limits, so they agree
+// on its records.
+func (p *Profile) QuoteLimits() (lines, bytes int) { return p.maxQuotedLines, p.maxQuotedBytes }
 
 // BannedCategories returns the banned categories (matched ignoring case),
 // sorted.

@@ -256,6 +256,8 @@ func TestParseErrors(t *testing.T) {
 		{"bad write mode", "name: x\nwrite_mode: insert", `write_mode: unknown write mode "insert" (allowed: upsert, replace, update, create-only, delete)`},
 		{"ratio above 1", "name: x\nmax_error_ratio: 1.5", "max_error_ratio: must be <= 1"},
 		{"negative ratio", "name: x\nmax_error_ratio: -0.1", "max_error_ratio: must be >= 0"},
+		{"zero quoted lines", "name: x\nmax_quoted_lines: 0", "max_quoted_lines: must be between 1 and 1000000"},
+		{"quoted bytes too large", "name: x\nmax_quoted_bytes: 1000000000", "max_quoted_bytes: must be between 1 and 67108864"},
 		{"ratio not a number", "name: x\nmax_error_ratio: lots", "max_error_ratio: line 2: cannot unmarshal !!str `lots` into float64"},
 		{"bad pattern", "name: x\nfields: {sku: {pattern: '^[a-'}}", "fields.sku.pattern: error parsing regexp"},
 		{"empty pattern", "name: x\nfields: {sku: {pattern: ''}}", "fields.sku.pattern: must not be empty"},
@@ -430,5 +432,46 @@ func TestSheets(t *testing.T) {
 	}
 	if Default().Sheets() != nil || strings.Contains(string(Default().Canonical()), "sheets") {
 		t.Error("the default profile names sheets")
+	}
+}
+
+// TestQuoteLimits: max_quoted_lines and max_quoted_bytes are read, kept in
+// the canonical profile only when given (so the rule version of a profile
+// without them does not change), and parsed back from it.
+func TestQuoteLimits(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name         string
+		yaml         string
+		lines, bytes int
+	}{
+		{"defaults", "name: x", 0, 0},
+		{"both", "name: x\nmax_quoted_lines: 50\nmax_quoted_bytes: 4096", 50, 4096},
+		{"lines only", "name: x\nmax_quoted_lines: 7", 7, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p, err := Parse([]byte(tt.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l, b := p.QuoteLimits(); l != tt.lines || b != tt.bytes {
+				t.Fatalf("QuoteLimits() = %d, %d; want %d, %d", l, b, tt.lines, tt.bytes)
+			}
+			if got := strings.Contains(string(p.Canonical()), "max_quoted_"); got != (tt.lines+tt.bytes > 0) {
+				t.Fatalf("canonical mentions the limits: %v\n%s", got, p.Canonical())
+			}
+			back, err := Parse(p.Canonical())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if back.RuleVersion() != p.RuleVersion() {
+				t.Fatalf("canonical round trip changed the rule version")
+			}
+		})
+	}
+	if a, b := mustParse(t, "name: x"), mustParse(t, "name: x\nmax_quoted_lines: 9"); a.RuleVersion() == b.RuleVersion() {
+		t.Fatal("max_quoted_lines does not change the rule version")
 	}
 }

@@ -92,6 +92,8 @@ type rawProfile struct {
 	Name             *string
 	WriteMode        *string
 	MaxErrorRatio    *float64
+	MaxQuotedLines   *int
+	MaxQuotedBytes   *int
 	BannedCategories *[]string
 	Sheets           *[]string
 	Fields           [numFields]*rawField
@@ -243,7 +245,7 @@ func decodeRaw(data []byte, ps *problems) *rawProfile {
 	}
 	root := deref(doc.Content[0])
 	if root.Kind != yaml.MappingNode {
-		ps.add("profile", "must be a mapping of keys (name, write_mode, max_error_ratio, banned_categories, sheets, fields, weight)")
+		ps.add("profile", "must be a mapping of keys (name, write_mode, max_error_ratio, max_quoted_lines, max_quoted_bytes, banned_categories, sheets, fields, weight)")
 		return nil
 	}
 	raw := &rawProfile{}
@@ -255,6 +257,10 @@ func decodeRaw(data []byte, ps *problems) *rawProfile {
 			decodeValue(val, path, &raw.WriteMode, ps)
 		case "max_error_ratio":
 			decodeValue(val, path, &raw.MaxErrorRatio, ps)
+		case "max_quoted_lines":
+			decodeValue(val, path, &raw.MaxQuotedLines, ps)
+		case "max_quoted_bytes":
+			decodeValue(val, path, &raw.MaxQuotedBytes, ps)
 		case "banned_categories":
 			decodeValue(val, path, &raw.BannedCategories, ps)
 		case "sheets":
@@ -583,6 +589,30 @@ func bound(v *string, path, typ string, ps *problems) string {
 }
 
 // validateTop checks the top-level keys.
+// Bounds of the quote limits a profile may set.
+const (
+	maxQuotedLinesCap = 1_000_000
+	maxQuotedBytesCap = 64 << 20
+)
+
+// validateQuoteLimits checks max_quoted_lines and max_quoted_bytes (absent:
+// 0, the scanner's defaults).
+func validateQuoteLimits(raw *rawProfile, ps *problems) (lines, bytes int) {
+	if raw.MaxQuotedLines != nil {
+		lines = *raw.MaxQuotedLines
+		if lines < 1 || lines > maxQuotedLinesCap {
+			ps.add("max_quoted_lines", "must be between 1 and %d", maxQuotedLinesCap)
+		}
+	}
+	if raw.MaxQuotedBytes != nil {
+		bytes = *raw.MaxQuotedBytes
+		if bytes < 1 || bytes > maxQuotedBytesCap {
+			ps.add("max_quoted_bytes", "must be between 1 and %d", maxQuotedBytesCap)
+		}
+	}
+	return lines, bytes
+}
+
 func validateTop(raw *rawProfile, ps *problems) (name string, mode string, ratio float64, banned []string) {
 	switch {
 	case raw.Name == nil || trimCell(*raw.Name) == "":
@@ -714,6 +744,12 @@ func canonical(p *Profile) []byte {
 	doc := map[string]any{"name": p.name, "write_mode": string(p.writeMode), "fields": fields}
 	if p.maxErrorRatio > 0 {
 		doc["max_error_ratio"] = p.maxErrorRatio
+	}
+	if p.maxQuotedLines > 0 {
+		doc["max_quoted_lines"] = p.maxQuotedLines
+	}
+	if p.maxQuotedBytes > 0 {
+		doc["max_quoted_bytes"] = p.maxQuotedBytes
 	}
 	if len(p.banned) > 0 {
 		doc["banned_categories"] = p.banned

@@ -23,8 +23,9 @@ const sniffSample = 64 << 10
 //
 // Encoding: a BOM first (EF BB BF utf-8, FF FE utf-16le, FE FF utf-16be).
 // Without a BOM, NUL bytes in the pattern of UTF-16 text (every other byte 0
-// for ASCII) mean utf-16le/be, and other NUL bytes or mostly control bytes
-// mean the file is not text (SchemaMismatch). Otherwise strict UTF-8 (a
+// for ASCII) mean utf-16le/be; many NUL bytes or control bytes otherwise
+// mean the file is not text (SchemaMismatch; see binaryAt: a text file with
+// a NUL in one cell is text, and that row fails InvalidValue). Otherwise strict UTF-8 (a
 // character cut at the end of the prefix is ignored) means utf-8; a clean
 // GB18030 decode means gb18030, and so does a GB18030 decode with under a
 // quarter of the errors UTF-8 has (a GBK export with a few corrupt rows must
@@ -91,13 +92,12 @@ func notText(at int) error {
 // sniffEncoding decides the encoding of a prefix without a BOM.
 func sniffEncoding(b []byte) (Encoding, error) {
 	sample := b[:min(len(b), sniffSample)]
-	if i := bytes.IndexByte(b, 0); i >= 0 {
+	if bytes.IndexByte(sample, 0) >= 0 {
 		if enc, ok := utf16Pattern(sample); ok {
 			return enc, nil
 		}
-		return "", notText(i)
 	}
-	if i := controlBytes(sample); i >= 0 {
+	if i := binaryAt(sample); i >= 0 {
 		return "", notText(i)
 	}
 	b = trimCutRune(b)
@@ -130,22 +130,37 @@ func utf8Errors(b []byte) int {
 	return n
 }
 
-// controlBytes returns the index of the first control byte if more than a
-// tenth of b are control bytes that text does not hold, else -1.
-func controlBytes(b []byte) int {
-	first, n := -1, 0
+// binaryAt returns where b (a sample of a file without a BOM that is not
+// UTF-16) shows binary data, or -1 for text. b is binary when more than a
+// tenth of its bytes are control bytes that text does not hold (NUL
+// included), or when at least 8 of its bytes, and one in a thousand, are
+// NUL (compressed or structured data: random bytes hold one NUL in 256).
+// A text file with a few NUL or other control bytes in its cells is text:
+// each such row fails InvalidValue (decision 21), wherever it is. The
+// index returned is the first NUL, else the first control byte.
+func binaryAt(b []byte) int {
+	first, firstNUL, n, nul := -1, -1, 0, 0
 	for i, c := range b {
 		if c < 0x20 && c != '\t' && c != '\n' && c != '\r' && c != '\f' && c != '\v' && c != 0x1A || c == 0x7F {
 			if first < 0 {
 				first = i
 			}
 			n++
+			if c == 0 {
+				if firstNUL < 0 {
+					firstNUL = i
+				}
+				nul++
+			}
 		}
 	}
-	if n*10 > len(b) {
-		return first
+	if n*10 <= len(b) && (nul < 8 || nul*1000 < len(b)) {
+		return -1
 	}
-	return -1
+	if firstNUL >= 0 {
+		return firstNUL
+	}
+	return first
 }
 
 // utf16Pattern reports whether b looks like UTF-16 text without a BOM: its

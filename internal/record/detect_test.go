@@ -17,6 +17,20 @@ func gbk(s string) string {
 	return string(b)
 }
 
+// pseudoRandom returns n bytes of a fixed pseudo-random sequence (the bytes
+// of compressed data: an image, a zip, an encrypted file).
+func pseudoRandom(n int) string {
+	b := make([]byte, n)
+	x := uint32(2463534242)
+	for i := range b {
+		x ^= x << 13
+		x ^= x >> 17
+		x ^= x << 5
+		b[i] = byte(x >> 24)
+	}
+	return string(b)
+}
+
 func TestDetect(t *testing.T) {
 	t.Parallel()
 	chinese := "商品编码,商品名称,价格\r\nA1,无线蓝牙耳机,199.00\r\n"
@@ -41,6 +55,14 @@ func TestDetect(t *testing.T) {
 		{name: "zip named csv", file: "a.csv", in: "PK\x03\x04\x14\x00\x06\x00\x08\x00", msg: "binary data at byte 5"},
 		{name: "xlsx name, csv content", file: "a.xlsx", in: "sku,name\n", want: Dialect{CSV, UTF8, ',', 0}},
 		{name: "legacy xls", file: "a.xls", in: "\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1\x00\x00", msg: "legacy Excel 97-2003 workbook (.xls)"},
+		// A text file with a NUL (or another control byte) in a cell is text:
+		// that row fails InvalidValue. Binary files are still not text.
+		{name: "one nul cell is text", file: "a.csv", in: "sku,name\r\nA1,x\x00y\r\nA2,ok\r\n", want: Dialect{CSV, UTF8, ',', 0}},
+		{name: "a few control cells are text", file: "a.csv", in: "sku,name\n1,\x00\n2,\x1b[0m\n3,\x07\n4,ok\n5,ok\n", want: Dialect{CSV, UTF8, ',', 0}},
+		{name: "gbk with a nul cell", file: "a.csv", in: gbk(chinese) + "A2,\x00\r\n", want: Dialect{CSV, GB18030, ',', 0}},
+		{name: "nul padding is binary", file: "a.csv", in: "sku,name\n" + strings.Repeat("\x00", 8), msg: "binary data at byte 9"},
+		{name: "elf", file: "a.csv", in: "\x7fELF\x02\x01\x01" + strings.Repeat("\x00", 9) + "\x02\x00>\x00" + strings.Repeat("x", 100), msg: "binary data at byte 7"},
+		{name: "random bytes", file: "a.csv", in: pseudoRandom(64 << 10), msg: "not text"},
 		{name: "control bytes", file: "a.dat", in: "\x01\x02\x03\x04\x05abc\x06\x07", msg: "binary data at byte 0"},
 		{name: "a few control bytes are text", file: "a.csv", in: "sku,name\n1,a\x1bb\n2,c\n3,d\n", want: Dialect{CSV, UTF8, ',', 0}},
 		{name: "utf-8", file: "a.csv", in: chinese, want: Dialect{CSV, UTF8, ',', 0}},

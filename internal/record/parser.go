@@ -24,9 +24,11 @@ type Row struct {
 	// Text is the whole record decoded to UTF-8 (bytes that do not decode are
 	// replaced by U+FFFD): the raw_line of a failure record.
 	Text string
-	// Err is nil or a *failure.ImportError of the syntax layer
-	// (MalformedRow, SchemaMismatch, InvalidEncoding, RowTooLarge). Names,
-	// Values and Cells may then be partial or empty.
+	// Err is nil or a *failure.ImportError: of the syntax layer
+	// (MalformedRow, SchemaMismatch, InvalidEncoding, RowTooLarge), or
+	// InvalidValue for a cell holding a control character (C0 other than
+	// tab, CR, LF), wherever the row is in the file. Names, Values and Cells
+	// may then be partial or empty.
 	Err error
 }
 
@@ -55,7 +57,7 @@ type Parser struct {
 type cellSpan struct {
 	start, end int  // the cell's extent, quotes included (up to its delimiter)
 	vs, ve     int  // the value's bytes (inside the quotes of a quoted cell)
-	esc        bool // the value needs unescaping ("" or CRLF in quotes, or malformed)
+	esc        bool // the value needs unescaping ("" in quotes, or malformed)
 }
 
 // Kinds of malformed csv/tsv records.
@@ -99,8 +101,29 @@ func (p *Parser) Parse(raw Raw) Row {
 		return row
 	}
 	text, bad := p.dec.decode(raw.Bytes)
+	// A UTF-8 row in a GB18030 file (decision 21): read it as the UTF-8 it
+	// is, for the failure record, and fail it InvalidEncoding below.
+	mixed := p.d.Encoding == GB18030 && utf8Row(raw.Bytes)
+	if mixed {
+		text, bad = raw.Bytes, -1
+	}
 	if p.d.Format == JSONL {
 		p.parseJSON(&row, text, bad)
+		if mixed {
+			row.Err = p.mixedError(raw.Bytes, "", "the line")
+		}
+		if row.Err == nil {
+			for i, c := range row.Cells {
+				if k := controlIndex(c); k >= 0 {
+					name := ""
+					if i < len(row.Names) {
+						name = row.Names[i]
+					}
+					row.Err = controlError(name, fmt.Sprintf("key %q", name), c[k])
+					break
+				}
+			}
+		}
 		return row
 	}
 
@@ -118,13 +141,29 @@ func (p *Parser) Parse(raw Raw) Row {
 	}
 	row.Cells = cells
 	switch {
+	case mixed:
+		i := p.spanAt(utf8Lead(text))
+		c := p.spans[i]
+		row.Err = p.mixedError(raw.Bytes[c.vs:c.ve], p.field(i), p.column(i))
 	case bad >= 0:
 		i := p.spanAt(bad)
 		row.Err = failure.New(failure.InvalidEncoding, p.field(i), "bytes that are not valid %s in %s", p.d.Encoding, p.column(i))
 	case kind == malformedAfterQuote:
 		row.Err = failure.New(failure.MalformedRow, p.field(at), "unexpected text after the closing quote in %s", p.column(at))
+	case raw.Unclosed:
+		// The scanner ended the record at the end of the quote's line: the
+		// open quote is in the last cell (its bytes reach the record's end).
+		at := len(p.spans) - 1
+		row.Err = failure.New(failure.MalformedRow, p.field(at),
+			"unbalanced quote in %s: the quoted cell does not close within %d lines and %d bytes (max_quoted_lines, max_quoted_bytes); reading resumes at the next line",
+			p.column(at), raw.quoteLines, raw.quoteBytes)
 	case kind == malformedUnbalanced:
 		row.Err = failure.New(failure.MalformedRow, p.field(at), "unbalanced quote in %s", p.column(at))
+	default:
+		if k := controlIndex(text); k >= 0 {
+			i := p.spanAt(k)
+			row.Err = controlError(p.field(i), p.column(i), text[k])
+		}
 	}
 
 	n, m := len(cells), len(p.names)
@@ -152,6 +191,54 @@ func (p *Parser) Parse(raw Raw) Row {
 	return row
 }
 
+// utf8Row reports whether b, a record of a GB18030 file, is really UTF-8
+// text: valid UTF-8 holding at least one 3- or 4-byte sequence (Chinese in
+// UTF-8 is 3 bytes a character). GBK text is almost never valid UTF-8 with
+// such a sequence: GB2312 characters would have to chain lead and trail
+// bytes into UTF-8 shapes over several characters in a row.
+func utf8Row(b []byte) bool {
+	return utf8Lead(b) >= 0 && utf8.Valid(b)
+}
+
+// utf8Lead returns the index of the first byte of b that can start a 3- or
+// 4-byte UTF-8 sequence, or -1.
+func utf8Lead(b []byte) int {
+	for i, c := range b {
+		if c >= 0xE0 {
+			return i
+		}
+	}
+	return -1
+}
+
+// mixedError is the InvalidEncoding of a UTF-8 row in a GB18030 file; cell
+// is the UTF-8 bytes of the first cell that shows it (where names it).
+func (p *Parser) mixedError(cell []byte, field, where string) error {
+	want := string(cell)
+	got, _ := p.dec.decode(cell)
+	return failure.New(failure.InvalidEncoding, field,
+		"%s is UTF-8 but the file is %s: read as %s, %q would be %q; save the whole file in one encoding (CSV UTF-8)",
+		where, p.d.Encoding, p.d.Encoding, want, string(got))
+}
+
+// controlIndex returns the index of the first control character of s that
+// text does not hold (C0 codes other than tab, LF and CR), or -1. UTF-8
+// multi-byte sequences never hold bytes below 0x80, so a byte scan is exact.
+func controlIndex[T string | []byte](s T) int {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
+			return i
+		}
+	}
+	return -1
+}
+
+// controlError is the InvalidValue of a control character c in a cell
+// (decision 21: the same wherever it is in the file; never stored).
+func controlError(field, where string, c byte) error {
+	return failure.New(failure.InvalidValue, field, "control character U+%04X in %s: cells may not hold control characters other than tab, CR and LF", c, where)
+}
+
 // splitCells appends the cells of a decoded csv/tsv record to sp and
 // reports the first malformation and the cell it is in.
 func splitCells(sp []cellSpan, t []byte, delim byte) (_ []cellSpan, kind, at int) {
@@ -177,9 +264,6 @@ func splitCells(sp []cellSpan, t []byte, delim byte) (_ []cellSpan, kind, at int
 					c.esc = true
 					j = q + 2
 					continue
-				}
-				if !c.esc && bytes.IndexByte(t[c.vs:q], '\r') >= 0 {
-					c.esc = true
 				}
 				if q+1 == n {
 					c.ve, c.end = q, n
@@ -224,8 +308,10 @@ func splitCells(sp []cellSpan, t []byte, delim byte) (_ []cellSpan, kind, at int
 	}
 }
 
-// unescape returns a quoted cell's value with "" turned into " and CRLF
-// into LF (as encoding/csv does).
+// unescape returns a quoted cell's value with "" turned into ". Every
+// other byte is kept as it is: a CRLF inside quotes stays CRLF (the cell's
+// bytes, as the csv-spectrum corpus expects; encoding/csv would turn it into
+// LF).
 func (p *Parser) unescape(v []byte) string {
 	out := p.scratch[:0]
 	for {
@@ -240,17 +326,6 @@ func (p *Parser) unescape(v []byte) string {
 		v = v[i+1:]
 	}
 	out = append(out, v...)
-	if bytes.IndexByte(out, '\r') >= 0 {
-		j := 0
-		for i, c := range out {
-			if c == '\r' && i+1 < len(out) && out[i+1] == '\n' {
-				continue
-			}
-			out[j] = c
-			j++
-		}
-		out = out[:j]
-	}
 	p.scratch = out
 	return string(out)
 }

@@ -33,7 +33,7 @@ func errOf(t *testing.T, err error) (failure.Reason, string) {
 	if !ok {
 		t.Fatalf("error %v is not an ImportError", err)
 	}
-	if ie.Layer != failure.LayerSyntax {
+	if ie.Layer != failure.LayerSyntax && ie.Reason != failure.InvalidValue {
 		t.Fatalf("error %v is in layer %s", err, ie.Layer)
 	}
 	return ie.Reason, ie.Field
@@ -51,13 +51,27 @@ func TestParseCSV(t *testing.T) {
 		reason  failure.Reason
 		field   string
 		message string // substring
+		length  int64  // the record's length; 0: all of in
 	}{
 		{name: "plain", in: "a,b,c", values: []string{"a", "b", "c"}},
 		{name: "not trimmed", in: " a , b,c ", values: []string{" a ", " b", "c "}},
 		{name: "quoted delimiter", in: `a,"b,c",d`, values: []string{"a", "b,c", "d"}},
 		{name: "doubled quotes", in: `a,"say ""hi""",""`, values: []string{"a", `say "hi"`, ""}},
 		{name: "quoted newline", in: "a,\"x\ny\",z\n", values: []string{"a", "x\ny", "z"}},
-		{name: "quoted CRLF becomes LF", in: "a,\"x\r\ny\r\n\",z\r\n", values: []string{"a", "x\ny\n", "z"}},
+		// Control characters (C0 but tab, CR, LF) are InvalidValue in any
+		// cell, quoted or not, in every encoding.
+		{name: "NUL", in: "a,b\x00c,d", values: []string{"a", "b\x00c", "d"}, reason: failure.InvalidValue, field: "name", message: `control character U+0000 in column "name" (cell 2)`},
+		{name: "NUL quoted", in: "a,b,\"\x00\"", values: []string{"a", "b", "\x00"}, reason: failure.InvalidValue, field: "price", message: "U+0000"},
+		{name: "bell", in: "\x07,b,c", values: []string{"\x07", "b", "c"}, reason: failure.InvalidValue, field: "sku", message: "U+0007"},
+		{name: "escape char", in: "a,b,c\x1b", values: []string{"a", "b", "c\x1b"}, reason: failure.InvalidValue, field: "price", message: "U+001B"},
+		{name: "unit separator in an extra cell", in: "a,b,c,\x1f", values: []string{"a", "b", "c"}, cells: []string{"a", "b", "c", "\x1f"}, reason: failure.InvalidValue, message: "cell 4"},
+		{name: "tab CR LF are text", in: "a,\"b\tc\rd\ne\",f", values: []string{"a", "b\tc\rd\ne", "f"}},
+		{name: "DEL and C1 are text", in: "a,b\x7f,c\u0085", values: []string{"a", "b\x7f", "c\u0085"}},
+		{name: "NUL in utf-16", d: tsv16LE, in: string(le("a\tb\x00\tc")), values: []string{"a", "b\x00", "c"}, reason: failure.InvalidValue, field: "name"},
+		{name: "NUL in gb18030", d: csvGB, in: "\xb5\xe7,\x00,c", values: []string{"电", "\x00", "c"}, reason: failure.InvalidValue, field: "name"},
+		{name: "quoted CRLF is kept", in: "a,\"x\r\ny\r\n\",z\r\n", values: []string{"a", "x\r\ny\r\n", "z"}},
+		{name: "quoted lone CR is kept", in: "a,\"x\ry\",z", values: []string{"a", "x\ry", "z"}},
+		{name: "quoted CRLF with doubled quotes", in: "a,\"\"\"x\"\"\r\ny\",z", values: []string{"a", "\"x\"\r\ny", "z"}},
 		{name: "lone CR kept", in: "a,\"x\ry\",z", values: []string{"a", "x\ry", "z"}},
 		{name: "bare quote literal", in: `A2,TV 5" remote,19.90`, values: []string{"A2", `TV 5" remote`, "19.90"}},
 		{name: "empty cells", in: ",,", values: []string{"", "", ""}},
@@ -67,8 +81,11 @@ func TestParseCSV(t *testing.T) {
 		{name: "fewer cells", in: "a,b", values: []string{"a", "b"}, reason: failure.SchemaMismatch, message: "row has 2 cells, header has 3"},
 		{name: "text after closing quote", in: `a,"b"x,c`, values: []string{"a", `b"x`, "c"},
 			reason: failure.MalformedRow, field: "name", message: `column "name" (cell 2)`},
-		{name: "unbalanced quote", in: "a,b,\"c\nd", values: []string{"a", "b", "c\nd"},
-			reason: failure.MalformedRow, field: "price", message: `unbalanced quote in column "price"`},
+		// The row ends at the end of the open quote's line (Limits).
+		{name: "unbalanced quote", in: "a,b,\"c\nd", values: []string{"a", "b", "c"}, length: 7,
+			reason: failure.MalformedRow, field: "price", message: `unbalanced quote in column "price" (cell 3): the quoted cell does not close within 1000 lines and 262144 bytes`},
+		{name: "unbalanced quote in a middle cell", in: "a,\"b,c\nd", values: []string{"a", "b,c"}, length: 7,
+			reason: failure.MalformedRow, field: "name", message: `unbalanced quote in column "name" (cell 2)`},
 		{name: "invalid utf-8", in: "a,b\xff,c", values: []string{"a", "b\uFFFD", "c"},
 			reason: failure.InvalidEncoding, field: "name", message: `column "name"`},
 		{name: "invalid utf-8 in extra cell", in: "a,b,c,\xff", values: []string{"a", "b", "c"}, cells: []string{"a", "b", "c", "\uFFFD"},
@@ -77,13 +94,21 @@ func TestParseCSV(t *testing.T) {
 		{name: "tsv", d: tsvUTF8, in: "a\t\"b\tc\"\t,", values: []string{"a", "b\tc", ","}},
 		{name: "semicolon", d: Dialect{Format: CSV, Encoding: UTF8, Delimiter: ';'}, in: `a;"b;c";1,5`, values: []string{"a", "b;c", "1,5"}},
 		{name: "gb18030", d: csvGB, in: "\xb5\xe7,\"\xc4\xe3,\xba\xc3\",\x81\x30\x81\x30", values: []string{"电", "你,好", "\u0080"}},
+		// A UTF-8 row in a GB18030 file is InvalidEncoding, read as UTF-8
+		// (decision 21), whether its bytes happen to be valid GB18030
+		// (mojibake) or not.
+		{name: "utf-8 row in gb18030 file", d: csvGB, in: "A1,商品10,1", values: []string{"A1", "商品10", "1"},
+			reason: failure.InvalidEncoding, field: "name", message: `column "name" (cell 2) is UTF-8 but the file is gb18030: read as gb18030, "商品10" would be "鍟嗗搧10"`},
+		{name: "utf-8 row not valid gb18030", d: csvGB, in: "A1,x,€", values: []string{"A1", "x", "€"}, reason: failure.InvalidEncoding, field: "price", message: "is UTF-8"},
+		{name: "gbk that is valid 2-byte utf-8 stays gbk", d: csvGB, in: "a,\xc6\xb7,c", values: []string{"a", "品", "c"}},
+		{name: "gbk text stays gbk", d: csvGB, in: "\xc9\xcc\xc6\xb7,\xce\xde\xcf\xdf\xc0\xb6\xd1\xc0\xb6\xfa\xbb\xfa,c", values: []string{"商品", "无线蓝牙耳机", "c"}},
 		{name: "gb18030 euro 0x80", d: csvGB, in: "a,\x80,c", values: []string{"a", "€", "c"}},
 		{name: "gb18030 real U+FFFD", d: csvGB, in: "a,\x84\x31\xa4\x37,c", values: []string{"a", "\uFFFD", "c"}},
 		{name: "gb18030 invalid", d: csvGB, in: "a,b,\xb5\xe7\xff", values: []string{"a", "b", "电\uFFFD"},
 			reason: failure.InvalidEncoding, field: "price", message: "gb18030"},
 		{name: "gb18030 lead before quote", d: csvGB, in: "a,\x81\",\"c\"", values: []string{"a", "\uFFFD\"", "c"},
 			reason: failure.InvalidEncoding, field: "name"},
-		{name: "utf-16le", d: tsv16LE, in: string(le("上\t\"a\r\nb\"\"\"\t下")), values: []string{"上", "a\nb\"", "下"}},
+		{name: "utf-16le", d: tsv16LE, in: string(le("上\t\"a\r\nb\"\"\"\t下")), values: []string{"上", "a\r\nb\"", "下"}},
 		{name: "utf-16be", d: tsv16BE, in: string(be("x\t😀\t\uFFFD")), values: []string{"x", "😀", "\uFFFD"}},
 		{name: "utf-16 unpaired surrogate", d: tsv16LE, in: string(le("x\t")) + "\x00\xd8" + string(le("\ty")), values: []string{"x", "\uFFFD", "y"},
 			reason: failure.InvalidEncoding, field: "name"},
@@ -118,7 +143,11 @@ func TestParseCSV(t *testing.T) {
 			if len(row.Names) != len(row.Values) {
 				t.Errorf("names %q not aligned with values %q", row.Names, row.Values)
 			}
-			if row.Num != 2 || row.Offset != 0 || row.Length != int64(len(tt.in)) {
+			length := tt.length
+			if length == 0 {
+				length = int64(len(tt.in))
+			}
+			if row.Num != 2 || row.Offset != 0 || row.Length != length {
 				t.Errorf("position = %d/%d/%d", row.Num, row.Offset, row.Length)
 			}
 		})
@@ -170,6 +199,9 @@ func TestParseJSONL(t *testing.T) {
 		{name: "array of scalars", in: `{"image_urls":["a","b",3,true,null],"e":[]}`, names: []string{"image_urls", "e"}, values: []string{"a|b|3|true|", ""}},
 		{name: "empty object", in: `{}`},
 		{name: "big number literal", in: `{"p":123456789012345678901234567890.10}`, names: []string{"p"}, values: []string{"123456789012345678901234567890.10"}},
+		{name: "escaped NUL", in: `{"sku":"A","name":"x\u0000y"}`, names: []string{"sku", "name"}, values: []string{"A", "x\x00y"},
+			reason: failure.InvalidValue, field: "name", message: `control character U+0000 in key "name"`},
+		{name: "escaped tab is text", in: `{"name":"x\ty"}`, names: []string{"name"}, values: []string{"x\ty"}},
 		{name: "array line", in: `["a","b"]`, reason: failure.SchemaMismatch, message: "line is a JSON array, not an object"},
 		{name: "string line", in: `"x"`, reason: failure.SchemaMismatch, message: "JSON string"},
 		{name: "number line", in: `12`, reason: failure.SchemaMismatch, message: "JSON number"},

@@ -140,12 +140,19 @@ type Raw struct {
 	// TooLarge: the record is longer than the scanner's maximum record size;
 	// Bytes then holds only its first 1 KiB.
 	TooLarge bool
+	// Unclosed: the record has a quoted cell that does not close within the
+	// scanner's Limits (or at all). The record then ends at the end of the
+	// line that quote opened on, and the next record starts on the next line.
+	Unclosed bool
 	// Bytes are the record's bytes without its line terminator (\n or \r\n;
 	// a CR just before EOF is dropped too, as encoding/csv does), in the
 	// file's encoding. They are valid until the next call to Next.
 	Bytes []byte
 
 	limit int // the scanner's maximum record size, for RowTooLarge messages
+	// quoteLines and quoteBytes are the scanner's quote limits, for the
+	// message of an Unclosed record.
+	quoteLines, quoteBytes int
 }
 
 // Len is the size of the record in bytes, terminator included (End - Offset).

@@ -16,7 +16,48 @@ const (
 	tooLargePrefix = 1 << 10
 	// maxEmptyReads bounds the number of (0, nil) reads in a row.
 	maxEmptyReads = 100
+
+	// DefaultMaxQuotedLines is the default of Limits.MaxQuotedLines (the
+	// profile's max_quoted_lines): a quoted cell may hold up to 1,000 line
+	// breaks, far more than any real multi-line product description.
+	DefaultMaxQuotedLines = 1000
+	// DefaultMaxQuotedBytes is the default of Limits.MaxQuotedBytes (the
+	// profile's max_quoted_bytes): 256 KiB from the opening quote to the
+	// closing one.
+	DefaultMaxQuotedBytes = 256 << 10
 )
+
+// Limits bound what one record may hold. Zero fields take their defaults.
+//
+// The quote limits are the unbalanced-quote rule (README "Limits"): a quoted
+// cell whose closing quote is not within MaxQuotedLines line breaks and
+// MaxQuotedBytes bytes of its opening quote, nor before the record exceeds
+// MaxRecord bytes, nor before the end of the input, is unclosed. Its record
+// then ends at the first line break after the opening quote (Raw.Unclosed:
+// the Parser reports MalformedRow "unbalanced quote" naming the column) and
+// the next record starts on the next line, so one stray quote costs one row
+// instead of swallowing the rest of the file. The rule depends only on the
+// bytes from the record's start, never on buffer or read sizes, so the
+// splitter and a worker that use the same Limits find the same records.
+type Limits struct {
+	MaxRecord      int // largest record returned whole, in bytes (default DefaultMaxRecord)
+	MaxQuotedLines int // line breaks a quoted cell may hold (default DefaultMaxQuotedLines)
+	MaxQuotedBytes int // bytes from a cell's opening quote to its closing one (default DefaultMaxQuotedBytes)
+}
+
+// Defaults returns l with zero (or negative) fields set to their defaults.
+func (l Limits) Defaults() Limits {
+	if l.MaxRecord <= 0 {
+		l.MaxRecord = DefaultMaxRecord
+	}
+	if l.MaxQuotedLines <= 0 {
+		l.MaxQuotedLines = DefaultMaxQuotedLines
+	}
+	if l.MaxQuotedBytes <= 0 {
+		l.MaxQuotedBytes = DefaultMaxQuotedBytes
+	}
+	return l
+}
 
 // Scanner finds records in a stream, starting at a known record boundary.
 //
@@ -34,6 +75,8 @@ type Scanner struct {
 	unit   int  // code unit size: 1 or 2
 	delim  byte // cell delimiter (' ' for jsonl, so that blank lines are spaces only)
 	max    int  // maximum record size in bytes (terminator excluded)
+	qLines int  // Limits.MaxQuotedLines
+	qBytes int  // Limits.MaxQuotedBytes
 
 	bufSize int // initial buffer size
 	limit   int // maximum buffer size
@@ -50,6 +93,11 @@ type Scanner struct {
 	atRecStart bool  // buf[start] is the current record's first byte
 	prev       byte  // ASCII value of the unit before buf[start] when !atRecStart (0xFF: not ASCII)
 	big        bool  // the current record overflowed the buffer and is being skipped
+	unclosed   bool  // the open quote is unclosed: the record ends at the first '\n' after it
+	qOff       int64 // object offset of the open quote
+	qNL        int64 // object offset of the first '\n' after the open quote (-1: not seen yet)
+	qCount     int64 // object offset up to which the open cell's line breaks are counted
+	qSeen      int   // line breaks counted in the open cell
 	prefix     []byte
 
 	eof  bool
@@ -63,16 +111,25 @@ type Scanner struct {
 // maxRecord is the largest record (in bytes, without its terminator) that is
 // returned whole; zero or less means DefaultMaxRecord. If d is not a valid
 // dialect, Next returns false and Err says why.
+//
+// The quote limits are the defaults (see Limits): callers that read a file
+// under a profile use NewScannerLimits with the profile's limits, the same
+// in the splitter and the worker.
 func NewScanner(r io.Reader, d Dialect, offset int64, row int64, maxRecord int) *Scanner {
-	return newScanner(r, d, offset, row, maxRecord, defaultBufSize)
+	return newScanner(r, d, offset, row, Limits{MaxRecord: maxRecord}, defaultBufSize)
 }
 
-// newScanner is NewScanner with a chosen initial buffer size (tests use tiny
-// buffers to exercise every refill path).
-func newScanner(r io.Reader, d Dialect, offset, row int64, maxRecord, bufSize int) *Scanner {
-	if maxRecord <= 0 {
-		maxRecord = DefaultMaxRecord
-	}
+// NewScannerLimits is NewScanner with explicit limits (zero fields take
+// their defaults).
+func NewScannerLimits(r io.Reader, d Dialect, offset, row int64, l Limits) *Scanner {
+	return newScanner(r, d, offset, row, l, defaultBufSize)
+}
+
+// newScanner is NewScannerLimits with a chosen initial buffer size (tests use
+// tiny buffers to exercise every refill path).
+func newScanner(r io.Reader, d Dialect, offset, row int64, l Limits, bufSize int) *Scanner {
+	l = l.Defaults()
+	maxRecord := l.MaxRecord
 	s := &Scanner{
 		r:          r,
 		u16:        d.unitSize() == 2,
@@ -81,6 +138,8 @@ func newScanner(r io.Reader, d Dialect, offset, row int64, maxRecord, bufSize in
 		unit:       d.unitSize(),
 		delim:      d.delim(),
 		max:        maxRecord,
+		qLines:     l.MaxQuotedLines,
+		qBytes:     l.MaxQuotedBytes,
 		bufSize:    bufSize,
 		limit:      max(bufSize, maxRecord+4),
 		bufOff:     offset,
@@ -109,7 +168,7 @@ func (s *Scanner) Next() bool {
 	}
 	s.start = s.pos
 	s.recOff = s.bufOff + int64(s.start)
-	s.inQuote, s.big, s.atRecStart = false, false, true
+	s.inQuote, s.big, s.atRecStart, s.unclosed = false, false, true, false
 	s.prefix = s.prefix[:0]
 	for {
 		if end, ok := s.scan(); ok {
@@ -169,19 +228,37 @@ func (s *Scanner) scan() (int, bool) {
 
 // scanCSV8 is the quote-aware scan of byte-oriented encodings (UTF-8,
 // GB18030): a quote opens a quoted cell only at the start of a cell; inside
-// it "" is an escaped quote and newlines belong to the cell.
+// it "" is an escaped quote and newlines belong to the cell, unless the cell
+// is unclosed (see Limits and quoteOver).
 func (s *Scanner) scanCSV8() (int, bool) {
 	buf := s.buf[:s.w]
 	i := s.pos
 	nl := -1 // index of the next '\n' at or after i (len(buf): none); -1: unknown
 	for {
-		if s.inQuote {
-			j := bytes.IndexByte(buf[i:], '"')
+		if s.unclosed {
+			j := bytes.IndexByte(buf[i:], '\n')
 			if j < 0 {
 				s.pos = len(buf)
 				return 0, false
 			}
-			q := i + j
+			s.pos = i + j + 1
+			return i + j, true
+		}
+		if s.inQuote {
+			j := bytes.IndexByte(buf[i:], '"')
+			end := len(buf)
+			if j >= 0 {
+				end = i + j
+			}
+			if s.quoteOver(i, end, j >= 0) {
+				i = s.pos
+				continue
+			}
+			if j < 0 {
+				s.pos = len(buf)
+				return 0, false
+			}
+			q := end
 			if q+1 < len(buf) {
 				if buf[q+1] == '"' {
 					i = q + 2
@@ -221,7 +298,85 @@ func (s *Scanner) scanCSV8() (int, bool) {
 		} else {
 			s.inQuote = s.atRecStart || s.prev == s.delim
 		}
+		if s.inQuote {
+			s.openQuote(q, nl, len(buf))
+		}
 		i = q + 1
+	}
+}
+
+// openQuote records a quoted cell opening at buf index q; nl is the index of
+// the first '\n' after it (n, the end of the data: none yet).
+func (s *Scanner) openQuote(q, nl, n int) {
+	s.qOff = s.bufOff + int64(q)
+	s.qCount = s.qOff + int64(s.unit)
+	s.qSeen = 0
+	s.qNL = -1
+	if nl < n {
+		s.qNL = s.bufOff + int64(nl)
+	}
+}
+
+// quoteOver applies the unbalanced-quote rule to the open quoted cell, whose
+// buf[i:end] holds no quote: end is either a quote (closed: the earliest the
+// cell can close) or the end of the data. It reports whether the cell is
+// unclosed, that is, whether even a closing quote at end would be too far:
+// more than s.qLines line breaks or s.qBytes bytes after the opening quote,
+// or a record longer than s.max; or there is no quote before the end of the
+// input. Each condition only grows with end, so the answer does not depend
+// on how much of the input is buffered. Then the cell is closed as unclosed,
+// and s.pos is where the record's terminator is looked for: the first '\n'
+// after the opening quote when it is known (it is always still buffered:
+// this check fires before the buffer could drop it), else end.
+func (s *Scanner) quoteOver(i, end int, closed bool) bool {
+	abs := s.bufOff + int64(end)
+	if s.qNL < 0 {
+		if k := s.indexNL(i, end); k >= 0 {
+			s.qNL = s.bufOff + int64(k)
+		}
+	}
+	if s.qNL >= 0 && abs-s.qOff > int64(s.qLines) && abs > s.qCount {
+		// Fewer bytes than the line limit cannot hold too many line
+		// breaks: count only past it, and each byte once.
+		s.qSeen += s.countNL(int(s.qCount-s.bufOff), end)
+		s.qCount = abs
+	}
+	if s.qSeen <= s.qLines && abs-s.qOff <= int64(s.qBytes) && abs-s.recOff <= int64(s.max) && (closed || !s.eof) {
+		return false
+	}
+	s.inQuote, s.unclosed = false, true
+	s.pos = end
+	if s.qNL >= 0 {
+		s.pos = int(s.qNL - s.bufOff)
+	}
+	return true
+}
+
+// indexNL returns the buf index of the first '\n' code unit in buf[i:end],
+// or -1.
+func (s *Scanner) indexNL(i, end int) int {
+	if s.u16 {
+		return index16(s.buf[:end], i, '\n', s.be)
+	}
+	if k := bytes.IndexByte(s.buf[i:end], '\n'); k >= 0 {
+		return i + k
+	}
+	return -1
+}
+
+// countNL counts the '\n' code units in buf[i:end].
+func (s *Scanner) countNL(i, end int) int {
+	if !s.u16 {
+		return bytes.Count(s.buf[i:end], []byte{'\n'})
+	}
+	n := 0
+	for {
+		k := index16(s.buf[:end], i, '\n', s.be)
+		if k < 0 {
+			return n
+		}
+		n++
+		i = k + 2
 	}
 }
 
@@ -268,8 +423,25 @@ func (s *Scanner) scanCSV16() (int, bool) {
 	i := s.pos
 	nl := -1
 	for {
+		if s.unclosed {
+			e := index16(buf, i, '\n', s.be)
+			if e < 0 {
+				s.pos = lim
+				return 0, false
+			}
+			s.pos = e + 2
+			return e, true
+		}
 		if s.inQuote {
 			q := index16(buf, i, '"', s.be)
+			end := lim
+			if q >= 0 {
+				end = q
+			}
+			if s.quoteOver(i, end, q >= 0) {
+				i = s.pos
+				continue
+			}
 			if q < 0 {
 				s.pos = lim
 				return 0, false
@@ -309,6 +481,9 @@ func (s *Scanner) scanCSV16() (int, bool) {
 			s.inQuote = s.ascii16(q-2) == s.delim
 		} else {
 			s.inQuote = s.atRecStart || s.prev == s.delim
+		}
+		if s.inQuote {
+			s.openQuote(q, nl, lim)
 		}
 		i = q + 2
 	}
@@ -406,7 +581,10 @@ func (s *Scanner) emit(end, next int) {
 	if crBefore {
 		length -= int64(u)
 	}
-	raw := Raw{Offset: s.recOff, End: s.bufOff + int64(next), Row: s.row, limit: s.max}
+	raw := Raw{Offset: s.recOff, End: s.bufOff + int64(next), Row: s.row, Unclosed: s.unclosed, limit: s.max}
+	if s.unclosed {
+		raw.quoteLines, raw.quoteBytes = s.qLines, s.qBytes
+	}
 	if s.big || length > int64(s.max) {
 		raw.TooLarge = true
 		n := int(min(length, tooLargePrefix))

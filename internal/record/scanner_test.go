@@ -25,18 +25,24 @@ type rec struct {
 	Off, End, Row   int64
 	Blank, TooLarge bool
 	Bytes           string
+	Unclosed        bool
 }
 
 func scanAll(t testing.TB, r io.Reader, d Dialect, off, row int64, maxRecord, bufSize int) []rec {
 	t.Helper()
-	s := newScanner(r, d, off, row, maxRecord, bufSize)
+	return scanAllLimits(t, r, d, off, row, Limits{MaxRecord: maxRecord}, bufSize)
+}
+
+func scanAllLimits(t testing.TB, r io.Reader, d Dialect, off, row int64, l Limits, bufSize int) []rec {
+	t.Helper()
+	s := newScanner(r, d, off, row, l, bufSize)
 	var out []rec
 	for s.Next() {
 		raw := s.Raw()
 		if s.Offset() != raw.End || s.Row() != raw.Row+1 {
 			t.Fatalf("Offset()=%d Row()=%d after record %+v", s.Offset(), s.Row(), raw)
 		}
-		out = append(out, rec{raw.Offset, raw.End, raw.Row, raw.Blank, raw.TooLarge, string(raw.Bytes)})
+		out = append(out, rec{raw.Offset, raw.End, raw.Row, raw.Blank, raw.TooLarge, string(raw.Bytes), raw.Unclosed})
 	}
 	if err := s.Err(); err != nil {
 		t.Fatalf("scan: %v", err)
@@ -75,6 +81,8 @@ func TestScanner(t *testing.T) {
 		want  []want // offsets follow from the ends; rows count from 1
 		max   int
 		large []bool
+		// unclosed marks the records with an unclosed quoted cell
+		unclosed []bool
 	}{
 		{name: "LF", d: csvUTF8, in: "a,b\nc,d\n", want: []want{{"a,b", 4, false}, {"c,d", 8, false}}},
 		{name: "CRLF", d: csvUTF8, in: "a,b\r\nc,d\r\n", want: []want{{"a,b", 5, false}, {"c,d", 10, false}}},
@@ -92,8 +100,9 @@ func TestScanner(t *testing.T) {
 		{name: "quote after space is literal", d: csvUTF8, in: "a, \"b\nc\"\n", want: []want{{"a, \"b", 6, false}, {"c\"", 9, false}}},
 		{name: "blank lines", d: csvUTF8, in: "a\n\n,,\n \t\r\nb\n", want: []want{{"a", 2, false}, {"", 3, true}, {",,", 6, true}, {" \t", 10, true}, {"b", 12, false}}},
 		{name: "quoted empty is not blank", d: csvUTF8, in: "\"\"\n", want: []want{{"\"\"", 3, false}}},
-		{name: "unbalanced quote runs to EOF", d: csvUTF8, in: "a\n\"b\nc\nd", want: []want{{"a", 2, false}, {"\"b\nc\nd", 8, false}}},
-		{name: "unbalanced quote at end", d: csvUTF8, in: "a\nb,\"", want: []want{{"a", 2, false}, {"b,\"", 5, false}}},
+		{name: "unbalanced quote ends at its line", d: csvUTF8, in: "a\n\"b\nc\nd", want: []want{{"a", 2, false}, {"\"b", 5, false}, {"c", 7, false}, {"d", 8, false}},
+			unclosed: []bool{false, true, false, false}},
+		{name: "unbalanced quote at end", d: csvUTF8, in: "a\nb,\"", want: []want{{"a", 2, false}, {"b,\"", 5, false}}, unclosed: []bool{false, true}},
 		{name: "closing quote at EOF", d: csvUTF8, in: "a,\"b\"", want: []want{{"a,\"b\"", 5, false}}},
 		{name: "text after closing quote", d: csvUTF8, in: "\"a\"b,c\nd\n", want: []want{{"\"a\"b,c", 7, false}, {"d", 9, false}}},
 		{name: "tsv quotes", d: tsvUTF8, in: "a\t\"b\nc\"\t,\n", want: []want{{"a\t\"b\nc\"\t,", 10, false}}},
@@ -105,9 +114,15 @@ func TestScanner(t *testing.T) {
 		{name: "gb18030", d: csvGB, in: "\xb5\xe7,\"\xc4\xe3\n\xba\xc3\"\n\xb5\xe7\n", want: []want{{"\xb5\xe7,\"\xc4\xe3\n\xba\xc3\"", 11, false}, {"\xb5\xe7", 14, false}}},
 		{name: "too large", d: csvUTF8, in: "abc\nabcdefgh\nab\n", max: 4, want: []want{{"abc", 4, false}, {"abcdefgh", 13, false}, {"ab", 16, false}}, large: []bool{false, true, false}},
 		{name: "too large CRLF", d: csvUTF8, in: "abcdefgh\r\nab\r\n", max: 4, want: []want{{"abcdefgh", 10, false}, {"ab", 14, false}}, large: []bool{true, false}},
-		{name: "too large quoted", d: csvUTF8, in: "\"ab\ncd\"\"e\nf\"\r\nx", max: 4, want: []want{{"\"ab\ncd\"\"e\nf\"", 14, false}, {"x", 15, false}}, large: []bool{true, false}},
+		// A quoted cell still open when its record passes the maximum size
+		// is unclosed: the record ends at the end of the quote's line.
+		{name: "too large quoted", d: csvUTF8, in: "\"ab\ncd\"\"e\nf\"\r\nx", max: 4, want: []want{{"\"ab", 4, false}, {"cd\"\"e", 10, false}, {"f\"", 14, false}, {"x", 15, false}},
+			large: []bool{false, true, false, false}, unclosed: []bool{true, false, false, false}},
+		{name: "too large quoted one line", d: csvUTF8, in: "\"abcdef\"\nx", max: 4, want: []want{{"\"abcdef\"", 9, false}, {"x", 10, false}},
+			large: []bool{true, false}, unclosed: []bool{true, false}},
 		{name: "too large utf-16", d: Dialect{Format: TSV, Encoding: UTF16LE}, in: string(le("ab\"c\td\r\n\"e\n\"\r\n")), max: 4,
-			want: []want{{string(le("ab\"c\td")), 16, false}, {string(le("\"e\n\"")), 28, false}}, large: []bool{true, true}},
+			want:  []want{{string(le("ab\"c\td")), 16, false}, {string(le("\"e")), 22, false}, {string(le("\"")), 28, false}},
+			large: []bool{true, false, false}, unclosed: []bool{false, true, true}},
 		{name: "exactly max with CRLF", d: csvUTF8, in: "abcd\r\nx\n", max: 4, want: []want{{"abcd", 6, false}, {"x", 8, false}}},
 	}
 	for _, tt := range tests {
@@ -121,7 +136,7 @@ func TestScanner(t *testing.T) {
 			off := int64(0)
 			for i, w := range tt.want {
 				tl := tt.large != nil && tt.large[i]
-				exp = append(exp, rec{off, w.end, int64(i + 1), w.blank, tl, w.bytes})
+				exp = append(exp, rec{off, w.end, int64(i + 1), w.blank, tl, w.bytes, tt.unclosed != nil && tt.unclosed[i]})
 				off = w.end
 			}
 			for _, bs := range []int{4, 5, 7, 64, defaultBufSize} {
@@ -171,7 +186,7 @@ func TestScannerUTF16(t *testing.T) {
 			for i, r := range wantRecs {
 				b := tc.enc(r)
 				end := off + int64(len(b)) + 4
-				exp = append(exp, rec{off, end, int64(i + 1), r == "\t", false, string(b)})
+				exp = append(exp, rec{off, end, int64(i + 1), r == "\t", false, string(b), false})
 				off = end
 			}
 			for _, bs := range []int{4, 6, 9, defaultBufSize} {
@@ -186,7 +201,7 @@ func TestScannerUTF16(t *testing.T) {
 		t.Parallel()
 		in := append(le("a\nb"), 0x41)
 		got := scanAll(t, bytes.NewReader(in), tsv16LE, 0, 1, 1<<10, 4)
-		exp := []rec{{0, 4, 1, false, false, string(le("a"))}, {4, 7, 2, false, false, string(le("b")) + "A"}}
+		exp := []rec{{0, 4, 1, false, false, string(le("a")), false}, {4, 7, 2, false, false, string(le("b")) + "A", false}}
 		if !equalRecs(got, exp) {
 			t.Fatalf("got %+v\nwant %+v", got, exp)
 		}
@@ -267,7 +282,7 @@ func TestScannerHugeLine(t *testing.T) {
 			if len(b) > 16 {
 				b = b[:16]
 			}
-			got = append(got, rec{raw.Offset, raw.End, raw.Row, raw.Blank, raw.TooLarge, string(b)})
+			got = append(got, rec{raw.Offset, raw.End, raw.Row, raw.Blank, raw.TooLarge, string(b), raw.Unclosed})
 			if raw.TooLarge && len(raw.Bytes) != tooLargePrefix {
 				t.Fatalf("prefix is %d bytes", len(raw.Bytes))
 			}
@@ -286,9 +301,9 @@ func TestScannerHugeLine(t *testing.T) {
 			tl = 3 + 3 // 1," before, "CRLF after
 		}
 		want := []rec{
-			{0, 9, 1, false, false, "sku,name"},
-			{9, hl + size + tl, 2, false, true, line},
-			{hl + size + tl, hl + size + tl + 9, 3, false, false, "next,row"},
+			{0, 9, 1, false, false, "sku,name", false},
+			{9, hl + size + tl, 2, false, true, line, quoted}, // a quote still open past the maximum record size is unclosed
+			{hl + size + tl, hl + size + tl + 9, 3, false, false, "next,row", false},
 		}
 		if !equalRecs(got, want) {
 			t.Fatalf("quoted=%v:\n got %+v\nwant %+v", quoted, got, want)
@@ -313,5 +328,83 @@ func TestScannerReadError(t *testing.T) {
 	s = NewScanner(strings.NewReader("a"), Dialect{Format: "xml", Encoding: UTF8}, 0, 1, 0)
 	if s.Next() || s.Err() == nil {
 		t.Fatal("invalid dialect accepted")
+	}
+}
+
+// TestScannerUnclosedQuote pins the unbalanced-quote rule (Limits) in every
+// quote-aware encoding: a quoted cell that does not close within the line
+// and byte limits, or at all, ends its record at the end of the quote's line.
+func TestScannerUnclosedQuote(t *testing.T) {
+	t.Parallel()
+	type want struct {
+		bytes    string
+		end      int64 // in ASCII characters (code units)
+		unclosed bool
+	}
+	tests := []struct {
+		name string
+		in   string
+		lim  Limits
+		want []want
+	}{
+		{name: "closes", in: "a,\"x\ny\"\nb\n", want: []want{{"a,\"x\ny\"", 8, false}, {"b", 10, false}}},
+		{name: "never closes", in: "a,\"bad\nb,c\nd\n", want: []want{{"a,\"bad", 7, true}, {"b,c", 11, false}, {"d", 13, false}}},
+		{name: "never closes CRLF", in: "a,\"bad\r\nb,c\r\n", want: []want{{"a,\"bad", 8, true}, {"b,c", 13, false}}},
+		{name: "never closes last line", in: "a\nb,\"bad", want: []want{{"a", 2, false}, {"b,\"bad", 8, true}}},
+		{name: "escaped quotes do not close", in: "\"a\"\"b\nc\n", want: []want{{"\"a\"\"b", 6, true}, {"c", 8, false}}},
+		{name: "lines over", in: "a,\"x\ny\nz\nw\"\nb\n", lim: Limits{MaxQuotedLines: 2},
+			want: []want{{"a,\"x", 5, true}, {"y", 7, false}, {"z", 9, false}, {"w\"", 12, false}, {"b", 14, false}}},
+		{name: "lines at limit", in: "a,\"x\ny\nz\nw\"\nb\n", lim: Limits{MaxQuotedLines: 3},
+			want: []want{{"a,\"x\ny\nz\nw\"", 12, false}, {"b", 14, false}}},
+		{name: "bytes over", in: "\"ab\ncd\"\nx\n", lim: Limits{MaxQuotedBytes: 5},
+			want: []want{{"\"ab", 4, true}, {"cd\"", 8, false}, {"x", 10, false}}},
+		{name: "bytes at limit", in: "\"ab\ncd\"\nx\n", lim: Limits{MaxQuotedBytes: 6},
+			want: []want{{"\"ab\ncd\"", 8, false}, {"x", 10, false}}},
+		{name: "bytes over on one line", in: "\"abcdef\",x\ny\n", lim: Limits{MaxQuotedBytes: 3},
+			want: []want{{"\"abcdef\",x", 11, true}, {"y", 13, false}}},
+		{name: "second cell", in: "h\n1,\"ok\",\"bad\n2\n", want: []want{{"h", 2, false}, {"1,\"ok\",\"bad", 14, true}, {"2", 16, false}}},
+	}
+	dialects := []Dialect{csvUTF8, csvGB, {Format: CSV, Encoding: UTF16LE, Delimiter: ','}, {Format: CSV, Encoding: UTF16BE, Delimiter: ','}}
+	for _, tt := range tests {
+		for _, d := range dialects {
+			t.Run(tt.name+"/"+string(d.Encoding), func(t *testing.T) {
+				t.Parallel()
+				u := int64(d.unitSize())
+				enc := func(s string) string {
+					if u == 2 {
+						return unit16(d, s)
+					}
+					return s
+				}
+				var exp []rec
+				var off int64
+				for i, w := range tt.want {
+					exp = append(exp, rec{off, w.end * u, int64(i + 1), false, false, enc(w.bytes), w.unclosed})
+					off = w.end * u
+				}
+				in := enc(tt.in)
+				lim := tt.lim // bytes are counted in the file's encoding
+				lim.MaxQuotedBytes *= int(u)
+				for _, bs := range []int{4, 5, 8, 64, defaultBufSize} {
+					for _, one := range []bool{false, true} {
+						var r io.Reader = strings.NewReader(in)
+						if one {
+							r = iotest.OneByteReader(r)
+						}
+						got := scanAllLimits(t, r, d, 0, 1, lim, bs)
+						if !equalRecs(got, exp) {
+							t.Fatalf("buf %d one-byte %v:\n got %+v\nwant %+v", bs, one, got, exp)
+						}
+					}
+				}
+				// From every record boundary, the same tail.
+				for i, r := range exp {
+					tail := scanAllLimits(t, strings.NewReader(in[r.Off:]), d, r.Off, r.Row, lim, 5)
+					if !equalRecs(tail, exp[i:]) {
+						t.Fatalf("from record %d:\n got %+v\nwant %+v", i, tail, exp[i:])
+					}
+				}
+			})
+		}
 	}
 }

@@ -223,7 +223,7 @@ func (r *run) displacedFailure(ctx context.Context, p catalog.Product, d catalog
 		return rec, fmt.Errorf("read displaced %s: %w", d.Source, err)
 	}
 	defer body.Close()
-	sc := record.NewScanner(body, dialect, d.Offset, d.Source.Row, r.w.opt.MaxRecord)
+	sc := record.NewScannerLimits(body, dialect, d.Offset, d.Source.Row, split.ScanLimits(r.v.Profile(), r.w.opt.MaxRecord))
 	if sc.Next() {
 		row := record.NewParser(dialect, layout.Header).Parse(sc.Raw())
 		rec.RawLine, rec.Cells = row.Text, row.Cells

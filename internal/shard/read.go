@@ -17,7 +17,7 @@ import (
 // the context's deadline is closer than the margin.
 func (r *run) read(ctx context.Context, body io.Reader, from state.Checkpoint, sum *split.Checksum, work, ordered chan<- *chunk, stopped *bool) error {
 	o := r.w.opt
-	sc := record.NewScanner(body, r.dialect, from.NextOffset, from.NextRow, o.MaxRecord)
+	sc := record.NewScannerLimits(body, r.dialect, from.NextOffset, from.NextRow, split.ScanLimits(r.v.Profile(), o.MaxRecord))
 	sent := from.NextOffset
 	newChunk := func() *chunk {
 		return &chunk{raws: make([]record.Raw, 0, o.CheckpointEvery), done: make(chan struct{})}

@@ -53,6 +53,8 @@ type Options struct {
 	Staging     *Staging
 	Workbook    xlsx.Limits
 	MaxWorkbook int64
+
+	limits record.Limits // set by PlanSource: ScanLimits of the profile
 }
 
 // Defaults returns o with zero fields set to their defaults.
@@ -67,6 +69,18 @@ func (o Options) Defaults() Options {
 		o.MaxRecord = 1 << 20
 	}
 	return o
+}
+
+// ScanLimits returns the record limits a file is read under with profile p:
+// maxRecord and the profile's quote limits (record.Limits; zero fields are
+// the defaults). The splitter and the shard worker both read through it, so
+// they apply the same unbalanced-quote rule and find the same records.
+func ScanLimits(p *profile.Profile, maxRecord int) record.Limits {
+	l := record.Limits{MaxRecord: maxRecord}
+	if p != nil {
+		l.MaxQuotedLines, l.MaxQuotedBytes = p.QuoteLimits()
+	}
+	return l.Defaults()
 }
 
 // Plan is the result of reading a source once.
@@ -107,6 +121,7 @@ var newline = []byte{'\n'}
 // returned in Plan.Rejected with a nil error; the error is for I/O failures.
 func PlanSource(ctx context.Context, src object.Source, info object.Info, v *profile.Validator, opts Options) (Plan, error) {
 	opts = opts.Defaults()
+	opts.limits = ScanLimits(v.Profile(), opts.MaxRecord)
 	p := Plan{Info: info}
 	prefix, err := readPrefix(ctx, src, info)
 	if err != nil {
@@ -193,7 +208,7 @@ func bySize(opts Options) func(*state.Shard, record.Raw) bool {
 // cut scans records and closes a shard after every record for which
 // boundary (given the shard so far, that record included) says so.
 func (p *Plan) cut(ctx context.Context, r io.Reader, d record.Dialect, offset, row int64, opts Options, boundary func(*state.Shard, record.Raw) bool) error {
-	sc := record.NewScanner(r, d, offset, row, opts.MaxRecord)
+	sc := record.NewScannerLimits(r, d, offset, row, opts.limits)
 	cur := state.Shard{Sheet: failure.NoSheet, Start: offset, FirstRow: row, Status: state.ShardPending}
 	sum := NewChecksum()
 	flush := func(end, nextRow int64) {

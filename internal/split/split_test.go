@@ -106,3 +106,95 @@ func TestRejections(t *testing.T) {
 		}
 	}
 }
+
+// TestUnbalancedQuoteShards: the splitter applies the profile's quote limits
+// (the same record.Limits a worker reads with, split.ScanLimits): a stray
+// quote costs one row, every later row is counted, and each shard scanned
+// alone under the same limits finds exactly the split's rows.
+func TestUnbalancedQuoteShards(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	b.WriteString("sku,name,category,price,stock\n")
+	for i := 2; i <= 40; i++ {
+		name := fmt.Sprintf("Item %d", i)
+		switch i {
+		case 5:
+			name = `"Bad quote start` // never closes
+		case 30:
+			name = "\"two\nlines\"" // closes on the next line: one row
+		}
+		fmt.Fprintf(&b, "S%d,%s,toys,1.00,3\n", i, name)
+	}
+	content := []byte(b.String())
+	tests := []struct {
+		name     string
+		profile  string
+		rows     int64
+		unclosed int
+	}{
+		// Five lines: row 5's quote is unclosed (the next quote is 25 lines
+		// down), so row 5 ends at its line; rows 2-40 are 39 rows (row 30
+		// holds two lines).
+		{"five lines", "name: x\nmax_quoted_lines: 5", 39, 1},
+		// Default limits (1,000 lines): the quote of row 30 is within
+		// reach, so it closes row 5's cell (as in any CSV reader): rows
+		// 2-4, one record from row 5 to row 30's first line, row 30's
+		// second line, rows 31-40.
+		{"default limits", "name: x", 15, 0},
+		// One byte: both quoted cells are unclosed, and row 30's second
+		// line is a row of its own.
+		{"one byte", "name: x\nmax_quoted_bytes: 1", 40, 2},
+	}
+	for _, tt := range tests {
+		prof, err := profile.Parse([]byte(tt.profile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := prof.Compile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		lim := split.ScanLimits(prof, 0)
+		for _, rows := range []int64{1, 2, 7, 1000} {
+			t.Run(fmt.Sprintf("%s/rows=%d", tt.name, rows), func(t *testing.T) {
+				t.Parallel()
+				path := filepath.Join(t.TempDir(), "q.csv")
+				if err := os.WriteFile(path, content, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				src := &file.Source{}
+				info, err := src.Stat(context.Background(), path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				p, err := split.PlanSource(context.Background(), src, info, v, split.Options{ShardRows: rows})
+				if err != nil || p.Rejected != nil {
+					t.Fatal(err, p.Rejected)
+				}
+				if p.Rows != tt.rows {
+					t.Fatalf("split counted %d rows, want %d", p.Rows, tt.rows)
+				}
+				unclosed := 0
+				for _, s := range p.Shards {
+					sc := record.NewScannerLimits(bytes.NewReader(content[s.Start:s.End]), p.Dialect, s.Start, s.FirstRow, lim)
+					n := int64(0)
+					for sc.Next() {
+						n++
+						if sc.Raw().Unclosed {
+							unclosed++
+							if r := sc.Raw().Row; r != 5 && r != 30 {
+								t.Errorf("row %d is unclosed", sc.Raw().Row)
+							}
+						}
+					}
+					if n != s.Rows || sc.Offset() != s.End {
+						t.Fatalf("shard %d alone: %d rows ending at %d; split: %d ending at %d", s.Index, n, sc.Offset(), s.Rows, s.End)
+					}
+				}
+				if unclosed != tt.unclosed {
+					t.Errorf("%d unclosed records, want %d", unclosed, tt.unclosed)
+				}
+			})
+		}
+	}
+}

@@ -102,7 +102,7 @@ type weighPass struct {
 }
 
 func (wp *weighPass) run(ctx context.Context, r io.Reader, offset, row int64) error {
-	sc := record.NewScanner(r, wp.d, offset, row, wp.opts.MaxRecord)
+	sc := record.NewScannerLimits(r, wp.d, offset, row, wp.opts.limits)
 	var parser *record.Parser
 	if wp.w.NeedsCells() {
 		parser = record.NewParser(wp.d, wp.header)

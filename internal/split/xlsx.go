@@ -346,7 +346,7 @@ func (c *chunker) flush(sp sheetPlan) error {
 		return nil
 	}
 	data := c.buf.Bytes()
-	sc := record.NewScanner(bytes.NewReader(data[c.headerLen:]), stagedDialect, c.headerLen, c.firstRow, c.opts.MaxRecord)
+	sc := record.NewScannerLimits(bytes.NewReader(data[c.headerLen:]), stagedDialect, c.headerLen, c.firstRow, c.opts.limits)
 	sum := NewChecksum()
 	rows := int64(0)
 	for sc.Next() {
