@@ -134,7 +134,14 @@ type Worker struct {
 	breaker *gobreaker.CircuitBreaker[[]catalog.Outcome] // nil: none
 
 	mu         sync.Mutex
-	validators map[string]*compiled // by rule version
+	validators map[string]*compiled   // by rule version
+	active     map[activeKey]struct{} // shards a Process call of this worker holds
+}
+
+// activeKey names a shard a Process call is working on.
+type activeKey struct {
+	batch string
+	shard int
 }
 
 type compiled struct {
@@ -166,7 +173,7 @@ func New(d Deps, o Options) *Worker {
 		d.Metrics = noMetrics{}
 	}
 	w := &Worker{src: d.Source, store: d.Store, sink: d.Sink, now: d.Now, log: d.Log, opt: o.withDefaults(),
-		tracer: d.Tracer, metrics: d.Metrics, validators: map[string]*compiled{}}
+		tracer: d.Tracer, metrics: d.Metrics, validators: map[string]*compiled{}, active: map[activeKey]struct{}{}}
 	w.limiter = NewAdaptiveLimiter(w.opt.SinkRate, w.opt.SinkBurst)
 	w.breaker = newBreaker(w.opt, w)
 	return w
@@ -237,6 +244,14 @@ func (w *Worker) Process(ctx context.Context, m queue.Manifest) (Result, error) 
 	if w.breaker != nil && w.breaker.State() == gobreaker.StateOpen {
 		return Result{Status: Backoff}, nil // claim nothing: the sink is failing
 	}
+	// One owner, one Process call per shard at a time: a claim by the same
+	// owner takes its live lease over (the holder coming back after its own
+	// crash), so a second call of this worker for a shard it is working on
+	// (a duplicate manifest delivered to another goroutine) is Leased here.
+	if !w.enter(m.BatchID, m.Shard) {
+		return Result{Status: Leased}, nil
+	}
+	defer w.leave(m.BatchID, m.Shard)
 	started := time.Now()
 	cctx, end := w.span(ctx, SpanClaim)
 	lease, sh, err := w.store.Claim(cctx, m.BatchID, m.Shard, w.opt.Owner, w.opt.LeaseTTL, w.now())
@@ -260,6 +275,26 @@ func (w *Worker) Process(ctx context.Context, m queue.Manifest) (Result, error) 
 	res.Retries = run.retries
 	w.metrics.Processed(ctx, m, res, err, time.Since(started))
 	return res, err
+}
+
+// enter marks shard of batch as worked on by a Process call of w; it
+// reports false when another call holds it.
+func (w *Worker) enter(batch string, shard int) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	k := activeKey{batch, shard}
+	if _, busy := w.active[k]; busy {
+		return false
+	}
+	w.active[k] = struct{}{}
+	return true
+}
+
+// leave ends what enter began.
+func (w *Worker) leave(batch string, shard int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.active, activeKey{batch, shard})
 }
 
 // claimErr is the error a claim's span ends with: a shard that is leased or
