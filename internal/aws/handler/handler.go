@@ -74,8 +74,8 @@ type Options struct {
 	// taking its live lease over (state.Store.Claim: a claim by the same
 	// owner is the holder itself coming back).
 	Owner string
-	Log       *slog.Logger
-	Now       func() time.Time
+	Log   *slog.Logger
+	Now   func() time.Time
 	// Tracer traces the functions (X-Ray in Lambda). Nil: no spans; trace
 	// ids still travel with the manifests into the failure records.
 	Tracer Tracer
