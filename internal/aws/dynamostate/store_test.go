@@ -129,8 +129,8 @@ type injector struct {
 	mu     sync.Mutex
 	op     string
 	calls  int
-	crash  map[int]bool // call numbers (1-based) that never reach the server
-	lose   map[int]bool // call numbers whose first response is lost
+	crash  map[int]bool                      // call numbers (1-based) that never reach the server
+	lose   map[int]bool                      // call numbers whose first response is lost
 	before map[int]func(ctx context.Context) // run before these calls are sent
 	counts map[string]int
 }
