@@ -40,8 +40,10 @@ func beforeProductsWrite(table string, hook func(ctx context.Context)) func(*mid
 	}
 }
 
-// TestDuplicateDeliveryToAnotherSandboxIsLeased: two sandboxes receive one
-// manifest at the same time (a splitter resend, an SQS duplicate). The
+// TestDuplicateDeliveryToAnotherSandboxIsLeased: a duplicated S3 event
+// makes no second read of the object, only a second manifest of the
+// unfinished shard; two sandboxes receive the two manifests at the same
+// time (as with an SQS duplicate or a redrive). The
 // second delivery, made while the first holds the lease and is writing
 // products, gets Leased (a batch item failure: the message comes back) and
 // changes nothing; the first finishes the shard with its one claim. With
@@ -68,14 +70,15 @@ func TestDuplicateDeliveryToAnotherSandboxIsLeased(t *testing.T) {
 		Options: handler.Options{Split: split.Options{ShardRows: 1000}, CheckpointEvery: 10, LeaseTTL: time.Minute, Log: testLogger(t)}}
 	b := handler.FromClients(awstest.Clients(t), cfg) // the other sandbox
 
-	var ev events.SQSEvent
+	var evA, evB events.SQSEvent
 	var second events.SQSEventResponse
 	var secondErr error
 	ran := false
-	a := handler.FromClients(awstest.Clients(t, beforeProductsWrite(res.ProductsTable, func(context.Context) {
+	var reqs awstest.Requests
+	a := handler.FromClients(awstest.Clients(t, reqs.Option, beforeProductsWrite(res.ProductsTable, func(context.Context) {
 		// Sandbox a holds the lease and is about to write products.
 		ran = true
-		second, secondErr = b.Worker(context.WithoutCancel(ctx), ev)
+		second, secondErr = b.Worker(context.WithoutCancel(ctx), evB)
 	})), cfg)
 
 	var put events.S3Event
@@ -84,20 +87,35 @@ func TestDuplicateDeliveryToAnotherSandboxIsLeased(t *testing.T) {
 	if err := a.Splitter(ctx, put); err != nil {
 		t.Fatal(err)
 	}
-	msgs := drain(t, clients.SQS, res.ShardQueueURL)
-	if len(msgs) != 1 {
-		t.Fatalf("%d manifests, want 1", len(msgs))
+	if n := reqs.Count("S3", "GetObject"); n == 0 {
+		t.Fatal("the split read nothing")
 	}
-	ev = eventsource.Event(res.ShardQueueURL, msgs)
+	// The same S3 event again (S3 delivers at least once): the batch exists,
+	// so the splitter re-sends the unfinished shard's manifest without
+	// reading the object again.
+	reqs.Take()
+	if err := a.Splitter(ctx, put); err != nil {
+		t.Fatal(err)
+	}
+	for _, op := range []string{"GetObject", "HeadObject"} {
+		if n := reqs.Count("S3", op); n != 0 {
+			t.Errorf("the duplicate S3 event made %d S3 %s requests, want none (the batch exists)", n, op)
+		}
+	}
+	msgs := drain(t, clients.SQS, res.ShardQueueURL)
+	if len(msgs) != 2 || manifestOf(t, msgs[:1], 0).Shard != 0 || manifestOf(t, msgs[1:], 0).Shard != 0 {
+		t.Fatalf("%d manifests, want shard 0's twice (one per event)", len(msgs))
+	}
+	evA, evB = eventsource.Event(res.ShardQueueURL, msgs[:1]), eventsource.Event(res.ShardQueueURL, msgs[1:])
 
-	first, err := a.Worker(ctx, ev)
+	first, err := a.Worker(ctx, evA)
 	if err != nil || len(first.BatchItemFailures) != 0 {
 		t.Fatalf("first delivery: %+v %v", first, err)
 	}
 	if !ran {
 		t.Fatal("the second delivery never ran")
 	}
-	if secondErr != nil || len(second.BatchItemFailures) != 1 || second.BatchItemFailures[0].ItemIdentifier != ev.Records[0].MessageId {
+	if secondErr != nil || len(second.BatchItemFailures) != 1 || second.BatchItemFailures[0].ItemIdentifier != evB.Records[0].MessageId {
 		t.Errorf("second delivery, made while the first held the lease: %+v %v; want its message returned (Leased)", second, secondErr)
 	}
 	store := dynamostate.New(clients.DynamoDB, res.StateTable, dynamostate.Options{})
