@@ -47,11 +47,18 @@ type Store interface {
 
 // Options tunes a worker. Zero values take the defaults.
 type Options struct {
-	Owner           string        // lease owner name (default "worker")
-	LeaseTTL        time.Duration // lease length, renewed at every checkpoint (default 2m)
-	CheckpointEvery int           // rows per chunk and per checkpoint (default 100)
-	Pool            int           // goroutines parsing and validating (default GOMAXPROCS)
-	MaxRecord       int           // largest record read whole (default 1 MiB)
+	Owner    string        // lease owner name (default "worker")
+	LeaseTTL time.Duration // lease length, renewed at every checkpoint (default 2m)
+	// LeaseMargin: a worker writes products and failure records only while
+	// its lease has at least this long to run by its clock; closer to the
+	// lease's end it first renews the lease (a checkpoint that moves nothing),
+	// and stops (Fenced) if a newer owner holds the shard. It should exceed
+	// the longest sink write plus the clock skew between workers (default
+	// LeaseTTL/4).
+	LeaseMargin     time.Duration
+	CheckpointEvery int // rows per chunk and per checkpoint (default 100)
+	Pool            int // goroutines parsing and validating (default GOMAXPROCS)
+	MaxRecord       int // largest record read whole (default 1 MiB)
 	// DeadlineMargin: when ctx has a deadline closer than this, the worker
 	// stops taking new chunks and reports the shard unfinished (default 10s).
 	DeadlineMargin time.Duration
@@ -83,6 +90,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.LeaseTTL <= 0 {
 		o.LeaseTTL = 2 * time.Minute
+	}
+	if o.LeaseMargin <= 0 || o.LeaseMargin >= o.LeaseTTL {
+		o.LeaseMargin = o.LeaseTTL / 4
 	}
 	if o.CheckpointEvery <= 0 {
 		o.CheckpointEvery = 100
@@ -270,7 +280,7 @@ func (w *Worker) Process(ctx context.Context, m queue.Manifest) (Result, error) 
 	if m.TraceID != "" {
 		log = log.With("trace_id", m.TraceID)
 	}
-	run := &run{w: w, m: m, lease: lease, shard: sh, cp: sh.Checkpoint, p: c.p, v: c.v, log: log, lastCP: started}
+	run := &run{w: w, m: m, lease: lease, until: lease.Until, shard: sh, cp: sh.Checkpoint, p: c.p, v: c.v, log: log, lastCP: started}
 	res, err := run.process(ctx)
 	res.Retries = run.retries
 	w.metrics.Processed(ctx, m, res, err, time.Since(started))
