@@ -15,8 +15,8 @@ import (
 type Call struct {
 	Service   string // the SDK's service id: "S3", "DynamoDB", "SQS", "SNS"
 	Operation string // "GetObject", "TransactWriteItems", ...
-	// Resource is the table, bucket, queue URL or topic ARN the request
-	// names ("" when it names none); a request naming several tables
+	// Resource is the table, bucket (bucket/key for an object), queue URL
+	// or topic ARN the request names ("" when it names none); a request naming several tables
 	// (BatchGetItem, TransactWriteItems) is recorded once per table.
 	Resource string
 }
@@ -87,6 +87,9 @@ func resources(params any) []string {
 		return nil
 	}
 	var out []string
+	if b, k := str(v, "Bucket"), str(v, "Key"); b != "" && k != "" {
+		return []string{b + "/" + k} // an object: bucket/key
+	}
 	for _, f := range []string{"TableName", "Bucket", "QueueUrl", "TopicArn"} {
 		if fv := v.FieldByName(f); fv.IsValid() && fv.Kind() == reflect.Pointer && !fv.IsNil() && fv.Elem().Kind() == reflect.String {
 			out = append(out, fv.Elem().String())
@@ -109,4 +112,12 @@ func resources(params any) []string {
 	}
 	sort.Strings(out)
 	return slices.Compact(out)
+}
+
+// str is the string field name of struct v, "" when unset.
+func str(v reflect.Value, name string) string {
+	if fv := v.FieldByName(name); fv.IsValid() && fv.Kind() == reflect.Pointer && !fv.IsNil() && fv.Elem().Kind() == reflect.String {
+		return fv.Elem().String()
+	}
+	return ""
 }
