@@ -13,6 +13,7 @@ package embedded
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -168,7 +169,7 @@ func run(ctx context.Context, cfg Config, db *sqlite.DB, path string) (Summary, 
 	pl := pipeline.New(pipeline.Ports{Source: src, Store: db, Sink: sink, Queue: q,
 		Reports: file.Reports{Dir: cfg.ReportDir}, Staging: file.Staging{Dir: cfg.StagingDir}},
 		pipeline.Options{Profile: cfg.Profile, Split: opts, Log: cfg.Log,
-			Worker: shard.Options{Owner: fmt.Sprintf("importctl-%d", os.Getpid()), CheckpointEvery: cfg.Every, Pool: cfg.Pool, MaxRecord: cfg.Split.MaxRecord,
+			Worker: shard.Options{Owner: runOwner(), CheckpointEvery: cfg.Every, Pool: cfg.Pool, MaxRecord: cfg.Split.MaxRecord,
 				BreakerFailures: 5, BreakerTimeout: cfg.breakerTimeout}})
 	if _, err := cfg.Profile.Compile(); err != nil {
 		return Summary{}, err
@@ -274,4 +275,16 @@ func (s dryRunSink) Write(ctx context.Context, mode catalog.WriteMode, ps []cata
 		}
 	}
 	return outs, err
+}
+
+// runOwner is the lease owner of one run: importctl-<host>-<pid>-<random>.
+// The pid alone repeats (pid 1 in every container, reused pids, two hosts
+// on one shared database file), and a claim by the same owner takes a live
+// lease over (it is the holder itself coming back), so the owner carries a
+// random part made once per run.
+func runOwner() string {
+	host, _ := os.Hostname()
+	var b [6]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return fmt.Sprintf("importctl-%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
 }

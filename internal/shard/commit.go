@@ -92,6 +92,9 @@ func (r *run) commit(ctx context.Context, c *chunk) (Result, error) {
 	fails := c.failures
 	imported, superseded := int64(0), int64(0)
 	if len(c.products) > 0 {
+		if res, stop, err := r.holdLease(ctx); stop {
+			return res, err
+		}
 		outs, err := r.write(ctx, c.products)
 		if failure.ReasonOf(err) == failure.CircuitOpen {
 			return Result{Status: Backoff, Counts: r.cp.Counts}, nil
@@ -126,6 +129,9 @@ func (r *run) commit(ctx context.Context, c *chunk) (Result, error) {
 			}
 		}
 		if len(displaced) > 0 {
+			if res, stop, err := r.holdLease(ctx); stop {
+				return res, err
+			}
 			if err := r.retry(ctx, "put failures", func() error { return r.w.store.PutFailures(ctx, displaced) }); err != nil {
 				return Result{}, fmt.Errorf("record displaced duplicates: %w", err)
 			}
@@ -135,10 +141,12 @@ func (r *run) commit(ctx context.Context, c *chunk) (Result, error) {
 		Total: int64(len(c.raws)), Imported: imported, Superseded: superseded, Failed: int64(len(c.raws)) - imported - superseded,
 	})}
 	var batch state.Counts
+	var until time.Time
 	cpctx, end := r.w.span(ctx, SpanCheckpoint)
 	err := r.retry(cpctx, "checkpoint", func() error {
 		var err error
-		batch, err = r.w.store.Checkpoint(cpctx, r.lease, cp, fails, r.w.now().Add(r.w.opt.LeaseTTL))
+		until = r.w.now().Add(r.w.opt.LeaseTTL)
+		batch, err = r.w.store.Checkpoint(cpctx, r.lease, cp, fails, until)
 		return err
 	})
 	end(err)
@@ -150,13 +158,44 @@ func (r *run) commit(ctx context.Context, c *chunk) (Result, error) {
 	case err != nil:
 		return Result{}, fmt.Errorf("checkpoint shard %d at row %d: %w", r.m.Shard, c.nextRow, err)
 	}
-	r.cp = cp
+	r.cp, r.until = cp, until
 	r.checkpointed(ctx, imported, superseded, int64(len(c.raws))-imported-superseded, fails, c.nextRow)
 	if ratio := r.p.MaxErrorRatio(); ratio > 0 && !r.checked && batch.Done() >= minSample && float64(batch.Failed) > ratio*float64(batch.Done()) {
 		return Result{Counts: cp.Counts, Abort: fmt.Sprintf("%d of %d rows failed (%.1f%%), over the profile's max_error_ratio %.1f%%",
 			batch.Failed, batch.Done(), 100*float64(batch.Failed)/float64(batch.Done()), 100*ratio)}, nil
 	}
 	return Result{}, nil
+}
+
+// holdLease is called before every product and failure-record write: the
+// write is made only while the lease has at least LeaseMargin to run by the
+// worker's clock. Closer to its end (a stalled store, a long pause) the
+// lease is renewed first — a checkpoint at the current checkpoint, fenced
+// by the lease's epoch — so a worker whose lease a newer owner holds stops
+// before writing anything (Fenced) instead of writing until its next
+// checkpoint is refused. stop says the shard stops here with res and err.
+func (r *run) holdLease(ctx context.Context) (res Result, stop bool, err error) {
+	now := r.w.now()
+	if now.Add(r.w.opt.LeaseMargin).Before(r.until) {
+		return Result{}, false, nil
+	}
+	var until time.Time
+	err = r.retry(ctx, "renew lease", func() error {
+		until = r.w.now().Add(r.w.opt.LeaseTTL)
+		_, err := r.w.store.Checkpoint(ctx, r.lease, r.cp, nil, until)
+		return err
+	})
+	switch {
+	case errors.Is(err, state.ErrFenced):
+		r.log.Warn("lease lost before a write: stopping, the newer owner continues", "lease_until", r.until, "epoch", r.lease.Epoch)
+		return Result{Status: Fenced, Counts: r.cp.Counts}, true, nil
+	case errors.Is(err, state.ErrBatchFinished):
+		return Result{Status: BatchFinished, Counts: r.cp.Counts}, true, nil
+	case err != nil:
+		return Result{}, true, fmt.Errorf("renew the lease of shard %d: %w", r.m.Shard, err)
+	}
+	r.until = until
+	return Result{}, false, nil
 }
 
 // checkpointed reports a durable checkpoint: metrics, and one log line for

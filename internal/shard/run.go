@@ -27,6 +27,7 @@ type run struct {
 	w     *Worker
 	m     queue.Manifest
 	lease state.Lease
+	until time.Time // the lease's end as last set (claim, checkpoint or renewal), by the worker's clock
 	shard state.Shard
 	cp    state.Checkpoint
 	p     *profile.Profile

@@ -48,11 +48,18 @@ type Store interface {
 
 // Options tunes a worker. Zero values take the defaults.
 type Options struct {
-	Owner           string        // lease owner name (default "worker")
-	LeaseTTL        time.Duration // lease length, renewed at every checkpoint (default 2m)
-	CheckpointEvery int           // rows per chunk and per checkpoint (default 100)
-	Pool            int           // goroutines parsing and validating (default GOMAXPROCS)
-	MaxRecord       int           // largest record read whole (default 1 MiB)
+	Owner    string        // lease owner name (default "worker")
+	LeaseTTL time.Duration // lease length, renewed at every checkpoint (default 2m)
+	// LeaseMargin: a worker writes products and failure records only while
+	// its lease has at least this long to run by its clock; closer to the
+	// lease's end it first renews the lease (a checkpoint that moves nothing),
+	// and stops (Fenced) if a newer owner holds the shard. It should exceed
+	// the longest sink write plus the clock skew between workers (default
+	// LeaseTTL/4).
+	LeaseMargin     time.Duration
+	CheckpointEvery int // rows per chunk and per checkpoint (default 100)
+	Pool            int // goroutines parsing and validating (default GOMAXPROCS)
+	MaxRecord       int // largest record read whole (default 1 MiB)
 	// DeadlineMargin: when ctx has a deadline closer than this, the worker
 	// stops taking new chunks and reports the shard unfinished (default 10s).
 	DeadlineMargin time.Duration
@@ -84,6 +91,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.LeaseTTL <= 0 {
 		o.LeaseTTL = 2 * time.Minute
+	}
+	if o.LeaseMargin <= 0 || o.LeaseMargin >= o.LeaseTTL {
+		o.LeaseMargin = o.LeaseTTL / 4
 	}
 	if o.CheckpointEvery <= 0 {
 		o.CheckpointEvery = 100
@@ -135,7 +145,14 @@ type Worker struct {
 	breaker *gobreaker.CircuitBreaker[[]catalog.Outcome] // nil: none
 
 	mu         sync.Mutex
-	validators map[string]*compiled // by rule version
+	validators map[string]*compiled   // by rule version
+	active     map[activeKey]struct{} // shards a Process call of this worker holds
+}
+
+// activeKey names a shard a Process call is working on.
+type activeKey struct {
+	batch string
+	shard int
 }
 
 type compiled struct {
@@ -167,7 +184,7 @@ func New(d Deps, o Options) *Worker {
 		d.Metrics = noMetrics{}
 	}
 	w := &Worker{src: d.Source, store: d.Store, sink: d.Sink, now: d.Now, log: d.Log, opt: o.withDefaults(),
-		tracer: d.Tracer, metrics: d.Metrics, validators: map[string]*compiled{}}
+		tracer: d.Tracer, metrics: d.Metrics, validators: map[string]*compiled{}, active: map[activeKey]struct{}{}}
 	w.limiter = NewAdaptiveLimiter(w.opt.SinkRate, w.opt.SinkBurst)
 	w.breaker = newBreaker(w.opt, w)
 	return w
@@ -270,6 +287,14 @@ func (w *Worker) Process(ctx context.Context, m queue.Manifest) (Result, error) 
 	if w.breaker != nil && w.breaker.State() == gobreaker.StateOpen {
 		return Result{Status: Backoff}, nil // claim nothing: the sink is failing
 	}
+	// One owner, one Process call per shard at a time: a claim by the same
+	// owner takes its live lease over (the holder coming back after its own
+	// crash), so a second call of this worker for a shard it is working on
+	// (a duplicate manifest delivered to another goroutine) is Leased here.
+	if !w.enter(m.BatchID, m.Shard) {
+		return Result{Status: Leased}, nil
+	}
+	defer w.leave(m.BatchID, m.Shard)
 	started := time.Now()
 	cctx, end := w.span(ctx, SpanClaim)
 	lease, sh, err := w.store.Claim(cctx, m.BatchID, m.Shard, w.opt.Owner, w.opt.LeaseTTL, w.now())
@@ -288,11 +313,31 @@ func (w *Worker) Process(ctx context.Context, m queue.Manifest) (Result, error) 
 	if m.TraceID != "" {
 		log = log.With("trace_id", m.TraceID)
 	}
-	run := &run{w: w, m: m, lease: lease, shard: sh, cp: sh.Checkpoint, p: c.p, v: c.v, log: log, lastCP: started, checked: checked}
+	run := &run{w: w, m: m, lease: lease, until: lease.Until, shard: sh, cp: sh.Checkpoint, p: c.p, v: c.v, log: log, lastCP: started, checked: checked}
 	res, err := run.process(ctx)
 	res.Retries = run.retries
 	w.metrics.Processed(ctx, m, res, err, time.Since(started))
 	return res, err
+}
+
+// enter marks shard of batch as worked on by a Process call of w; it
+// reports false when another call holds it.
+func (w *Worker) enter(batch string, shard int) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	k := activeKey{batch, shard}
+	if _, busy := w.active[k]; busy {
+		return false
+	}
+	w.active[k] = struct{}{}
+	return true
+}
+
+// leave ends what enter began.
+func (w *Worker) leave(batch string, shard int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.active, activeKey{batch, shard})
 }
 
 // claimErr is the error a claim's span ends with: a shard that is leased or

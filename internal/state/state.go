@@ -364,6 +364,14 @@ type Store interface {
 	// fails with ErrLeased while another owner's lease is live, with
 	// ErrShardFinished when the shard is finished, and with ErrBatchFinished
 	// when the batch is. The returned shard carries the checkpoint to resume from.
+	//
+	// A claim by the owner that holds the live lease succeeds (and fences
+	// that older lease): the store takes it for the holder itself coming
+	// back after its own crash or error. So an owner names one sequential
+	// holder, never a fleet: each Lambda sandbox (single-threaded) and each
+	// importctl run claims under its own random owner id, and a worker runs
+	// at most one Process call per shard at a time. Two deliveries of one
+	// manifest to two holders then give one lease and one ErrLeased.
 	Claim(ctx context.Context, batchID string, shard int, owner string, ttl time.Duration, now time.Time) (Lease, Shard, error)
 	// Checkpoint makes failures durable, then moves the shard's checkpoint to
 	// cp and extends the lease to until — only if lease.Epoch is current

@@ -129,8 +129,9 @@ type injector struct {
 	mu     sync.Mutex
 	op     string
 	calls  int
-	crash  map[int]bool // call numbers (1-based) that never reach the server
-	lose   map[int]bool // call numbers whose first response is lost
+	crash  map[int]bool                      // call numbers (1-based) that never reach the server
+	lose   map[int]bool                      // call numbers whose first response is lost
+	before map[int]func(ctx context.Context) // run before these calls are sent
 	counts map[string]int
 }
 
@@ -142,7 +143,7 @@ func (lostResponse) RetryableError() bool { return true }
 func (in *injector) arm(op string, crash, lose []int) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	in.op, in.calls, in.crash, in.lose = op, 0, map[int]bool{}, map[int]bool{}
+	in.op, in.calls, in.crash, in.lose, in.before = op, 0, map[int]bool{}, map[int]bool{}, nil
 	for _, n := range crash {
 		in.crash[n] = true
 	}
@@ -158,11 +159,15 @@ func (in *injector) option(stack *middleware.Stack) error {
 			op := awsmw.GetOperationName(ctx)
 			in.mu.Lock()
 			crash, lose := false, false
+			var before func(context.Context)
 			if op == in.op {
 				in.calls++
-				crash, lose = in.crash[in.calls], in.lose[in.calls]
+				crash, lose, before = in.crash[in.calls], in.lose[in.calls], in.before[in.calls]
 			}
 			in.mu.Unlock()
+			if before != nil {
+				before(ctx)
+			}
 			if crash {
 				return middleware.InitializeOutput{}, middleware.Metadata{}, errors.New("injected: crash before " + op)
 			}
@@ -192,6 +197,15 @@ func (in *injector) option(stack *middleware.Stack) error {
 }
 
 type loseKey struct{}
+
+// armBefore runs hook just before the n-th call of op is sent (and after
+// the calls before it returned).
+func (in *injector) armBefore(op string, n int, hook func(ctx context.Context)) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.op, in.calls, in.crash, in.lose = op, 0, map[int]bool{}, map[int]bool{}
+	in.before = map[int]func(context.Context){n: hook}
+}
 
 // take returns the attempts counted per operation since the last take.
 func (in *injector) take() map[string]int {

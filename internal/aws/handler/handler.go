@@ -13,6 +13,7 @@ package handler
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -66,9 +67,15 @@ type Options struct {
 	// StackName names the stack in the command lines of escalation
 	// notifications (importctl failures --stack NAME BATCH).
 	StackName string
-	Owner     string // lease owner prefix (default "lambda")
-	Log       *slog.Logger
-	Now       func() time.Time
+	// Owner is the lease owner prefix (default "lambda"). New appends a
+	// random id made once per Functions, that is once per Lambda sandbox:
+	// two sandboxes never claim as the same owner, so a duplicate delivery
+	// of a shard that another sandbox is working on gets Leased instead of
+	// taking its live lease over (state.Store.Claim: a claim by the same
+	// owner is the holder itself coming back).
+	Owner string
+	Log   *slog.Logger
+	Now   func() time.Time
 	// Tracer traces the functions (X-Ray in Lambda). Nil: no spans; trace
 	// ids still travel with the manifests into the failure records.
 	Tracer Tracer
@@ -93,6 +100,7 @@ func New(p Ports, o Options) *Functions {
 	if o.Owner == "" {
 		o.Owner = "lambda"
 	}
+	o.Owner += "-" + sandboxID()
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
@@ -117,6 +125,18 @@ func New(p Ports, o Options) *Functions {
 			BreakerFailures: 5}})
 	return f
 }
+
+// sandboxID is a random id for one Functions (one Lambda sandbox): 16 hex
+// digits from crypto/rand.
+func sandboxID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return hex.EncodeToString(b[:])
+}
+
+// Owner is the lease owner this Functions claims shards as: Options.Owner
+// and the sandbox's random id.
+func (f *Functions) Owner() string { return f.o.Owner }
 
 // BatchID derives the batch of one upload from its bucket, key and version
 // (or, on an unversioned bucket, the event's sequencer; failing both, the

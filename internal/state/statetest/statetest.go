@@ -62,7 +62,8 @@ var tests = []struct {
 	{"Claim/ReturnsCheckpointToResumeFrom", testClaimResumes},
 	{"Claim/LiveLeaseOfAnotherOwnerIsLeased", testClaimLeased},
 	{"Claim/SameOwnerClaimsAgainWithNewEpoch", testClaimSameOwner},
-	{"Claim/AfterExpiryNewOwnerFencesZombie", testClaimAfterExpiry},
+	{"Claim/AfterExpiryNewOwnerFencesZombie", testClaimAfterExpiry("worker-b")},
+	{"Claim/AfterExpirySameOwnerFencesZombie", testClaimAfterExpiry("worker-a")},
 	{"Claim/FinishedShard", testClaimFinishedShard},
 	{"Claim/FinishedBatch", testClaimFinishedBatch},
 	{"Claim/EscalatedShardCanBeClaimed", testClaimEscalated},
@@ -79,7 +80,8 @@ var tests = []struct {
 	{"Checkpoint/ProgressStaysBounded", testProgressBounded},
 	{"FinishShard/CountsShardsDoneOnce", testFinishShard},
 	{"FinishShard/EscalatedIsNotCounted", testFinishShardEscalated},
-	{"FinishShard/Fenced", testFinishShardFenced},
+	{"FinishShard/Fenced", testFinishShardFenced("worker-b")},
+	{"FinishShard/FencedBySameOwnersReclaim", testFinishShardFenced("worker-a")},
 	{"RecordCheck/CountsEachShardOnce", testRecordCheck},
 	{"RecordCheck/FencedAndWithoutCheckPhase", testRecordCheckRefuses},
 	{"FinishBatch/SetsFinalStateOnce", testFinishBatch},
@@ -555,7 +557,15 @@ func testClaimSameOwner(t *testing.T, s state.Store) {
 	wantErr(t, err, state.ErrFenced, "Checkpoint with the older lease")
 }
 
-func testClaimAfterExpiry(t *testing.T, s state.Store) {
+// testClaimAfterExpiry: once worker-a's lease ran out and `owner` claimed
+// the shard, worker-a's old lease writes nothing. With owner worker-a (the
+// same owner coming back, e.g. a restarted process keeping its name) only
+// the epoch tells the old lease from the new one.
+func testClaimAfterExpiry(owner string) func(t *testing.T, s state.Store) {
+	return func(t *testing.T, s state.Store) { claimAfterExpiry(t, s, owner) }
+}
+
+func claimAfterExpiry(t *testing.T, s state.Store, owner string) {
 	b, shards := create(t, s, 1)
 	ctx := t.Context()
 	la, _ := claim(t, s, b.ID, 0, "worker-a", time.Minute, t0)
@@ -563,7 +573,7 @@ func testClaimAfterExpiry(t *testing.T, s state.Store) {
 	_, err := s.Checkpoint(ctx, la, cp1, []failure.Record{rec(b.ID, "-", 3, failure.MissingField, 0)}, t0.Add(time.Minute))
 	must(t, err, "Checkpoint")
 
-	lb, _ := claim(t, s, b.ID, 0, "worker-b", time.Minute, t0.Add(time.Minute+time.Second))
+	lb, _ := claim(t, s, b.ID, 0, owner, time.Minute, t0.Add(time.Minute+time.Second))
 	if lb.Epoch <= la.Epoch {
 		t.Fatalf("new owner's epoch %d, want more than the zombie's %d", lb.Epoch, la.Epoch)
 	}
@@ -902,15 +912,24 @@ func testFinishShardEscalated(t *testing.T, s state.Store) {
 	diff(t, "counters", progress(b, state.Counts{Imported: 10}), got.Counts)
 }
 
-func testFinishShardFenced(t *testing.T, s state.Store) {
+// testFinishShardFenced: FinishShard with worker-a's lease after `owner`
+// claimed the shard again is ErrFenced and changes neither the shard nor
+// the batch (owner worker-a: only the epoch tells the leases apart).
+func testFinishShardFenced(owner string) func(t *testing.T, s state.Store) {
+	return func(t *testing.T, s state.Store) { finishShardFenced(t, s, owner) }
+}
+
+func finishShardFenced(t *testing.T, s state.Store, owner string) {
 	b, shards := create(t, s, 1)
 	la, _ := claim(t, s, b.ID, 0, "worker-a", time.Minute, t0)
-	claim(t, s, b.ID, 0, "worker-b", time.Minute, t0.Add(2*time.Minute))
+	claim(t, s, b.ID, 0, owner, time.Minute, t0.Add(2*time.Minute))
+	shardBefore := getShard(t, s, b.ID, 0)
 	_, err := s.FinishShard(t.Context(), la, state.ShardDone, cpAt(shards[0], 10, state.Counts{Total: 10, Imported: 10}), "")
 	wantErr(t, err, state.ErrFenced, "FinishShard with a stale lease")
 	if got := getBatch(t, s, b.ID); got.ShardsDone != 0 || got.Counts != b.Counts {
 		t.Errorf("fenced FinishShard changed the batch: %+v", got)
 	}
+	diff(t, "shard after the fenced FinishShard", shardBefore, getShard(t, s, b.ID, 0))
 	_, err = s.FinishShard(t.Context(), state.Lease{BatchID: b.ID, Shard: 0}, state.ShardDone, state.Checkpoint{}, "")
 	wantErr(t, err, state.ErrFenced, "FinishShard with the zero lease")
 }
