@@ -321,6 +321,10 @@ func shardItem(s state.Shard) (item, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode staged object of shard %d: %w", s.Index, err)
 	}
+	blocks, err := avJSON(s.Blocks, s.Blocks == nil)
+	if err != nil {
+		return nil, fmt.Errorf("encode block checksums of shard %d: %w", s.Index, err)
+	}
 	cp := s.Checkpoint
 	it := shardKey(s.BatchID, s.Index)
 	it["batch_id"] = avS(s.BatchID)
@@ -343,6 +347,7 @@ func shardItem(s state.Shard) (item, error) {
 	put(it, "message", avOptS(s.Message))
 	put(it, "updated_at", avTime(s.UpdatedAt))
 	put(it, "progress", avProgress(s.Progress))
+	put(it, "blocks", blocks)
 	put(it, "staged", staged)
 	return it, nil
 }
@@ -389,6 +394,10 @@ func decodeShard(it item) (state.Shard, error) {
 	if _, ok := it["staged"]; ok {
 		s.Staged = &state.Staged{}
 		d.json("staged", s.Staged)
+	}
+	if _, ok := it["blocks"]; ok {
+		s.Blocks = &state.Blocks{}
+		d.json("blocks", s.Blocks)
 	}
 	if d.err != nil {
 		return state.Shard{}, fmt.Errorf("shard item %s/%d: %w", s.BatchID, s.Index, d.err)

@@ -1,5 +1,5 @@
 -- Catalog Import: the embedded database (one SQLite file: state and products).
--- Schema version 3 (PRAGMA user_version). Every statement is idempotent; a
+-- Schema version 4 (PRAGMA user_version). Every statement is idempotent; a
 -- database of an older version first gains the columns sqlite.go's
 -- addedColumns lists.
 --
@@ -13,7 +13,7 @@
 -- batches: one row per import (state.Batch). Created once (invariant 1).
 CREATE TABLE IF NOT EXISTS batches (
     batch_id        TEXT    NOT NULL PRIMARY KEY,
-    status          TEXT    NOT NULL,             -- RUNNING, COMPLETED, ... (state.BatchStatus)
+    status          TEXT    NOT NULL,             -- RUNNING, SUSPENDED, COMPLETED, CANCELLED, ... (state.BatchStatus)
     source_uri      TEXT    NOT NULL,
     source_size     INTEGER NOT NULL,
     source_etag     TEXT    NOT NULL,
@@ -69,6 +69,7 @@ CREATE TABLE IF NOT EXISTS shards (
     updated_at       TEXT    NOT NULL,
     staged           TEXT,                        -- JSON state.Staged (XLSX: the staged object of the rows), NULL for range-read sources
     cp_rows_superseded INTEGER NOT NULL DEFAULT 0, -- (v3)
+    blocks           TEXT,                        -- JSON state.Blocks (row-block checksums the worker verifies), NULL: none (v4)
     PRIMARY KEY (batch_id, shard)
 ) WITHOUT ROWID;
 

@@ -27,7 +27,7 @@ import (
 var Schema string
 
 // SchemaVersion is the version of Schema, kept in PRAGMA user_version.
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 // addedColumns are the columns added to tables after their first release.
 // Opening a database adds those it lacks (before Schema, whose indexes may
@@ -43,6 +43,7 @@ var addedColumns = []struct{ table, column, decl string }{
 	{"shards", "cp_rows_superseded", "INTEGER NOT NULL DEFAULT 0"}, // v3
 	{"products", "stamps", "TEXT"},                                 // v3
 	{"products", "holders", "TEXT"},                                // v3
+	{"shards", "blocks", "TEXT"},                                   // v4
 }
 
 // Driver names accepted in Options.Driver.
