@@ -44,6 +44,11 @@ const (
 // A SUSPENDED batch is not finished (it may resume) and not running either.
 func (s BatchStatus) Finished() bool { return s != BatchRunning && s != BatchSuspended && s != "" }
 
+// Stopped reports whether no work is done on a batch in status s until a
+// person acts: it is finished, or SUSPENDED (`status --watch` stops
+// watching it).
+func (s BatchStatus) Stopped() bool { return s.Finished() || s == BatchSuspended }
+
 // WriteErr is the error a shard write (Claim, Checkpoint, FinishShard)
 // gets in a batch of status s: nil while it is RUNNING, ErrBatchSuspended
 // while it is SUSPENDED, ErrBatchFinished (naming s) once it is finished.
