@@ -124,7 +124,7 @@ func (s *Source) Open(ctx context.Context, want object.Info, start, end int64) (
 		return s.empty(ctx, want, bucket, key, etag)
 	}
 	in := &s3.GetObjectInput{Bucket: &bucket, Key: &key}
-	if want.Version != "" {
+	if pinned(want) {
 		in.VersionId = aws.String(want.Version)
 	} else {
 		in.IfMatch = &etag
@@ -156,7 +156,7 @@ func (s *Source) Open(ctx context.Context, want object.Info, start, end int64) (
 // that the object still has etag, and returns a reader of no bytes.
 func (s *Source) empty(ctx context.Context, want object.Info, bucket, key, etag string) (io.ReadCloser, error) {
 	in := &s3.HeadObjectInput{Bucket: &bucket, Key: &key}
-	if want.Version != "" {
+	if pinned(want) {
 		in.VersionId = aws.String(want.Version)
 	} else {
 		in.IfMatch = &etag
@@ -167,6 +167,12 @@ func (s *Source) empty(ctx context.Context, want object.Info, bucket, key, etag 
 	}
 	return io.NopCloser(strings.NewReader("")), nil
 }
+
+// pinned reports whether want names a version S3 keeps: not "" and not
+// "null", the version id of an object put while the bucket's versioning is
+// off or suspended, which the next put to the key replaces (it is read by
+// If-Match instead).
+func pinned(want object.Info) bool { return want.Version != "" && want.Version != "null" }
 
 // reader streams one GetObject body and makes sure it is as long as the
 // response said.
