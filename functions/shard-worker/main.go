@@ -16,14 +16,7 @@ import (
 )
 
 func main() {
-	cfg, err := handler.ConfigFromEnv(os.Getenv)
-	if err != nil {
-		log.Fatal(err)
-	}
-	if t := xraytrace.FromEnv(os.Getenv, cfg.Options.Log); t != nil { // in Lambda with a daemon only
-		cfg.Options.Tracer = t
-	}
-	fns, err := handler.Build(context.Background(), cfg)
+	fns, err := handler.FromEnv(context.Background(), os.Getenv, xraytrace.FromEnv) // X-Ray only in Lambda with a daemon
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -97,6 +97,19 @@ func ParseWriteMode(s string) (WriteMode, error) {
 	return "", failure.New(failure.InvalidValue, "write_mode", "unknown write mode %q (allowed: %s)", s, strings.Join(names, ", "))
 }
 
+// SinkMode is the mode a Sink.Write applies for mode m: "" is Upsert. An
+// unknown mode is an Internal ImportError of field mode (callers pass the
+// profile's mode, which ParseWriteMode checked). Every sink starts with it.
+func SinkMode(m WriteMode) (WriteMode, error) {
+	if m == "" {
+		return Upsert, nil
+	}
+	if !m.Valid() {
+		return "", failure.New(failure.Internal, "mode", "invalid argument: write products: unknown write mode %q", m)
+	}
+	return m, nil
+}
+
 // Field is a product field the catalog stamps (every field but sku).
 type Field uint8
 

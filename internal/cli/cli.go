@@ -138,7 +138,7 @@ on an emulator), and 'importctl dev' runs the Lambda handlers locally.`,
 		return &exitError{code: ExitFailed, err: fmt.Errorf("%w\nsee '%s --help'", err, c.CommandPath())}
 	})
 	root.AddCommand(newRunCmd(env, g, false), newRunCmd(env, g, true), newPreviewCmd(env),
-		newStatusCmd(env, g), newFailuresCmd(env, g), newProfileCmd(env), newDevCmd(env, g), newRedriveCmd(env, g),
+		newStatusCmd(env, g), newFailuresCmd(env, g), newProfileCmd(env, g), newDevCmd(env, g), newRedriveCmd(env, g),
 		newRetryCmd(env, g), newReportCmd(env, g), newCancelCmd(env, g))
 	return root
 }

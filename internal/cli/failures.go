@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/catalog-import/catalog-import/internal/failure"
-	"github.com/catalog-import/catalog-import/internal/fixfile"
+	"github.com/catalog-import/catalog-import/internal/lineage"
 	"github.com/catalog-import/catalog-import/internal/record"
 	"github.com/catalog-import/catalog-import/internal/report"
 	"github.com/catalog-import/catalog-import/internal/state"
@@ -154,7 +154,7 @@ func newFailureWriter(w io.Writer, b state.Batch, format string) (failureWriter,
 	sheets := b.Layout.Format == string(record.XLSX)
 	switch format {
 	case "fixfile":
-		fw, err := fixfile.NewWriter(w, b.Layout)
+		fw, err := lineage.NewFixWriter(w, b.Layout)
 		if err != nil {
 			return failureWriter{}, err
 		}

@@ -21,8 +21,8 @@ import (
 	"github.com/catalog-import/catalog-import/internal/aws/s3store"
 	"github.com/catalog-import/catalog-import/internal/embedded"
 	"github.com/catalog-import/catalog-import/internal/failure"
-	"github.com/catalog-import/catalog-import/internal/fixfile"
-	"github.com/catalog-import/catalog-import/internal/record"
+	"github.com/catalog-import/catalog-import/internal/lineage"
+	"github.com/catalog-import/catalog-import/internal/profile"
 	"github.com/catalog-import/catalog-import/internal/state"
 )
 
@@ -50,7 +50,9 @@ replace the product of its SKU's first row).
 Locally (--db) the child runs at once, like 'importctl run', from a file written
 to reports/<batch>/retry-<time>.<ext> beside the database; an interrupted retry is
 resumed by running the command again. With --stack the file is uploaded to
-incoming/retries/<batch>/ in the stack's bucket, where the splitter picks it up;
+incoming/retries/<batch>/ in the stack's bucket, where the splitter picks it up,
+under the current version of the stored profile the parent ran under (its name,
+when the bucket has profiles/<name>.yaml; else the function's profile);
 --wait follows the child to its end.
 
 --dry-run writes nothing: it checks the rows against the current rules in memory
@@ -77,52 +79,8 @@ and says how many would import (SKUExists cannot be found in a dry run).`,
 	return cmd
 }
 
-// retryable is what a retry re-imports.
-type retryable struct {
-	rows     int64
-	byReason map[failure.Reason]int64
-}
-
-func (r retryable) String() string { return num(r.rows) + " rows" + reasonList(r.byReason) }
-
-// writeRetryFile writes the fix file of parent's failures that f selects.
-func writeRetryFile(ctx context.Context, w io.Writer, db reader, parent state.Batch, f state.FailureFilter) (retryable, error) {
-	out := retryable{byReason: map[failure.Reason]int64{}}
-	fw, err := fixfile.NewWriter(w, parent.Layout)
-	if err != nil {
-		return out, err
-	}
-	f.Limit = 5000
-	for {
-		recs, err := db.Failures(ctx, parent.ID, f)
-		if err != nil {
-			return out, err
-		}
-		for _, r := range recs {
-			if err := fw.Write(r); err != nil {
-				return out, err
-			}
-			out.rows++
-			out.byReason[r.Reason]++
-		}
-		if len(recs) < f.Limit {
-			break
-		}
-		f.AfterSheet, f.AfterRow = recs[len(recs)-1].Sheet, recs[len(recs)-1].Row
-	}
-	return out, fw.Close()
-}
-
-// retryExt is the file extension of a retry file of layout l.
-func retryExt(l state.Layout) string {
-	switch l.Format {
-	case string(record.JSONL):
-		return ".jsonl"
-	case string(record.TSV):
-		return ".tsv"
-	}
-	return ".csv"
-}
+// retried says what a retry re-imports: "N rows (Reason n, ...)".
+func retried(r lineage.Retried) string { return num(r.Rows) + " rows" + reasonList(r.ByReason) }
 
 // parentBatch reads the batch whose failures are retried; it must have finished.
 func parentBatch(ctx context.Context, db reader, where, id string) (state.Batch, error) {
@@ -159,7 +117,7 @@ func retryLocal(ctx context.Context, env Env, g *global, f *retryFlags, filter s
 			return err
 		}
 		for _, b := range bs {
-			if b.Parent == id && !b.Status.Finished() && strings.HasPrefix(filepath.Base(b.Source.URI), "retry-") {
+			if b.Parent == id && !b.Status.Finished() && strings.HasPrefix(filepath.Base(b.Source.URI), lineage.RetryPrefix) {
 				if _, err := os.Stat(b.Source.URI); err == nil {
 					resume = b.Source.URI
 					break
@@ -168,7 +126,7 @@ func retryLocal(ctx context.Context, env Env, g *global, f *retryFlags, filter s
 		}
 	}
 	path := resume
-	var what retryable
+	var what lineage.Retried
 	if path == "" {
 		dir, err := filepath.Abs(filepath.Join(filepath.Dir(g.db), "reports", id))
 		if f.dry {
@@ -182,14 +140,16 @@ func retryLocal(ctx context.Context, env Env, g *global, f *retryFlags, filter s
 			db.Close()
 			return err
 		}
-		path = filepath.Join(dir, "retry-"+time.Now().UTC().Format("20060102T150405.000Z")+retryExt(parent.Layout))
-		if what, err = writeRetryPath(path, func(w io.Writer) (retryable, error) { return writeRetryFile(ctx, w, db, parent, filter) }); err != nil {
+		path = filepath.Join(dir, lineage.RetryName(parent.Layout, time.Now()))
+		if what, err = writeRetryPath(path, func(w io.Writer) (lineage.Retried, error) {
+			return lineage.WriteRetryFile(ctx, w, db, parent, filter)
+		}); err != nil {
 			db.Close()
 			return err
 		}
 	}
 	db.Close() // the run below opens (and locks) the database itself
-	if path != resume && what.rows == 0 {
+	if path != resume && what.Rows == 0 {
 		os.Remove(path)
 		fmt.Fprintf(env.Stdout, "nothing to retry: batch %s has no unresolved failures of the reasons asked for\n", id)
 		return nil
@@ -203,7 +163,7 @@ func retryLocal(ctx context.Context, env Env, g *global, f *retryFlags, filter s
 			return &exitError{code: ExitFailed, err: err}
 		}
 		c := sum.Batch.Counts
-		fmt.Fprintf(env.Stdout, "would retry %s of batch %s\n", what, id)
+		fmt.Fprintf(env.Stdout, "would retry %s of batch %s\n", retried(what), id)
 		fmt.Fprintf(env.Stdout, "under the current rules (%s): %s would import, %s would fail again%s\n",
 			sum.Batch.RuleVersion, num(c.Imported), num(c.Failed), reasonList(sum.Batch.ByReason))
 		fmt.Fprintln(env.Stdout, "dry run: nothing was written (SKUExists cannot be found in a dry run)")
@@ -212,7 +172,7 @@ func retryLocal(ctx context.Context, env Env, g *global, f *retryFlags, filter s
 	if resume != "" {
 		fmt.Fprintf(env.Stdout, "resuming the interrupted retry %s\n", resume)
 	} else {
-		fmt.Fprintf(env.Stdout, "retrying %s of batch %s from %s\n", what, id, path)
+		fmt.Fprintf(env.Stdout, "retrying %s of batch %s from %s\n", retried(what), id, path)
 	}
 	start := time.Now()
 	sum, err := embedded.Run(ctx, cfg, path)
@@ -263,10 +223,10 @@ func reasonList(m map[failure.Reason]int64) string {
 }
 
 // writeRetryPath creates path and fills it with write; a failed write leaves no file.
-func writeRetryPath(path string, write func(io.Writer) (retryable, error)) (retryable, error) {
+func writeRetryPath(path string, write func(io.Writer) (lineage.Retried, error)) (lineage.Retried, error) {
 	fh, err := os.Create(path)
 	if err != nil {
-		return retryable{}, err
+		return lineage.Retried{}, err
 	}
 	what, err := write(fh)
 	if cerr := fh.Close(); err == nil {
@@ -276,6 +236,24 @@ func writeRetryPath(path string, write func(io.Writer) (retryable, error)) (retr
 		os.Remove(path)
 	}
 	return what, err
+}
+
+// retryProfile returns the stored profile the parent batch ran under: its
+// profile's name, when the stack's bucket holds profiles/<name>.yaml. The
+// retry upload names it in its metadata (x-amz-meta-profile), so that the
+// child runs under that profile's current rules; "" leaves the child to the
+// function's profile, as an upload directly under incoming/.
+func retryProfile(ctx context.Context, profiles *s3store.Profiles, parent state.Batch) (string, error) {
+	p, err := profile.Parse(parent.Profile)
+	if err != nil || profile.CheckName(p.Name()) != nil {
+		return "", nil
+	}
+	if _, err := profiles.Get(ctx, p.Name()); errors.Is(err, profile.ErrNotFound) {
+		return "", nil
+	} else if err != nil {
+		return "", fmt.Errorf("batch %s ran under profile %s: %w", parent.ID, p.Name(), err)
+	}
+	return p.Name(), nil
 }
 
 func retryOnStack(ctx context.Context, env Env, g *global, f *retryFlags, filter state.FailureFilter, id string) error {
@@ -289,16 +267,16 @@ func retryOnStack(ctx context.Context, env Env, g *global, f *retryFlags, filter
 		return err
 	}
 	var buf bytes.Buffer
-	what, err := writeRetryFile(ctx, &buf, db, parent, filter)
+	what, err := lineage.WriteRetryFile(ctx, &buf, db, parent, filter)
 	if err != nil {
 		return err
 	}
-	if what.rows == 0 {
+	if what.Rows == 0 {
 		fmt.Fprintf(env.Stdout, "nothing to retry: batch %s has no unresolved failures of the reasons asked for\n", id)
 		return nil
 	}
 	if f.dry {
-		tmp, err := os.CreateTemp("", "retry-*"+retryExt(parent.Layout))
+		tmp, err := os.CreateTemp("", lineage.RetryPrefix+"*"+lineage.RetryExt(parent.Layout))
 		if err != nil {
 			return err
 		}
@@ -317,7 +295,7 @@ func retryOnStack(ctx context.Context, env Env, g *global, f *retryFlags, filter
 			return &exitError{code: ExitFailed, err: err}
 		}
 		c := sum.Batch.Counts
-		fmt.Fprintf(env.Stdout, "would retry %s of batch %s\n", what, id)
+		fmt.Fprintf(env.Stdout, "would retry %s of batch %s\n", retried(what), id)
 		fmt.Fprintf(env.Stdout, "under the rules of %s (%s): %s would import, %s would fail again%s\n",
 			dash(f.profile), sum.Batch.RuleVersion, num(c.Imported), num(c.Failed), reasonList(sum.Batch.ByReason))
 		fmt.Fprintln(env.Stdout, "dry run: nothing was uploaded (SKUExists cannot be found in a dry run)")
@@ -327,14 +305,26 @@ func retryOnStack(ctx context.Context, env Env, g *global, f *retryFlags, filter
 	if err != nil {
 		return err
 	}
-	key := fmt.Sprintf("%sretries/%s/retry-%s%s", s3store.IncomingPrefix, id, time.Now().UTC().Format("20060102T150405.000Z"), retryExt(parent.Layout))
-	out, err := clients.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(res.Bucket), Key: aws.String(key), Body: bytes.NewReader(buf.Bytes())})
+	named, err := retryProfile(ctx, s3store.NewProfiles(clients.S3, res.Bucket), parent)
+	if err != nil {
+		return err
+	}
+	in := &s3.PutObjectInput{Bucket: aws.String(res.Bucket), Body: bytes.NewReader(buf.Bytes()),
+		Key: aws.String(fmt.Sprintf("%sretries/%s/%s", s3store.IncomingPrefix, id, lineage.RetryName(parent.Layout, time.Now())))}
+	if named != "" {
+		in.Metadata = map[string]string{handler.ProfileMetadata: named}
+	}
+	key := aws.ToString(in.Key)
+	out, err := clients.S3.PutObject(ctx, in)
 	if err != nil {
 		return fmt.Errorf("upload the retry file: %w", err)
 	}
+	if named != "" {
+		fmt.Fprintf(env.Stdout, "profile   %s (the current %s)\n", named, s3store.URI(res.Bucket, s3store.ProfileKey(named)))
+	}
 	child := handler.BatchID(res.Bucket, key, aws.ToString(out.VersionId), "", aws.ToString(out.ETag))
 	fmt.Fprintf(env.Stdout, "retrying %s of batch %s\nuploaded  s3://%s/%s\nbatch     %s (the splitter picks it up; 'importctl status %s' follows it)\n",
-		what, id, res.Bucket, key, child, child)
+		retried(what), id, res.Bucket, key, child, child)
 	if f.wait <= 0 {
 		return nil
 	}

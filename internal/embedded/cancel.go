@@ -15,12 +15,14 @@ import (
 // Cancel ends batch id of the database cfg.DB for good (CANCELLED; see
 // pipeline.Pipeline.Cancel), also while another process runs it.
 //
-// It does not take the run lock (db.lock, held by `importctl run` for the
-// whole run): the lock only keeps a second run off the database, and a
-// cancel runs no worker. It writes through the store, whose SQLite
-// database is in WAL mode with a busy timeout, so its few write
-// transactions (the batch's final status and counts) wait for the run's
-// short ones instead of failing. The run's workers then stop at their next
+// It does not take the run lock (the flock(2) `importctl run` holds on the
+// database file for the whole run, see lock): that lock only keeps a second
+// run off the database, and a cancel runs no worker. SQLite's own locks are
+// POSIX fcntl(2) locks, independent of flock(2) on Linux, so the run's lock
+// does not block it; it writes through the store, whose database is in WAL
+// mode with a busy timeout, so its few write transactions (the batch's
+// final status and counts) wait for the run's short ones instead of
+// failing. The run's workers then stop at their next
 // checkpoint (state.ErrBatchFinished), its queued manifests are
 // acknowledged as no-ops, and the run ends reporting CANCELLED.
 func Cancel(ctx context.Context, cfg Config, id, message string) (state.Batch, error) {

@@ -5,8 +5,9 @@
 //
 // Invariant 1 here: the batch id is derived from the file's content and the
 // profile's rule version, so running the same file again resumes (or reports)
-// the same batch. A lock file next to the database keeps a second process
-// off the same database while a run is going, which is what lets a new run
+// the same batch. A lock on the database file itself (flock; it follows
+// the file through symlinks and hard links) keeps a second process off the
+// same database while a run is going, which is what lets a new run
 // release the leases of a killed one at once instead of waiting them out.
 package embedded
 

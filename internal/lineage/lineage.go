@@ -1,15 +1,17 @@
-// Package lineage links a batch that re-imports failed rows (a fix file a
-// merchant edited, or the file `importctl retry-failures` writes from the
-// failure snapshots) to the batch those rows failed in, and marks the
-// parent's failure records resolved once their rows import.
+// Package lineage is a child batch and its parent: a batch that re-imports
+// failed rows (a fix file a merchant edited, or the retry file `importctl
+// retry-failures` writes from the failure snapshots) and the batch those
+// rows failed in. It writes those files (FixWriter, WriteRetryFile), reads
+// a child's parent at split (Parent), and marks the parent's failure
+// records resolved once their rows import (Resolver).
 //
 // The link is in the data, not in a side channel: a fix file's trailing
-// columns (fixfile.ColBatch, fixfile.ColSourceRow, optionally
-// fixfile.ColSourceSheet) name each row's parent batch and row, so the same file
-// works dropped in the bucket, run locally, or edited and reordered in Excel.
-// The splitter records the first row's parent as the batch's Parent (Parent),
-// and finalization calls Resolver.Resolve before the batch is finished, so a
-// crash in between repeats an idempotent resolution.
+// columns (ColBatch, ColSourceRow, optionally ColSourceSheet) name each
+// row's parent batch and row, so the same file works dropped in the bucket,
+// run locally, or edited and reordered in Excel. The splitter records the
+// first row's parent as the batch's Parent (Parent), and finalization calls
+// Resolver.Resolve before the batch is finished, so a crash in between
+// repeats an idempotent resolution.
 package lineage
 
 import (
@@ -23,20 +25,10 @@ import (
 	"time"
 
 	"github.com/catalog-import/catalog-import/internal/failure"
-	"github.com/catalog-import/catalog-import/internal/fixfile"
 	"github.com/catalog-import/catalog-import/internal/object"
 	"github.com/catalog-import/catalog-import/internal/record"
 	"github.com/catalog-import/catalog-import/internal/state"
 )
-
-// Dialect is the record dialect of a batch's layout.
-func Dialect(l state.Layout) record.Dialect {
-	d := record.Dialect{Format: record.Format(l.Format), Encoding: record.Encoding(l.Encoding)}
-	if r := []rune(l.Delimiter); len(r) == 1 {
-		d.Delimiter = r[0]
-	}
-	return d
-}
 
 // link is where a fix-file row came from.
 type link struct {
@@ -57,15 +49,15 @@ func columns(row record.Row) (link, bool) {
 		}
 		v := strings.TrimSpace(row.Values[i])
 		switch name {
-		case fixfile.ColBatch:
+		case ColBatch:
 			l.parent = v
-		case fixfile.ColSourceRow:
+		case ColSourceRow:
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil || n < 1 {
 				return link{}, false
 			}
 			l.key.Row, hasRow = n, true
-		case fixfile.ColSourceSheet:
+		case ColSourceSheet:
 			if v != "" {
 				l.key.Sheet = v
 			}
@@ -82,8 +74,8 @@ func hasColumns(l state.Layout) bool {
 	}
 	var b, r bool
 	for _, h := range l.Header {
-		b = b || h == fixfile.ColBatch
-		r = r || h == fixfile.ColSourceRow
+		b = b || h == ColBatch
+		r = r || h == ColSourceRow
 	}
 	return b && r
 }
@@ -96,7 +88,7 @@ func Parent(l state.Layout, data []byte, whole bool, firstRow int64, maxRecord i
 	if !hasColumns(l) {
 		return ""
 	}
-	d := Dialect(l)
+	d := l.Dialect()
 	sc := record.NewScanner(bytes.NewReader(data), d, l.DataStart, firstRow, maxRecord)
 	p := record.NewParser(d, l.Header)
 	for sc.Next() {
@@ -165,8 +157,8 @@ func (r Resolver) Resolve(ctx context.Context, child state.Batch) (int, error) {
 		now = r.Now
 	}
 	at := now().UTC()
-	d := Dialect(child.Layout)
-	src := object.Info{URI: child.Source.URI, Size: child.Source.Size, ETag: child.Source.ETag, Version: child.Source.Version}
+	d := child.Layout.Dialect()
+	src := child.Source.Info()
 
 	total := 0
 	pending := map[string][]failure.Key{}

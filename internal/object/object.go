@@ -19,6 +19,10 @@ type Info struct {
 	ETag    string // changes whenever the content may have changed
 	Version string // version id where the store keeps versions
 	ModTime time.Time
+	// Metadata is the object's user metadata where the store keeps some
+	// (S3: the x-amz-meta-* headers, keys in lower case without the
+	// prefix); nil where it keeps none.
+	Metadata map[string]string
 }
 
 // Source reads objects.

@@ -51,6 +51,20 @@ type Ports struct {
 	// Notify tells operators about an escalation (SNS). Nil: escalations are
 	// only logged.
 	Notify Notifier
+	// Profiles holds the named profiles an upload may pick
+	// (SplitRequest.Profile; AWS: the bucket's profiles/<name>.yaml). Nil:
+	// every source runs under Options.Profile, and one that names a
+	// profile is rejected.
+	Profiles Profiles
+}
+
+// Profiles is a store of named profiles.
+type Profiles interface {
+	// Get returns the profile stored as name, parsed and compiled. A name
+	// that names no profile (including one that profile.CheckName refuses)
+	// is an error matching profile.ErrNotFound; a stored profile that does
+	// not parse or compile is an error naming its problems.
+	Get(ctx context.Context, name string) (*profile.Profile, error)
 }
 
 // Notifier sends an operator notification (an SNS message: subject up to

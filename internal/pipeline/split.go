@@ -2,10 +2,13 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/catalog-import/catalog-import/internal/failure"
 	"github.com/catalog-import/catalog-import/internal/object"
+	"github.com/catalog-import/catalog-import/internal/profile"
 	"github.com/catalog-import/catalog-import/internal/queue"
 	"github.com/catalog-import/catalog-import/internal/split"
 	"github.com/catalog-import/catalog-import/internal/state"
@@ -35,6 +38,61 @@ type SplitRequest struct {
 	// Order is the batch's upload order (state.Batch.Order); 0 lets the
 	// state store assign it (SQLite: its sequence).
 	Order int64
+	// Profile names the stored profile (Ports.Profiles) the source is
+	// validated under; zero: Options.Profile.
+	Profile ProfileChoice
+}
+
+// ProfileChoice is the profile an upload named, and how.
+type ProfileChoice struct {
+	Name string // "": Options.Profile
+	// From says where the upload names it, for messages
+	// ("x-amz-meta-profile", "its folder incoming/stock/").
+	From string
+	// Optional: a Name that names no stored profile means Options.Profile
+	// (a folder under incoming/ that is not a profile's), where otherwise
+	// the source is REJECTED naming it.
+	Optional bool
+}
+
+// profileFor returns the profile the request runs under, and the
+// rejection of a source that named a profile there is none of (or a
+// stored profile that is not valid). Other errors (the store could not
+// be read) are for the caller to retry.
+func (p *Pipeline) profileFor(ctx context.Context, req SplitRequest) (*profile.Profile, error, error) {
+	c := req.Profile
+	if c.Name == "" {
+		return p.o.Profile, nil, nil
+	}
+	var (
+		got *profile.Profile
+		err = fmt.Errorf("%w: no profile store", profile.ErrNotFound)
+	)
+	if p.p.Profiles != nil {
+		got, err = p.p.Profiles.Get(ctx, c.Name)
+	}
+	var ie *failure.ImportError
+	switch {
+	case err == nil:
+		p.log.Info("profile chosen", "uri", req.Info.URI, "profile", c.Name, "from", c.From, "rule_version", got.RuleVersion())
+		return got, nil, nil
+	case errors.Is(err, profile.ErrNotFound) && c.Optional:
+		p.log.Info("no stored profile of that name: the default profile is used", "uri", req.Info.URI, "profile", c.Name, "from", c.From,
+			"rule_version", p.o.Profile.RuleVersion())
+		return p.o.Profile, nil, nil
+	case errors.Is(err, profile.ErrNotFound):
+		stack := p.o.StackName
+		if stack == "" {
+			stack = "STACK"
+		}
+		return p.o.Profile, failure.New(failure.SchemaMismatch, "", "profile %q not found: upload it with importctl profile push %s FILE --stack %s (the upload names it in %s)",
+			c.Name, c.Name, stack, c.From), nil
+	case errors.As(err, &ie):
+		return nil, nil, err // the store could not be read
+	default:
+		return p.o.Profile, failure.New(failure.SchemaMismatch, "", "profile %q is not valid (the upload names it in %s): %s", c.Name, c.From,
+			strings.NewReplacer(":\n", ": ", "\n", "; ").Replace(err.Error())), nil // one line in status
+	}
 }
 
 // Split plans the source (shards cut at record boundaries; a workbook's
@@ -42,7 +100,11 @@ type SplitRequest struct {
 // manifest per unfinished shard. A batch that exists already is found, not
 // created again (split.Register). Errors are not logged.
 func (p *Pipeline) Split(ctx context.Context, req SplitRequest) (split.Plan, split.Outcome, error) {
-	v, err := p.o.Profile.Compile()
+	prof, rejected, err := p.profileFor(ctx, req)
+	if err != nil {
+		return split.Plan{}, split.Outcome{}, err
+	}
+	v, err := prof.Compile()
 	if err != nil {
 		return split.Plan{}, split.Outcome{}, err
 	}
@@ -50,9 +112,14 @@ func (p *Pipeline) Split(ctx context.Context, req SplitRequest) (split.Plan, spl
 	if req.BatchID != "" && p.p.Staging != nil {
 		opts.Staging = &split.Staging{Stager: p.p.Staging, BatchID: req.BatchID}
 	}
-	sctx, end := p.span(ctx, "split")
-	plan, err := split.PlanSource(sctx, p.p.Source, req.Info, v, opts)
-	end(err)
+	var plan split.Plan
+	if rejected != nil { // not read: no rules to read it under
+		plan = split.Plan{Info: req.Info, Rejected: rejected}
+	} else {
+		sctx, end := p.span(ctx, "split")
+		plan, err = split.PlanSource(sctx, p.p.Source, req.Info, v, opts)
+		end(err)
+	}
 	if req.Content != "" {
 		if err == nil && plan.Content != "" && plan.Content != req.Content {
 			err = failure.New(failure.SourceChanged, "", "source %s changed while it was read", req.Info.URI)
@@ -67,7 +134,7 @@ func (p *Pipeline) Split(ctx context.Context, req SplitRequest) (split.Plan, spl
 		id = req.ID(plan)
 	}
 	rctx, end := p.span(ctx, "register")
-	out, err := split.Register(rctx, p.p.Store, p.p.Queue, split.Request{BatchID: id, Plan: plan, Profile: p.o.Profile,
+	out, err := split.Register(rctx, p.p.Store, p.p.Queue, split.Request{BatchID: id, Plan: plan, Profile: prof,
 		TraceID: req.TraceID, Now: p.o.Now().UTC(), SameContent: req.SameContent && plan.Content != "", Order: req.Order})
 	end(err)
 	return plan, out, err

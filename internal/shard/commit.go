@@ -8,7 +8,6 @@ import (
 
 	"github.com/catalog-import/catalog-import/internal/catalog"
 	"github.com/catalog-import/catalog-import/internal/failure"
-	"github.com/catalog-import/catalog-import/internal/object"
 	"github.com/catalog-import/catalog-import/internal/record"
 	"github.com/catalog-import/catalog-import/internal/split"
 	"github.com/catalog-import/catalog-import/internal/state"
@@ -212,12 +211,11 @@ func (r *run) displacedFailure(ctx context.Context, p catalog.Product, d catalog
 			rec.Shard = s.Index
 			if s.Staged != nil { // a workbook: the row is in its own shard's staged chunk
 				src, layout = split.StagedSource(s)
-				dialect = record.Dialect{Format: record.Format(layout.Format), Encoding: record.Encoding(layout.Encoding), Delimiter: ','}
+				dialect = layout.Dialect()
 			}
 		}
 	}
-	info := object.Info{URI: src.URI, Size: src.Size, ETag: src.ETag, Version: src.Version}
-	body, err := r.w.src.Open(ctx, info, d.Offset, d.Offset+d.Length)
+	body, err := r.w.src.Open(ctx, src.Info(), d.Offset, d.Offset+d.Length)
 	if err != nil {
 		return rec, fmt.Errorf("read displaced %s: %w", d.Source, err)
 	}

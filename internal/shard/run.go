@@ -12,7 +12,6 @@ import (
 
 	"github.com/catalog-import/catalog-import/internal/catalog"
 	"github.com/catalog-import/catalog-import/internal/failure"
-	"github.com/catalog-import/catalog-import/internal/object"
 	"github.com/catalog-import/catalog-import/internal/profile"
 	"github.com/catalog-import/catalog-import/internal/queue"
 	"github.com/catalog-import/catalog-import/internal/record"
@@ -67,10 +66,7 @@ type snapshot struct {
 
 func (r *run) process(ctx context.Context) (Result, error) {
 	o := r.w.opt
-	r.dialect = record.Dialect{Format: record.Format(r.m.Layout.Format), Encoding: record.Encoding(r.m.Layout.Encoding)}
-	if d := []rune(r.m.Layout.Delimiter); len(d) == 1 {
-		r.dialect.Delimiter = d[0]
-	}
+	r.dialect = r.m.Layout.Dialect()
 	if r.dialect.Format != record.JSONL {
 		cols, err := r.v.Header(r.m.Layout.Header)
 		if err != nil {
@@ -82,7 +78,7 @@ func (r *run) process(ctx context.Context) (Result, error) {
 		r.cp = state.Checkpoint{NextOffset: r.m.Start, NextRow: r.m.FirstRow}
 	}
 	fromStart := r.cp.NextOffset == r.m.Start
-	info := object.Info{URI: r.m.Source.URI, Size: r.m.Source.Size, ETag: r.m.Source.ETag, Version: r.m.Source.Version}
+	info := r.m.Source.Info()
 	var body io.ReadCloser
 	if r.cp.NextOffset < r.m.End {
 		var err error

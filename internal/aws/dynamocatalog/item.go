@@ -1,17 +1,14 @@
 package dynamocatalog
 
 import (
-	"encoding/json"
 	"fmt"
-	"strconv"
 
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-
+	"github.com/catalog-import/catalog-import/internal/aws/dynamoattr"
 	"github.com/catalog-import/catalog-import/internal/catalog"
 )
 
 // item is one product item as DynamoDB stores it.
-type item = map[string]types.AttributeValue
+type item = dynamoattr.Item
 
 // displacedRow is one entry of the displaced attribute (a JSON list, the
 // same shape as the SQLite sink's displaced column). The SKU and the batch of
@@ -24,154 +21,75 @@ type displacedRow struct {
 	Length     int64  `json:"length"`
 }
 
-func str(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
-
-func num(v int64) types.AttributeValue {
-	return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)}
-}
-
 // encode returns the item that stores st (a state Decide returned, so it
 // has a holder) at version ver.
 func encode(st *catalog.State, ver int64) (item, error) {
 	p, h := &st.Product, &st.Holders[0]
+	ds := make([]displacedRow, len(h.Displaced))
+	for i, d := range h.Displaced {
+		ds[i] = displacedRow{Sheet: d.Source.Sheet, SheetIndex: d.Source.SheetIndex, Row: d.Source.Row, Offset: d.Offset, Length: d.Length}
+	}
+	displaced, err := dynamoattr.JSON(ds, len(ds) == 0)
+	if err != nil {
+		return nil, fmt.Errorf("displaced rows: %w", err)
+	}
+	more, err := catalog.EncodeHolders(st.Holders[1:])
+	if err != nil {
+		return nil, err
+	}
 	it := item{
-		AttrSKU:        str(p.SKU),
-		AttrStock:      num(p.Stock),
-		AttrSheetIndex: num(int64(h.Source.SheetIndex)),
-		AttrRow:        num(h.Source.Row),
-		AttrOffset:     num(h.Offset),
-		AttrLength:     num(h.Length),
-		AttrStamps:     str(catalog.EncodeStamps(st)),
-		AttrVersion:    num(ver),
+		AttrSKU:        dynamoattr.S(p.SKU),
+		AttrStock:      dynamoattr.N(p.Stock),
+		AttrSheetIndex: dynamoattr.N(int64(h.Source.SheetIndex)),
+		AttrRow:        dynamoattr.N(h.Source.Row),
+		AttrOffset:     dynamoattr.N(h.Offset),
+		AttrLength:     dynamoattr.N(h.Length),
+		AttrStamps:     dynamoattr.S(catalog.EncodeStamps(st)),
+		AttrVersion:    dynamoattr.N(ver),
 	}
 	// Empty strings are left out: batch_id is an index key, which may not be
 	// empty, and absent reads back as "" for every other field.
-	for name, v := range map[string]string{
-		AttrName: p.Name, AttrCategory: p.Category, AttrBrand: p.Brand, AttrPrice: p.Price,
-		AttrCurrency: p.Currency, AttrStatus: p.Status, AttrDescription: p.Description,
-		AttrBatchID: h.BatchID, AttrSheet: h.Source.Sheet,
-	} {
-		if v != "" {
-			it[name] = str(v)
-		}
-	}
-	if len(p.ImageURLs) > 0 {
-		l := make([]types.AttributeValue, len(p.ImageURLs))
-		for i, u := range p.ImageURLs {
-			l[i] = str(u)
-		}
-		it[AttrImageURLs] = &types.AttributeValueMemberL{Value: l}
-	}
-	if len(h.Displaced) > 0 {
-		ds := make([]displacedRow, len(h.Displaced))
-		for i, d := range h.Displaced {
-			ds[i] = displacedRow{Sheet: d.Source.Sheet, SheetIndex: d.Source.SheetIndex, Row: d.Source.Row, Offset: d.Offset, Length: d.Length}
-		}
-		b, err := json.Marshal(ds)
-		if err != nil {
-			return nil, err
-		}
-		it[AttrDisplaced] = str(string(b))
-	}
-	if len(st.Holders) > 1 {
-		more, err := catalog.EncodeHolders(st.Holders[1:])
-		if err != nil {
-			return nil, err
-		}
-		it[AttrHolders] = str(more)
-	}
+	dynamoattr.Put(it, AttrName, dynamoattr.OptS(p.Name))
+	dynamoattr.Put(it, AttrCategory, dynamoattr.OptS(p.Category))
+	dynamoattr.Put(it, AttrBrand, dynamoattr.OptS(p.Brand))
+	dynamoattr.Put(it, AttrPrice, dynamoattr.OptS(p.Price))
+	dynamoattr.Put(it, AttrCurrency, dynamoattr.OptS(p.Currency))
+	dynamoattr.Put(it, AttrStatus, dynamoattr.OptS(p.Status))
+	dynamoattr.Put(it, AttrDescription, dynamoattr.OptS(p.Description))
+	dynamoattr.Put(it, AttrBatchID, dynamoattr.OptS(h.BatchID))
+	dynamoattr.Put(it, AttrSheet, dynamoattr.OptS(h.Source.Sheet))
+	dynamoattr.Put(it, AttrImageURLs, dynamoattr.Strings(p.ImageURLs))
+	dynamoattr.Put(it, AttrDisplaced, displaced)
+	dynamoattr.Put(it, AttrHolders, dynamoattr.OptS(more))
 	return it, nil
-}
-
-// decoder reads the attributes of one item and remembers the first error.
-type decoder struct {
-	it  item
-	err error
-}
-
-func (d *decoder) str(name string) string {
-	switch v := d.it[name].(type) {
-	case nil:
-		return ""
-	case *types.AttributeValueMemberS:
-		return v.Value
-	default:
-		d.fail(name, "not a string (%T)", v)
-		return ""
-	}
-}
-
-func (d *decoder) num(name string) int64 {
-	switch v := d.it[name].(type) {
-	case nil:
-		return 0
-	case *types.AttributeValueMemberN:
-		n, err := strconv.ParseInt(v.Value, 10, 64)
-		if err != nil {
-			d.fail(name, "%v", err)
-		}
-		return n
-	default:
-		d.fail(name, "not a number (%T)", v)
-		return 0
-	}
-}
-
-func (d *decoder) strings(name string) []string {
-	switch v := d.it[name].(type) {
-	case nil:
-		return nil
-	case *types.AttributeValueMemberL:
-		out := make([]string, 0, len(v.Value))
-		for _, e := range v.Value {
-			s, ok := e.(*types.AttributeValueMemberS)
-			if !ok {
-				d.fail(name, "element not a string (%T)", e)
-				return nil
-			}
-			out = append(out, s.Value)
-		}
-		return out
-	default:
-		d.fail(name, "not a list (%T)", v)
-		return nil
-	}
-}
-
-func (d *decoder) fail(name, format string, args ...any) {
-	if d.err == nil {
-		d.err = fmt.Errorf("product item attribute %s: %s", name, fmt.Sprintf(format, args...))
-	}
 }
 
 // decodeState returns the state an item stores and its version (0: an
 // item written before versions).
 func decodeState(it item) (st catalog.State, ver int64, err error) {
-	d := decoder{it: it}
+	d := dynamoattr.NewDecoder(it)
 	p := &st.Product
 	*p = catalog.Product{
-		SKU: d.str(AttrSKU), Name: d.str(AttrName), Category: d.str(AttrCategory), Brand: d.str(AttrBrand),
-		Price: d.str(AttrPrice), Currency: d.str(AttrCurrency), Stock: d.num(AttrStock), Status: d.str(AttrStatus),
-		Description: d.str(AttrDescription), ImageURLs: d.strings(AttrImageURLs),
+		SKU: d.S(AttrSKU), Name: d.S(AttrName), Category: d.S(AttrCategory), Brand: d.S(AttrBrand),
+		Price: d.S(AttrPrice), Currency: d.S(AttrCurrency), Stock: d.N(AttrStock), Status: d.S(AttrStatus),
+		Description: d.S(AttrDescription), ImageURLs: d.Strings(AttrImageURLs),
 	}
 	h := catalog.Holder{
-		BatchID: d.str(AttrBatchID),
-		Source:  catalog.Position{SheetIndex: int(d.num(AttrSheetIndex)), Sheet: d.str(AttrSheet), Row: d.num(AttrRow)},
-		Offset:  d.num(AttrOffset), Length: d.num(AttrLength),
+		BatchID: d.S(AttrBatchID),
+		Source:  catalog.Position{SheetIndex: int(d.N(AttrSheetIndex)), Sheet: d.S(AttrSheet), Row: d.N(AttrRow)},
+		Offset:  d.N(AttrOffset), Length: d.N(AttrLength),
 	}
-	ver = d.num(AttrVersion)
-	stamps, more := d.str(AttrStamps), d.str(AttrHolders)
-	if d.err != nil {
-		return st, 0, d.err
+	ver = d.N(AttrVersion)
+	stamps, more := d.S(AttrStamps), d.S(AttrHolders)
+	var ds []displacedRow
+	d.JSON(AttrDisplaced, &ds)
+	if d.Err() != nil {
+		return st, 0, fmt.Errorf("product item %s: %w", p.SKU, d.Err())
 	}
 	if st.Stamps, st.Exists, h.Order, err = catalog.DecodeStamps(stamps); err != nil {
 		return st, 0, fmt.Errorf("product %s: %w", p.SKU, err)
 	}
-	if js := d.str(AttrDisplaced); js != "" {
-		var ds []displacedRow
-		if err := json.Unmarshal([]byte(js), &ds); err != nil {
-			return st, 0, fmt.Errorf("product %s: displaced rows: %w", p.SKU, err)
-		}
+	if ds != nil {
 		h.Displaced = make([]catalog.Product, len(ds))
 		for i, r := range ds {
 			h.Displaced[i] = catalog.Product{SKU: p.SKU, BatchID: h.BatchID,
@@ -184,32 +102,4 @@ func decodeState(it item) (st catalog.State, ver int64, err error) {
 	}
 	st.Holders = append([]catalog.Holder{h}, hs...)
 	return st, ver, nil
-}
-
-// itemSize estimates the size DynamoDB accounts for an item (attribute names
-// plus values; numbers at their longest), for the 400 KB item and 4 MB
-// transaction limits.
-func itemSize(it item) int {
-	n := 0
-	for name, v := range it {
-		n += len(name) + valueSize(v)
-	}
-	return n
-}
-
-func valueSize(v types.AttributeValue) int {
-	switch v := v.(type) {
-	case *types.AttributeValueMemberS:
-		return len(v.Value)
-	case *types.AttributeValueMemberN:
-		return len(v.Value)/2 + 2
-	case *types.AttributeValueMemberL:
-		n := 3
-		for _, e := range v.Value {
-			n += 1 + valueSize(e)
-		}
-		return n
-	default:
-		return 16
-	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/catalog-import/catalog-import/internal/aws/awserr"
+	"github.com/catalog-import/catalog-import/internal/aws/dynamoattr"
 	"github.com/catalog-import/catalog-import/internal/catalog"
 	"github.com/catalog-import/catalog-import/internal/failure"
 )
@@ -38,7 +39,7 @@ func (s *Sink) state(ctx context.Context, sku string) (catalog.State, bool, erro
 	}
 	res, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName: aws.String(s.table), ConsistentRead: aws.Bool(true),
-		Key: map[string]types.AttributeValue{AttrSKU: str(sku)},
+		Key: item{AttrSKU: dynamoattr.S(sku)},
 	})
 	if err != nil {
 		return catalog.State{}, false, awserr.Wrap(err, "GetItem product "+sku)
@@ -69,19 +70,16 @@ func (s *Sink) CountBatch(ctx context.Context, batchID, sheet string, from, to i
 	if from > to {
 		return 0, nil
 	}
+	e := dynamoattr.NewExpr()
 	in := &dynamodb.QueryInput{
 		TableName: aws.String(s.table), IndexName: aws.String(ByBatchIndex), Select: types.SelectCount,
-		KeyConditionExpression:   aws.String("#b = :b AND #r BETWEEN :from AND :to"),
-		ExpressionAttributeNames: map[string]string{"#b": AttrBatchID, "#r": AttrRow},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":b": str(batchID), ":from": num(from), ":to": num(to),
-		},
+		KeyConditionExpression: aws.String(e.Name(AttrBatchID) + " = " + e.Value(dynamoattr.S(batchID)) +
+			" AND " + e.Name(AttrRow) + " BETWEEN " + e.Value(dynamoattr.N(from)) + " AND " + e.Value(dynamoattr.N(to))),
 	}
 	if sheet != "" {
-		in.FilterExpression = aws.String("#s = :s")
-		in.ExpressionAttributeNames["#s"] = AttrSheet
-		in.ExpressionAttributeValues[":s"] = str(sheet)
+		in.FilterExpression = aws.String(e.Name(AttrSheet) + " = " + e.Value(dynamoattr.S(sheet)))
 	}
+	in.ExpressionAttributeNames, in.ExpressionAttributeValues = e.Names(), e.Values()
 	var n int64
 	for pages := dynamodb.NewQueryPaginator(s.client, in); pages.HasMorePages(); {
 		res, err := pages.NextPage(ctx)

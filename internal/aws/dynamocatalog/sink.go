@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/catalog-import/catalog-import/internal/aws/awserr"
+	"github.com/catalog-import/catalog-import/internal/aws/dynamoattr"
 	"github.com/catalog-import/catalog-import/internal/catalog"
 	"github.com/catalog-import/catalog-import/internal/failure"
 )
@@ -97,7 +98,7 @@ type skuState struct {
 	read catalog.State // that item's state (when held)
 	ver  int64         // that item's version (0: none, or an item older than versions)
 	put  item          // the item to write, nil when the stored one stays
-	size int           // itemSize(put)
+	size int           // dynamoattr.Size(put)
 }
 
 // Write applies products in slice order under the catalog.Sink rules: it
@@ -108,11 +109,9 @@ type skuState struct {
 // version that was read. A cancelled transaction is decided
 // again from the items it returns; see the package documentation.
 func (s *Sink) Write(ctx context.Context, mode catalog.WriteMode, products []catalog.Product) ([]catalog.Outcome, error) {
-	if mode == "" {
-		mode = catalog.Upsert
-	}
-	if !mode.Valid() {
-		return nil, invalid("mode", "write products: unknown write mode %q", mode)
+	mode, err := catalog.SinkMode(mode)
+	if err != nil {
+		return nil, err
 	}
 	out := make([]catalog.Outcome, len(products))
 	if len(products) == 0 {
@@ -185,7 +184,7 @@ func (s *Sink) decide(mode catalog.WriteMode, products []catalog.Product, out []
 	if err != nil {
 		return failure.Wrap(failure.Internal, "", err, fmt.Sprintf("encode product %s: %v", st.sku, err))
 	}
-	st.put, st.size = it, itemSize(it)
+	st.put, st.size = it, dynamoattr.Size(it)
 	if st.size > maxItemBytes {
 		return failure.New(failure.Internal, "", "product %s at %s: its item would be about %d bytes (%d displaced rows), over DynamoDB's 400 KB item limit",
 			st.sku, cur.Holders[0].Source, st.size, len(cur.Holders[0].Displaced))
@@ -197,26 +196,23 @@ func (s *Sink) decide(mode catalog.WriteMode, products []catalog.Product, out []
 // version read, or still absent. An item written before versions is
 // recognised by its provenance (batch and position), as then.
 func (st *skuState) condition() (string, map[string]string, map[string]types.AttributeValue) {
+	e := dynamoattr.NewExpr()
 	if !st.held {
-		return "attribute_not_exists(#k)", map[string]string{"#k": AttrSKU}, nil
+		return "attribute_not_exists(" + e.Name(AttrSKU) + ")", e.Names(), e.Values()
 	}
 	if st.ver > 0 {
-		return "#v = :v", map[string]string{"#v": AttrVersion}, map[string]types.AttributeValue{":v": num(st.ver)}
+		return e.Name(AttrVersion) + " = " + e.Value(dynamoattr.N(st.ver)), e.Names(), e.Values()
 	}
 	h := &st.read.Holders[0]
-	names := map[string]string{"#si": AttrSheetIndex, "#r": AttrRow, "#b": AttrBatchID, "#v": AttrVersion}
-	values := map[string]types.AttributeValue{
-		":si": num(int64(h.Source.SheetIndex)),
-		":r":  num(h.Source.Row),
-	}
-	cond := "attribute_not_exists(#v) AND #si = :si AND #r = :r AND "
+	cond := "attribute_not_exists(" + e.Name(AttrVersion) + ")" +
+		" AND " + e.Name(AttrSheetIndex) + " = " + e.Value(dynamoattr.N(int64(h.Source.SheetIndex))) +
+		" AND " + e.Name(AttrRow) + " = " + e.Value(dynamoattr.N(h.Source.Row))
 	if h.BatchID == "" {
-		cond += "attribute_not_exists(#b)"
+		cond += " AND attribute_not_exists(" + e.Name(AttrBatchID) + ")"
 	} else {
-		cond += "#b = :b"
-		values[":b"] = str(h.BatchID)
+		cond += " AND " + e.Name(AttrBatchID) + " = " + e.Value(dynamoattr.S(h.BatchID))
 	}
-	return cond, names, values
+	return cond, e.Names(), e.Values()
 }
 
 // transact writes the puts of chunk in one transaction. When some of its
@@ -324,11 +320,11 @@ func (st *skuState) setRead(it item) error {
 func (s *Sink) readHolders(ctx context.Context, states []*skuState) error {
 	for chunk := range slices.Chunk(states, maxGetKeys) {
 		bySKU := make(map[string]*skuState, len(chunk))
-		keys := make([]map[string]types.AttributeValue, len(chunk))
+		keys := make([]item, len(chunk))
 		for i, st := range chunk {
 			st.held, st.read, st.ver = false, catalog.State{}, 0
 			bySKU[st.sku] = st
-			keys[i] = map[string]types.AttributeValue{AttrSKU: str(st.sku)}
+			keys[i] = item{AttrSKU: dynamoattr.S(st.sku)}
 		}
 		req := map[string]types.KeysAndAttributes{s.table: {Keys: keys, ConsistentRead: aws.Bool(true)}}
 		for attempts := 0; ; {

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/catalog-import/catalog-import/internal/aws/awserr"
+	"github.com/catalog-import/catalog-import/internal/aws/dynamoattr"
 	"github.com/catalog-import/catalog-import/internal/failure"
 	"github.com/catalog-import/catalog-import/internal/state"
 )
@@ -129,8 +130,8 @@ func (s *Store) CreateBatch(ctx context.Context, b state.Batch, shards []state.S
 // each guarded by "the batch item does not exist", and the batch item with
 // the last of them. It returns errBatchExists when a guard fails.
 func (s *Store) register(ctx context.Context, batchID string, ops []types.TransactWriteItem, batch item) error {
-	e := newExpr()
-	notExists := "attribute_not_exists(" + e.n(attrPK) + ")"
+	e := dynamoattr.NewExpr()
+	notExists := "attribute_not_exists(" + e.Name(attrPK) + ")"
 	if len(ops) == 0 {
 		_, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: batch,
 			ConditionExpression: aws.String(notExists), ExpressionAttributeNames: e.Names()})
@@ -166,13 +167,13 @@ func (s *Store) register(ctx context.Context, batchID string, ops []types.Transa
 // shardQuery selects the shard items of a batch (consistent), projecting
 // attrs when given.
 func (s *Store) shardQuery(batchID string, attrs ...string) *dynamodb.QueryInput {
-	e := newExpr()
-	kc := fmt.Sprintf("%s = %s AND begins_with(%s, %s)", e.n(attrPK), e.v(avS(batchPK(batchID))), e.n(attrSK), e.v(avS(shardPrefix)))
+	e := dynamoattr.NewExpr()
+	kc := fmt.Sprintf("%s = %s AND begins_with(%s, %s)", e.Name(attrPK), e.Value(dynamoattr.S(batchPK(batchID))), e.Name(attrSK), e.Value(dynamoattr.S(shardPrefix)))
 	in := &dynamodb.QueryInput{KeyConditionExpression: aws.String(kc), ConsistentRead: aws.Bool(true)}
 	if len(attrs) > 0 {
 		ps := make([]string, len(attrs))
 		for i, a := range attrs {
-			ps[i] = e.n(a)
+			ps[i] = e.Name(a)
 		}
 		in.ProjectionExpression = aws.String(strings.Join(ps, ", "))
 	}
@@ -200,10 +201,10 @@ func (s *Store) GetBatch(ctx context.Context, id string) (state.Batch, error) {
 // recently created first. It reads the index gsi1, which DynamoDB keeps
 // eventually consistent: a batch created a moment ago may be missing.
 func (s *Store) ListBatches(ctx context.Context, limit int) ([]state.Batch, error) {
-	e := newExpr()
+	e := dynamoattr.NewExpr()
 	in := &dynamodb.QueryInput{
 		IndexName:              aws.String(IndexName),
-		KeyConditionExpression: aws.String(e.n(attrGSI1PK) + " = " + e.v(avS(batchesGSI))),
+		KeyConditionExpression: aws.String(e.Name(attrGSI1PK) + " = " + e.Value(dynamoattr.S(batchesGSI))),
 		ScanIndexForward:       aws.Bool(false),
 	}
 	if limit > 0 {
@@ -262,15 +263,15 @@ func (s *Store) setRunning(ctx context.Context, id string, from, to state.BatchS
 		now = s.opts.Now()
 	}
 	op := fmt.Sprintf("set batch %s %s", id, to)
-	e := newExpr()
-	u := update{e: e}
-	u.set("status", avS(string(to)))
-	u.set("message", avOptS(message))
-	u.set("updated_at", avTime(now))
+	e := dynamoattr.NewExpr()
+	u := dynamoattr.Update{E: e}
+	u.Set("status", dynamoattr.S(string(to)))
+	u.Set("message", dynamoattr.OptS(message))
+	u.Set("updated_at", dynamoattr.Time(now))
 	in := &dynamodb.UpdateItemInput{
 		TableName: aws.String(s.table), Key: batchKey(id),
 		UpdateExpression:         aws.String(u.String()),
-		ConditionExpression:      aws.String(e.n("status") + " = " + e.v(avS(string(from)))),
+		ConditionExpression:      aws.String(e.Name("status") + " = " + e.Value(dynamoattr.S(string(from)))),
 		ExpressionAttributeNames: e.Names(), ExpressionAttributeValues: e.Values(),
 		ReturnValues:                        types.ReturnValueAllNew,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
@@ -321,19 +322,19 @@ func (s *Store) FinishBatch(ctx context.Context, id string, f state.Final, now t
 		now = s.opts.Now()
 	}
 	op := fmt.Sprintf("finish batch %s as %s", id, f.Status)
-	e := newExpr()
-	u := update{e: e}
-	u.set("status", avS(string(f.Status)))
-	u.set("rows_total", avN(f.Counts.Total))
-	u.set("rows_imported", avN(f.Counts.Imported))
-	u.set("rows_superseded", avN(f.Counts.Superseded))
-	u.set("rows_failed", avN(f.Counts.Failed))
-	u.set("rows_skipped", avN(f.Counts.Skipped))
-	u.set("message", avOptS(f.Message))
-	u.set("report", avOptS(f.Report))
-	u.set("by_reason", avByReason(f.ByReason))
-	u.set("finished_at", avTime(now))
-	u.set("updated_at", avTime(now))
+	e := dynamoattr.NewExpr()
+	u := dynamoattr.Update{E: e}
+	u.Set("status", dynamoattr.S(string(f.Status)))
+	u.Set("rows_total", dynamoattr.N(f.Counts.Total))
+	u.Set("rows_imported", dynamoattr.N(f.Counts.Imported))
+	u.Set("rows_superseded", dynamoattr.N(f.Counts.Superseded))
+	u.Set("rows_failed", dynamoattr.N(f.Counts.Failed))
+	u.Set("rows_skipped", dynamoattr.N(f.Counts.Skipped))
+	u.Set("message", dynamoattr.OptS(f.Message))
+	u.Set("report", dynamoattr.OptS(f.Report))
+	u.Set("by_reason", avByReason(f.ByReason))
+	u.Set("finished_at", dynamoattr.Time(now))
+	u.Set("updated_at", dynamoattr.Time(now))
 	in := &dynamodb.UpdateItemInput{
 		TableName: aws.String(s.table), Key: batchKey(id),
 		UpdateExpression: aws.String(u.String()), ConditionExpression: aws.String(unfinishedCond(e)),

@@ -6,19 +6,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/catalog-import/catalog-import/internal/aws/dynamoattr"
 	"github.com/catalog-import/catalog-import/internal/failure"
 	"github.com/catalog-import/catalog-import/internal/state"
 	"github.com/catalog-import/catalog-import/internal/text"
 )
 
 // item is one DynamoDB item.
-type item = map[string]types.AttributeValue
+type item = dynamoattr.Item
 
 // Key layout (see the package documentation).
 const (
@@ -70,179 +69,56 @@ func escapeSheet(sheet string) string {
 	return b.String()
 }
 
-// timeLayout is RFC 3339 with nine fraction digits: fixed width for UTC
-// times, so stored times sort (and compare in conditions) as text.
-const timeLayout = "2006-01-02T15:04:05.000000000Z07:00"
-
-func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
-
-// Attribute value constructors.
-
-func avS(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }
-
-func avN(n int64) types.AttributeValue {
-	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
-}
-
-// avOptS is s, or nil (attribute left out or removed) when s is empty.
-func avOptS(s string) types.AttributeValue {
-	if s == "" {
-		return nil
-	}
-	return avS(s)
-}
-
-// avTime is t as fixed-width UTC text, or nil for the zero time.
-func avTime(t time.Time) types.AttributeValue {
-	if t.IsZero() {
-		return nil
-	}
-	return avS(formatTime(t))
-}
-
-// avJSON is v as JSON text, or nil when empty is true.
-func avJSON(v any, empty bool) (types.AttributeValue, error) {
-	if empty {
-		return nil, nil
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
-	}
-	return avS(string(b)), nil
-}
-
-// put sets it[name] = v unless v is nil.
-func put(it item, name string, v types.AttributeValue) {
-	if v != nil {
-		it[name] = v
-	}
-}
-
-// dec reads attributes of one item and keeps the first error.
-type dec struct {
-	it  item
-	err error
-}
-
-func (d *dec) fail(name string, err error) {
-	if d.err == nil {
-		d.err = fmt.Errorf("decode attribute %s: %w", name, err)
-	}
-}
-
-func (d *dec) s(name string) string {
-	switch v := d.it[name].(type) {
-	case nil:
-		return ""
-	case *types.AttributeValueMemberS:
-		return v.Value
-	default:
-		d.fail(name, fmt.Errorf("type %T, want S", v))
-		return ""
-	}
-}
-
-func (d *dec) n(name string) int64 {
-	switch v := d.it[name].(type) {
-	case nil:
-		return 0
-	case *types.AttributeValueMemberN:
-		n, err := strconv.ParseInt(v.Value, 10, 64)
-		if err != nil {
-			d.fail(name, err)
-		}
-		return n
-	default:
-		d.fail(name, fmt.Errorf("type %T, want N", v))
-		return 0
-	}
-}
-
-func (d *dec) b(name string) []byte {
-	switch v := d.it[name].(type) {
-	case nil:
-		return nil
-	case *types.AttributeValueMemberB:
-		return v.Value
-	default:
-		d.fail(name, fmt.Errorf("type %T, want B", v))
-		return nil
-	}
-}
-
-func (d *dec) t(name string) time.Time {
-	s := d.s(name)
-	if s == "" {
-		return time.Time{}
-	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		d.fail(name, err)
-	}
-	return t.UTC()
-}
-
-func (d *dec) json(name string, v any) {
-	s := d.s(name)
-	if s == "" {
-		return
-	}
-	if err := json.Unmarshal([]byte(s), v); err != nil {
-		d.fail(name, err)
-	}
-}
-
 // Batch items.
 
 func batchKey(id string) item {
-	return item{attrPK: avS(batchPK(id)), attrSK: avS(batchSK)}
+	return item{attrPK: dynamoattr.S(batchPK(id)), attrSK: dynamoattr.S(batchSK)}
 }
 
 // batchItem is the stored form of b; creator marks the CreateBatch call
 // that wrote it (see CreateBatch).
 func batchItem(b state.Batch, creator string) (item, error) {
-	layout, err := avJSON(b.Layout, false)
+	layout, err := dynamoattr.JSON(b.Layout, false)
 	if err != nil {
 		return nil, fmt.Errorf("encode layout: %w", err)
 	}
 	it := batchKey(b.ID)
-	it[attrGSI1PK] = avS(batchesGSI)
-	it[attrGSI1SK] = avS(formatTime(b.CreatedAt) + "#" + b.ID)
-	it["batch_id"] = avS(b.ID)
-	it["status"] = avS(string(b.Status))
-	put(it, "source_uri", avOptS(b.Source.URI))
-	it["source_size"] = avN(b.Source.Size)
-	put(it, "source_etag", avOptS(b.Source.ETag))
-	put(it, "source_version", avOptS(b.Source.Version))
-	put(it, "source_mod_time", avTime(b.Source.ModTime))
+	it[attrGSI1PK] = dynamoattr.S(batchesGSI)
+	it[attrGSI1SK] = dynamoattr.S(dynamoattr.FormatTime(b.CreatedAt) + "#" + b.ID)
+	it["batch_id"] = dynamoattr.S(b.ID)
+	it["status"] = dynamoattr.S(string(b.Status))
+	dynamoattr.Put(it, "source_uri", dynamoattr.OptS(b.Source.URI))
+	it["source_size"] = dynamoattr.N(b.Source.Size)
+	dynamoattr.Put(it, "source_etag", dynamoattr.OptS(b.Source.ETag))
+	dynamoattr.Put(it, "source_version", dynamoattr.OptS(b.Source.Version))
+	dynamoattr.Put(it, "source_mod_time", dynamoattr.Time(b.Source.ModTime))
 	it["layout"] = layout
 	if len(b.Profile) > 0 {
-		it["profile"] = &types.AttributeValueMemberB{Value: b.Profile}
+		it["profile"] = dynamoattr.B(b.Profile)
 	}
-	put(it, "rule_version", avOptS(b.RuleVersion))
-	it["shards"] = avN(int64(b.Shards))
-	it["shards_done"] = avN(int64(b.ShardsDone))
-	it["rows_total"] = avN(b.Counts.Total)
-	it["rows_imported"] = avN(b.Counts.Imported)
-	it["rows_failed"] = avN(b.Counts.Failed)
-	it["rows_skipped"] = avN(b.Counts.Skipped)
+	dynamoattr.Put(it, "rule_version", dynamoattr.OptS(b.RuleVersion))
+	it["shards"] = dynamoattr.N(int64(b.Shards))
+	it["shards_done"] = dynamoattr.N(int64(b.ShardsDone))
+	it["rows_total"] = dynamoattr.N(b.Counts.Total)
+	it["rows_imported"] = dynamoattr.N(b.Counts.Imported)
+	it["rows_failed"] = dynamoattr.N(b.Counts.Failed)
+	it["rows_skipped"] = dynamoattr.N(b.Counts.Skipped)
 	if b.Counts.Superseded != 0 {
-		it["rows_superseded"] = avN(b.Counts.Superseded)
+		it["rows_superseded"] = dynamoattr.N(b.Counts.Superseded)
 	}
-	it["batch_order"] = avN(b.Order)
-	put(it, "by_reason", avByReason(b.ByReason))
-	put(it, "message", avOptS(b.Message))
-	put(it, "report", avOptS(b.Report))
-	put(it, "trace_id", avOptS(b.TraceID))
-	put(it, "parent", avOptS(b.Parent))
+	it["batch_order"] = dynamoattr.N(b.Order)
+	dynamoattr.Put(it, "by_reason", avByReason(b.ByReason))
+	dynamoattr.Put(it, "message", dynamoattr.OptS(b.Message))
+	dynamoattr.Put(it, "report", dynamoattr.OptS(b.Report))
+	dynamoattr.Put(it, "trace_id", dynamoattr.OptS(b.TraceID))
+	dynamoattr.Put(it, "parent", dynamoattr.OptS(b.Parent))
 	if b.Resolved != 0 {
-		it["failures_resolved"] = avN(b.Resolved)
+		it["failures_resolved"] = dynamoattr.N(b.Resolved)
 	}
-	put(it, "created_at", avTime(b.CreatedAt))
-	put(it, "updated_at", avTime(b.UpdatedAt))
-	put(it, "finished_at", avTime(b.FinishedAt))
-	put(it, "created_by", avOptS(creator))
+	dynamoattr.Put(it, "created_at", dynamoattr.Time(b.CreatedAt))
+	dynamoattr.Put(it, "updated_at", dynamoattr.Time(b.UpdatedAt))
+	dynamoattr.Put(it, "finished_at", dynamoattr.Time(b.FinishedAt))
+	dynamoattr.Put(it, "created_by", dynamoattr.OptS(creator))
 	return it, nil
 }
 
@@ -253,102 +129,102 @@ func avByReason(m map[failure.Reason]int64) types.AttributeValue {
 	}
 	out := make(map[string]types.AttributeValue, len(m))
 	for r, n := range m {
-		out[string(r)] = avN(n)
+		out[string(r)] = dynamoattr.N(n)
 	}
 	return &types.AttributeValueMemberM{Value: out}
 }
 
 func decodeBatch(it item) (state.Batch, error) {
-	d := dec{it: it}
+	d := dynamoattr.NewDecoder(it)
 	b := state.Batch{
-		ID:     d.s("batch_id"),
-		Status: state.BatchStatus(d.s("status")),
-		Order:  d.n("batch_order"),
-		Source: state.Source{URI: d.s("source_uri"), Size: d.n("source_size"), ETag: d.s("source_etag"),
-			Version: d.s("source_version"), ModTime: d.t("source_mod_time")},
-		RuleVersion: d.s("rule_version"),
-		Shards:      int(d.n("shards")),
-		ShardsDone:  int(d.n("shards_done")),
-		Counts:      countsOf(&d, "rows_"),
-		Message:     d.s("message"),
-		Report:      d.s("report"),
-		TraceID:     d.s("trace_id"),
-		Parent:      d.s("parent"),
-		Resolved:    d.n("failures_resolved"),
-		CreatedAt:   d.t("created_at"),
-		UpdatedAt:   d.t("updated_at"),
-		FinishedAt:  d.t("finished_at"),
+		ID:     d.S("batch_id"),
+		Status: state.BatchStatus(d.S("status")),
+		Order:  d.N("batch_order"),
+		Source: state.Source{URI: d.S("source_uri"), Size: d.N("source_size"), ETag: d.S("source_etag"),
+			Version: d.S("source_version"), ModTime: d.Time("source_mod_time")},
+		RuleVersion: d.S("rule_version"),
+		Shards:      int(d.N("shards")),
+		ShardsDone:  int(d.N("shards_done")),
+		Counts:      countsOf(d, "rows_"),
+		Message:     d.S("message"),
+		Report:      d.S("report"),
+		TraceID:     d.S("trace_id"),
+		Parent:      d.S("parent"),
+		Resolved:    d.N("failures_resolved"),
+		CreatedAt:   d.Time("created_at"),
+		UpdatedAt:   d.Time("updated_at"),
+		FinishedAt:  d.Time("finished_at"),
 	}
-	d.json("layout", &b.Layout)
-	if p := d.b("profile"); len(p) > 0 {
+	d.JSON("layout", &b.Layout)
+	if p := d.B("profile"); len(p) > 0 {
 		b.Profile = p
 	}
 	switch v := it["by_reason"].(type) {
 	case nil:
 	case *types.AttributeValueMemberM:
 		b.ByReason = make(map[failure.Reason]int64, len(v.Value))
-		sub := dec{it: v.Value}
+		sub := dynamoattr.NewDecoder(v.Value)
 		for r := range v.Value {
-			b.ByReason[failure.Reason(r)] = sub.n(r)
+			b.ByReason[failure.Reason(r)] = sub.N(r)
 		}
-		if sub.err != nil {
-			d.fail("by_reason", sub.err)
+		if sub.Err() != nil {
+			d.Fail("by_reason", sub.Err())
 		}
 	default:
-		d.fail("by_reason", fmt.Errorf("type %T, want M", v))
+		d.Fail("by_reason", fmt.Errorf("type %T, want M", v))
 	}
-	if d.err != nil {
-		return state.Batch{}, fmt.Errorf("batch item %s: %w", b.ID, d.err)
+	if d.Err() != nil {
+		return state.Batch{}, fmt.Errorf("batch item %s: %w", b.ID, d.Err())
 	}
 	return b, nil
 }
 
 // countsOf reads the five counters named prefix+"total", ... (an item
 // written before superseded rows were counted has none: 0).
-func countsOf(d *dec, prefix string) state.Counts {
-	return state.Counts{Total: d.n(prefix + "total"), Imported: d.n(prefix + "imported"), Superseded: d.n(prefix + "superseded"),
-		Failed: d.n(prefix + "failed"), Skipped: d.n(prefix + "skipped")}
+func countsOf(d *dynamoattr.Decoder, prefix string) state.Counts {
+	return state.Counts{Total: d.N(prefix + "total"), Imported: d.N(prefix + "imported"), Superseded: d.N(prefix + "superseded"),
+		Failed: d.N(prefix + "failed"), Skipped: d.N(prefix + "skipped")}
 }
 
 // Shard items.
 
 func shardKey(batchID string, index int) item {
-	return item{attrPK: avS(batchPK(batchID)), attrSK: avS(shardSK(index))}
+	return item{attrPK: dynamoattr.S(batchPK(batchID)), attrSK: dynamoattr.S(shardSK(index))}
 }
 
 func shardItem(s state.Shard) (item, error) {
-	staged, err := avJSON(s.Staged, s.Staged == nil)
+	staged, err := dynamoattr.JSON(s.Staged, s.Staged == nil)
 	if err != nil {
 		return nil, fmt.Errorf("encode staged object of shard %d: %w", s.Index, err)
 	}
-	blocks, err := avJSON(s.Blocks, s.Blocks == nil)
+	blocks, err := dynamoattr.JSON(s.Blocks, s.Blocks == nil)
 	if err != nil {
 		return nil, fmt.Errorf("encode block checksums of shard %d: %w", s.Index, err)
 	}
 	cp := s.Checkpoint
 	it := shardKey(s.BatchID, s.Index)
-	it["batch_id"] = avS(s.BatchID)
-	it["shard"] = avN(int64(s.Index))
-	put(it, "sheet", avOptS(s.Sheet))
-	it["sheet_index"] = avN(int64(s.SheetIndex))
-	it["byte_start"] = avN(s.Start)
-	it["byte_end"] = avN(s.End)
-	it["first_row"] = avN(s.FirstRow)
-	it["rows"] = avN(s.Rows)
-	put(it, "checksum", avOptS(s.Checksum))
-	it["status"] = avS(string(s.Status))
+	it["batch_id"] = dynamoattr.S(s.BatchID)
+	it["shard"] = dynamoattr.N(int64(s.Index))
+	dynamoattr.Put(it, "sheet", dynamoattr.OptS(s.Sheet))
+	it["sheet_index"] = dynamoattr.N(int64(s.SheetIndex))
+	it["byte_start"] = dynamoattr.N(s.Start)
+	it["byte_end"] = dynamoattr.N(s.End)
+	it["first_row"] = dynamoattr.N(s.FirstRow)
+	it["rows"] = dynamoattr.N(s.Rows)
+	dynamoattr.Put(it, "checksum", dynamoattr.OptS(s.Checksum))
+	it["status"] = dynamoattr.S(string(s.Status))
 	for name, v := range cpAttrs(cp) {
 		it[name] = v
 	}
-	put(it, "owner", avOptS(s.Owner))
-	it["epoch"] = avN(s.Epoch)
-	put(it, "lease_until", avTime(s.LeaseUntil))
-	it["attempts"] = avN(int64(s.Attempts))
-	put(it, "message", avOptS(s.Message))
-	put(it, "updated_at", avTime(s.UpdatedAt))
-	put(it, "progress", avProgress(s.Progress))
-	put(it, "blocks", blocks)
-	put(it, "staged", staged)
+	dynamoattr.Put(it, "owner", dynamoattr.OptS(s.Owner))
+	it["epoch"] = dynamoattr.N(s.Epoch)
+	dynamoattr.Put(it, "lease_until", dynamoattr.Time(s.LeaseUntil))
+	it["attempts"] = dynamoattr.N(int64(s.Attempts))
+	dynamoattr.Put(it, "message", dynamoattr.OptS(s.Message))
+	dynamoattr.Put(it, "updated_at", dynamoattr.Time(s.UpdatedAt))
+	dynamoattr.Put(it, "progress", avProgress(s.Progress))
+	dynamoattr.Put(it, "staged", staged)
+	dynamoattr.Put(it, "blocks", blocks)
 	return it, nil
 }
 
@@ -362,45 +238,45 @@ const cpSuperseded = "cp_rows_superseded"
 // cpAttrs are the attributes of a shard's checkpoint.
 func cpAttrs(cp state.Checkpoint) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{
-		"cp_next_offset": avN(cp.NextOffset), "cp_next_row": avN(cp.NextRow),
-		"cp_rows_total": avN(cp.Counts.Total), "cp_rows_imported": avN(cp.Counts.Imported),
-		"cp_rows_failed": avN(cp.Counts.Failed), "cp_rows_skipped": avN(cp.Counts.Skipped),
-		cpSuperseded: avN(cp.Counts.Superseded),
+		"cp_next_offset": dynamoattr.N(cp.NextOffset), "cp_next_row": dynamoattr.N(cp.NextRow),
+		"cp_rows_total": dynamoattr.N(cp.Counts.Total), "cp_rows_imported": dynamoattr.N(cp.Counts.Imported),
+		"cp_rows_failed": dynamoattr.N(cp.Counts.Failed), "cp_rows_skipped": dynamoattr.N(cp.Counts.Skipped),
+		cpSuperseded: dynamoattr.N(cp.Counts.Superseded),
 	}
 }
 
 func decodeShard(it item) (state.Shard, error) {
-	d := dec{it: it}
+	d := dynamoattr.NewDecoder(it)
 	s := state.Shard{
-		BatchID:    d.s("batch_id"),
-		Index:      int(d.n("shard")),
-		Sheet:      d.s("sheet"),
-		SheetIndex: int(d.n("sheet_index")),
-		Start:      d.n("byte_start"),
-		End:        d.n("byte_end"),
-		FirstRow:   d.n("first_row"),
-		Rows:       d.n("rows"),
-		Checksum:   d.s("checksum"),
-		Status:     state.ShardStatus(d.s("status")),
-		Checkpoint: state.Checkpoint{NextOffset: d.n("cp_next_offset"), NextRow: d.n("cp_next_row"), Counts: countsOf(&d, "cp_rows_")},
-		Owner:      d.s("owner"),
-		Epoch:      d.n("epoch"),
-		LeaseUntil: d.t("lease_until"),
-		Attempts:   int(d.n("attempts")),
-		Message:    d.s("message"),
-		UpdatedAt:  d.t("updated_at"),
-		Progress:   d.progress("progress"),
+		BatchID:    d.S("batch_id"),
+		Index:      int(d.N("shard")),
+		Sheet:      d.S("sheet"),
+		SheetIndex: int(d.N("sheet_index")),
+		Start:      d.N("byte_start"),
+		End:        d.N("byte_end"),
+		FirstRow:   d.N("first_row"),
+		Rows:       d.N("rows"),
+		Checksum:   d.S("checksum"),
+		Status:     state.ShardStatus(d.S("status")),
+		Checkpoint: state.Checkpoint{NextOffset: d.N("cp_next_offset"), NextRow: d.N("cp_next_row"), Counts: countsOf(d, "cp_rows_")},
+		Owner:      d.S("owner"),
+		Epoch:      d.N("epoch"),
+		LeaseUntil: d.Time("lease_until"),
+		Attempts:   int(d.N("attempts")),
+		Message:    d.S("message"),
+		UpdatedAt:  d.Time("updated_at"),
+		Progress:   decodeProgress(d, "progress"),
 	}
 	if _, ok := it["staged"]; ok {
 		s.Staged = &state.Staged{}
-		d.json("staged", s.Staged)
+		d.JSON("staged", s.Staged)
 	}
 	if _, ok := it["blocks"]; ok {
 		s.Blocks = &state.Blocks{}
-		d.json("blocks", s.Blocks)
+		d.JSON("blocks", s.Blocks)
 	}
-	if d.err != nil {
-		return state.Shard{}, fmt.Errorf("shard item %s/%d: %w", s.BatchID, s.Index, d.err)
+	if d.Err() != nil {
+		return state.Shard{}, fmt.Errorf("shard item %s/%d: %w", s.BatchID, s.Index, d.Err())
 	}
 	return s, nil
 }
@@ -410,28 +286,6 @@ func decodeShard(it item) (state.Shard, error) {
 // itemLimit is the largest failure item written as is. DynamoDB's limit is
 // 400 KB (names and values); the rest is headroom.
 const itemLimit = 350_000
-
-// itemSize estimates an item's size as DynamoDB counts it (attribute names
-// plus values; numbers counted generously).
-func itemSize(it item) int {
-	n := 0
-	for name, v := range it {
-		n += len(name)
-		switch v := v.(type) {
-		case *types.AttributeValueMemberS:
-			n += len(v.Value)
-		case *types.AttributeValueMemberB:
-			n += len(v.Value)
-		case *types.AttributeValueMemberN:
-			n += 21
-		case *types.AttributeValueMemberM:
-			n += 3 + itemSize(v.Value)
-		default:
-			n += 64
-		}
-	}
-	return n
-}
 
 // rawBlob is the compressed form of a large failure record's row bytes.
 type rawBlob struct {
@@ -445,35 +299,35 @@ type rawBlob struct {
 // the raw line is cut at a UTF-8 boundary, the cells are dropped and
 // raw_truncated holds the raw line's original length in bytes.
 func failureItem(r failure.Record, expires int64) (item, error) {
-	it := item{attrPK: avS(batchPK(r.BatchID)), attrSK: avS(failSK(r.Sheet, r.Row))}
-	it["batch_id"] = avS(r.BatchID)
-	it["sheet"] = avS(r.Sheet)
-	it["row"] = avN(r.Row)
-	it["layer"] = avS(string(r.Layer))
-	it["reason"] = avS(string(r.Reason))
-	put(it, "field", avOptS(r.Field))
-	put(it, "message", avOptS(r.Message))
-	fm, err := avJSON(r.FieldMapping, len(r.FieldMapping) == 0)
+	it := item{attrPK: dynamoattr.S(batchPK(r.BatchID)), attrSK: dynamoattr.S(failSK(r.Sheet, r.Row))}
+	it["batch_id"] = dynamoattr.S(r.BatchID)
+	it["sheet"] = dynamoattr.S(r.Sheet)
+	it["row"] = dynamoattr.N(r.Row)
+	it["layer"] = dynamoattr.S(string(r.Layer))
+	it["reason"] = dynamoattr.S(string(r.Reason))
+	dynamoattr.Put(it, "field", dynamoattr.OptS(r.Field))
+	dynamoattr.Put(it, "message", dynamoattr.OptS(r.Message))
+	fm, err := dynamoattr.JSON(r.FieldMapping, len(r.FieldMapping) == 0)
 	if err != nil {
 		return nil, fmt.Errorf("encode field mapping: %w", err)
 	}
-	put(it, "field_mapping", fm)
-	put(it, "rule_version", avOptS(r.RuleVersion))
-	it["retry_count"] = avN(int64(r.RetryCount))
-	put(it, "failure_at", avTime(r.FailureAt))
-	put(it, "trace_id", avOptS(r.TraceID))
-	it["shard"] = avN(int64(r.Shard))
+	dynamoattr.Put(it, "field_mapping", fm)
+	dynamoattr.Put(it, "rule_version", dynamoattr.OptS(r.RuleVersion))
+	it["retry_count"] = dynamoattr.N(int64(r.RetryCount))
+	dynamoattr.Put(it, "failure_at", dynamoattr.Time(r.FailureAt))
+	dynamoattr.Put(it, "trace_id", dynamoattr.OptS(r.TraceID))
+	it["shard"] = dynamoattr.N(int64(r.Shard))
 	if expires > 0 {
-		it[TTLAttribute] = avN(expires)
+		it[TTLAttribute] = dynamoattr.N(expires)
 	}
-	base := itemSize(it)
-	put(it, "raw_line", avOptS(r.RawLine))
-	cells, err := avJSON(r.Cells, len(r.Cells) == 0)
+	base := dynamoattr.Size(it)
+	dynamoattr.Put(it, "raw_line", dynamoattr.OptS(r.RawLine))
+	cells, err := dynamoattr.JSON(r.Cells, len(r.Cells) == 0)
 	if err != nil {
 		return nil, fmt.Errorf("encode cells: %w", err)
 	}
-	put(it, "cells", cells)
-	if itemSize(it) <= itemLimit {
+	dynamoattr.Put(it, "cells", cells)
+	if dynamoattr.Size(it) <= itemLimit {
 		return it, nil
 	}
 	delete(it, "raw_line")
@@ -483,12 +337,13 @@ func failureItem(r failure.Record, expires int64) (item, error) {
 		return nil, err
 	}
 	if base+len("raw_gz")+len(blob) <= itemLimit {
-		it["raw_gz"] = &types.AttributeValueMemberB{Value: blob}
+		it["raw_gz"] = dynamoattr.B(blob)
 		return it, nil
 	}
-	room := max(0, itemLimit-base-len("raw_line")-len("raw_truncated")-21)
-	it["raw_line"] = avS(text.Truncate(r.RawLine, room, ""))
-	it["raw_truncated"] = avN(int64(len(r.RawLine)))
+	truncated := dynamoattr.N(int64(len(r.RawLine)))
+	room := max(0, itemLimit-base-len("raw_line")-len("raw_truncated")-dynamoattr.ValueSize(truncated))
+	it["raw_line"] = dynamoattr.S(text.Truncate(r.RawLine, room, ""))
+	it["raw_truncated"] = truncated
 	return it, nil
 }
 
@@ -505,35 +360,35 @@ func gzipJSON(v any) ([]byte, error) {
 }
 
 func decodeFailure(it item) (failure.Record, error) {
-	d := dec{it: it}
+	d := dynamoattr.NewDecoder(it)
 	r := failure.Record{
-		BatchID:     d.s("batch_id"),
-		Sheet:       d.s("sheet"),
-		Row:         d.n("row"),
-		Layer:       failure.Layer(d.s("layer")),
-		Reason:      failure.Reason(d.s("reason")),
-		Field:       d.s("field"),
-		Message:     d.s("message"),
-		RawLine:     d.s("raw_line"),
-		RuleVersion: d.s("rule_version"),
-		RetryCount:  int(d.n("retry_count")),
-		FailureAt:   d.t("failure_at"),
-		TraceID:     d.s("trace_id"),
-		Shard:       int(d.n("shard")),
-		ResolvedBy:  d.s("resolved_by"),
-		ResolvedAt:  d.t("resolved_at"),
+		BatchID:     d.S("batch_id"),
+		Sheet:       d.S("sheet"),
+		Row:         d.N("row"),
+		Layer:       failure.Layer(d.S("layer")),
+		Reason:      failure.Reason(d.S("reason")),
+		Field:       d.S("field"),
+		Message:     d.S("message"),
+		RawLine:     d.S("raw_line"),
+		RuleVersion: d.S("rule_version"),
+		RetryCount:  int(d.N("retry_count")),
+		FailureAt:   d.Time("failure_at"),
+		TraceID:     d.S("trace_id"),
+		Shard:       int(d.N("shard")),
+		ResolvedBy:  d.S("resolved_by"),
+		ResolvedAt:  d.Time("resolved_at"),
 	}
-	d.json("cells", &r.Cells)
-	d.json("field_mapping", &r.FieldMapping)
-	if gz := d.b("raw_gz"); len(gz) > 0 {
+	d.JSON("cells", &r.Cells)
+	d.JSON("field_mapping", &r.FieldMapping)
+	if gz := d.B("raw_gz"); len(gz) > 0 {
 		var blob rawBlob
 		if err := gunzipJSON(gz, &blob); err != nil {
-			d.fail("raw_gz", err)
+			d.Fail("raw_gz", err)
 		}
 		r.RawLine, r.Cells = blob.RawLine, blob.Cells
 	}
-	if d.err != nil {
-		return failure.Record{}, fmt.Errorf("failure item %s/%s/%d: %w", r.BatchID, r.Sheet, r.Row, d.err)
+	if d.Err() != nil {
+		return failure.Record{}, fmt.Errorf("failure item %s/%s/%d: %w", r.BatchID, r.Sheet, r.Row, d.Err())
 	}
 	return r, nil
 }
@@ -549,82 +404,4 @@ func gunzipJSON(b []byte, v any) error {
 		return err
 	}
 	return json.Unmarshal(data, v)
-}
-
-// Expressions.
-
-// expr collects the attribute names and values of one request's
-// expressions, so that each map holds exactly what the expressions use
-// (DynamoDB refuses unused ones). Every attribute is referenced by name
-// ("#status"), which keeps clear of DynamoDB's reserved words.
-type expr struct {
-	names map[string]string
-	vals  map[string]types.AttributeValue
-}
-
-func newExpr() *expr {
-	return &expr{names: map[string]string{}, vals: map[string]types.AttributeValue{}}
-}
-
-// n returns the placeholder of attribute name.
-func (e *expr) n(name string) string {
-	e.names["#"+name] = name
-	return "#" + name
-}
-
-// v returns a placeholder for the value v.
-func (e *expr) v(v types.AttributeValue) string {
-	k := ":v" + strconv.Itoa(len(e.vals))
-	e.vals[k] = v
-	return k
-}
-
-// Names is the ExpressionAttributeNames map, nil when empty.
-func (e *expr) Names() map[string]string {
-	if len(e.names) == 0 {
-		return nil
-	}
-	return e.names
-}
-
-// Values is the ExpressionAttributeValues map, nil when empty.
-func (e *expr) Values() map[string]types.AttributeValue {
-	if len(e.vals) == 0 {
-		return nil
-	}
-	return e.vals
-}
-
-// update builds an UpdateExpression on top of an expr.
-type update struct {
-	e                 *expr
-	sets, removes, as []string
-}
-
-// set assigns v to name; a nil v removes the attribute.
-func (u *update) set(name string, v types.AttributeValue) {
-	if v == nil {
-		u.removes = append(u.removes, u.e.n(name))
-		return
-	}
-	u.sets = append(u.sets, u.e.n(name)+" = "+u.e.v(v))
-}
-
-// add adds n to the number attribute name.
-func (u *update) add(name string, n int64) {
-	u.as = append(u.as, u.e.n(name)+" "+u.e.v(avN(n)))
-}
-
-func (u *update) String() string {
-	var parts []string
-	if len(u.sets) > 0 {
-		parts = append(parts, "SET "+strings.Join(u.sets, ", "))
-	}
-	if len(u.removes) > 0 {
-		parts = append(parts, "REMOVE "+strings.Join(u.removes, ", "))
-	}
-	if len(u.as) > 0 {
-		parts = append(parts, "ADD "+strings.Join(u.as, ", "))
-	}
-	return strings.Join(parts, " ")
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/catalog-import/catalog-import/internal/aws/awserr"
+	"github.com/catalog-import/catalog-import/internal/aws/dynamoattr"
 	"github.com/catalog-import/catalog-import/internal/failure"
 	"github.com/catalog-import/catalog-import/internal/state"
 )
@@ -87,15 +88,15 @@ func (s *Store) Failures(ctx context.Context, batchID string, f state.FailureFil
 			skip = lo
 		}
 	}
-	e := newExpr()
-	kc := fmt.Sprintf("%s = %s AND %s BETWEEN %s AND %s", e.n(attrPK), e.v(avS(batchPK(batchID))), e.n(attrSK), e.v(avS(lo)), e.v(avS(failEnd)))
+	e := dynamoattr.NewExpr()
+	kc := fmt.Sprintf("%s = %s AND %s BETWEEN %s AND %s", e.Name(attrPK), e.Value(dynamoattr.S(batchPK(batchID))), e.Name(attrSK), e.Value(dynamoattr.S(lo)), e.Value(dynamoattr.S(failEnd)))
 	var filters []string
 	inList := func(attr string, vals []string) {
 		ps := make([]string, len(vals))
 		for i, v := range vals {
-			ps[i] = e.v(avS(v))
+			ps[i] = e.Value(dynamoattr.S(v))
 		}
-		filters = append(filters, fmt.Sprintf("%s IN (%s)", e.n(attr), strings.Join(ps, ", ")))
+		filters = append(filters, fmt.Sprintf("%s IN (%s)", e.Name(attr), strings.Join(ps, ", ")))
 	}
 	if len(f.Reasons) > 0 {
 		vals := make([]string, len(f.Reasons))
@@ -112,10 +113,10 @@ func (s *Store) Failures(ctx context.Context, batchID string, f state.FailureFil
 		inList("layer", vals)
 	}
 	if f.Shard != nil {
-		filters = append(filters, e.n("shard")+" = "+e.v(avN(int64(*f.Shard))))
+		filters = append(filters, e.Name("shard")+" = "+e.Value(dynamoattr.N(int64(*f.Shard))))
 	}
 	if f.Unresolved {
-		filters = append(filters, "attribute_not_exists("+e.n("resolved_by")+")")
+		filters = append(filters, "attribute_not_exists("+e.Name("resolved_by")+")")
 	}
 	in := &dynamodb.QueryInput{KeyConditionExpression: aws.String(kc), ConsistentRead: aws.Bool(true)}
 	if len(filters) > 0 {
@@ -149,20 +150,20 @@ func (s *Store) Failures(ctx context.Context, batchID string, f state.FailureFil
 // CountFailures counts the batch's failure records per shard index (one
 // consistent Query projecting only the shard, paged).
 func (s *Store) CountFailures(ctx context.Context, batchID string) (map[int]int64, error) {
-	e := newExpr()
+	e := dynamoattr.NewExpr()
 	in := &dynamodb.QueryInput{
 		KeyConditionExpression: aws.String(fmt.Sprintf("%s = %s AND begins_with(%s, %s)",
-			e.n(attrPK), e.v(avS(batchPK(batchID))), e.n(attrSK), e.v(avS(failPrefix)))),
-		ProjectionExpression: aws.String(e.n("shard")),
+			e.Name(attrPK), e.Value(dynamoattr.S(batchPK(batchID))), e.Name(attrSK), e.Value(dynamoattr.S(failPrefix)))),
+		ProjectionExpression: aws.String(e.Name("shard")),
 		ConsistentRead:       aws.Bool(true),
 	}
 	in.ExpressionAttributeNames, in.ExpressionAttributeValues = e.Names(), e.Values()
 	out := map[int]int64{}
 	err := s.query(ctx, in, "count failures of "+batchID, func(it item) (bool, error) {
-		d := dec{it: it}
-		n := d.n("shard")
-		if d.err != nil {
-			return false, failure.Wrap(failure.Internal, "", d.err, "")
+		d := dynamoattr.NewDecoder(it)
+		n := d.N("shard")
+		if d.Err() != nil {
+			return false, failure.Wrap(failure.Internal, "", d.Err(), "")
 		}
 		out[int(n)]++
 		return true, nil
@@ -204,26 +205,26 @@ func (s *Store) ResolveFailures(ctx context.Context, batchID string, keys []fail
 		for attempt := 0; len(chunk) > 0; attempt++ {
 			txn := make([]types.TransactWriteItem, 0, len(chunk)+1)
 			for _, k := range chunk {
-				e := newExpr()
-				u := update{e: e}
-				u.set("resolved_by", avS(by))
-				u.set("resolved_at", avTime(at))
+				e := dynamoattr.NewExpr()
+				u := dynamoattr.Update{E: e}
+				u.Set("resolved_by", dynamoattr.S(by))
+				u.Set("resolved_at", dynamoattr.Time(at))
 				txn = append(txn, types.TransactWriteItem{Update: &types.Update{
 					TableName:        aws.String(s.table),
-					Key:              item{attrPK: avS(batchPK(batchID)), attrSK: avS(failSK(k.Sheet, k.Row))},
+					Key:              item{attrPK: dynamoattr.S(batchPK(batchID)), attrSK: dynamoattr.S(failSK(k.Sheet, k.Row))},
 					UpdateExpression: aws.String(u.String()),
 					ConditionExpression: aws.String(fmt.Sprintf("attribute_exists(%s) AND attribute_not_exists(%s)",
-						e.n(attrPK), e.n("resolved_by"))),
+						e.Name(attrPK), e.Name("resolved_by"))),
 					ExpressionAttributeNames: e.Names(), ExpressionAttributeValues: e.Values(),
 				}})
 			}
-			be := newExpr()
-			bu := update{e: be}
-			bu.add("failures_resolved", int64(len(chunk)))
-			bu.set("updated_at", avTime(at))
+			be := dynamoattr.NewExpr()
+			bu := dynamoattr.Update{E: be}
+			bu.Add("failures_resolved", int64(len(chunk)))
+			bu.Set("updated_at", dynamoattr.Time(at))
 			txn = append(txn, types.TransactWriteItem{Update: &types.Update{
 				TableName: aws.String(s.table), Key: batchKey(batchID),
-				UpdateExpression: aws.String(bu.String()), ConditionExpression: aws.String("attribute_exists(" + be.n(attrPK) + ")"),
+				UpdateExpression: aws.String(bu.String()), ConditionExpression: aws.String("attribute_exists(" + be.Name(attrPK) + ")"),
 				ExpressionAttributeNames: be.Names(), ExpressionAttributeValues: be.Values(),
 			}})
 			err := s.transact(ctx, txn)

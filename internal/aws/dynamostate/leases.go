@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/catalog-import/catalog-import/internal/aws/awserr"
+	"github.com/catalog-import/catalog-import/internal/aws/dynamoattr"
 	"github.com/catalog-import/catalog-import/internal/failure"
 	"github.com/catalog-import/catalog-import/internal/state"
 )
@@ -39,24 +40,24 @@ func (s *Store) Claim(ctx context.Context, batchID string, shard int, owner stri
 	if bi == nil {
 		return state.Lease{}, state.Shard{}, notFoundBatch(batchID)
 	}
-	if err := state.BatchStatus((&dec{it: bi}).s("status")).WriteErr(); err != nil {
+	if err := state.BatchStatus(dynamoattr.NewDecoder(bi).S("status")).WriteErr(); err != nil {
 		return state.Lease{}, state.Shard{}, err
 	}
 	if shard < 0 || shard > maxShardIndex {
 		return state.Lease{}, state.Shard{}, fmt.Errorf("shard %d: %w", shard, state.ErrNotFound)
 	}
 	until := now.Add(ttl).UTC()
-	e := newExpr()
-	u := update{e: e}
-	u.set("status", avS(string(state.ShardRunning)))
-	u.set("owner", avS(owner))
-	u.set("lease_until", avTime(until))
-	u.set("updated_at", avTime(now))
-	u.add("epoch", 1)
-	u.add("attempts", 1)
+	e := dynamoattr.NewExpr()
+	u := dynamoattr.Update{E: e}
+	u.Set("status", dynamoattr.S(string(state.ShardRunning)))
+	u.Set("owner", dynamoattr.S(owner))
+	u.Set("lease_until", dynamoattr.Time(until))
+	u.Set("updated_at", dynamoattr.Time(now))
+	u.Add("epoch", 1)
+	u.Add("attempts", 1)
 	cond := fmt.Sprintf("attribute_exists(%s) AND %s <> %s AND %s <> %s AND (attribute_not_exists(%s) OR %s <= %s OR %s = %s)",
-		e.n(attrPK), e.n("status"), e.v(avS(string(state.ShardDone))), e.n("status"), e.v(avS(string(state.ShardSkipped))),
-		e.n("lease_until"), e.n("lease_until"), e.v(avS(formatTime(now))), e.n("owner"), e.v(avS(owner)))
+		e.Name(attrPK), e.Name("status"), e.Value(dynamoattr.S(string(state.ShardDone))), e.Name("status"), e.Value(dynamoattr.S(string(state.ShardSkipped))),
+		e.Name("lease_until"), e.Name("lease_until"), e.Value(dynamoattr.S(dynamoattr.FormatTime(now))), e.Name("owner"), e.Value(dynamoattr.S(owner)))
 	in := &dynamodb.UpdateItemInput{
 		TableName: aws.String(s.table), Key: shardKey(batchID, shard),
 		UpdateExpression: aws.String(u.String()), ConditionExpression: aws.String(cond),
@@ -143,11 +144,6 @@ func fence(sh state.Shard, l state.Lease) error {
 	return nil
 }
 
-// behind reports whether cp is before the stored checkpoint in any respect.
-func behind(cp, stored state.Checkpoint) bool {
-	return cp.NextRow < stored.NextRow || cp.NextOffset < stored.NextOffset || !cp.Counts.Covers(stored.Counts)
-}
-
 // outcomes is the batch counters' delta of a checkpoint moving from prev to
 // cp: the outcomes move, the split's Total does not.
 func outcomes(cp, prev state.Counts) state.Counts {
@@ -160,18 +156,18 @@ func outcomes(cp, prev state.Counts) state.Counts {
 // current, the shard is not finished, and its checkpoint is still prev (the
 // one the delta was computed from, so that counters move exactly once even
 // when a transaction is replayed).
-func shardCond(e *expr, l state.Lease, prev state.Checkpoint) string {
+func shardCond(e *dynamoattr.Expr, l state.Lease, prev state.Checkpoint) string {
 	parts := []string{
-		e.n("epoch") + " = " + e.v(avN(l.Epoch)),
-		e.n("owner") + " = " + e.v(avS(l.Owner)),
-		e.n("status") + " <> " + e.v(avS(string(state.ShardDone))),
-		e.n("status") + " <> " + e.v(avS(string(state.ShardSkipped))),
+		e.Name("epoch") + " = " + e.Value(dynamoattr.N(l.Epoch)),
+		e.Name("owner") + " = " + e.Value(dynamoattr.S(l.Owner)),
+		e.Name("status") + " <> " + e.Value(dynamoattr.S(string(state.ShardDone))),
+		e.Name("status") + " <> " + e.Value(dynamoattr.S(string(state.ShardSkipped))),
 	}
 	attrs := cpAttrs(prev)
 	for _, name := range cpNames {
-		c := e.n(name) + " = " + e.v(attrs[name])
+		c := e.Name(name) + " = " + e.Value(attrs[name])
 		if name == cpSuperseded && prev.Counts.Superseded == 0 {
-			c = "(attribute_not_exists(" + e.n(name) + ") OR " + c + ")"
+			c = "(attribute_not_exists(" + e.Name(name) + ") OR " + c + ")"
 		}
 		parts = append(parts, c)
 	}
@@ -179,22 +175,22 @@ func shardCond(e *expr, l state.Lease, prev state.Checkpoint) string {
 }
 
 // setCheckpoint sets the checkpoint attributes of a shard to cp.
-func setCheckpoint(u *update, cp state.Checkpoint) {
+func setCheckpoint(u *dynamoattr.Update, cp state.Checkpoint) {
 	attrs := cpAttrs(cp)
 	for _, name := range cpNames {
-		u.set(name, attrs[name])
+		u.Set(name, attrs[name])
 	}
 }
 
 // runningCond is the batch's condition: it is RUNNING (and so exists).
-func runningCond(e *expr) string {
-	return e.n("status") + " = " + e.v(avS(string(state.BatchRunning)))
+func runningCond(e *dynamoattr.Expr) string {
+	return e.Name("status") + " = " + e.Value(dynamoattr.S(string(state.BatchRunning)))
 }
 
 // unfinishedCond is the batch's condition: it is RUNNING or SUSPENDED (and
 // so exists).
-func unfinishedCond(e *expr) string {
-	return e.n("status") + " IN (" + e.v(avS(string(state.BatchRunning))) + ", " + e.v(avS(string(state.BatchSuspended))) + ")"
+func unfinishedCond(e *dynamoattr.Expr) string {
+	return e.Name("status") + " IN (" + e.Value(dynamoattr.S(string(state.BatchRunning))) + ", " + e.Value(dynamoattr.S(string(state.BatchSuspended))) + ")"
 }
 
 // leaseTxnError classifies a cancelled lease transaction whose action 0 is
@@ -225,7 +221,7 @@ func leaseTxnError(err error, l state.Lease, status state.ShardStatus) (retry bo
 		if len(it) == 0 {
 			return false, notFoundBatch(l.BatchID)
 		}
-		if err := state.BatchStatus((&dec{it: it}).s("status")).WriteErr(); err != nil {
+		if err := state.BatchStatus(dynamoattr.NewDecoder(it).S("status")).WriteErr(); err != nil {
 			return false, err
 		}
 		return true, err // shards_done moved (another shard finished)
@@ -270,24 +266,24 @@ func (s *Store) Checkpoint(ctx context.Context, lease state.Lease, cp state.Chec
 			spill = nil
 		}
 		now := s.opts.Now()
-		back := behind(cp, sh.Checkpoint)
-		se := newExpr()
-		su := update{e: se}
+		back := state.Behind(cp, sh.Checkpoint)
+		se := dynamoattr.NewExpr()
+		su := dynamoattr.Update{E: se}
 		if !back {
 			setCheckpoint(&su, cp)
 			if p := nextProgress(sh, cp, failures, now); p != nil {
-				su.set("progress", p) // the condition on the checkpoint read makes this an append
+				su.Set("progress", p) // the condition on the checkpoint read makes this an append
 			}
 		}
-		su.set("lease_until", avTime(until))
-		su.set("updated_at", avTime(now))
+		su.Set("lease_until", dynamoattr.Time(until))
+		su.Set("updated_at", dynamoattr.Time(now))
 		shardUpd := types.TransactWriteItem{Update: &types.Update{
 			TableName: aws.String(s.table), Key: shardKey(lease.BatchID, lease.Shard),
 			UpdateExpression: aws.String(su.String()), ConditionExpression: aws.String(shardCond(se, lease, sh.Checkpoint)),
 			ExpressionAttributeNames: se.Names(), ExpressionAttributeValues: se.Values(),
 			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 		}}
-		be := newExpr()
+		be := dynamoattr.NewExpr()
 		var batchAct types.TransactWriteItem
 		d := outcomes(cp.Counts, sh.Checkpoint.Counts)
 		if back {
@@ -297,12 +293,12 @@ func (s *Store) Checkpoint(ctx context.Context, lease state.Lease, cp state.Chec
 				ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 			}
 		} else {
-			bu := update{e: be}
-			bu.add("rows_imported", d.Imported)
-			bu.add("rows_superseded", d.Superseded)
-			bu.add("rows_failed", d.Failed)
-			bu.add("rows_skipped", d.Skipped)
-			bu.set("updated_at", avTime(now))
+			bu := dynamoattr.Update{E: be}
+			bu.Add("rows_imported", d.Imported)
+			bu.Add("rows_superseded", d.Superseded)
+			bu.Add("rows_failed", d.Failed)
+			bu.Add("rows_skipped", d.Skipped)
+			bu.Set("updated_at", dynamoattr.Time(now))
 			batchAct.Update = &types.Update{
 				TableName: aws.String(s.table), Key: batchKey(lease.BatchID),
 				UpdateExpression: aws.String(bu.String()), ConditionExpression: aws.String(runningCond(be)),
@@ -339,7 +335,7 @@ func (s *Store) Checkpoint(ctx context.Context, lease state.Lease, cp state.Chec
 func splitInline(items []item, n int) (inline, spill []item) {
 	size := 0
 	for i, it := range items {
-		size += itemSize(it)
+		size += dynamoattr.Size(it)
 		if i >= n || size > maxTxnBytes {
 			return items[:i], items[i:]
 		}
@@ -389,7 +385,7 @@ func (s *Store) FinishShard(ctx context.Context, lease state.Lease, status state
 			return state.Batch{}, err
 		}
 		final, d := cp, state.Counts{}
-		if behind(cp, sh.Checkpoint) {
+		if state.Behind(cp, sh.Checkpoint) {
 			final = sh.Checkpoint
 		} else {
 			d = outcomes(cp.Counts, sh.Checkpoint.Counts)
@@ -399,27 +395,27 @@ func (s *Store) FinishShard(ctx context.Context, lease state.Lease, status state
 			done = 1
 		}
 		now := s.opts.Now()
-		se := newExpr()
-		su := update{e: se}
+		se := dynamoattr.NewExpr()
+		su := dynamoattr.Update{E: se}
 		setCheckpoint(&su, final)
 		if p := nextProgress(sh, final, nil, now); p != nil {
-			su.set("progress", p)
+			su.Set("progress", p)
 		}
-		su.set("status", avS(string(status)))
-		su.set("message", avOptS(message))
-		su.set("updated_at", avTime(now))
-		su.set("lease_until", nil)
-		be := newExpr()
-		bu := update{e: be}
-		bu.add("rows_imported", d.Imported)
-		bu.add("rows_superseded", d.Superseded)
-		bu.add("rows_failed", d.Failed)
-		bu.add("rows_skipped", d.Skipped)
-		bu.set("updated_at", avTime(now))
+		su.Set("status", dynamoattr.S(string(status)))
+		su.Set("message", dynamoattr.OptS(message))
+		su.Set("updated_at", dynamoattr.Time(now))
+		su.Set("lease_until", nil)
+		be := dynamoattr.NewExpr()
+		bu := dynamoattr.Update{E: be}
+		bu.Add("rows_imported", d.Imported)
+		bu.Add("rows_superseded", d.Superseded)
+		bu.Add("rows_failed", d.Failed)
+		bu.Add("rows_skipped", d.Skipped)
+		bu.Set("updated_at", dynamoattr.Time(now))
 		bcond := runningCond(be)
 		if done > 0 {
-			bu.set("shards_done", avN(int64(b.ShardsDone+done)))
-			bcond += " AND " + be.n("shards_done") + " = " + be.v(avN(int64(b.ShardsDone)))
+			bu.Set("shards_done", dynamoattr.N(int64(b.ShardsDone+done)))
+			bcond += " AND " + be.Name("shards_done") + " = " + be.Value(dynamoattr.N(int64(b.ShardsDone)))
 		}
 		txn := []types.TransactWriteItem{
 			{Update: &types.Update{
@@ -494,12 +490,12 @@ func (s *Store) ReleaseLeases(ctx context.Context, batchID string) error {
 }
 
 func (s *Store) release(ctx context.Context, sh state.Shard, op string) error {
-	e := newExpr()
-	u := update{e: e}
-	u.set("lease_until", nil)
+	e := dynamoattr.NewExpr()
+	u := dynamoattr.Update{E: e}
+	u.Set("lease_until", nil)
 	cond := fmt.Sprintf("%s = %s AND attribute_exists(%s) AND %s <> %s AND %s <> %s",
-		e.n("epoch"), e.v(avN(sh.Epoch)), e.n("lease_until"),
-		e.n("status"), e.v(avS(string(state.ShardDone))), e.n("status"), e.v(avS(string(state.ShardSkipped))))
+		e.Name("epoch"), e.Value(dynamoattr.N(sh.Epoch)), e.Name("lease_until"),
+		e.Name("status"), e.Value(dynamoattr.S(string(state.ShardDone))), e.Name("status"), e.Value(dynamoattr.S(string(state.ShardSkipped))))
 	in := &dynamodb.UpdateItemInput{
 		TableName: aws.String(s.table), Key: shardKey(sh.BatchID, sh.Index),
 		UpdateExpression: aws.String(u.String()), ConditionExpression: aws.String(cond),

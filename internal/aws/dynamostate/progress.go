@@ -8,6 +8,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/catalog-import/catalog-import/internal/aws/dynamoattr"
 	"github.com/catalog-import/catalog-import/internal/failure"
 	"github.com/catalog-import/catalog-import/internal/state"
 )
@@ -32,16 +33,16 @@ func avProgress(ss []state.Sample) types.AttributeValue {
 		}
 		vs := make([]types.AttributeValue, len(ns))
 		for j, n := range ns {
-			vs[j] = avN(n)
+			vs[j] = dynamoattr.N(n)
 		}
 		out[i] = &types.AttributeValueMemberL{Value: vs}
 	}
 	return &types.AttributeValueMemberL{Value: out}
 }
 
-// progress decodes avProgress's form.
-func (d *dec) progress(name string) []state.Sample {
-	switch v := d.it[name].(type) {
+// decodeProgress reads avProgress's form from attribute name of d's item.
+func decodeProgress(d *dynamoattr.Decoder, name string) []state.Sample {
+	switch v := d.Attr(name).(type) {
 	case nil:
 		return nil
 	case *types.AttributeValueMemberL:
@@ -49,19 +50,19 @@ func (d *dec) progress(name string) []state.Sample {
 		for _, e := range v.Value {
 			l, ok := e.(*types.AttributeValueMemberL)
 			if !ok {
-				d.fail(name, fmt.Errorf("sample of type %T, want L", e))
+				d.Fail(name, fmt.Errorf("sample of type %T, want L", e))
 				return nil
 			}
 			var ns [7]int64
 			for j, x := range l.Value {
 				n, ok := x.(*types.AttributeValueMemberN)
 				if !ok || j >= len(ns) {
-					d.fail(name, fmt.Errorf("sample element %d of type %T, want at most 7 N", j, x))
+					d.Fail(name, fmt.Errorf("sample element %d of type %T, want at most 7 N", j, x))
 					return nil
 				}
 				var err error
 				if ns[j], err = strconv.ParseInt(n.Value, 10, 64); err != nil {
-					d.fail(name, err)
+					d.Fail(name, err)
 					return nil
 				}
 			}
@@ -70,7 +71,7 @@ func (d *dec) progress(name string) []state.Sample {
 		}
 		return out
 	default:
-		d.fail(name, fmt.Errorf("type %T, want L", v))
+		d.Fail(name, fmt.Errorf("type %T, want L", v))
 		return nil
 	}
 }

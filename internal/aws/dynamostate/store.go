@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/catalog-import/catalog-import/internal/aws/awserr"
+	"github.com/catalog-import/catalog-import/internal/aws/dynamoattr"
 	"github.com/catalog-import/catalog-import/internal/failure"
 	"github.com/catalog-import/catalog-import/internal/state"
 )
@@ -75,10 +76,10 @@ func invalid(field, format string, args ...any) error {
 func (s *Store) getItem(ctx context.Context, key item, op string, attrs ...string) (item, error) {
 	in := &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: key, ConsistentRead: aws.Bool(true)}
 	if len(attrs) > 0 {
-		e := newExpr()
+		e := dynamoattr.NewExpr()
 		ps := make([]string, len(attrs))
 		for i, a := range attrs {
-			ps[i] = e.n(a)
+			ps[i] = e.Name(a)
 		}
 		in.ProjectionExpression, in.ExpressionAttributeNames = aws.String(strings.Join(ps, ", ")), e.Names()
 	}

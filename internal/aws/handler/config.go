@@ -99,6 +99,26 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	return c, nil
 }
 
+// FromEnv builds a Lambda function's handlers from its environment: the
+// Config of ConfigFromEnv, the tracer that tracing returns (nil: tracing is
+// off; xraytrace.FromEnv in the functions, so that only they link X-Ray),
+// then Build. functions/<name>/main.go calls it once per container.
+func FromEnv[P interface {
+	*T
+	Tracer
+}, T any](ctx context.Context, getenv func(string) string, tracing func(func(string) string, *slog.Logger) P) (*Functions, error) {
+	c, err := ConfigFromEnv(getenv)
+	if err != nil {
+		return nil, err
+	}
+	if tracing != nil {
+		if t := tracing(getenv, c.Options.Log); t != nil {
+			c.Options.Tracer = t
+		}
+	}
+	return Build(ctx, c)
+}
+
 // Build makes the clients (once per container; traced when
 // c.Options.Tracer is set) and the AWS adapters, and returns the handlers
 // over them.
@@ -125,6 +145,7 @@ func FromClients(clients *awsclient.Clients, c Config) *Functions {
 		Reports:   s3store.NewReports(clients.S3, c.Bucket),
 		Staging:   s3store.NewStaging(clients.S3, c.Bucket),
 		TriageLog: dynamostate.NewTriageLog(clients.DynamoDB, c.StateTable),
+		Profiles:  s3store.NewProfiles(clients.S3, c.Bucket),
 	}
 	if c.EscalationTopicARN != "" {
 		p.Notify = SNSNotifier(clients.SNS, c.EscalationTopicARN)

@@ -143,7 +143,8 @@ func (f *Functions) Cancel(ctx context.Context, id, message string) (state.Batch
 }
 
 // Splitter handles S3 ObjectCreated events: each upload under incoming/
-// becomes one batch with its shards, and a manifest per shard on the queue.
+// becomes one batch with its shards, and a manifest per shard on the queue,
+// under the profile the upload picks (ProfileOf).
 // An error makes Lambda retry the event; a retried or duplicated event
 // finishes the same batch (no second batch, no duplicate shards).
 func (f *Functions) Splitter(ctx context.Context, ev events.S3Event) error {
@@ -212,13 +213,37 @@ func (f *Functions) split(ctx context.Context, r events.S3EventRecord) error {
 		log.Warn("object was replaced before the split; this upload is not imported", "event_version", o.VersionID, "current_version", info.Version)
 		return nil
 	}
-	_, out, err := f.p.Split(ctx, pipeline.SplitRequest{Info: info, BatchID: id, TraceID: traceID, Order: uploadOrder(r, id)})
+	_, out, err := f.p.Split(ctx, pipeline.SplitRequest{Info: info, BatchID: id, TraceID: traceID, Order: uploadOrder(r, id),
+		Profile: ProfileOf(key, info.Metadata)})
 	if err != nil {
 		return fmt.Errorf("split %s: %w", uri, err)
 	}
-	log.Info("batch registered", "status", out.Batch.Status, "created", out.Created, "shards", out.Batch.Shards,
+	log.Info("batch registered", "status", out.Batch.Status, "rule_version", out.Batch.RuleVersion, "created", out.Created, "shards", out.Batch.Shards,
 		"rows_total", out.Batch.Counts.Total, "manifests_sent", out.Sent, "message", out.Batch.Message)
 	return nil
+}
+
+// ProfileMetadata is the user metadata key (x-amz-meta-profile) by which
+// an upload names its profile.
+const ProfileMetadata = "profile"
+
+// ProfileOf says which profile the upload at key (with the object's user
+// metadata meta) runs under. The metadata's profile, when set, wins, and a
+// name that names no stored profile rejects the upload. Else the first
+// folder under incoming/ (incoming/stock/feed.csv: "stock") names a
+// profile when one of that name is stored, and otherwise the upload runs
+// under the function's profile (the log says so). A file directly under
+// incoming/, and incoming/retries/ (importctl retry-failures), name none.
+func ProfileOf(key string, meta map[string]string) pipeline.ProfileChoice {
+	if name := strings.TrimSpace(meta[ProfileMetadata]); name != "" {
+		return pipeline.ProfileChoice{Name: name, From: "x-amz-meta-" + ProfileMetadata}
+	}
+	rest := strings.TrimPrefix(key, s3store.IncomingPrefix)
+	folder, _, ok := strings.Cut(rest, "/")
+	if !ok || folder == "" || folder == profile.ReservedName {
+		return pipeline.ProfileChoice{}
+	}
+	return pipeline.ProfileChoice{Name: folder, From: "its folder " + s3store.IncomingPrefix + folder + "/", Optional: true}
 }
 
 // Worker handles a batch of shard manifests from the shard queue and

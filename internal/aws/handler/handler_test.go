@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -278,5 +280,30 @@ func rewrite(t *testing.T, name string, m queue.Manifest, receiveCount, queueURL
 	}
 	if err := os.WriteFile(filepath.Join(eventsDir, name), append(b, '\n'), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// offTracer stands for xraytrace.Tracer in TestFromEnv.
+type offTracer struct{ handler.Tracer }
+
+// TestFromEnv: the functions' main builds the handlers from the
+// environment; a tracer constructor that returns nil (tracing off, as
+// xraytrace.FromEnv outside Lambda) leaves the functions untraced, and a
+// missing variable is named.
+func TestFromEnv(t *testing.T) {
+	t.Parallel()
+	var env struct{ Parameters map[string]string }
+	readEvent(t, "env.json", &env)
+	env.Parameters["AWS_REGION"] = "us-east-1"
+	getenv := func(k string) string { return env.Parameters[k] }
+	asked := false
+	off := func(func(string) string, *slog.Logger) *offTracer { asked = true; return nil }
+	fns, err := handler.FromEnv(context.Background(), getenv, off)
+	if err != nil || fns == nil || !asked {
+		t.Fatalf("FromEnv = %v, %v (tracer asked: %v), want handlers", fns, err, asked)
+	}
+	delete(env.Parameters, "STATE_TABLE")
+	if _, err := handler.FromEnv(context.Background(), getenv, off); err == nil || !strings.Contains(err.Error(), "STATE_TABLE") {
+		t.Errorf("FromEnv without STATE_TABLE = %v, want an error naming it", err)
 	}
 }

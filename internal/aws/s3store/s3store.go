@@ -1,6 +1,8 @@
 // Package s3store is the S3 adapter of the object source port
-// (internal/object), of the splitter's staging area (split.Stager) and of
-// the report store of finalization (finalize.Reports).
+// (internal/object), of the splitter's staging area (split.Stager), of
+// the report store of finalization (finalize.Reports) and of the named
+// profiles uploads pick (pipeline.Profiles: profiles/<name>.yaml in the
+// bucket, written by importctl profile push).
 //
 // Source keeps invariant 7 (source immutability) by pinning every read to
 // the version the splitter registered: in a versioned bucket (the batch has
@@ -73,8 +75,8 @@ var _ object.Source = (*Source)(nil)
 // New returns a Source that reads with client.
 func New(client *s3.Client) *Source { return &Source{client: client} }
 
-// Stat returns the size, ETag (quoted, as S3 returns it), version id and
-// modification time of the object at uri (HeadObject). A missing object is
+// Stat returns the size, ETag (quoted, as S3 returns it), version id,
+// modification time and user metadata of the object at uri (HeadObject). A missing object is
 // an error that matches fs.ErrNotExist; other failures are ImportErrors with
 // the reason awserr gives them (Throttled, AccessDenied, ...).
 func (s *Source) Stat(ctx context.Context, uri string) (object.Info, error) {
@@ -90,12 +92,26 @@ func (s *Source) Stat(ctx context.Context, uri string) (object.Info, error) {
 		return object.Info{}, awserr.Wrap(err, "HeadObject "+uri)
 	}
 	return object.Info{
-		URI:     uri,
-		Size:    aws.ToInt64(out.ContentLength),
-		ETag:    aws.ToString(out.ETag),
-		Version: aws.ToString(out.VersionId),
-		ModTime: aws.ToTime(out.LastModified),
+		URI:      uri,
+		Size:     aws.ToInt64(out.ContentLength),
+		ETag:     aws.ToString(out.ETag),
+		Version:  aws.ToString(out.VersionId),
+		ModTime:  aws.ToTime(out.LastModified),
+		Metadata: metadata(out.Metadata),
 	}, nil
+}
+
+// metadata returns an object's user metadata with lower-case keys (S3
+// returns them as they were sent; HTTP headers ignore case), nil for none.
+func metadata(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[strings.ToLower(k)] = v
+	}
+	return out
 }
 
 // Open streams bytes [start, end) of the object version want with one

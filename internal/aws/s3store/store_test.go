@@ -73,6 +73,16 @@ func (h *harness) Put(t *testing.T, name string, data []byte) string {
 	return s3store.URI(h.bucket, key)
 }
 
+func (h *harness) PutWithMetadata(t *testing.T, name string, data []byte, meta map[string]string) string {
+	t.Helper()
+	key := "incoming/" + name
+	_, err := h.client.PutObject(t.Context(), &s3.PutObjectInput{Bucket: &h.bucket, Key: &key, Body: bytes.NewReader(data), Metadata: meta})
+	if err != nil {
+		t.Fatalf("PutObject %s: %v", key, err)
+	}
+	return s3store.URI(h.bucket, key)
+}
+
 func TestContract(t *testing.T) {
 	objecttest.Run(t, newHarness(t))
 }

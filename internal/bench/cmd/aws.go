@@ -21,6 +21,7 @@ import (
 
 	"github.com/catalog-import/catalog-import/internal/aws/awsclient"
 	"github.com/catalog-import/catalog-import/internal/aws/awstest"
+	"github.com/catalog-import/catalog-import/internal/aws/dynamoattr"
 	"github.com/catalog-import/catalog-import/internal/aws/dynamostate"
 	"github.com/catalog-import/catalog-import/internal/aws/eventsource"
 	"github.com/catalog-import/catalog-import/internal/aws/handler"
@@ -53,7 +54,9 @@ func (c *requests) option(s *middleware.Stack) error {
 }
 
 func writeUnits(params any) float64 {
-	units := func(item map[string]ddbtypes.AttributeValue) float64 { return float64((itemSize(item) + 1023) / 1024) }
+	units := func(item map[string]ddbtypes.AttributeValue) float64 {
+		return float64((dynamoattr.Size(item) + 1023) / 1024)
+	}
 	var u float64
 	switch in := params.(type) {
 	case *dynamodb.PutItemInput:
@@ -96,41 +99,6 @@ func readUnits(params any) float64 {
 		return float64(n)
 	}
 	return 0
-}
-
-// itemSize approximates DynamoDB's item size: names plus values.
-func itemSize(item map[string]ddbtypes.AttributeValue) int {
-	n := 0
-	for k, v := range item {
-		n += len(k) + valueSize(v)
-	}
-	return n
-}
-
-func valueSize(v ddbtypes.AttributeValue) int {
-	switch v := v.(type) {
-	case *ddbtypes.AttributeValueMemberS:
-		return len(v.Value)
-	case *ddbtypes.AttributeValueMemberN:
-		return len(v.Value)/2 + 1
-	case *ddbtypes.AttributeValueMemberB:
-		return len(v.Value)
-	case *ddbtypes.AttributeValueMemberM:
-		return 3 + itemSize(v.Value)
-	case *ddbtypes.AttributeValueMemberL:
-		n := 3
-		for _, e := range v.Value {
-			n += 1 + valueSize(e)
-		}
-		return n
-	case *ddbtypes.AttributeValueMemberSS:
-		n := 0
-		for _, s := range v.Value {
-			n += len(s)
-		}
-		return n
-	}
-	return 1
 }
 
 // awsRun is one import through the real handlers on moto.

@@ -185,7 +185,7 @@ func runImportctl(bin, dir, file string, i int) (time.Duration, int64, error) {
 }
 
 func removeDB(db string) {
-	for _, s := range []string{"", "-wal", "-shm", ".lock"} {
+	for _, s := range []string{"", "-wal", "-shm"} {
 		os.Remove(db + s)
 	}
 	os.RemoveAll(filepath.Join(filepath.Dir(db), "reports"))

@@ -1,7 +1,8 @@
 // Package file is the local-file adapter of the object source port
 // (internal/object), used by embedded runs (`importctl run FILE`), and of
-// the splitter's staging area (Staging, split.Stager) and of the report
-// store of finalization (Reports, finalize.Reports).
+// the splitter's staging area (Staging, split.Stager), of the report
+// store of finalization (Reports, finalize.Reports) and of the named
+// profiles port (Profiles, pipeline.Profiles: a folder of <name>.yaml).
 //
 // It keeps invariant 7 (source immutability) for local files: Open refuses a
 // file whose version tag is no longer the one the splitter saw, and a reader

@@ -84,11 +84,6 @@ func (db *DB) Claim(ctx context.Context, batchID string, shard int, owner string
 	return state.Lease{BatchID: batchID, Shard: shard, Owner: owner, Epoch: s.Epoch, Until: s.LeaseUntil}, s, nil
 }
 
-// behind reports whether cp is before the stored checkpoint in any respect.
-func behind(cp, stored state.Checkpoint) bool {
-	return cp.NextRow < stored.NextRow || cp.NextOffset < stored.NextOffset || !cp.Counts.Covers(stored.Counts)
-}
-
 // Checkpoint upserts failures, moves the shard's checkpoint to cp, extends
 // the lease to until and adds the counts' delta to the batch, in one
 // transaction, if lease is current; see state.Store and the package
@@ -112,7 +107,7 @@ func (db *DB) Checkpoint(ctx context.Context, lease state.Lease, cp state.Checkp
 		}
 		at := db.opts.Now()
 		now := timeArg(at)
-		if behind(cp, s.Checkpoint) {
+		if state.Behind(cp, s.Checkpoint) {
 			if _, err := tx.exec(`UPDATE shards SET lease_until = ?, updated_at = ? WHERE batch_id = ? AND shard = ?`,
 				timeArg(until), now, lease.BatchID, lease.Shard); err != nil {
 				return err
@@ -180,7 +175,7 @@ func (db *DB) FinishShard(ctx context.Context, lease state.Lease, status state.S
 		}
 		var d state.Counts
 		at := db.opts.Now()
-		if behind(cp, s.Checkpoint) {
+		if state.Behind(cp, s.Checkpoint) {
 			cp = s.Checkpoint
 		} else {
 			d = cp.Counts.Sub(s.Checkpoint.Counts)

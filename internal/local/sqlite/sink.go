@@ -55,17 +55,15 @@ type displacedRow struct {
 // against the state at that point (earlier decisions of the call included),
 // then upserts the changed SKUs.
 func (db *DB) Write(ctx context.Context, mode catalog.WriteMode, products []catalog.Product) ([]catalog.Outcome, error) {
-	if mode == "" {
-		mode = catalog.Upsert
-	}
-	if !mode.Valid() {
-		return nil, invalid("mode", "write products: unknown write mode %q", mode)
+	mode, err := catalog.SinkMode(mode)
+	if err != nil {
+		return nil, err
 	}
 	out := make([]catalog.Outcome, len(products))
 	if len(products) == 0 {
 		return out, nil
 	}
-	err := db.write(ctx, fmt.Sprintf("write %d products", len(products)), func(tx *wtx) error {
+	err = db.write(ctx, fmt.Sprintf("write %d products", len(products)), func(tx *wtx) error {
 		clear(out)
 		cur, err := states(tx, products)
 		if err != nil {

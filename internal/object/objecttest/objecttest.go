@@ -39,6 +39,16 @@ type Harness interface {
 	Put(t *testing.T, name string, data []byte) string
 }
 
+// MetadataHarness is a Harness of an adapter whose store keeps user
+// metadata (S3). The suite's StatMetadata case runs only on such a harness;
+// on others it checks that Stat reports none.
+type MetadataHarness interface {
+	Harness
+	// PutWithMetadata is Put, with user metadata on the object (keys as a
+	// user sends them, in any case).
+	PutWithMetadata(t *testing.T, name string, data []byte, meta map[string]string) string
+}
+
 // timeout bounds every call the suite makes.
 const timeout = 30 * time.Second
 
@@ -56,6 +66,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("PinnedVersionAfterOverwrite", func(t *testing.T) { testPinnedVersion(t, h) })
 	t.Run("OverwrittenDuringRead", func(t *testing.T) { testOverwrittenDuringRead(t, h) })
 	t.Run("StatMissing", func(t *testing.T) { testStatMissing(t, h) })
+	t.Run("StatMetadata", func(t *testing.T) { testStatMetadata(t, h) })
 	t.Run("ConcurrentRangedReads", func(t *testing.T) { testConcurrentReads(t, h) })
 }
 
@@ -437,4 +448,36 @@ func firstDiff(got, want []byte) string {
 		return fmt.Sprintf(" (%d bytes, want %d)", len(got), len(want))
 	}
 	return ""
+}
+
+// testStatMetadata: Stat returns the object's user metadata with lower-case
+// keys, and none (nil) for an object that has none.
+func testStatMetadata(t *testing.T, h Harness) {
+	ctx := testContext(t)
+	plain := h.Put(t, "plain.csv", content(5, 100))
+	info, err := h.Source().Stat(ctx, plain)
+	if err != nil {
+		t.Fatalf("Stat(%q): %v", plain, err)
+	}
+	if info.Metadata != nil {
+		t.Errorf("Stat(%q).Metadata = %v, want nil for an object without metadata", plain, info.Metadata)
+	}
+	mh, ok := h.(MetadataHarness)
+	if !ok {
+		return
+	}
+	uri := mh.PutWithMetadata(t, "meta.csv", content(6, 100), map[string]string{"Profile": "stock", "owner": "ops"})
+	info, err = h.Source().Stat(ctx, uri)
+	if err != nil {
+		t.Fatalf("Stat(%q): %v", uri, err)
+	}
+	want := map[string]string{"profile": "stock", "owner": "ops"}
+	if len(info.Metadata) != len(want) {
+		t.Fatalf("Stat(%q).Metadata = %v, want %v", uri, info.Metadata, want)
+	}
+	for k, v := range want {
+		if info.Metadata[k] != v {
+			t.Errorf("Stat(%q).Metadata[%q] = %q, want %q", uri, k, info.Metadata[k], v)
+		}
+	}
 }

@@ -1,4 +1,4 @@
-package fixfile_test
+package lineage_test
 
 import (
 	"bytes"
@@ -9,7 +9,7 @@ import (
 	"golang.org/x/text/encoding/unicode"
 
 	"github.com/catalog-import/catalog-import/internal/failure"
-	"github.com/catalog-import/catalog-import/internal/fixfile"
+	"github.com/catalog-import/catalog-import/internal/lineage"
 	"github.com/catalog-import/catalog-import/internal/state"
 )
 
@@ -19,10 +19,10 @@ var records = []failure.Record{
 	{BatchID: "b-7f3a", Row: 9, Reason: failure.MalformedRow, Message: "unbalanced quote", RawLine: "C-3,\"broken,x,1\r\n"},
 }
 
-// TestWriter: the fix file has the original header and cells (formulas
+// TestFixWriter: the fix file has the original header and cells (formulas
 // untouched: the file is imported again), trailing _source_row, _error
 // and _batch columns, CRLF, the original delimiter, in the original encoding.
-func TestWriter(t *testing.T) {
+func TestFixWriter(t *testing.T) {
 	header := []string{"商品编码", "商品名称", "类目", "价格"}
 	want := "商品编码,商品名称,类目,价格,_source_row,_error,_batch\r\n" +
 		"A-1,杯子,=1+1,abc,3,InvalidNumber: not a number (price),b-7f3a\r\n" +
@@ -46,7 +46,7 @@ func TestWriter(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.encoding, func(t *testing.T) {
 			var buf bytes.Buffer
-			w, err := fixfile.NewWriter(&buf, state.Layout{Format: "csv", Encoding: c.encoding, Delimiter: c.delim, Header: header})
+			w, err := lineage.NewFixWriter(&buf, state.Layout{Format: "csv", Encoding: c.encoding, Delimiter: c.delim, Header: header})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -73,11 +73,11 @@ func TestWriter(t *testing.T) {
 	}
 }
 
-// TestWriterJSONLines: each failed object comes back with two more keys; a
+// TestFixWriterJSONLines: each failed object comes back with two more keys; a
 // line that was not an object is kept as a string.
-func TestWriterJSONLines(t *testing.T) {
+func TestFixWriterJSONLines(t *testing.T) {
 	var buf bytes.Buffer
-	w, err := fixfile.NewWriter(&buf, state.Layout{Format: "jsonl", Encoding: "utf-8"})
+	w, err := lineage.NewFixWriter(&buf, state.Layout{Format: "jsonl", Encoding: "utf-8"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,12 +91,12 @@ func TestWriterJSONLines(t *testing.T) {
 	}
 }
 
-// TestWriterWorkbook: a workbook's fix file is one UTF-8 CSV under the
+// TestFixWriterWorkbook: a workbook's fix file is one UTF-8 CSV under the
 // header its sheets share, each row naming its sheet; sheets with different
 // headers have none.
-func TestWriterWorkbook(t *testing.T) {
+func TestFixWriterWorkbook(t *testing.T) {
 	var buf bytes.Buffer
-	w, err := fixfile.NewWriter(&buf, state.Layout{Format: "xlsx", Header: []string{"SKU", "名称"}})
+	w, err := lineage.NewFixWriter(&buf, state.Layout{Format: "xlsx", Header: []string{"SKU", "名称"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func TestWriterWorkbook(t *testing.T) {
 	if buf.String() != want {
 		t.Errorf("got:\n%q\nwant:\n%q", buf.String(), want)
 	}
-	if _, err := fixfile.NewWriter(&buf, state.Layout{Format: "xlsx"}); err == nil {
+	if _, err := lineage.NewFixWriter(&buf, state.Layout{Format: "xlsx"}); err == nil {
 		t.Error("a fix file for sheets with different headers")
 	}
 }

@@ -1,9 +1,10 @@
-// Package fixfile writes the round-trip fix file of a batch: only its failed
+package lineage
+
+// This file writes the round-trip fix file of a batch: only its failed
 // rows, with their original cells in the original column order, delimiter
 // and encoding, plus trailing columns naming the source row, the error and
-// the batch (so that importing the file marks those failures resolved: see
-// package lineage),
-// so that a merchant opens it in Excel, fixes the cells and imports the file
+// the batch (so that importing the file marks those failures resolved), so
+// that a merchant opens it in Excel, fixes the cells and imports the file
 // again (the trailing columns are not mapped by any profile and are ignored
 // on import).
 //
@@ -11,7 +12,6 @@
 // the file exists to be imported again, and a neutralised cell (a leading ')
 // would import changed. Only the _error column, which is our text, is
 // neutralised.
-package fixfile
 
 import (
 	"bufio"
@@ -39,8 +39,8 @@ const (
 	ColBatch       = "_batch"        // the batch the row failed in (its parent, when imported again)
 )
 
-// Writer writes the fix file of one batch.
-type Writer struct {
+// FixWriter writes the fix file of one batch.
+type FixWriter struct {
 	out   io.Writer
 	close func() error
 	csv   *csv.Writer // nil for JSON Lines
@@ -49,12 +49,12 @@ type Writer struct {
 	line  []string
 }
 
-// NewWriter starts a fix file for a batch read with layout: the header
+// NewFixWriter starts a fix file for a batch read with layout: the header
 // first (CSV/TSV), in the layout's encoding (UTF-8 files get a BOM so that
 // Excel reads them as UTF-8; UTF-16 files get theirs). A workbook's fix file
 // is a UTF-8 CSV with the header its sheets share and a _source_sheet
 // column; a workbook whose sheets have different headers has no fix file.
-func NewWriter(w io.Writer, layout state.Layout) (*Writer, error) {
+func NewFixWriter(w io.Writer, layout state.Layout) (*FixWriter, error) {
 	if layout.Format == "xlsx" && len(layout.Header) == 0 {
 		return nil, fmt.Errorf("fix file: the workbook's sheets have different headers, so no one file holds their rows (use the csv format)")
 	}
@@ -67,7 +67,7 @@ func NewWriter(w io.Writer, layout state.Layout) (*Writer, error) {
 		return nil, err
 	}
 	tw := transform.NewWriter(bw, enc.NewEncoder())
-	fw := &Writer{out: tw, close: func() error {
+	fw := &FixWriter{out: tw, close: func() error {
 		if err := tw.Close(); err != nil {
 			return err
 		}
@@ -115,7 +115,7 @@ func errorText(r failure.Record) string {
 
 // Write adds the failed row of r. A row that could not be split into cells
 // (a malformed line) keeps its raw text in the first cell.
-func (w *Writer) Write(r failure.Record) error {
+func (w *FixWriter) Write(r failure.Record) error {
 	if w.csv == nil {
 		return w.writeJSON(r)
 	}
@@ -138,7 +138,7 @@ func (w *Writer) Write(r failure.Record) error {
 
 // writeJSON writes the original object with the two trailing keys added;
 // a line that is not an object is written as a JSON string under "_raw".
-func (w *Writer) writeJSON(r failure.Record) error {
+func (w *FixWriter) writeJSON(r failure.Record) error {
 	raw := strings.TrimSpace(r.RawLine)
 	extra, _ := json.Marshal(map[string]any{ColSourceRow: r.Row, ColError: errorText(r), ColBatch: r.BatchID})
 	var line string
@@ -158,7 +158,7 @@ func (w *Writer) writeJSON(r failure.Record) error {
 }
 
 // Close flushes the file.
-func (w *Writer) Close() error {
+func (w *FixWriter) Close() error {
 	if w.csv != nil {
 		w.csv.Flush()
 		if err := w.csv.Error(); err != nil {
