@@ -26,7 +26,11 @@ import (
 const (
 	ExitOK       = 0 // every row imported
 	ExitRowFails = 1 // completed, some rows failed
-	ExitFailed   = 2 // rejected, aborted, failed, or a usage error
+	ExitFailed   = 2 // rejected, aborted, cancelled, failed, or a usage error
+	// ExitSuspended: the batch is SUSPENDED (its source changed since the
+	// import started): run the restored file again to resume it, or
+	// cancel it.
+	ExitSuspended = 3
 )
 
 // Env is what the commands touch outside themselves. main builds it from the
@@ -135,7 +139,7 @@ on an emulator), and 'importctl dev' runs the Lambda handlers locally.`,
 	})
 	root.AddCommand(newRunCmd(env, g, false), newRunCmd(env, g, true), newPreviewCmd(env),
 		newStatusCmd(env, g), newFailuresCmd(env, g), newProfileCmd(env, g), newDevCmd(env, g), newRedriveCmd(env, g),
-		newRetryCmd(env, g), newReportCmd(env, g))
+		newRetryCmd(env, g), newReportCmd(env, g), newCancelCmd(env, g))
 	return root
 }
 
@@ -151,6 +155,8 @@ func ExitFor(s state.BatchStatus) int {
 		return ExitOK
 	case state.BatchCompletedWithErrors:
 		return ExitRowFails
+	case state.BatchSuspended:
+		return ExitSuspended
 	}
 	return ExitFailed
 }

@@ -34,6 +34,12 @@ is not a manifest, stays in the DLQ. Sends are limited to --rate per second.
 Without filters and without --max, SQS moves the DLQ itself (StartMessageMoveTask)
 where it can (not on moto); otherwise messages move one by one.
 
+--batch B of a SUSPENDED batch (its object was overwritten after the split in an
+unversioned bucket, and has been restored to the content it had) resumes it: the
+batch is RUNNING again and the manifests of its unfinished shards are sent. If the
+object is still not the registered version, the batch is SUSPENDED again and
+nothing of the new content is written. 'importctl cancel' ends it instead.
+
 --reason R matches (case-insensitively, as a substring) the message of the shard's
 last error in the state store, e.g. AccessDenied.
 

@@ -42,7 +42,9 @@ func newRunCmd(env Env, g *global, dry bool) *cobra.Command {
 		Long: `Import a product file. Running it again on the same file content and profile
 resumes an unfinished batch, or reports the finished one without importing again.
 Exit codes: 0 every row imported, 1 completed with row failures, 2 rejected,
-aborted, failed, or a usage error.`,
+aborted, cancelled, failed, or a usage error, 3 suspended (the file changed while
+it was imported: nothing of the change was written; run the restored file again to
+resume, run the new content as a new batch, or 'importctl cancel BATCH').`,
 		Args: exactArgs(1, "FILE"),
 	}
 	if dry {

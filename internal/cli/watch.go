@@ -29,6 +29,7 @@ type frame struct {
 	Rate    float64           // rows/s over the last rateWindow; < 0 while unknown
 	ETA     time.Duration     // < 0 while unknown
 	Elapsed time.Duration     // since the batch was created
+	Message string            // the batch's message (why a SUSPENDED batch stopped)
 }
 
 // rateWindow is how far back the rows/s and ETA look.
@@ -117,7 +118,7 @@ func watch(ctx context.Context, w io.Writer, db reader, o watchOptions) ([]frame
 			if err != nil {
 				return finals, err
 			}
-			if f.Status.Finished() {
+			if f.Status.Stopped() { // finished, or SUSPENDED: nothing moves until a person acts
 				wb.finished = true
 				finals = append(finals, f)
 				d.done(f)
@@ -147,13 +148,16 @@ func observe(ctx context.Context, db reader, wb *watched, now time.Time) (frame,
 	if err != nil {
 		return frame{}, fmt.Errorf("watch batch %s: %w", wb.id, err)
 	}
-	f := frame{ID: b.ID, Status: b.Status, Counts: b.Counts, Rate: -1, ETA: -1}
+	f := frame{ID: b.ID, Status: b.Status, Counts: b.Counts, Rate: -1, ETA: -1, Message: b.Message}
 	if !b.CreatedAt.IsZero() {
 		end := now
 		if b.Status.Finished() && !b.FinishedAt.IsZero() {
 			end = b.FinishedAt
 		}
 		f.Elapsed = end.Sub(b.CreatedAt)
+	}
+	if b.Status == state.BatchSuspended {
+		return f, nil
 	}
 	if b.Status.Finished() {
 		for r, n := range b.ByReason { // exact: counted from the stored records
@@ -241,6 +245,9 @@ func finalLine(f frame) string {
 	if f.Elapsed > 0 {
 		s += ", in " + f.Elapsed.Round(time.Millisecond).String()
 	}
+	if f.Status == state.BatchSuspended && f.Message != "" {
+		s += ": " + f.Message
+	}
 	return s
 }
 
@@ -297,7 +304,7 @@ func (b *bars) bar(f frame) *mpb.Bar {
 		mpb.PrependDecorators(decor.Name(id, decor.WCSyncSpaceR), decor.CountersNoUnit("%d/%d rows", decor.WCSyncSpace)),
 		mpb.AppendDecorators(decor.Any(func(decor.Statistics) string {
 			f := b.get(id)
-			if f.Status.Finished() {
+			if f.Status.Stopped() {
 				return fmt.Sprintf(" %s, %s, in %s", f.Status, failedText(f), f.Elapsed.Round(time.Millisecond))
 			}
 			return fmt.Sprintf(" %s %s, %s, %s", percent(f.Counts), rateText(f), etaText(f), failedText(f))
@@ -324,7 +331,7 @@ func (b *bars) done(f frame) {
 		bar.SetTotal(f.Counts.Total, true)
 		return
 	}
-	bar.Abort(false) // aborted, failed: the bar stays where the batch stopped
+	bar.Abort(false) // aborted, cancelled, failed, suspended: the bar stays where the batch stopped
 }
 
 func (b *bars) close() {

@@ -66,6 +66,10 @@ type Config struct {
 	breakerTimeout time.Duration
 }
 
+// defaultEvery is the worker's default checkpoint interval (rows), which
+// the block checksums follow when Config.Every is 0.
+const defaultEvery = 100
+
 // breakerTimeout is how long the worker's circuit breaker stays open in an
 // embedded run: the sink is a local SQLite file, whose busy spells are short.
 const breakerTimeout = time.Second
@@ -166,6 +170,12 @@ func run(ctx context.Context, cfg Config, db *sqlite.DB, path string) (Summary, 
 	}
 	opts := cfg.Split
 	opts.HashContent = true
+	// Block checksums every checkpoint interval: a file edited in place
+	// during the run is caught before any edited byte is committed.
+	opts.BlockRows = int64(cfg.Every)
+	if opts.BlockRows <= 0 {
+		opts.BlockRows = defaultEvery
+	}
 	pl := pipeline.New(pipeline.Ports{Source: src, Store: db, Sink: sink, Queue: q,
 		Reports: file.Reports{Dir: cfg.ReportDir}, Staging: file.Staging{Dir: cfg.StagingDir}},
 		pipeline.Options{Profile: cfg.Profile, Split: opts, Log: cfg.Log,

@@ -13,6 +13,7 @@ import (
 	"github.com/catalog-import/catalog-import/internal/pipeline"
 	"github.com/catalog-import/catalog-import/internal/queue"
 	"github.com/catalog-import/catalog-import/internal/shard"
+	"github.com/catalog-import/catalog-import/internal/state"
 )
 
 // work runs shard workers until the queue is empty and the batch finalized.
@@ -84,6 +85,9 @@ func work(ctx context.Context, cfg Config, pl *pipeline.Pipeline, db *sqlite.DB,
 	b, err := db.GetBatch(ctx, id)
 	if err != nil {
 		return err
+	}
+	if b.Status == state.BatchSuspended {
+		return nil // its source changed: the summary says so
 	}
 	if !b.Status.Finished() && !stopped {
 		return fmt.Errorf("batch %s: %d of %d shards finished and no work is left", id, b.ShardsDone, b.Shards)

@@ -77,6 +77,27 @@ const pageSize = 5000
 // empty, finishes the batch as ABORTED with that message (rows never reached
 // count as skipped). Finalizing a finished batch again returns it unchanged.
 func Finalize(ctx context.Context, d Deps, id, abort string) (state.Batch, error) {
+	if abort != "" {
+		return Stop(ctx, d, id, state.BatchAborted, abort)
+	}
+	return Stop(ctx, d, id, "", "")
+}
+
+// Stop finishes batch id before its shards are done, as status (ABORTED or
+// CANCELLED) with message: counts are reconciled as for ABORTED (rows not
+// reached count as skipped), and the reports are written. An empty status
+// is Finalize of a batch whose shards are done.
+func Stop(ctx context.Context, d Deps, id string, stop state.BatchStatus, message string) (state.Batch, error) {
+	abort := ""
+	if stop != "" {
+		if !stop.Finished() {
+			return state.Batch{}, failure.New(failure.Internal, "status", "stop batch %s: %s is not a final status", id, stop)
+		}
+		abort = message
+		if abort == "" {
+			abort = string(stop)
+		}
+	}
 	b, err := d.Store.GetBatch(ctx, id)
 	if err != nil {
 		return state.Batch{}, fmt.Errorf("get batch %s: %w", id, err)
@@ -107,14 +128,14 @@ func Finalize(ctx context.Context, d Deps, id, abort string) (state.Batch, error
 
 	status, msg := state.BatchCompleted, ""
 	switch {
-	case abort != "":
-		status, msg = state.BatchAborted, abort
+	case stop != "":
+		status, msg = stop, abort
 	case len(diffs) > 0:
 		status, msg = state.BatchFailed, "reconciliation failed: "+strings.Join(diffs, "; ")
 	case total.Failed > 0:
 		status = state.BatchCompletedWithErrors
 	}
-	if b.Parent != "" && d.Lineage != nil && !b.Status.Finished() && status != state.BatchAborted && status != state.BatchFailed {
+	if b.Parent != "" && d.Lineage != nil && !b.Status.Finished() && stop == "" && status != state.BatchFailed {
 		// Before FinishBatch: finalizing again after a crash repeats it,
 		// and resolving is idempotent.
 		if _, err := d.Lineage.Resolve(ctx, b); err != nil {

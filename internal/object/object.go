@@ -3,7 +3,7 @@
 // invariant 7 (a source that changed after the split fails with the
 // SourceChanged reason, never mixing two versions). Adapters:
 // internal/local/file (a local file, ReadAt) and internal/aws/s3store (GetObject
-// with Range and IfMatch); objecttest is the contract suite both pass.
+// with Range and VersionId, or IfMatch in an unversioned bucket); objecttest is the contract suite both pass.
 package object
 
 import (
@@ -30,8 +30,11 @@ type Source interface {
 	// Stat returns the current size and version of uri.
 	Stat(ctx context.Context, uri string) (Info, error)
 	// Open streams bytes [start, end) of the object version want (end < 0
-	// means to the end of the object). If the object's current ETag is not
-	// want.ETag, Open (or a later Read) fails with a failure.SourceChanged
-	// ImportError. Reading past the object's end is io.EOF, not an error.
+	// means to the end of the object). When want.Version is set (a store
+	// that keeps versions), that version is read, also after the object
+	// was overwritten; a version that is gone fails with a
+	// failure.SourceChanged ImportError. Otherwise, if the object's current
+	// ETag is not want.ETag, Open (or a later Read) fails with SourceChanged.
+	// Reading past the object's end is io.EOF, not an error.
 	Open(ctx context.Context, want Info, start, end int64) (io.ReadCloser, error)
 }

@@ -57,6 +57,15 @@ var ErrBackoff error = failure.New(failure.CircuitOpen, "", "the product store k
 func (p *Pipeline) Deliver(ctx context.Context, msg queue.Message) (Outcome, error) {
 	m := msg.Manifest
 	res, err := p.worker.Process(ctx, m)
+	if err != nil && failure.ReasonOf(err) == failure.SourceChanged {
+		// The source is not the one registered: stop the batch in a state
+		// that says so (SUSPENDED), not RUNNING with nothing working on it.
+		// The message is settled: a resume sends the shard's manifest again.
+		if _, serr := p.Suspend(ctx, m.BatchID, err); serr != nil {
+			return Outcome{}, fmt.Errorf("shard %d of %s: %w (suspending the batch failed: %w)", m.Shard, m.BatchID, err, serr)
+		}
+		return Outcome{Settle: Ack, Result: shard.Result{Status: shard.BatchFinished, Counts: res.Counts}}, nil
+	}
 	if err != nil {
 		return Outcome{}, fmt.Errorf("shard %d of %s: %w", m.Shard, m.BatchID, err)
 	}

@@ -159,6 +159,22 @@ func (p *Pipeline) Finalize(ctx context.Context, id, abort string) (state.Batch,
 // finishIfDone finalizes batch b when every shard of it is finished but it
 // is still running (a crash between the last shard and finalization, or a
 // shard ended by triage). It reports whether it finalized.
+// stop finishes batch id early as status (ABORTED, CANCELLED) with message,
+// through the one finalization.
+func (p *Pipeline) stop(ctx context.Context, id string, status state.BatchStatus, message string) (state.Batch, error) {
+	p.finMu.Lock()
+	defer p.finMu.Unlock()
+	fin := finalize.Deps{Store: p.p.Store, Reports: p.p.Reports, Staging: p.p.Staging, Log: p.log, Now: p.o.Now}
+	b, err := finalize.Stop(ctx, fin, id, status, message)
+	if err != nil {
+		return b, fmt.Errorf("finalize %s as %s: %w", id, status, err)
+	}
+	p.log.Info("batch finished", "batch_id", id, "trace_id", b.TraceID, "status", b.Status, "rows_total", b.Counts.Total,
+		"rows_imported", b.Counts.Imported, "rows_superseded", b.Counts.Superseded, "rows_failed", b.Counts.Failed, "rows_skipped", b.Counts.Skipped,
+		"report", b.Report, "message", b.Message)
+	return b, nil
+}
+
 func (p *Pipeline) finishIfDone(ctx context.Context, b state.Batch) (bool, error) {
 	if b.ID == "" || b.Status.Finished() || b.Shards == 0 || b.ShardsDone != b.Shards {
 		return false, nil

@@ -151,10 +151,20 @@ func (p *Pipeline) Split(ctx context.Context, req SplitRequest) (split.Plan, spl
 // (a duplicate event, a retried split, a rerun), without reading the source
 // again, and returns how many it sent. current, when set, is the source as
 // it is now and the batch id proves it has the batch's content: the shards
-// are read under its version tag (split.Request.SameContent).
+// are read under its version tag (split.Request.SameContent), and a
+// SUSPENDED batch is RUNNING again; without it a SUSPENDED batch is left
+// as it is (a duplicate S3 event must not resume it).
 func (p *Pipeline) Resume(ctx context.Context, b state.Batch, current *object.Info) (int, error) {
-	if b.Status.Finished() {
+	if b.Status.Finished() || (b.Status == state.BatchSuspended && current == nil) {
 		return 0, nil
+	}
+	if b.Status == state.BatchSuspended {
+		// current proves the content is the registered one (the caller
+		// derived the batch id from it): the restored source resumes.
+		var err error
+		if b, err = p.p.Store.ResumeBatch(ctx, b.ID, p.o.Now().UTC()); err != nil {
+			return 0, fmt.Errorf("resume batch %s: %w", b.ID, err)
+		}
 	}
 	shards, err := p.p.Store.ListShards(ctx, b.ID)
 	if err != nil {

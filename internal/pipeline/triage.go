@@ -193,8 +193,8 @@ func (p *Pipeline) claim(ctx context.Context, t *triaged) (l state.Lease, sh sta
 	case errors.Is(err, state.ErrLeased):
 		t.log.Info("triage: shard is leased by a live worker; message returned for later")
 		return l, sh, true, false
-	case errors.Is(err, state.ErrShardFinished), errors.Is(err, state.ErrBatchFinished):
-		t.log.Info("triage: shard or batch finished meanwhile; message dropped", "error", err)
+	case errors.Is(err, state.ErrShardFinished), errors.Is(err, state.ErrBatchFinished), errors.Is(err, state.ErrBatchSuspended):
+		t.log.Info("triage: shard or batch finished (or suspended) meanwhile; message dropped", "error", err)
 		return l, sh, false, true
 	default:
 		t.log.Error("triage: claim failed; message returned for later", "error", err)

@@ -222,3 +222,29 @@ func TestRenderSuperseded(t *testing.T) {
 		t.Errorf("no superseded tile with 8 rows in:\n%s", page)
 	}
 }
+
+// TestRenderStopped: a CANCELLED and a SUSPENDED batch show their status
+// with its own class and the message that says why (and what to do).
+func TestRenderStopped(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		status state.BatchStatus
+		class  string
+	}{
+		{state.BatchCancelled, "cancelled"},
+		{state.BatchSuspended, "suspended"},
+	} {
+		d := fixture()
+		d.Batch.Status, d.Batch.Message = tc.status, "products.csv changed since this import started"
+		page := render(t, d)
+		if !strings.Contains(page, `<span id="status" class="status `+tc.class+`">`+string(tc.status)+`</span>`) {
+			t.Errorf("%s: no status badge of class %s", tc.status, tc.class)
+		}
+		if !strings.Contains(page, ".status."+tc.class+" {") {
+			t.Errorf("%s: the page has no style for class %s", tc.status, tc.class)
+		}
+		if !strings.Contains(page, `<dd id="message">products.csv changed since this import started</dd>`) {
+			t.Errorf("%s: the message is not shown", tc.status)
+		}
+	}
+}

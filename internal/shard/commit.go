@@ -153,7 +153,7 @@ func (r *run) commit(ctx context.Context, c *chunk) (Result, error) {
 	switch {
 	case errors.Is(err, state.ErrFenced):
 		return Result{Status: Fenced, Counts: r.cp.Counts}, nil
-	case errors.Is(err, state.ErrBatchFinished):
+	case errors.Is(err, state.ErrBatchFinished), errors.Is(err, state.ErrBatchSuspended):
 		return Result{Status: BatchFinished, Counts: r.cp.Counts}, nil
 	case err != nil:
 		return Result{}, fmt.Errorf("checkpoint shard %d at row %d: %w", r.m.Shard, c.nextRow, err)

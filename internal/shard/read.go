@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 
+	"github.com/catalog-import/catalog-import/internal/failure"
 	"github.com/catalog-import/catalog-import/internal/record"
 	"github.com/catalog-import/catalog-import/internal/split"
 	"github.com/catalog-import/catalog-import/internal/state"
@@ -11,6 +12,10 @@ import (
 
 // This file reads the shard's records from the checkpoint on, in chunks,
 // checking the range's checksum when it is read from its start (invariant 7).
+// A shard with block checksums (state.Shard.Blocks) is cut into chunks at
+// block boundaries, and each chunk's blocks are verified before the chunk
+// is handed on, so a chunk holding a byte the splitter did not see is never
+// validated or committed: the read fails SourceChanged instead.
 
 // read scans records and sends chunks to the pool (work) and, in the same
 // order, to the committer (ordered). It stops early, setting *stopped, when
@@ -23,6 +28,38 @@ func (r *run) read(ctx context.Context, body io.Reader, from state.Checkpoint, s
 		return &chunk{raws: make([]record.Raw, 0, o.CheckpointEvery), done: make(chan struct{})}
 	}
 	c := newChunk()
+	blocks := r.shard.Blocks
+	if r.shard.Staged != nil || (blocks != nil && blocks.Rows <= 0) {
+		blocks = nil // a staged object is the splitter's own, written once
+	}
+	size := int64(o.CheckpointEvery) // rows of the next chunk
+	var (
+		block  *split.Checksum // checksum of the current block, nil: not verified
+		index  int64           // the current block
+		inRows int64           // rows of the current block read so far
+	)
+	if blocks != nil {
+		done := from.Counts.Done() // the shard's rows before the checkpoint
+		index, inRows = done/blocks.Rows, done%blocks.Rows
+		size = blocks.Rows - inRows
+		if inRows == 0 { // a checkpoint between blocks: verify from here
+			block = split.NewChecksum()
+		}
+	}
+	verify := func() error {
+		if blocks == nil || inRows == 0 {
+			return nil
+		}
+		if block != nil {
+			want, ok := blocks.Sum(index)
+			if got := block.Hex(); !ok || got != want {
+				return failure.New(failure.SourceChanged, "", "shard %d of %s: rows %d-%d (block %d) now read with checksum %s, the split saw %q: the source changed after the split",
+					r.m.Shard, r.m.BatchID, c.raws[0].Row, c.raws[len(c.raws)-1].Row, index, got, want)
+			}
+		}
+		index, inRows, block = index+1, 0, split.NewChecksum()
+		return nil
+	}
 	send := func() bool {
 		c.end, c.nextRow = sc.Offset(), sc.Row()
 		select {
@@ -42,11 +79,23 @@ func (r *run) read(ctx context.Context, body io.Reader, from state.Checkpoint, s
 			continue
 		}
 		sum.Add(raw.Bytes)
+		if blocks != nil {
+			if block != nil {
+				block.Add(raw.Bytes)
+			}
+			inRows++
+		}
 		start := len(c.buf)
 		c.buf = append(c.buf, raw.Bytes...)
 		raw.Bytes = c.buf[start:len(c.buf):len(c.buf)]
 		c.raws = append(c.raws, raw)
-		if len(c.raws) == o.CheckpointEvery {
+		if int64(len(c.raws)) == size {
+			if blocks != nil {
+				if err := verify(); err != nil {
+					return err
+				}
+				size = blocks.Rows
+			}
 			// Record slices point into c.buf, which may have moved while
 			// growing: re-point them before handing the chunk over.
 			c.fixup()
@@ -63,6 +112,9 @@ func (r *run) read(ctx context.Context, body io.Reader, from state.Checkpoint, s
 		return err
 	}
 	c.fixup()
+	if err := verify(); err != nil { // the last block, shorter than the others
+		return err
+	}
 	if len(c.raws) > 0 || sc.Offset() > sent { // trailing blank lines move the checkpoint too
 		send()
 	}

@@ -9,7 +9,8 @@
 // committed in file order, so a checkpoint always covers a contiguous prefix),
 // 4 (products and failure records are keyed, so replaying a chunk after a
 // crash changes nothing), 7 (the source is read with its ETag; a changed
-// object fails with SourceChanged), 8 (a worker near its deadline stops taking
+// object fails with SourceChanged; a shard with block checksums verifies
+// each block before its chunk is committed, see read.go), 8 (a worker near its deadline stops taking
 // chunks, commits what it has and reports the shard unfinished) and 9 (the
 // pool and the chunks in flight are bounded, and so are retries: see
 // resilience.go for the retry budget, the rate limiter and the circuit
@@ -209,7 +210,7 @@ const (
 	AlreadyDone   Status = "already-done"   // the shard was finished before
 	Leased        Status = "leased"         // another live worker owns it
 	Fenced        Status = "fenced"         // lost the lease while working; the new owner continues
-	BatchFinished Status = "batch-finished" // the batch is finished (e.g. aborted)
+	BatchFinished Status = "batch-finished" // the batch is finished (e.g. aborted, cancelled) or SUSPENDED: no shard write is taken
 	// Checked: the check phase's outcome of the shard is recorded
 	// (Result.Batch is the batch after it; Last: every shard is checked and
 	// the caller decides the batch).
@@ -304,7 +305,7 @@ func (w *Worker) Process(ctx context.Context, m queue.Manifest) (Result, error) 
 		return Result{Status: AlreadyDone}, nil
 	case errors.Is(err, state.ErrLeased):
 		return Result{Status: Leased}, nil
-	case errors.Is(err, state.ErrBatchFinished):
+	case errors.Is(err, state.ErrBatchFinished), errors.Is(err, state.ErrBatchSuspended):
 		return Result{Status: BatchFinished}, nil
 	case err != nil:
 		return Result{}, fmt.Errorf("claim shard %d of %s: %w", m.Shard, m.BatchID, err)
@@ -343,7 +344,8 @@ func (w *Worker) leave(batch string, shard int) {
 // claimErr is the error a claim's span ends with: a shard that is leased or
 // finished is an answer, not a failure.
 func claimErr(err error) error {
-	if errors.Is(err, state.ErrLeased) || errors.Is(err, state.ErrShardFinished) || errors.Is(err, state.ErrBatchFinished) {
+	if errors.Is(err, state.ErrLeased) || errors.Is(err, state.ErrShardFinished) || errors.Is(err, state.ErrBatchFinished) ||
+		errors.Is(err, state.ErrBatchSuspended) {
 		return nil
 	}
 	return err

@@ -23,6 +23,7 @@ import (
 	"hash"
 	"hash/crc32"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/catalog-import/catalog-import/internal/failure"
@@ -43,6 +44,13 @@ type Options struct {
 	ShardRows  int64 // target rows per shard (default 50,000)
 	ShardBytes int64 // target bytes per shard (default 16 MiB, the ranged-GET sweet spot)
 	MaxRecord  int   // largest record read whole (default 1 MiB); larger ones fail RowTooLarge
+	// BlockRows, when positive, has every shard record the checksums of its
+	// rows in blocks (state.Shard.Blocks) of max(BlockRows,
+	// ShardRows/MaxBlocks) rows, which the worker verifies before it commits
+	// a block (invariant 7 for sources no store pins, local files). Pass
+	// the worker's checkpoint interval, so checkpoints fall on block
+	// boundaries. 0: no blocks.
+	BlockRows int64
 	// HashContent computes the SHA-256 of the whole object while planning
 	// (the embedded runner derives the batch id from it).
 	HashContent bool
@@ -96,6 +104,19 @@ type Plan struct {
 	Weights  *Weights      // the profile declares a weight: how the shards were balanced
 }
 
+// MaxBlocks bounds the block checksums of a shard cut by size (ShardRows):
+// blocks are at least ShardRows/MaxBlocks rows long, so a shard row stores at
+// most about 8*MaxBlocks bytes of them however large the file.
+const MaxBlocks = 256
+
+// blockRows is the block length of the plan's shards; 0: no blocks.
+func (o Options) blockRows() int64 {
+	if o.BlockRows <= 0 {
+		return 0
+	}
+	return max(o.BlockRows, (o.ShardRows+MaxBlocks-1)/MaxBlocks)
+}
+
 // Checksum returns the shard checksum of a run of records: CRC-32C over each
 // record's bytes followed by a newline. Workers that read a shard from its
 // start compute the same value to detect a source that changed.
@@ -109,6 +130,10 @@ func (c *Checksum) Add(rec []byte) {
 	c.h.Write(rec)
 	c.h.Write(newline)
 }
+
+// Hex returns the checksum as 8 hex digits (a block's entry in
+// state.Blocks.Sums).
+func (c *Checksum) Hex() string { return fmt.Sprintf("%08x", c.h.Sum32()) }
 
 // String returns the checksum as "crc32c:xxxxxxxx".
 func (c *Checksum) String() string { return fmt.Sprintf("crc32c:%08x", c.h.Sum32()) }
@@ -211,11 +236,25 @@ func (p *Plan) cut(ctx context.Context, r io.Reader, d record.Dialect, offset, r
 	sc := record.NewScannerLimits(r, d, offset, row, opts.limits)
 	cur := state.Shard{Sheet: failure.NoSheet, Start: offset, FirstRow: row, Status: state.ShardPending}
 	sum := NewChecksum()
+	every := opts.blockRows()
+	var block *Checksum
+	var sums strings.Builder
+	if every > 0 {
+		block = NewChecksum()
+	}
 	flush := func(end, nextRow int64) {
 		if cur.Rows == 0 {
 			return
 		}
 		cur.Index, cur.End, cur.Checksum = len(p.Shards), end, sum.String()
+		if block != nil {
+			if cur.Rows%every != 0 {
+				sums.WriteString(block.Hex())
+			}
+			cur.Blocks = &state.Blocks{Rows: every, Sums: sums.String()}
+			block = NewChecksum()
+			sums.Reset()
+		}
 		cur.Checkpoint = state.Checkpoint{NextOffset: cur.Start, NextRow: cur.FirstRow}
 		p.Shards = append(p.Shards, cur)
 		p.Rows += cur.Rows
@@ -235,6 +274,13 @@ func (p *Plan) cut(ctx context.Context, r io.Reader, d record.Dialect, offset, r
 		}
 		cur.Rows++
 		sum.Add(raw.Bytes)
+		if block != nil {
+			block.Add(raw.Bytes)
+			if cur.Rows%every == 0 {
+				sums.WriteString(block.Hex())
+				block = NewChecksum()
+			}
+		}
 		if boundary(&cur, raw) {
 			flush(raw.End, raw.Row+1)
 		}
@@ -264,6 +310,7 @@ func readPrefix(ctx context.Context, src object.Source, info object.Info) ([]byt
 type Registry interface {
 	CreateBatch(ctx context.Context, b state.Batch, shards []state.Shard) (state.Batch, bool, error)
 	ListShards(ctx context.Context, batchID string) ([]state.Shard, error)
+	ResumeBatch(ctx context.Context, id string, now time.Time) (state.Batch, error)
 }
 
 // Request is one split: a planned source becomes a batch with shards.
@@ -282,8 +329,10 @@ type Request struct {
 	// this id has the planned object's exact content (the embedded runner
 	// derives the id from a content hash). Then a resumed batch is read
 	// under the object's current version tag, so a file that was only
-	// touched resumes instead of failing SourceChanged. Otherwise manifests
-	// keep the version the batch was split from (invariant 7).
+	// touched resumes instead of failing SourceChanged, and a SUSPENDED
+	// batch (its source changed, then was restored) is RUNNING again.
+	// Otherwise manifests keep the version the batch was split from
+	// (invariant 7), and a SUSPENDED batch is left as it is.
 	SameContent bool
 }
 
@@ -325,8 +374,14 @@ func Register(ctx context.Context, reg Registry, q queue.Queue, req Request) (Ou
 		return Outcome{}, fmt.Errorf("register batch %s: %w", req.BatchID, err)
 	}
 	out := Outcome{Batch: stored, Created: created}
-	if stored.Status.Finished() {
+	if stored.Status.Finished() || (stored.Status == state.BatchSuspended && !req.SameContent) {
 		return out, nil
+	}
+	if stored.Status == state.BatchSuspended {
+		if stored, err = reg.ResumeBatch(ctx, stored.ID, req.Now); err != nil {
+			return out, fmt.Errorf("resume batch %s: %w", req.BatchID, err)
+		}
+		out.Batch = stored
 	}
 	if !created { // resume: only what is left
 		if shards, err = reg.ListShards(ctx, stored.ID); err != nil {

@@ -12,6 +12,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/catalog-import/catalog-import/internal/failure"
@@ -20,7 +21,8 @@ import (
 // BatchStatus is the life-cycle state of a batch.
 type BatchStatus string
 
-// Batch statuses. RUNNING is the only unfinished one.
+// Batch statuses. RUNNING and SUSPENDED are the unfinished ones; only a
+// RUNNING batch is worked on.
 const (
 	BatchRunning             BatchStatus = "RUNNING"
 	BatchCompleted           BatchStatus = "COMPLETED"
@@ -28,10 +30,38 @@ const (
 	BatchRejected            BatchStatus = "REJECTED"
 	BatchAborted             BatchStatus = "ABORTED"
 	BatchFailed              BatchStatus = "FAILED"
+	// BatchSuspended: the source changed after the split (reason
+	// SourceChanged); no worker writes for the batch. It is not finished:
+	// the source restored to its registered content resumes it (RUNNING
+	// again, Store.ResumeBatch), and a cancel ends it (CANCELLED).
+	BatchSuspended BatchStatus = "SUSPENDED"
+	// BatchCancelled: `importctl cancel` ended the batch; rows not reached
+	// count as skipped, as for ABORTED.
+	BatchCancelled BatchStatus = "CANCELLED"
 )
 
 // Finished reports whether no more work will be done on a batch in status s.
-func (s BatchStatus) Finished() bool { return s != BatchRunning && s != "" }
+// A SUSPENDED batch is not finished (it may resume) and not running either.
+func (s BatchStatus) Finished() bool { return s != BatchRunning && s != BatchSuspended && s != "" }
+
+// Stopped reports whether no work is done on a batch in status s until a
+// person acts: it is finished, or SUSPENDED (`status --watch` stops
+// watching it).
+func (s BatchStatus) Stopped() bool { return s.Finished() || s == BatchSuspended }
+
+// WriteErr is the error a shard write (Claim, Checkpoint, FinishShard)
+// gets in a batch of status s: nil while it is RUNNING, ErrBatchSuspended
+// while it is SUSPENDED, ErrBatchFinished (naming s) once it is finished.
+// Every adapter checks it in the same atomic step as the write.
+func (s BatchStatus) WriteErr() error {
+	switch s {
+	case BatchRunning, "":
+		return nil
+	case BatchSuspended:
+		return ErrBatchSuspended
+	}
+	return fmt.Errorf("%w (%s)", ErrBatchFinished, s)
+}
 
 // ShardStatus is the life-cycle state of a shard.
 type ShardStatus string
@@ -197,6 +227,12 @@ type Shard struct {
 	// checkpoint forward (see progress.go). ListShards returns it; other
 	// calls may leave it out, and CreateBatch starts it empty.
 	Progress []Sample `json:"progress,omitempty"`
+	// Blocks, when set, are the checksums of the shard's rows in blocks of
+	// Blocks.Rows rows, recorded by the splitter: a worker verifies each
+	// block before it commits it, so no byte of an edited source is
+	// written (invariant 7). nil: not recorded (the source is pinned by
+	// its store, e.g. an S3 version).
+	Blocks *Blocks `json:"blocks,omitempty"`
 	// Staged is set when the source cannot be range-read (XLSX): the
 	// shard's rows are in a staged object and Start, End and the
 	// checkpoint's offsets are offsets in that object.
@@ -218,6 +254,28 @@ type Staged struct {
 	Size   int64    `json:"size"`   // bytes
 	ETag   string   `json:"etag"`   // version written by the splitter
 	Header []string `json:"header"` // the sheet's header cells (the object's first line)
+}
+
+// Blocks are the checksums of a shard's data rows, Rows rows a block (the
+// last block may hold fewer): block i covers the shard's data rows
+// [i*Rows, (i+1)*Rows), blank lines excluded, with the checksum
+// split.Checksum computes. Sums is the blocks' CRC-32C values, 8 hex digits
+// each, concatenated, so a shard of 256 blocks stores 2 KiB.
+type Blocks struct {
+	Rows int64  `json:"rows"`
+	Sums string `json:"sums"`
+}
+
+// Len returns the number of blocks.
+func (b *Blocks) Len() int { return len(b.Sums) / 8 }
+
+// Sum returns the checksum of block i as 8 hex digits; ok is false when
+// there is no block i.
+func (b *Blocks) Sum(i int64) (sum string, ok bool) {
+	if i < 0 || i >= int64(b.Len()) {
+		return "", false
+	}
+	return b.Sums[i*8 : i*8+8], true
 }
 
 // Final is the outcome finalization gives a batch.
@@ -252,6 +310,10 @@ var (
 	ErrFenced = errors.New("lease lost: a newer owner holds the shard")
 	// ErrBatchFinished: the batch is finished (completed, aborted, ...).
 	ErrBatchFinished = errors.New("batch already finished")
+	// ErrBatchSuspended: the batch is SUSPENDED (its source changed); no
+	// shard write is taken until it resumes. Workers stop as for
+	// ErrBatchFinished.
+	ErrBatchSuspended = errors.New("batch suspended: its source changed since the split")
 )
 
 // OrderAt is the upload order of batch id uploaded at t, as the AWS
@@ -362,8 +424,9 @@ type Store interface {
 
 	// Claim takes the shard for owner until now+ttl and bumps its epoch. It
 	// fails with ErrLeased while another owner's lease is live, with
-	// ErrShardFinished when the shard is finished, and with ErrBatchFinished
-	// when the batch is. The returned shard carries the checkpoint to resume from.
+	// ErrShardFinished when the shard is finished, with ErrBatchFinished
+	// when the batch is, and with ErrBatchSuspended when it is SUSPENDED.
+	// The returned shard carries the checkpoint to resume from.
 	//
 	// A claim by the owner that holds the live lease succeeds (and fences
 	// that older lease): the store takes it for the holder itself coming
@@ -381,7 +444,8 @@ type Store interface {
 	// the split's row count and does not move). It returns the batch's
 	// counters after the update. Failure records are upserted by key. A
 	// checkpoint behind the stored one changes nothing (not an error); a
-	// finished batch fails with ErrBatchFinished, so workers of an aborted
+	// finished batch fails with ErrBatchFinished and a SUSPENDED one with
+	// ErrBatchSuspended, so workers of an aborted, cancelled or suspended
 	// batch stop at their next checkpoint.
 	Checkpoint(ctx context.Context, lease Lease, cp Checkpoint, failures []failure.Record, until time.Time) (Counts, error)
 	// FinishShard sets a shard that lease still owns to status (DONE, SKIPPED or
@@ -406,10 +470,19 @@ type Store interface {
 	// previous holders are dead).
 	ReleaseLeases(ctx context.Context, batchID string) error
 
-	// FinishBatch sets a RUNNING batch's final outcome. It fails with
-	// ErrBatchFinished if the batch is already finished with another status
-	// (finishing twice the same way is a no-op).
+	// FinishBatch sets a RUNNING or SUSPENDED batch's final outcome. It
+	// fails with ErrBatchFinished if the batch is already finished with
+	// another status (finishing twice the same way is a no-op).
 	FinishBatch(ctx context.Context, id string, f Final, now time.Time) (Batch, error)
+	// SuspendBatch sets a RUNNING batch SUSPENDED with message (why, and
+	// what a person can do). A SUSPENDED batch is returned unchanged; a
+	// finished one fails with ErrBatchFinished. From then on Claim,
+	// Checkpoint and FinishShard fail with ErrBatchSuspended.
+	SuspendBatch(ctx context.Context, id, message string, now time.Time) (Batch, error)
+	// ResumeBatch sets a SUSPENDED batch RUNNING again and clears its
+	// message. A RUNNING batch is returned unchanged; a finished one fails
+	// with ErrBatchFinished.
+	ResumeBatch(ctx context.Context, id string, now time.Time) (Batch, error)
 
 	// Failures returns failure records in (sheet, row) order.
 	Failures(ctx context.Context, batchID string, f FailureFilter) ([]failure.Record, error)

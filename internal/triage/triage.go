@@ -136,6 +136,8 @@ func Decide(in Input, p Policy) Decision {
 	switch {
 	case in.BatchStatus.Finished():
 		return Decision{Action: Done, Reason: r, Why: fmt.Sprintf("batch is %s", in.BatchStatus)}
+	case in.BatchStatus.Stopped():
+		return Decision{Action: Done, Reason: r, Why: fmt.Sprintf("batch is %s: resuming it sends its shards again", in.BatchStatus)}
 	case in.ShardStatus.Finished():
 		return Decision{Action: Done, Reason: r, Why: fmt.Sprintf("shard is %s", in.ShardStatus)}
 	case in.ShardStatus == "" && in.ManifestError != "":

@@ -60,6 +60,8 @@ func TestDecide(t *testing.T) {
 		{"shard skipped", with(running(failure.AccessDenied, 0), func(in *triage.Input) { in.ShardStatus = state.ShardSkipped }), def, triage.Done, 0},
 		{"batch completed", with(running(failure.AccessDenied, 0), func(in *triage.Input) { in.BatchStatus = state.BatchCompleted }), def, triage.Done, 0},
 		{"batch aborted, shard running", with(running(failure.Throttled, 0), func(in *triage.Input) { in.BatchStatus = state.BatchAborted }), def, triage.Done, 0},
+		{"batch cancelled", with(running(failure.Throttled, 0), func(in *triage.Input) { in.BatchStatus = state.BatchCancelled }), def, triage.Done, 0},
+		{"batch suspended: a resume sends the shard again", with(running(failure.SourceChanged, 0), func(in *triage.Input) { in.BatchStatus = state.BatchSuspended }), def, triage.Done, 0},
 		{"batch failed, shard unknown", triage.Input{BatchStatus: state.BatchFailed, ManifestError: "x"}, def, triage.Done, 0},
 		{"batch rejected", triage.Input{BatchStatus: state.BatchRejected}, def, triage.Done, 0},
 	}

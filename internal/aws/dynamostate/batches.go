@@ -243,7 +243,74 @@ func (s *Store) ListShards(ctx context.Context, batchID string) ([]state.Shard, 
 	return out, err
 }
 
-// FinishBatch sets a RUNNING batch's final status, counts, message, report
+// SuspendBatch sets a RUNNING batch SUSPENDED with message; see
+// state.Store. One conditional UpdateItem.
+func (s *Store) SuspendBatch(ctx context.Context, id, message string, now time.Time) (state.Batch, error) {
+	return s.setRunning(ctx, id, state.BatchRunning, state.BatchSuspended, message, now)
+}
+
+// ResumeBatch sets a SUSPENDED batch RUNNING again; see state.Store. One
+// conditional UpdateItem.
+func (s *Store) ResumeBatch(ctx context.Context, id string, now time.Time) (state.Batch, error) {
+	return s.setRunning(ctx, id, state.BatchSuspended, state.BatchRunning, "", now)
+}
+
+// setRunning moves a batch in status from to status to with message; a
+// batch already in status to comes back unchanged (the condition failure
+// returns it, ALL_OLD), one in any other status fails ErrBatchFinished.
+func (s *Store) setRunning(ctx context.Context, id string, from, to state.BatchStatus, message string, now time.Time) (state.Batch, error) {
+	if now.IsZero() {
+		now = s.opts.Now()
+	}
+	op := fmt.Sprintf("set batch %s %s", id, to)
+	e := dynamoattr.NewExpr()
+	u := dynamoattr.Update{E: e}
+	u.Set("status", dynamoattr.S(string(to)))
+	u.Set("message", dynamoattr.OptS(message))
+	u.Set("updated_at", dynamoattr.Time(now))
+	in := &dynamodb.UpdateItemInput{
+		TableName: aws.String(s.table), Key: batchKey(id),
+		UpdateExpression:         aws.String(u.String()),
+		ConditionExpression:      aws.String(e.Name("status") + " = " + e.Value(dynamoattr.S(string(from)))),
+		ExpressionAttributeNames: e.Names(), ExpressionAttributeValues: e.Values(),
+		ReturnValues:                        types.ReturnValueAllNew,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	}
+	for attempt := 0; ; attempt++ {
+		out, err := s.db.UpdateItem(ctx, in)
+		var ccf *types.ConditionalCheckFailedException
+		switch {
+		case err == nil:
+			b, err := decodeBatch(out.Attributes)
+			if err != nil {
+				return state.Batch{}, failure.Wrap(failure.Internal, "", err, "")
+			}
+			return b, nil
+		case errors.As(err, &ccf):
+			if len(ccf.Item) == 0 {
+				return state.Batch{}, notFoundBatch(id)
+			}
+			b, derr := decodeBatch(ccf.Item)
+			if derr != nil {
+				return state.Batch{}, failure.Wrap(failure.Internal, "", derr, "")
+			}
+			if b.Status != to {
+				return state.Batch{}, fmt.Errorf("%w (%s)", state.ErrBatchFinished, b.Status)
+			}
+			return b, nil
+		case contended(err) && attempt+1 < s.opts.MaxAttempts:
+			if err := s.pause(ctx, attempt); err != nil {
+				return state.Batch{}, err
+			}
+		case contended(err):
+			return state.Batch{}, s.exhausted(op, err)
+		default:
+			return state.Batch{}, awserr.Wrap(err, op+": dynamodb UpdateItem")
+		}
+	}
+}
+
+// FinishBatch sets a RUNNING or SUSPENDED batch's final status, counts, message, report
 // and ByReason; see state.Store. One conditional UpdateItem: a batch that is
 // already finished comes back with the condition failure (ALL_OLD), so a
 // second finish the same way returns it unchanged.
@@ -270,7 +337,7 @@ func (s *Store) FinishBatch(ctx context.Context, id string, f state.Final, now t
 	u.Set("updated_at", dynamoattr.Time(now))
 	in := &dynamodb.UpdateItemInput{
 		TableName: aws.String(s.table), Key: batchKey(id),
-		UpdateExpression: aws.String(u.String()), ConditionExpression: aws.String(runningCond(e)),
+		UpdateExpression: aws.String(u.String()), ConditionExpression: aws.String(unfinishedCond(e)),
 		ExpressionAttributeNames: e.Names(), ExpressionAttributeValues: e.Values(),
 		ReturnValues:                        types.ReturnValueAllNew,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,

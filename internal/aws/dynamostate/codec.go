@@ -205,6 +205,10 @@ func shardItem(s state.Shard) (item, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode staged object of shard %d: %w", s.Index, err)
 	}
+	blocks, err := dynamoattr.JSON(s.Blocks, s.Blocks == nil)
+	if err != nil {
+		return nil, fmt.Errorf("encode block checksums of shard %d: %w", s.Index, err)
+	}
 	cp := s.Checkpoint
 	it := shardKey(s.BatchID, s.Index)
 	it["batch_id"] = dynamoattr.S(s.BatchID)
@@ -232,6 +236,7 @@ func shardItem(s state.Shard) (item, error) {
 		it["check_rows"] = dynamoattr.N(c.Rows)
 		it["check_failed"] = dynamoattr.N(c.Failed)
 	}
+	dynamoattr.Put(it, "blocks", blocks)
 	return it, nil
 }
 
@@ -280,6 +285,10 @@ func decodeShard(it item) (state.Shard, error) {
 	if _, ok := it["staged"]; ok {
 		s.Staged = &state.Staged{}
 		d.JSON("staged", s.Staged)
+	}
+	if _, ok := it["blocks"]; ok {
+		s.Blocks = &state.Blocks{}
+		d.JSON("blocks", s.Blocks)
 	}
 	if d.Err() != nil {
 		return state.Shard{}, fmt.Errorf("shard item %s/%d: %w", s.BatchID, s.Index, d.Err())

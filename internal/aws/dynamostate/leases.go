@@ -40,8 +40,8 @@ func (s *Store) Claim(ctx context.Context, batchID string, shard int, owner stri
 	if bi == nil {
 		return state.Lease{}, state.Shard{}, notFoundBatch(batchID)
 	}
-	if bs := state.BatchStatus(dynamoattr.NewDecoder(bi).S("status")); bs.Finished() {
-		return state.Lease{}, state.Shard{}, fmt.Errorf("%w (%s)", state.ErrBatchFinished, bs)
+	if err := state.BatchStatus(dynamoattr.NewDecoder(bi).S("status")).WriteErr(); err != nil {
+		return state.Lease{}, state.Shard{}, err
 	}
 	if shard < 0 || shard > maxShardIndex {
 		return state.Lease{}, state.Shard{}, fmt.Errorf("shard %d: %w", shard, state.ErrNotFound)
@@ -187,6 +187,12 @@ func runningCond(e *dynamoattr.Expr) string {
 	return e.Name("status") + " = " + e.Value(dynamoattr.S(string(state.BatchRunning)))
 }
 
+// unfinishedCond is the batch's condition: it is RUNNING or SUSPENDED (and
+// so exists).
+func unfinishedCond(e *dynamoattr.Expr) string {
+	return e.Name("status") + " IN (" + e.Value(dynamoattr.S(string(state.BatchRunning))) + ", " + e.Value(dynamoattr.S(string(state.BatchSuspended))) + ")"
+}
+
 // leaseTxnError classifies a cancelled lease transaction whose action 0 is
 // the shard and action 1 the batch. retry is true when the state moved
 // under the call (a replay, a concurrent finisher) and it should read again.
@@ -215,8 +221,8 @@ func leaseTxnError(err error, l state.Lease, status state.ShardStatus) (retry bo
 		if len(it) == 0 {
 			return false, notFoundBatch(l.BatchID)
 		}
-		if bs := state.BatchStatus(dynamoattr.NewDecoder(it).S("status")); bs.Finished() {
-			return false, fmt.Errorf("%w (%s)", state.ErrBatchFinished, bs)
+		if err := state.BatchStatus(dynamoattr.NewDecoder(it).S("status")).WriteErr(); err != nil {
+			return false, err
 		}
 		return true, err // shards_done moved (another shard finished)
 	}
@@ -248,8 +254,8 @@ func (s *Store) Checkpoint(ctx context.Context, lease state.Lease, cp state.Chec
 		if sh.Status.Finished() {
 			return state.Counts{}, fmt.Errorf("%w (%s)", state.ErrShardFinished, sh.Status)
 		}
-		if b.Status.Finished() {
-			return state.Counts{}, fmt.Errorf("%w (%s)", state.ErrBatchFinished, b.Status)
+		if err := b.Status.WriteErr(); err != nil {
+			return state.Counts{}, err
 		}
 		if len(spill) > 0 {
 			// Records that do not fit the transaction are made durable before
@@ -375,8 +381,8 @@ func (s *Store) FinishShard(ctx context.Context, lease state.Lease, status state
 			}
 			return b, nil
 		}
-		if b.Status.Finished() {
-			return state.Batch{}, fmt.Errorf("%w (%s)", state.ErrBatchFinished, b.Status)
+		if err := b.Status.WriteErr(); err != nil {
+			return state.Batch{}, err
 		}
 		final, d := cp, state.Counts{}
 		if state.Behind(cp, sh.Checkpoint) {

@@ -154,6 +154,14 @@ func BatchID(bucket, key, version, sequencer, etag string) string {
 	return "b-" + hex.EncodeToString(h[:10])
 }
 
+// Cancel ends batch id for good: CANCELLED, with what was imported before
+// the cancel (see pipeline.Pipeline.Cancel). It is `importctl cancel
+// --stack`: workers stop at their next checkpoint and queued manifests are
+// acknowledged as no-ops.
+func (f *Functions) Cancel(ctx context.Context, id, message string) (state.Batch, error) {
+	return f.p.Cancel(ctx, id, message)
+}
+
 // Splitter handles S3 ObjectCreated events: each upload under incoming/
 // becomes one batch with its shards, and a manifest per shard on the queue,
 // under the profile the upload picks (ProfileOf).

@@ -134,6 +134,17 @@ func TestSampleEvents(t *testing.T) {
 		t.Fatalf("events/sqs-shard.json is not the splitter's manifest of shard 1 (go test -update rewrites it):\n%s", diff)
 	}
 
+	// Every read is pinned to the upload's version (decision 19): the
+	// event is delivered with this run's version id of the upload.
+	pinned, err := sqsqueue.Decode(shardEv.Records[0].Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pinned.Source.Version = real.Source.Version
+	if shardEv.Records[0].Body, err = sqsqueue.Encode(pinned); err != nil {
+		t.Fatal(err)
+	}
+
 	// Delivered twice, the shard is imported once.
 	for i := range 2 {
 		resp, err := fns.Worker(ctx, shardEv)

@@ -51,6 +51,9 @@ import (
 const (
 	SourceDLQ       = "dlq"       // a message in the shard DLQ
 	SourceEscalated = "escalated" // the manifest of an ESCALATED shard, rebuilt from the state store
+	// SourceSuspended: the manifest of an unfinished shard of a SUSPENDED
+	// batch named by Filter.BatchID, which the redrive resumes (RUNNING).
+	SourceSuspended = "suspended"
 )
 
 // What Run did with an item.
@@ -494,6 +497,12 @@ func (r *run) escalated(ctx context.Context) error {
 		}
 	}
 	for _, b := range batches {
+		if b.Status == state.BatchSuspended && b.ID == r.cfg.Filter.BatchID {
+			if err := r.resume(ctx, b); err != nil {
+				return err
+			}
+			continue
+		}
 		shards, err := r.listShards(ctx, b.ID)
 		if err != nil {
 			return err
@@ -530,6 +539,52 @@ func (r *run) escalated(ctx context.Context) error {
 			}
 			r.report(it)
 		}
+	}
+	return nil
+}
+
+// resume resumes a SUSPENDED batch that Filter.BatchID names (its source
+// changed after the split, e.g. an object overwritten in an unversioned
+// bucket, and was restored): the batch is RUNNING again and the manifest
+// of every unfinished shard is sent, read under the registered version as
+// always. If the object is still not the registered one, the first read
+// fails again and the batch is SUSPENDED again; nothing of it is written.
+func (r *run) resume(ctx context.Context, b state.Batch) error {
+	shards, err := r.listShards(ctx, b.ID)
+	if err != nil {
+		return err
+	}
+	if !r.cfg.DryRun {
+		if _, err := r.cfg.Store.ResumeBatch(ctx, b.ID, time.Now().UTC()); err != nil {
+			return fmt.Errorf("redrive: resume batch %s: %w", b.ID, err)
+		}
+	}
+	for _, s := range shards {
+		if s.Status.Finished() || r.full() || r.fromDLQ[shardKey{b.ID, s.Index}] {
+			continue
+		}
+		if ok, err := r.match(ctx, b.ID, s.Index); err != nil || !ok {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		it := Item{BatchID: b.ID, Shard: s.Index, Source: SourceSuspended}
+		switch {
+		case r.cfg.DryRun:
+			it.Action, it.Note = ActionWouldMove, "resume the SUSPENDED batch: "+b.Message
+		default:
+			if err := r.send(ctx, split.Manifest(b, s, b.TraceID)); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				r.res.Failed++
+				it.Action, it.Note = ActionKept, "send failed: "+err.Error()
+			} else {
+				it.Action, it.Note = ActionMoved, "resumed the SUSPENDED batch"
+			}
+		}
+		r.report(it)
 	}
 	return nil
 }

@@ -4,10 +4,15 @@
 // profiles uploads pick (pipeline.Profiles: profiles/<name>.yaml in the
 // bucket, written by importctl profile push).
 //
-// Source keeps invariant 7 (source immutability) with S3's own conditional
-// read: every GetObject carries If-Match with the ETag the splitter saw, so
-// an object overwritten after the split answers 412 PreconditionFailed, which
-// becomes a failure.SourceChanged ImportError. A read that is already under
+// Source keeps invariant 7 (source immutability) by pinning every read to
+// the version the splitter registered: in a versioned bucket (the batch has
+// a version id) every GetObject carries VersionId, so an object overwritten
+// after the split is still read as it was registered and the batch
+// completes with the registered content; otherwise every GetObject carries
+// If-Match with the ETag the splitter saw, so an object overwritten after
+// the split answers 412 PreconditionFailed, which becomes a
+// failure.SourceChanged ImportError (the batch is then SUSPENDED). A
+// registered version that was deleted (NoSuchVersion) is SourceChanged too. A read that is already under
 // way keeps streaming the version it opened (S3 serves one version per
 // response), so two versions are never mixed. Bodies are streamed, never read
 // whole.
@@ -110,8 +115,9 @@ func metadata(m map[string]string) map[string]string {
 }
 
 // Open streams bytes [start, end) of the object version want with one
-// GetObject (Range "bytes=start-end-1", or open-ended, and If-Match
-// want.ETag). end < 0 means to the end of the object; an end past the end is
+// GetObject (Range "bytes=start-end-1", or open-ended, and VersionId
+// want.Version when it is set, else If-Match want.ETag): a versioned read
+// returns the version asked for even after the key was overwritten. end < 0 means to the end of the object; an end past the end is
 // clamped; an empty range, or a start at or past the end, reads nothing once
 // a conditional HeadObject has checked the ETag. start < 0 or
 // 0 <= end < start is an error. An object whose ETag is no longer want.ETag,
@@ -131,9 +137,14 @@ func (s *Source) Open(ctx context.Context, want object.Info, start, end int64) (
 	}
 	etag := quote(want.ETag)
 	if start == end {
-		return s.empty(ctx, want.URI, bucket, key, etag)
+		return s.empty(ctx, want, bucket, key, etag)
 	}
-	in := &s3.GetObjectInput{Bucket: &bucket, Key: &key, IfMatch: &etag}
+	in := &s3.GetObjectInput{Bucket: &bucket, Key: &key}
+	if pinned(want) {
+		in.VersionId = aws.String(want.Version)
+	} else {
+		in.IfMatch = &etag
+	}
 	switch {
 	case end >= 0:
 		in.Range = aws.String(fmt.Sprintf("bytes=%d-%d", start, end-1))
@@ -146,7 +157,7 @@ func (s *Source) Open(ctx context.Context, want object.Info, start, end int64) (
 	case awserr.Code(err) == "InvalidRange":
 		// start is at or past the end: nothing to read, once the version
 		// is checked (S3 may answer the range before the precondition).
-		return s.empty(ctx, want.URI, bucket, key, etag)
+		return s.empty(ctx, want, bucket, key, etag)
 	default:
 		return nil, readError(err, "GetObject "+want.URI, etag)
 	}
@@ -157,15 +168,27 @@ func (s *Source) Open(ctx context.Context, want object.Info, start, end int64) (
 	return r, nil
 }
 
-// empty checks that the object still has etag and returns a reader of no
-// bytes.
-func (s *Source) empty(ctx context.Context, uri, bucket, key, etag string) (io.ReadCloser, error) {
-	_, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: &key, IfMatch: &etag})
+// empty checks that the version asked for is still there (want.Version) or
+// that the object still has etag, and returns a reader of no bytes.
+func (s *Source) empty(ctx context.Context, want object.Info, bucket, key, etag string) (io.ReadCloser, error) {
+	in := &s3.HeadObjectInput{Bucket: &bucket, Key: &key}
+	if pinned(want) {
+		in.VersionId = aws.String(want.Version)
+	} else {
+		in.IfMatch = &etag
+	}
+	_, err := s.client.HeadObject(ctx, in)
 	if err != nil {
-		return nil, readError(err, "HeadObject "+uri, etag)
+		return nil, readError(err, "HeadObject "+want.URI, etag)
 	}
 	return io.NopCloser(strings.NewReader("")), nil
 }
+
+// pinned reports whether want names a version S3 keeps: not "" and not
+// "null", the version id of an object put while the bucket's versioning is
+// off or suspended, which the next put to the key replaces (it is read by
+// If-Match instead).
+func pinned(want object.Info) bool { return want.Version != "" && want.Version != "null" }
 
 // reader streams one GetObject body and makes sure it is as long as the
 // response said.
@@ -207,8 +230,8 @@ func readError(err error, op, etag string) error {
 	switch {
 	case code == "PreconditionFailed" || status == 412:
 		return failure.Wrap(failure.SourceChanged, "", err, fmt.Sprintf("%s: the object is no longer version %s", op, etag))
-	case isNotFound(err):
-		return failure.Wrap(failure.SourceChanged, "", err, op+": the object no longer exists")
+	case isNotFound(err) || awserr.Code(err) == "NoSuchVersion":
+		return failure.Wrap(failure.SourceChanged, "", err, op+": the object (or the version read) no longer exists")
 	}
 	return awserr.Wrap(err, op)
 }

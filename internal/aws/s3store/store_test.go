@@ -139,7 +139,7 @@ func TestStatInfo(t *testing.T) {
 
 	// An ETag without quotes (as S3 events carry it) reads the same version.
 	bare := info
-	bare.ETag = strings.Trim(info.ETag, `"`)
+	bare.ETag, bare.Version = strings.Trim(info.ETag, `"`), "" // read by If-Match
 	r, err := h.src.Open(t.Context(), bare, 0, 3)
 	if err != nil {
 		t.Fatalf("Open with an unquoted ETag: %v", err)
@@ -149,6 +149,17 @@ func TestStatInfo(t *testing.T) {
 	if err != nil || string(got) != "sku" {
 		t.Errorf("read (0, 3) = %q, %v; want \"sku\"", got, err)
 	}
+}
+
+// read reads bytes [start, end) of info.
+func read(t *testing.T, src *s3store.Source, info object.Info, start, end int64) ([]byte, error) {
+	t.Helper()
+	r, err := src.Open(t.Context(), info, start, end)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return io.ReadAll(r)
 }
 
 func TestMissing(t *testing.T) {
@@ -165,9 +176,25 @@ func TestMissing(t *testing.T) {
 	if _, err := h.src.Stat(t.Context(), uri); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Stat of a deleted object: %v, want fs.ErrNotExist", err)
 	}
+	// Read by version, the deleted object's version is still there (a
+	// delete marker hides it): it is read as registered. By ETag, or once
+	// the version itself is deleted, it is SourceChanged.
+	byETag := info
+	byETag.Version = ""
+	for _, rg := range [][2]int64{{0, -1}, {0, 2}, {2, 2}} {
+		if _, err := h.src.Open(t.Context(), byETag, rg[0], rg[1]); failure.ReasonOf(err) != failure.SourceChanged {
+			t.Errorf("Open(%d, %d) by ETag of an object deleted after Stat: %v, want SourceChanged", rg[0], rg[1], err)
+		}
+	}
+	if got, err := read(t, h.src, info, 0, 3); err != nil || string(got) != "sku" {
+		t.Errorf("Open(0, 3) of the registered version of a deleted object: %q, %v; want \"sku\"", got, err)
+	}
+	if _, err := h.client.DeleteObject(t.Context(), &s3.DeleteObjectInput{Bucket: &h.bucket, Key: &key, VersionId: &info.Version}); err != nil {
+		t.Fatal(err)
+	}
 	for _, rg := range [][2]int64{{0, -1}, {0, 2}, {2, 2}} {
 		if _, err := h.src.Open(t.Context(), info, rg[0], rg[1]); failure.ReasonOf(err) != failure.SourceChanged {
-			t.Errorf("Open(%d, %d) of an object deleted after Stat: %v, want SourceChanged", rg[0], rg[1], err)
+			t.Errorf("Open(%d, %d) of a deleted version: %v, want SourceChanged", rg[0], rg[1], err)
 		}
 	}
 	if _, err := h.src.Stat(t.Context(), s3store.URI(awstest.Name("no-such-bucket"), "x.csv")); !errors.Is(err, fs.ErrNotExist) {
@@ -328,6 +355,7 @@ func TestStaleEmptyRanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.Put(t, "stale-empty.csv", []byte("sku\nB2\n"))
+	stale.Version = "" // by ETag (If-Match), as in an unversioned bucket
 	for _, rg := range [][2]int64{{3, 3}, {7, -1}, {100, -1}, {100, 200}} {
 		if r, err := h.src.Open(t.Context(), stale, rg[0], rg[1]); failure.ReasonOf(err) != failure.SourceChanged {
 			if err == nil {

@@ -21,7 +21,7 @@ const batchCols = `batch_id, status, source_uri, source_size, source_etag, sourc
 
 const shardCols = `batch_id, shard, sheet, sheet_index, byte_start, byte_end, first_row, rows, checksum, status,
 	cp_next_offset, cp_next_row, cp_rows_total, cp_rows_imported, cp_rows_failed, cp_rows_skipped,
-	owner, epoch, lease_until, attempts, message, updated_at, staged, cp_rows_superseded, check_rows, check_failed`
+	owner, epoch, lease_until, attempts, message, updated_at, staged, cp_rows_superseded, check_rows, check_failed, blocks`
 
 // CreateBatch stores b and its shards unless a batch with b.ID exists; see
 // state.Store.
@@ -97,14 +97,18 @@ func insertShard(tx *wtx, s state.Shard) error {
 	if err != nil {
 		return err
 	}
+	blocks, err := jsonArg(s.Blocks, s.Blocks == nil)
+	if err != nil {
+		return err
+	}
 	checkRows, checkFailed := sql.NullInt64{}, int64(0)
 	if c := s.Check; c != nil {
 		checkRows, checkFailed = sql.NullInt64{Int64: c.Rows, Valid: true}, c.Failed
 	}
-	_, err = tx.exec(`INSERT INTO shards (`+shardCols+`) VALUES `+placeholders(1, 26),
+	_, err = tx.exec(`INSERT INTO shards (`+shardCols+`) VALUES `+placeholders(1, 27),
 		s.BatchID, s.Index, s.Sheet, s.SheetIndex, s.Start, s.End, s.FirstRow, s.Rows, s.Checksum, string(s.Status),
 		cp.NextOffset, cp.NextRow, cp.Counts.Total, cp.Counts.Imported, cp.Counts.Failed, cp.Counts.Skipped,
-		s.Owner, s.Epoch, timeArg(s.LeaseUntil), s.Attempts, s.Message, timeArg(s.UpdatedAt), staged, cp.Counts.Superseded, checkRows, checkFailed)
+		s.Owner, s.Epoch, timeArg(s.LeaseUntil), s.Attempts, s.Message, timeArg(s.UpdatedAt), staged, cp.Counts.Superseded, checkRows, checkFailed, blocks)
 	return err
 }
 
@@ -200,19 +204,25 @@ func scanShard(sc scanner) (state.Shard, error) {
 		s              state.Shard
 		status         string
 		lease, updated sql.NullString
-		staged         sql.NullString
+		staged, blocks sql.NullString
 		checkRows      sql.NullInt64
 		checkFailed    int64
 	)
 	cp := &s.Checkpoint
 	err := sc.Scan(&s.BatchID, &s.Index, &s.Sheet, &s.SheetIndex, &s.Start, &s.End, &s.FirstRow, &s.Rows, &s.Checksum, &status,
 		&cp.NextOffset, &cp.NextRow, &cp.Counts.Total, &cp.Counts.Imported, &cp.Counts.Failed, &cp.Counts.Skipped,
-		&s.Owner, &s.Epoch, &lease, &s.Attempts, &s.Message, &updated, &staged, &cp.Counts.Superseded, &checkRows, &checkFailed)
+		&s.Owner, &s.Epoch, &lease, &s.Attempts, &s.Message, &updated, &staged, &cp.Counts.Superseded, &checkRows, &checkFailed, &blocks)
 	if err != nil {
 		return state.Shard{}, err
 	}
 	if checkRows.Valid {
 		s.Check = &state.Check{Rows: checkRows.Int64, Failed: checkFailed}
+	}
+	if blocks.Valid {
+		s.Blocks = &state.Blocks{}
+		if err := parseJSON(blocks, s.Blocks); err != nil {
+			return state.Shard{}, err
+		}
 	}
 	if staged.Valid {
 		s.Staged = &state.Staged{}
@@ -262,7 +272,47 @@ func (db *DB) ListShards(ctx context.Context, batchID string) ([]state.Shard, er
 	return out, err
 }
 
-// FinishBatch sets a RUNNING batch's final status, counts, message, report
+// SuspendBatch sets a RUNNING batch SUSPENDED with message; see
+// state.Store.
+func (db *DB) SuspendBatch(ctx context.Context, id, message string, now time.Time) (state.Batch, error) {
+	return db.setRunning(ctx, id, state.BatchRunning, state.BatchSuspended, message, now)
+}
+
+// ResumeBatch sets a SUSPENDED batch RUNNING again; see state.Store.
+func (db *DB) ResumeBatch(ctx context.Context, id string, now time.Time) (state.Batch, error) {
+	return db.setRunning(ctx, id, state.BatchSuspended, state.BatchRunning, "", now)
+}
+
+// setRunning moves an unfinished batch from status from to status to with
+// message; a batch already in status to is returned unchanged.
+func (db *DB) setRunning(ctx context.Context, id string, from, to state.BatchStatus, message string, now time.Time) (state.Batch, error) {
+	if now.IsZero() {
+		now = db.opts.Now()
+	}
+	var b state.Batch
+	err := db.write(ctx, fmt.Sprintf("set batch %s %s", id, to), func(tx *wtx) error {
+		var err error
+		if b, err = loadBatch(ctx, tx, id); err != nil {
+			return err
+		}
+		switch b.Status {
+		case to:
+			return nil
+		case from:
+		default:
+			return fmt.Errorf("%w (%s)", state.ErrBatchFinished, b.Status)
+		}
+		if _, err := tx.exec(`UPDATE batches SET status = ?, message = ?, updated_at = ? WHERE batch_id = ? AND status = ?`,
+			string(to), message, timeArg(now), id, string(from)); err != nil {
+			return err
+		}
+		b, err = loadBatch(ctx, tx, id)
+		return err
+	})
+	return b, err
+}
+
+// FinishBatch sets a RUNNING or SUSPENDED batch's final status, counts, message, report
 // and ByReason; see state.Store.
 func (db *DB) FinishBatch(ctx context.Context, id string, f state.Final, now time.Time) (state.Batch, error) {
 	status, counts, message, report := f.Status, f.Counts, f.Message, f.Report

@@ -35,7 +35,7 @@
 //     first_row, rows, checksum, status, cp_next_offset, cp_next_row,
 //     cp_rows_total, cp_rows_imported, cp_rows_failed, cp_rows_skipped, owner,
 //     epoch, lease_until, attempts, message, updated_at, staged,
-//     cp_rows_superseded;
+//     cp_rows_superseded, blocks (JSON state.Blocks, v4);
 //     PK(batch_id, shard)), WITHOUT ROWID;
 //   - failures(batch_id, sheet, row, layer, reason, field, message, raw_line,
 //     cells JSON, field_mapping JSON, rule_version, retry_count, failure_at,

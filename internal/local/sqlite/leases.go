@@ -62,9 +62,10 @@ func (db *DB) Claim(ctx context.Context, batchID string, shard int, owner string
 		if s, bs, err = shardAndBatch(tx, batchID, shard); err != nil {
 			return err
 		}
+		if err := bs.WriteErr(); err != nil {
+			return err
+		}
 		switch {
-		case bs.Finished():
-			return fmt.Errorf("%w (%s)", state.ErrBatchFinished, bs)
 		case s.Status.Finished():
 			return fmt.Errorf("%w (%s)", state.ErrShardFinished, s.Status)
 		case s.Owner != owner && s.LeaseUntil.After(now):
@@ -98,8 +99,8 @@ func (db *DB) Checkpoint(ctx context.Context, lease state.Lease, cp state.Checkp
 		if s.Status.Finished() {
 			return fmt.Errorf("%w (%s)", state.ErrShardFinished, s.Status)
 		}
-		if bs.Finished() {
-			return fmt.Errorf("%w (%s)", state.ErrBatchFinished, bs)
+		if err := bs.WriteErr(); err != nil {
+			return err
 		}
 		if err := putFailures(tx, failures); err != nil {
 			return err
@@ -169,8 +170,8 @@ func (db *DB) FinishShard(ctx context.Context, lease state.Lease, status state.S
 			b, err = loadBatch(ctx, tx, lease.BatchID)
 			return err
 		}
-		if bs.Finished() {
-			return fmt.Errorf("%w (%s)", state.ErrBatchFinished, bs)
+		if err := bs.WriteErr(); err != nil {
+			return err
 		}
 		var d state.Counts
 		at := db.opts.Now()

@@ -13,7 +13,7 @@
 -- batches: one row per import (state.Batch). Created once (invariant 1).
 CREATE TABLE IF NOT EXISTS batches (
     batch_id        TEXT    NOT NULL PRIMARY KEY,
-    status          TEXT    NOT NULL,             -- RUNNING, COMPLETED, ... (state.BatchStatus)
+    status          TEXT    NOT NULL,             -- RUNNING, SUSPENDED, COMPLETED, CANCELLED, ... (state.BatchStatus)
     source_uri      TEXT    NOT NULL,
     source_size     INTEGER NOT NULL,
     source_etag     TEXT    NOT NULL,
@@ -74,6 +74,7 @@ CREATE TABLE IF NOT EXISTS shards (
     cp_rows_superseded INTEGER NOT NULL DEFAULT 0, -- (v3)
     check_rows       INTEGER,                     -- check-phase outcome (state.Check): rows checked; NULL: not checked (v4)
     check_failed     INTEGER NOT NULL DEFAULT 0,  -- rows that failed a check (v4)
+    blocks           TEXT,                        -- JSON state.Blocks (row-block checksums the worker verifies), NULL: none (v5)
     PRIMARY KEY (batch_id, shard)
 ) WITHOUT ROWID;
 

@@ -85,6 +85,10 @@ var tests = []struct {
 	{"RecordCheck/CountsEachShardOnce", testRecordCheck},
 	{"RecordCheck/FencedAndWithoutCheckPhase", testRecordCheckRefuses},
 	{"FinishBatch/SetsFinalStateOnce", testFinishBatch},
+	{"CreateBatch/RoundTripsBlockChecksums", testCreateBatchBlocks},
+	{"SuspendBatch/NoShardWritesUntilResumed", testSuspendBatch},
+	{"SuspendBatch/TransitionsByStatus", testSuspendTransitions},
+	{"FinishBatch/CancelsRunningOrSuspended", testCancelBatch},
 	{"Failures/FilterAndOrder", testFailuresFilter},
 	{"Failures/Paging", testFailuresPaging},
 	{"CountFailures/PerShard", testCountFailures},
@@ -1356,4 +1360,145 @@ func testRecordCheckRefuses(t *testing.T, s state.Store) {
 	must(t, err, "FinishBatch")
 	_, err = s.RecordCheck(ctx, ld, state.Check{Rows: 10}, nil)
 	wantErr(t, err, state.ErrBatchFinished, "RecordCheck on a finished batch")
+}
+
+// testCreateBatchBlocks: a shard's block checksums (state.Blocks) come back
+// from ListShards and Claim as stored; a shard without them has nil.
+func testCreateBatchBlocks(t *testing.T, s state.Store) {
+	b, shards := fixture(2, t0)
+	blocks := &state.Blocks{Rows: 4, Sums: "0a1b2c3d" + "ffffffff" + "00000001"}
+	shards[0].Blocks = blocks
+	_, _, err := s.CreateBatch(t.Context(), b, shards)
+	must(t, err, "CreateBatch")
+	diff(t, "blocks of shard 0", blocks, getShard(t, s, b.ID, 0).Blocks)
+	if got := getShard(t, s, b.ID, 1).Blocks; got != nil {
+		t.Errorf("blocks of shard 1 = %+v, want nil", got)
+	}
+	_, sh := claim(t, s, b.ID, 0, "worker-a", time.Minute, t0)
+	diff(t, "blocks of the claimed shard", blocks, sh.Blocks)
+	if sum, ok := sh.Blocks.Sum(2); !ok || sum != "00000001" || sh.Blocks.Len() != 3 {
+		t.Errorf("Blocks.Sum(2) = %q %v, Len %d; want 00000001 true, 3", sum, ok, sh.Blocks.Len())
+	}
+	if _, ok := sh.Blocks.Sum(3); ok {
+		t.Errorf("Blocks.Sum(3) found a block past the last")
+	}
+}
+
+// testSuspendBatch (decision): a SUSPENDED batch takes no shard write:
+// Claim, Checkpoint and FinishShard fail with ErrBatchSuspended and change
+// nothing; it is not finished; resumed (RUNNING again), the checkpoint
+// taken before the suspension is where a new claim resumes.
+func testSuspendBatch(t *testing.T, s state.Store) {
+	b, shards := create(t, s, 2)
+	ctx := t.Context()
+	l0, _ := claim(t, s, b.ID, 0, "worker-a", time.Minute, t0)
+	cp := cpAt(shards[0], 4, state.Counts{Total: 4, Imported: 4})
+	_, err := s.Checkpoint(ctx, l0, cp, nil, t0.Add(time.Minute))
+	must(t, err, "Checkpoint")
+	msg := "products.csv changed since this import started"
+	got, err := s.SuspendBatch(ctx, b.ID, msg, t0.Add(time.Second))
+	must(t, err, "SuspendBatch")
+	if got.Status != state.BatchSuspended || got.Message != msg || got.Status.Finished() {
+		t.Fatalf("suspended batch: status %s (finished %v), message %q", got.Status, got.Status.Finished(), got.Message)
+	}
+	before := getBatch(t, s, b.ID)
+	_, err = s.Checkpoint(ctx, l0, cpAt(shards[0], 8, state.Counts{Total: 8, Imported: 8}), nil, t0.Add(time.Minute))
+	wantErr(t, err, state.ErrBatchSuspended, "Checkpoint in a suspended batch")
+	_, err = s.FinishShard(ctx, l0, state.ShardDone, cpAt(shards[0], 10, state.Counts{Total: 10, Imported: 10}), "")
+	wantErr(t, err, state.ErrBatchSuspended, "FinishShard in a suspended batch")
+	_, _, err = s.Claim(ctx, b.ID, 1, "worker-b", time.Minute, t0)
+	wantErr(t, err, state.ErrBatchSuspended, "Claim in a suspended batch")
+	diff(t, "suspended batch after refused writes", before, getBatch(t, s, b.ID))
+	diff(t, "checkpoint of shard 0 after refused writes", cp, getShard(t, s, b.ID, 0).Checkpoint)
+
+	got, err = s.ResumeBatch(ctx, b.ID, t0.Add(2*time.Second))
+	must(t, err, "ResumeBatch")
+	if got.Status != state.BatchRunning || got.Message != "" {
+		t.Fatalf("resumed batch: status %s, message %q; want RUNNING with no message", got.Status, got.Message)
+	}
+	diff(t, "counters of the resumed batch", before.Counts, got.Counts)
+	_, sh := claim(t, s, b.ID, 0, "worker-c", time.Minute, t0.Add(2*time.Minute))
+	diff(t, "checkpoint a resumed claim starts from", cp, sh.Checkpoint)
+}
+
+// testSuspendTransitions: SuspendBatch and ResumeBatch by the batch's
+// status, table-driven: each is a no-op in its own target status and
+// fails ErrBatchFinished on a finished batch, ErrNotFound on none.
+func testSuspendTransitions(t *testing.T, s state.Store) {
+	ctx := t.Context()
+	finished := func(t *testing.T, id string) {
+		_, err := s.FinishBatch(ctx, id, state.Final{Status: state.BatchCancelled, Counts: state.Counts{Total: 20, Skipped: 20}}, t0)
+		must(t, err, "FinishBatch CANCELLED")
+	}
+	suspended := func(t *testing.T, id string) {
+		_, err := s.SuspendBatch(ctx, id, "changed", t0)
+		must(t, err, "SuspendBatch")
+	}
+	for _, tc := range []struct {
+		name    string
+		setup   func(t *testing.T, id string)
+		suspend bool // SuspendBatch, else ResumeBatch
+		want    state.BatchStatus
+		err     error
+	}{
+		{"suspend running", nil, true, state.BatchSuspended, nil},
+		{"suspend suspended is a no-op", suspended, true, state.BatchSuspended, nil},
+		{"suspend finished", finished, true, state.BatchCancelled, state.ErrBatchFinished},
+		{"resume running is a no-op", nil, false, state.BatchRunning, nil},
+		{"resume suspended", suspended, false, state.BatchRunning, nil},
+		{"resume finished", finished, false, state.BatchCancelled, state.ErrBatchFinished},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, _ := create(t, s, 2)
+			if tc.setup != nil {
+				tc.setup(t, b.ID)
+			}
+			var err error
+			if tc.suspend {
+				_, err = s.SuspendBatch(ctx, b.ID, "changed", t0.Add(time.Second))
+			} else {
+				_, err = s.ResumeBatch(ctx, b.ID, t0.Add(time.Second))
+			}
+			if tc.err != nil {
+				wantErr(t, err, tc.err, tc.name)
+			} else {
+				must(t, err, tc.name)
+			}
+			if got := getBatch(t, s, b.ID).Status; got != tc.want {
+				t.Errorf("status after %s = %s, want %s", tc.name, got, tc.want)
+			}
+		})
+	}
+	_, err := s.SuspendBatch(ctx, newID("missing"), "changed", t0)
+	wantErr(t, err, state.ErrNotFound, "SuspendBatch of an unknown batch")
+	_, err = s.ResumeBatch(ctx, newID("missing"), t0)
+	wantErr(t, err, state.ErrNotFound, "ResumeBatch of an unknown batch")
+}
+
+// testCancelBatch (decision): FinishBatch CANCELLED ends a RUNNING or a
+// SUSPENDED batch; CANCELLED is finished, so a worker's next checkpoint
+// fails ErrBatchFinished, and a second cancel is a no-op while finishing
+// it another way fails.
+func testCancelBatch(t *testing.T, s state.Store) {
+	ctx := t.Context()
+	for _, suspend := range []bool{false, true} {
+		b, shards := create(t, s, 2)
+		l0, _ := claim(t, s, b.ID, 0, "worker-a", time.Minute, t0)
+		if suspend {
+			_, err := s.SuspendBatch(ctx, b.ID, "changed", t0)
+			must(t, err, "SuspendBatch")
+		}
+		final := state.Final{Status: state.BatchCancelled, Counts: state.Counts{Total: 20, Skipped: 20}, Message: "cancelled by alice"}
+		got, err := s.FinishBatch(ctx, b.ID, final, t0.Add(time.Minute))
+		must(t, err, fmt.Sprintf("FinishBatch CANCELLED (suspended %v)", suspend))
+		if got.Status != state.BatchCancelled || !got.Status.Finished() || got.Message != final.Message || got.FinishedAt.IsZero() {
+			t.Fatalf("cancelled batch: %s (finished %v) %q at %v", got.Status, got.Status.Finished(), got.Message, got.FinishedAt)
+		}
+		_, err = s.Checkpoint(ctx, l0, cpAt(shards[0], 3, state.Counts{Total: 3, Imported: 3}), nil, t0.Add(time.Minute))
+		wantErr(t, err, state.ErrBatchFinished, "Checkpoint in a cancelled batch")
+		_, err = s.FinishBatch(ctx, b.ID, final, t0.Add(time.Hour))
+		must(t, err, "cancel twice")
+		_, err = s.FinishBatch(ctx, b.ID, state.Final{Status: state.BatchCompleted, Counts: state.Counts{Total: 20, Imported: 20}}, t0)
+		wantErr(t, err, state.ErrBatchFinished, "FinishBatch COMPLETED of a cancelled batch")
+	}
 }
