@@ -1,0 +1,205 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/catalog-import/catalog-import/internal/cli"
+	"github.com/catalog-import/catalog-import/internal/state"
+)
+
+// feedSeeds are the seeds a property test runs: 1..n, or only FEEDS_SEED
+// when it is set (to rerun the seed a failure printed).
+func feedSeeds(t *testing.T, n int) []int64 {
+	t.Helper()
+	if v := os.Getenv("FEEDS_SEED"); v != "" {
+		s, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			t.Fatalf("FEEDS_SEED=%q: %v", v, err)
+		}
+		return []int64{s}
+	}
+	seeds := make([]int64, n)
+	for i := range seeds {
+		seeds[i] = int64(i + 1)
+	}
+	return seeds
+}
+
+// onFailure logs what the test did (log) and how to rerun its seed when t
+// fails.
+func onFailure(t *testing.T, seed int64, log *strings.Builder) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("what ran:\n%s\nrerun this case alone: FEEDS_SEED=%d go test -run '%s' ./internal/e2e", log.String(), seed, strings.Split(t.Name(), "/")[0])
+		}
+	})
+}
+
+// TestFeedsMatchUploadOrderAfterKills is the property test of issue 11 on
+// the embedded engine (the real importctl binary, one database): a seed
+// export, then 3 to 6 files of mixed write modes over overlapping SKUs,
+// each run with 0 to 3 SIGKILLs at random points and resumed later, the
+// runs of different files interleaved at random (start A, kill, run B to
+// completion, resume A, ...). It must end with every batch COMPLETED with
+// rows_total = imported + superseded (+ failed + skipped, both 0 here) and
+// the catalog equal to applying the files one after another in the upload
+// order each batch reports, with no value that no file had.
+//
+// Modes: upsert and replace with the required columns and a random subset
+// of the others (empty cells sometimes: the field's default), delete, and
+// update with a random subset of fields. update decides whether a SKU exists
+// when its row is written (the documented limit of decision 17: it can
+// differ from upload order when an older batch that creates or deletes the
+// SKU still runs), so update files only name SKUs the seed export created
+// and that no file of the sequence deletes: for those, every interleaving
+// must match the model exactly. upsert, replace and delete are exact in any
+// interleaving and are not restricted.
+func TestFeedsMatchUploadOrderAfterKills(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds importctl and kills it")
+	}
+	t.Parallel()
+	bin := buildImportctl(t, t.TempDir())
+	for _, seed := range feedSeeds(t, 6) {
+		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
+			t.Parallel()
+			feedsProperty(t, bin, seed)
+		})
+	}
+}
+
+// feedsProperty runs one case of TestFeedsMatchUploadOrderAfterKills.
+func feedsProperty(t *testing.T, bin string, seed int64) {
+	var log strings.Builder
+	onFailure(t, seed, &log)
+	r := rand.New(rand.NewSource(seed))
+	g := &feedGen{r: r}
+	dir := t.TempDir()
+	db := filepath.Join(dir, "catalog.db")
+	profiles := writeModeProfiles(t, dir)
+
+	// The SKUs: the seed export creates the first 3/4; stable ones (update
+	// targets) are never deleted.
+	universe := make([]string, 60+r.Intn(60))
+	for i := range universe {
+		universe[i] = fmt.Sprintf("P-%03d", i)
+	}
+	seeded := universe[:len(universe)*3/4]
+	stable := g.pick(seeded, len(seeded)/3)
+	var deletable []string
+	for _, s := range universe {
+		if !slices.Contains(stable, s) {
+			deletable = append(deletable, s)
+		}
+	}
+	files := []feedFile{g.file("f0-upsert", "upsert", productFields, seeded)}
+	modes := []string{"upsert", "upsert", "replace", "update", "delete"}
+	for i := range 3 + r.Intn(4) {
+		i++
+		mode := modes[r.Intn(len(modes))]
+		tag := fmt.Sprintf("f%d-%s", i, mode)
+		var f feedFile
+		switch mode {
+		case "upsert", "replace":
+			f = g.file(tag, mode, g.columns(true), g.pick(universe, len(universe)/3+r.Intn(len(universe)*2/3)))
+		case "update":
+			f = g.file(tag, mode, g.columns(false), g.pick(stable, 1+r.Intn(len(stable))))
+		case "delete":
+			f = g.file(tag, mode, nil, g.pick(deletable, 1+r.Intn(len(deletable)/2)))
+			if r.Intn(2) == 0 { // deleting a SKU that is not there is fine
+				f.rows = append(f.rows, []string{"GONE-" + tag})
+			}
+		}
+		files = append(files, f)
+	}
+
+	// How each file runs: its flags, and its runs (kills, then one to the end).
+	type plan struct {
+		f     feedFile
+		path  string
+		args  []string
+		kills int
+	}
+	plans := make([]*plan, len(files))
+	for i, f := range files {
+		p := &plan{f: f, path: f.write(t, dir), kills: r.Intn(4)}
+		p.args = []string{"run", "--json", "--quiet", "--db", db, "--profile", profiles[f.mode],
+			"--shards", strconv.Itoa(1 + r.Intn(2)), "--checkpoint-every", strconv.Itoa(1 + r.Intn(3)),
+			"--shard-rows", strconv.Itoa(10 + r.Intn(40)), p.path}
+		plans[i] = p
+		fmt.Fprintf(&log, "%s: %d rows, columns %v, %d kills, %v\n", f.tag, len(f.rows), f.cols, p.kills, p.args[7:13])
+	}
+	plans[0].kills = 0 // the seed export completes before the others start
+
+	summaries := map[string]cli.RunJSON{}
+	run := func(p *plan) {
+		s := runBin(t, bin, p.args...)
+		summaries[p.f.tag] = s
+		fmt.Fprintf(&log, "  run %s to the end: %s order %d, %d imported %d superseded (resumed %v)\n",
+			p.f.tag, s.Status, s.Order, s.RowsImported, s.RowsSuperseded, s.Resumed)
+	}
+	run(plans[0])
+	pending := append([]*plan(nil), plans[1:]...)
+	landed := 0
+	for len(pending) > 0 {
+		i := r.Intn(len(pending))
+		p := pending[i]
+		if p.kills == 0 {
+			run(p)
+			pending = append(pending[:i], pending[i+1:]...)
+			continue
+		}
+		p.kills--
+		after := int64(r.Float64() * float64(len(p.f.rows)))
+		done, killed := killRunAt(t, bin, p.args, db, p.path, after)
+		if killed {
+			landed++
+		}
+		fmt.Fprintf(&log, "  kill %s at >= %d rows: killed %v with %d rows checkpointed\n", p.f.tag, after, killed, done)
+	}
+	t.Logf("seed %d: %d files, %d kills landed mid-import", seed, len(files), landed)
+
+	// Every batch is finished and reconciles, with the order run reported.
+	batches := dbBatches(t, db)
+	orders := map[string]int64{}
+	for _, f := range files {
+		b, ok := batches[f.tag+".csv"]
+		if !ok {
+			t.Fatalf("no batch of %s", f.tag)
+		}
+		checkFinished(t, f.tag, b, len(f.rows))
+		if s := summaries[f.tag]; s.Order != b.Order || s.BatchID != b.ID {
+			t.Errorf("%s: run reported batch %s order %d, status has %s order %d", f.tag, s.BatchID, s.Order, b.ID, b.Order)
+		}
+		orders[f.tag] = b.Order
+	}
+	want := expectedCatalog(files, orders)
+	checkCatalog(t, files, want, embeddedProducts(t, db, allSKUs(files)))
+}
+
+// dbBatches lists the batches of the embedded database db (`importctl
+// status --json`) by the base name of their file.
+func dbBatches(t *testing.T, db string) map[string]state.Batch {
+	t.Helper()
+	code, out, errOut := importctl(t, "status", "--json", "--limit", "1000", "--db", db)
+	if code != 0 {
+		t.Fatalf("status: exit %d %s", code, errOut)
+	}
+	var bs []state.Batch
+	if err := json.Unmarshal([]byte(out), &bs); err != nil {
+		t.Fatalf("status: %v\n%s", err, out)
+	}
+	m := map[string]state.Batch{}
+	for _, b := range bs {
+		m[filepath.Base(b.Source.URI)] = b
+	}
+	return m
+}
