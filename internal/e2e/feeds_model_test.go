@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -391,4 +392,38 @@ func allSKUs(files []feedFile) []string {
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// shared is the importctl binary the feed tests share (built once).
+var shared struct {
+	once      sync.Once
+	dir, path string
+	err       error
+}
+
+// sharedImportctl builds importctl once per test binary run (TestMain
+// removes it) and returns its path: the feed tests run it as a process to
+// kill it.
+func sharedImportctl(t *testing.T) string {
+	t.Helper()
+	shared.once.Do(func() {
+		if shared.dir, shared.err = os.MkdirTemp("", "e2e-importctl-"); shared.err != nil {
+			return
+		}
+		shared.path = filepath.Join(shared.dir, "importctl")
+		if out, err := exec.Command("go", "build", "-o", shared.path, "../../cmd/importctl").CombinedOutput(); err != nil {
+			shared.err = fmt.Errorf("build importctl: %v\n%s", err, out)
+		}
+	})
+	if shared.err != nil {
+		t.Fatal(shared.err)
+	}
+	return shared.path
+}
+
+// removeSharedImportctl removes the binary sharedImportctl built, if any.
+func removeSharedImportctl() {
+	if shared.dir != "" {
+		os.RemoveAll(shared.dir)
+	}
 }

@@ -67,7 +67,7 @@ func TestFeedsMatchUploadOrderAfterKills(t *testing.T) {
 		t.Skip("builds importctl and kills it")
 	}
 	t.Parallel()
-	bin := buildImportctl(t, t.TempDir())
+	bin := sharedImportctl(t)
 	for _, seed := range feedSeeds(t, 6) {
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
 			t.Parallel()
@@ -202,4 +202,196 @@ func dbBatches(t *testing.T, db string) map[string]state.Batch {
 		m[filepath.Base(b.Source.URI)] = b
 	}
 	return m
+}
+
+// feedRun is one file of a regression scenario: its feed and the args of
+// `importctl run` for it (one shard, so that the rows a kill left undone are
+// the ones after the checkpoint).
+type feedRun struct {
+	f    feedFile
+	path string
+	args []string
+}
+
+// feedRuns writes files into dir and returns how to run each into db.
+func feedRuns(t *testing.T, dir, db string, files ...feedFile) []feedRun {
+	t.Helper()
+	profiles := writeModeProfiles(t, dir)
+	out := make([]feedRun, len(files))
+	for i, f := range files {
+		path := f.write(t, dir)
+		out[i] = feedRun{f: f, path: path, args: []string{"run", "--json", "--quiet", "--db", db, "--profile", profiles[f.mode],
+			"--shards", "1", "--checkpoint-every", "10", "--shard-rows", "100000", path}}
+	}
+	return out
+}
+
+// killMidImport SIGKILLs the run of fr once it has checkpointed n rows and
+// fails the test unless the kill caught it before the end. It returns the
+// rows checkpointed.
+func killMidImport(t *testing.T, bin, db string, fr feedRun, n int64) int64 {
+	t.Helper()
+	done, killed := killRunAt(t, bin, fr.args, db, fr.path, n)
+	if !killed || done >= int64(len(fr.f.rows)) {
+		t.Fatalf("%s: the kill did not catch the run mid-import (killed %v, %d of %d rows done)", fr.f.tag, killed, done, len(fr.f.rows))
+	}
+	return done
+}
+
+// supersededAfter counts the rows of f from index done on whose SKU is in skus.
+func supersededAfter(f feedFile, done int64, skus map[string]bool) int64 {
+	var n int64
+	for _, r := range f.rows[done:] {
+		if skus[r[0]] {
+			n++
+		}
+	}
+	return n
+}
+
+// checkFeedRuns checks that every file's batch is COMPLETED and reconciles
+// and that the catalog equals the files applied in the batches' upload
+// order; it returns the batches by tag.
+func checkFeedRuns(t *testing.T, db string, runs []feedRun) map[string]state.Batch {
+	t.Helper()
+	batches := dbBatches(t, db)
+	byTag := map[string]state.Batch{}
+	orders := map[string]int64{}
+	var files []feedFile
+	for _, fr := range runs {
+		b := batches[filepath.Base(fr.path)]
+		checkFinished(t, fr.f.tag, b, len(fr.f.rows))
+		byTag[fr.f.tag], orders[fr.f.tag] = b, b.Order
+		files = append(files, fr.f)
+	}
+	checkCatalog(t, files, expectedCatalog(files, orders), embeddedProducts(t, db, allSKUs(files)))
+	return byTag
+}
+
+// numberedSKUs is S-0000 ... S-(n-1).
+func numberedSKUs(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("S-%04d", i)
+	}
+	return out
+}
+
+// TestPriceAndStockFeedsInterleavedWithKill: after a full export, a stock
+// feed (update, sku,stock) is killed mid-import, a price feed (update,
+// sku,price) is killed mid-import, a newer stock feed of half the SKUs
+// completes, and both killed feeds are resumed. Every feed COMPLETES; every
+// price is the price feed's, the stock is the newer stock feed's where it
+// has the SKU and the older one's elsewhere, names stay the export's; the
+// older stock feed's rows the newer one holds are superseded (the ones it
+// had not done before the kill), the price feed supersedes nothing (its
+// field is its own).
+func TestPriceAndStockFeedsInterleavedWithKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds importctl and kills it")
+	}
+	t.Parallel()
+	const n = 3000
+	dir := t.TempDir()
+	bin := sharedImportctl(t)
+	db := filepath.Join(dir, "catalog.db")
+	g := &feedGen{r: rand.New(rand.NewSource(11))}
+	all := numberedSKUs(n)
+	half := g.pick(all, n/2)
+	slices.Sort(half)
+	runs := feedRuns(t, dir, db,
+		g.file("export", "upsert", []string{"name", "category", "price", "stock"}, all),
+		g.file("stock-1", "update", []string{"stock"}, all),
+		g.file("prices", "update", []string{"price"}, all),
+		g.file("stock-2", "update", []string{"stock"}, half))
+	export, stock1, prices, stock2 := runs[0], runs[1], runs[2], runs[3]
+
+	runBin(t, bin, export.args...)
+	done1 := killMidImport(t, bin, db, stock1, n/10)
+	donePrices := killMidImport(t, bin, db, prices, n/5)
+	runBin(t, bin, stock2.args...)
+	s1 := runBin(t, bin, stock1.args...)
+	sp := runBin(t, bin, prices.args...)
+	if !s1.Resumed || !sp.Resumed {
+		t.Errorf("the killed feeds did not resume: stock %+v, prices %+v", s1, sp)
+	}
+	t.Logf("stock feed killed at %d rows, price feed at %d", done1, donePrices)
+
+	b := checkFeedRuns(t, db, runs)
+	if !(b["export"].Order < b["stock-1"].Order && b["stock-1"].Order < b["prices"].Order && b["prices"].Order < b["stock-2"].Order) {
+		t.Errorf("orders export %d, stock-1 %d, prices %d, stock-2 %d: want the order of first registration",
+			b["export"].Order, b["stock-1"].Order, b["prices"].Order, b["stock-2"].Order)
+	}
+	if want := supersededAfter(stock1.f, done1, stock2.f.skuSet()); b["stock-1"].Counts.Superseded != want {
+		t.Errorf("stock-1 resumed: %+v, want %d superseded (rows after its kill that stock-2 holds)", b["stock-1"].Counts, want)
+	}
+	if c := b["prices"].Counts; c.Superseded != 0 || c.Imported != n {
+		t.Errorf("prices resumed: %+v, want all %d imported", c, n)
+	}
+}
+
+// TestOlderFullFileResumedAfterNewerPriceFeedAndDelete is the scenario of
+// issue 11: a full file A is killed mid-import; B, a newer price feed
+// (update, sku,price) sharing A's SKUs, and C, a newer delete of some SKUs
+// (some of them in B too), complete; A is run again. A ends COMPLETED (not
+// FAILED: reconciliation counts row outcomes, not products), B's prices
+// stay, C's SKUs stay deleted, and A's rows that C covers and A had not done
+// before the kill are superseded (its rows of B's SKUs still change their
+// other fields: imported, with the price field left to B).
+func TestOlderFullFileResumedAfterNewerPriceFeedAndDelete(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds importctl and kills it")
+	}
+	t.Parallel()
+	const n = 3000
+	dir := t.TempDir()
+	bin := sharedImportctl(t)
+	db := filepath.Join(dir, "catalog.db")
+	g := &feedGen{r: rand.New(rand.NewSource(12))}
+	all := numberedSKUs(n)
+	var even, seventh []string
+	for i, s := range all {
+		if i%2 == 0 {
+			even = append(even, s)
+		}
+		if i%7 == 3 {
+			seventh = append(seventh, s)
+		}
+	}
+	runs := feedRuns(t, dir, db,
+		g.file("initial", "upsert", productFields, all),
+		g.file("A-full", "upsert", productFields, all),
+		g.file("B-prices", "update", []string{"price"}, even),
+		g.file("C-delete", "delete", nil, seventh))
+	initial, a, pb, c := runs[0], runs[1], runs[2], runs[3]
+
+	runBin(t, bin, initial.args...)
+	doneA := killMidImport(t, bin, db, a, n/10)
+	runBin(t, bin, pb.args...)
+	runBin(t, bin, c.args...)
+	sa := runBin(t, bin, a.args...)
+	if !sa.Resumed || sa.Status != state.BatchCompleted {
+		t.Errorf("A run again: %+v, want it resumed and COMPLETED", sa)
+	}
+	t.Logf("A killed at %d of %d rows", doneA, n)
+
+	b := checkFeedRuns(t, db, runs)
+	if want := supersededAfter(a.f, doneA, c.f.skuSet()); b["A-full"].Counts.Superseded != want {
+		t.Errorf("A: %+v, want %d superseded (its rows after the kill that C deleted)", b["A-full"].Counts, want)
+	}
+	got := embeddedProducts(t, db, all)
+	prices := map[string]string{}
+	for _, r := range pb.f.rows {
+		prices[r[0]] = r[1]
+	}
+	for _, sku := range seventh {
+		if p, ok := got[sku]; ok {
+			t.Errorf("%s, deleted by C, is back: %+v", sku, p)
+		}
+	}
+	for _, sku := range even {
+		if p, ok := got[sku]; ok && p.Price != prices[sku] {
+			t.Errorf("%s: price %s, want B's %s", sku, p.Price, prices[sku])
+		}
+	}
 }
