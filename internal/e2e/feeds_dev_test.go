@@ -113,7 +113,7 @@ func devFeeds(t *testing.T, files []feedFile, kill bool, wait time.Duration, log
 		if !ok {
 			t.Fatalf("no batch of %s", f.tag)
 		}
-		checkFinished(t, f.tag, b, len(f.rows))
+		checkFinished(t, f, b)
 		orders[f.tag] = b.Order
 		t.Logf("%s: order %d, %+v", f.tag, b.Order, b.Counts)
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/catalog-import/catalog-import/internal/catalog"
+	"github.com/catalog-import/catalog-import/internal/failure"
 	"github.com/catalog-import/catalog-import/internal/local/sqlite"
 	"github.com/catalog-import/catalog-import/internal/state"
 )
@@ -43,6 +44,10 @@ type feedFile struct {
 	mode string     // write mode (profile write_mode)
 	cols []string   // header: "sku" first, then product fields
 	rows [][]string // cells by column; rows[i][0] is the SKU
+	// failing: the rows that fail whatever the interleaving: later rows of
+	// a SKU the file has on an earlier row (DuplicateSKU) and create-only
+	// rows of SKUs the seed export created and nothing deletes (SKUExists).
+	failing int
 }
 
 // csv is the file's text.
@@ -79,11 +84,18 @@ func (f feedFile) skuSet() map[string]bool {
 type catalogModel map[string]map[string]string
 
 // apply applies f's rows one after another, as the README's table of write
-// modes says a row does. An update row of a missing SKU changes nothing (the
-// engine fails it with UnknownSKU; the generated sequences have none).
+// modes says a row does; a later row of a SKU the file has on an earlier row
+// changes nothing (the lowest position wins). An update row of a missing
+// SKU and a create-only row of an existing one change nothing (the engine
+// fails them: UnknownSKU, SKUExists).
 func (m catalogModel) apply(f feedFile) {
+	seen := map[string]bool{}
 	for _, row := range f.rows {
 		sku := row[0]
+		if seen[sku] {
+			continue
+		}
+		seen[sku] = true
 		p, exists := m[sku]
 		switch f.mode {
 		case "delete":
@@ -93,6 +105,10 @@ func (m catalogModel) apply(f feedFile) {
 			p, exists = nil, false
 		case "update":
 			if !exists {
+				continue
+			}
+		case "create-only":
+			if exists {
 				continue
 			}
 		}
@@ -195,21 +211,30 @@ func checkCatalog(t *testing.T, files []feedFile, want catalogModel, got map[str
 	return ok
 }
 
-// checkFinished fails unless b is COMPLETED with every row imported or
-// superseded, and rows_total = imported + superseded + failed + skipped.
-func checkFinished(t *testing.T, what string, b state.Batch, rows int) {
+// checkFinished fails unless f's batch b finished with rows_total = imported
+// + superseded + failed + skipped, nothing skipped, and only the rows that
+// must fail failed: COMPLETED when none must, else COMPLETED_WITH_ERRORS
+// with only DuplicateSKU and SKUExists failures. (A duplicate row of an
+// older batch whose holder a newer batch overwrote is superseded instead of
+// failed, decision 17: so failed may be below f.failing.)
+func checkFinished(t *testing.T, f feedFile, b state.Batch) {
 	t.Helper()
 	c := b.Counts
-	if b.Status != state.BatchCompleted || c.Total != int64(rows) || c.Done() != c.Total || c.Failed != 0 || c.Skipped != 0 {
-		t.Errorf("%s (batch %s, order %d): %s %+v %q, want COMPLETED with %d rows imported or superseded",
-			what, b.ID, b.Order, b.Status, c, b.Message, rows)
+	want := state.BatchCompleted
+	if f.failing > 0 {
+		want = state.BatchCompletedWithErrors
+	}
+	other := c.Failed - b.ByReason[failure.DuplicateSKU] - b.ByReason[failure.SKUExists]
+	if c.Total != int64(len(f.rows)) || c.Done() != c.Total || c.Skipped != 0 || c.Failed > int64(f.failing) || other != 0 ||
+		(b.Status != want && !(c.Failed == 0 && b.Status == state.BatchCompleted)) {
+		t.Errorf("%s (batch %s, order %d): %s %+v %v %q, want %s: %d rows imported or superseded, at most %d DuplicateSKU or SKUExists",
+			f.tag, b.ID, b.Order, b.Status, c, b.ByReason, b.Message, want, len(f.rows), f.failing)
 	}
 }
 
 // feedGen generates the files of a feed sequence from one seed.
 type feedGen struct {
-	r    *rand.Rand
-	skus []string // the SKUs the sequence may name
+	r *rand.Rand
 }
 
 // value is a random cell of field col for sku in the file tagged tag;
@@ -260,6 +285,21 @@ func (g *feedGen) file(tag, mode string, cols, skus []string) feedFile {
 		f.rows = append(f.rows, row)
 	}
 	return f
+}
+
+// duplicate adds n rows to f, each a SKU of an earlier row with new
+// values, after that row (a DuplicateSKU failure).
+func (g *feedGen) duplicate(f *feedFile, n int) {
+	for range n {
+		i := g.r.Intn(len(f.rows))
+		row := []string{f.rows[i][0]}
+		for _, col := range f.cols[1:] {
+			row = append(row, g.value(col, row[0], f.tag+"-dup"))
+		}
+		j := i + 1 + g.r.Intn(len(f.rows)-i)
+		f.rows = slices.Insert(f.rows, j, row)
+		f.failing++
+	}
 }
 
 // columns returns the required columns (when required) and a random subset

@@ -15,8 +15,9 @@ import (
 	"github.com/catalog-import/catalog-import/internal/state"
 )
 
-// feedSeeds are the seeds a property test runs: 1..n, or only FEEDS_SEED
-// when it is set (to rerun the seed a failure printed).
+// feedSeeds are the seeds a property test runs: 1..n; only FEEDS_SEED when
+// it is set (to rerun the seed a failure printed); 1..FEEDS_SEEDS when that
+// is set (a longer run).
 func feedSeeds(t *testing.T, n int) []int64 {
 	t.Helper()
 	if v := os.Getenv("FEEDS_SEED"); v != "" {
@@ -25,6 +26,12 @@ func feedSeeds(t *testing.T, n int) []int64 {
 			t.Fatalf("FEEDS_SEED=%q: %v", v, err)
 		}
 		return []int64{s}
+	}
+	if v := os.Getenv("FEEDS_SEEDS"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil {
+			t.Fatalf("FEEDS_SEEDS=%q: %v", v, err)
+		}
 	}
 	seeds := make([]int64, n)
 	for i := range seeds {
@@ -101,7 +108,7 @@ func feedsProperty(t *testing.T, bin string, seed int64) {
 		}
 	}
 	files := []feedFile{g.file("f0-upsert", "upsert", productFields, seeded)}
-	modes := []string{"upsert", "upsert", "replace", "update", "delete"}
+	modes := []string{"upsert", "upsert", "replace", "update", "delete", "create-only"}
 	for i := range 3 + r.Intn(4) {
 		i++
 		mode := modes[r.Intn(len(modes))]
@@ -117,6 +124,19 @@ func feedsProperty(t *testing.T, bin string, seed int64) {
 			if r.Intn(2) == 0 { // deleting a SKU that is not there is fine
 				f.rows = append(f.rows, []string{"GONE-" + tag})
 			}
+		case "create-only":
+			// New SKUs no other file names (created), and stable ones
+			// (SKUExists): both exact whatever runs meanwhile.
+			skus := g.pick(stable, r.Intn(len(stable)/4+1))
+			exist := len(skus)
+			for k := range 5 + r.Intn(20) {
+				skus = append(skus, fmt.Sprintf("NEW-%s-%d", tag, k))
+			}
+			f = g.file(tag, mode, g.columns(true), g.pick(skus, len(skus)))
+			f.failing = exist
+		}
+		if mode != "delete" && r.Intn(2) == 0 {
+			g.duplicate(&f, 1+r.Intn(3))
 		}
 		files = append(files, f)
 	}
@@ -143,8 +163,8 @@ func feedsProperty(t *testing.T, bin string, seed int64) {
 	run := func(p *plan) {
 		s := runBin(t, bin, p.args...)
 		summaries[p.f.tag] = s
-		fmt.Fprintf(&log, "  run %s to the end: %s order %d, %d imported %d superseded (resumed %v)\n",
-			p.f.tag, s.Status, s.Order, s.RowsImported, s.RowsSuperseded, s.Resumed)
+		fmt.Fprintf(&log, "  run %s to the end: %s order %d, %d imported %d superseded %d failed (resumed %v)\n",
+			p.f.tag, s.Status, s.Order, s.RowsImported, s.RowsSuperseded, s.RowsFailed, s.Resumed)
 	}
 	run(plans[0])
 	pending := append([]*plan(nil), plans[1:]...)
@@ -175,7 +195,7 @@ func feedsProperty(t *testing.T, bin string, seed int64) {
 		if !ok {
 			t.Fatalf("no batch of %s", f.tag)
 		}
-		checkFinished(t, f.tag, b, len(f.rows))
+		checkFinished(t, f, b)
 		if s := summaries[f.tag]; s.Order != b.Order || s.BatchID != b.ID {
 			t.Errorf("%s: run reported batch %s order %d, status has %s order %d", f.tag, s.BatchID, s.Order, b.ID, b.Order)
 		}
@@ -260,7 +280,7 @@ func checkFeedRuns(t *testing.T, db string, runs []feedRun) map[string]state.Bat
 	var files []feedFile
 	for _, fr := range runs {
 		b := batches[filepath.Base(fr.path)]
-		checkFinished(t, fr.f.tag, b, len(fr.f.rows))
+		checkFinished(t, fr.f, b)
 		byTag[fr.f.tag], orders[fr.f.tag] = b, b.Order
 		files = append(files, fr.f)
 	}
