@@ -54,9 +54,9 @@ func uploadAtOnce(t *testing.T, bucket string, files []feedFile) {
 // SIGKILLs it once some shard has checkpointed without finishing and at
 // least wait has passed. It reports whether it caught a shard so (false:
 // every batch finished first, and dev was killed idle).
-func devKillMidShard(t *testing.T, bin string, flags []string, wait time.Duration) bool {
+func devKillMidShard(t *testing.T, bin string, flags, opts []string, wait time.Duration) bool {
 	t.Helper()
-	cmd := exec.Command(bin, append(append([]string{"dev"}, flags...), devFeedOpts...)...)
+	cmd := exec.Command(bin, append(append([]string{"dev"}, flags...), opts...)...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -91,20 +91,22 @@ func devKillMidShard(t *testing.T, bin string, flags []string, wait time.Duratio
 }
 
 // devFeeds uploads files at the same time to a fresh `importctl dev` stack
-// (the default profile: upsert), runs dev until idle, after a kill -9 of
-// the dev process in the middle of a shard when kill is set, and checks
+// whose profile has write mode mode (a stack has one profile: every file
+// must be of that mode), runs dev until idle, after a kill -9 of the dev
+// process in the middle of a shard when kill is set, and checks
 // that every batch COMPLETED and reconciles and that the catalog (the
 // stack's DynamoDB products table, read through dynamocatalog) equals the
 // files applied in the upload order each batch reports.
-func devFeeds(t *testing.T, files []feedFile, kill bool, wait time.Duration, log *strings.Builder) {
+func devFeeds(t *testing.T, mode string, files []feedFile, kill bool, wait time.Duration, log *strings.Builder) {
 	t.Helper()
-	flags, bucket := devStack(t, devFeedOpts...)
+	opts := append([]string{"--profile", writeModeProfiles(t, t.TempDir())[mode]}, devFeedOpts...)
+	flags, bucket := devStack(t, opts...)
 	uploadAtOnce(t, bucket, files)
 	if kill {
-		caught := devKillMidShard(t, sharedImportctl(t), flags, wait)
+		caught := devKillMidShard(t, sharedImportctl(t), flags, opts, wait)
 		fmt.Fprintf(log, "dev killed after %v or more, in the middle of a shard: %v\n", wait, caught)
 	}
-	dev(t, devLimit(5*time.Minute), append(flags, devFeedOpts...)...)
+	dev(t, devLimit(5*time.Minute), append(flags, opts...)...)
 
 	batches := stackBatches(t, flags)
 	orders := map[string]int64{}
@@ -129,13 +131,15 @@ func devFeeds(t *testing.T, files []feedFile, kill bool, wait time.Duration, log
 
 // TestDevFeedsMatchUploadOrder is the property test of issue 11 through
 // `importctl dev` (the Lambda handlers on moto), smaller than the embedded
-// one (TestFeedsMatchUploadOrderAfterKills): per seed, 3 or 4 upsert files
-// (the stack has one profile) with the required columns and random others,
-// over overlapping SKUs, uploaded at the same time through the S3 API; the
-// dev process is killed with SIGKILL in the middle of a shard, after a
-// random time, and dev is run again until idle. Every batch must COMPLETE
-// and reconcile, and the products table must equal the files applied in
-// the upload order the batches report (S3 event time, ties by batch id).
+// one (TestFeedsMatchUploadOrderAfterKills): per seed, 3 or 4 files of one
+// write mode (a stack has one profile: upsert for odd seeds, replace for
+// even ones) with the required columns and random others, over overlapping
+// SKUs, some with duplicate rows, uploaded at the same time through the S3
+// API. The dev process is killed with SIGKILL in the middle of a shard,
+// after a random time, and dev is run again until idle. Every batch must
+// finish and reconcile with only its duplicate rows failed, and the products
+// table must equal the files applied in the upload order the batches report
+// (S3 event time, ties by batch id).
 func TestDevFeedsMatchUploadOrder(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the handlers against moto and waits out a visibility timeout")
@@ -152,13 +156,17 @@ func TestDevFeedsMatchUploadOrder(t *testing.T) {
 			for i := range universe {
 				universe[i] = fmt.Sprintf("D-%03d", i)
 			}
+			mode := []string{"replace", "upsert"}[seed%2]
 			var files []feedFile
 			for i := range 3 + r.Intn(2) {
-				f := g.file(fmt.Sprintf("f%d-upsert", i), "upsert", g.columns(true), g.pick(universe, len(universe)/2+r.Intn(len(universe)/2)))
+				f := g.file(fmt.Sprintf("f%d-%s", i, mode), mode, g.columns(true), g.pick(universe, len(universe)/2+r.Intn(len(universe)/2)))
+				if r.Intn(2) == 0 {
+					g.duplicate(&f, 1+r.Intn(2))
+				}
 				files = append(files, f)
 				fmt.Fprintf(&log, "%s: %d rows, columns %v\n", f.tag, len(f.rows), f.cols)
 			}
-			devFeeds(t, files, true, time.Duration(r.Intn(1500))*time.Millisecond, &log)
+			devFeeds(t, mode, files, true, time.Duration(r.Intn(1500))*time.Millisecond, &log)
 		})
 	}
 }
@@ -184,5 +192,5 @@ func TestDevUploadsAtTheSameTimeSharingSKUs(t *testing.T) {
 		g.file("export-a", "upsert", productFields, skus[:70]),
 		g.file("export-b", "upsert", []string{"name", "category", "price", "stock"}, skus[10:]),
 	}
-	devFeeds(t, files, false, 0, &log)
+	devFeeds(t, "upsert", files, false, 0, &log)
 }
