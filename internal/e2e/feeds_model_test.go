@@ -390,7 +390,7 @@ func openRO(t *testing.T, db string) *sql.DB {
 func batchDone(conn *sql.DB, file string) int64 {
 	n := int64(-1)
 	conn.QueryRow(`SELECT rows_imported + rows_superseded + rows_failed + rows_skipped FROM batches
-		WHERE source_uri LIKE '%' || ? ORDER BY created_at DESC LIMIT 1`, filepath.Base(file)).Scan(&n)
+		WHERE source_uri = ? OR source_uri LIKE '%/' || ? ORDER BY created_at DESC LIMIT 1`, file, filepath.Base(file)).Scan(&n)
 	return n
 }
 

@@ -55,20 +55,24 @@ func onFailure(t *testing.T, seed int64, log *strings.Builder) {
 // export, then 3 to 6 files of mixed write modes over overlapping SKUs,
 // each run with 0 to 3 SIGKILLs at random points and resumed later, the
 // runs of different files interleaved at random (start A, kill, run B to
-// completion, resume A, ...). It must end with every batch COMPLETED with
-// rows_total = imported + superseded (+ failed + skipped, both 0 here) and
+// completion, resume A, ...). It must end with every batch finished with
+// rows_total = imported + superseded + failed + skipped, nothing skipped and
+// only the rows that must fail failed (COMPLETED when there are none), and
 // the catalog equal to applying the files one after another in the upload
 // order each batch reports, with no value that no file had.
 //
 // Modes: upsert and replace with the required columns and a random subset
 // of the others (empty cells sometimes: the field's default), delete, and
-// update with a random subset of fields. update decides whether a SKU exists
-// when its row is written (the documented limit of decision 17: it can
-// differ from upload order when an older batch that creates or deletes the
-// SKU still runs), so update files only name SKUs the seed export created
-// and that no file of the sequence deletes: for those, every interleaving
-// must match the model exactly. upsert, replace and delete are exact in any
-// interleaving and are not restricted.
+// update with a random subset of fields. update and create-only decide
+// whether a SKU exists when the row is written (the documented limit of
+// decision 17: they can differ from upload order when an older batch that
+// creates or deletes the SKU still runs), so update files only name SKUs
+// the seed export created and that no file of the sequence deletes, and
+// create-only files only those (SKUExists) and new SKUs no other file names
+// (created): for those, every interleaving must match the model exactly.
+// upsert, replace and delete are exact in any interleaving and are not
+// restricted. Some files repeat a SKU on a later row (DuplicateSKU: the
+// first row wins).
 func TestFeedsMatchUploadOrderAfterKills(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds importctl and kills it")
@@ -151,13 +155,15 @@ func feedsProperty(t *testing.T, bin string, seed int64) {
 	plans := make([]*plan, len(files))
 	for i, f := range files {
 		p := &plan{f: f, path: f.write(t, dir), kills: r.Intn(4)}
+		if i == 0 {
+			p.kills = 0 // the seed export completes before the others start
+		}
 		p.args = []string{"run", "--json", "--quiet", "--db", db, "--profile", profiles[f.mode],
 			"--shards", strconv.Itoa(1 + r.Intn(2)), "--checkpoint-every", strconv.Itoa(1 + r.Intn(3)),
 			"--shard-rows", strconv.Itoa(10 + r.Intn(40)), p.path}
 		plans[i] = p
 		fmt.Fprintf(&log, "%s: %d rows, columns %v, %d kills, %v\n", f.tag, len(f.rows), f.cols, p.kills, p.args[7:13])
 	}
-	plans[0].kills = 0 // the seed export completes before the others start
 
 	summaries := map[string]cli.RunJSON{}
 	run := func(p *plan) {
