@@ -3,7 +3,8 @@
 // the embedded engine and on `importctl dev` against moto. They check the
 // invariants of docs/invariants.md end to end: crashes and resumes, duplicate
 // SKUs across shards, faults, deadlines, the DLQ and triage chain, workbooks,
-// and the re-import of failed rows. The tests of the command line itself
+// the re-import of failed rows, and feeds of every write mode ending in
+// upload order (feeds_*_test.go). The tests of the command line itself
 // (flags, output formats, goldens) are in internal/cli.
 //
 // The package has no code of its own; its tests read the inputs of

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -13,8 +14,14 @@ import (
 	"github.com/catalog-import/catalog-import/internal/failure"
 )
 
-// TestMain stops the shared moto server (awstest) once the tests have run.
-func TestMain(m *testing.M) { awstest.Main(m) }
+// TestMain stops the shared moto server (awstest) and removes the shared
+// importctl binary (sharedImportctl) once the tests have run.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	awstest.Stop()
+	removeSharedImportctl()
+	os.Exit(code)
+}
 
 // importctl runs the CLI in process and returns its exit code and outputs.
 func importctl(t *testing.T, args ...string) (code int, stdout, stderr string) {
