@@ -38,9 +38,25 @@ type Store interface {
 	FinishBatch(ctx context.Context, id string, f state.Final, now time.Time) (state.Batch, error)
 }
 
-// Reports stores a batch's error report and returns where it is.
+// Reports stores a batch's error report and returns where it is. Put
+// refuses, before calling write, a batch id or name that ReportName refuses:
+// a report stays inside its batch's folder.
 type Reports interface {
 	Put(ctx context.Context, batchID, name string, write func(io.Writer) error) (location string, err error)
+}
+
+// ReportName checks a report's batch id and name before a Reports adapter
+// stores it at <batch>/<name>: both must be non-empty, neither "." nor
+// "..", and free of slashes, backslashes and NUL bytes, so that no report
+// lands outside its batch's folder (a local directory or a bucket prefix).
+// Every adapter calls it.
+func ReportName(batchID, name string) error {
+	for _, part := range []string{batchID, name} {
+		if part == "" || part == "." || part == ".." || strings.ContainsAny(part, "/\\\x00") {
+			return failure.New(failure.Internal, "report", "invalid argument: report %q of batch %q: want non-empty names without slashes, backslashes or NUL, other than . and ..", name, batchID)
+		}
+	}
+	return nil
 }
 
 // Lineage marks the failures of a batch's parent that the batch's rows

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/catalog-import/catalog-import/internal/aws/awserr"
+	"github.com/catalog-import/catalog-import/internal/finalize"
 )
 
 // IncomingPrefix is where uploads that start an import land in the bucket
@@ -43,10 +44,10 @@ func NewReports(client *s3.Client, bucket string) *Reports {
 // .html (both UTF-8). If write fails, the upload is abandoned (no partial
 // object is left) and its error is returned; if the upload fails, write's
 // next Write fails and the upload's error is returned. batchID and name must
-// be non-empty and free of slashes.
+// pass finalize.ReportName.
 func (r *Reports) Put(ctx context.Context, batchID, name string, write func(io.Writer) error) (string, error) {
-	if batchID == "" || name == "" || strings.Contains(batchID, "/") || strings.Contains(name, "/") {
-		return "", fmt.Errorf("s3store: report %q of batch %q: want non-empty names without slashes", name, batchID)
+	if err := finalize.ReportName(batchID, name); err != nil {
+		return "", err
 	}
 	key := ReportsPrefix + batchID + "/" + name
 	uri := URI(r.bucket, key)

@@ -48,6 +48,7 @@ func Run(t *testing.T, newReports func(t *testing.T) (finalize.Reports, Reader))
 		{"BatchesApart", testBatches},
 		{"FailingWriterLeavesNothing", testWriterFails},
 		{"ConcurrentPuts", testConcurrent},
+		{"StaysInItsBatchFolder", testStaysInFolder},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -227,4 +228,33 @@ func testConcurrent(t *testing.T, r finalize.Reports, rd Reader) {
 		names = append(names, fmt.Sprintf("part-%d.csv", i))
 	}
 	listed(t, rd, "b-many", names...)
+}
+
+// testStaysInFolder: a batch id or name that would leave the batch's
+// folder (a path, "..", a backslash, a NUL, or nothing) is refused before
+// anything is written, and nothing is stored.
+func testStaysInFolder(t *testing.T, r finalize.Reports, rd Reader) {
+	for _, tc := range []struct{ batch, name string }{
+		{"..", "errors.csv"},
+		{".", "errors.csv"},
+		{"b-one/../b-two", "errors.csv"},
+		{"b-one", "../errors.csv"},
+		{"b-one", "sub/errors.csv"},
+		{"b-one", `..\errors.csv`},
+		{"b-one", "errors\x00.csv"},
+		{"", "errors.csv"},
+		{"b-one", ""},
+		{"b-one", ".."},
+	} {
+		called := false
+		_, err := r.Put(ctxOf(t), tc.batch, tc.name, func(w io.Writer) error {
+			called = true
+			_, err := io.WriteString(w, "sku\n")
+			return err
+		})
+		if err == nil || called {
+			t.Errorf("Put(%q, %q): error %v, writer called %v; want refused before writing", tc.batch, tc.name, err, called)
+		}
+	}
+	listed(t, rd, "b-one")
 }

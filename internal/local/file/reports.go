@@ -5,6 +5,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/catalog-import/catalog-import/internal/finalize"
 )
 
 // Reports is the report store of embedded runs (finalize.Reports): a
@@ -18,6 +20,9 @@ type Reports struct {
 
 // Put writes the report and returns its path.
 func (r Reports) Put(_ context.Context, batchID, name string, write func(io.Writer) error) (string, error) {
+	if err := finalize.ReportName(batchID, name); err != nil {
+		return "", err
+	}
 	if r.Dir == "" {
 		return "", write(io.Discard)
 	}
