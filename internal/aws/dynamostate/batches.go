@@ -276,38 +276,7 @@ func (s *Store) setRunning(ctx context.Context, id string, from, to state.BatchS
 		ReturnValues:                        types.ReturnValueAllNew,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	}
-	for attempt := 0; ; attempt++ {
-		out, err := s.db.UpdateItem(ctx, in)
-		var ccf *types.ConditionalCheckFailedException
-		switch {
-		case err == nil:
-			b, err := decodeBatch(out.Attributes)
-			if err != nil {
-				return state.Batch{}, failure.Wrap(failure.Internal, "", err, "")
-			}
-			return b, nil
-		case errors.As(err, &ccf):
-			if len(ccf.Item) == 0 {
-				return state.Batch{}, notFoundBatch(id)
-			}
-			b, derr := decodeBatch(ccf.Item)
-			if derr != nil {
-				return state.Batch{}, failure.Wrap(failure.Internal, "", derr, "")
-			}
-			if b.Status != to {
-				return state.Batch{}, fmt.Errorf("%w (%s)", state.ErrBatchFinished, b.Status)
-			}
-			return b, nil
-		case contended(err) && attempt+1 < s.opts.MaxAttempts:
-			if err := s.pause(ctx, attempt); err != nil {
-				return state.Batch{}, err
-			}
-		case contended(err):
-			return state.Batch{}, s.exhausted(op, err)
-		default:
-			return state.Batch{}, awserr.Wrap(err, op+": dynamodb UpdateItem")
-		}
-	}
+	return s.updateBatch(ctx, id, op, in, to)
 }
 
 // FinishBatch sets a RUNNING or SUSPENDED batch's final status, counts, message, report
@@ -342,6 +311,15 @@ func (s *Store) FinishBatch(ctx context.Context, id string, f state.Final, now t
 		ReturnValues:                        types.ReturnValueAllNew,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	}
+	return s.updateBatch(ctx, id, op, in, f.Status)
+}
+
+// updateBatch runs a batch's conditional UpdateItem (ALL_NEW, and ALL_OLD
+// on a condition failure), retrying contention: it returns the updated
+// batch, or the stored one when the condition failed because the batch is
+// in status want already (a repeat); any other stored status fails
+// ErrBatchFinished, no item ErrNotFound.
+func (s *Store) updateBatch(ctx context.Context, id, op string, in *dynamodb.UpdateItemInput, want state.BatchStatus) (state.Batch, error) {
 	for attempt := 0; ; attempt++ {
 		out, err := s.db.UpdateItem(ctx, in)
 		var ccf *types.ConditionalCheckFailedException
@@ -360,7 +338,7 @@ func (s *Store) FinishBatch(ctx context.Context, id string, f state.Final, now t
 			if derr != nil {
 				return state.Batch{}, failure.Wrap(failure.Internal, "", derr, "")
 			}
-			if b.Status != f.Status {
+			if b.Status != want {
 				return state.Batch{}, fmt.Errorf("%w (%s)", state.ErrBatchFinished, b.Status)
 			}
 			return b, nil
