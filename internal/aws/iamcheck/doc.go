@@ -1,14 +1,20 @@
-// Package iamcheck holds the tests that keep template.yaml's IAM roles in
-// step with the code. testdata/expand.py expands the SAM template into
-// plain CloudFormation with aws-sam-translator and resolves each
-// function's role for one stack; the tests skip, saying so, only when
+// Package iamcheck holds the tests that keep template.yaml in step with the
+// code where moto cannot (decision 23). testdata/expand.py expands the SAM
+// template into plain CloudFormation with aws-sam-translator and resolves
+// each function's role for one stack; the tests skip, saying so, only when
 // python3 or the translator is missing (`make deps` installs cfn-lint,
 // which brings it).
 //
-//   - TestRolesAllowWhatTheFunctionsDo checks a hand-written list of
-//     operations per function (triage's among them).
-//   - TestRecordedCallsAreAllowed runs the splitter and the worker on moto,
-//     records every AWS call each makes (awstest.Requests), maps it to the
-//     IAM actions it needs, and checks the function's role allows each on
-//     that resource; it logs the actions a role allows that no call used.
+//   - TestRecordedCallsAreAllowed runs the splitter, the worker and triage
+//     on moto, records every request each makes, maps it to the IAM
+//     authorizations it needs (accessesOf), and checks the function's role
+//     allows each on its resource; every grant no request used must be
+//     explained in notRecorded, and every explanation must still be needed.
+//   - TestRolesAreWrittenOut: a role per function, no managed policy, no
+//     wildcard action; TestRoleMatching pins the evaluator.
+//   - TestTemplate checks the expanded template's alarms, key policy,
+//     subscriptions, log groups, lifecycle, bucket policy, table
+//     protection, OnFailure destination, S3 permission, worker cap,
+//     canaries and tags; TestTemplateChecksCanFail shows each check fails
+//     on the mistake it is about.
 package iamcheck

@@ -3,8 +3,11 @@ package iamcheck
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os/exec"
-	"path"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 )
 
@@ -14,55 +17,67 @@ const (
 	region    = "us-east-1"
 )
 
-// statement is one Allow statement of a role, intrinsics resolved.
+// statement is one statement of a role, intrinsics resolved.
 type statement struct {
-	Effect      string   `json:"effect"`
-	Actions     []string `json:"actions"`
-	Resources   []string `json:"resources"`
-	Conditional bool     `json:"conditional"` // has a Condition (not evaluated here)
+	Sid       string   `json:"sid"`
+	Effect    string   `json:"effect"`
+	Actions   []string `json:"actions"`
+	Resources []string `json:"resources"`
+	// Condition is the statement's condition block: operator -> key ->
+	// value or values (nil: none).
+	Condition map[string]map[string]any `json:"condition"`
 }
 
 // role is a function's role as the expanded template gives it.
 type role struct {
+	Name       string      `json:"role"` // the role's logical id
 	Managed    []string    `json:"managed"`
 	Statements []statement `json:"statements"`
 }
 
-// managed are the statements of the AWS managed policies SAM attaches, as
-// AWS documents them (the translator names them by ARN only).
-var managed = map[string][]statement{
-	"arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole": {
-		{Effect: "Allow", Actions: []string{"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"}, Resources: []string{"*"}}},
-	"arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess": {
-		{Effect: "Allow", Actions: []string{"xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules",
-			"xray:GetSamplingTargets", "xray:GetSamplingStatisticSummaries"}, Resources: []string{"*"}}},
-	"arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole": {
-		{Effect: "Allow", Actions: []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
-			"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"}, Resources: []string{"*"}}},
+// expansion is what testdata/expand.py prints.
+type expansion struct {
+	Roles    map[string]role `json:"roles"` // by function logical id
+	Template cfnTemplate     `json:"template"`
 }
 
-// expand runs testdata/expand.py on template.yaml. It skips the test when
-// python3 or aws-sam-translator is missing (`make deps` installs cfn-lint,
-// which brings the translator).
-func expand(t *testing.T) map[string]role {
+var (
+	expandOnce sync.Once
+	expanded   expansion
+	expandErr  error
+	expandSkip string
+)
+
+// expand runs testdata/expand.py on template.yaml (once per test binary).
+// It skips the test when python3 or aws-sam-translator is missing (`make
+// deps` installs cfn-lint, which brings the translator).
+func expand(t *testing.T) expansion {
 	t.Helper()
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skip("python3 is not installed: the IAM check needs it with aws-sam-translator (make deps installs cfn-lint, which brings it)")
+	expandOnce.Do(func() {
+		if _, err := exec.LookPath("python3"); err != nil {
+			expandSkip = "python3 is not installed: the IAM check needs it with aws-sam-translator (make deps installs cfn-lint, which brings it)"
+			return
+		}
+		cmd := exec.Command("python3", "testdata/expand.py", "../../../template.yaml", stackName, account, region)
+		out, err := cmd.Output()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && ee.ExitCode() == 3 {
+			expandSkip = "aws-sam-translator is not installed (make deps installs cfn-lint, which brings it)"
+			return
+		}
+		if err != nil {
+			expandErr = fmt.Errorf("expand template.yaml: %v\n%s", err, stderr(err))
+			return
+		}
+		expandErr = json.Unmarshal(out, &expanded)
+	})
+	if expandSkip != "" {
+		t.Skip(expandSkip)
 	}
-	cmd := exec.Command("python3", "testdata/expand.py", "../../../template.yaml", stackName, account, region)
-	out, err := cmd.Output()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) && ee.ExitCode() == 3 {
-		t.Skip("aws-sam-translator is not installed (make deps installs cfn-lint, which brings it)")
+	if expandErr != nil {
+		t.Fatal(expandErr)
 	}
-	if err != nil {
-		t.Fatalf("expand template.yaml: %v\n%s", err, stderr(err))
-	}
-	var roles map[string]role
-	if err := json.Unmarshal(out, &roles); err != nil {
-		t.Fatal(err)
-	}
-	return roles
+	return expanded
 }
 
 func stderr(err error) string {
@@ -73,106 +88,169 @@ func stderr(err error) string {
 	return ""
 }
 
-// match reports whether s matches an IAM pattern (* and ?; case-sensitive,
-// as resources are; actions are compared as written).
-func match(pattern, s string) bool {
-	ok, err := path.Match(pattern, s)
-	if err == nil && ok {
-		return true
-	}
-	// path.Match's * stops at '/'; IAM's does not.
-	return globIAM(pattern, s)
-}
-
-func globIAM(p, s string) bool {
+// match reports whether s matches an IAM pattern: * matches any run of
+// characters ('/' and ':' included), ? one character; case-sensitive, as
+// resources are (actions are compared as written).
+func match(p, s string) bool {
 	if p == "" {
 		return s == ""
 	}
 	switch p[0] {
 	case '*':
 		for i := 0; i <= len(s); i++ {
-			if globIAM(p[1:], s[i:]) {
+			if match(p[1:], s[i:]) {
 				return true
 			}
 		}
 		return false
 	case '?':
-		return s != "" && globIAM(p[1:], s[1:])
+		return s != "" && match(p[1:], s[1:])
 	}
-	return s != "" && p[0] == s[0] && globIAM(p[1:], s[1:])
+	return s != "" && p[0] == s[0] && match(p[1:], s[1:])
 }
 
-// allows reports whether r allows action on resource (unconditionally or
-// under a condition, which the caller's request is assumed to meet).
-func (r role) allows(action, resource string) bool {
-	sts := r.Statements
-	for _, arn := range r.Managed {
-		sts = append(sts, managed[arn]...)
-	}
-	for _, st := range sts {
-		if st.Effect != "Allow" {
-			continue
+// values is a condition value as a list.
+func values(v any) []string {
+	switch v := v.(type) {
+	case string:
+		return []string{v}
+	case []any:
+		var out []string
+		for _, x := range v {
+			out = append(out, fmt.Sprint(x))
 		}
-		for _, a := range st.Actions {
-			if !match(a, action) {
-				continue
+		return out
+	}
+	return []string{fmt.Sprint(v)}
+}
+
+// holds reports whether a statement's condition holds for a request with
+// the condition keys ctx. Only the operators the template uses are known:
+// any other makes the condition fail (and the test with it), so a new one
+// is noticed rather than waved through.
+func (st statement) holds(ctx map[string]string) bool {
+	for op, keys := range st.Condition {
+		for key, want := range keys {
+			got, ok := ctx[key]
+			if !ok {
+				return false // IAM: a missing key fails String* operators
 			}
-			for _, res := range st.Resources {
-				if match(res, resource) {
-					return true
+			var any bool
+			for _, w := range values(want) {
+				switch op {
+				case "StringLike":
+					any = any || match(w, got)
+				case "StringEquals":
+					any = any || w == got
+				default:
+					return false
 				}
 			}
+			if !any {
+				return false
+			}
 		}
 	}
-	return false
+	return true
 }
 
-// need is an AWS action a function makes on a resource, and why.
-type need struct {
-	function, action, resource, why string
+// grants reports whether st allows action on resource for a request with
+// the condition keys ctx.
+func (st statement) grants(action, resource string, ctx map[string]string) bool {
+	if st.Effect != "Allow" {
+		return false
+	}
+	return slices.ContainsFunc(st.Actions, func(a string) bool { return match(a, action) }) &&
+		slices.ContainsFunc(st.Resources, func(r string) bool { return match(r, resource) }) &&
+		st.holds(ctx)
+}
+
+// allows reports whether r allows action on resource for a request with
+// the condition keys ctx (the roles have no Deny statements: a test checks).
+func (r role) allows(action, resource string, ctx map[string]string) bool {
+	return slices.ContainsFunc(r.Statements, func(st statement) bool { return st.grants(action, resource, ctx) })
 }
 
 var (
 	bucketARN   = "arn:aws:s3:::" + stackName + "-" + account + "-" + region
 	stateTable  = "arn:aws:dynamodb:" + region + ":" + account + ":table/" + stackName + "-state"
-	productsARN = "arn:aws:dynamodb:" + region + ":" + account + ":table/" + stackName + "-products"
 	shardQueue  = "arn:aws:sqs:" + region + ":" + account + ":" + stackName + "-shards"
 	dlq         = "arn:aws:sqs:" + region + ":" + account + ":" + stackName + "-shards-dlq"
+	failedQueue = "arn:aws:sqs:" + region + ":" + account + ":" + stackName + "-splitter-failed"
 	topic       = "arn:aws:sns:" + region + ":" + account + ":" + stackName + "-escalations"
+	topicKey    = "arn:aws:kms:" + region + ":" + account + ":key/TopicKey" // expand.py's name for the key
+	eventBus    = "arn:aws:events:" + region + ":" + account + ":event-bus/default"
 )
 
-// needs are the operations each function is known to make (a first list,
-// written by hand from the code; see the package documentation for the
-// recorded one it should become).
-var needs = []need{
-	{"SplitterFunction", "s3:GetObject", bucketARN + "/incoming/products.csv", "the split reads the upload"},
-	{"SplitterFunction", "s3:PutObject", bucketARN + "/staging/b-1/sheet-0.csv", "a workbook's sheets are staged"},
-	{"SplitterFunction", "dynamodb:PutItem", stateTable, "CreateBatch"},
-	{"SplitterFunction", "sqs:SendMessage", shardQueue, "the manifests"},
-	{"ShardWorkerFunction", "s3:GetObject", bucketARN + "/incoming/products.csv", "the shard's range"},
-	{"ShardWorkerFunction", "dynamodb:UpdateItem", stateTable, "Claim, Checkpoint"},
-	{"ShardWorkerFunction", "dynamodb:PutItem", productsARN, "the products"},
-	{"ShardWorkerFunction", "sqs:SendMessage", shardQueue, "a continuation manifest (hand-on)"},
-	{"ShardWorkerFunction", "s3:PutObject", bucketARN + "/reports/b-1/report.html", "the error report"},
-	{"TriageFunction", "sqs:ReceiveMessage", dlq, "the event source mapping"},
-	{"TriageFunction", "sqs:ChangeMessageVisibility", dlq, "park(): a message kept for redrive stays invisible for ParkFor (sqsqueue.Retry)"},
-	{"TriageFunction", "sqs:SendMessage", shardQueue, "a retried shard goes back to the shard queue"},
-	{"TriageFunction", "sns:Publish", topic, "an escalation"},
-	{"TriageFunction", "dynamodb:UpdateItem", stateTable, "skip or escalate a shard; the triage log"},
+func logGroup(fn string) string {
+	return "arn:aws:logs:" + region + ":" + account + ":log-group:/aws/lambda/" + stackName + "-" + fn + ":log-stream:2026/01/01/[$LATEST]0123"
 }
 
-// TestRolesAllowWhatTheFunctionsDo: every operation in needs is allowed by
-// its function's role in the template as SAM expands it.
-func TestRolesAllowWhatTheFunctionsDo(t *testing.T) {
-	roles := expand(t)
-	for _, n := range needs {
-		r, ok := roles[n.function]
+// TestRoleMatching: the evaluator the IAM tests rely on allows and refuses
+// as IAM does for the patterns and conditions the template uses.
+func TestRoleMatching(t *testing.T) {
+	r := role{Statements: []statement{
+		{Effect: "Allow", Actions: []string{"s3:GetObject"}, Resources: []string{bucketARN + "/incoming/*"}},
+		{Effect: "Allow", Actions: []string{"s3:ListBucketVersions"}, Resources: []string{bucketARN},
+			Condition: map[string]map[string]any{"StringLike": {"s3:prefix": "staging/*"}}},
+		{Effect: "Allow", Actions: []string{"kms:GenerateDataKey*"}, Resources: []string{topicKey}},
+	}}
+	tests := []struct {
+		action, resource string
+		ctx              map[string]string
+		want             bool
+	}{
+		{"s3:GetObject", bucketARN + "/incoming/a/b.csv", nil, true},
+		{"s3:GetObject", bucketARN + "/reports/b.csv", nil, false},
+		{"s3:GetObject", bucketARN + "-other/incoming/b.csv", nil, false},
+		{"s3:PutObject", bucketARN + "/incoming/b.csv", nil, false},
+		{"s3:ListBucketVersions", bucketARN, map[string]string{"s3:prefix": "staging/b-1/"}, true},
+		{"s3:ListBucketVersions", bucketARN, map[string]string{"s3:prefix": "incoming/"}, false},
+		{"s3:ListBucketVersions", bucketARN, nil, false},
+		{"kms:GenerateDataKey", topicKey, nil, true},
+		{"kms:Decrypt", topicKey, nil, false},
+	}
+	for _, tt := range tests {
+		if got := r.allows(tt.action, tt.resource, tt.ctx); got != tt.want {
+			t.Errorf("allows(%s, %s, %v) = %v, want %v", tt.action, tt.resource, tt.ctx, got, tt.want)
+		}
+	}
+}
+
+// TestRolesAreWrittenOut: each function has a role of its own, written out
+// in the template: no managed policy (SAM adds none when a function names
+// its role), no Deny (allows() would not see it), no wildcard action.
+func TestRolesAreWrittenOut(t *testing.T) {
+	x := expand(t)
+	seen := map[string]string{}
+	for _, fn := range []string{"SplitterFunction", "ShardWorkerFunction", "TriageFunction"} {
+		r, ok := x.Roles[fn]
 		if !ok {
-			t.Errorf("no function %s in the expanded template", n.function)
+			t.Errorf("no function %s in the expanded template", fn)
 			continue
 		}
-		if !r.allows(n.action, n.resource) {
-			t.Errorf("%s's role does not allow %s on %s (%s)", n.function, n.action, n.resource, n.why)
+		if other, dup := seen[r.Name]; dup {
+			t.Errorf("%s and %s share the role %s", fn, other, r.Name)
+		}
+		seen[r.Name] = fn
+		if len(r.Managed) != 0 {
+			t.Errorf("%s's role has managed policies %v", fn, r.Managed)
+		}
+		for _, st := range r.Statements {
+			if st.Effect != "Allow" {
+				t.Errorf("%s's statement %s: effect %s", fn, st.Sid, st.Effect)
+			}
+			if st.Sid == "" {
+				t.Errorf("%s's role has a statement without a Sid (%v): the explanations name statements by Sid", fn, st.Actions)
+			}
+			for _, a := range st.Actions {
+				if strings.Contains(a, "*") && a != "kms:GenerateDataKey*" { // GenerateDataKey and its WithoutPlaintext form
+					t.Errorf("%s's statement %s allows the wildcard action %s", fn, st.Sid, a)
+				}
+			}
+			if slices.Contains(st.Resources, "*") && st.Sid != "Traces" { // X-Ray has no resource-level permissions
+				t.Errorf("%s's statement %s allows %v on every resource", fn, st.Sid, st.Actions)
+			}
 		}
 	}
 }

@@ -27,6 +27,10 @@ type Resources struct {
 	DLQURL        string `json:"dlq_url"`
 	StateTable    string `json:"state_table"`
 	ProductsTable string `json:"products_table"`
+	// SplitterFailedQueueURL holds the S3 events the splitter failed on (its
+	// OnFailure destination, output SplitterFailedQueueUrl). Empty under
+	// importctl dev.
+	SplitterFailedQueueURL string `json:"splitter_failed_queue_url,omitempty"`
 	// UploadQueueURL receives the bucket's ObjectCreated notifications under
 	// importctl dev, which plays Lambda's S3 trigger by polling it. Empty on AWS.
 	UploadQueueURL string `json:"upload_queue_url,omitempty"`
@@ -82,6 +86,8 @@ func Lookup(ctx context.Context, c *awsclient.Clients, name string) (Resources, 
 			r.ShardQueueURL = v
 		case "ShardDLQUrl":
 			r.DLQURL = v
+		case "SplitterFailedQueueUrl":
+			r.SplitterFailedQueueURL = v
 		case "StateTableName":
 			r.StateTable = v
 		case "ProductsTableName":

@@ -68,7 +68,7 @@ func TestDefaultsAreTheTemplates(t *testing.T) {
 	d := stack.Defaults()
 	want := map[string]int64{
 		"WorkerTimeout": int64(d.WorkerTimeout / time.Second), "MaxReceiveCount": int64(d.MaxReceiveCount),
-		"BatchSize": int64(d.BatchSize), "MaxConcurrency": int64(d.MaxConcurrency), "PoolSize": int64(d.PoolSize),
+		"BatchSize": int64(d.BatchSize), "WorkerConcurrency": int64(d.MaxConcurrency), "PoolSize": int64(d.PoolSize),
 		"CheckpointEvery": int64(d.CheckpointEvery), "ShardRows": d.ShardRows, "ShardBytes": d.ShardBytes,
 		"FailureTTLDays": int64(d.FailureTTLDays),
 	}

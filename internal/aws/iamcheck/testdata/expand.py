@@ -1,7 +1,9 @@
-"""Expand template.yaml with aws-sam-translator and print each function's
-IAM role as JSON: its managed policy ARNs and its inline statements, with
-the intrinsics resolved for one stack (name, account and region given on the
-command line). Usage: expand.py TEMPLATE STACK ACCOUNT REGION.
+"""Expand template.yaml with aws-sam-translator and print, as JSON:
+"roles": each function's IAM role (its managed policy ARNs and its inline
+statements, with the intrinsics resolved for one stack: name, account and
+region given on the command line), and "template": the expanded template
+as CloudFormation sees it (intrinsics left as they are).
+Usage: expand.py TEMPLATE STACK ACCOUNT REGION.
 Exit status 3: aws-sam-translator is not installed."""
 import json
 import os
@@ -39,7 +41,8 @@ def name_of(logical):
     p = r.get("Properties", {})
     t = r["Type"]
     key = {"AWS::DynamoDB::Table": "TableName", "AWS::SQS::Queue": "QueueName",
-           "AWS::SNS::Topic": "TopicName", "AWS::S3::Bucket": "BucketName"}.get(t)
+           "AWS::SNS::Topic": "TopicName", "AWS::S3::Bucket": "BucketName",
+           "AWS::Logs::LogGroup": "LogGroupName", "AWS::Lambda::Function": "FunctionName"}.get(t)
     if key and key in p:
         return resolve(p[key])
     return logical
@@ -50,7 +53,10 @@ def arn_of(logical):
     return {"AWS::DynamoDB::Table": f"arn:aws:dynamodb:{region}:{account}:table/{n}",
             "AWS::SQS::Queue": f"arn:aws:sqs:{region}:{account}:{n}",
             "AWS::SNS::Topic": f"arn:aws:sns:{region}:{account}:{n}",
-            "AWS::S3::Bucket": f"arn:aws:s3:::{n}"}.get(t, logical)
+            "AWS::S3::Bucket": f"arn:aws:s3:::{n}",
+            "AWS::Logs::LogGroup": f"arn:aws:logs:{region}:{account}:log-group:{n}:*",
+            "AWS::Lambda::Function": f"arn:aws:lambda:{region}:{account}:function:{n}",
+            "AWS::KMS::Key": f"arn:aws:kms:{region}:{account}:key/{logical}"}.get(t, logical)
 
 
 def ref(name):
@@ -118,9 +124,9 @@ for name, r in res.items():
         for st in resolve(pol["PolicyDocument"])["Statement"]:
             acts = st.get("Action", [])
             rs = st.get("Resource", [])
-            stmts.append({"effect": st.get("Effect", "Allow"),
+            stmts.append({"sid": st.get("Sid", ""), "effect": st.get("Effect", "Allow"),
                           "actions": acts if isinstance(acts, list) else [acts],
                           "resources": rs if isinstance(rs, list) else [rs],
-                          "conditional": "Condition" in st})
-    out[name] = {"managed": resolve(rp.get("ManagedPolicyArns", [])), "statements": stmts}
-json.dump(out, sys.stdout, indent=1, sort_keys=True)
+                          "condition": st.get("Condition")})
+    out[name] = {"role": role, "managed": resolve(rp.get("ManagedPolicyArns", [])), "statements": stmts}
+json.dump({"roles": out, "template": cfn}, sys.stdout, indent=1, sort_keys=True)
