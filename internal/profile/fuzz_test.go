@@ -14,7 +14,8 @@ import (
 )
 
 // FuzzParse: the profile parser never panics, and a profile it accepts
-// re-parses from its canonical text to the same rule version.
+// re-parses from its canonical text, and from its effective text, to the
+// same rule version.
 func FuzzParse(f *testing.F) {
 	f.Add(DefaultYAML())
 	for _, path := range []string{"testdata/bad_profile.yaml", "../../testdata/profiles/marketplace-create-only.yaml", "../../testdata/profiles/english-supplier.yaml"} {
@@ -46,6 +47,9 @@ func FuzzParse(f *testing.F) {
 		}
 		if q.RuleVersion() != p.RuleVersion() {
 			t.Fatalf("canonical text re-parses to another rule version\n%s\n---\n%s", p.Canonical(), q.Canonical())
+		}
+		if e, err := Parse(p.Effective()); err != nil || e.RuleVersion() != p.RuleVersion() {
+			t.Fatalf("the effective text (importctl profile) is not the same profile: %v\n%s", err, p.Effective())
 		}
 		if _, err := p.Compile(); err != nil {
 			t.Fatal(err)

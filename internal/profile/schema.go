@@ -845,3 +845,40 @@ func encodeYAML(v any) []byte {
 	_ = enc.Close()
 	return []byte(b.String())
 }
+
+// Effective returns the effective profile as `importctl profile` shows it:
+// the canonical text with the rules it leaves out when they are the
+// default's spelled out (formula_text, the sku's normalize), and a comment
+// on each field's columns saying that the field's own name matches too.
+// Parsing it gives the same profile (and rule version).
+func (p *Profile) Effective() []byte {
+	var doc yaml.Node
+	if err := doc.Encode(document(p, true)); err != nil {
+		panic("profile: effective encoding: " + err.Error()) // plain maps, strings and numbers always encode
+	}
+	if fields := mapValue(&doc, "fields"); fields != nil {
+		for i := 0; i+1 < len(fields.Content); i += 2 {
+			name := fields.Content[i].Value
+			for j := 0; j+1 < len(fields.Content[i+1].Content); j += 2 {
+				if k := fields.Content[i+1].Content[j]; k.Value == "columns" {
+					at := k // "columns: # ..." above a block list
+					if v := fields.Content[i+1].Content[j+1]; len(v.Content) == 0 {
+						at = v // "columns: [] # ..."
+					}
+					at.LineComment = fmt.Sprintf("and %q itself: a field's own name always matches (any case)", name)
+				}
+			}
+		}
+	}
+	return encodeYAML(&doc)
+}
+
+// mapValue is the value of key in the mapping n, or nil.
+func mapValue(n *yaml.Node, key string) *yaml.Node {
+	for i := 0; n.Kind == yaml.MappingNode && i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}
