@@ -59,14 +59,16 @@ func Unmark(cell string) string {
 }
 
 // Marked reports whether a csv/tsv header is that of a fix file whose cells
-// are marked (it has the ColMarked column); only such a file is unmarked.
+// are marked: it has the ColMarked column besides the link columns
+// (ColSourceRow, ColBatch). Only such a file is unmarked.
 func Marked(header []string) bool {
+	var m, r, b bool
 	for _, h := range header {
-		if h == ColMarked {
-			return true
-		}
+		m = m || h == ColMarked
+		r = r || h == ColSourceRow
+		b = b || h == ColBatch
 	}
-	return false
+	return m && r && b
 }
 
 // UnmarkRow returns the cells of a marked fix file's row with their marks

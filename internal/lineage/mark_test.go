@@ -79,7 +79,10 @@ func TestUnmarkRow(t *testing.T) {
 	if got := lineage.UnmarkHeader([]string{"'=备注", "sku"}); got[0] != "'=备注" {
 		t.Errorf("an ordinary header was unmarked: %q", got)
 	}
-	if got := lineage.UnmarkHeader([]string{"'=备注", "sku", lineage.ColMarked}); got[0] != "=备注" {
+	if got := lineage.UnmarkHeader([]string{"'=备注", "sku", lineage.ColMarked}); got[0] != "'=备注" {
+		t.Errorf("a header with a _marked column but no link columns was unmarked: %q", got)
+	}
+	if got := lineage.UnmarkHeader([]string{"'=备注", "sku", lineage.ColMarked, lineage.ColSourceRow, lineage.ColError, lineage.ColBatch}); got[0] != "=备注" {
 		t.Errorf("a fix file's header kept its mark: %q", got)
 	}
 }
@@ -117,7 +120,7 @@ func FuzzFixFileRoundTrip(f *testing.F) {
 				return // invalid UTF-8 or a control character is a failure of its own on import
 			}
 		}
-		layout := state.Layout{Format: "csv", Encoding: "utf-8", Delimiter: ",", Header: []string{"a", "b", "c"}}
+		layout := state.Layout{Format: "csv", Encoding: "utf-8", Delimiter: ",", Header: []string{"=a", "b", "c"}}
 		if tsv {
 			layout.Format, layout.Delimiter = "tsv", "\t"
 		}
@@ -132,8 +135,8 @@ func FuzzFixFileRoundTrip(f *testing.F) {
 		if err := w.Close(); err != nil {
 			t.Fatal(err)
 		}
-		got := readBack(t, buf.Bytes(), layout.Format)
-		if len(got) != 1 || !slices.Equal(got[0][:3], cells) {
+		header, got := readBack(t, buf.Bytes(), layout.Format)
+		if len(got) != 1 || !slices.Equal(got[0][:3], cells) || !slices.Equal(header[:3], layout.Header) {
 			t.Fatalf("wrote %q, read back %q\nfile %q", cells, got, buf.String())
 		}
 	})
@@ -142,7 +145,7 @@ func FuzzFixFileRoundTrip(f *testing.F) {
 // readBack reads a UTF-8 fix file as an import reads it: the record
 // scanner and parser under its detected dialect, the header and the cells
 // unmarked.
-func readBack(t *testing.T, data []byte, format string) [][]string {
+func readBack(t *testing.T, data []byte, format string) (header []string, rows [][]string) {
 	t.Helper()
 	d, err := record.Detect("fix."+format, data)
 	if err != nil {
@@ -155,7 +158,6 @@ func readBack(t *testing.T, data []byte, format string) [][]string {
 	header = lineage.UnmarkHeader(header)
 	sc := record.NewScanner(bytes.NewReader(data[start:]), d, start, row, 1<<20)
 	p := record.NewParser(d, header)
-	var out [][]string
 	for sc.Next() {
 		raw := sc.Raw()
 		if raw.Blank {
@@ -165,10 +167,10 @@ func readBack(t *testing.T, data []byte, format string) [][]string {
 		if r.Err != nil {
 			t.Fatalf("row %d: %v\nfile %q", r.Num, r.Err, data)
 		}
-		out = append(out, lineage.UnmarkRow(r.Values))
+		rows = append(rows, lineage.UnmarkRow(r.Values))
 	}
 	if err := sc.Err(); err != nil {
 		t.Fatal(err)
 	}
-	return out
+	return header, rows
 }
