@@ -33,8 +33,10 @@ func newFailuresCmd(env Env, g *global) *cobra.Command {
 columns as the error report (row, reason, layer, field, message, then the row's
 original cells), with spreadsheet formulas neutralised; jsonl writes every field
 of each record. --format fixfile writes only the unresolved failed rows as the
-original file had them (header, column order, delimiter, encoding) plus _source_row,
-_error and _batch columns: fix the cells in Excel and import the file again
+original file had them (header, column order, delimiter, encoding) plus _marked,
+_source_row, _error and _batch columns (cells Excel would take as formulas get a
+leading ' that _marked names and the import removes): fix the cells in Excel and
+import the file again
 ('importctl run fix.csv', or drop it in the stack's bucket); the rows that import
 mark their failures here resolved. DuplicateSKU rows are left out of it (imported
 again unchanged, such a row would replace the product of its SKU's first row)

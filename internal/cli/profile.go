@@ -15,7 +15,12 @@ func newProfileCmd(env Env, g *global) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "profile [FILE]",
 		Short: "Print the built-in default profile, or check a profile file and print its effective rules",
-		Args:  cobra.MaximumNArgs(1),
+		Long: `Print the effective rules of the built-in default profile, or of FILE after checking
+it: the default profile's rules merged in, every rule spelled out (the SKU's
+normalize, formula_text), each field's header names. A header matches a field by
+the field's own name (sku, name, ...) or any of its columns, ignoring case and
+surrounding spaces. The output is itself a valid profile with the same rule version.`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p := profile.Default()
 			if len(args) == 1 {
@@ -26,7 +31,7 @@ func newProfileCmd(env Env, g *global) *cobra.Command {
 			}
 			fmt.Fprintf(env.Stdout, "# rule version %s\n", p.RuleVersion())
 			fmt.Fprintf(env.Stdout, "# write mode %s: %s\n", p.WriteMode(), profile.WriteModeSummary(p.WriteMode()))
-			_, err := env.Stdout.Write(p.Canonical())
+			_, err := env.Stdout.Write(p.Effective())
 			return err
 		},
 	}

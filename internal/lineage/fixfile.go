@@ -2,23 +2,28 @@ package lineage
 
 // This file writes the round-trip fix file of a batch: only its failed
 // rows, with their original cells in the original column order, delimiter
-// and encoding, plus trailing columns naming the source row, the error and
-// the batch (so that importing the file marks those failures resolved), so
-// that a merchant opens it in Excel, fixes the cells and imports the file
-// again (the trailing columns are not mapped by any profile and are ignored
-// on import).
+// and encoding, plus trailing columns naming the marked cells, the source
+// row, the error and the batch (so that importing the file marks those
+// failures resolved), so that a merchant opens it in Excel, fixes the cells
+// and imports the file again (the trailing columns are not mapped by any
+// profile and are ignored on import).
 //
-// Cells are written as they were, not neutralised like the error report's:
-// the file exists to be imported again, and a neutralised cell (a leading ')
-// would import changed. Only the _error column, which is our text, is
-// neutralised.
+// A csv/tsv fix file marks formula cells (mark.go): the header's names and
+// the row's cells that start with = + - @ tab or CR get a leading
+// apostrophe, so that Excel shows them as text, and the import of a file
+// with the ColMarked column removes exactly those marks, so the round trip
+// gives every cell back byte for byte. Line breaks inside cells are kept as
+// they are (LF stays LF, CRLF stays CRLF); records end with CRLF. A JSON
+// Lines fix file keeps each object as it was: no spreadsheet opens it.
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -39,14 +44,27 @@ const (
 	ColBatch       = "_batch"        // the batch the row failed in (its parent, when imported again)
 )
 
+// linkColumns are the trailing columns a fix file adds: a fix file of a
+// fix file's failures drops its source's own and adds them again.
+var linkColumns = []string{ColMarked, ColSourceSheet, ColSourceRow, ColError, ColBatch}
+
 // FixWriter writes the fix file of one batch.
 type FixWriter struct {
 	out   io.Writer
 	close func() error
-	csv   *csv.Writer // nil for JSON Lines
-	width int         // header cells
-	sheet bool        // a workbook: the _source_sheet column
-	line  []string
+	csv   *csv.Writer // nil for JSON Lines; writes one record to buf
+	buf   bytes.Buffer
+	names []string // the data columns' names, for the _marked cell
+	keep  []int    // positions of the source's data columns (nil: all)
+	// srcWidth is the source header's width (with keep: cells past it
+	// follow the trailing columns).
+	srcWidth int
+	// unmark: the source is itself a marked fix file, whose cells are
+	// unmarked before they are marked again.
+	unmark bool
+	sheet  bool // a workbook: the _source_sheet column
+	cells  []string
+	line   []string
 }
 
 // NewFixWriter starts a fix file for a batch read with layout: the header
@@ -76,18 +94,51 @@ func NewFixWriter(w io.Writer, layout state.Layout) (*FixWriter, error) {
 	if layout.Format == "jsonl" {
 		return fw, nil
 	}
-	fw.csv = csv.NewWriter(tw)
-	fw.csv.UseCRLF = true
+	fw.csv = csv.NewWriter(&fw.buf)
 	if d := []rune(layout.Delimiter); len(d) == 1 {
 		fw.csv.Comma = d[0]
 	}
-	fw.width, fw.sheet = len(layout.Header), layout.Format == "xlsx"
-	header := append([]string{}, layout.Header...)
+	fw.sheet = layout.Format == "xlsx"
+	fw.unmark = Marked(layout.Header)
+	fw.names, fw.srcWidth = layout.Header, len(layout.Header)
+	if hasColumns(layout) { // a fix file of a fix file: its own link columns go
+		fw.names = nil
+		for i, h := range layout.Header {
+			if !slices.Contains(linkColumns, h) {
+				fw.keep = append(fw.keep, i)
+				fw.names = append(fw.names, h)
+			}
+		}
+	}
+	header := make([]string, 0, len(fw.names)+len(linkColumns))
+	for _, h := range fw.names {
+		header = append(header, Mark(h))
+	}
+	header = append(header, ColMarked)
 	if fw.sheet {
 		header = append(header, ColSourceSheet)
 	}
 	header = append(header, ColSourceRow, ColError, ColBatch)
-	return fw, fw.csv.Write(header)
+	return fw, fw.writeLine(header)
+}
+
+// writeLine writes one CSV record whose cells keep their bytes: the
+// encoding/csv writer's UseCRLF would turn a cell's LF into CRLF (and drop
+// its lone CRs), so the record is written with LF and only its terminator
+// made CRLF.
+func (w *FixWriter) writeLine(cells []string) error {
+	w.buf.Reset()
+	if err := w.csv.Write(cells); err != nil {
+		return err
+	}
+	w.csv.Flush()
+	if err := w.csv.Error(); err != nil {
+		return err
+	}
+	b := w.buf.Bytes()
+	b = append(b[:len(b)-1], '\r', '\n') // the record's final "\n"
+	_, err := w.out.Write(b)
+	return err
 }
 
 func encoder(name string) (encoding.Encoding, []byte, error) {
@@ -114,26 +165,68 @@ func errorText(r failure.Record) string {
 }
 
 // Write adds the failed row of r. A row that could not be split into cells
-// (a malformed line) keeps its raw text in the first cell.
+// (a malformed line) keeps its raw text in the first cell. Cells right of
+// the header (a row with more cells than its header) follow the trailing
+// columns, so that those stay under their names.
 func (w *FixWriter) Write(r failure.Record) error {
 	if w.csv == nil {
 		return w.writeJSON(r)
 	}
-	line := w.line[:0]
-	if len(r.Cells) > 0 {
-		line = append(line, r.Cells...)
-	} else {
-		line = append(line, strings.TrimRight(r.RawLine, "\r\n"))
+	cells := w.cells[:0]
+	switch {
+	case len(r.Cells) == 0:
+		cells = append(cells, strings.TrimRight(r.RawLine, "\r\n"))
+	case w.keep != nil:
+		for _, i := range w.keep {
+			if i < len(r.Cells) {
+				cells = append(cells, r.Cells[i])
+			}
+		}
+		if len(r.Cells) > w.srcWidth {
+			cells = append(cells, r.Cells[w.srcWidth:]...)
+		}
+	default:
+		cells = append(cells, r.Cells...)
 	}
-	for len(line) < w.width { // short (ragged) rows: pad to the header
+	w.cells = cells
+	width := len(w.names)
+	line := w.line[:0]
+	var marked []string
+	for i, c := range cells {
+		if w.unmark {
+			c = Unmark(c)
+		}
+		m := Mark(c)
+		if len(m) != len(c) && i < width {
+			marked = append(marked, columnName(w.names, i))
+		}
+		line = append(line, m)
+	}
+	var extra []string
+	if len(line) > width && width > 0 {
+		extra = append(extra, line[width:]...)
+		line = line[:width]
+	}
+	for len(line) < width { // short (ragged) rows: pad to the header
 		line = append(line, "")
 	}
+	line = append(line, Mark(strings.Join(marked, ", ")))
 	if w.sheet {
-		line = append(line, r.Sheet)
+		line = append(line, Mark(r.Sheet))
 	}
-	line = append(line, strconv.FormatInt(r.Row, 10), errorText(r), r.BatchID)
+	line = append(line, strconv.FormatInt(r.Row, 10), errorText(r), Mark(r.BatchID))
+	line = append(line, extra...)
 	w.line = line
-	return w.csv.Write(line)
+	return w.writeLine(line)
+}
+
+// columnName names column i of header in the _marked cell: its header
+// name, or "column N" when the name is empty.
+func columnName(header []string, i int) string {
+	if i < len(header) && strings.TrimSpace(header[i]) != "" {
+		return header[i]
+	}
+	return "column " + strconv.Itoa(i+1)
 }
 
 // writeJSON writes the original object with the two trailing keys added;
@@ -158,12 +251,4 @@ func (w *FixWriter) writeJSON(r failure.Record) error {
 }
 
 // Close flushes the file.
-func (w *FixWriter) Close() error {
-	if w.csv != nil {
-		w.csv.Flush()
-		if err := w.csv.Error(); err != nil {
-			return err
-		}
-	}
-	return w.close()
-}
+func (w *FixWriter) Close() error { return w.close() }

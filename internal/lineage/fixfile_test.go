@@ -2,6 +2,9 @@ package lineage_test
 
 import (
 	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"golang.org/x/text/encoding"
@@ -13,35 +16,56 @@ import (
 	"github.com/catalog-import/catalog-import/internal/state"
 )
 
-var records = []failure.Record{
-	{BatchID: "b-7f3a", Row: 3, Reason: failure.InvalidNumber, Field: "price", Message: "not a number", Cells: []string{"A-1", "杯子", "=1+1", "abc"}},
-	{BatchID: "b-7f3a", Row: 7, Reason: failure.SchemaMismatch, Message: "2 cells, header has 4", Cells: []string{"B-2", "短"}},
-	{BatchID: "b-7f3a", Row: 9, Reason: failure.MalformedRow, Message: "unbalanced quote", RawLine: "C-3,\"broken,x,1\r\n"},
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// golden compares got with testdata/name (rewriting it under -update).
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs:\ngot:\n%q\nwant:\n%q", path, got, want)
+	}
 }
 
-// TestFixWriter: the fix file has the original header and cells (formulas
-// untouched: the file is imported again), trailing _source_row, _error
-// and _batch columns, CRLF, the original delimiter, in the original encoding.
+var records = []failure.Record{
+	{BatchID: "b-7f3a", Row: 3, Reason: failure.InvalidNumber, Field: "price", Message: "not a number", Cells: []string{"A-1", "杯子", "=1+1", "abc", ""}},
+	{BatchID: "b-7f3a", Row: 7, Reason: failure.SchemaMismatch, Message: "2 cells, header has 5", Cells: []string{"B-2", "短"}},
+	{BatchID: "b-7f3a", Row: 9, Reason: failure.MalformedRow, Message: "unbalanced quote", RawLine: "C-3,\"broken,x,1\r\n"},
+	// Formulas of every kind, the source's own apostrophes, line breaks in
+	// cells (kept as they are), a negative number.
+	{BatchID: "b-7f3a", Row: 12, Reason: failure.OutOfRange, Field: "price", Message: "below 0", Cells: []string{"D-4", `=HYPERLINK("http://x.example/","点")`, "+SUM(1;2)", "-5", "@cmd"}},
+	{BatchID: "b-7f3a", Row: 13, Reason: failure.InvalidNumber, Field: "price", Message: "not a number", Cells: []string{"E-5", "'=quoted", "'abc", "x", "line 1\nline 2\r\nline 3\rend"}},
+	{BatchID: "b-7f3a", Row: 14, Reason: failure.InvalidNumber, Field: "price", Message: "not a number", Cells: []string{"F-6", "\ttab", "\rcr", "1", "-"}},
+	// More cells than the header: the extra one follows the trailing columns.
+	{BatchID: "b-7f3a", Row: 15, Reason: failure.SchemaMismatch, Message: "row has 6 cells, header has 5 (cell 6 is not empty)", Cells: []string{"G-7", "x", "y", "1", "", "=stray"}},
+}
+
+// TestFixWriter: the fix file has the original header and cells, formula
+// cells (and header names) marked with a leading apostrophe as the error
+// report does, the cells' line breaks kept byte for byte, trailing
+// _marked, _source_row, _error and _batch columns, CRLF records, the
+// original delimiter, in the original encoding (testdata/fixfile.*.golden).
 func TestFixWriter(t *testing.T) {
-	header := []string{"商品编码", "商品名称", "类目", "价格"}
-	want := "商品编码,商品名称,类目,价格,_source_row,_error,_batch\r\n" +
-		"A-1,杯子,=1+1,abc,3,InvalidNumber: not a number (price),b-7f3a\r\n" +
-		"B-2,短,,,7,\"SchemaMismatch: 2 cells, header has 4\",b-7f3a\r\n" +
-		"\"C-3,\"\"broken,x,1\",,,,9,MalformedRow: unbalanced quote,b-7f3a\r\n"
+	header := []string{"商品编码", "商品名称", "类目", "价格", "@备注"}
 	cases := []struct {
 		encoding string
 		bom      []byte
 		dec      encoding.Encoding
 		delim    string
-		want     string
+		golden   string
 	}{
-		{"utf-8", []byte{0xEF, 0xBB, 0xBF}, encoding.Nop, ",", want},
-		{"gb18030", nil, simplifiedchinese.GB18030, ",", want},
-		{"utf-16le", []byte{0xFF, 0xFE}, unicode.UTF16(unicode.LittleEndian, unicode.IgnoreBOM), "\t",
-			"商品编码\t商品名称\t类目\t价格\t_source_row\t_error\t_batch\r\n" +
-				"A-1\t杯子\t=1+1\tabc\t3\tInvalidNumber: not a number (price)\tb-7f3a\r\n" +
-				"B-2\t短\t\t\t7\tSchemaMismatch: 2 cells, header has 4\tb-7f3a\r\n" +
-				"\"C-3,\"\"broken,x,1\"\t\t\t\t9\tMalformedRow: unbalanced quote\tb-7f3a\r\n"},
+		{"utf-8", []byte{0xEF, 0xBB, 0xBF}, encoding.Nop, ",", "fixfile.csv.golden"},
+		{"gb18030", nil, simplifiedchinese.GB18030, ",", "fixfile.csv.golden"},
+		{"utf-16le", []byte{0xFF, 0xFE}, unicode.UTF16(unicode.LittleEndian, unicode.IgnoreBOM), "\t", "fixfile.tsv.golden"},
 	}
 	for _, c := range cases {
 		t.Run(c.encoding, func(t *testing.T) {
@@ -66,10 +90,36 @@ func TestFixWriter(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if string(got) != c.want {
-				t.Errorf("got:\n%q\nwant:\n%q", got, c.want)
-			}
+			golden(t, c.golden, got)
 		})
+	}
+}
+
+// TestFixWriterOfAFixFile: the fix file of a fix file's failures has the
+// original header and cells once, unmarked and marked again, and its own
+// trailing columns only, so that a grandchild resolves the child's
+// failures.
+func TestFixWriterOfAFixFile(t *testing.T) {
+	child := state.Layout{Format: "csv", Encoding: "utf-8", Delimiter: ",",
+		Header: []string{"sku", "name", "price", lineage.ColMarked, lineage.ColSourceRow, lineage.ColError, lineage.ColBatch}}
+	var buf bytes.Buffer
+	w, err := lineage.NewFixWriter(&buf, child)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The child's failure record keeps the row as the fix file had it.
+	rec := failure.Record{BatchID: "b-child", Row: 2, Reason: failure.InvalidNumber, Field: "price", Message: "not a number",
+		Cells: []string{"A-1", "'=HYPERLINK(1)", "abc", "name", "7", "InvalidNumber: x (price)", "b-parent"}}
+	if err := w.Write(rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := "\xef\xbb\xbfsku,name,price,_marked,_source_row,_error,_batch\r\n" +
+		"A-1,'=HYPERLINK(1),abc,name,2,InvalidNumber: not a number (price),b-child\r\n"
+	if buf.String() != want {
+		t.Errorf("got:\n%q\nwant:\n%q", buf.String(), want)
 	}
 }
 
@@ -111,9 +161,9 @@ func TestFixWriterWorkbook(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	want := "\xef\xbb\xbfSKU,名称,_source_sheet,_source_row,_error,_batch\r\n" +
-		"A-1,,商品,4,MissingField: required (name),b-w\r\n" +
-		"-x,y,Sheet 2,2,InvalidValue: pattern (sku),b-w\r\n"
+	want := "\xef\xbb\xbfSKU,名称,_marked,_source_sheet,_source_row,_error,_batch\r\n" +
+		"A-1,,,商品,4,MissingField: required (name),b-w\r\n" +
+		"'-x,y,SKU,Sheet 2,2,InvalidValue: pattern (sku),b-w\r\n"
 	if buf.String() != want {
 		t.Errorf("got:\n%q\nwant:\n%q", buf.String(), want)
 	}

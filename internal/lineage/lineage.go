@@ -58,7 +58,9 @@ func columns(row record.Row) (link, bool) {
 			}
 			l.key.Row, hasRow = n, true
 		case ColSourceSheet:
-			if v != "" {
+			// A sheet name never starts with an apostrophe (Excel refuses
+			// one), so a leading one is the fix file's mark (Mark).
+			if v = Unmark(v); v != "" {
 				l.key.Sheet = v
 			}
 		}

@@ -64,7 +64,7 @@ func TestWriteRetryFile(t *testing.T) {
 		t.Errorf("%d Failures calls, want 2 pages", store.calls)
 	}
 	lines := strings.Split(strings.TrimSuffix(buf.String(), "\r\n"), "\r\n")
-	if len(lines) != n+1 || !strings.HasSuffix(lines[0], "sku,price,_source_row,_error,_batch") || lines[n] != "A,1,5002,InvalidNumber: x,p" {
+	if len(lines) != n+1 || !strings.HasSuffix(lines[0], "sku,price,_marked,_source_row,_error,_batch") || lines[n] != "A,1,,5002,InvalidNumber: x,p" {
 		t.Errorf("fix file: %d lines, first %q, last %q", len(lines), lines[0], lines[len(lines)-1])
 	}
 }

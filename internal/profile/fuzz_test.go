@@ -14,7 +14,8 @@ import (
 )
 
 // FuzzParse: the profile parser never panics, and a profile it accepts
-// re-parses from its canonical text to the same rule version.
+// re-parses from its canonical text, and from its effective text, to the
+// same rule version.
 func FuzzParse(f *testing.F) {
 	f.Add(DefaultYAML())
 	for _, path := range []string{"testdata/bad_profile.yaml", "../../testdata/profiles/marketplace-create-only.yaml", "../../testdata/profiles/english-supplier.yaml"} {
@@ -28,6 +29,9 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("name: x\nfields: {sku: {columns: &c [a, b]}, name: {columns: *c}}"))
 	f.Add([]byte("name: x\n<<: {write_mode: upsert}\n"))
 	f.Add([]byte(seedWeight))
+	f.Add([]byte("name: x\nformula_text: refuse\nfields: {sku: {normalize: {trim: false, case: upper, nfkc: true}}}"))
+	f.Add([]byte("name: x\nformula_text: Allow\nfields: {sku: {normalize: {case: lower}}, name: {normalize: {}}}"))
+	f.Add([]byte("name: x\nfields: {sku: {normalize: ~}}"))
 	f.Add([]byte("name: x\nweight: {expression: 'bytes * (t[brand] ?? 1)', tables: {t: {Acme: 2, 'x y': 1e-3}}, inputs: {n: {type: string, columns: [N]}}}"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := Parse(data)
@@ -43,6 +47,9 @@ func FuzzParse(f *testing.F) {
 		}
 		if q.RuleVersion() != p.RuleVersion() {
 			t.Fatalf("canonical text re-parses to another rule version\n%s\n---\n%s", p.Canonical(), q.Canonical())
+		}
+		if e, err := Parse(p.Effective()); err != nil || e.RuleVersion() != p.RuleVersion() {
+			t.Fatalf("the effective text (importctl profile) is not the same profile: %v\n%s", err, p.Effective())
 		}
 		if _, err := p.Compile(); err != nil {
 			t.Fatal(err)
@@ -66,7 +73,12 @@ func FuzzValidate(f *testing.F) {
 	f.Add("A", "n", "c", "", "-0", "XXX", "-0", "DRAFT", "", "https://[::1]:8080/a%20b#f")
 	f.Add("A", "n", "c", "", "9999999.995", "cny", "9223372036854775808", "", "", "http://例子.中国/图.jpg| |")
 	f.Add("A", "n", "c", "", ".5", "Cny", "+7", "inactive", "", "HTTP://x:/")
+	f.Add("ａｂｃ－１", "=HYPERLINK(\"http://x\")", "+SUM(1;2)", "@x", "1", "cny", "1", "active", "- note", "")
+	f.Add(" abc ", "-5", "+86", "\t=1", "1", "cny", "1", "=active", "'=x", "")
 	v := compile(f, mustParse(f, "name: fuzz\nbanned_categories: [tobacco, 烟草]"))
+	// strict refuses formulas and normalises SKUs the most: its products,
+	// too, validate again to themselves.
+	strict := compile(f, mustParse(f, "name: strict\nformula_text: refuse\nfields: {sku: {normalize: {nfkc: true, case: upper}}}"))
 	c, err := v.Header(fieldNames[:])
 	if err != nil {
 		f.Fatal(err)
@@ -85,28 +97,41 @@ func FuzzValidate(f *testing.F) {
 				}
 			}
 		}
-
-		p, err := v.Validate(c, cells)
-		if err != nil {
-			ie, ok := failure.As(err)
-			if !ok || !ie.Reason.Known() || !slices.Contains(fieldNames[:], ie.Field) || ie.Message == "" {
-				t.Fatalf("bad error %#v", err)
-			}
-			return
-		}
-		if !canonicalPrice.MatchString(p.Price) || p.Stock < 0 || !slices.Contains(statuses, p.Status) ||
-			len(p.Currency) != 3 || strings.ToUpper(p.Currency) != p.Currency || p.SKU == "" || p.Name == "" || p.Category == "" {
-			t.Fatalf("product breaks a rule: %+v", p)
-		}
-		again := []string{p.SKU, p.Name, p.Category, p.Brand, p.Price, p.Currency, strconv.FormatInt(p.Stock, 10), p.Status, p.Description, strings.Join(p.ImageURLs, "|")}
-		q, err := v.Validate(c, again)
-		if err != nil {
-			t.Fatalf("re-validating the product %+v: %v", p, err)
-		}
-		if !equalProduct(p, q) {
-			t.Fatalf("re-validation changed the product\n%+v\n%+v", p, q)
+		for _, v := range []*Validator{v, strict} {
+			checkValidate(t, v, c, cells)
 		}
 	})
+}
+
+// checkValidate is FuzzValidate's check of one validator on one row.
+func checkValidate(t *testing.T, v *Validator, c *Columns, cells []string) {
+	p, err := v.Validate(c, cells)
+	if err != nil {
+		ie, ok := failure.As(err)
+		if !ok || !ie.Reason.Known() || !slices.Contains(fieldNames[:], ie.Field) || ie.Message == "" {
+			t.Fatalf("bad error %#v", err)
+		}
+		return
+	}
+	if !canonicalPrice.MatchString(p.Price) || p.Stock < 0 || !slices.Contains(statuses, p.Status) ||
+		len(p.Currency) != 3 || strings.ToUpper(p.Currency) != p.Currency || p.SKU == "" || p.Name == "" || p.Category == "" {
+		t.Fatalf("product breaks a rule: %+v", p)
+	}
+	again := []string{p.SKU, p.Name, p.Category, p.Brand, p.Price, p.Currency, strconv.FormatInt(p.Stock, 10), p.Status, p.Description, strings.Join(p.ImageURLs, "|")}
+	q, err := v.Validate(c, again)
+	if err != nil {
+		t.Fatalf("re-validating the product %+v: %v", p, err)
+	}
+	if !equalProduct(p, q) {
+		t.Fatalf("re-validation changed the product\n%+v\n%+v", p, q)
+	}
+	if v.formula {
+		for _, text := range []string{p.SKU, p.Name, p.Category, p.Brand, p.Status, p.Description} {
+			if _, ok := isFormula(text); ok {
+				t.Fatalf("formula_text: refuse let %q through", text)
+			}
+		}
+	}
 }
 
 // FuzzWeigh: the weight of any row is a finite number >= 0 or an error that

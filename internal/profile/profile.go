@@ -49,6 +49,7 @@ type Profile struct {
 	// (0: the scanner's defaults).
 	maxQuotedLines int
 	maxQuotedBytes int
+	formulaText    string // formula_text: allow or refuse
 	banned         []string
 	sheets         []string
 	specs          [numFields]spec
@@ -125,6 +126,7 @@ func parse(data []byte, base *rawProfile) (*Profile, error) {
 	p.name, mode, p.maxErrorRatio, p.banned = validateTop(raw, &ps)
 	p.writeMode = catalog.WriteMode(mode)
 	p.maxQuotedLines, p.maxQuotedBytes = validateQuoteLimits(raw, &ps)
+	p.formulaText = validateFormulaText(raw, &ps)
 	p.sheets = validateSheets(raw, &ps)
 	for id := range numFields {
 		var b *rawField
@@ -167,6 +169,26 @@ func (p *Profile) MaxErrorRatio() float64 { return p.maxErrorRatio }
 // on its records.
 func (p *Profile) QuoteLimits() (lines, bytes int) { return p.maxQuotedLines, p.maxQuotedBytes }
 
+// RefusesFormulas reports whether the profile refuses formula text in text
+// fields (formula_text: refuse): a cell a spreadsheet would evaluate, see
+// Validator.Validate.
+func (p *Profile) RefusesFormulas() bool { return p.formulaText == formulaRefuse }
+
+// SKUNormalization describes how a SKU cell is normalised before it is
+// checked and compared (fields.sku.normalize), as `importctl profile`
+// shows it: "trim, case preserve, nfkc off" for the default.
+func (p *Profile) SKUNormalization() string {
+	n := p.specs[fSKU].Normalize
+	trim, nfkc := "trim", "nfkc off"
+	if !n.Trim {
+		trim = "no trim"
+	}
+	if n.NFKC {
+		nfkc = "nfkc on"
+	}
+	return trim + ", case " + n.Case + ", " + nfkc
+}
+
 // BannedCategories returns the banned categories (matched ignoring case),
 // sorted.
 func (p *Profile) BannedCategories() []string { return slices.Clone(p.banned) }
@@ -204,7 +226,7 @@ func (p *Profile) Compile() (*Validator, error) {
 	if p == nil || p.version == "" {
 		return nil, errNotCompiled
 	}
-	v := &Validator{p: p, rules: p.rules, aliases: map[string]fieldID{}}
+	v := &Validator{p: p, formula: p.formulaText == formulaRefuse, rules: p.rules, aliases: map[string]fieldID{}}
 	for id := range numFields {
 		v.aliases[foldKey(fieldNames[id])] = id
 		for _, c := range p.specs[id].Columns {

@@ -33,6 +33,7 @@ type rule struct {
 	imin, imax     int64
 	scale          int
 	sep            string
+	norm           normalize // sku: applied to the cell before the checks
 
 	// Reasons given in messages, prepared once.
 	whyLength, whyPattern, whyEnum, whyMin, whyMax, whyScale string

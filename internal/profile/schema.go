@@ -94,6 +94,7 @@ type rawProfile struct {
 	MaxErrorRatio    *float64
 	MaxQuotedLines   *int
 	MaxQuotedBytes   *int
+	FormulaText      *string
 	BannedCategories *[]string
 	Sheets           *[]string
 	Fields           [numFields]*rawField
@@ -115,6 +116,15 @@ type rawField struct {
 	Scale     *int
 	Separator *string
 	Unique    *bool
+	Normalize *rawNormalize
+}
+
+// rawNormalize is the normalize key of a field entry as written: nil means
+// "not given" (inherited), key by key.
+type rawNormalize struct {
+	Trim *bool
+	Case *string
+	NFKC *bool
 }
 
 // has reports whether f gives the type-specific rule key.
@@ -198,6 +208,16 @@ func merge(base, over *rawField) *rawField {
 	override(&out.Scale, over.Scale)
 	override(&out.Separator, over.Separator)
 	override(&out.Unique, over.Unique)
+	if over.Normalize != nil {
+		n := &rawNormalize{}
+		if out.Normalize != nil {
+			*n = *out.Normalize
+		}
+		override(&n.Trim, over.Normalize.Trim)
+		override(&n.Case, over.Normalize.Case)
+		override(&n.NFKC, over.Normalize.NFKC)
+		out.Normalize = n
+	}
 	// An enum list on a text field makes it an enum field.
 	if out.Enum != nil && out.typ() == typeString {
 		t := typeEnum
@@ -245,7 +265,7 @@ func decodeRaw(data []byte, ps *problems) *rawProfile {
 	}
 	root := deref(doc.Content[0])
 	if root.Kind != yaml.MappingNode {
-		ps.add("profile", "must be a mapping of keys (name, write_mode, max_error_ratio, max_quoted_lines, max_quoted_bytes, banned_categories, sheets, fields, weight)")
+		ps.add("profile", "must be a mapping of keys (name, write_mode, max_error_ratio, max_quoted_lines, max_quoted_bytes, formula_text, banned_categories, sheets, fields, weight)")
 		return nil
 	}
 	raw := &rawProfile{}
@@ -261,6 +281,8 @@ func decodeRaw(data []byte, ps *problems) *rawProfile {
 			decodeValue(val, path, &raw.MaxQuotedLines, ps)
 		case "max_quoted_bytes":
 			decodeValue(val, path, &raw.MaxQuotedBytes, ps)
+		case "formula_text":
+			decodeValue(val, path, &raw.FormulaText, ps)
 		case "banned_categories":
 			decodeValue(val, path, &raw.BannedCategories, ps)
 		case "sheets":
@@ -279,7 +301,7 @@ func decodeRaw(data []byte, ps *problems) *rawProfile {
 				raw.Weight = decodeWeight(v, path, ps)
 			}
 		default:
-			ps.add(path, "unknown key (keys are name, write_mode, max_error_ratio, banned_categories, sheets, fields, weight)")
+			ps.add(path, "unknown key (keys are name, write_mode, max_error_ratio, max_quoted_lines, max_quoted_bytes, formula_text, banned_categories, sheets, fields, weight)")
 		}
 	})
 	return raw
@@ -315,11 +337,34 @@ func decodeField(n *yaml.Node, path string, ps *problems) *rawField {
 			decodeValue(val, kpath, &f.Separator, ps)
 		case "unique":
 			decodeValue(val, kpath, &f.Unique, ps)
+		case "normalize":
+			f.Normalize = decodeNormalize(deref(val), kpath, ps)
 		default:
-			ps.add(kpath, "unknown key (keys are columns, type, required, default, min_length, max_length, pattern, enum, min, max, scale, separator, unique)")
+			ps.add(kpath, "unknown key (keys are columns, type, required, default, min_length, max_length, pattern, enum, min, max, scale, separator, unique, normalize)")
 		}
 	})
 	return f
+}
+
+// decodeNormalize reads a field's normalize mapping (null: not given).
+func decodeNormalize(n *yaml.Node, path string, ps *problems) *rawNormalize {
+	if isNull(n) {
+		return nil
+	}
+	out := &rawNormalize{}
+	eachKey(n, path, ps, func(key string, val *yaml.Node, kpath string) {
+		switch key {
+		case "trim":
+			decodeValue(val, kpath, &out.Trim, ps)
+		case "case":
+			decodeValue(val, kpath, &out.Case, ps)
+		case "nfkc":
+			decodeValue(val, kpath, &out.NFKC, ps)
+		default:
+			ps.add(kpath, "unknown key (keys are trim, case, nfkc)")
+		}
+	})
+	return out
 }
 
 // eachKey calls fn for each key of the mapping n (nil or null: no keys),
@@ -406,6 +451,7 @@ type spec struct {
 	Scale     int // -1 = none (only decimal has one)
 	Separator string
 	Unique    bool
+	Normalize normalize // sku only
 }
 
 // buildSpec validates one merged field and returns its effective spec and the
@@ -458,6 +504,17 @@ func buildSpec(id fieldID, f *rawField, ps *problems) (spec, *rule) {
 			ps.add(path+".unique", "only sku can be unique")
 		}
 		s.Unique = true
+	}
+
+	s.Normalize = defaultNormalize
+	if f.Normalize != nil {
+		if id != fSKU {
+			ps.add(path+".normalize", "only sku is normalised")
+		}
+		s.Normalize = buildNormalize(f.Normalize, path+".normalize", ps)
+	}
+	if id == fSKU {
+		r.norm = s.Normalize
 	}
 
 	if f.MinLength != nil {
@@ -704,13 +761,23 @@ func checkAliases(specs *[numFields]spec, ps *problems) {
 }
 
 // canonical renders the effective profile as YAML with sorted keys.
-func canonical(p *Profile) []byte {
+func canonical(p *Profile) []byte { return encodeYAML(document(p, false)) }
+
+// document is the effective profile as plain maps. explicit also gives the
+// rules canonical leaves out when they are the default's (formula_text,
+// the sku's normalize).
+func document(p *Profile, explicit bool) map[string]any {
 	fields := map[string]any{}
 	for id := range numFields {
 		s := p.specs[id]
 		m := map[string]any{"type": s.Type, "required": s.Required, "columns": s.Columns}
 		if id == fSKU {
 			m["unique"] = s.Unique
+			if s.Normalize != defaultNormalize || explicit {
+				// Only when it differs from the default, so that the rule
+				// versions of profiles that do not set it stay as they were.
+				m["normalize"] = map[string]any{"trim": s.Normalize.Trim, "case": s.Normalize.Case, "nfkc": s.Normalize.NFKC}
+			}
 		}
 		if s.Default != "" {
 			m["default"] = s.Default
@@ -751,6 +818,9 @@ func canonical(p *Profile) []byte {
 	if p.maxQuotedBytes > 0 {
 		doc["max_quoted_bytes"] = p.maxQuotedBytes
 	}
+	if p.formulaText != formulaAllow || explicit {
+		doc["formula_text"] = p.formulaText // likewise only when not the default
+	}
 	if len(p.banned) > 0 {
 		doc["banned_categories"] = p.banned
 	}
@@ -760,12 +830,55 @@ func canonical(p *Profile) []byte {
 	if p.weight != nil {
 		doc["weight"] = canonicalWeight(p.weight)
 	}
+	return doc
+}
+
+// encodeYAML renders v (plain maps, strings, numbers, or a yaml.Node) as
+// YAML indented by 2, keys of maps sorted.
+func encodeYAML(v any) []byte {
 	var b strings.Builder
 	enc := yaml.NewEncoder(&b)
 	enc.SetIndent(2)
-	if err := enc.Encode(doc); err != nil {
+	if err := enc.Encode(v); err != nil {
 		panic("profile: canonical encoding: " + err.Error()) // plain maps, strings and numbers always encode
 	}
 	_ = enc.Close()
 	return []byte(b.String())
+}
+
+// Effective returns the effective profile as `importctl profile` shows it:
+// the canonical text with the rules it leaves out when they are the
+// default's spelled out (formula_text, the sku's normalize), and a comment
+// on each field's columns saying that the field's own name matches too.
+// Parsing it gives the same profile (and rule version).
+func (p *Profile) Effective() []byte {
+	var doc yaml.Node
+	if err := doc.Encode(document(p, true)); err != nil {
+		panic("profile: effective encoding: " + err.Error()) // plain maps, strings and numbers always encode
+	}
+	if fields := mapValue(&doc, "fields"); fields != nil {
+		for i := 0; i+1 < len(fields.Content); i += 2 {
+			name := fields.Content[i].Value
+			for j := 0; j+1 < len(fields.Content[i+1].Content); j += 2 {
+				if k := fields.Content[i+1].Content[j]; k.Value == "columns" {
+					at := k // "columns: # ..." above a block list
+					if v := fields.Content[i+1].Content[j+1]; len(v.Content) == 0 {
+						at = v // "columns: [] # ..."
+					}
+					at.LineComment = fmt.Sprintf("and %q itself: a field's own name always matches (any case)", name)
+				}
+			}
+		}
+	}
+	return encodeYAML(&doc)
+}
+
+// mapValue is the value of key in the mapping n, or nil.
+func mapValue(n *yaml.Node, key string) *yaml.Node {
+	for i := 0; n.Kind == yaml.MappingNode && i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
 }

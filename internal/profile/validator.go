@@ -17,6 +17,7 @@ import (
 // for concurrent use: Validate is called by a pool of goroutines.
 type Validator struct {
 	p       *Profile
+	formula bool // formula_text: refuse
 	rules   [numFields]*rule
 	aliases map[string]fieldID // fold key of a header name -> field
 	banned  map[string]struct{}
@@ -223,7 +224,11 @@ type problem struct {
 // ignored) and returns the product, with the provenance fields left for the
 // caller. Every cell is trimmed of spaces (NBSP and U+3000 included); an
 // empty cell gets the field's default, or is a MissingField when the field is
-// required.
+// required. The SKU is normalised by fields.sku.normalize (trim, case, NFKC)
+// before its checks, so the product's SKU, which the uniqueness check and
+// the catalog compare, is the normalised one. Under formula_text: refuse, a
+// text field (string or enum) holding formula text (isFormula) is
+// InvalidValue.
 //
 // A field without a column (Present lists those with one) is not checked:
 // it takes its default, which the sink uses only when the write creates the
@@ -277,10 +282,19 @@ func (v *Validator) Validate(c *Columns, values []string) (catalog.Product, erro
 			continue
 		}
 		cell := c.cell(id, values)
+		if id == fSKU && cell != "" && r.norm != defaultNormalize {
+			cell = r.norm.apply(c.raw(id, values))
+		}
 		var val value
 		if cell != "" {
 			var reason failure.Reason
 			var why, bad string
+			if v.formula && (r.kind == typeString || r.kind == typeEnum) {
+				if lead, ok := isFormula(cell); ok {
+					probs = append(probs, problem{id, failure.InvalidValue, cell, fmt.Sprintf("is formula text (it starts with %q), which the profile refuses (formula_text: refuse)", lead)})
+					continue
+				}
+			}
 			if val, reason, why, bad = r.check(cell); reason != "" {
 				probs = append(probs, problem{id, reason, bad, why})
 				continue
@@ -379,9 +393,12 @@ func rowError(probs []problem) *failure.ImportError {
 
 // cell is field id's trimmed cell in values, "" when the file has no such
 // column or the row is short.
-func (c *Columns) cell(id fieldID, values []string) string {
+func (c *Columns) cell(id fieldID, values []string) string { return trimCell(c.raw(id, values)) }
+
+// raw is field id's cell in values as the file has it.
+func (c *Columns) raw(id fieldID, values []string) string {
 	if i := c.pos[id]; i >= 0 && i < len(values) {
-		return trimCell(values[i])
+		return values[i]
 	}
 	return ""
 }

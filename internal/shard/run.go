@@ -12,6 +12,7 @@ import (
 
 	"github.com/catalog-import/catalog-import/internal/catalog"
 	"github.com/catalog-import/catalog-import/internal/failure"
+	"github.com/catalog-import/catalog-import/internal/lineage"
 	"github.com/catalog-import/catalog-import/internal/profile"
 	"github.com/catalog-import/catalog-import/internal/queue"
 	"github.com/catalog-import/catalog-import/internal/record"
@@ -35,6 +36,9 @@ type run struct {
 
 	dialect record.Dialect
 	header  *profile.Columns // csv/tsv: the header's mapping
+	// marked: the file is a fix file whose formula cells carry the mark
+	// its writer added (lineage.Marked); validate removes it.
+	marked  bool
 	mapping map[string]string
 	shards  []state.Shard // loaded lazily to place displaced rows
 	retries int           // transient errors retried so far (budget: Options.RetryBudget)
@@ -79,6 +83,7 @@ func (r *run) process(ctx context.Context) (Result, error) {
 			return Result{}, err
 		}
 		r.header, r.mapping = cols, cols.Mapping()
+		r.marked = lineage.Marked(r.m.Layout.Header)
 	}
 	if r.cp.NextOffset < r.m.Start {
 		r.cp = state.Checkpoint{NextOffset: r.m.Start, NextRow: r.m.FirstRow}

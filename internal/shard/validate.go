@@ -3,12 +3,15 @@ package shard
 import (
 	"github.com/catalog-import/catalog-import/internal/catalog"
 	"github.com/catalog-import/catalog-import/internal/failure"
+	"github.com/catalog-import/catalog-import/internal/lineage"
 	"github.com/catalog-import/catalog-import/internal/record"
 )
 
 // This file parses and validates the records of a chunk (a pool goroutine).
 
-// validate parses and validates every record of c (pool goroutine).
+// validate parses and validates every record of c (pool goroutine). The
+// cells of a marked fix file are validated without the marks its writer
+// added (lineage.UnmarkRow); the snapshot keeps the row as the file has it.
 func (r *run) validate(parser *record.Parser, c *chunk) {
 	c.products = make([]catalog.Product, 0, len(c.raws))
 	c.snaps = make([]snapshot, 0, len(c.raws))
@@ -21,7 +24,11 @@ func (r *run) validate(parser *record.Parser, c *chunk) {
 			if cols == nil {
 				cols = r.v.Names(row.Names)
 			}
-			p, err = r.v.Validate(cols, row.Values)
+			values := row.Values
+			if r.marked {
+				values = lineage.UnmarkRow(values)
+			}
+			p, err = r.v.Validate(cols, values)
 		}
 		if err != nil {
 			c.failures = append(c.failures, r.failureRecord(row, err))

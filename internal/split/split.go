@@ -168,6 +168,7 @@ func PlanSource(ctx context.Context, src object.Source, info object.Info, v *pro
 		p.Rejected = err
 		return p, nil
 	}
+	header = lineage.UnmarkHeader(header) // a fix file's header names, as its source had them
 	var cols *profile.Columns
 	if d.Format != record.JSONL {
 		if len(header) == 0 {
