@@ -14,6 +14,11 @@
 // the message names each difference. Products are never counted by
 // provenance: a later upload may own any product a batch wrote, and that
 // must not fail the batch.
+//
+// Rows skipped with their shard (triage's skip) are never hidden: a batch
+// that completes with skipped rows is COMPLETED_WITH_ERRORS, its message
+// says how many and where, and errors.csv and report.html list each
+// skipped range (report.Skips, reason failure.ShardSkipped; decision 24).
 package finalize
 
 import (
