@@ -13,6 +13,7 @@ import (
 	"github.com/catalog-import/catalog-import/internal/embedded"
 	"github.com/catalog-import/catalog-import/internal/local/sqlite"
 	"github.com/catalog-import/catalog-import/internal/record"
+	"github.com/catalog-import/catalog-import/internal/report"
 	"github.com/catalog-import/catalog-import/internal/state"
 	"github.com/catalog-import/catalog-import/internal/triage"
 )
@@ -90,18 +91,37 @@ func showBatch(ctx context.Context, w io.Writer, db reader, where, id string, as
 	if err != nil {
 		return err
 	}
+	skips := report.Skips(shards)
+	if skips == nil {
+		skips = []report.Skip{}
+	}
 	if asJSON {
 		return writeJSON(w, struct {
 			state.Batch
-			ShardList []state.Shard  `json:"shard_list"`
-			TriageLog []triage.Entry `json:"triage_log"`
-		}{b, shards, entries})
+			ShardList []state.Shard `json:"shard_list"`
+			// SkippedRows are the ranges of rows triage skipped with their
+			// shard (counted in counts.rows_skipped), [] when none.
+			SkippedRows []report.Skip  `json:"skipped_rows"`
+			TriageLog   []triage.Entry `json:"triage_log"`
+		}{b, shards, skips, entries})
 	}
 	printSummary(w, b.Source.URI, embedded.Summary{Batch: b}, false, 0)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	printShards(tw, b, shards)
+	printSkips(tw, skips)
 	printTriageLog(tw, entries)
 	return tw.Flush()
+}
+
+// printSkips prints the ranges of rows triage skipped, if any.
+func printSkips(tw io.Writer, skips []report.Skip) {
+	if len(skips) == 0 {
+		return
+	}
+	fmt.Fprintln(tw, "\nSKIPPED ROWS\tSHARD\tROWS\tWHY")
+	for _, k := range skips {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", k.Range(), k.Shard, k.Rows, oneLine(k.Why, 120))
+	}
 }
 
 // printShards prints the table of the batch's shards (with their sheet for
@@ -109,9 +129,9 @@ func showBatch(ctx context.Context, w io.Writer, db reader, where, id string, as
 func printShards(tw io.Writer, b state.Batch, shards []state.Shard) {
 	sheets := b.Layout.Format == string(record.XLSX)
 	if sheets { // a workbook: the byte ranges are those of each shard's staged chunk
-		fmt.Fprintln(tw, "\nSHARD\tSHEET\tSTATUS\tROWS\tFIRST ROW\tBYTES\tDONE\tIMPORTED\tSUPERSEDED\tFAILED\tATTEMPTS\tEPOCH")
+		fmt.Fprintln(tw, "\nSHARD\tSHEET\tSTATUS\tROWS\tFIRST ROW\tBYTES\tDONE\tIMPORTED\tSUPERSEDED\tFAILED\tSKIPPED\tATTEMPTS\tEPOCH")
 	} else {
-		fmt.Fprintln(tw, "\nSHARD\tSTATUS\tROWS\tFIRST ROW\tBYTES\tDONE\tIMPORTED\tSUPERSEDED\tFAILED\tATTEMPTS\tEPOCH")
+		fmt.Fprintln(tw, "\nSHARD\tSTATUS\tROWS\tFIRST ROW\tBYTES\tDONE\tIMPORTED\tSUPERSEDED\tFAILED\tSKIPPED\tATTEMPTS\tEPOCH")
 	}
 	for _, s := range shards {
 		c := s.Checkpoint.Counts
@@ -119,8 +139,8 @@ func printShards(tw io.Writer, b state.Batch, shards []state.Shard) {
 		if sheets {
 			fmt.Fprintf(tw, "%s\t", s.Sheet)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d-%d\t%d\t%d\t%d\t%d\t%d\t%d\n", s.Status, s.Rows, s.FirstRow, s.Start, s.End,
-			c.Done(), c.Imported, c.Superseded, c.Failed, s.Attempts, s.Epoch)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d-%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", s.Status, s.Rows, s.FirstRow, s.Start, s.End,
+			c.Done(), c.Imported, c.Superseded, c.Failed, c.Skipped, s.Attempts, s.Epoch)
 	}
 }
 

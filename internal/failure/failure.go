@@ -64,6 +64,13 @@ const (
 	Internal           Reason = "Internal"
 )
 
+// ShardSkipped names, in a batch's error report (errors.csv) and batch
+// report, a range of rows that triage skipped with the rest of its shard
+// (decision 24). It is no failure record's reason: the rows are counted
+// skipped, not failed, so it is not one of Reasons() and `importctl
+// failures --reason` does not take it. Its layer is infrastructure.
+const ShardSkipped Reason = "ShardSkipped"
+
 var layers = map[Reason]Layer{
 	MalformedRow: LayerSyntax, SchemaMismatch: LayerSyntax, InvalidEncoding: LayerSyntax, RowTooLarge: LayerSyntax,
 	MissingField: LayerSemantic, InvalidNumber: LayerSemantic, OutOfRange: LayerSemantic, InvalidValue: LayerSemantic,

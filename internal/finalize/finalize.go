@@ -14,13 +14,20 @@
 // the message names each difference. Products are never counted by
 // provenance: a later upload may own any product a batch wrote, and that
 // must not fail the batch.
+//
+// Rows skipped with their shard (triage's skip) are never hidden: a batch
+// that completes with skipped rows is COMPLETED_WITH_ERRORS, its message
+// says how many and where, and errors.csv and report.html list each
+// skipped range (report.Skips, reason failure.ShardSkipped; decision 24).
 package finalize
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -118,22 +125,23 @@ func Stop(ctx context.Context, d Deps, id string, stop state.BatchStatus, messag
 	if err != nil {
 		return state.Batch{}, fmt.Errorf("get batch %s: %w", id, err)
 	}
-	total, diffs, err := reconcile(ctx, d, b, abort)
+	total, shards, diffs, err := reconcile(ctx, d, b, abort)
 	if err != nil {
 		return state.Batch{}, err
 	}
+	skips := report.Skips(shards)
 
 	agg := &report.Aggregate{} // the failure records, counted in the error report's pass
 	csv := ""
-	if total.Failed > 0 && d.Reports != nil {
+	if (total.Failed > 0 || len(skips) > 0) && d.Reports != nil {
 		csv, err = d.Reports.Put(ctx, id, "errors.csv", func(w io.Writer) error {
-			return writeReport(ctx, d.Store, b, w, agg)
+			return writeReport(ctx, d.Store, b, skips, w, agg)
 		})
 		if err != nil {
 			return state.Batch{}, fmt.Errorf("write error report of %s: %w", id, err)
 		}
 	} else if total.Failed > 0 {
-		if err := writeReport(ctx, d.Store, b, io.Discard, agg); err != nil {
+		if err := writeReport(ctx, d.Store, b, nil, io.Discard, agg); err != nil {
 			return state.Batch{}, err
 		}
 	}
@@ -148,6 +156,9 @@ func Stop(ctx context.Context, d Deps, id string, stop state.BatchStatus, messag
 		status, msg = stop, abort
 	case len(diffs) > 0:
 		status, msg = state.BatchFailed, "reconciliation failed: "+strings.Join(diffs, "; ")
+	case total.Skipped > 0:
+		// Rows triage skipped are not imported: never plain COMPLETED.
+		status, msg = state.BatchCompletedWithErrors, skippedMessage(total.Skipped, skips)
 	case total.Failed > 0:
 		status = state.BatchCompletedWithErrors
 	}
@@ -190,18 +201,24 @@ func Stop(ctx context.Context, d Deps, id string, stop state.BatchStatus, messag
 // shard's checkpoints, so they move from imported to failed. A failure
 // record missing, or a checkpoint short of the shard's rows, is a
 // difference.
-func reconcile(ctx context.Context, d Deps, b state.Batch, abort string) (state.Counts, []string, error) {
+//
+// A batch whose shard records are fewer than its shards (items that
+// expired, decision 24) is a difference too: their rows cannot be counted.
+func reconcile(ctx context.Context, d Deps, b state.Batch, abort string) (state.Counts, []state.Shard, []string, error) {
 	id := b.ID
 	shards, err := d.Store.ListShards(ctx, id)
 	if err != nil {
-		return state.Counts{}, nil, fmt.Errorf("list shards of %s: %w", id, err)
+		return state.Counts{}, nil, nil, fmt.Errorf("list shards of %s: %w", id, err)
 	}
 	perShard, err := d.Store.CountFailures(ctx, id)
 	if err != nil {
-		return state.Counts{}, nil, fmt.Errorf("count failures of %s: %w", id, err)
+		return state.Counts{}, nil, nil, fmt.Errorf("count failures of %s: %w", id, err)
 	}
 	var total state.Counts
 	var diffs []string
+	if len(shards) != b.Shards {
+		diffs = append(diffs, fmt.Sprintf("%d shards registered but %d stored", b.Shards, len(shards)))
+	}
 	for _, s := range shards {
 		cp := s.Checkpoint.Counts
 		c := state.Counts{Total: s.Rows, Imported: cp.Imported, Superseded: cp.Superseded, Failed: perShard[s.Index], Skipped: cp.Skipped}
@@ -223,12 +240,33 @@ func reconcile(ctx context.Context, d Deps, b state.Batch, abort string) (state.
 		total.Total = b.Counts.Total
 	}
 
-	return total, diffs, nil
+	return total, shards, diffs, nil
+}
+
+// skippedMessage is the final message of a batch that completed with rows
+// skipped: how many, and where (the first few ranges).
+func skippedMessage(n int64, skips []report.Skip) string {
+	const shown = 3
+	var parts []string
+	for i, k := range skips {
+		if i == shown {
+			parts = append(parts, fmt.Sprintf("and %d more shards", len(skips)-shown))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("shard %d %s: %s", k.Shard, k.Range(), k.Why))
+	}
+	msg := fmt.Sprintf("%d rows skipped, not imported", n)
+	if len(parts) > 0 {
+		msg += " (" + strings.Join(parts, "; ") + ")"
+	}
+	return msg + "; the error report lists each skipped range (ShardSkipped)"
 }
 
 // writeReport pages through the failure records in (sheet, row) order,
-// adding each to agg.
-func writeReport(ctx context.Context, st Store, b state.Batch, w io.Writer, agg *report.Aggregate) error {
+// adding each to agg, and writes a ShardSkipped line for each of skips in
+// its place in that order (it is not added to agg: its rows are skipped,
+// not failed).
+func writeReport(ctx context.Context, st Store, b state.Batch, skips []report.Skip, w io.Writer, agg *report.Aggregate) error {
 	var header []string
 	if b.Layout.Format != "jsonl" {
 		header = b.Layout.Header
@@ -237,6 +275,21 @@ func writeReport(ctx context.Context, st Store, b state.Batch, w io.Writer, agg 
 	if err != nil {
 		return err
 	}
+	skips = slices.Clone(skips)
+	slices.SortStableFunc(skips, func(a, b report.Skip) int {
+		return cmp.Or(strings.Compare(a.Sheet, b.Sheet), cmp.Compare(a.First, b.First))
+	})
+	// skipsBefore writes the skips that sort before (sheet, row); all of
+	// them when last.
+	skipsBefore := func(sheet string, row int64, last bool) error {
+		for len(skips) > 0 && (last || cmp.Or(strings.Compare(skips[0].Sheet, sheet), cmp.Compare(skips[0].First, row)) <= 0) {
+			if err := rw.Write(skips[0].Record(b.ID)); err != nil {
+				return err
+			}
+			skips = skips[1:]
+		}
+		return nil
+	}
 	f := state.FailureFilter{Limit: pageSize}
 	for {
 		recs, err := st.Failures(ctx, b.ID, f)
@@ -244,12 +297,18 @@ func writeReport(ctx context.Context, st Store, b state.Batch, w io.Writer, agg 
 			return fmt.Errorf("read failures of %s: %w", b.ID, err)
 		}
 		for _, r := range recs {
+			if err := skipsBefore(r.Sheet, r.Row, false); err != nil {
+				return err
+			}
 			agg.Add(r)
 			if err := rw.Write(r); err != nil {
 				return err
 			}
 		}
 		if len(recs) < pageSize {
+			if err := skipsBefore("", 0, true); err != nil {
+				return err
+			}
 			return rw.Flush()
 		}
 		last := recs[len(recs)-1]

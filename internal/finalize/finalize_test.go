@@ -21,6 +21,7 @@ import (
 type shardRun struct {
 	counts   state.Counts
 	failures []int64 // rows with an InvalidNumber record
+	skipped  string  // when set, triage skipped the shard with this message
 }
 
 // seed stores a batch "b" of two finished shards (rows 2-11 and 12-21), the
@@ -35,7 +36,7 @@ func seed(t *testing.T, runs ...shardRun) *sqlite.DB {
 	}
 	t.Cleanup(func() { db.Close() })
 	if runs == nil {
-		runs = []shardRun{{state.Counts{Total: 10, Imported: 9, Failed: 1}, []int64{5}}, {state.Counts{Total: 10, Imported: 10}, nil}}
+		runs = []shardRun{{state.Counts{Total: 10, Imported: 9, Failed: 1}, []int64{5}, ""}, {state.Counts{Total: 10, Imported: 10}, nil, ""}}
 	}
 	now := time.Now()
 	shards := []state.Shard{
@@ -66,10 +67,20 @@ func seed(t *testing.T, runs ...shardRun) *sqlite.DB {
 				Field: "price", Message: "bad", RawLine: "X-5,=cmd", Cells: []string{"X-5", "=cmd"}, FailureAt: now, Shard: i})
 		}
 		cp := state.Checkpoint{NextOffset: s.End, NextRow: s.FirstRow + 10, Counts: runs[i].counts}
+		if runs[i].skipped != "" { // triage's skip: the checkpoint stays where the rows stopped
+			c := runs[i].counts
+			cp.NextRow, cp.NextOffset = s.FirstRow+c.Imported+c.Superseded+c.Failed, s.Start+1
+			cp.Counts.Skipped = 0
+		}
 		if _, err := db.Checkpoint(ctx, l, cp, fails, now.Add(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := db.FinishShard(ctx, l, state.ShardDone, cp, ""); err != nil {
+		status, msg := state.ShardDone, ""
+		if runs[i].skipped != "" {
+			status, msg = state.ShardSkipped, runs[i].skipped
+			cp.Counts.Skipped = runs[i].counts.Skipped
+		}
+		if _, err := db.FinishShard(ctx, l, status, cp, msg); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -95,7 +106,7 @@ func product(batch string, row int64) catalog.Product {
 
 func TestFinalize(t *testing.T) {
 	t.Parallel()
-	def := []shardRun{{state.Counts{Total: 10, Imported: 9, Failed: 1}, []int64{5}}, {state.Counts{Total: 10, Imported: 10}, nil}}
+	def := []shardRun{{state.Counts{Total: 10, Imported: 9, Failed: 1}, []int64{5}, ""}, {state.Counts{Total: 10, Imported: 10}, nil, ""}}
 	cases := []struct {
 		name       string
 		runs       []shardRun
@@ -108,18 +119,24 @@ func TestFinalize(t *testing.T) {
 		{"reconciles", def, false, "", state.BatchCompletedWithErrors, state.Counts{Total: 20, Imported: 19, Failed: 1}, ""},
 		{"another batch owning the products changes nothing", def, true, "", state.BatchCompletedWithErrors,
 			state.Counts{Total: 20, Imported: 19, Failed: 1}, ""},
-		{"superseded rows are an outcome", []shardRun{def[0], {state.Counts{Total: 10, Imported: 4, Superseded: 6}, nil}}, false, "",
+		{"superseded rows are an outcome", []shardRun{def[0], {state.Counts{Total: 10, Imported: 4, Superseded: 6}, nil, ""}}, false, "",
 			state.BatchCompletedWithErrors, state.Counts{Total: 20, Imported: 13, Superseded: 6, Failed: 1}, ""},
 		{"a displaced row moves from imported to failed", []shardRun{
-			{state.Counts{Total: 10, Imported: 9, Failed: 1}, []int64{5}},
-			{state.Counts{Total: 10, Imported: 10}, []int64{15}}, // row 15's record was put by another shard
+			{state.Counts{Total: 10, Imported: 9, Failed: 1}, []int64{5}, ""},
+			{state.Counts{Total: 10, Imported: 10}, []int64{15}, ""}, // row 15's record was put by another shard
 		}, false, "", state.BatchCompletedWithErrors, state.Counts{Total: 20, Imported: 18, Failed: 2}, ""},
-		{"a lost failure record fails the batch and is named", []shardRun{def[0], {state.Counts{Total: 10, Imported: 9, Failed: 1}, nil}}, false, "",
+		{"a lost failure record fails the batch and is named", []shardRun{def[0], {state.Counts{Total: 10, Imported: 9, Failed: 1}, nil, ""}}, false, "",
 			state.BatchFailed, state.Counts{Total: 20, Imported: 18, Failed: 1}, "shard 1: 10 rows but 9 imported + 0 superseded + 0 failed + 0 skipped (-1)"},
-		{"a checkpoint short of the rows fails the batch", []shardRun{def[0], {state.Counts{Total: 9, Imported: 9}, nil}}, false, "",
+		{"a checkpoint short of the rows fails the batch", []shardRun{def[0], {state.Counts{Total: 9, Imported: 9}, nil, ""}}, false, "",
 			state.BatchFailed, state.Counts{Total: 20, Imported: 18, Failed: 1}, "shard 1: 10 rows but 9 imported"},
-		{"abort counts the rest as skipped", []shardRun{def[0], {state.Counts{Total: 9, Imported: 9}, nil}}, false, "too many errors",
+		{"abort counts the rest as skipped", []shardRun{def[0], {state.Counts{Total: 9, Imported: 9}, nil, ""}}, false, "too many errors",
 			state.BatchAborted, state.Counts{Total: 20, Imported: 18, Failed: 1, Skipped: 1}, "too many errors"},
+		{"skipped rows complete with errors", []shardRun{def[0], {state.Counts{Total: 10, Imported: 3, Skipped: 7}, nil, "skipped by triage: SourceChanged"}}, false, "",
+			state.BatchCompletedWithErrors, state.Counts{Total: 20, Imported: 12, Failed: 1, Skipped: 7},
+			"7 rows skipped, not imported (shard 1 rows 15 to the end: skipped by triage: SourceChanged)"},
+		{"skipped rows without a failed row complete with errors", []shardRun{{state.Counts{Total: 10, Imported: 10}, nil, ""},
+			{state.Counts{Total: 10, Skipped: 10}, nil, "skipped by triage: SchemaMismatch"}}, false, "",
+			state.BatchCompletedWithErrors, state.Counts{Total: 20, Imported: 10, Skipped: 10}, "10 rows skipped"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -142,6 +159,21 @@ func TestFinalize(t *testing.T) {
 			}
 			if b.Status != tc.wantStatus || b.Counts != tc.wantCounts || !strings.Contains(b.Message, tc.wantMsg) {
 				t.Errorf("got %s %+v %q, want %s %+v containing %q", b.Status, b.Counts, b.Message, tc.wantStatus, tc.wantCounts, tc.wantMsg)
+			}
+			if tc.name == "skipped rows complete with errors" {
+				want := "row,reason,layer,field,message,sku,name\n5,InvalidNumber,semantic,price,bad,X-5,'=cmd\n" +
+					"15,ShardSkipped,infrastructure,,\"rows 15 to the end not imported (7 rows, shard 1): skipped by triage: SourceChanged\",\n"
+				if b.Report != "mem://b/errors.csv" || rep.got.String() != want {
+					t.Errorf("report %q:\n%s\nwant:\n%s", b.Report, rep.got.String(), want)
+				}
+				if b.ByReason[failure.ShardSkipped] != 0 || b.ByReason[failure.InvalidNumber] != 1 {
+					t.Errorf("failures by reason %v: a skip is not a failure record", b.ByReason)
+				}
+				for _, want := range []string{`<section id="skipped">`, `data-first-row="15" data-count="7"`, "rows 15 to the end", "skipped by triage: SourceChanged"} {
+					if !strings.Contains(rep.html.String(), want) {
+						t.Errorf("report.html lacks %q", want)
+					}
+				}
 			}
 			if tc.name != "reconciles" {
 				return

@@ -220,8 +220,34 @@ func TestCheckPhaseDecides(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if b := r.get(t); !b.Status.Finished() || b.Counts != (state.Counts{Total: 30, Imported: 20, Skipped: 10}) {
-			t.Fatalf("batch %s %+v, want finished with 20 imported and 10 skipped", b.Status, b.Counts)
+		if b := r.get(t); b.Status != state.BatchCompletedWithErrors || b.Counts != (state.Counts{Total: 30, Imported: 20, Skipped: 10}) {
+			t.Fatalf("batch %s %+v, want COMPLETED_WITH_ERRORS with 20 imported and 10 skipped", b.Status, b.Counts)
+		}
+	})
+	t.Run("triage's skip ends a check over the budget: the abort is handed on", func(t *testing.T) {
+		r := newCheckRig(t, func(i int) bool { return i < 5 }) // 5 of the 20 rows checked
+		checks := r.receive(t, queue.PhaseCheck)
+		for i := range 2 {
+			if _, err := r.pl.Deliver(t.Context(), checks[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r.pl.RecordFailure(t.Context(), checks[2], failure.New(failure.SourceChanged, "", "the file changed"))
+		if keep := r.pl.Triage(t.Context(), pipeline.Dead{Message: checks[2]}); keep {
+			t.Fatal("skipped message kept")
+		}
+		if b := r.get(t); b.Status != state.BatchRunning {
+			t.Fatalf("batch %s after triage, want RUNNING (the abort is a worker's)", b.Status)
+		}
+		handed := r.receive(t, queue.PhaseWrite)
+		if len(handed) != 1 {
+			t.Fatalf("%d manifests handed on, want shard 2's", len(handed))
+		}
+		if out, err := r.pl.Deliver(t.Context(), handed[2]); err != nil || out.Settle != pipeline.Finished {
+			t.Fatalf("delivery of the handed-on manifest: %+v %v, want Finished", out, err)
+		}
+		if b := r.get(t); b.Status != state.BatchAborted || b.Counts.Imported != 0 {
+			t.Fatalf("batch %s %+v, want ABORTED with nothing imported", b.Status, b.Counts)
 		}
 	})
 }

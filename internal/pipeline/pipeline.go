@@ -4,7 +4,8 @@
 // source into a registered batch (Split, Resume), delivers one shard
 // manifest and says what to do with the message (Deliver), applies triage
 // decisions to dead-lettered messages (Triage), and finalizes a batch, in
-// one place (Finalize), whenever a shard's end leaves none unfinished.
+// one place (Finalize), whenever a shard's end leaves none unfinished —
+// always in a delivery of the shard queue, never in triage (decision 24).
 //
 // The callers keep what differs between the worlds: how the batch id is
 // derived, how messages are received and settled (an in-process queue, or
@@ -139,8 +140,9 @@ func (p *Pipeline) span(ctx context.Context, name string) (context.Context, func
 // message when abort is not empty), writes its error report, and logs the
 // finished batch. It is the pipeline's one finalization: Deliver calls it
 // after a batch's last shard, on abort, and for a redelivery that finds
-// every shard done but the batch running; Triage when its decision ends a
-// batch's last shard. Finalizing a finished batch returns it unchanged.
+// every shard done but the batch running (which is how a shard worker
+// finalizes a batch whose last shard triage ended: triage hands it on,
+// decision 24). Finalizing a finished batch returns it unchanged.
 func (p *Pipeline) Finalize(ctx context.Context, id, abort string) (state.Batch, error) {
 	p.finMu.Lock()
 	defer p.finMu.Unlock()
@@ -156,9 +158,6 @@ func (p *Pipeline) Finalize(ctx context.Context, id, abort string) (state.Batch,
 	return b, nil
 }
 
-// finishIfDone finalizes batch b when every shard of it is finished but it
-// is still running (a crash between the last shard and finalization, or a
-// shard ended by triage). It reports whether it finalized.
 // stop finishes batch id early as status (ABORTED, CANCELLED) with message,
 // through the one finalization.
 func (p *Pipeline) stop(ctx context.Context, id string, status state.BatchStatus, message string) (state.Batch, error) {
@@ -175,6 +174,9 @@ func (p *Pipeline) stop(ctx context.Context, id string, status state.BatchStatus
 	return b, nil
 }
 
+// finishIfDone finalizes batch b when every shard of it is finished but it
+// is still running (a crash between the last shard and finalization, or a
+// shard ended by triage). It reports whether it finalized.
 func (p *Pipeline) finishIfDone(ctx context.Context, b state.Batch) (bool, error) {
 	if b.ID == "" || b.Status.Finished() || b.Shards == 0 || b.ShardsDone != b.Shards {
 		return false, nil

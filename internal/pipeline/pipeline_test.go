@@ -186,9 +186,12 @@ func TestAlreadyDoneFinalizes(t *testing.T) {
 	}
 }
 
-// TestTriageSkipFinalizes: triage skips a shard whose source changed; it was
-// the batch's last unfinished shard, so the batch is finalized.
-func TestTriageSkipFinalizes(t *testing.T) {
+// TestTriageSkipHandsFinalizationOn: triage skips a shard whose source
+// changed; it was the batch's last unfinished shard, so triage sends a
+// manifest of it to the shard queue instead of finalizing (decision 24):
+// the batch is finalized only by the delivery of that manifest, and
+// completes with errors naming the skipped rows (never plain COMPLETED).
+func TestTriageSkipHandsFinalizationOn(t *testing.T) {
 	r := newRig(t, 20)
 	msgs := r.receive(t)
 	if _, err := r.pl.Deliver(t.Context(), msgs[0]); err != nil {
@@ -198,9 +201,35 @@ func TestTriageSkipFinalizes(t *testing.T) {
 	if keep := r.pl.Triage(t.Context(), pipeline.Dead{Message: msgs[1]}); keep {
 		t.Fatal("skipped message kept")
 	}
+	if b := r.batchNow(t); b.Status != state.BatchRunning || b.ShardsDone != 2 {
+		t.Fatalf("batch after the skip: %s, %d shards done; want RUNNING with 2 (finalization is the worker's)", b.Status, b.ShardsDone)
+	}
+	handed := r.receive(t)
+	if len(handed) != 1 || handed[1].Manifest.BatchID != r.batch || handed[1].Manifest.Version != queue.ManifestVersion {
+		t.Fatalf("messages on the shard queue after the skip: %+v, want shard 1's manifest", handed)
+	}
+	out, err := r.pl.Deliver(t.Context(), handed[1])
+	if err != nil || out.Settle != pipeline.Finished || out.Result.Status != shard.AlreadyDone {
+		t.Fatalf("delivery of the handed-on manifest: %+v %v, want Finished after AlreadyDone", out, err)
+	}
 	b := r.batchNow(t)
-	if !b.Status.Finished() || b.Counts.Skipped != 10 || b.Counts.Imported != 10 {
-		t.Fatalf("batch %s with %+v; want finished, 10 imported and 10 skipped", b.Status, b.Counts)
+	if b.Status != state.BatchCompletedWithErrors || b.Counts != (state.Counts{Total: 20, Imported: 10, Skipped: 10}) ||
+		!strings.Contains(b.Message, "10 rows skipped") || !strings.Contains(b.Message, "shard 1 rows 12 to the end") {
+		t.Fatalf("batch %s with %+v %q; want COMPLETED_WITH_ERRORS, 10 imported and 10 skipped, the message naming them", b.Status, b.Counts, b.Message)
+	}
+	data, err := os.ReadFile(b.Report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `12,ShardSkipped,infrastructure,,"rows 12 to the end not imported (10 rows, shard 1): skipped by triage: `; !strings.Contains(string(data), want) {
+		t.Errorf("errors.csv:\n%s\nwant a line starting %q", data, want)
+	}
+	// The DLQ message again: the batch is finished, nothing to hand on.
+	if keep := r.pl.Triage(t.Context(), pipeline.Dead{Message: msgs[1]}); keep {
+		t.Fatal("message of a finished batch kept")
+	}
+	if again := r.receive(t); len(again) != 0 {
+		t.Errorf("%d messages handed on for a finished batch", len(again))
 	}
 }
 
@@ -243,5 +272,20 @@ func TestTriageEscalates(t *testing.T) {
 	}
 	if body := r.notices[len(r.notices)-1]; !utf8.ValidString(body) {
 		t.Errorf("notification of an unreadable body is not valid UTF-8")
+	}
+	// Both parked messages come back: kept, and nobody is notified again.
+	n := len(r.notices)
+	for _, d := range []pipeline.Dead{{Message: msgs[1]}, dead} {
+		if keep := r.pl.Triage(t.Context(), d); !keep {
+			t.Fatalf("escalated message %q dropped when it came back", d.Message.ID)
+		}
+	}
+	if len(r.notices) != n {
+		t.Errorf("%d notifications after the parked messages came back, want none", (len(r.notices)-n)/2)
+	}
+	// Another unreadable message is another escalation.
+	other := pipeline.Dead{Message: queue.Message{ID: "m-2"}, Body: "{", ManifestError: errors.New("not JSON")}
+	if keep := r.pl.Triage(t.Context(), other); !keep || len(r.notices) != n+2 {
+		t.Errorf("a second unreadable message: kept %v, %d new notifications; want kept and one", keep, (len(r.notices)-n)/2)
 	}
 }

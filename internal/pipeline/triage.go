@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/catalog-import/catalog-import/internal/queue"
+	"github.com/catalog-import/catalog-import/internal/shard"
+	"github.com/catalog-import/catalog-import/internal/split"
 	"github.com/catalog-import/catalog-import/internal/state"
 	"github.com/catalog-import/catalog-import/internal/text"
 	"github.com/catalog-import/catalog-import/internal/triage"
@@ -45,6 +47,12 @@ type triaged struct {
 	shard   state.Shard // zero when unknown
 	lastMsg string      // the last error's message
 	log     *slog.Logger
+	// entries is the batch's triage log as read for the decision (listed
+	// says it was read).
+	entries []triage.Entry
+	listed  bool
+	// notified: the message was escalated before, and operators told.
+	notified bool
 }
 
 // Triage decides on one dead-lettered message and applies the decision. It
@@ -55,16 +63,24 @@ type triaged struct {
 //   - retry: the manifest goes back to the shard queue after the decision's
 //     delay with RetryCount+1; the DLQ message is deleted;
 //   - skip: triage claims the shard, finishes it SKIPPED (its remaining rows
-//     counted skipped), finalizes the batch if that was its last shard, and
-//     deletes the message;
+//     counted skipped), hands the batch's finalization to a shard worker if
+//     that was its last shard (handOn), and deletes the message;
 //   - escalate: triage claims the shard, finishes it ESCALATED (the batch
 //     stays RUNNING), notifies operators (Ports.Notify) and keeps the
 //     message, parked for ParkFor, for `importctl redrive`. A message that
 //     names no batch (an unreadable body) is escalated the same way, logged
-//     under triage.UnknownBatch. A parked message that comes back while its
-//     shard is still ESCALATED is parked again, without a second notification;
-//   - done: the message is deleted (finalizing the batch first if all its
-//     shards are finished but it is still running).
+//     under triage.UnknownBatch. Operators are notified once per message: a
+//     parked message that comes back (its shard still ESCALATED, or an
+//     earlier escalate decision about the same message id in the triage
+//     log) is parked again without another notification;
+//   - done: the message is deleted (handing the batch's finalization on
+//     first if all its shards are finished but it is still running).
+//
+// Triage never finalizes a batch itself (decision 24): it runs with little
+// time and memory, and finalization reads every failure record and writes
+// the reports. It sends a manifest of the batch's shard to the shard queue
+// instead; the worker that receives it finds the shard finished and the
+// batch running, and finalizes (Deliver).
 //
 // It reports whether the message stays in the DLQ: its inputs cannot be read
 // (a state or log read fails), another owner holds its shard, its decision
@@ -94,6 +110,10 @@ func (p *Pipeline) Triage(ctx context.Context, dead Dead) (keep bool) {
 
 	d := triage.Decide(t.in, p.o.Triage)
 	t.log = t.log.With("action", d.Action, "reason", d.Reason, "why", d.Why)
+	if d.Action == triage.Escalate {
+		// Before this decision is appended: was this message escalated before?
+		t.notified = p.escalatedBefore(ctx, t, batchID)
+	}
 	if p.o.Metrics != nil {
 		p.o.Metrics.TriageDecided(ctx, batchID, index, d)
 	}
@@ -121,20 +141,74 @@ func (p *Pipeline) Triage(ctx context.Context, dead Dead) (keep bool) {
 	case triage.Escalate:
 		return p.triageEscalate(ctx, t, d)
 	default:
-		// A batch fully checked but not decided (decision 20): decide it.
-		if done, err := p.Decide(ctx, t.batch); err != nil || done {
-			if err != nil {
-				t.log.Error("triage: the checked batch not decided; message returned for later", "error", err)
-			}
-			return err != nil
-		}
-		if _, err := p.finishIfDone(ctx, t.batch); err != nil {
-			t.log.Error("triage: finalization failed; message returned for later", "error", err)
+		// A batch fully checked but not decided (decision 20), or with
+		// every shard finished but still running: hand it on.
+		if err := p.handOn(ctx, t, t.batch, t.shard); err != nil {
+			t.log.Error("triage: the batch's next step not handed on; message returned for later", "error", err)
 			return true
 		}
 		t.log.Info("triage: nothing left to do; message dropped")
 		return false
 	}
+}
+
+// handOn leaves what batch b needs after triage's decision to the shard
+// workers. A batch whose check phase is complete (decision 20) and within
+// its budget gets its write manifests (Decide: a few requests). A batch to
+// finalize — every shard finished, or its check over the budget (ABORTED)
+// — gets a manifest of shard sh on the shard queue, in the write phase
+// when the batch has a check phase: the worker that receives it finds the
+// shard finished (or the budget exceeded) and finalizes the batch, with a
+// worker's time and memory (decision 24). Triage finalizes nothing itself.
+// A finished batch needs nothing.
+func (p *Pipeline) handOn(ctx context.Context, t *triaged, b state.Batch, sh state.Shard) error {
+	if b.ID == "" || b.Status.Finished() || b.Shards == 0 {
+		return nil
+	}
+	checked := b.Check != nil && b.Check.Done(b.Shards)
+	abort := checked && shard.CheckAbort(b, split.MaxErrorRatio(b)) != ""
+	if checked && !abort {
+		if _, err := p.Decide(ctx, b); err != nil { // sends the write manifests; never finalizes
+			return err
+		}
+	}
+	if !abort && b.ShardsDone != b.Shards {
+		return nil
+	}
+	m := split.Manifest(b, sh, b.TraceID)
+	if b.Check != nil {
+		m.Phase = queue.PhaseWrite // a check manifest would decide, not finalize
+	}
+	if err := p.p.Queue.Send(ctx, 0, m); err != nil {
+		return fmt.Errorf("hand the finalization of %s on to a worker: %w", b.ID, err)
+	}
+	t.log.Info("triage: batch finalization handed on to a shard worker", "shards_done", b.ShardsDone, "shards", b.Shards, "abort", abort)
+	return nil
+}
+
+// escalatedBefore reports whether the triage log of batchID (the log read
+// for the decision, or triage.UnknownBatch's) already has an escalate
+// decision about this message: operators were told when it was first
+// escalated. A log that cannot be read counts as no (better a second
+// notification than none).
+func (p *Pipeline) escalatedBefore(ctx context.Context, t *triaged, batchID string) bool {
+	if p.p.TriageLog == nil || t.d.Message.ID == "" {
+		return false
+	}
+	es := t.entries
+	if !t.listed {
+		var err error
+		if es, err = p.p.TriageLog.List(ctx, batchID); err != nil {
+			t.log.Warn("triage: log not read; an escalation may be notified again", "error", err)
+			return false
+		}
+	}
+	for _, e := range es {
+		if e.Kind == triage.KindDecision && e.Action == triage.Escalate && e.MessageID == t.d.Message.ID {
+			return true
+		}
+	}
+	return false
 }
 
 // triageInputs reads the batch, the shard and the shard's last error.
@@ -162,6 +236,7 @@ func (p *Pipeline) triageInputs(ctx context.Context, t *triaged) error {
 	if err != nil {
 		return err
 	}
+	t.entries, t.listed = es, true
 	if e, ok := triage.LastError(es, t.m.Shard); ok {
 		t.in.Layer, t.in.Reason, t.lastMsg = e.Layer, e.Reason, e.Message
 	}
@@ -219,23 +294,18 @@ func (p *Pipeline) triageSkip(ctx context.Context, t *triaged, d triage.Decision
 	}
 	cp := sh.Checkpoint
 	cp.Counts.Total = sh.Rows
-	cp.Counts.Skipped = max(0, sh.Rows-cp.Counts.Imported-cp.Counts.Failed)
+	cp.Counts.Skipped = max(0, sh.Rows-cp.Counts.Imported-cp.Counts.Superseded-cp.Counts.Failed)
 	b, err := p.p.Store.FinishShard(ctx, l, state.ShardSkipped, cp, "skipped by triage: "+d.Why)
 	if err != nil {
 		t.log.Error("triage: skip not recorded; message returned for later", "error", err)
 		return true
 	}
 	t.log.Warn("triage: shard skipped", "rows_skipped", cp.Counts.Skipped)
-	if done, err := p.Decide(ctx, b); err != nil || done {
-		if err != nil {
-			t.log.Error("triage: the checked batch not decided; message returned for later", "error", err)
-		}
-		return err != nil
-	}
-	if _, err := p.finishIfDone(ctx, b); err != nil {
+	sh.Status = state.ShardSkipped
+	if err := p.handOn(ctx, t, b, sh); err != nil {
 		// The shard is SKIPPED: the message's next delivery is "done",
-		// which finalizes.
-		t.log.Error("triage: finalization failed; message returned for later", "error", err)
+		// which hands on again.
+		t.log.Error("triage: the batch's next step not handed on; message returned for later", "error", err)
 		return true
 	}
 	return false
@@ -262,7 +332,9 @@ func (p *Pipeline) triageEscalate(ctx context.Context, t *triaged, d triage.Deci
 		}
 	}
 	t.log.Error("triage: shard escalated; message kept for redrive")
-	if p.p.Notify != nil {
+	if t.notified {
+		t.log.Warn("triage: this message was escalated before and operators notified; parked again")
+	} else if p.p.Notify != nil {
 		subject, body := p.escalation(t, d)
 		if err := p.p.Notify(ctx, subject, body); err != nil {
 			t.log.Error("triage: escalation notification failed", "error", err)

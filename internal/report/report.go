@@ -72,6 +72,7 @@ type view struct {
 	Samples               []sample
 	SampleNote            string
 	FailedOverCountsMatch bool
+	Skips                 []Skip // the rows triage skipped, by shard
 }
 
 // outcome is one part of the rows: imported, superseded (shown only when
@@ -187,6 +188,7 @@ func newView(d Data) view {
 	v.SampleNote = fmt.Sprintf("The first %d failed rows of each reason (%d reasons), %d of %s failed rows.",
 		SamplesPerReason, len(reasons), len(v.Samples), num(agg.Total))
 	v.FailedOverCountsMatch = agg.Total == c.Failed
+	v.Skips = Skips(d.Shards)
 	return v
 }
 

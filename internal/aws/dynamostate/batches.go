@@ -198,9 +198,14 @@ func (s *Store) GetBatch(ctx context.Context, id string) (state.Batch, error) {
 }
 
 // ListBatches returns up to limit batches (all when limit <= 0), the most
-// recently created first. It reads the index gsi1, which DynamoDB keeps
-// eventually consistent: a batch created a moment ago may be missing.
+// recently created first. It queries the index gsi1, which projects only
+// the keys (so that the checkpoints' updates of a batch item are not
+// written to the index's one hot partition), then reads the batch items by
+// key (BatchGetItem, 100 keys a request, unprocessed keys read again). The
+// index is eventually consistent: a batch created a moment ago may be
+// missing; a batch deleted (expired) between the two reads is left out.
 func (s *Store) ListBatches(ctx context.Context, limit int) ([]state.Batch, error) {
+	const op = "list batches"
 	e := dynamoattr.NewExpr()
 	in := &dynamodb.QueryInput{
 		IndexName:              aws.String(IndexName),
@@ -211,16 +216,40 @@ func (s *Store) ListBatches(ctx context.Context, limit int) ([]state.Batch, erro
 		in.Limit = aws.Int32(int32(min(limit, 1000)))
 	}
 	in.ExpressionAttributeNames, in.ExpressionAttributeValues = e.Names(), e.Values()
-	var out []state.Batch
-	err := s.query(ctx, in, "list batches", func(it item) (bool, error) {
+	var keys []item
+	err := s.query(ctx, in, op, func(it item) (bool, error) {
+		keys = append(keys, item{attrPK: it[attrPK], attrSK: it[attrSK]})
+		return limit <= 0 || len(keys) < limit, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	byPK := make(map[string]item, len(keys))
+	for chunk := range slices.Chunk(keys, maxBatchGet) {
+		items, err := s.batchGet(ctx, chunk, op)
+		if err != nil {
+			return nil, err
+		}
+		for _, it := range items {
+			if pk, ok := it[attrPK].(*types.AttributeValueMemberS); ok {
+				byPK[pk.Value] = it
+			}
+		}
+	}
+	out := make([]state.Batch, 0, len(keys))
+	for _, k := range keys {
+		pk, _ := k[attrPK].(*types.AttributeValueMemberS)
+		it, ok := byPK[pk.Value]
+		if pk == nil || !ok {
+			continue
+		}
 		b, err := decodeBatch(it)
 		if err != nil {
-			return false, failure.Wrap(failure.Internal, "", err, "")
+			return nil, failure.Wrap(failure.Internal, "", err, "")
 		}
 		out = append(out, b)
-		return limit <= 0 || len(out) < limit, nil
-	})
-	return out, err
+	}
+	return out, nil
 }
 
 // ListShards returns the batch's shards by index; state.ErrNotFound if there
@@ -304,6 +333,7 @@ func (s *Store) FinishBatch(ctx context.Context, id string, f state.Final, now t
 	u.Set("by_reason", avByReason(f.ByReason))
 	u.Set("finished_at", dynamoattr.Time(now))
 	u.Set("updated_at", dynamoattr.Time(now))
+	u.Set(TTLAttribute, s.expiry(now))
 	in := &dynamodb.UpdateItemInput{
 		TableName: aws.String(s.table), Key: batchKey(id),
 		UpdateExpression: aws.String(u.String()), ConditionExpression: aws.String(unfinishedCond(e)),
@@ -311,7 +341,47 @@ func (s *Store) FinishBatch(ctx context.Context, id string, f state.Final, now t
 		ReturnValues:                        types.ReturnValueAllNew,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	}
-	return s.updateBatch(ctx, id, op, in, f.Status)
+	b, err := s.updateBatch(ctx, id, op, in, f.Status)
+	if err != nil || b.ShardsDone >= b.Shards || s.opts.BatchTTL < 0 {
+		return b, err
+	}
+	// Stopped before every shard finished (ABORTED, CANCELLED, an
+	// escalated shard): the shards FinishShard did not give an expiry
+	// expire with the batch. Done again when the finish is repeated.
+	if err := s.expireShards(ctx, id, b.FinishedAt, op); err != nil {
+		return state.Batch{}, err
+	}
+	return b, nil
+}
+
+// expireShards sets expires_at (finished + BatchTTL) on the shard items of
+// batch id that have none: one Query and one UpdateItem per such shard.
+func (s *Store) expireShards(ctx context.Context, id string, finished time.Time, op string) error {
+	var keys []item
+	err := s.query(ctx, s.shardQuery(id, attrPK, attrSK, TTLAttribute), op, func(it item) (bool, error) {
+		if _, ok := it[TTLAttribute]; !ok {
+			keys = append(keys, item{attrPK: it[attrPK], attrSK: it[attrSK]})
+		}
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		e := dynamoattr.NewExpr()
+		u := dynamoattr.Update{E: e}
+		u.Set(TTLAttribute, s.expiry(finished))
+		_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName: aws.String(s.table), Key: k, UpdateExpression: aws.String(u.String()),
+			ConditionExpression:      aws.String("attribute_exists(" + e.Name(attrPK) + ")"),
+			ExpressionAttributeNames: e.Names(), ExpressionAttributeValues: e.Values(),
+		})
+		var ccf *types.ConditionalCheckFailedException
+		if err != nil && !errors.As(err, &ccf) {
+			return awserr.Wrap(err, op+": expire its shards: dynamodb UpdateItem")
+		}
+	}
+	return nil
 }
 
 // updateBatch runs a batch's conditional UpdateItem (ALL_NEW, and ALL_OLD

@@ -19,13 +19,15 @@
 //
 // One table (TableInput; the SAM template declares the same): key pk (S,
 // HASH) and sk (S, RANGE), on-demand billing, index gsi1 (gsi1pk, gsi1sk,
-// projection ALL), time to live on expires_at (TTLInput).
+// projection KEYS_ONLY), time to live on expires_at (TTLInput).
 //
-//	batch    pk=BATCH#<id>  sk=#BATCH
+//	batch    pk=BATCH#<id>  sk=#BATCH                                 expires_at=<finished_at + BatchTTL>, once finished
 //	         gsi1pk=BATCHES gsi1sk=<created_at, UTC, RFC 3339 with 9 fraction digits>#<id>
-//	shard    pk=BATCH#<id>  sk=SHARD#<index, 6 digits>
+//	shard    pk=BATCH#<id>  sk=SHARD#<index, 6 digits>               expires_at=<finished + BatchTTL>, once DONE or SKIPPED
+//	                                                                 (or its batch finished)
 //	failure  pk=BATCH#<id>  sk=FAIL#<escaped sheet>#<row, 12 digits>   expires_at=<failure time + FailureTTL>
 //	triage   pk=BATCH#<id>  sk=TRIAGE#<at, UTC, RFC 3339 with 9 fraction digits>#<shard, 6 digits>#<16 random hex digits>
+//	                                                                 expires_at=<at + BatchTTL>
 //
 // Attributes carry the names of the SQLite columns (status, rows_imported,
 // cp_next_row, epoch, lease_until, ...). Numbers are N; times are UTC text
@@ -57,19 +59,32 @@
 // Triage log entries (TriageLog, the triage.Log adapter) live beside the
 // batch's other items; their fixed-width time makes a Query on the TRIAGE#
 // prefix list them oldest first, and the random suffix keeps two entries of
-// one shard at one time apart. They carry no gsi1 keys and no expires_at.
+// one shard at one time apart. They carry no gsi1 keys; they expire
+// BatchTTL after their time (entries of triage.UnknownBatch too, which no
+// batch's end would reach).
+//
+// Expiry (decision 24): a batch is kept BatchTTL (default 90 days) after it
+// finished. FinishShard sets a DONE or SKIPPED shard's expires_at in its
+// transaction (no extra request); FinishBatch sets the batch's and, when
+// the batch stopped before every shard finished (ABORTED, CANCELLED, an
+// ESCALATED shard), the remaining shards' (a Query and an UpdateItem per
+// such shard). A batch that runs longer than BatchTTL after one of its
+// shards finished loses that shard's item: finalization then names the
+// missing shards and the batch is FAILED (never silently short).
 //
 // # Requests per operation
 //
 //	CreateBatch   GetItem + Query (shards of a crashed attempt) + one TransactWriteItems
 //	              per 99 shards (PutItem when there are none); a duplicate: one GetItem
 //	GetBatch      GetItem                         ListShards  GetItem + Query
-//	ListBatches   Query on gsi1                   Failures, CountFailures  Query
+//	ListBatches   Query on gsi1 (keys) + BatchGetItem per 100 batches
+//	Failures, CountFailures  Query
 //	Claim         GetItem (batch status) + UpdateItem
 //	Checkpoint    BatchGetItem (shard and batch) + TransactWriteItems (shard, batch and up to
 //	              98 failure records); more records: BatchWriteItem per 25, before it
 //	FinishShard   BatchGetItem + TransactWriteItems (shard and batch)
-//	FinishBatch   UpdateItem                      PutFailures  BatchWriteItem per 25
+//	FinishBatch   UpdateItem (+ Query and UpdateItem per unfinished shard when stopped early)
+//	PutFailures   BatchWriteItem per 25
 //	ReleaseLeases GetItem + Query + UpdateItem per leased shard
 //
 // A shard of 1,000 rows checkpointed every 100 rows therefore costs 12 write
@@ -80,9 +95,10 @@
 //
 // Costs to know: each transactional write costs two write units per KB of
 // the item, and the batch item (which holds the profile and the header) is
-// updated by every checkpoint, so its size is paid at every checkpoint;
-// because gsi1 projects ALL attributes, every such update is also written to
-// the index, and all batches share the one index key BATCHES.
+// updated by every checkpoint, so its size is paid at every checkpoint.
+// gsi1 projects only the keys, which no checkpoint changes, so these
+// updates are not written to the index (with projection ALL each one was,
+// into the one index partition of the key BATCHES that all batches share).
 //
 // # CreateBatch and crashes
 //

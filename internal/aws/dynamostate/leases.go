@@ -405,6 +405,9 @@ func (s *Store) FinishShard(ctx context.Context, lease state.Lease, status state
 		su.Set("message", dynamoattr.OptS(message))
 		su.Set("updated_at", dynamoattr.Time(now))
 		su.Set("lease_until", nil)
+		if status.Finished() { // DONE or SKIPPED: kept as long as its batch will be
+			su.Set(TTLAttribute, s.expiry(now))
+		}
 		be := dynamoattr.NewExpr()
 		bu := dynamoattr.Update{E: be}
 		bu.Add("rows_imported", d.Imported)

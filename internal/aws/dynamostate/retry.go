@@ -18,6 +18,7 @@ import (
 // Limits of the DynamoDB API.
 const (
 	maxBatchWrite = 25  // items per BatchWriteItem
+	maxBatchGet   = 100 // keys per BatchGetItem
 	maxTxnItems   = 100 // actions per TransactWriteItems
 	// maxTxnBytes bounds the estimated size of one transaction's items
 	// (DynamoDB's limit is 4 MB).

@@ -8,6 +8,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/catalog-import/catalog-import/internal/aws/awserr"
 	"github.com/catalog-import/catalog-import/internal/aws/dynamoattr"
@@ -19,8 +20,18 @@ import (
 // Options.FailureTTL is zero.
 const DefaultFailureTTL = 30 * 24 * time.Hour
 
+// DefaultBatchTTL is how long a finished batch and triage-log entries are
+// kept when Options.BatchTTL is zero.
+const DefaultBatchTTL = 90 * 24 * time.Hour
+
 // Options tune a Store. The zero value is ready to use.
 type Options struct {
+	// BatchTTL is how long a finished batch is kept (the table's TTL
+	// attribute expires_at): its batch item and shard items expire BatchTTL
+	// after the batch (or the shard) finished, a triage-log entry BatchTTL
+	// after its time. Zero means DefaultBatchTTL, a negative value keeps
+	// them until the table is deleted.
+	BatchTTL time.Duration
 	// FailureTTL is how long a failure record is kept after its FailureAt
 	// (the table's TTL attribute expires_at): zero means DefaultFailureTTL,
 	// a negative value keeps records until the table is deleted.
@@ -53,6 +64,9 @@ func New(client *dynamodb.Client, table string, opts Options) *Store {
 	if opts.FailureTTL == 0 {
 		opts.FailureTTL = DefaultFailureTTL
 	}
+	if opts.BatchTTL == 0 {
+		opts.BatchTTL = DefaultBatchTTL
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -66,6 +80,15 @@ func New(client *dynamodb.Client, table string, opts Options) *Store {
 		opts.MaxDelay = 2 * time.Second
 	}
 	return &Store{db: client, table: table, opts: opts}
+}
+
+// expiry is the TTL attribute's value for an item finished at t (epoch
+// seconds of t + BatchTTL), nil (not set) when items are kept.
+func (s *Store) expiry(t time.Time) types.AttributeValue {
+	if s.opts.BatchTTL < 0 {
+		return nil
+	}
+	return dynamoattr.N(t.Add(s.opts.BatchTTL).Unix())
 }
 
 func invalid(field, format string, args ...any) error {

@@ -465,7 +465,29 @@ func TestRequestsPerOperation(t *testing.T) {
 	}
 
 	in.take()
+	if _, err := s.ListBatches(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+	check("ListBatches (the index's keys, then the items)", map[string]int{"Query": 1, "BatchGetItem": 1})
 	if _, err := s.FinishBatch(ctx, b.ID, state.Final{Status: state.BatchAborted, Counts: state.Counts{Total: 2000}}, t0); err != nil {
+		t.Fatal(err)
+	}
+	// Shard 1 never finished: it gets its expiry with the batch.
+	check("FinishBatch of a batch stopped with an unfinished shard", map[string]int{"UpdateItem": 2, "Query": 1})
+
+	b2, shards2 := batchOf(1, 10)
+	if _, _, err := s.CreateBatch(ctx, b2, shards2); err != nil {
+		t.Fatal(err)
+	}
+	l2, _, err := s.Claim(ctx, b2.ID, 0, "w", time.Minute, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.FinishShard(ctx, l2, state.ShardDone, state.Checkpoint{NextOffset: 1000, NextRow: 12, Counts: state.Counts{Total: 10, Imported: 10}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	in.take()
+	if _, err := s.FinishBatch(ctx, b2.ID, state.Final{Status: state.BatchCompleted, Counts: state.Counts{Total: 10, Imported: 10}}, t0); err != nil {
 		t.Fatal(err)
 	}
 	check("FinishBatch", map[string]int{"UpdateItem": 1})

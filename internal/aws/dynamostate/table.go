@@ -17,13 +17,17 @@ import (
 // (gsi1pk = "BATCHES", gsi1sk = creation time and batch id).
 const IndexName = "gsi1"
 
-// TTLAttribute is the table's time-to-live attribute (epoch seconds); only
-// failure records carry it.
+// TTLAttribute is the table's time-to-live attribute (epoch seconds):
+// failure records carry it from when they are written (Options.FailureTTL),
+// batch and shard items once they finish and triage-log entries from when
+// they are appended (Options.BatchTTL).
 const TTLAttribute = "expires_at"
 
 // TableInput is the state table's definition: key pk (S, HASH) and sk (S,
 // RANGE), on-demand billing, and the index gsi1 (gsi1pk, gsi1sk; projection
-// ALL). The SAM template declares the same table.
+// KEYS_ONLY: a batch item's updates are not copied to the index, and
+// ListBatches reads the items by key). The SAM template declares the same
+// table.
 func TableInput(name string) *dynamodb.CreateTableInput {
 	str := func(n string) types.AttributeDefinition {
 		return types.AttributeDefinition{AttributeName: aws.String(n), AttributeType: types.ScalarAttributeTypeS}
@@ -39,13 +43,14 @@ func TableInput(name string) *dynamodb.CreateTableInput {
 		GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{{
 			IndexName:  aws.String(IndexName),
 			KeySchema:  []types.KeySchemaElement{key(attrGSI1PK, types.KeyTypeHash), key(attrGSI1SK, types.KeyTypeRange)},
-			Projection: &types.Projection{ProjectionType: types.ProjectionTypeAll},
+			Projection: &types.Projection{ProjectionType: types.ProjectionTypeKeysOnly},
 		}},
 	}
 }
 
 // TTLInput enables time to live on TTLAttribute (failure records expire
-// Options.FailureTTL after they failed).
+// Options.FailureTTL after they failed, finished batches and triage-log
+// entries Options.BatchTTL after they finished or were written).
 func TTLInput(name string) *dynamodb.UpdateTimeToLiveInput {
 	return &dynamodb.UpdateTimeToLiveInput{
 		TableName: aws.String(name),

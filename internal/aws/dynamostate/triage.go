@@ -54,6 +54,7 @@ func (l *TriageLog) Append(ctx context.Context, e triage.Entry) error {
 	dynamoattr.Put(it, "message", dynamoattr.OptS(e.Message))
 	dynamoattr.Put(it, "action", dynamoattr.OptS(string(e.Action)))
 	dynamoattr.Put(it, "message_id", dynamoattr.OptS(e.MessageID))
+	dynamoattr.Put(it, TTLAttribute, l.s.expiry(e.At))
 	if _, err := l.s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(l.s.table), Item: it}); err != nil {
 		return awserr.Wrap(err, "append to the triage log of "+e.BatchID+": dynamodb PutItem")
 	}

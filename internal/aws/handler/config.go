@@ -33,14 +33,18 @@ type Config struct {
 	// EscalationTopicARN is the SNS topic of triage escalations
 	// (ESCALATION_TOPIC_ARN, optional: without it escalations are only logged).
 	EscalationTopicARN string
-	FailureTTL         time.Duration
-	Options            Options
+	FailureTTL         time.Duration // FAILURE_TTL_DAYS (default 30 days)
+	// BatchTTL is how long a finished batch (its batch and shard items) and
+	// triage-log entries are kept in the state table (BATCH_TTL_DAYS,
+	// default 90 days; see dynamostate.Options.BatchTTL).
+	BatchTTL time.Duration
+	Options  Options
 }
 
 // ConfigFromEnv reads Config from the variables template.yaml sets:
 // BUCKET, STATE_TABLE, PRODUCTS_TABLE, SHARD_QUEUE_URL, DLQ_URL (required);
 // SHARD_ROWS, SHARD_BYTES, POOL_SIZE, CHECKPOINT_EVERY, LEASE_TTL_SECONDS,
-// FAILURE_TTL_DAYS, PROFILE_FILE, LOG_LEVEL, ESCALATION_TOPIC_ARN and
+// FAILURE_TTL_DAYS, BATCH_TTL_DAYS, PROFILE_FILE, LOG_LEVEL, ESCALATION_TOPIC_ARN and
 // STACK_NAME (optional; the stack's name in notifications); AWS_REGION and
 // AWS_ENDPOINT_URL as the SDK reads them. Logs are JSON on stderr; in
 // Lambda (AWS_LAMBDA_FUNCTION_NAME set) metrics are EMF lines on stdout.
@@ -77,6 +81,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	c.Options.CheckpointEvery = int(num("CHECKPOINT_EVERY", 0))
 	c.Options.LeaseTTL = time.Duration(num("LEASE_TTL_SECONDS", 0)) * time.Second
 	c.FailureTTL = time.Duration(num("FAILURE_TTL_DAYS", 30)) * 24 * time.Hour
+	c.BatchTTL = time.Duration(num("BATCH_TTL_DAYS", 90)) * 24 * time.Hour
 	if err != nil {
 		return c, err
 	}
@@ -136,15 +141,16 @@ func Build(ctx context.Context, c Config) (*Functions, error) {
 
 // FromClients returns the handlers over the AWS adapters built on clients.
 func FromClients(clients *awsclient.Clients, c Config) *Functions {
+	store := dynamostate.New(clients.DynamoDB, c.StateTable, dynamostate.Options{FailureTTL: c.FailureTTL, BatchTTL: c.BatchTTL})
 	p := Ports{
 		Source:    s3store.New(clients.S3),
-		Store:     dynamostate.New(clients.DynamoDB, c.StateTable, dynamostate.Options{FailureTTL: c.FailureTTL}),
+		Store:     store,
 		Sink:      dynamocatalog.New(clients.DynamoDB, c.ProductsTable, dynamocatalog.Options{}),
 		Queue:     sqsqueue.New(clients.SQS, c.ShardQueueURL),
 		DLQ:       sqsqueue.New(clients.SQS, c.DLQURL),
 		Reports:   s3store.NewReports(clients.S3, c.Bucket),
 		Staging:   s3store.NewStaging(clients.S3, c.Bucket),
-		TriageLog: dynamostate.NewTriageLog(clients.DynamoDB, c.StateTable),
+		TriageLog: store.TriageLog(),
 		Profiles:  s3store.NewProfiles(clients.S3, c.Bucket),
 	}
 	if c.EscalationTopicARN != "" {

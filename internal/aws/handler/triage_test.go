@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"slices"
@@ -15,6 +17,8 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/catalog-import/catalog-import/internal/aws/awsclient"
 	"github.com/catalog-import/catalog-import/internal/aws/awstest"
@@ -27,6 +31,7 @@ import (
 	"github.com/catalog-import/catalog-import/internal/aws/sqsqueue"
 	"github.com/catalog-import/catalog-import/internal/aws/stack"
 	"github.com/catalog-import/catalog-import/internal/failure"
+	"github.com/catalog-import/catalog-import/internal/queue"
 	"github.com/catalog-import/catalog-import/internal/split"
 	"github.com/catalog-import/catalog-import/internal/state"
 	"github.com/catalog-import/catalog-import/internal/triage"
@@ -50,7 +55,8 @@ type triageRig struct {
 
 	mu      sync.Mutex
 	notices []notice
-	metrics syncWriter // triage's EMF lines
+	metrics syncWriter       // triage's EMF lines
+	reqs    awstest.Requests // triage's AWS requests
 }
 
 func newTriageRig(t *testing.T, name string, policy triage.Policy) *triageRig {
@@ -64,32 +70,34 @@ func newTriageRig(t *testing.T, name string, policy triage.Policy) *triageRig {
 	r := &triageRig{clients: clients, res: res, key: "incoming/products.csv"}
 	r.store = dynamostate.New(clients.DynamoDB, res.StateTable, dynamostate.Options{})
 	r.log = r.store.TriageLog()
-	products := dynamocatalog.New(clients.DynamoDB, res.ProductsTable, dynamocatalog.Options{})
-	ports := handler.Ports{
-		Source:    s3store.New(clients.S3),
-		Store:     r.store,
-		Sink:      products,
-		Queue:     sqsqueue.New(clients.SQS, res.ShardQueueURL),
-		DLQ:       sqsqueue.New(clients.SQS, res.DLQURL),
-		Reports:   s3store.NewReports(clients.S3, res.Bucket),
-		TriageLog: r.log,
-		Notify: func(_ context.Context, subject, message string) error {
-			r.mu.Lock()
-			defer r.mu.Unlock()
-			r.notices = append(r.notices, notice{subject, message})
-			return nil
-		},
+	ports := func(clients *awsclient.Clients) handler.Ports {
+		store := dynamostate.New(clients.DynamoDB, res.StateTable, dynamostate.Options{})
+		return handler.Ports{
+			Source:    s3store.New(clients.S3),
+			Store:     store,
+			Sink:      dynamocatalog.New(clients.DynamoDB, res.ProductsTable, dynamocatalog.Options{}),
+			Queue:     sqsqueue.New(clients.SQS, res.ShardQueueURL),
+			DLQ:       sqsqueue.New(clients.SQS, res.DLQURL),
+			Reports:   s3store.NewReports(clients.S3, res.Bucket),
+			TriageLog: store.TriageLog(),
+			Notify: func(_ context.Context, subject, message string) error {
+				r.mu.Lock()
+				defer r.mu.Unlock()
+				r.notices = append(r.notices, notice{subject, message})
+				return nil
+			},
+		}
 	}
 	opts := handler.Options{Log: testLogger(t), Triage: policy, StackName: name, Owner: "test",
 		Split: split.Options{ShardRows: 400}, CheckpointEvery: 100, LeaseTTL: time.Minute}
-	r.fns = handler.New(ports, opts)
+	r.fns = handler.New(ports(clients), opts)
 	r.metrics.w = &bytes.Buffer{}
 	opts.Metrics = emf.New(&r.metrics, "triage")
 	// Triage runs after the message's deliveries are exhausted (six
 	// visibility timeouts), when the leases of the failed deliveries have
-	// long expired.
+	// long expired. Its requests are recorded (r.reqs).
 	opts.Now = func() time.Time { return time.Now().Add(time.Hour) }
-	r.triage = handler.New(ports, opts)
+	r.triage = handler.New(ports(awstest.Clients(t, r.reqs.Option)), opts)
 
 	data, err := os.ReadFile("../../../testdata/demo/products-gbk.csv")
 	if err != nil {
@@ -157,8 +165,12 @@ func (r *triageRig) decisions(t *testing.T, batchID string) []triage.Entry {
 
 // TestTriageSkipsChangedSource: the object changes after shard 0 was
 // imported; the workers of shards 1 and 2 fail with SourceChanged and log
-// it; triage skips both shards (their rows counted skipped) and the last
-// skip finalizes the batch, which reconciles.
+// it; triage skips both shards (their rows counted skipped). The last skip
+// does not finalize the batch: triage (60 s, 256 MB) hands that on to a
+// shard worker with a manifest on the shard queue, and makes no request to
+// the products table and writes no report (decision 24); the worker that
+// receives the manifest finalizes. The batch reconciles and completes with
+// errors: the skipped ranges are in its status, errors.csv and report.html.
 func TestTriageSkipsChangedSource(t *testing.T) {
 	ctx := t.Context()
 	r := newTriageRig(t, "triage-skip", triage.Policy{})
@@ -182,6 +194,7 @@ func TestTriageSkipsChangedSource(t *testing.T) {
 		t.Fatalf("triage log after the failed deliveries: %+v", es)
 	}
 
+	r.reqs.Take()
 	for i := 1; i <= 2; i++ {
 		tr, err := r.triage.Triage(ctx, r.dead(i))
 		if err != nil || len(tr.BatchItemFailures) != 0 {
@@ -191,14 +204,46 @@ func TestTriageSkipsChangedSource(t *testing.T) {
 			t.Fatalf("shard %d after triage: %s with %+v of %d rows", i, s.Status, s.Checkpoint.Counts, s.Rows)
 		}
 	}
+	calls := r.reqs.Take()
+	for c, n := range calls {
+		if c.Resource == r.res.ProductsTable || (c.Service == "S3" && c.Operation != "GetObject" && c.Operation != "HeadObject") {
+			t.Errorf("triage made %d %s %s requests on %s; finalization is a worker's", n, c.Service, c.Operation, c.Resource)
+		}
+	}
+	if n := calls[awstest.Call{Service: "SQS", Operation: "SendMessageBatch", Resource: r.res.ShardQueueURL}] +
+		calls[awstest.Call{Service: "SQS", Operation: "SendMessage", Resource: r.res.ShardQueueURL}]; n != 1 {
+		t.Errorf("triage sent %d requests to the shard queue, want 1 (the finalization handed on)", n)
+	}
+	if b, err := r.store.GetBatch(ctx, r.batchID); err != nil || b.Status != state.BatchRunning || b.ShardsDone != 3 {
+		t.Fatalf("batch after the skips: %s, %d shards done (%v); want RUNNING with all 3 done (a worker finalizes)", b.Status, b.ShardsDone, err)
+	}
+	handed := drain(t, r.clients.SQS, r.res.ShardQueueURL)
+	if len(handed) != 1 || manifestOf(t, handed, 2).BatchID != r.batchID {
+		t.Fatalf("%d messages handed on, want shard 2's manifest", len(handed))
+	}
+	if resp, err := r.fns.Worker(ctx, eventsource.Event(r.res.ShardQueueURL, handed)); err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("worker delivery of the handed-on manifest: %+v %v", resp, err)
+	}
+
 	b, err := r.store.GetBatch(ctx, r.batchID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s1, s2 := r.shard(t, 1), r.shard(t, 2)
-	if !b.Status.Finished() || b.Status == state.BatchFailed || b.Counts.Skipped != s1.Rows+s2.Rows ||
-		b.Counts.Total != b.Counts.Imported+b.Counts.Failed+b.Counts.Skipped {
-		t.Fatalf("batch after skipping shards 1 and 2: %s %+v %q", b.Status, b.Counts, b.Message)
+	if b.Status != state.BatchCompletedWithErrors || b.Counts.Skipped != s1.Rows+s2.Rows ||
+		b.Counts.Total != b.Counts.Imported+b.Counts.Failed+b.Counts.Skipped || !strings.Contains(b.Message, fmt.Sprintf("%d rows skipped", s1.Rows+s2.Rows)) {
+		t.Fatalf("batch after the worker finalized: %s %+v %q; want COMPLETED_WITH_ERRORS, the skipped rows counted and named", b.Status, b.Counts, b.Message)
+	}
+	csv := s3Text(t, r.clients, r.res.Bucket, "reports/"+r.batchID+"/errors.csv")
+	html := s3Text(t, r.clients, r.res.Bucket, "reports/"+r.batchID+"/report.html")
+	for _, s := range []state.Shard{s1, s2} {
+		line := fmt.Sprintf("%d,ShardSkipped,infrastructure,,\"rows %d", s.FirstRow, s.FirstRow)
+		if !strings.Contains(csv, line) {
+			t.Errorf("errors.csv has no line for shard %d's skipped rows (%q):\n%.2000s", s.Index, line, csv)
+		}
+		if !strings.Contains(html, fmt.Sprintf(`data-shard="%d" data-first-row="%d" data-count="%d"`, s.Index, s.FirstRow, s.Rows)) {
+			t.Errorf("report.html does not list shard %d's skipped rows", s.Index)
+		}
 	}
 	ds := r.decisions(t, r.batchID)
 	if len(ds) != 2 || ds[0].Action != triage.Skip || ds[0].Reason != failure.SourceChanged || ds[0].ReceiveCount != 6 || ds[0].MessageID == "" {
@@ -210,6 +255,9 @@ func TestTriageSkipsChangedSource(t *testing.T) {
 	}
 	if ds := r.decisions(t, r.batchID); len(ds) != 3 || ds[2].Action != triage.Done {
 		t.Fatalf("decisions: %+v", ds)
+	}
+	if again := drain(t, r.clients.SQS, r.res.ShardQueueURL); len(again) != 0 {
+		t.Errorf("%d messages handed on for a finished batch", len(again))
 	}
 	// Each decision is a TriageDecisions metric by action.
 	var actions []string
@@ -230,6 +278,21 @@ func TestTriageSkipsChangedSource(t *testing.T) {
 	if len(r.notices) != 0 {
 		t.Errorf("notifications for skips: %+v", r.notices)
 	}
+}
+
+// s3Text reads an object's text.
+func s3Text(t *testing.T, c *awsclient.Clients, bucket, key string) string {
+	t.Helper()
+	out, err := c.S3.GetObject(t.Context(), &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	if err != nil {
+		t.Fatalf("get %s: %v", key, err)
+	}
+	defer out.Body.Close()
+	b, err := io.ReadAll(out.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // TestTriageEscalatesAndRetries: an AccessDenied shard is ESCALATED (batch
@@ -317,4 +380,91 @@ func testLogger(t *testing.T) *slog.Logger {
 		_ = level.UnmarshalText([]byte(v))
 	}
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: level}))
+}
+
+// TestTriageParksAndNotifiesOnce: on moto, with the SNS notifier of
+// FromClients, triage escalates a body that is no manifest and a manifest
+// of a batch that does not exist (expired, say): each is published to the
+// escalation topic once and parked in the DLQ (ChangeMessageVisibility:
+// it is not received again). When a parked message comes back (the park
+// expired), triage parks it again without publishing again.
+func TestTriageParksAndNotifiesOnce(t *testing.T) {
+	ctx := t.Context()
+	clients := awstest.Clients(t)
+	res, err := stack.Provision(ctx, clients, "triage-park", stack.Defaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	topic, err := clients.SNS.CreateTopic(ctx, &sns.CreateTopicInput{Name: aws.String(awstest.Name("escalations"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reqs awstest.Requests
+	cfg := handler.Config{Bucket: res.Bucket, StateTable: res.StateTable, ProductsTable: res.ProductsTable,
+		ShardQueueURL: res.ShardQueueURL, DLQURL: res.DLQURL, EscalationTopicARN: aws.ToString(topic.TopicArn),
+		Options: handler.Options{Log: testLogger(t), StackName: "triage-park"}}
+	tri := handler.FromClients(awstest.Clients(t, reqs.Option), cfg)
+
+	gone, err := sqsqueue.Encode(queue.Manifest{Version: queue.ManifestVersion, BatchID: "b-gone", Shard: 3, RuleVersion: "rv",
+		Source: state.Source{URI: "s3://" + res.Bucket + "/incoming/gone.csv"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, body := range []string{"not a manifest", gone} {
+		if _, err := clients.SQS.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(res.DLQURL), MessageBody: aws.String(body)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// receive takes what the DLQ shows now, leaving it visible (visibility
+	// 0): only triage's park hides a message.
+	receive := func() []sqsMessage {
+		t.Helper()
+		out, err := clients.SQS.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(res.DLQURL), MaxNumberOfMessages: 10,
+			VisibilityTimeout: 0, MessageSystemAttributeNames: []sqsAttr{"All"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.Messages
+	}
+	msgs := receive()
+	if len(msgs) != 2 {
+		t.Fatalf("%d messages in the DLQ, want 2", len(msgs))
+	}
+	for round := 1; round <= 2; round++ {
+		reqs.Take()
+		resp, err := tri.Triage(ctx, eventsource.Event(res.DLQURL, msgs))
+		if err != nil || len(resp.BatchItemFailures) != 2 {
+			t.Fatalf("round %d: triage %+v %v, want both messages kept", round, resp, err)
+		}
+		wantPublish := map[int]int{1: 2, 2: 0}[round]
+		if n := reqs.Count("SNS", "Publish"); n != wantPublish {
+			t.Errorf("round %d: %d SNS Publish requests, want %d (one per escalated message, once)", round, n, wantPublish)
+		}
+		if n := reqs.Count("SQS", "ChangeMessageVisibility"); n != 2 {
+			t.Errorf("round %d: %d ChangeMessageVisibility requests, want 2 (each message parked)", round, n)
+		}
+		if left := receive(); len(left) != 0 {
+			t.Fatalf("round %d: %d messages visible in the DLQ after triage, want both parked", round, len(left))
+		}
+		// The park expires: the messages are visible again.
+		for _, m := range msgs {
+			if _, err := clients.SQS.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{QueueUrl: aws.String(res.DLQURL),
+				ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: 0}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if msgs = receive(); len(msgs) != 2 {
+			t.Fatalf("round %d: %d messages back after the park, want 2", round, len(msgs))
+		}
+	}
+	log := dynamostate.NewTriageLog(clients.DynamoDB, res.StateTable)
+	for _, batch := range []string{triage.UnknownBatch, "b-gone"} {
+		es, err := log.List(ctx, batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(es) != 2 || es[0].Action != triage.Escalate || es[1].Action != triage.Escalate || es[0].MessageID != es[1].MessageID {
+			t.Errorf("triage log of %s: %+v, want the same message escalated twice (notified once)", batch, es)
+		}
+	}
 }
