@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -44,10 +45,29 @@ func (q *failingQueue) Send(ctx context.Context, delay time.Duration, ms ...queu
 // checkRig is a pipeline over the local adapters with a max_error_ratio of
 // 10% and a CSV of 30 rows in shards of 10, whose rows bad makes fail.
 type checkRig struct {
-	pl    *pipeline.Pipeline
-	db    *sqlite.DB
-	q     *failingQueue
-	batch state.Batch
+	pl      *pipeline.Pipeline
+	db      *sqlite.DB
+	q       *failingQueue
+	reports *failingReports
+	batch   state.Batch
+	// splitter is a second pipeline over the same ports that hands a
+	// finalization on (pipeline.Options.HandOnFinalization), as the
+	// splitter does on AWS.
+	splitter *pipeline.Pipeline
+}
+
+// failingReports fails every Put while fail is set: a finalization that
+// cannot write its reports leaves the batch unfinished (a crash).
+type failingReports struct {
+	file.Reports
+	fail bool
+}
+
+func (r *failingReports) Put(ctx context.Context, batchID, name string, write func(io.Writer) error) (string, error) {
+	if r.fail {
+		return "", errors.New("reports unavailable")
+	}
+	return r.Reports.Put(ctx, batchID, name, write)
 }
 
 func newCheckRig(t *testing.T, bad func(i int) bool) *checkRig {
@@ -79,11 +99,13 @@ func newCheckRig(t *testing.T, bad func(i int) bool) *checkRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &checkRig{db: db, q: &failingQueue{Queue: mq}}
+	r := &checkRig{db: db, q: &failingQueue{Queue: mq}, reports: &failingReports{Reports: file.Reports{Dir: filepath.Join(dir, "reports")}}}
 	src := &file.Source{}
-	r.pl = pipeline.New(pipeline.Ports{Source: src, Store: db, Sink: db, Queue: r.q, Reports: file.Reports{Dir: filepath.Join(dir, "reports")},
-		TriageLog: db.TriageLog()},
-		pipeline.Options{Profile: p, Split: split.Options{ShardRows: 10}, Worker: shard.Options{Owner: "test"}})
+	ports := pipeline.Ports{Source: src, Store: db, Sink: db, Queue: r.q, Reports: r.reports, TriageLog: db.TriageLog()}
+	opts := pipeline.Options{Profile: p, Split: split.Options{ShardRows: 10}, Worker: shard.Options{Owner: "test"}}
+	r.pl = pipeline.New(ports, opts)
+	opts.HandOnFinalization = true
+	r.splitter = pipeline.New(ports, opts)
 	info, err := src.Stat(t.Context(), path)
 	if err != nil {
 		t.Fatal(err)
@@ -154,6 +176,45 @@ func TestCheckPhaseDecides(t *testing.T) {
 		}
 		if got := r.receive(t, queue.PhaseWrite); len(got) != 0 {
 			t.Errorf("%d write manifests sent for an aborted batch", len(got))
+		}
+	})
+	t.Run("over the budget, abort lost: the splitter hands it on", func(t *testing.T) {
+		r := newCheckRig(t, func(i int) bool { return i >= 25 })
+		msgs := r.receive(t, queue.PhaseCheck)
+		r.reports.fail = true // the last check's finalization fails: a crash before the batch finished
+		for i := range 3 {
+			if _, err := r.pl.Deliver(t.Context(), msgs[i]); (err != nil) != (i == 2) {
+				t.Fatalf("check of shard %d: %v", i, err)
+			}
+		}
+		r.reports.fail = false
+		if b := r.get(t); b.Status != state.BatchRunning || !b.Check.Done(b.Shards) {
+			t.Fatalf("batch %s check %+v, want RUNNING and fully checked", b.Status, b.Check)
+		}
+		// The upload's event again: the splitter finds the batch checked and
+		// undecided, and hands the abort to a worker instead of finalizing.
+		info, err := (&file.Source{}).Stat(t.Context(), r.batch.Source.URI)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := r.splitter.Split(t.Context(), pipeline.SplitRequest{Info: info, ID: func(split.Plan) string { return r.batch.ID }}); err != nil {
+			t.Fatal(err)
+		}
+		if b := r.get(t); b.Status != state.BatchRunning {
+			t.Fatalf("the splitter finalized the batch (%s): finalization is a worker's", b.Status)
+		}
+		handed := r.receive(t, queue.PhaseWrite)
+		if len(handed) != 1 {
+			t.Fatalf("%d manifests handed on, want 1", len(handed))
+		}
+		for _, m := range handed {
+			out, err := r.pl.Deliver(t.Context(), m)
+			if err != nil || out.Settle != pipeline.Finished {
+				t.Fatalf("the worker's delivery: %+v %v, want Finished", out, err)
+			}
+		}
+		if b := r.get(t); b.Status != state.BatchAborted || b.Counts != (state.Counts{Total: 30, Failed: 5, Skipped: 25}) {
+			t.Fatalf("batch %s %+v, want ABORTED, 5 failed, 25 skipped", b.Status, b.Counts)
 		}
 	})
 	t.Run("within the budget, decision lost once", func(t *testing.T) {

@@ -97,6 +97,12 @@ type Options struct {
 	// Metrics receives the worker's metrics and triage's decisions. Nil:
 	// none.
 	Metrics Metrics
+	// HandOnFinalization makes Split and Resume hand a batch they would
+	// finalize (a fully checked batch over its error budget, found after a
+	// crash) to a shard worker instead: on AWS the splitter's role and
+	// time are not a finalization's (decision 24). Embedded finalizes
+	// where it is.
+	HandOnFinalization bool
 }
 
 // Pipeline is the engine over one set of ports. It is safe for concurrent

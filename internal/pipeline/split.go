@@ -140,7 +140,7 @@ func (p *Pipeline) Split(ctx context.Context, req SplitRequest) (split.Plan, spl
 		// A batch found fully checked and not decided (a crash after its
 		// last check): decide it now.
 		var done bool
-		if done, err = p.Decide(ctx, out.Batch); done {
+		if done, err = p.decide(ctx, out.Batch, p.o.HandOnFinalization); done {
 			out.Batch, err = p.p.Store.GetBatch(ctx, out.Batch.ID)
 		}
 	}
@@ -175,7 +175,7 @@ func (p *Pipeline) Resume(ctx context.Context, b state.Batch, current *object.In
 	}
 	if b.Check != nil && b.Check.Done(b.Shards) {
 		// Fully checked: decide (abort, or send the write phase).
-		if _, err := p.Decide(ctx, b); err != nil {
+		if _, err := p.decide(ctx, b, p.o.HandOnFinalization); err != nil {
 			return 0, err
 		}
 		return len(split.Pending(b, shards, b.TraceID)), nil

@@ -175,12 +175,8 @@ func (p *Pipeline) handOn(ctx context.Context, t *triaged, b state.Batch, sh sta
 	if !abort && b.ShardsDone != b.Shards {
 		return nil
 	}
-	m := split.Manifest(b, sh, b.TraceID)
-	if b.Check != nil {
-		m.Phase = queue.PhaseWrite // a check manifest would decide, not finalize
-	}
-	if err := p.p.Queue.Send(ctx, 0, m); err != nil {
-		return fmt.Errorf("hand the finalization of %s on to a worker: %w", b.ID, err)
+	if err := p.sendFinalizer(ctx, b, sh); err != nil {
+		return err
 	}
 	t.log.Info("triage: batch finalization handed on to a shard worker", "shards_done", b.ShardsDone, "shards", b.Shards, "abort", abort)
 	return nil

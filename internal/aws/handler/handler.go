@@ -118,6 +118,7 @@ func New(p Ports, o Options) *Functions {
 	}
 	f.p = pipeline.New(p, pipeline.Options{Profile: o.Profile, Split: o.Split, Triage: o.Triage,
 		StackName: o.StackName, Log: o.Log, Now: o.Now, Tracer: tracer, Metrics: o.Metrics,
+		HandOnFinalization: true, // the splitter's role and timeout are not a finalization's (decision 24)
 		Worker: shard.Options{Owner: o.Owner, LeaseTTL: o.LeaseTTL, CheckpointEvery: o.CheckpointEvery, Pool: o.Pool,
 			MaxRecord: o.Split.MaxRecord, DeadlineMargin: o.DeadlineMargin,
 			// The breaker makes a worker back off (Status Backoff: the message
