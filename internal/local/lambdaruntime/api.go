@@ -78,8 +78,8 @@ type posted struct {
 // time, as Lambda (default capacity) does.
 type api struct {
 	queue chan *call // invocations waiting for GET next
-	// nexts counts GET next requests; idle is signalled on each one, so the
-	// runner knows when the runtime has finished with an invocation.
+	// idle is signalled on each GET next (nexts counts them): the second
+	// one says the runtime has finished the invocation.
 	idle      chan struct{}
 	initError chan posted
 	closed    chan struct{}
@@ -93,6 +93,13 @@ type api struct {
 func newAPI() *api {
 	return &api{queue: make(chan *call, 1), idle: make(chan struct{}, 1), initError: make(chan posted, 1),
 		closed: make(chan struct{}), current: map[string]*call{}}
+}
+
+// nextCount is how many times the runtime has asked for an invocation.
+func (a *api) nextCount() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.nexts
 }
 
 func (a *api) close() { a.closeOnce.Do(func() { close(a.closed) }) }

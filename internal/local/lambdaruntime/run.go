@@ -200,10 +200,15 @@ func Run(ctx context.Context, fn Function, inv Invocation) (Result, error) {
 		// Let the runtime finish the invocation (it asks for the next one)
 		// or exit, so that its last log lines are not cut.
 		settle := time.NewTimer(settleWait)
-		select {
-		case <-a.idle:
-		case <-exited:
-		case <-settle.C:
+	wait:
+		for a.nextCount() < 2 {
+			select {
+			case <-a.idle:
+			case <-exited:
+				break wait
+			case <-settle.C:
+				break wait
+			}
 		}
 		settle.Stop()
 	}
