@@ -61,7 +61,7 @@ overrides it); a timed-out function is stopped.
 Exit status: 0 when the function returned a response, 2 when it returned an error,
 failed to start (init error), or timed out.
 
-  importctl dev --endpoint http://127.0.0.1:5000 --until-idle   # provisions the stack
+  importctl dev --endpoint http://127.0.0.1:5000 --stack catalog-import --until-idle   # provisions the stack
   aws --endpoint-url http://127.0.0.1:5000 s3 cp testdata/demo/products-gbk.csv \
       s3://catalog-import-123456789012-us-east-1/incoming/products-gbk.csv
   importctl invoke SplitterFunction --event events/s3-put.json \
