@@ -214,8 +214,9 @@ func receiveAll(t *testing.T, c *sqs.Client, url string) []sqstypes.Message {
 // default profile rejects, the workers until the queue is empty (each
 // batch finalized: reports, staging removed); then triage of a batch whose
 // shards reached the DLQ: an escalation (notified, parked), the parked
-// message back, a retry, a skip that is not the batch's last shard, and a
-// message that is no manifest.
+// message back, a retry, a skip that is not the batch's last shard, a
+// message that is no manifest, and a skip of a batch's only shard (the
+// finalization handed on to a worker).
 func TestRecordedCallsAreAllowed(t *testing.T) {
 	x := expand(t)
 	ctx := t.Context()
@@ -374,6 +375,42 @@ func TestRecordedCallsAreAllowed(t *testing.T) {
 	}
 	if got := []state.ShardStatus{shards[0].Status, shards[2].Status}; !slices.Equal(got, []state.ShardStatus{state.ShardEscalated, state.ShardSkipped}) {
 		t.Fatalf("shards 0 and 2 after triage: %v, want escalated and skipped", got)
+	}
+
+	// A skip of a batch's only shard: triage hands the finalization on to
+	// a worker (decision 24), which finalizes the batch.
+	ev = upload(t, admin, res.Bucket, "incoming/last-skip.csv", feed(10, 3))
+	if err := splitter.Splitter(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	last := handler.BatchID(res.Bucket, "incoming/last-skip.csv", ev.Records[0].S3.Object.VersionID, "", "")
+	msgs := receiveAll(t, admin.SQS, res.ShardQueueURL)
+	if len(msgs) != 1 {
+		t.Fatalf("%d manifests of a 10-row upload, want 1", len(msgs))
+	}
+	if _, err := admin.SQS.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(res.DLQURL), MessageBody: msgs[0].Body}); err != nil {
+		t.Fatal(err)
+	}
+	if err := log.Append(ctx, triage.Entry{BatchID: last, Shard: 0, At: time.Now().UTC(), Kind: triage.KindError,
+		Layer: failure.LayerInfrastructure, Reason: failure.SourceChanged, Message: "source changed", ReceiveCount: 5}); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range receiveAll(t, admin.SQS, res.DLQURL) {
+		e := eventsource.Event(res.DLQURL, []sqstypes.Message{m})
+		e.Records[0].Attributes["ApproximateReceiveCount"] = "6"
+		if resp, err := triager.Triage(ctx, e); err != nil || len(resp.BatchItemFailures) != 0 {
+			t.Fatalf("triage: skip the last shard: %+v %v", resp, err)
+		}
+	}
+	handed := receiveAll(t, admin.SQS, res.ShardQueueURL)
+	if len(handed) != 1 {
+		t.Fatalf("%d messages handed on by triage's last skip, want 1", len(handed))
+	}
+	if resp, err := worker.Worker(ctx, eventsource.Event(res.ShardQueueURL, handed)); err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("worker on the handed-on manifest: %+v %v", resp, err)
+	}
+	if b, err := store.GetBatch(ctx, last); err != nil || !b.Status.Finished() {
+		t.Fatalf("batch after the handed-on finalization: %s %v, want finished", b.Status, err)
 	}
 
 	for _, fn := range []string{"SplitterFunction", "ShardWorkerFunction", "TriageFunction"} {
