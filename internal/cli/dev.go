@@ -67,6 +67,7 @@ batches of --batch-size under --max-concurrency, the DLQ invokes triage.
 	fl.IntVar(&s.CheckpointEvery, "checkpoint-every", s.CheckpointEvery, "rows per checkpoint")
 	fl.Int64Var(&s.ShardRows, "shard-rows", s.ShardRows, "target rows per shard")
 	fl.Int64Var(&s.ShardBytes, "shard-bytes", s.ShardBytes, "target bytes per shard")
+	fl.Float64Var(&s.WriteRate, "write-rate", s.WriteRate, "rows per second per worker (WriteRate; 0: unlimited): dev's workers share one limiter of --write-rate x --max-concurrency, the table's budget on AWS; it halves when DynamoDB throttles")
 	fl.StringVar(&profilePath, "profile", "", "profile YAML (default: the built-in default profile)")
 	fl.StringVar(&logLevel, "log-level", "info", "handler log level on stderr: debug, info, warn, error")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -99,6 +100,7 @@ batches of --batch-size under --max-concurrency, the DLQ invokes triage.
 				Profile: p, Split: split.Options{ShardRows: s.ShardRows, ShardBytes: s.ShardBytes},
 				Pool: s.PoolSize, CheckpointEvery: s.CheckpointEvery, LeaseTTL: s.WorkerTimeout,
 				DeadlineMargin: min(10*time.Second, s.WorkerTimeout/5), Owner: "dev", Log: log, StackName: g.stack,
+				WriteRate: s.WriteRate * float64(s.MaxConcurrency), // one process plays every worker
 			},
 		})
 		return eventsource.Run(ctx, eventsource.Config{

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"slices"
 	"strconv"
@@ -19,6 +20,7 @@ import (
 	"github.com/catalog-import/catalog-import/internal/aws/s3store"
 	"github.com/catalog-import/catalog-import/internal/aws/sqsqueue"
 	"github.com/catalog-import/catalog-import/internal/profile"
+	"github.com/catalog-import/catalog-import/internal/shard"
 )
 
 // Config is what a function needs from its environment: where the
@@ -40,7 +42,8 @@ type Config struct {
 // ConfigFromEnv reads Config from the variables template.yaml sets:
 // BUCKET, STATE_TABLE, PRODUCTS_TABLE, SHARD_QUEUE_URL, DLQ_URL (required);
 // SHARD_ROWS, SHARD_BYTES, POOL_SIZE, CHECKPOINT_EVERY, LEASE_TTL_SECONDS,
-// FAILURE_TTL_DAYS, PROFILE_FILE, LOG_LEVEL, ESCALATION_TOPIC_ARN and
+// FAILURE_TTL_DAYS, WRITE_RATE (rows per second per worker, adaptive;
+// 0 or unset: unlimited), PROFILE_FILE, LOG_LEVEL, ESCALATION_TOPIC_ARN and
 // STACK_NAME (optional; the stack's name in notifications); AWS_REGION and
 // AWS_ENDPOINT_URL as the SDK reads them. Logs are JSON on stderr; in
 // Lambda (AWS_LAMBDA_FUNCTION_NAME set) metrics are EMF lines on stdout.
@@ -79,6 +82,13 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	c.FailureTTL = time.Duration(num("FAILURE_TTL_DAYS", 30)) * 24 * time.Hour
 	if err != nil {
 		return c, err
+	}
+	if v := getenv("WRITE_RATE"); v != "" {
+		r, e := strconv.ParseFloat(v, 64)
+		if e != nil || r < 0 || math.IsInf(r, 0) || math.IsNaN(r) {
+			return c, fmt.Errorf("environment variable WRITE_RATE=%q: want rows per second per worker, a number >= 0 (0: unlimited)", v)
+		}
+		c.Options.WriteRate = r
 	}
 	if path := getenv("PROFILE_FILE"); path != "" {
 		if c.Options.Profile, err = profile.Load(path); err != nil {
@@ -135,11 +145,20 @@ func Build(ctx context.Context, c Config) (*Functions, error) {
 }
 
 // FromClients returns the handlers over the AWS adapters built on clients.
+// The worker's write-rate limiter (Options.WriteRate) hears of every
+// throttled attempt of the products table's requests.
 func FromClients(clients *awsclient.Clients, c Config) *Functions {
+	if c.Options.Limiter == nil {
+		c.Options.Limiter = shard.NewAdaptiveLimiter(c.Options.WriteRate, 0).WithLog(c.Options.Log)
+	}
+	var sinkOpts dynamocatalog.Options
+	if c.Options.Limiter != nil {
+		sinkOpts.OnThrottle = c.Options.Limiter.Throttled
+	}
 	p := Ports{
 		Source:    s3store.New(clients.S3),
 		Store:     dynamostate.New(clients.DynamoDB, c.StateTable, dynamostate.Options{FailureTTL: c.FailureTTL}),
-		Sink:      dynamocatalog.New(clients.DynamoDB, c.ProductsTable, dynamocatalog.Options{}),
+		Sink:      dynamocatalog.New(clients.DynamoDB, c.ProductsTable, sinkOpts),
 		Queue:     sqsqueue.New(clients.SQS, c.ShardQueueURL),
 		DLQ:       sqsqueue.New(clients.SQS, c.DLQURL),
 		Reports:   s3store.NewReports(clients.S3, c.Bucket),

@@ -82,6 +82,15 @@ type Options struct {
 	// Metrics receives the functions' metrics (EMF lines in Lambda). Nil:
 	// none.
 	Metrics Metrics
+	// WriteRate caps the rows per second this sandbox's worker writes to
+	// the products table (WRITE_RATE; 0: unlimited). The rate halves when
+	// DynamoDB throttles and recovers slowly (shard.AdaptiveLimiter), so a
+	// provisioned table's budget is MaximumConcurrency x WriteRate.
+	WriteRate float64
+	// Limiter is the worker's write-rate limiter; nil: one of WriteRate
+	// (FromClients builds it, and has the products sink report throttling
+	// to it).
+	Limiter *shard.AdaptiveLimiter
 }
 
 // Functions holds the pipeline built once per container.
@@ -107,6 +116,9 @@ func New(p Ports, o Options) *Functions {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Limiter == nil {
+		o.Limiter = shard.NewAdaptiveLimiter(o.WriteRate, 0).WithLog(o.Log)
+	}
 	f := &Functions{o: o, log: o.Log}
 	if p.Queue != nil {
 		p.Queue = tracedQueue{Queue: p.Queue, f: f}
@@ -119,7 +131,7 @@ func New(p Ports, o Options) *Functions {
 	f.p = pipeline.New(p, pipeline.Options{Profile: o.Profile, Split: o.Split, Triage: o.Triage,
 		StackName: o.StackName, Log: o.Log, Now: o.Now, Tracer: tracer, Metrics: o.Metrics,
 		Worker: shard.Options{Owner: o.Owner, LeaseTTL: o.LeaseTTL, CheckpointEvery: o.CheckpointEvery, Pool: o.Pool,
-			MaxRecord: o.Split.MaxRecord, DeadlineMargin: o.DeadlineMargin,
+			MaxRecord: o.Split.MaxRecord, DeadlineMargin: o.DeadlineMargin, Limiter: o.Limiter,
 			// The breaker makes a worker back off (Status Backoff: the message
 			// is returned for later) instead of failing healthy rows.
 			BreakerFailures: 5}})
@@ -133,6 +145,9 @@ func sandboxID() string {
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
 	return hex.EncodeToString(b[:])
 }
+
+// Limiter is the worker's write-rate limiter (nil: unlimited).
+func (f *Functions) Limiter() *shard.AdaptiveLimiter { return f.o.Limiter }
 
 // Owner is the lease owner this Functions claims shards as: Options.Owner
 // and the sandbox's random id.

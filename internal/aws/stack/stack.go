@@ -44,6 +44,7 @@ type Settings struct {
 	ShardRows       int64         // target rows per shard
 	ShardBytes      int64         // target bytes per shard
 	FailureTTLDays  int           // failure records expire after
+	WriteRate       float64       // rows per second per worker (WriteRate; 0: unlimited)
 }
 
 // Defaults are template.yaml's parameter defaults.
