@@ -49,7 +49,9 @@ func TestWriteRateBacksOffWhenThrottled(t *testing.T) {
 	}
 	p, err := faultproxy.Start(faultproxy.Config{Target: awstest.Endpoint(t), Rate: 0.3, Faults: []faultproxy.Fault{faultproxy.Throttle},
 		Services: []string{"dynamodb"}, Seed: 12,
-		Only: func(r *http.Request) bool { return r.Header.Get("X-Amz-Target") == "DynamoDB_20120810.TransactWriteItems" }})
+		Only: func(r *http.Request) bool {
+			return r.Header.Get("X-Amz-Target") == "DynamoDB_20120810.TransactWriteItems"
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
