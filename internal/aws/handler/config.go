@@ -149,7 +149,7 @@ func Build(ctx context.Context, c Config) (*Functions, error) {
 // throttled attempt of the products table's requests.
 func FromClients(clients *awsclient.Clients, c Config) *Functions {
 	if c.Options.Limiter == nil {
-		c.Options.Limiter = shard.NewAdaptiveLimiter(c.Options.WriteRate, 0).WithLog(c.Options.Log)
+		c.Options.Limiter = shard.NewAdaptiveLimiter(c.Options.WriteRate, 0) // New gives it the log
 	}
 	var sinkOpts dynamocatalog.Options
 	if c.Options.Limiter != nil {
