@@ -17,6 +17,7 @@ import (
 	"github.com/catalog-import/catalog-import/internal/aws/dynamocatalog"
 	"github.com/catalog-import/catalog-import/internal/aws/dynamostate"
 	"github.com/catalog-import/catalog-import/internal/aws/emf"
+	"github.com/catalog-import/catalog-import/internal/aws/eventbus"
 	"github.com/catalog-import/catalog-import/internal/aws/s3store"
 	"github.com/catalog-import/catalog-import/internal/aws/sqsqueue"
 	"github.com/catalog-import/catalog-import/internal/profile"
@@ -35,15 +36,19 @@ type Config struct {
 	// EscalationTopicARN is the SNS topic of triage escalations
 	// (ESCALATION_TOPIC_ARN, optional: without it escalations are only logged).
 	EscalationTopicARN string
-	FailureTTL         time.Duration
-	Options            Options
+	// EventBusName is the EventBridge bus of the "batch finished" events
+	// (EVENT_BUS_NAME, optional: without it none is published).
+	EventBusName string
+	FailureTTL   time.Duration
+	Options      Options
 }
 
 // ConfigFromEnv reads Config from the variables template.yaml sets:
 // BUCKET, STATE_TABLE, PRODUCTS_TABLE, SHARD_QUEUE_URL, DLQ_URL (required);
 // SHARD_ROWS, SHARD_BYTES, POOL_SIZE, CHECKPOINT_EVERY, LEASE_TTL_SECONDS,
 // FAILURE_TTL_DAYS, WRITE_RATE (rows per second per worker, adaptive;
-// 0 or unset: unlimited), PROFILE_FILE, LOG_LEVEL, ESCALATION_TOPIC_ARN and
+// 0 or unset: unlimited), PROFILE_FILE, LOG_LEVEL, ESCALATION_TOPIC_ARN,
+// EVENT_BUS_NAME (the "batch finished" events; unset: none) and
 // STACK_NAME (optional; the stack's name in notifications); AWS_REGION and
 // AWS_ENDPOINT_URL as the SDK reads them. Logs are JSON on stderr; in
 // Lambda (AWS_LAMBDA_FUNCTION_NAME set) metrics are EMF lines on stdout.
@@ -54,7 +59,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		AWS:    awsclient.Settings{Region: getenv("AWS_REGION"), Endpoint: getenv("AWS_ENDPOINT_URL")},
 		Bucket: getenv("BUCKET"), StateTable: getenv("STATE_TABLE"), ProductsTable: getenv("PRODUCTS_TABLE"),
 		ShardQueueURL: getenv("SHARD_QUEUE_URL"), DLQURL: getenv("DLQ_URL"),
-		EscalationTopicARN: getenv("ESCALATION_TOPIC_ARN"),
+		EscalationTopicARN: getenv("ESCALATION_TOPIC_ARN"), EventBusName: getenv("EVENT_BUS_NAME"),
 	}
 	c.Options.StackName = getenv("STACK_NAME")
 	for name, v := range map[string]string{"BUCKET": c.Bucket, "STATE_TABLE": c.StateTable, "PRODUCTS_TABLE": c.ProductsTable, "SHARD_QUEUE_URL": c.ShardQueueURL} {
@@ -168,6 +173,9 @@ func FromClients(clients *awsclient.Clients, c Config) *Functions {
 	}
 	if c.EscalationTopicARN != "" {
 		p.Notify = SNSNotifier(clients.SNS, c.EscalationTopicARN)
+	}
+	if c.EventBusName != "" {
+		p.Events = eventbus.New(clients.EventBridge, c.EventBusName)
 	}
 	return New(p, c.Options)
 }
