@@ -33,6 +33,7 @@ type runFlags struct {
 	shardBytes int64
 	maxRecord  int
 	writeRate  float64
+	maxFile    int64
 }
 
 func newRunCmd(env Env, g *global, dry bool) *cobra.Command {
@@ -65,6 +66,7 @@ update row counts as imported.`
 	fl.Int64Var(&f.shardRows, "shard-rows", 50_000, "target rows per shard")
 	fl.Int64Var(&f.shardBytes, "shard-bytes", 16<<20, "target bytes per shard")
 	fl.IntVar(&f.maxRecord, "max-row-bytes", 1<<20, "largest row accepted (larger rows fail RowTooLarge)")
+	fl.Int64Var(&f.maxFile, "max-file-bytes", 0, "reject a CSV, TSV or JSON Lines file larger than this many bytes (0: no limit)")
 	fl.Float64Var(&f.writeRate, "write-rate", 0, "most rows written per second (0: unlimited); halves when the catalog throttles")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		p, err := loadProfile(f.profile)
@@ -76,7 +78,7 @@ update row counts as imported.`
 		}
 		cfg := embedded.Config{
 			DB: g.db, Profile: p, Shards: f.shards, Pool: f.pool, Every: f.every, WriteRate: f.writeRate,
-			Split: split.Options{ShardRows: f.shardRows, ShardBytes: f.shardBytes, MaxRecord: f.maxRecord},
+			Split: split.Options{ShardRows: f.shardRows, ShardBytes: f.shardBytes, MaxRecord: f.maxRecord, MaxText: f.maxFile},
 			Log:   g.logger(env),
 		}
 		if dry {

@@ -24,6 +24,18 @@ import (
 	"github.com/catalog-import/catalog-import/internal/shard"
 )
 
+// DefaultMaxUploadBytes is the largest CSV, TSV or JSON Lines upload the
+// splitter reads when MAX_UPLOAD_BYTES is not set: 10 GiB. The splitter
+// reads an upload once (twice under a profile with a weight) in one GET
+// stream within its 900 s timeout. Its scan runs at 1.7 to 4.1 GB/s on one
+// core (docs/performance.md "boundary scan"; BenchmarkPlan in
+// internal/split: 1.9 GB/s with a byte weight, 0.23 GB/s with a weight over
+// fields), about 0.6 of that on the splitter's 1024 MB (0.58 vCPU), so the
+// GET stream bounds it at about 85 MB/s (S3's guidance per connection):
+// 10 GiB is about 126 s per pass, leaving a factor of 3.5 to 7 for one or
+// two passes and a slow stream. See decision 25.
+const DefaultMaxUploadBytes = 10 << 30
+
 // Config is what a function needs from its environment: where the
 // resources are, and the engine's settings (template.yaml sets them).
 type Config struct {
@@ -46,7 +58,9 @@ type Config struct {
 // ConfigFromEnv reads Config from the variables template.yaml sets:
 // BUCKET, STATE_TABLE, PRODUCTS_TABLE, SHARD_QUEUE_URL, DLQ_URL (required);
 // SHARD_ROWS, SHARD_BYTES, POOL_SIZE, CHECKPOINT_EVERY, LEASE_TTL_SECONDS,
-// FAILURE_TTL_DAYS, WRITE_RATE (rows per second per worker, adaptive;
+// FAILURE_TTL_DAYS, MAX_UPLOAD_BYTES (the largest CSV, TSV or JSON Lines
+// upload the splitter reads; unset: DefaultMaxUploadBytes, 0: no limit),
+// WRITE_RATE (rows per second per worker, adaptive;
 // 0 or unset: unlimited), PROFILE_FILE, LOG_LEVEL, ESCALATION_TOPIC_ARN,
 // EVENT_BUS_NAME (the "batch finished" events; unset: none) and
 // STACK_NAME (optional; the stack's name in notifications); AWS_REGION and
@@ -81,6 +95,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	}
 	c.Options.Split.ShardRows = num("SHARD_ROWS", 0)
 	c.Options.Split.ShardBytes = num("SHARD_BYTES", 0)
+	c.Options.Split.MaxText = num("MAX_UPLOAD_BYTES", DefaultMaxUploadBytes)
 	c.Options.Pool = int(num("POOL_SIZE", 0))
 	c.Options.CheckpointEvery = int(num("CHECKPOINT_EVERY", 0))
 	c.Options.LeaseTTL = time.Duration(num("LEASE_TTL_SECONDS", 0)) * time.Second

@@ -45,6 +45,7 @@ type Settings struct {
 	ShardBytes      int64         // target bytes per shard
 	FailureTTLDays  int           // failure records expire after
 	WriteRate       float64       // rows per second per worker (WriteRate; 0: unlimited)
+	MaxUploadBytes  int64         // largest CSV/TSV/JSON Lines upload the splitter reads (MaxUploadBytes; 0: no limit)
 }
 
 // Defaults are template.yaml's parameter defaults.
@@ -52,6 +53,7 @@ func Defaults() Settings {
 	return Settings{
 		WorkerTimeout: 300 * time.Second, MaxReceiveCount: 5, BatchSize: 1, MaxConcurrency: 10,
 		PoolSize: 8, CheckpointEvery: 1000, ShardRows: 50000, ShardBytes: 16 << 20, FailureTTLDays: 30,
+		MaxUploadBytes: 10 << 30,
 	}
 }
 
