@@ -92,6 +92,18 @@ batches of --batch-size under --max-concurrency, the DLQ invokes triage.
 		if err != nil {
 			return err
 		}
+		// On an emulator, the worker function and its mapping, for
+		// importctl scale; the shard pollers follow their cap.
+		var workerCap func(context.Context) (int, error)
+		if g.endpoint != "" {
+			if err := stack.RegisterWorker(ctx, clients, res, s); err != nil {
+				return err
+			}
+			workerCap = func(ctx context.Context) (int, error) {
+				w, err := stack.ReadWorkerCap(ctx, clients, res)
+				return w.Effective(), err
+			}
+		}
 		fmt.Fprintf(env.Stdout, "stack %s on %s\nbucket: %s\nupload: aws s3 cp FILE s3://%s/%s\n", g.stack, endpointName(g.endpoint),
 			res.Bucket, res.Bucket, s3store.IncomingPrefix)
 		fns := handler.FromClients(clients, handler.Config{
@@ -108,6 +120,7 @@ batches of --batch-size under --max-concurrency, the DLQ invokes triage.
 			SQS: clients.SQS, UploadQueueURL: res.UploadQueueURL, ShardQueueURL: res.ShardQueueURL, DLQURL: res.DLQURL,
 			BatchSize: s.BatchSize, MaxConcurrency: s.MaxConcurrency, WorkerTimeout: s.WorkerTimeout,
 			UntilIdle: untilIdle, Log: log, ShortPoll: g.endpoint != "",
+			Concurrency: workerCap, FailedUploadsURL: res.SplitterFailedQueueURL,
 		}, fns)
 	}
 	return cmd

@@ -30,6 +30,15 @@ type Resources struct {
 	// UploadQueueURL receives the bucket's ObjectCreated notifications under
 	// importctl dev, which plays Lambda's S3 trigger by polling it. Empty on AWS.
 	UploadQueueURL string `json:"upload_queue_url,omitempty"`
+	// WorkerFunction is the shard worker function's name (output
+	// ShardWorkerFunctionName): importctl scale changes its reserved
+	// concurrency and its shard queue mapping's MaximumConcurrency.
+	WorkerFunction string `json:"worker_function,omitempty"`
+	// SplitterFailedQueueURL is the splitter's OnFailure destination
+	// (output SplitterFailedQueueUrl): Lambda's records of the upload
+	// events the splitter failed on after its retries, which importctl
+	// redrive --uploads splits again. Empty when the stack has none.
+	SplitterFailedQueueURL string `json:"splitter_failed_queue_url,omitempty"`
 }
 
 // Settings are the template's parameters that shape the resources and the
@@ -89,6 +98,10 @@ func Lookup(ctx context.Context, c *awsclient.Clients, name string) (Resources, 
 			r.StateTable = v
 		case "ProductsTableName":
 			r.ProductsTable = v
+		case "ShardWorkerFunctionName":
+			r.WorkerFunction = v
+		case "SplitterFailedQueueUrl":
+			r.SplitterFailedQueueURL = v
 		}
 	}
 	if r.StateTable == "" || r.ProductsTable == "" || r.Bucket == "" || r.ShardQueueURL == "" {
@@ -100,6 +113,7 @@ func Lookup(ctx context.Context, c *awsclient.Clients, name string) (Resources, 
 // Names are the resource names importctl dev gives a stack on an emulator.
 type Names struct {
 	Bucket, ShardQueue, DLQ, UploadQueue, StateTable, ProductsTable string
+	SplitterFailedQueue, WorkerFunction, WorkerRole                 string
 }
 
 // DevNames derives the names for stack on an emulator whose account is
@@ -113,6 +127,12 @@ func DevNames(stack, account, region string) Names {
 		UploadQueue:   stack + "-uploads",
 		StateTable:    stack + "-state",
 		ProductsTable: stack + "-products",
+		// The splitter's OnFailure queue, and the worker function that
+		// importctl dev registers (never invoked: dev plays the event
+		// source) so that importctl scale has a function and a mapping.
+		SplitterFailedQueue: stack + "-splitter-failed",
+		WorkerFunction:      stack + "-shard-worker",
+		WorkerRole:          stack + "-shard-worker-role",
 	}
 }
 
