@@ -34,6 +34,10 @@ type Resources struct {
 	// ShardWorkerFunctionName): importctl scale changes its reserved
 	// concurrency and its shard queue mapping's MaximumConcurrency.
 	WorkerFunction string `json:"worker_function,omitempty"`
+	// SplitterFunction is the splitter function's name (output
+	// SplitterFunctionName): importctl redrive --uploads splits as it does,
+	// with its environment. Empty on an emulator.
+	SplitterFunction string `json:"splitter_function,omitempty"`
 	// SplitterFailedQueueURL is the splitter's OnFailure destination
 	// (output SplitterFailedQueueUrl): Lambda's records of the upload
 	// events the splitter failed on after its retries, which importctl
@@ -100,6 +104,8 @@ func Lookup(ctx context.Context, c *awsclient.Clients, name string) (Resources, 
 			r.ProductsTable = v
 		case "ShardWorkerFunctionName":
 			r.WorkerFunction = v
+		case "SplitterFunctionName":
+			r.SplitterFunction = v
 		case "SplitterFailedQueueUrl":
 			r.SplitterFailedQueueURL = v
 		}
