@@ -139,7 +139,7 @@ on an emulator), and 'importctl dev' runs the Lambda handlers locally.`,
 	})
 	root.AddCommand(newRunCmd(env, g, false), newRunCmd(env, g, true), newPreviewCmd(env),
 		newStatusCmd(env, g), newFailuresCmd(env, g), newProfileCmd(env, g), newDevCmd(env, g), newRedriveCmd(env, g),
-		newRetryCmd(env, g), newReportCmd(env, g), newCancelCmd(env, g))
+		newRetryCmd(env, g), newReportCmd(env, g), newCancelCmd(env, g), newScaleCmd(env, g))
 	root.AddCommand(newInvokeCmd(env, g))
 	return root
 }

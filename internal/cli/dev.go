@@ -67,6 +67,8 @@ batches of --batch-size under --max-concurrency, the DLQ invokes triage.
 	fl.IntVar(&s.CheckpointEvery, "checkpoint-every", s.CheckpointEvery, "rows per checkpoint")
 	fl.Int64Var(&s.ShardRows, "shard-rows", s.ShardRows, "target rows per shard")
 	fl.Int64Var(&s.ShardBytes, "shard-bytes", s.ShardBytes, "target bytes per shard")
+	fl.Float64Var(&s.WriteRate, "write-rate", s.WriteRate, "rows per second per worker (WriteRate; 0: unlimited): dev's workers share one limiter of --write-rate x --max-concurrency, the table's budget on AWS; it halves when DynamoDB throttles")
+	fl.Int64Var(&s.MaxUploadBytes, "max-upload-bytes", s.MaxUploadBytes, "largest CSV, TSV or JSON Lines upload the splitter reads (MaxUploadBytes; 0: no limit)")
 	fl.StringVar(&profilePath, "profile", "", "profile YAML (default: the built-in default profile)")
 	fl.StringVar(&logLevel, "log-level", "info", "handler log level on stderr: debug, info, warn, error")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -90,21 +92,35 @@ batches of --batch-size under --max-concurrency, the DLQ invokes triage.
 		if err != nil {
 			return err
 		}
+		// On an emulator, the worker function and its mapping, for
+		// importctl scale; the shard pollers follow their cap.
+		var workerCap func(context.Context) (int, error)
+		if g.endpoint != "" {
+			if err := stack.RegisterWorker(ctx, clients, res, s); err != nil {
+				return err
+			}
+			workerCap = func(ctx context.Context) (int, error) {
+				w, err := stack.ReadWorkerCap(ctx, clients, res)
+				return w.Effective(), err
+			}
+		}
 		fmt.Fprintf(env.Stdout, "stack %s on %s\nbucket: %s\nupload: aws s3 cp FILE s3://%s/%s\n", g.stack, endpointName(g.endpoint),
 			res.Bucket, res.Bucket, s3store.IncomingPrefix)
 		fns := handler.FromClients(clients, handler.Config{
 			Bucket: res.Bucket, StateTable: res.StateTable, ProductsTable: res.ProductsTable,
 			ShardQueueURL: res.ShardQueueURL, DLQURL: res.DLQURL, FailureTTL: time.Duration(s.FailureTTLDays) * 24 * time.Hour,
 			Options: handler.Options{
-				Profile: p, Split: split.Options{ShardRows: s.ShardRows, ShardBytes: s.ShardBytes},
+				Profile: p, Split: split.Options{ShardRows: s.ShardRows, ShardBytes: s.ShardBytes, MaxText: s.MaxUploadBytes},
 				Pool: s.PoolSize, CheckpointEvery: s.CheckpointEvery, LeaseTTL: s.WorkerTimeout,
 				DeadlineMargin: min(10*time.Second, s.WorkerTimeout/5), Owner: "dev", Log: log, StackName: g.stack,
+				WriteRate: s.WriteRate * float64(s.MaxConcurrency), // one process plays every worker
 			},
 		})
 		return eventsource.Run(ctx, eventsource.Config{
 			SQS: clients.SQS, UploadQueueURL: res.UploadQueueURL, ShardQueueURL: res.ShardQueueURL, DLQURL: res.DLQURL,
 			BatchSize: s.BatchSize, MaxConcurrency: s.MaxConcurrency, WorkerTimeout: s.WorkerTimeout,
 			UntilIdle: untilIdle, Log: log, ShortPoll: g.endpoint != "",
+			Concurrency: workerCap, FailedUploadsURL: res.SplitterFailedQueueURL,
 		}, fns)
 	}
 	return cmd

@@ -20,10 +20,11 @@ func newRedriveCmd(env Env, g *global) *cobra.Command {
 		shard   int
 		rateArg string
 		asJSON  bool
+		uploads bool
 	)
 	cmd := &cobra.Command{
-		Use:   "redrive --stack NAME [--batch B] [--shard N] [--reason R] [--max N] [--dry-run] [--rate N/s]",
-		Short: "Move shard manifests from the DLQ, and those of ESCALATED shards, back to the shard queue",
+		Use:   "redrive --stack NAME [--uploads] [--batch B] [--shard N] [--reason R] [--max N] [--dry-run] [--rate N/s]",
+		Short: "Move shard manifests from the DLQ, and those of ESCALATED shards, back to the shard queue (--uploads: split failed uploads again)",
 		Long: `redrive puts failed shards back to work: it moves messages from the stack's shard
 dead-letter queue to the shard queue, and re-sends the manifests of ESCALATED
 shards of unfinished batches (a worker claims them again and resumes from the
@@ -43,8 +44,16 @@ nothing of the new content is written. 'importctl cancel' ends it instead.
 --reason R matches (case-insensitively, as a substring) the message of the shard's
 last error in the state store, e.g. AccessDenied.
 
+--uploads redrives uploads instead: Lambda sends the S3 event of an upload the
+splitter failed on after its retries (or after six hours of throttling) to the
+splitter's OnFailure queue. redrive --uploads splits each of them in this
+process, as the splitter would (with the splitter function's environment), and
+deletes the record once the split succeeded; a record whose split fails again
+stays. An upload that was split before its failure is found, not split twice.
+
   importctl redrive --stack prod --dry-run
-  importctl redrive --stack prod --batch b-01J9ZQ6V3K --shard 3`,
+  importctl redrive --stack prod --batch b-01J9ZQ6V3K --shard 3
+  importctl redrive --stack prod --uploads --dry-run`,
 		Args: cobra.NoArgs,
 	}
 	fl := cmd.Flags()
@@ -56,6 +65,7 @@ last error in the state store, e.g. AccessDenied.
 	fl.StringVar(&rateArg, "rate", strconv.Itoa(redrive.DefaultRate), "most manifests sent per second (N or N/s)")
 	fl.DurationVar(&cfg.Visibility, "hold", redrive.DefaultVisibility, "how long a DLQ message examined is hidden at most before it is visible again")
 	fl.BoolVar(&asJSON, "json", false, "JSON lines: one per manifest, then the summary")
+	fl.BoolVar(&uploads, "uploads", false, "split again the uploads the splitter failed on (its OnFailure queue), in this process")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if g.stack == "" {
 			return usage("redrive needs --stack NAME")
@@ -78,6 +88,12 @@ last error in the state store, e.g. AccessDenied.
 			return usage("--hold %v: want 1s to 12h", cfg.Visibility)
 		}
 		ctx := cmd.Context()
+		if uploads {
+			if !cfg.Filter.IsZero() {
+				return usage("--uploads redrives whole uploads: --batch, --shard and --reason select shards")
+			}
+			return redriveUploads(ctx, env, g, cfg.Max, cfg.DryRun, asJSON, cfg.Visibility)
+		}
 		res, clients, err := g.resources(ctx)
 		if err != nil {
 			return err

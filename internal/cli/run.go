@@ -32,6 +32,8 @@ type runFlags struct {
 	shardRows  int64
 	shardBytes int64
 	maxRecord  int
+	writeRate  float64
+	maxFile    int64
 }
 
 func newRunCmd(env Env, g *global, dry bool) *cobra.Command {
@@ -64,14 +66,19 @@ update row counts as imported.`
 	fl.Int64Var(&f.shardRows, "shard-rows", 50_000, "target rows per shard")
 	fl.Int64Var(&f.shardBytes, "shard-bytes", 16<<20, "target bytes per shard")
 	fl.IntVar(&f.maxRecord, "max-row-bytes", 1<<20, "largest row accepted (larger rows fail RowTooLarge)")
+	fl.Int64Var(&f.maxFile, "max-file-bytes", 0, "reject a CSV, TSV or JSON Lines file larger than this many bytes (0: no limit)")
+	fl.Float64Var(&f.writeRate, "write-rate", 0, "most rows written per second (0: unlimited); halves when the catalog throttles")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		p, err := loadProfile(f.profile)
 		if err != nil {
 			return err
 		}
+		if f.writeRate < 0 {
+			return usage("--write-rate %v: want rows per second, 0 or more (0: unlimited)", f.writeRate)
+		}
 		cfg := embedded.Config{
-			DB: g.db, Profile: p, Shards: f.shards, Pool: f.pool, Every: f.every,
-			Split: split.Options{ShardRows: f.shardRows, ShardBytes: f.shardBytes, MaxRecord: f.maxRecord},
+			DB: g.db, Profile: p, Shards: f.shards, Pool: f.pool, Every: f.every, WriteRate: f.writeRate,
+			Split: split.Options{ShardRows: f.shardRows, ShardBytes: f.shardBytes, MaxRecord: f.maxRecord, MaxText: f.maxFile},
 			Log:   g.logger(env),
 		}
 		if dry {

@@ -76,6 +76,19 @@ func listBatches(ctx context.Context, w io.Writer, db reader, limit int, asJSON 
 	return tw.Flush()
 }
 
+// StatusJSON is `importctl status --json BATCH_ID`: the batch, its shards,
+// the ranges of rows triage skipped and its triage log. `status --json` without a batch prints a list of
+// batches, each with the batch's keys only. Its keys are a stable format
+// (docs/status-json.md; TestStatusJSONKeys pins them).
+type StatusJSON struct {
+	state.Batch
+	ShardList []state.Shard `json:"shard_list"`
+	// SkippedRows are the ranges of rows triage skipped with their shard
+	// (counted in rows_skipped), [] when none.
+	SkippedRows []report.Skip  `json:"skipped_rows"`
+	TriageLog   []triage.Entry `json:"triage_log"`
+}
+
 // showBatch prints batch id of db (opened at where): its summary, its
 // shards and its triage log, or all of them as one JSON object.
 func showBatch(ctx context.Context, w io.Writer, db reader, where, id string, asJSON bool) error {
@@ -96,14 +109,7 @@ func showBatch(ctx context.Context, w io.Writer, db reader, where, id string, as
 		skips = []report.Skip{}
 	}
 	if asJSON {
-		return writeJSON(w, struct {
-			state.Batch
-			ShardList []state.Shard `json:"shard_list"`
-			// SkippedRows are the ranges of rows triage skipped with their
-			// shard (counted in counts.rows_skipped), [] when none.
-			SkippedRows []report.Skip  `json:"skipped_rows"`
-			TriageLog   []triage.Entry `json:"triage_log"`
-		}{b, shards, skips, entries})
+		return writeJSON(w, StatusJSON{b, shards, skips, entries})
 	}
 	printSummary(w, b.Source.URI, embedded.Summary{Batch: b}, false, 0)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

@@ -48,6 +48,9 @@ type Config struct {
 	Split     split.Options    // shard size
 	ReportDir string           // where error reports go (default: reports/ beside the DB; none for :memory:)
 	Attempts  int              // deliveries of one shard before the run gives up (default 5)
+	// WriteRate caps the rows written per second (0: unlimited); the rate
+	// halves when the sink throttles and recovers slowly.
+	WriteRate float64
 	// StagingDir holds the staged sheets of workbooks, staging/<batch>/
 	// (default: staging/ beside the DB; a temporary folder for :memory:).
 	StagingDir string
@@ -180,7 +183,7 @@ func run(ctx context.Context, cfg Config, db *sqlite.DB, path string) (Summary, 
 		Reports: file.Reports{Dir: cfg.ReportDir}, Staging: file.Staging{Dir: cfg.StagingDir}},
 		pipeline.Options{Profile: cfg.Profile, Split: opts, Log: cfg.Log,
 			Worker: shard.Options{Owner: runOwner(), CheckpointEvery: cfg.Every, Pool: cfg.Pool, MaxRecord: cfg.Split.MaxRecord,
-				BreakerFailures: 5, BreakerTimeout: cfg.breakerTimeout}})
+				SinkRate: cfg.WriteRate, BreakerFailures: 5, BreakerTimeout: cfg.breakerTimeout}})
 	if _, err := cfg.Profile.Compile(); err != nil {
 		return Summary{}, err
 	}

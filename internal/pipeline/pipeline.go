@@ -57,6 +57,9 @@ type Ports struct {
 	// every source runs under Options.Profile, and one that names a
 	// profile is rejected.
 	Profiles Profiles
+	// Events hears that a batch finished (EventBridge on AWS). Nil: nothing
+	// is published (embedded: `importctl run --json` prints the summary).
+	Events Publisher
 }
 
 // Profiles is a store of named profiles.
@@ -161,6 +164,7 @@ func (p *Pipeline) Finalize(ctx context.Context, id, abort string) (state.Batch,
 	p.log.Info("batch finished", "batch_id", id, "trace_id", b.TraceID, "status", b.Status, "rows_total", b.Counts.Total,
 		"rows_imported", b.Counts.Imported, "rows_superseded", b.Counts.Superseded, "rows_failed", b.Counts.Failed, "rows_skipped", b.Counts.Skipped,
 		"report", b.Report, "message", b.Message)
+	p.publish(ctx, b)
 	return b, nil
 }
 
@@ -177,6 +181,7 @@ func (p *Pipeline) stop(ctx context.Context, id string, status state.BatchStatus
 	p.log.Info("batch finished", "batch_id", id, "trace_id", b.TraceID, "status", b.Status, "rows_total", b.Counts.Total,
 		"rows_imported", b.Counts.Imported, "rows_superseded", b.Counts.Superseded, "rows_failed", b.Counts.Failed, "rows_skipped", b.Counts.Skipped,
 		"report", b.Report, "message", b.Message)
+	p.publish(ctx, b)
 	return b, nil
 }
 

@@ -136,6 +136,9 @@ func (p *Pipeline) Split(ctx context.Context, req SplitRequest) (split.Plan, spl
 	out, err := split.Register(rctx, p.p.Store, p.p.Queue, split.Request{BatchID: id, Plan: plan, Profile: prof,
 		TraceID: req.TraceID, Now: p.o.Now().UTC(), SameContent: req.SameContent && plan.Content != "", Order: req.Order})
 	end(err)
+	if err == nil && out.Created && out.Batch.Status.Finished() {
+		p.publish(ctx, out.Batch) // REJECTED when registered: no shard runs
+	}
 	if err == nil && out.Sent == 0 {
 		// A batch found fully checked and not decided (a crash after its
 		// last check): decide it now.

@@ -11,35 +11,57 @@ import (
 	"github.com/catalog-import/catalog-import/internal/failure"
 )
 
-// TestAdaptiveLimiter: Throttled halves the rate down to the floor, each
-// success adds a tenth of the configured rate back, up to the configured rate.
+// TestAdaptiveLimiter drives the limiter on a fake clock: a throttle halves
+// the rate, down to the floor (a thirty-second of the configured rate);
+// throttles within AdaptHold of a decrease are the same episode and change
+// nothing; a success adds a tenth of the configured rate back, at most once
+// per AdaptHold and never within AdaptHold of a change, up to the configured
+// rate. The token bucket runs at the rate the limiter reports.
 func TestAdaptiveLimiter(t *testing.T) {
 	t.Parallel()
 	clock := time.Unix(1_700_000_000, 0)
 	a := NewAdaptiveLimiter(1000, 100)
 	a.now = func() time.Time { return clock }
+	const hold = AdaptHold
 	steps := []struct {
-		op   string
-		want float64
+		after time.Duration // the clock moves first
+		op    string
+		want  float64
 	}{
-		{"throttled", 500}, {"throttled", 250}, {"succeeded", 350}, {"throttled", 175},
-		{"throttled", 87.5}, {"throttled", 43.75}, {"throttled", 31.25}, {"throttled", 31.25}, // floor: 1000/32
-		{"succeeded", 131.25}, {"succeeded", 231.25},
-		{"succeeded", 331.25}, {"succeeded", 431.25}, {"succeeded", 531.25}, {"succeeded", 631.25},
-		{"succeeded", 731.25}, {"succeeded", 831.25}, {"succeeded", 931.25}, {"succeeded", 1000}, {"succeeded", 1000},
+		{0, "throttled", 500},
+		{hold / 10, "throttled", 500}, // the same episode: every request in flight was refused
+		{hold / 10, "succeeded", 500}, // too soon after the decrease
+		{hold, "throttled", 250},
+		{hold, "succeeded", 350},
+		{0, "succeeded", 350}, // one step per hold
+		{hold / 2, "succeeded", 350},
+		{hold / 2, "succeeded", 450},
+		{hold / 2, "throttled", 225}, // a decrease is not held back by an increase
+		{hold, "throttled", 112.5}, {hold, "throttled", 56.25}, {hold, "throttled", 31.25},
+		{hold, "throttled", 31.25}, // the floor: 1000/32
+		{hold, "succeeded", 131.25}, {hold, "succeeded", 231.25}, {hold, "succeeded", 331.25},
+		{hold, "succeeded", 431.25}, {hold, "succeeded", 531.25}, {hold, "succeeded", 631.25},
+		{hold, "succeeded", 731.25}, {hold, "succeeded", 831.25}, {hold, "succeeded", 931.25},
+		{hold, "succeeded", 1000}, {hold, "succeeded", 1000},
 	}
 	for i, s := range steps {
+		clock = clock.Add(s.after)
 		if s.op == "throttled" {
 			a.Throttled()
 		} else {
 			a.Succeeded()
 		}
 		if got := a.Limit(); got != s.want {
-			t.Fatalf("step %d (%s): limit %v, want %v", i, s.op, got, s.want)
+			t.Fatalf("step %d (%s after %v): limit %v, want %v", i, s.op, s.after, got, s.want)
 		}
 		if got := float64(a.l.Limit()); got != s.want {
 			t.Fatalf("step %d: the token bucket runs at %v, want %v", i, got, s.want)
 		}
+	}
+	st := a.Stats()
+	want := LimiterStats{Limit: 1000, Lowest: 31.25, Throttles: 8, Decreases: 6, Increases: 12}
+	if st != want {
+		t.Errorf("stats %+v, want %+v", st, want)
 	}
 }
 

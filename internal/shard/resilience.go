@@ -13,9 +13,15 @@ package shard
 //     last transient error, its checkpoint covering what is durable, and the
 //     queue redelivers the shard later (triage decides after maxReceiveCount).
 //   - Rate limiting: a token bucket in front of the sink counts rows
-//     (Options.SinkRate, SinkBurst). A Throttled answer halves its rate (not
-//     below a floor) and every successful commit adds back a tenth of the
-//     configured rate (additive increase, multiplicative decrease).
+//     (Options.SinkRate, SinkBurst, or a shared Options.Limiter). A
+//     throttling answer halves its rate (not below a floor), at most once
+//     per AdaptHold: the throttles of one episode (every request in flight
+//     is refused at once) count once. A successful write adds back a tenth
+//     of the configured rate, at most once per AdaptHold and not within
+//     AdaptHold of the last change (additive increase, multiplicative
+//     decrease). The sink may report throttling as it happens (the DynamoDB
+//     sink reports every throttled attempt, before the SDK's and its own
+//     retries hide it), not only when a write gives up.
 //   - Circuit breaker (when Options.BreakerFailures > 0): sink writes go
 //     through a breaker that opens after BreakerFailures consecutive
 //     transient failures and lets one trial write through after
@@ -38,6 +44,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -67,8 +74,13 @@ func Delay(attempt int, base, limit time.Duration) time.Duration {
 	return time.Duration(rand.Int64N(int64(ceil)))
 }
 
+// AdaptHold is how long an AdaptiveLimiter keeps its rate after a change
+// before it changes it again: throttles within it belong to the episode that
+// already halved the rate, and recovery adds one step per AdaptHold at most.
+const AdaptHold = time.Second
+
 // AdaptiveLimiter is a token bucket of rows per second whose rate backs off
-// when the sink throttles and recovers as commits succeed. A nil
+// when the sink throttles and recovers as writes succeed. A nil
 // *AdaptiveLimiter is unlimited. It is safe for concurrent use.
 type AdaptiveLimiter struct {
 	l     *rate.Limiter
@@ -77,8 +89,22 @@ type AdaptiveLimiter struct {
 	mu         sync.Mutex
 	max, floor rate.Limit
 	cur        rate.Limit
+	lowest     rate.Limit
 	step       rate.Limit
-	now        func() time.Time // the clock of SetLimitAt (tests fix it)
+	hold       time.Duration
+	down, last time.Time // the last decrease and the last change (zero: none)
+	stats      LimiterStats
+	log        *slog.Logger
+	now        func() time.Time // the clock of SetLimitAt and the hold (tests fix it)
+}
+
+// LimiterStats say what an AdaptiveLimiter did.
+type LimiterStats struct {
+	Limit     float64 // the rate now, rows per second
+	Lowest    float64 // the lowest rate it ran at
+	Throttles int64   // throttling signals received
+	Decreases int64   // times the rate was halved
+	Increases int64   // times a step was added back
 }
 
 // NewAdaptiveLimiter returns a limiter of perSecond rows per second with the
@@ -96,8 +122,19 @@ func NewAdaptiveLimiter(perSecond float64, burst int) *AdaptiveLimiter {
 	floor := max(limit/32, min(1, limit))
 	return &AdaptiveLimiter{
 		l: rate.NewLimiter(limit, burst), burst: burst,
-		max: limit, floor: floor, cur: limit, step: limit / 10, now: time.Now,
+		max: limit, floor: floor, cur: limit, lowest: limit, step: limit / 10, hold: AdaptHold, now: time.Now,
+		log: slog.New(slog.DiscardHandler),
 	}
+}
+
+// WithLog has the limiter log its changes of rate to log (a decrease as a
+// warning, the return to the configured rate as info) and returns it.
+// Call it before the limiter is shared.
+func (a *AdaptiveLimiter) WithLog(log *slog.Logger) *AdaptiveLimiter {
+	if a != nil && log != nil {
+		a.log = log
+	}
+	return a
 }
 
 // Wait blocks until n rows may be written (n is taken in pieces of at most
@@ -116,31 +153,53 @@ func (a *AdaptiveLimiter) Wait(ctx context.Context, n int) error {
 	return nil
 }
 
-// Throttled halves the rate, not below the floor.
+// Throttled halves the rate, not below the floor, unless it was halved
+// less than AdaptHold ago (the same episode of throttling).
 func (a *AdaptiveLimiter) Throttled() {
 	if a == nil {
 		return
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.set(max(a.cur/2, a.floor))
+	a.stats.Throttles++
+	now := a.now()
+	if !a.down.IsZero() && now.Sub(a.down) < a.hold {
+		return
+	}
+	a.down = now
+	if a.cur == a.floor {
+		return
+	}
+	from := a.cur
+	a.set(max(a.cur/2, a.floor), now)
+	a.stats.Decreases++
+	a.lowest = min(a.lowest, a.cur)
+	a.log.Warn("write rate lowered after throttling", "rows_per_second", float64(a.cur), "was", float64(from),
+		"configured", float64(a.max))
 }
 
-// Succeeded adds a tenth of the configured rate back, up to the configured rate.
+// Succeeded adds a tenth of the configured rate back, up to the configured
+// rate, unless the rate changed less than AdaptHold ago.
 func (a *AdaptiveLimiter) Succeeded() {
 	if a == nil {
 		return
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.cur < a.max {
-		a.set(min(a.cur+a.step, a.max))
+	now := a.now()
+	if a.cur >= a.max || (!a.last.IsZero() && now.Sub(a.last) < a.hold) {
+		return
+	}
+	a.set(min(a.cur+a.step, a.max), now)
+	a.stats.Increases++
+	if a.cur == a.max {
+		a.log.Info("write rate recovered", "rows_per_second", float64(a.cur))
 	}
 }
 
-func (a *AdaptiveLimiter) set(l rate.Limit) {
-	a.cur = l
-	a.l.SetLimitAt(a.now(), l)
+func (a *AdaptiveLimiter) set(l rate.Limit, now time.Time) {
+	a.cur, a.last = l, now
+	a.l.SetLimitAt(now, l)
 }
 
 // Limit returns the current rate in rows per second (0 for a nil limiter,
@@ -152,6 +211,18 @@ func (a *AdaptiveLimiter) Limit() float64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return float64(a.cur)
+}
+
+// Stats returns what the limiter did so far (zero for a nil limiter).
+func (a *AdaptiveLimiter) Stats() LimiterStats {
+	if a == nil {
+		return LimiterStats{}
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s := a.stats
+	s.Limit, s.Lowest = float64(a.cur), float64(a.lowest)
+	return s
 }
 
 // newBreaker returns the sink's circuit breaker, nil when o turns it off.

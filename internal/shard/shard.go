@@ -73,9 +73,12 @@ type Options struct {
 
 	// Rate limit in front of the sink, in rows per second (0: unlimited),
 	// shared by the worker's Process calls; SinkBurst defaults to SinkRate
-	// rounded up.
+	// rounded up. Limiter, when set, is used instead (one limiter that the
+	// sink also tells about throttling; SinkRate and SinkBurst are then
+	// ignored).
 	SinkRate  float64
 	SinkBurst int
+	Limiter   *AdaptiveLimiter
 
 	// Circuit breaker around sink writes: it opens after BreakerFailures
 	// consecutive transient failures and lets a trial write through after
@@ -186,7 +189,10 @@ func New(d Deps, o Options) *Worker {
 	}
 	w := &Worker{src: d.Source, store: d.Store, sink: d.Sink, now: d.Now, log: d.Log, opt: o.withDefaults(),
 		tracer: d.Tracer, metrics: d.Metrics, validators: map[string]*compiled{}, active: map[activeKey]struct{}{}}
-	w.limiter = NewAdaptiveLimiter(w.opt.SinkRate, w.opt.SinkBurst)
+	w.limiter = w.opt.Limiter
+	if w.limiter == nil {
+		w.limiter = NewAdaptiveLimiter(w.opt.SinkRate, w.opt.SinkBurst).WithLog(d.Log)
+	}
 	w.breaker = newBreaker(w.opt, w)
 	return w
 }

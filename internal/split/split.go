@@ -61,6 +61,12 @@ type Options struct {
 	Staging     *Staging
 	Workbook    xlsx.Limits
 	MaxWorkbook int64
+	// MaxText, when positive, is the largest CSV, TSV or JSON Lines file
+	// planned: a larger one is REJECTED (RowTooLarge) before its rows are
+	// read, its message naming the size, the limit and what to do. The
+	// splitter sets it (MAX_UPLOAD_BYTES) so that a scan always ends within
+	// its timeout; embedded runs have none unless asked (--max-file-bytes).
+	MaxText int64
 
 	limits record.Limits // set by PlanSource: ScanLimits of the profile
 }
@@ -162,6 +168,10 @@ func PlanSource(ctx context.Context, src object.Source, info object.Info, v *pro
 		return planWorkbook(ctx, src, info, v, opts, p)
 	}
 	p.Layout = state.Layout{Format: string(d.Format), Encoding: string(d.Encoding), Delimiter: string(d.Delimiter)}
+	if opts.MaxText > 0 && info.Size > opts.MaxText {
+		p.Rejected = TooLarge(info.Size, opts.MaxText)
+		return p, nil
+	}
 
 	header, dataStart, firstRow, err := record.Header(bytes.NewReader(prefix), d, min(opts.MaxRecord, len(prefix)))
 	if err != nil {
@@ -453,4 +463,25 @@ func Manifest(b state.Batch, s state.Shard, traceID string) queue.Manifest {
 		Start: s.Start, End: s.End, FirstRow: s.FirstRow, Rows: s.Rows, TraceID: traceID,
 		Phase: phase,
 	}
+}
+
+// TooLarge is the rejection of a text file of size bytes over the limit
+// max (Options.MaxText).
+func TooLarge(size, max int64) error {
+	return failure.New(failure.RowTooLarge, "", "file rejected: it is %s (%d bytes), over the limit of %s (%d bytes) for a CSV, TSV or JSON Lines file: "+
+		"split it into smaller files and upload each, or raise the limit (the stack's MaxUploadBytes parameter; importctl run --max-file-bytes)",
+		byteSize(size), size, byteSize(max), max)
+}
+
+// byteSize writes n bytes in binary units, one decimal ("10.0 GiB").
+func byteSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	v, i := float64(n)/unit, 0
+	for ; v >= unit && i < 4; i++ {
+		v /= unit
+	}
+	return fmt.Sprintf("%.1f %ciB", v, "KMGTP"[i])
 }

@@ -15,6 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -57,6 +59,8 @@ type Clients struct {
 	SNS            *sns.Client
 	CloudFormation *cloudformation.Client
 	STS            *sts.Client
+	EventBridge    *eventbridge.Client
+	Lambda         *lambda.Client
 }
 
 // New loads the configuration and builds every client.
@@ -96,6 +100,8 @@ func New(ctx context.Context, s Settings) (*Clients, error) {
 		SNS:            sns.NewFromConfig(cfg),
 		CloudFormation: cloudformation.NewFromConfig(cfg),
 		STS:            sts.NewFromConfig(cfg),
+		EventBridge:    eventbridge.NewFromConfig(cfg),
+		Lambda:         lambda.NewFromConfig(cfg),
 	}, nil
 }
 

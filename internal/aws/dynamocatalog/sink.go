@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go/middleware"
 
 	"github.com/catalog-import/catalog-import/internal/aws/awserr"
 	"github.com/catalog-import/catalog-import/internal/aws/dynamoattr"
@@ -49,6 +50,13 @@ type Options struct {
 	// ConditionalCheckFailed); each time means another writer made progress
 	// on one of its SKUs. Default 100.
 	MaxRedecisions int
+	// OnThrottle, when set, is called for every attempt of a Write's
+	// requests that DynamoDB throttles (ProvisionedThroughputExceeded,
+	// ThrottlingException, a transaction cancelled for throttling,
+	// BatchGetItem keys left unprocessed), as it happens: before the SDK's
+	// retries and the sink's own hide it. The worker's adaptive rate
+	// limiter listens (shard.AdaptiveLimiter.Throttled).
+	OnThrottle func()
 }
 
 func (o Options) withDefaults() Options {
@@ -78,6 +86,7 @@ type Sink struct {
 	client *dynamodb.Client
 	table  string
 	opts   Options
+	call   []func(*dynamodb.Options) // per-call options of Write's requests
 }
 
 var (
@@ -87,7 +96,50 @@ var (
 
 // New returns the Sink of the products table named table (see TableInput).
 func New(client *dynamodb.Client, table string, opts Options) *Sink {
-	return &Sink{client: client, table: table, opts: opts.withDefaults()}
+	s := &Sink{client: client, table: table, opts: opts.withDefaults()}
+	if on := s.opts.OnThrottle; on != nil {
+		s.call = []func(*dynamodb.Options){func(o *dynamodb.Options) {
+			o.APIOptions = append(o.APIOptions, throttleObserver(on))
+		}}
+	}
+	return s
+}
+
+// throttleObserver calls on for every attempt of a request that DynamoDB
+// throttles. It sits in the Deserialize step, inside the SDK's retry loop
+// (Finalize step), so it sees each attempt's error decoded.
+func throttleObserver(on func()) func(*middleware.Stack) error {
+	return func(st *middleware.Stack) error {
+		return st.Deserialize.Add(middleware.DeserializeMiddlewareFunc("ObserveThrottles",
+			func(ctx context.Context, in middleware.DeserializeInput, next middleware.DeserializeHandler) (middleware.DeserializeOutput, middleware.Metadata, error) {
+				out, md, err := next.HandleDeserialize(ctx, in)
+				if err != nil && throttled(err) {
+					on()
+				}
+				return out, md, err
+			}), middleware.Before)
+	}
+}
+
+// throttled reports whether err is DynamoDB refusing a request for its rate:
+// a throttling error, or a transaction cancelled because an item was
+// throttled.
+func throttled(err error) bool {
+	var cancelled *types.TransactionCanceledException
+	if errors.As(err, &cancelled) {
+		for _, r := range cancelled.CancellationReasons {
+			switch aws.ToString(r.Code) {
+			case "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded":
+				return true
+			}
+		}
+		return false
+	}
+	switch awserr.Code(err) {
+	case "TransactionInProgressException", "TransactionConflictException":
+		return false // contention, not rate
+	}
+	return awserr.Reason(err) == failure.Throttled
 }
 
 // skuState is what one Write call knows and decided about one SKU.
@@ -231,7 +283,7 @@ func (s *Sink) transact(ctx context.Context, mode catalog.WriteMode, products []
 				ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 			}}
 		}
-		_, err := s.client.TransactWriteItems(ctx, in)
+		_, err := s.client.TransactWriteItems(ctx, in, s.call...)
 		if err == nil {
 			return nil
 		}
@@ -328,7 +380,7 @@ func (s *Sink) readHolders(ctx context.Context, states []*skuState) error {
 		}
 		req := map[string]types.KeysAndAttributes{s.table: {Keys: keys, ConsistentRead: aws.Bool(true)}}
 		for attempts := 0; ; {
-			res, err := s.client.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
+			res, err := s.client.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req}, s.call...)
 			if err != nil {
 				if awserr.Reason(err) != failure.Throttled || ctx.Err() != nil {
 					return awserr.Wrap(err, "BatchGetItem")
@@ -356,6 +408,9 @@ func (s *Sink) readHolders(ctx context.Context, states []*skuState) error {
 			rest, ok := res.UnprocessedKeys[s.table]
 			if !ok || len(rest.Keys) == 0 {
 				break
+			}
+			if s.opts.OnThrottle != nil {
+				s.opts.OnThrottle() // keys left unprocessed: the table's throughput
 			}
 			if attempts++; attempts >= s.opts.MaxAttempts {
 				return failure.New(failure.Throttled, "", "BatchGetItem: %d keys still unprocessed after %d attempts", len(rest.Keys), attempts)

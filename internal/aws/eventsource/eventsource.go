@@ -12,6 +12,7 @@ package eventsource
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,6 +24,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
@@ -56,6 +58,20 @@ type Config struct {
 	// runs (DLQ messages triage parked for redrive are not work).
 	UntilIdle bool
 	Log       *slog.Logger
+	// Concurrency, when set, is asked every ConcurrencyEvery (default 2s)
+	// for the worker cap, as Lambda's event source reads its mapping's
+	// MaximumConcurrency (and the function's reserve): the shard queue's
+	// pollers follow it (importctl scale), starting more, or ending the ones
+	// over the cap once their invocation returns. An error or a value < 1
+	// keeps the current cap.
+	Concurrency      func(context.Context) (int, error)
+	ConcurrencyEvery time.Duration
+	// FailedUploadsURL, when set, receives an invocation record (Lambda's
+	// OnFailure destination format: requestContext, requestPayload = the
+	// S3 event) for each upload event the splitter failed on three times,
+	// as Lambda's asynchronous invocation sends it to the splitter's
+	// OnFailure queue (importctl redrive --uploads reads it).
+	FailedUploadsURL string
 }
 
 func (c Config) withDefaults() Config {
@@ -74,7 +90,50 @@ func (c Config) withDefaults() Config {
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
+	if c.ConcurrencyEvery <= 0 {
+		c.ConcurrencyEvery = 2 * time.Second
+	}
 	return c
+}
+
+// pollers are the shard queue's pollers, one per allowed concurrent worker
+// invocation, by index.
+type pollers struct {
+	mu     sync.Mutex
+	want   int
+	active map[int]bool
+}
+
+// keep reports whether poller i may take another batch; a poller over the
+// cap is marked gone and must return.
+func (p *pollers) keep(i int) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if i >= p.want {
+		delete(p.active, i)
+		return false
+	}
+	return true
+}
+
+// set changes the cap to n and starts, with start, the pollers under it
+// that are not running.
+func (p *pollers) set(n int, start func(i int)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.want = n
+	for i := range n {
+		if !p.active[i] {
+			p.active[i] = true
+			start(i)
+		}
+	}
+}
+
+func (p *pollers) cap() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.want
 }
 
 // Run polls the queues and invokes h until ctx ends (nil error), or, with
@@ -85,36 +144,62 @@ func Run(ctx context.Context, cfg Config, h Handlers) error {
 	defer cancel(nil)
 	var running atomic.Int64
 	var wg sync.WaitGroup
-	poll := func(name, url string, max, workers int, invoke func(context.Context, []sqstypes.Message)) {
-		for range workers {
-			wg.Go(func() {
-				for ctx.Err() == nil {
-					msgs, err := receive(ctx, cfg.SQS, url, max, !cfg.ShortPoll)
-					if err != nil {
-						if ctx.Err() == nil {
-							cfg.Log.Warn("receive failed", "queue", name, "error", err)
-							sleep(ctx, time.Second)
-						}
-						continue
-					}
-					if len(msgs) > 0 {
-						running.Add(1)
-						invoke(ctx, msgs)
-						running.Add(-1)
-					} else if cfg.ShortPoll {
-						sleep(ctx, 200*time.Millisecond)
-					}
+	// loop polls url until ctx ends or keep says stop.
+	loop := func(name, url string, max int, keep func() bool, invoke func(context.Context, []sqstypes.Message)) {
+		for ctx.Err() == nil && keep() {
+			msgs, err := receive(ctx, cfg.SQS, url, max, !cfg.ShortPoll)
+			if err != nil {
+				if ctx.Err() == nil {
+					cfg.Log.Warn("receive failed", "queue", name, "error", err)
+					sleep(ctx, time.Second)
 				}
-			})
+				continue
+			}
+			if len(msgs) > 0 {
+				running.Add(1)
+				invoke(ctx, msgs)
+				running.Add(-1)
+			} else if cfg.ShortPoll {
+				sleep(ctx, 200*time.Millisecond)
+			}
 		}
 	}
-	poll("uploads", cfg.UploadQueueURL, 1, 1, func(ctx context.Context, ms []sqstypes.Message) { split(ctx, cfg, h, ms[0]) })
-	poll("shards", cfg.ShardQueueURL, cfg.BatchSize, cfg.MaxConcurrency, func(ctx context.Context, ms []sqstypes.Message) {
-		invokeSQS(ctx, cfg, cfg.ShardQueueURL, cfg.WorkerTimeout, h.Worker, ms)
+	always := func() bool { return true }
+	wg.Go(func() {
+		loop("uploads", cfg.UploadQueueURL, 1, always, func(ctx context.Context, ms []sqstypes.Message) { split(ctx, cfg, h, ms[0]) })
 	})
+	shards := &pollers{active: map[int]bool{}}
+	startShard := func(i int) {
+		wg.Go(func() {
+			loop("shards", cfg.ShardQueueURL, cfg.BatchSize, func() bool { return shards.keep(i) }, func(ctx context.Context, ms []sqstypes.Message) {
+				invokeSQS(ctx, cfg, cfg.ShardQueueURL, cfg.WorkerTimeout, h.Worker, ms)
+			})
+		})
+	}
+	shards.set(cfg.MaxConcurrency, startShard)
+	if cfg.Concurrency != nil {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				sleep(ctx, cfg.ConcurrencyEvery)
+				n, err := cfg.Concurrency(ctx)
+				if err != nil {
+					if ctx.Err() == nil {
+						cfg.Log.Warn("worker cap unknown; keeping the current one", "error", err)
+					}
+					continue
+				}
+				if was := shards.cap(); n >= 1 && n != was {
+					cfg.Log.Info("worker cap changed", "max_concurrency", n, "was", was)
+					shards.set(n, startShard)
+				}
+			}
+		})
+	}
 	if cfg.DLQURL != "" {
-		poll("dlq", cfg.DLQURL, 1, 1, func(ctx context.Context, ms []sqstypes.Message) {
-			invokeSQS(ctx, cfg, cfg.DLQURL, time.Minute, h.Triage, ms)
+		wg.Go(func() {
+			loop("dlq", cfg.DLQURL, 1, always, func(ctx context.Context, ms []sqstypes.Message) {
+				invokeSQS(ctx, cfg, cfg.DLQURL, time.Minute, h.Triage, ms)
+			})
 		})
 	}
 	if cfg.UntilIdle {
@@ -225,12 +310,12 @@ func split(ctx context.Context, cfg Config, h Handlers, m sqstypes.Message) {
 		del(ctx, cfg, cfg.UploadQueueURL, m)
 		return
 	}
-	ictx, cancel := context.WithTimeout(ctx, cfg.SplitTimeout)
+	ictx, cancel := context.WithTimeout(invocation(ctx, "splitter"), cfg.SplitTimeout)
 	err := h.Splitter(ictx, ev)
 	cancel()
 	if err == nil || receiveCount(m) >= 3 {
 		if err != nil {
-			cfg.Log.Error("splitter failed 3 times; event dropped as Lambda drops an async event", "error", err)
+			failed(ctx, cfg, ictx, json.RawMessage(fixEventTimes(body)), receiveCount(m), err)
 		}
 		del(ctx, cfg, cfg.UploadQueueURL, m)
 		return
@@ -239,12 +324,44 @@ func split(ctx context.Context, cfg Config, h Handlers, m sqstypes.Message) {
 		ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: 1})
 }
 
+// failed hands an upload event the splitter failed on for the last time
+// to the OnFailure queue, as Lambda does (or drops it with an error log,
+// as Lambda does without a destination).
+func failed(ctx context.Context, cfg Config, ictx context.Context, event json.RawMessage, invokes int, cause error) {
+	if cfg.FailedUploadsURL == "" {
+		cfg.Log.Error("splitter failed 3 times; event dropped as Lambda drops an async event", "error", cause)
+		return
+	}
+	lc, _ := lambdacontext.FromContext(ictx)
+	rec := NewFailureRecord(lc.AwsRequestID, "arn:aws:lambda:us-east-1:123456789012:function:splitter", invokes, event, cause)
+	body, err := json.Marshal(rec)
+	if err == nil {
+		_, err = cfg.SQS.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(cfg.FailedUploadsURL), MessageBody: aws.String(string(body))})
+	}
+	if err != nil {
+		cfg.Log.Error("splitter failed 3 times; its event could not reach the OnFailure queue and is dropped", "error", cause, "send_error", err)
+		return
+	}
+	cfg.Log.Error("splitter failed 3 times; event sent to the OnFailure queue (importctl redrive --uploads)", "error", cause)
+}
+
+// invocation is ctx as Lambda gives it to one invocation: with a
+// lambdacontext.LambdaContext of a new request id.
+func invocation(ctx context.Context, function string) context.Context {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6], b[8] = b[6]&0x0f|0x40, b[8]&0x3f|0x80 // a version 4 UUID, as Lambda's request ids are
+	id := fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+	return lambdacontext.NewContext(ctx, &lambdacontext.LambdaContext{AwsRequestID: id,
+		InvokedFunctionArn: "arn:aws:lambda:us-east-1:123456789012:function:" + function})
+}
+
 // invokeSQS invokes fn with the messages as an SQS event under timeout and
 // deletes every message the response does not name as failed.
 func invokeSQS(ctx context.Context, cfg Config, url string, timeout time.Duration,
 	fn func(context.Context, events.SQSEvent) (events.SQSEventResponse, error), ms []sqstypes.Message) {
 	ev := Event(url, ms)
-	ictx, cancel := context.WithTimeout(ctx, timeout)
+	ictx, cancel := context.WithTimeout(invocation(ctx, "function"), timeout)
 	resp, err := fn(ictx, ev)
 	cancel()
 	if ctx.Err() != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"slices"
 	"strconv"
@@ -16,10 +17,24 @@ import (
 	"github.com/catalog-import/catalog-import/internal/aws/dynamocatalog"
 	"github.com/catalog-import/catalog-import/internal/aws/dynamostate"
 	"github.com/catalog-import/catalog-import/internal/aws/emf"
+	"github.com/catalog-import/catalog-import/internal/aws/eventbus"
 	"github.com/catalog-import/catalog-import/internal/aws/s3store"
 	"github.com/catalog-import/catalog-import/internal/aws/sqsqueue"
 	"github.com/catalog-import/catalog-import/internal/profile"
+	"github.com/catalog-import/catalog-import/internal/shard"
 )
+
+// DefaultMaxUploadBytes is the largest CSV, TSV or JSON Lines upload the
+// splitter reads when MAX_UPLOAD_BYTES is not set: 10 GiB. The splitter
+// reads an upload once (twice under a profile with a weight) in one GET
+// stream within its 900 s timeout. Its scan runs at 1.7 to 4.1 GB/s on one
+// core (docs/performance.md "boundary scan"; BenchmarkPlan in
+// internal/split: 1.9 GB/s with a byte weight, 0.23 GB/s with a weight over
+// fields), about 0.6 of that on the splitter's 1024 MB (0.58 vCPU), so the
+// GET stream bounds it at about 85 MB/s (S3's guidance per connection):
+// 10 GiB is about 126 s per pass, leaving a factor of 3.5 to 7 for one or
+// two passes and a slow stream. See decision 25.
+const DefaultMaxUploadBytes = 10 << 30
 
 // Config is what a function needs from its environment: where the
 // resources are, and the engine's settings (template.yaml sets them).
@@ -33,7 +48,10 @@ type Config struct {
 	// EscalationTopicARN is the SNS topic of triage escalations
 	// (ESCALATION_TOPIC_ARN, optional: without it escalations are only logged).
 	EscalationTopicARN string
-	FailureTTL         time.Duration // FAILURE_TTL_DAYS (default 30 days)
+	// EventBusName is the EventBridge bus of the "batch finished" events
+	// (EVENT_BUS_NAME, optional: without it none is published).
+	EventBusName string
+	FailureTTL   time.Duration // FAILURE_TTL_DAYS (default 30 days)
 	// BatchTTL is how long a finished batch (its batch and shard items) and
 	// triage-log entries are kept in the state table (BATCH_TTL_DAYS,
 	// default 90 days; see dynamostate.Options.BatchTTL).
@@ -44,7 +62,11 @@ type Config struct {
 // ConfigFromEnv reads Config from the variables template.yaml sets:
 // BUCKET, STATE_TABLE, PRODUCTS_TABLE, SHARD_QUEUE_URL, DLQ_URL (required);
 // SHARD_ROWS, SHARD_BYTES, POOL_SIZE, CHECKPOINT_EVERY, LEASE_TTL_SECONDS,
-// FAILURE_TTL_DAYS, BATCH_TTL_DAYS, PROFILE_FILE, LOG_LEVEL, ESCALATION_TOPIC_ARN and
+// FAILURE_TTL_DAYS, BATCH_TTL_DAYS, MAX_UPLOAD_BYTES (the largest CSV, TSV or JSON Lines
+// upload the splitter reads; unset: DefaultMaxUploadBytes, 0: no limit),
+// WRITE_RATE (rows per second per worker, adaptive;
+// 0 or unset: unlimited), PROFILE_FILE, LOG_LEVEL, ESCALATION_TOPIC_ARN,
+// EVENT_BUS_NAME (the "batch finished" events; unset: none) and
 // STACK_NAME (optional; the stack's name in notifications); AWS_REGION and
 // AWS_ENDPOINT_URL as the SDK reads them. Logs are JSON on stderr; in
 // Lambda (AWS_LAMBDA_FUNCTION_NAME set) metrics are EMF lines on stdout.
@@ -55,7 +77,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		AWS:    awsclient.Settings{Region: getenv("AWS_REGION"), Endpoint: getenv("AWS_ENDPOINT_URL")},
 		Bucket: getenv("BUCKET"), StateTable: getenv("STATE_TABLE"), ProductsTable: getenv("PRODUCTS_TABLE"),
 		ShardQueueURL: getenv("SHARD_QUEUE_URL"), DLQURL: getenv("DLQ_URL"),
-		EscalationTopicARN: getenv("ESCALATION_TOPIC_ARN"),
+		EscalationTopicARN: getenv("ESCALATION_TOPIC_ARN"), EventBusName: getenv("EVENT_BUS_NAME"),
 	}
 	c.Options.StackName = getenv("STACK_NAME")
 	for name, v := range map[string]string{"BUCKET": c.Bucket, "STATE_TABLE": c.StateTable, "PRODUCTS_TABLE": c.ProductsTable, "SHARD_QUEUE_URL": c.ShardQueueURL} {
@@ -77,6 +99,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	}
 	c.Options.Split.ShardRows = num("SHARD_ROWS", 0)
 	c.Options.Split.ShardBytes = num("SHARD_BYTES", 0)
+	c.Options.Split.MaxText = num("MAX_UPLOAD_BYTES", DefaultMaxUploadBytes)
 	c.Options.Pool = int(num("POOL_SIZE", 0))
 	c.Options.CheckpointEvery = int(num("CHECKPOINT_EVERY", 0))
 	c.Options.LeaseTTL = time.Duration(num("LEASE_TTL_SECONDS", 0)) * time.Second
@@ -84,6 +107,13 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	c.BatchTTL = time.Duration(num("BATCH_TTL_DAYS", 90)) * 24 * time.Hour
 	if err != nil {
 		return c, err
+	}
+	if v := getenv("WRITE_RATE"); v != "" {
+		r, e := strconv.ParseFloat(v, 64)
+		if e != nil || r < 0 || math.IsInf(r, 0) || math.IsNaN(r) {
+			return c, fmt.Errorf("environment variable WRITE_RATE=%q: want rows per second per worker, a number >= 0 (0: unlimited)", v)
+		}
+		c.Options.WriteRate = r
 	}
 	if path := getenv("PROFILE_FILE"); path != "" {
 		if c.Options.Profile, err = profile.Load(path); err != nil {
@@ -140,12 +170,21 @@ func Build(ctx context.Context, c Config) (*Functions, error) {
 }
 
 // FromClients returns the handlers over the AWS adapters built on clients.
+// The worker's write-rate limiter (Options.WriteRate) hears of every
+// throttled attempt of the products table's requests.
 func FromClients(clients *awsclient.Clients, c Config) *Functions {
+	if c.Options.Limiter == nil {
+		c.Options.Limiter = shard.NewAdaptiveLimiter(c.Options.WriteRate, 0) // New gives it the log
+	}
+	var sinkOpts dynamocatalog.Options
+	if c.Options.Limiter != nil {
+		sinkOpts.OnThrottle = c.Options.Limiter.Throttled
+	}
 	store := dynamostate.New(clients.DynamoDB, c.StateTable, dynamostate.Options{FailureTTL: c.FailureTTL, BatchTTL: c.BatchTTL})
 	p := Ports{
 		Source:    s3store.New(clients.S3),
 		Store:     store,
-		Sink:      dynamocatalog.New(clients.DynamoDB, c.ProductsTable, dynamocatalog.Options{}),
+		Sink:      dynamocatalog.New(clients.DynamoDB, c.ProductsTable, sinkOpts),
 		Queue:     sqsqueue.New(clients.SQS, c.ShardQueueURL),
 		DLQ:       sqsqueue.New(clients.SQS, c.DLQURL),
 		Reports:   s3store.NewReports(clients.S3, c.Bucket),
@@ -155,6 +194,9 @@ func FromClients(clients *awsclient.Clients, c Config) *Functions {
 	}
 	if c.EscalationTopicARN != "" {
 		p.Notify = SNSNotifier(clients.SNS, c.EscalationTopicARN)
+	}
+	if c.EventBusName != "" {
+		p.Events = eventbus.New(clients.EventBridge, c.EventBusName)
 	}
 	return New(p, c.Options)
 }

@@ -82,6 +82,15 @@ type Options struct {
 	// Metrics receives the functions' metrics (EMF lines in Lambda). Nil:
 	// none.
 	Metrics Metrics
+	// WriteRate caps the rows per second this sandbox's worker writes to
+	// the products table (WRITE_RATE; 0: unlimited). The rate halves when
+	// DynamoDB throttles and recovers slowly (shard.AdaptiveLimiter), so a
+	// provisioned table's budget is MaximumConcurrency x WriteRate.
+	WriteRate float64
+	// Limiter is the worker's write-rate limiter; nil: one of WriteRate
+	// (FromClients builds it, and has the products sink report throttling
+	// to it).
+	Limiter *shard.AdaptiveLimiter
 }
 
 // Functions holds the pipeline built once per container.
@@ -89,7 +98,8 @@ type Functions struct {
 	p     *pipeline.Pipeline
 	ports Ports // the pipeline's, the shard queue traced
 	o     Options
-	log   *slog.Logger
+	log   *slog.Logger // adds the invocation's aws_request_id to every line
+	inv   *invocations // the invocations running
 }
 
 // New builds the handlers over ports.
@@ -107,7 +117,13 @@ func New(p Ports, o Options) *Functions {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	f := &Functions{o: o, log: o.Log}
+	inv := &invocations{}
+	o.Log = slog.New(requestIDHandler{Handler: o.Log.Handler(), inv: inv})
+	if o.Limiter == nil {
+		o.Limiter = shard.NewAdaptiveLimiter(o.WriteRate, 0)
+	}
+	o.Limiter.WithLog(o.Log)
+	f := &Functions{o: o, log: o.Log, inv: inv}
 	if p.Queue != nil {
 		p.Queue = tracedQueue{Queue: p.Queue, f: f}
 	}
@@ -120,7 +136,7 @@ func New(p Ports, o Options) *Functions {
 		StackName: o.StackName, Log: o.Log, Now: o.Now, Tracer: tracer, Metrics: o.Metrics,
 		HandOnFinalization: true, // the splitter's role and timeout are not a finalization's (decision 24)
 		Worker: shard.Options{Owner: o.Owner, LeaseTTL: o.LeaseTTL, CheckpointEvery: o.CheckpointEvery, Pool: o.Pool,
-			MaxRecord: o.Split.MaxRecord, DeadlineMargin: o.DeadlineMargin,
+			MaxRecord: o.Split.MaxRecord, DeadlineMargin: o.DeadlineMargin, Limiter: o.Limiter,
 			// The breaker makes a worker back off (Status Backoff: the message
 			// is returned for later) instead of failing healthy rows.
 			BreakerFailures: 5}})
@@ -134,6 +150,9 @@ func sandboxID() string {
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
 	return hex.EncodeToString(b[:])
 }
+
+// Limiter is the worker's write-rate limiter (nil: unlimited).
+func (f *Functions) Limiter() *shard.AdaptiveLimiter { return f.o.Limiter }
 
 // Owner is the lease owner this Functions claims shards as: Options.Owner
 // and the sandbox's random id.
@@ -169,10 +188,11 @@ func (f *Functions) Cancel(ctx context.Context, id, message string) (state.Batch
 // An error makes Lambda retry the event; a retried or duplicated event
 // finishes the same batch (no second batch, no duplicate shards).
 func (f *Functions) Splitter(ctx context.Context, ev events.S3Event) error {
+	defer f.inv.start(ctx)()
 	var errs []error
 	for _, r := range ev.Records {
 		if err := f.split(ctx, r); err != nil {
-			f.log.Error("split failed", "bucket", r.S3.Bucket.Name, "key", r.S3.Object.Key, "error", err)
+			f.log.ErrorContext(ctx, "split failed", "bucket", r.S3.Bucket.Name, "key", r.S3.Object.Key, "error", err)
 			errs = append(errs, err)
 		}
 	}
@@ -199,7 +219,7 @@ func (f *Functions) split(ctx context.Context, r events.S3EventRecord) error {
 	}
 	bucket := r.S3.Bucket.Name
 	if !strings.HasPrefix(key, s3store.IncomingPrefix) {
-		f.log.Info("not under "+s3store.IncomingPrefix+", ignored", "bucket", bucket, "key", key)
+		f.log.InfoContext(ctx, "not under "+s3store.IncomingPrefix+", ignored", "bucket", bucket, "key", key)
 		return nil
 	}
 	o := r.S3.Object
@@ -216,7 +236,7 @@ func (f *Functions) split(ctx context.Context, r events.S3EventRecord) error {
 	// sent none), without reading the object again.
 	if b, err := f.ports.Store.GetBatch(ctx, id); err == nil {
 		n, err := f.p.Resume(ctx, b, nil)
-		log.Info("batch exists", "status", b.Status, "manifests_sent", n, "trace_id", b.TraceID)
+		log.InfoContext(ctx, "batch exists", "status", b.Status, "manifests_sent", n, "trace_id", b.TraceID)
 		return err
 	} else if !errors.Is(err, state.ErrNotFound) {
 		return fmt.Errorf("get batch %s: %w", id, err)
@@ -231,7 +251,7 @@ func (f *Functions) split(ctx context.Context, r events.S3EventRecord) error {
 	if o.VersionID != "" && info.Version != "" && info.Version != o.VersionID {
 		// A newer upload replaced this one before it was split; its own
 		// event imports it. Never import a version other than the event's.
-		log.Warn("object was replaced before the split; this upload is not imported", "event_version", o.VersionID, "current_version", info.Version)
+		log.WarnContext(ctx, "object was replaced before the split; this upload is not imported", "event_version", o.VersionID, "current_version", info.Version)
 		return nil
 	}
 	_, out, err := f.p.Split(ctx, pipeline.SplitRequest{Info: info, BatchID: id, TraceID: traceID, Order: uploadOrder(r, id),
@@ -239,7 +259,7 @@ func (f *Functions) split(ctx context.Context, r events.S3EventRecord) error {
 	if err != nil {
 		return fmt.Errorf("split %s: %w", uri, err)
 	}
-	log.Info("batch registered", "status", out.Batch.Status, "rule_version", out.Batch.RuleVersion, "created", out.Created, "shards", out.Batch.Shards,
+	log.InfoContext(ctx, "batch registered", "status", out.Batch.Status, "rule_version", out.Batch.RuleVersion, "created", out.Created, "shards", out.Batch.Shards,
 		"rows_total", out.Batch.Counts.Total, "manifests_sent", out.Sent, "message", out.Batch.Message)
 	return nil
 }
@@ -272,6 +292,7 @@ func ProfileOf(key string, meta map[string]string) pipeline.ProfileChoice {
 // delivery of a finished shard is a no-op; a shard stopped by the deadline
 // is handed on as a continuation manifest.
 func (f *Functions) Worker(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	defer f.inv.start(ctx)()
 	var resp events.SQSEventResponse
 	for _, r := range ev.Records {
 		msg, err := sqsqueue.FromEvent(r)
@@ -310,7 +331,7 @@ func (f *Functions) work(ctx context.Context, r events.SQSMessage, msg queue.Mes
 	}()
 	out, err := f.p.Deliver(ctx, msg)
 	if res := out.Result; res.Status != "" { // the worker got through, whatever came after
-		f.log.Info("shard delivery", "batch_id", m.BatchID, "shard", m.Shard, "trace_id", m.TraceID,
+		f.log.InfoContext(ctx, "shard delivery", "batch_id", m.BatchID, "shard", m.Shard, "trace_id", m.TraceID,
 			"status", res.Status, "rows_done", res.Counts.Done(), "rows_failed", res.Counts.Failed, "receive_count", msg.ReceiveCount)
 	}
 	if err != nil {
@@ -333,6 +354,7 @@ func (f *Functions) work(ctx context.Context, r events.SQSMessage, msg queue.Mes
 // message that stays in the DLQ (returned for later, or parked for
 // redrive) is a batch item failure.
 func (f *Functions) Triage(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	defer f.inv.start(ctx)()
 	var resp events.SQSEventResponse
 	for _, r := range ev.Records {
 		if f.triage(ctx, r) {

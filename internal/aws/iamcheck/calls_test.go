@@ -63,7 +63,6 @@ var notRecorded = []unrecorded{
 	{"ShardWorkerFunction", "sqs:DeleteMessage", shardQueue, "event source poller (deletes what a partial batch response does not return), not our code"},
 	{"ShardWorkerFunction", "sqs:GetQueueAttributes", shardQueue, "event source poller, not our code"},
 	{"ShardWorkerFunction", "sqs:ChangeMessageVisibility", shardQueue, "event source poller, not our code"},
-	{"ShardWorkerFunction", "events:PutEvents", eventBus, "the Batch Finished event of a finalized batch; recorded once handler.Config names the bus in this test (then remove this entry)"},
 	{"ShardWorkerFunction", "sqs:SendMessage", shardQueue, "a shard stopped by the invocation's deadline is handed on as a continuation manifest (pipeline.HandOn); no invocation here runs out of time"},
 	{"ShardWorkerFunction", "dynamodb:ConditionCheckItem", stateTable, "a checkpoint behind the stored one (a duplicate or late worker) only checks the batch item instead of updating it (dynamostate checkpoint, state.Behind)"},
 	{"ShardWorkerFunction", "s3:AbortMultipartUpload", bucketARN + "/reports/b-1/errors.csv", "the upload manager aborts a multipart report upload that failed (none fails here)"},
@@ -85,7 +84,7 @@ func functionsOn(t *testing.T, rec *recorder, res stack.Resources, shardRows int
 	t.Helper()
 	return handler.FromClients(awstest.Clients(t, rec.option), handler.Config{
 		Bucket: res.Bucket, StateTable: res.StateTable, ProductsTable: res.ProductsTable,
-		ShardQueueURL: res.ShardQueueURL, DLQURL: res.DLQURL, EscalationTopicARN: topic,
+		ShardQueueURL: res.ShardQueueURL, DLQURL: res.DLQURL, EscalationTopicARN: topic, EventBusName: "default",
 		Options: handler.Options{Split: split.Options{ShardRows: shardRows}, CheckpointEvery: 200, LeaseTTL: time.Minute,
 			StackName: stackName, Now: now},
 	})

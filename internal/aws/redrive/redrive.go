@@ -375,6 +375,12 @@ func (r *run) one(ctx context.Context, msg types.Message) (keep bool, err error)
 // when ctx is done. A message it fails to release comes back by itself
 // after the visibility timeout.
 func (r *run) release(ctx context.Context, held map[string]string) error {
+	return release(ctx, r.cfg.SQS, r.cfg.DLQURL, held, r.cfg.Visibility)
+}
+
+// release makes the held messages of the queue at url visible again (see
+// run.release).
+func release(ctx context.Context, client *sqs.Client, url string, held map[string]string, visibility time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
 	var entries []types.ChangeMessageVisibilityBatchRequestEntry
@@ -383,7 +389,7 @@ func (r *run) release(ctx context.Context, held map[string]string) error {
 		if len(entries) == 0 {
 			return
 		}
-		out, err := r.cfg.SQS.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: aws.String(r.cfg.DLQURL), Entries: entries})
+		out, err := client.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: aws.String(url), Entries: entries})
 		switch {
 		case err != nil:
 			failed += len(entries)
@@ -402,7 +408,7 @@ func (r *run) release(ctx context.Context, held map[string]string) error {
 	}
 	flush()
 	if failed > 0 {
-		return fmt.Errorf("redrive: %d kept messages could not be made visible again; they will be after the visibility timeout (%v)", failed, r.cfg.Visibility)
+		return fmt.Errorf("redrive: %d kept messages could not be made visible again; they will be after the visibility timeout (%v)", failed, visibility)
 	}
 	return nil
 }

@@ -25,8 +25,10 @@ import (
 const DLQVisibilityTimeout = 360
 
 // Provision creates, where missing, the resources template.yaml declares for
-// stack (same keys, indexes, TTL, queue settings), plus the upload queue
-// that stands in for the S3 -> Lambda trigger, and returns their names.
+// stack (same keys, indexes, TTL, queue settings; the splitter's OnFailure
+// queue), plus the upload queue that stands in for the S3 -> Lambda
+// trigger, and returns their names. The worker function and its mapping
+// are RegisterWorker's.
 // Running it again changes nothing that exists except queue attributes,
 // which it sets to the template's values.
 func Provision(ctx context.Context, c *awsclient.Clients, stack string, s Settings) (Resources, error) {
@@ -67,6 +69,13 @@ func Provision(ctx context.Context, c *awsclient.Clients, stack string, s Settin
 	}); err != nil {
 		return r, err
 	}
+	if r.SplitterFailedQueueURL, err = ensureQueue(ctx, c.SQS, n.SplitterFailedQueue, map[string]string{
+		"MessageRetentionPeriod": seconds(DLQRetention),
+		"SqsManagedSseEnabled":   "true",
+	}); err != nil {
+		return r, err
+	}
+	r.WorkerFunction = n.WorkerFunction
 	if r.UploadQueueURL, err = ensureQueue(ctx, c.SQS, n.UploadQueue, map[string]string{
 		"VisibilityTimeout": "960", // the splitter's 900 s timeout and some
 	}); err != nil {
@@ -163,7 +172,11 @@ func Find(ctx context.Context, c *awsclient.Clients, stack string) (Resources, e
 		return Resources{}, awserr.Wrap(err, "get caller identity")
 	}
 	n := DevNames(stack, aws.ToString(id.Account), c.Config.Region)
-	r := Resources{Stack: stack, Bucket: n.Bucket, StateTable: n.StateTable, ProductsTable: n.ProductsTable}
+	r := Resources{Stack: stack, Bucket: n.Bucket, StateTable: n.StateTable, ProductsTable: n.ProductsTable, WorkerFunction: n.WorkerFunction}
+	// Provisioned by an older importctl dev, a stack may lack this queue.
+	if out, err := c.SQS.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(n.SplitterFailedQueue)}); err == nil {
+		r.SplitterFailedQueueURL = aws.ToString(out.QueueUrl)
+	}
 	for _, q := range []struct {
 		name string
 		url  *string

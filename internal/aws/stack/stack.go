@@ -27,13 +27,22 @@ type Resources struct {
 	DLQURL        string `json:"dlq_url"`
 	StateTable    string `json:"state_table"`
 	ProductsTable string `json:"products_table"`
-	// SplitterFailedQueueURL holds the S3 events the splitter failed on (its
-	// OnFailure destination, output SplitterFailedQueueUrl). Empty under
-	// importctl dev.
-	SplitterFailedQueueURL string `json:"splitter_failed_queue_url,omitempty"`
 	// UploadQueueURL receives the bucket's ObjectCreated notifications under
 	// importctl dev, which plays Lambda's S3 trigger by polling it. Empty on AWS.
 	UploadQueueURL string `json:"upload_queue_url,omitempty"`
+	// WorkerFunction is the shard worker function's name (output
+	// ShardWorkerFunctionName): importctl scale changes its reserved
+	// concurrency and its shard queue mapping's MaximumConcurrency.
+	WorkerFunction string `json:"worker_function,omitempty"`
+	// SplitterFunction is the splitter function's name (output
+	// SplitterFunctionName): importctl redrive --uploads splits as it does,
+	// with its environment. Empty on an emulator.
+	SplitterFunction string `json:"splitter_function,omitempty"`
+	// SplitterFailedQueueURL is the splitter's OnFailure destination
+	// (output SplitterFailedQueueUrl): Lambda's records of the upload
+	// events the splitter failed on after its retries, which importctl
+	// redrive --uploads splits again. Empty when the stack has none.
+	SplitterFailedQueueURL string `json:"splitter_failed_queue_url,omitempty"`
 }
 
 // Settings are the template's parameters that shape the resources and the
@@ -48,6 +57,8 @@ type Settings struct {
 	ShardRows       int64         // target rows per shard
 	ShardBytes      int64         // target bytes per shard
 	FailureTTLDays  int           // failure records expire after
+	WriteRate       float64       // rows per second per worker (WriteRate; 0: unlimited)
+	MaxUploadBytes  int64         // largest CSV/TSV/JSON Lines upload the splitter reads (MaxUploadBytes; 0: no limit)
 }
 
 // Defaults are template.yaml's parameter defaults.
@@ -55,6 +66,7 @@ func Defaults() Settings {
 	return Settings{
 		WorkerTimeout: 300 * time.Second, MaxReceiveCount: 5, BatchSize: 1, MaxConcurrency: 10,
 		PoolSize: 8, CheckpointEvery: 1000, ShardRows: 50000, ShardBytes: 16 << 20, FailureTTLDays: 30,
+		MaxUploadBytes: 10 << 30,
 	}
 }
 
@@ -86,12 +98,16 @@ func Lookup(ctx context.Context, c *awsclient.Clients, name string) (Resources, 
 			r.ShardQueueURL = v
 		case "ShardDLQUrl":
 			r.DLQURL = v
-		case "SplitterFailedQueueUrl":
-			r.SplitterFailedQueueURL = v
 		case "StateTableName":
 			r.StateTable = v
 		case "ProductsTableName":
 			r.ProductsTable = v
+		case "ShardWorkerFunctionName":
+			r.WorkerFunction = v
+		case "SplitterFunctionName":
+			r.SplitterFunction = v
+		case "SplitterFailedQueueUrl":
+			r.SplitterFailedQueueURL = v
 		}
 	}
 	if r.StateTable == "" || r.ProductsTable == "" || r.Bucket == "" || r.ShardQueueURL == "" {
@@ -103,6 +119,7 @@ func Lookup(ctx context.Context, c *awsclient.Clients, name string) (Resources, 
 // Names are the resource names importctl dev gives a stack on an emulator.
 type Names struct {
 	Bucket, ShardQueue, DLQ, UploadQueue, StateTable, ProductsTable string
+	SplitterFailedQueue, WorkerFunction, WorkerRole                 string
 }
 
 // DevNames derives the names for stack on an emulator whose account is
@@ -116,6 +133,12 @@ func DevNames(stack, account, region string) Names {
 		UploadQueue:   stack + "-uploads",
 		StateTable:    stack + "-state",
 		ProductsTable: stack + "-products",
+		// The splitter's OnFailure queue, and the worker function that
+		// importctl dev registers (never invoked: dev plays the event
+		// source) so that importctl scale has a function and a mapping.
+		SplitterFailedQueue: stack + "-splitter-failed",
+		WorkerFunction:      stack + "-shard-worker",
+		WorkerRole:          stack + "-shard-worker-role",
 	}
 }
 
