@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -125,8 +127,8 @@ splitter, the shard queue invokes the worker in batches of --batch-size under
 		if g.region != "" {
 			region = " --region " + g.region
 		}
-		fmt.Fprintf(env.Stdout, "stack %s on %s\nbucket: %s\nupload: AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=%s aws --endpoint-url %s s3 cp products.csv s3://%s/%s\nstatus: importctl status --endpoint %s --stack %s%s\n",
-			name, g.endpoint, res.Bucket, clients.Config.Region, g.endpoint, res.Bucket, s3store.IncomingPrefix, g.endpoint, name, region)
+		fmt.Fprintf(env.Stdout, "stack %s on %s\nbucket: %s\nupload: AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=%s aws --endpoint-url %s s3 cp products.csv s3://%s/%s\nstatus: %s status --endpoint %s --stack %s%s\n",
+			name, g.endpoint, res.Bucket, clients.Config.Region, g.endpoint, res.Bucket, s3store.IncomingPrefix, program(), g.endpoint, name, region)
 		fns := handler.FromClients(clients, handler.Config{
 			Bucket: res.Bucket, StateTable: res.StateTable, ProductsTable: res.ProductsTable,
 			ShardQueueURL: res.ShardQueueURL, DLQURL: res.DLQURL, FailureTTL: time.Duration(s.FailureTTLDays) * 24 * time.Hour,
@@ -143,6 +145,16 @@ splitter, the shard queue invokes the worker in batches of --batch-size under
 		}, fns)
 	}
 	return cmd
+}
+
+// program is how to run importctl from any directory: the running
+// binary's path when it is importctl (bin/importctl after make), else
+// "importctl" (on PATH; or in process, in tests).
+func program() string {
+	if exe, err := os.Executable(); err == nil && filepath.Base(exe) == "importctl" {
+		return exe
+	}
+	return "importctl"
 }
 
 // lastLine is the last non-empty line of s (a process's last words).
