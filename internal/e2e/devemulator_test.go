@@ -27,7 +27,7 @@ type proc struct {
 	waited error
 }
 
-func startProc(t *testing.T, dir string, env []string, name string, args ...string) *proc {
+func startProc(t testing.TB, dir string, env []string, name string, args ...string) *proc {
 	t.Helper()
 	p := &proc{cmd: exec.Command(name, args...), done: make(chan struct{})}
 	p.cmd.Dir, p.cmd.Env = dir, env
@@ -63,7 +63,7 @@ func (p *proc) output() string {
 
 // line waits for an output line starting with prefix and returns the rest
 // of it; it fails the test if the process exits first or within passes.
-func (p *proc) line(t *testing.T, prefix string, within time.Duration) string {
+func (p *proc) line(t testing.TB, prefix string, within time.Duration) string {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
@@ -97,7 +97,7 @@ func (p *proc) lineNow(prefix string) string {
 
 // exit waits for the process to exit and returns its exit code (-1 when a
 // signal ended it).
-func (p *proc) exit(t *testing.T, within time.Duration) int {
+func (p *proc) exit(t testing.TB, within time.Duration) int {
 	t.Helper()
 	select {
 	case <-p.done:
@@ -118,7 +118,7 @@ var emulatorLine = regexp.MustCompile(`^moto_server on (http://127\.0\.0\.1:(\d+
 
 // emulator parses dev's "emulator:" line: the endpoint, its port and the
 // server's pid.
-func emulator(t *testing.T, rest string) (endpoint, port string, pid int) {
+func emulator(t testing.TB, rest string) (endpoint, port string, pid int) {
 	t.Helper()
 	m := emulatorLine.FindStringSubmatch(rest)
 	if m == nil {
@@ -172,7 +172,7 @@ func gone(pid int, within time.Duration) bool {
 
 // devEnv is this process's environment without AWS settings or
 // credentials, as on a machine that never saw an AWS account.
-func devEnv(t *testing.T) []string {
+func devEnv(t testing.TB) []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "AWS_") && !strings.HasPrefix(kv, "MAKEFLAGS=") && !strings.HasPrefix(kv, "MAKELEVEL=") {

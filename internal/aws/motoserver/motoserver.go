@@ -2,9 +2,9 @@
 // integration tests (internal/aws/awstest) and `importctl dev` run the
 // handlers against, on a free loopback port.
 //
-// The server runs with one fix (see Patch) whenever the Python that has moto
-// is at hand: without it moto's TransactWriteItems makes imports quadratic in
-// their rows (decision 8 has the figures).
+// The server runs with two fixes (see Patch) whenever the Python that has
+// moto is at hand: without them moto's TransactWriteItems makes imports
+// quadratic in their rows (decision 8 has the figures).
 //
 // The server runs in a process group of its own, so a Ctrl-C meant for its
 // parent does not stop it before the parent has finished with it; Stop kills
@@ -204,23 +204,30 @@ func (t *tail) String() string {
 	return string(t.buf)
 }
 
-// Patch runs moto_server with one fix. moto's TransactWriteItems keeps a
-// copy of each table it touches to roll back a cancelled transaction: it
-// deep-copies the whole table, once per ITEM of the transaction, so every
-// transaction costs time and memory in the size of its tables and an import
-// costs time quadratic in its rows (moto at gigabytes within a few thousand
-// rows). The patch keeps an undo log instead: before the transaction it
-// copies the items the transaction names (their state before it, or their
-// absence), and when the transaction fails it puts those back; the tables
-// themselves are no longer copied (moto's own rollback then restores each
-// table to itself). What a transaction does and returns is moto's own.
+// Patch runs moto_server with two fixes that make imports cost time linear
+// in their rows; what every request does and returns is otherwise moto's
+// own (TestPatchRollsBackLikeMoto compares the two).
 //
-// Not covered: DynamoDB Streams records of a rolled-back transaction stay
-// (the stack's tables have no streams).
+//   - TransactWriteItems keeps a copy of each table it touches to roll back a
+//     cancelled transaction: moto deep-copies the whole table, once per ITEM
+//     of the transaction, so every transaction costs time and memory in the
+//     size of its tables and an import is quadratic in its rows (moto at
+//     gigabytes within a few thousand rows). The patch keeps an undo log
+//     instead: before the transaction it copies the items the transaction
+//     names (their state, or their absence), and when the transaction fails
+//     it puts those back; the tables are no longer copied (moto's own
+//     rollback then restores each table to itself). Not covered: DynamoDB
+//     Streams records of a rolled-back transaction stay (the stack's tables
+//     have no streams).
+//   - An item is checked against the 400 KB limit once, not again as each
+//     attribute is added (moto's LimitedSizeDict sums the sizes of all
+//     attributes at every addition: a third of moto's time on an import).
 const Patch = `
 import copy, sys
 import moto.dynamodb.models as m
-from moto.dynamodb.models.dynamo_type import DynamoType
+from moto.dynamodb.exceptions import ItemSizeTooLarge
+from moto.dynamodb.models.dynamo_type import DynamoType, Item
+from moto.dynamodb.models.utilities import bytesize
 from moto.dynamodb.models.table import Table
 from moto.server import main
 
@@ -234,6 +241,8 @@ class _copy:
     def deepcopy(x, memo=None):
         return x if isinstance(x, Table) else copy.deepcopy(x, memo)
 
+
+ITEM_SIZE_LIMIT = 405000  # moto's LimitedSizeDict
 
 m.copy = _copy
 _transact = m.DynamoDBBackend.transact_write_items
@@ -281,5 +290,22 @@ def transact_write_items(self, transact_items):
 
 
 m.DynamoDBBackend.transact_write_items = transact_write_items
+
+_item_init = Item.__init__
+
+
+def item_init(self, hash_key, range_key, attrs):
+    """Item, with its size checked once: moto's LimitedSizeDict sums the
+    sizes of all attributes again as each one is added (quadratic in the
+    attributes). The sizes are not negative, so the whole item passes the
+    limit exactly when every prefix does; the error is moto's."""
+    _item_init(self, hash_key, range_key, {})
+    values = {k: DynamoType(v) for k, v in attrs.items()}
+    if sum(bytesize(k) + v.size() for k, v in values.items()) > ITEM_SIZE_LIMIT:
+        raise ItemSizeTooLarge
+    dict.update(self.attrs, values)
+
+
+Item.__init__ = item_init
 main(sys.argv[1:])
 `
