@@ -68,6 +68,9 @@ splitter, the shard queue invokes the worker in batches of --batch-size under
 		Args: cobra.NoArgs,
 	}
 	fl := cmd.Flags()
+	// dev's own --endpoint and --stack (the global ones, with dev's defaults).
+	fl.StringVar(&g.endpoint, "endpoint", "", "URL of an AWS emulator already running (default: start moto_server on a free loopback port, stopped with dev)")
+	fl.StringVar(&g.stack, "stack", "", `stack name: resource names derive from it (default "dev")`)
 	fl.BoolVar(&untilIdle, "until-idle", false, "exit when no upload or shard message is left (scripts, tests)")
 	fl.DurationVar(&s.WorkerTimeout, "worker-timeout", s.WorkerTimeout, "worker invocation timeout (WorkerTimeout); the shard queue's visibility timeout is 6x")
 	fl.IntVar(&s.MaxReceiveCount, "max-receive-count", s.MaxReceiveCount, "deliveries of a shard message before the DLQ")
