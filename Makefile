@@ -34,6 +34,10 @@ demo: build ## import the bundled sample file into a fresh build/demo.db and sho
 	@echo; echo '$$ importctl run --db build/demo.db testdata/demo/products-gbk.csv   # again: nothing is imported twice'
 	@$(IMPORTCTL) run --db build/demo.db testdata/demo/products-gbk.csv || test $$? -eq 1
 
+.PHONY: dev
+dev: build ## the stack on this machine: importctl dev on its own moto emulator (Ctrl-C stops both); DEV_FLAGS=... adds flags
+	$(IMPORTCTL) dev $(DEV_FLAGS)
+
 .PHONY: deps
 deps: ## install the tools the tests use (sqlite3, chromium, staticcheck, cfn-lint, moto), if missing
 	@command -v sqlite3 >/dev/null || { echo "installing sqlite3"; (apt-get update -qq && apt-get install -y -qq sqlite3) >/dev/null; }

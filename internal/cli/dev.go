@@ -1,10 +1,14 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -13,6 +17,7 @@ import (
 	"github.com/catalog-import/catalog-import/internal/aws/awserr"
 	"github.com/catalog-import/catalog-import/internal/aws/eventsource"
 	"github.com/catalog-import/catalog-import/internal/aws/handler"
+	"github.com/catalog-import/catalog-import/internal/aws/motoserver"
 	"github.com/catalog-import/catalog-import/internal/aws/s3store"
 	"github.com/catalog-import/catalog-import/internal/aws/stack"
 	"github.com/catalog-import/catalog-import/internal/profile"
@@ -43,21 +48,29 @@ func newDevCmd(env Env, g *global) *cobra.Command {
 		logLevel    string
 	)
 	cmd := &cobra.Command{
-		Use:   "dev --endpoint URL --stack NAME",
-		Short: "Run the Lambda handlers locally against an AWS API (moto): drop a file in the bucket",
-		Long: `dev provisions the resources template.yaml declares (bucket, shard queue and DLQ
-with the same settings, state and products tables) on --endpoint where missing,
-prints the bucket, then plays Lambda's event sources: the bucket's incoming/
-notifications invoke the splitter, the shard queue invokes the worker in
-batches of --batch-size under --max-concurrency, the DLQ invokes triage.
+		Use:   "dev [--endpoint URL] [--stack NAME]",
+		Short: "Run the Lambda handlers locally against an AWS emulator (moto): drop a file in the bucket",
+		Long: `dev runs the stack locally. Without --endpoint it starts its own emulator,
+moto_server on a free loopback port (with the fix the tests use), and stops it
+when it stops (Ctrl-C, SIGTERM, an error); with --endpoint it uses that one.
+It provisions the resources template.yaml declares (bucket, shard queue and DLQ
+with the same settings, state and products tables) where missing, prints the
+endpoint, the bucket, an upload command and a status command, then plays
+Lambda's event sources: the bucket's incoming/ notifications invoke the
+splitter, the shard queue invokes the worker in batches of --batch-size under
+--max-concurrency, the DLQ invokes triage. --stack defaults to "dev".
 
-  moto_server -H 127.0.0.1 -p 5000 &
-  importctl dev --endpoint http://127.0.0.1:5000 --stack dev
-  aws --endpoint-url http://127.0.0.1:5000 s3 cp products.csv s3://BUCKET/incoming/
-  importctl status --endpoint http://127.0.0.1:5000 --stack dev`,
+  importctl dev
+  # in another shell, the upload and status commands it printed, e.g.
+  AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1 \
+    aws --endpoint-url http://127.0.0.1:PORT s3 cp products.csv s3://BUCKET/incoming/
+  importctl status --endpoint http://127.0.0.1:PORT --stack dev`,
 		Args: cobra.NoArgs,
 	}
 	fl := cmd.Flags()
+	// dev's own --endpoint and --stack (the global ones, with dev's defaults).
+	fl.StringVar(&g.endpoint, "endpoint", "", "URL of an AWS emulator already running (default: start moto_server on a free loopback port, stopped with dev)")
+	fl.StringVar(&g.stack, "stack", "", `stack name: resource names derive from it (default "dev")`)
 	fl.BoolVar(&untilIdle, "until-idle", false, "exit when no upload or shard message is left (scripts, tests)")
 	fl.DurationVar(&s.WorkerTimeout, "worker-timeout", s.WorkerTimeout, "worker invocation timeout (WorkerTimeout); the shard queue's visibility timeout is 6x")
 	fl.IntVar(&s.MaxReceiveCount, "max-receive-count", s.MaxReceiveCount, "deliveries of a shard message before the DLQ")
@@ -72,9 +85,7 @@ batches of --batch-size under --max-concurrency, the DLQ invokes triage.
 	fl.StringVar(&profilePath, "profile", "", "profile YAML (default: the built-in default profile)")
 	fl.StringVar(&logLevel, "log-level", "info", "handler log level on stderr: debug, info, warn, error")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if g.stack == "" {
-			return usage("dev needs --stack NAME (resource names derive from it)")
-		}
+		name := cmp.Or(g.stack, "dev")
 		ctx := cmd.Context()
 		p, err := loadProfile(profilePath)
 		if err != nil {
@@ -84,53 +95,88 @@ batches of --batch-size under --max-concurrency, the DLQ invokes triage.
 		if err != nil {
 			return usage("--log-level: %v", err)
 		}
+		if g.endpoint == "" {
+			srv, err := motoserver.Start()
+			if err != nil {
+				return fmt.Errorf("%w; or pass --endpoint URL of a running emulator", err)
+			}
+			defer func() {
+				srv.Stop()
+				log.Info("emulator stopped", "endpoint", srv.Endpoint)
+			}()
+			if !srv.Patched {
+				log.Warn("moto_server runs without the TransactWriteItems fix (no Python with moto found to apply it): imports will be slow, see docs/decisions/0008-importctl-dev-and-moto.md")
+			}
+			fmt.Fprintf(env.Stdout, "emulator: moto_server on %s (pid %d; stops when importctl dev stops)\n", srv.Endpoint, srv.Pid())
+			g.endpoint = srv.Endpoint
+			var cancel context.CancelCauseFunc
+			ctx, cancel = context.WithCancelCause(ctx)
+			defer cancel(nil)
+			go func() {
+				select {
+				case <-srv.Exited():
+					cancel(fmt.Errorf("the emulator (moto_server) exited: %s", lastLine(srv.Output())))
+				case <-ctx.Done():
+				}
+			}()
+		}
 		clients, err := awsclient.New(ctx, g.awsSettings())
 		if err != nil {
 			return err
 		}
-		res, err := provision(ctx, clients, g.stack, s, log)
+		res, err := provision(ctx, clients, name, s, log)
 		if err != nil {
 			return err
 		}
 		// On an emulator, the worker function and its mapping, for
 		// importctl scale; the shard pollers follow their cap.
-		var workerCap func(context.Context) (int, error)
-		if g.endpoint != "" {
-			if err := stack.RegisterWorker(ctx, clients, res, s); err != nil {
-				return err
-			}
-			workerCap = func(ctx context.Context) (int, error) {
-				w, err := stack.ReadWorkerCap(ctx, clients, res)
-				return w.Effective(), err
-			}
+		if err := stack.RegisterWorker(ctx, clients, res, s); err != nil {
+			return err
 		}
-		fmt.Fprintf(env.Stdout, "stack %s on %s\nbucket: %s\nupload: aws s3 cp FILE s3://%s/%s\n", g.stack, endpointName(g.endpoint),
-			res.Bucket, res.Bucket, s3store.IncomingPrefix)
+		workerCap := func(ctx context.Context) (int, error) {
+			w, err := stack.ReadWorkerCap(ctx, clients, res)
+			return w.Effective(), err
+		}
+		region := ""
+		if g.region != "" {
+			region = " --region " + g.region
+		}
+		fmt.Fprintf(env.Stdout, "stack %s on %s\nbucket: %s\nupload: AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=%s aws --endpoint-url %s s3 cp products.csv s3://%s/%s\nstatus: %s status --endpoint %s --stack %s%s\n",
+			name, g.endpoint, res.Bucket, clients.Config.Region, g.endpoint, res.Bucket, s3store.IncomingPrefix, program(), g.endpoint, name, region)
 		fns := handler.FromClients(clients, handler.Config{
 			Bucket: res.Bucket, StateTable: res.StateTable, ProductsTable: res.ProductsTable,
 			ShardQueueURL: res.ShardQueueURL, DLQURL: res.DLQURL, FailureTTL: time.Duration(s.FailureTTLDays) * 24 * time.Hour,
 			Options: handler.Options{
 				Profile: p, Split: split.Options{ShardRows: s.ShardRows, ShardBytes: s.ShardBytes, MaxText: s.MaxUploadBytes},
 				Pool: s.PoolSize, CheckpointEvery: s.CheckpointEvery, LeaseTTL: s.WorkerTimeout,
-				DeadlineMargin: min(10*time.Second, s.WorkerTimeout/5), Owner: "dev", Log: log, StackName: g.stack,
+				DeadlineMargin: min(10*time.Second, s.WorkerTimeout/5), Owner: "dev", Log: log, StackName: name,
 				WriteRate: s.WriteRate * float64(s.MaxConcurrency), // one process plays every worker
 			},
 		})
 		return eventsource.Run(ctx, eventsource.Config{
 			SQS: clients.SQS, UploadQueueURL: res.UploadQueueURL, ShardQueueURL: res.ShardQueueURL, DLQURL: res.DLQURL,
 			BatchSize: s.BatchSize, MaxConcurrency: s.MaxConcurrency, WorkerTimeout: s.WorkerTimeout,
-			UntilIdle: untilIdle, Log: log, ShortPoll: g.endpoint != "",
+			UntilIdle: untilIdle, Log: log, ShortPoll: true,
 			Concurrency: workerCap, FailedUploadsURL: res.SplitterFailedQueueURL,
 		}, fns)
 	}
 	return cmd
 }
 
-func endpointName(ep string) string {
-	if ep == "" {
-		return "AWS"
+// program is how to run importctl from any directory: the running
+// binary's path when it is importctl (bin/importctl after make), else
+// "importctl" (on PATH; or in process, in tests).
+func program() string {
+	if exe, err := os.Executable(); err == nil && filepath.Base(exe) == "importctl" {
+		return exe
 	}
-	return ep
+	return "importctl"
+}
+
+// lastLine is the last non-empty line of s (a process's last words).
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
 }
 
 // loadProfile loads the profile at path, or the built-in default when path is "".

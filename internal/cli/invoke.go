@@ -315,3 +315,12 @@ func randomHex(n int) string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// endpointName is how a message names where requests go: the endpoint, or
+// AWS without one.
+func endpointName(ep string) string {
+	if ep == "" {
+		return "AWS"
+	}
+	return ep
+}

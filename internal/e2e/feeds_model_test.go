@@ -444,7 +444,7 @@ var shared struct {
 // sharedImportctl builds importctl once per test binary run (TestMain
 // removes it) and returns its path: the feed tests run it as a process to
 // kill it.
-func sharedImportctl(t *testing.T) string {
+func sharedImportctl(t testing.TB) string {
 	t.Helper()
 	shared.once.Do(func() {
 		if shared.dir, shared.err = os.MkdirTemp("", "e2e-importctl-"); shared.err != nil {
