@@ -431,7 +431,7 @@ func (r *Rows) cellName() string {
 	if r.ref != "" {
 		return r.ref
 	}
-	return columnName(r.col) + strconv.FormatInt(r.rowNum, 10)
+	return ColumnName(r.col) + strconv.FormatInt(r.rowNum, 10)
 }
 
 // Row returns the current row's number (as Excel shows it).
@@ -483,8 +483,9 @@ func column(ref string) int {
 	return c
 }
 
-// columnName returns the letters of a 1-based column (2 -> "B").
-func columnName(c int) string {
+// ColumnName returns the letters of a 1-based column (2 -> "B"), as Excel
+// names it.
+func ColumnName(c int) string {
 	var b []byte
 	for c > 0 {
 		c--
