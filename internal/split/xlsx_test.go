@@ -27,7 +27,7 @@ func FuzzStagedLine(f *testing.F) {
 		f.Add(s, 3)
 	}
 	f.Fuzz(func(t *testing.T, joined string, width int) {
-		joined = strings.ToValidUTF8(joined, "\uFFFD") // cell text from XML is always UTF-8
+		joined = strings.ToValidUTF8(joined, "\uFFFD")                // cell text from XML is always UTF-8
 		joined = strings.ReplaceAll(joined, UncomputedMark, "\uFFFD") // and never holds U+FFFF
 		cells := strings.Split(joined, "\x00")
 		width = min(max(width, 0), 64)
