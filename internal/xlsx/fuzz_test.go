@@ -1,6 +1,8 @@
 package xlsx
 
 import (
+	"math"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -79,6 +81,39 @@ func FuzzOpen(f *testing.F) {
 			if _, ok := failure.As(err); !ok {
 				t.Fatalf("error %v (%T), want an ImportError", err, err)
 			}
+		}
+	})
+}
+
+// FuzzNumberText: a stored number reads the same whatever way it is
+// spelled (plain, with an exponent, as Excel's 17 digits: the fast path for
+// short decimals gives what the full rule gives), within Excel's General
+// rounding of the value (10 significant digits of a fraction, 15 of a
+// whole number), and reads back as itself once read.
+func FuzzNumberText(f *testing.F) {
+	for _, v := range []float64{2.09999999999999, 0.1 + 0.2, 1e-7, 12345678901234567, -2.09999999999999, 123.99, 2.675, 99.999999999, 1e21, 5e-324, 0.5} {
+		f.Add(v)
+	}
+	f.Fuzz(func(t *testing.T, v float64) {
+		if math.IsInf(v, 0) || math.IsNaN(v) {
+			return
+		}
+		spellings := []string{strconv.FormatFloat(v, 'f', -1, 64), strconv.FormatFloat(v, 'e', -1, 64), strconv.FormatFloat(v, 'g', 17, 64)}
+		want, long := numberValue(spellings[0])
+		for _, s := range spellings[1:] {
+			if got, l := numberValue(s); got != want || l != long {
+				t.Fatalf("numberValue(%q) = %q, %v; numberValue(%q) = %q, %v", s, got, l, spellings[0], want, long)
+			}
+		}
+		if again, _ := numberValue(want); again != want {
+			t.Fatalf("numberValue(%q) = %q, read again %q", spellings[0], want, again)
+		}
+		got, err := strconv.ParseFloat(want, 64)
+		if err != nil {
+			t.Fatalf("numberValue(%q) = %q: not a number", spellings[0], want)
+		}
+		if d := math.Abs(got - v); d > 5e-9*math.Abs(v) && d > 0.5 || long != (math.Abs(got) >= 1e15) {
+			t.Fatalf("numberValue(%q) = %q (%v), long %v: too far from %v", spellings[0], want, got, long, v)
 		}
 	})
 }

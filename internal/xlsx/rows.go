@@ -530,6 +530,9 @@ func numberValue(v string) (text string, long bool) {
 	if isPlainInt(v) {
 		return v, false
 	}
+	if shortDecimal(v) {
+		return v, false // a price as typed: the rule gives it back as it is
+	}
 	f, err := strconv.ParseFloat(v, 64)
 	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
 		return v, false
@@ -573,6 +576,21 @@ func numberValue(v string) (text string, long bool) {
 		b = append(b, digits[exp+1:]...)
 	}
 	return string(b), long
+}
+
+// shortDecimal reports whether v is a decimal the rule of numberValue
+// gives back as it is: written without exponent, leading or trailing zeros,
+// with a fraction, at most 10 significant digits, and at least 1e-9 ("12.5",
+// "-0.03").
+func shortDecimal(v string) bool {
+	sig, frac, ok := numberLiteral(v)
+	if !ok || !frac || sig > generalDigits || v[len(v)-1] == '0' || strings.ContainsAny(v, "eE") {
+		return false
+	}
+	if f, ok := strings.CutPrefix(strings.TrimPrefix(v, "-"), "0."); ok {
+		return len(f)-len(strings.TrimLeft(f, "0")) < 9 // under 1e-9: an exponent
+	}
+	return true
 }
 
 // roundDigits rounds the significant digits of a number (d.ddd × 10^exp)
