@@ -73,6 +73,8 @@ func FuzzSheet(f *testing.F) {
 // ImportError.
 func FuzzOpen(f *testing.F) {
 	f.Add(zipBytes(f, book([]sheetDef{{name: "S", xml: sheetXML(`<row r="1"><c t="s"><v>0</v></c></row>`)}}, fuzzSST, fuzzStyles, true)))
+	f.Add(zipBytes(f, book([]sheetDef{{name: "S", xml: sheetXML(`<row r="1"><c t="str"><f>10*1.1</f><v>11.000000000000002</v></c><c><f>A1*2</f></c><c s="4"><v>123</v></c></row>`)},
+		{name: "lists", state: "hidden", xml: sheetXML(`<row r="1"><c t="inlineStr"><is><t>a_xFFFF_&#13;</t></is></c></row>`)}}, fuzzSST, fuzzStyles, false)))
 	f.Add([]byte("PK\x03\x04"))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, data []byte) {
