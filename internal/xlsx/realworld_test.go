@@ -73,13 +73,16 @@ func TestWorkbookWrittenByAProgram(t *testing.T) {
 // TestFormulaCells reads formula cells as writers other than Excel store
 // them, by hand: the cell of the issue (t="str" holding a number), a shared
 // formula's dependent cell without a value, an empty cached text result
-// (an Excel formula that gives ""), and an _xFFFF_ escape.
+// (an Excel formula that gives ""), a number stored as text under a date or
+// zero-padded format, a text result that looks like a number, and an
+// _xFFFF_ escape.
 func TestFormulaCells(t *testing.T) {
 	t.Parallel()
 	styles := `<styleSheet><numFmts><numFmt numFmtId="164" formatCode="000000"/></numFmts><cellXfs><xf numFmtId="0"/><xf numFmtId="164"/><xf numFmtId="14"/></cellXfs></styleSheet>`
 	rows := `<row r="1"><c r="A1" t="str"><f>10*1.1</f><v>11.000000000000002</v></c><c r="B1" t="str"><f>IF(1,"","x")</f><v></v></c>` +
 		`<c r="C1"><f t="shared" ref="C1:C2" si="0">A1*2</f><v>22</v></c><c r="D1" s="1"><v>42</v></c><c r="E1" t="str" s="2"><f>TODAY()</f><v>45651</v></c></row>` +
-		`<row r="2"><c r="A2" t="str"><f>"x"</f><v>a_xFFFF_b</v></c><c r="C2"><f t="shared" si="0"/></c><c r="D2" s="1"><v>1234567</v></c><c r="E2" t="str"><f>1/3</f><v>0.3333333333333333</v></c></row>`
+		`<row r="2"><c r="A2" t="str"><f>"x"</f><v>a_xFFFF_b</v></c><c r="C2"><f t="shared" si="0"/></c><c r="D2" s="1"><v>1234567</v></c><c r="E2" t="str"><f>1/3</f><v>0.3333333333333333</v></c>` +
+		`<c r="F2" t="str" s="1"><f>A1*11</f><v>121</v></c><c r="G2" t="str"><f>TEXT(7,"000")</f><v>007</v></c></row>`
 	got, err := readAll(t, writeFile(t, "f.xlsx", zipBytes(t, book([]sheetDef{{name: "S", xml: sheetXML(rows)}}, "", styles, false))), Limits{})
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +90,7 @@ func TestFormulaCells(t *testing.T) {
 	want := []sheetRows{{Name: "S",
 		Rows: map[int64][]string{
 			1: {"11", "", "22", "000042", "2024-12-25"},
-			2: {"a\uFFFDb", "", "", "1234567", "0.3333333333"},
+			2: {"a\uFFFDb", "", "", "1234567", "0.3333333333", "000121", "007"},
 		},
 		Notes: map[int64][]Note{2: {{Col: 3, Kind: NoteUncomputed, Text: ""}}},
 	}}

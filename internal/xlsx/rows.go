@@ -301,7 +301,7 @@ func (r *Rows) value() (string, error) {
 			// Some writers (excelize) store every formula result as text:
 			// a number they wrote is read as the number Excel computes.
 			sig, frac, ok := numberLiteral(v)
-			if ok && (r.format().kind != numPlain || frac && sig > 15) {
+			if f := r.format(); ok && (f.kind != numPlain || f.pad > 0 || frac && sig > 15) {
 				return r.number(v), nil
 			}
 		}
