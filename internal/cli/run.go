@@ -163,8 +163,12 @@ type RunJSON struct {
 	Parent           string                   `json:"parent,omitempty"`
 	// Check is the check phase of a batch with max_error_ratio (decision
 	// 20): shards and rows checked, rows that failed the checks.
-	Check     *state.BatchCheck `json:"check,omitempty"`
-	ElapsedMS int64             `json:"elapsed_ms"`
+	Check *state.BatchCheck `json:"check,omitempty"`
+	// Warnings are what the split noticed that no row failed for (a
+	// workbook's hidden sheets left out, cells without a header ignored,
+	// numbers Excel cut).
+	Warnings  []string `json:"warnings,omitempty"`
+	ElapsedMS int64    `json:"elapsed_ms"`
 }
 
 func summaryJSON(s embedded.Summary, dry bool, elapsed time.Duration) RunJSON {
@@ -177,7 +181,7 @@ func summaryJSON(s embedded.Summary, dry bool, elapsed time.Duration) RunJSON {
 		BatchID: b.ID, Status: b.Status, Order: b.Order, RowsTotal: b.Counts.Total, RowsImported: b.Counts.Imported,
 		RowsSuperseded: b.Counts.Superseded, RowsFailed: b.Counts.Failed, RowsSkipped: b.Counts.Skipped, FailuresByReason: by,
 		Resumed: s.Resumed, AlreadyFinished: s.Existing, DryRun: dry, Report: b.Report, Message: b.Message,
-		RuleVersion: b.RuleVersion, Parent: b.Parent, Check: b.Check, ElapsedMS: elapsed.Milliseconds(),
+		RuleVersion: b.RuleVersion, Parent: b.Parent, Check: b.Check, Warnings: b.Warnings, ElapsedMS: elapsed.Milliseconds(),
 	}
 }
 
@@ -206,6 +210,9 @@ func printSummary(w io.Writer, path string, s embedded.Summary, dry bool, elapse
 	fmt.Fprintf(w, "status    %s\n", b.Status)
 	if b.Message != "" {
 		fmt.Fprintf(w, "message   %s\n", b.Message)
+	}
+	for _, warning := range b.Warnings {
+		fmt.Fprintf(w, "warning   %s\n", warning)
 	}
 	if k := b.Check; k != nil {
 		fmt.Fprintf(w, "checked   %s rows in %d of %d shards before writing, %s failed the checks\n", num(k.Rows), k.Shards, b.Shards, num(k.Failed))

@@ -54,7 +54,7 @@ var faultySheets = []sheetData{
 		{"bad sku!", "X", "Home", 1, 1},
 		{"Y-2", "Y", "Home", 1.005, 1},
 		{"Y-3", "Mug", "Kitchen", 2, 2.5},
-		{"Y-4", "Cup", "Kitchen", 2, 2, "extra cell"},
+		{"Y-4", "Cup", "Kitchen", 2, 2}, // a cell right of the header is no fault in a workbook: TestWorkbookFromAProgram
 		{"Y-5", "Bowl", "", 2},
 	}},
 	{name: "lists", hidden: true, rows: [][]any{{"家居"}, {"Kitchen"}}},
@@ -411,5 +411,102 @@ func TestHostileWorkbookIsRejected(t *testing.T) {
 				t.Errorf("staged %d batches", len(entries))
 			}
 		})
+	}
+}
+
+// TestWorkbookFromAProgram imports a workbook as programs and suppliers
+// write them (excelize's stream writer) and checks what a person checks
+// after the import: formula results stored as text and stored binary noise
+// are the prices Excel shows (11, 2.1), a formula nobody computed fails its
+// row saying so and how to fix it, a zero-padded SKU keeps its zeros,
+// cells without a header (under a merged header cell, right of the header)
+// are ignored and warned about like a 17-digit SKU and a hidden sheet, a CR
+// in a cell is kept, and the warnings are on the batch as the database and
+// the report show it.
+func TestWorkbookFromAProgram(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	book := filepath.Join(dir, "program.xlsx")
+	f := excelize.NewFile()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	sixDigits := "000000"
+	padded, err := f.NewStyle(&excelize.Style{CustomNumFmt: &sixDigits})
+	must(err)
+	sw, err := f.NewStreamWriter("Sheet1")
+	must(err)
+	for i, row := range [][]any{
+		{"SKU", "Name", nil, "Category", "Price", "Stock", "Description"},
+		{"A-1", "Lamp", nil, "Home", excelize.Cell{Formula: "10*1.1", Value: "11.000000000000002"}, 3, "line 1\rline 2\r\nline 3"},
+		{"A-2", "Mug", nil, "Home", 2.09999999999999, 1, nil, "note: discontinued"},
+		{"A-3", "Cup", nil, "Home", excelize.Cell{Formula: "E2*2"}, 1},
+		{excelize.Cell{Value: 123, StyleID: padded}, "Bowl", "under the merge", "Home", 1, 1},
+		{int64(12345678901234567), "Plate", nil, "Home", 1, 1},
+		{nil, nil, nil, nil, nil, nil, nil, "only a note"},
+	} {
+		cell, _ := excelize.CoordinatesToCellName(1, i+1)
+		must(sw.SetRow(cell, row))
+	}
+	must(sw.MergeCell("B1", "C1"))
+	must(sw.Flush())
+	_, err = f.NewSheet("lists")
+	must(err)
+	must(f.SetCellValue("lists", "A1", "Home"))
+	must(f.SetSheetVisible("lists", false))
+	must(f.SaveAs(book))
+
+	db := filepath.Join(dir, "p.db")
+	sum, err := Run(context.Background(), Config{DB: db}, book)
+	must(err)
+	b := sum.Batch
+	if b.Status != state.BatchCompletedWithErrors || b.Counts != (state.Counts{Total: 5, Imported: 4, Failed: 1}) {
+		t.Fatalf("batch %s %+v (%s), want 5 rows, 4 imported, 1 failed", b.Status, b.Counts, b.Message)
+	}
+	got := outcomeOf(t, db, b.ID, "Sheet1", []string{"A-1", "A-2", "A-3", "000123", "12345678901234600"})
+	want := outcome{
+		Counts:   state.Counts{Total: 5, Imported: 4, Failed: 1},
+		Failures: []string{"row 4 InvalidValue price"},
+		Products: map[string]string{
+			"A-1":               "row 2: Lamp|Home|11.00|CNY|3|line 1\rline 2\r\nline 3",
+			"A-2":               "row 3: Mug|Home|2.10|CNY|1|",
+			"000123":            "row 5: Bowl|Home|1.00|CNY|1|",
+			"12345678901234600": "row 6: Plate|Home|1.00|CNY|1|",
+		},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("outcome (-want +got):\n%s", diff)
+	}
+
+	sdb, err := sqlite.Open(db, sqlite.Options{})
+	must(err)
+	defer sdb.Close()
+	recs, err := sdb.Failures(context.Background(), b.ID, state.FailureFilter{})
+	must(err)
+	wantMsg := "price is the formula =E2*2 in cell E4, which has no computed value: the program that wrote the workbook did not calculate its formulas; open the workbook in Excel or LibreOffice, save it, and import it again"
+	if len(recs) != 1 || recs[0].Message != wantMsg || !slices.Contains(recs[0].Cells, "=E2*2") || strings.Contains(recs[0].RawLine, "\uFFFF") {
+		t.Errorf("failure records %+v, want one with message %q and the formula in its cells", recs, wantMsg)
+	}
+
+	wantWarnings := []string{
+		`sheet "lists" is hidden and was not imported (a profile's sheets: list imports the sheets it names, hidden ones too)`,
+		`sheet "Sheet1", column "SKU": 1 number of 16 digits or more, of which Excel keeps 15 (A6 reads 12345678901234600, stored as 12345678901234567); store such codes as text (format the column as Text before typing them)`,
+		`sheet "Sheet1", column C has no header: 1 cell ignored (C5 holds "under the merge"); give the column a header the profile maps to import it`,
+		`sheet "Sheet1", column H has no header: 2 cells ignored (H3 holds "note: discontinued"); give the column a header the profile maps to import it`,
+	}
+	stored, err := sdb.GetBatch(context.Background(), b.ID)
+	must(err)
+	for name, w := range map[string][]string{"summary": b.Warnings, "database": stored.Warnings} {
+		if diff := cmp.Diff(wantWarnings, w); diff != "" {
+			t.Errorf("warnings in the %s (-want +got):\n%s", name, diff)
+		}
+	}
+	page, err := os.ReadFile(filepath.Join(filepath.Dir(b.Report), "report.html"))
+	must(err)
+	if !strings.Contains(string(page), `column C has no header: 1 cell ignored (C5 holds &#34;under the merge&#34;)`) {
+		t.Errorf("the batch report does not show the warnings")
 	}
 }

@@ -127,6 +127,23 @@ func TestRenderEscapesCells(t *testing.T) {
 	}
 }
 
+// TestRenderWarnings: the batch's warnings (what the split noticed) are
+// listed in the outcome, escaped; a batch without any has no list.
+func TestRenderWarnings(t *testing.T) {
+	t.Parallel()
+	d := fixture()
+	if got := render(t, d); strings.Contains(got, `id="warnings"`) {
+		t.Errorf("a batch without warnings shows a warnings list")
+	}
+	d.Batch.Warnings = []string{`sheet "lists" is hidden and was not imported`, `sheet "S", column H has no header: 2 cells ignored (H3 holds "<b>x</b>")`}
+	got := render(t, d)
+	want := "<ul id=\"warnings\" class=\"warnings\" style=\"margin: 0; padding-left: 20px; overflow-wrap: anywhere\">\n<li>sheet &#34;lists&#34; is hidden and was not imported</li>\n" +
+		"<li>sheet &#34;S&#34;, column H has no header: 2 cells ignored (H3 holds &#34;&lt;b&gt;x&lt;/b&gt;&#34;)</li>\n</ul>"
+	if !strings.Contains(got, want) {
+		t.Errorf("page lacks the warnings list %q", want)
+	}
+}
+
 // TestAggregateBoundsSamples: a million failure records keep a few samples
 // per reason and exact counts.
 func TestAggregateBoundsSamples(t *testing.T) {

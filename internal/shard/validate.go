@@ -5,6 +5,7 @@ import (
 	"github.com/catalog-import/catalog-import/internal/failure"
 	"github.com/catalog-import/catalog-import/internal/lineage"
 	"github.com/catalog-import/catalog-import/internal/record"
+	"github.com/catalog-import/catalog-import/internal/split"
 )
 
 // This file parses and validates the records of a chunk (a pool goroutine).
@@ -18,6 +19,11 @@ func (r *run) validate(parser *record.Parser, c *chunk) {
 	for _, raw := range c.raws {
 		row := parser.Parse(raw)
 		err := row.Err
+		if r.shard.Staged != nil { // a workbook's formula nobody computed (decision 14)
+			if ferr := split.UncomputedFormula(r.header, &row); err == nil {
+				err = ferr
+			}
+		}
 		var p catalog.Product
 		if err == nil {
 			cols := r.header

@@ -108,6 +108,10 @@ type Plan struct {
 	Parent   string        // the batch a fix file's rows failed in (package lineage), "" otherwise
 	Rejected error         // a file-level problem (*failure.ImportError): no shard may run
 	Weights  *Weights      // the profile declares a weight: how the shards were balanced
+	// Warnings are what the split noticed that no row fails for (a
+	// workbook's hidden sheets, ignored cells, numbers Excel cut): the
+	// batch's Warnings.
+	Warnings []string
 }
 
 // MaxBlocks bounds the block checksums of a shard cut by size (ShardRows):
@@ -365,7 +369,7 @@ func Register(ctx context.Context, reg Registry, q queue.Queue, req Request) (Ou
 		Layout:  p.Layout,
 		Profile: req.Profile.Canonical(), RuleVersion: req.Profile.RuleVersion(),
 		Shards: len(p.Shards), Counts: state.Counts{Total: p.Rows},
-		TraceID: req.TraceID, Parent: p.Parent, CreatedAt: req.Now, UpdatedAt: req.Now,
+		TraceID: req.TraceID, Parent: p.Parent, Warnings: p.Warnings, CreatedAt: req.Now, UpdatedAt: req.Now,
 	}
 	if req.Profile.MaxErrorRatio() > 0 {
 		b.Check = &state.BatchCheck{} // decision 20: check every row before the first write

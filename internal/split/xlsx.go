@@ -71,6 +71,7 @@ type sheetPlan struct {
 	sheet     xlsx.Sheet
 	header    []string
 	headerRow int64
+	cols      *profile.Columns // the header's mapping
 }
 
 // planWorkbook reads a workbook once and stages its sheets.
@@ -106,13 +107,17 @@ func planWorkbook(ctx context.Context, src object.Source, info object.Info, v *p
 	if err != nil {
 		return rejectOr(p, err)
 	}
+	notes := &notes{}
+	if len(v.Profile().Sheets()) == 0 {
+		notes.hiddenSheets(wb)
+	}
 	p.Layout.Header = sheets[0].header
 	for _, sp := range sheets[1:] {
 		if !slices.Equal(sp.header, p.Layout.Header) {
 			p.Layout.Header = nil
 		}
 	}
-	c := &chunker{ctx: ctx, st: st, opts: opts, plan: &p}
+	c := &chunker{ctx: ctx, st: st, opts: opts, plan: &p, notes: notes}
 	for _, sp := range sheets {
 		if err = c.stageSheet(wb, sp); err != nil {
 			break
@@ -125,6 +130,7 @@ func planWorkbook(ctx context.Context, src object.Source, info object.Info, v *p
 		}
 		return rejectOr(p, err)
 	}
+	p.Warnings = notes.warnings()
 	return p, nil
 }
 
@@ -245,9 +251,9 @@ func header(wb *xlsx.Workbook, s xlsx.Sheet, v *profile.Validator) (sp sheetPlan
 		if len(cells) == 0 {
 			continue
 		}
-		_, herr := v.Header(cells)
+		cols, herr := v.Header(cells)
 		if herr == nil {
-			return sheetPlan{sheet: s, header: cells, headerRow: rows.Row()}, true, nil
+			return sheetPlan{sheet: s, header: cells, headerRow: rows.Row(), cols: cols}, true, nil
 		}
 		if first == nil {
 			first = herr
@@ -275,10 +281,11 @@ func sheetList(ss []xlsx.Sheet) string {
 
 // chunker cuts sheets into staged chunks and adds their shards to the plan.
 type chunker struct {
-	ctx  context.Context
-	st   *Staging
-	opts Options
-	plan *Plan
+	ctx   context.Context
+	st    *Staging
+	opts  Options
+	plan  *Plan
+	notes *notes
 
 	buf       bytes.Buffer
 	headerLen int64
@@ -287,6 +294,7 @@ type chunker struct {
 	lines     int64
 	chunks    int // chunks of the current sheet
 	line      []byte
+	cells     []string
 }
 
 // stageSheet stages the rows below a sheet's header.
@@ -306,7 +314,10 @@ func (c *chunker) stageSheet(wb *xlsx.Workbook, sp sheetPlan) error {
 		if row <= sp.headerRow {
 			continue
 		}
-		cells := rows.Cells()
+		cells := c.stagedCells(sp, row, rows.Cells(), rows.Notes())
+		if cells == nil {
+			continue // only cells of columns without a header: an empty row
+		}
 		if c.lines == 0 {
 			c.firstRow = row
 		} else {
@@ -329,6 +340,49 @@ func (c *chunker) stageSheet(wb *xlsx.Workbook, sp sheetPlan) error {
 		return err
 	}
 	return c.flush(sp)
+}
+
+// stagedCells returns the cells of a sheet row as they are staged, nil for
+// a row left with nothing to import: cells of columns without a header are
+// dropped (and noted), a formula without a computed value in a column that
+// maps to a field is staged as UncomputedMark and the formula, and numbers
+// that lost digits in a mapped column are noted.
+func (c *chunker) stagedCells(sp sheetPlan, row int64, cells []string, notes []xlsx.Note) []string {
+	width := len(sp.header)
+	named := func(i int) bool { return i < width && sp.header[i] != "" }
+	c.cells = append(c.cells[:0], cells...)
+	for len(c.cells) < width {
+		c.cells = append(c.cells, "")
+	}
+	for _, n := range notes {
+		i := n.Col - 1
+		switch {
+		case !named(i):
+			if n.Kind == xlsx.NoteUncomputed { // its text is "": not counted below
+				c.notes.ignored(sp.sheet, n.Col, row, "="+n.Text)
+			}
+		case n.Kind == xlsx.NoteUncomputed && sp.cols.Field(i) != "":
+			c.cells[i] = UncomputedMark + n.Text
+		case n.Kind == xlsx.NoteLongNumber && sp.cols.Field(i) != "":
+			c.notes.longNumber(sp.sheet, sp.header[i], n.Col, row, n.Text, c.cells[i])
+		}
+	}
+	empty := true
+	for i, v := range c.cells {
+		if v == "" {
+			continue
+		}
+		if !named(i) {
+			c.notes.ignored(sp.sheet, i+1, row, v)
+			c.cells[i] = ""
+			continue
+		}
+		empty = false
+	}
+	if empty {
+		return nil
+	}
+	return c.cells[:width]
 }
 
 // start begins a chunk with the sheet's header line.

@@ -164,11 +164,26 @@ type Batch struct {
 	// Check is the batch's check phase (decision 20): set when the batch
 	// was registered under a profile with max_error_ratio, nil otherwise
 	// (such a batch has no check phase and writes from its first manifest).
-	Check      *BatchCheck `json:"check,omitempty"`
-	CreatedAt  time.Time   `json:"created_at"`
-	UpdatedAt  time.Time   `json:"updated_at"`
-	FinishedAt time.Time   `json:"finished_at,omitzero"`
+	Check *BatchCheck `json:"check,omitempty"`
+	// Warnings are what the split noticed about the file that a person
+	// should know although no row failed for it (a workbook's hidden sheets
+	// left out, cells in columns without a header ignored, numbers that
+	// lost digits in Excel): one sentence each, at most MaxWarnings, set
+	// when the batch is created and never changed.
+	Warnings   []string  `json:"warnings,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+	FinishedAt time.Time `json:"finished_at,omitzero"`
 }
+
+// MaxWarnings bounds Batch.Warnings (and MaxWarningBytes each one), so a
+// batch stays a small item in any store (DynamoDB pays for the batch item
+// at every checkpoint): the splitter sums up per sheet and column, and
+// says how many more there were in the last one.
+const (
+	MaxWarnings     = 10
+	MaxWarningBytes = 300
+)
 
 // Check is one shard's outcome in the check phase: how many of its rows
 // were checked and how many of them failed a check (each with its failure

@@ -92,8 +92,9 @@ func writeFile(t testing.TB, name string, data []byte) string {
 
 // sheetRows is what reading one sheet gave.
 type sheetRows struct {
-	Name string
-	Rows map[int64][]string
+	Name  string
+	Rows  map[int64][]string
+	Notes map[int64][]Note // rows with notes only
 }
 
 // readAll reads every worksheet of the workbook at path.
@@ -126,6 +127,12 @@ func readBook(wb *Workbook) ([]sheetRows, error) {
 		sr := sheetRows{Name: s.Name, Rows: map[int64][]string{}}
 		for rows.Next() {
 			sr.Rows[rows.Row()] = append([]string(nil), rows.Cells()...)
+			if n := rows.Notes(); len(n) > 0 {
+				if sr.Notes == nil {
+					sr.Notes = map[int64][]Note{}
+				}
+				sr.Notes[rows.Row()] = append([]Note(nil), n...)
+			}
 		}
 		err = rows.Err()
 		rows.Close()

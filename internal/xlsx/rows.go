@@ -23,6 +23,7 @@ type Rows struct {
 
 	num   int64 // current row number
 	cells []string
+	notes []Note
 
 	// decoding state
 	inData   bool
@@ -38,9 +39,38 @@ type Rows struct {
 	inV      bool
 	inIS     bool
 	inT      bool
+	inF      bool
+	hasF     bool // the cell has a formula
+	hasV     bool // the cell has a value element (a formula's cached result)
 	phon     int
-	v, is    []byte
+	v, is, f []byte
 	ref      string
+}
+
+// NoteKind is a kind of Note.
+type NoteKind uint8
+
+// Kinds of notes.
+const (
+	// NoteUncomputed: the cell holds a formula without a computed (cached)
+	// value, as programs that write formulas without calculating them
+	// leave it (Excel and LibreOffice store the result of every formula
+	// they save). The cell's text is ""; Note.Text is the formula.
+	NoteUncomputed NoteKind = iota + 1
+	// NoteLongNumber: the cell holds a number of 16 digits or more before
+	// its decimal point. Excel keeps 15 significant digits, so the digits
+	// after the 15th are lost (a 17-digit code typed into Excel is stored
+	// as 12345678901234500); the cell's text is the number as Excel shows
+	// it, Note.Text the number as stored.
+	NoteLongNumber
+)
+
+// Note is something about a cell of the current row that its text does
+// not say.
+type Note struct {
+	Col  int // 1-based column
+	Kind NoteKind
+	Text string // the formula (NoteUncomputed) or the stored number (NoteLongNumber)
 }
 
 // Rows returns an iterator over the rows of s. Close it when done.
@@ -103,10 +133,12 @@ func (r *Rows) Next() bool {
 				r.v = append(r.v, t...)
 			case r.inT:
 				r.is = append(r.is, t...)
+			case r.inF:
+				r.f = append(r.f, t...)
 			default:
 				continue
 			}
-			if r.rowBytes+len(r.v)+len(r.is) > r.wb.lim.MaxRowBytes {
+			if r.rowBytes+len(r.v)+len(r.is)+len(r.f) > r.wb.lim.MaxRowBytes {
 				return r.fail(limitError("row %d of sheet %q holds over %s of cell text, over the limit", r.rowNum, r.sheet.Name, bytesText(int64(r.wb.lim.MaxRowBytes))))
 			}
 		}
@@ -143,7 +175,7 @@ func (r *Rows) start(t xml.StartElement) error {
 			return shapeError("sheet %q has a row %d, past Excel's last row %d", r.sheet.Name, n, maxRows)
 		}
 		r.inRow, r.rowNum, r.prevRow = true, n, n
-		r.cells, r.rowBytes, r.lastCol = r.cells[:0], 0, 0
+		r.cells, r.notes, r.rowBytes, r.lastCol = r.cells[:0], r.notes[:0], 0, 0
 	case "c":
 		if !r.inRow {
 			return nil
@@ -166,9 +198,14 @@ func (r *Rows) start(t xml.StartElement) error {
 			return shapeError("sheet %q row %d has a cell past Excel's last column XFD", r.sheet.Name, r.rowNum)
 		}
 		r.lastCol, r.inCell = r.col, true
-		r.v, r.is, r.inIS, r.inT, r.inV, r.phon = r.v[:0], r.is[:0], false, false, false, 0
+		r.v, r.is, r.f, r.inIS, r.inT, r.inV, r.inF, r.phon = r.v[:0], r.is[:0], r.f[:0], false, false, false, false, 0
+		r.hasF, r.hasV = false, false
 	case "v":
 		r.inV = r.inCell
+		r.hasV = r.hasV || r.inCell
+	case "f":
+		r.inF = r.inCell
+		r.hasF = r.hasF || r.inCell
 	case "is":
 		r.inIS = r.inCell
 	case "rPh":
@@ -184,6 +221,8 @@ func (r *Rows) end(t xml.EndElement) (emit bool, err error) {
 	switch t.Name.Local {
 	case "v":
 		r.inV = false
+	case "f":
+		r.inF = false
 	case "t":
 		r.inT = false
 	case "is":
@@ -194,10 +233,24 @@ func (r *Rows) end(t xml.EndElement) (emit bool, err error) {
 		if !r.inCell {
 			return false, nil
 		}
-		r.inCell, r.inV, r.inIS, r.inT = false, false, false, false
+		r.inCell, r.inV, r.inIS, r.inT, r.inF = false, false, false, false, false
 		v, err := r.value()
-		if err != nil || v == "" {
+		if err != nil {
 			return false, err
+		}
+		if r.hasF && !r.hasV && r.kind != "inlineStr" {
+			// A formula nobody computed: say so (the cell's text is "").
+			formula := string(unescapeOOXML(r.f))
+			r.notes = append(r.notes, Note{Col: r.col, Kind: NoteUncomputed, Text: formula})
+			r.wb.cells++
+			r.rowBytes += len(formula)
+			if r.wb.cells > r.wb.lim.MaxCells {
+				return false, limitError("the workbook has over %d cells with a value, over the limit", r.wb.lim.MaxCells)
+			}
+			return false, nil
+		}
+		if v == "" {
+			return false, nil
 		}
 		r.wb.cells++
 		if r.wb.cells > r.wb.lim.MaxCells {
@@ -216,7 +269,7 @@ func (r *Rows) end(t xml.EndElement) (emit bool, err error) {
 			return false, nil
 		}
 		r.inRow, r.inCell = false, false
-		if len(r.cells) > 0 {
+		if len(r.cells) > 0 || len(r.notes) > 0 {
 			r.num = r.rowNum
 			return true, nil
 		}
@@ -242,7 +295,18 @@ func (r *Rows) value() (string, error) {
 		return v, nil
 	case "inlineStr":
 		return string(unescapeOOXML(r.is)), nil
-	case "str", "e", "d":
+	case "str":
+		v := string(unescapeOOXML(r.v))
+		if r.hasF {
+			// Some writers (excelize) store every formula result as text:
+			// a number they wrote is read as the number Excel computes.
+			sig, frac, ok := numberLiteral(v)
+			if f := r.format(); ok && (f.kind != numPlain || f.pad > 0 || frac && sig > 15) {
+				return r.number(v), nil
+			}
+		}
+		return v, nil
+	case "e", "d":
 		return string(unescapeOOXML(r.v)), nil
 	case "b":
 		switch strings.TrimSpace(string(r.v)) {
@@ -257,27 +321,132 @@ func (r *Rows) value() (string, error) {
 	if v == "" {
 		return "", nil
 	}
-	if r.style >= 0 && r.style < len(r.wb.styles) {
-		if k := r.wb.styles[r.style]; k != numPlain {
-			return dateText(v, k, r.wb.date1904), nil
-		}
-	}
-	return numberText(v), nil
+	return r.number(v), nil
 }
+
+// format is the number format of the cell just read.
+func (r *Rows) format() numFormat {
+	if r.style >= 0 && r.style < len(r.wb.styles) {
+		return r.wb.styles[r.style]
+	}
+	return numFormat{}
+}
+
+// number is the text of a stored number v in the cell just read: a date
+// or time under a date format, else as Excel's General format shows it,
+// padded with zeros under a zero-padded integer format. A number of 16
+// digits or more gets a NoteLongNumber.
+func (r *Rows) number(v string) string {
+	f := r.format()
+	if f.kind != numPlain {
+		return dateText(v, f.kind, r.wb.date1904)
+	}
+	t, long := numberValue(v)
+	if long {
+		r.notes = append(r.notes, Note{Col: r.col, Kind: NoteLongNumber, Text: storedNumber(v)})
+	}
+	if f.pad > 0 {
+		t = padZeros(t, int(f.pad))
+	}
+	return t
+}
+
+// storedNumber is a stored number v in plain digits when it has an
+// exponent ("1.2345678901234568E+16" -> "12345678901234568").
+func storedNumber(v string) string {
+	if !strings.ContainsAny(v, "eE") {
+		return v
+	}
+	if f, err := strconv.ParseFloat(v, 64); err == nil && math.Abs(f) < 1e21 {
+		return strconv.FormatFloat(f, 'f', -1, 64)
+	}
+	return v
+}
+
+// padZeros pads the digits of t, a whole number, with leading zeros to
+// width, as a zero-padded format ("000000") shows it; other text is
+// returned as it is.
+func padZeros(t string, width int) string {
+	digits := strings.TrimPrefix(t, "-")
+	if len(digits) >= width || strings.Trim(digits, "0123456789") != "" {
+		return t
+	}
+	return t[:len(t)-len(digits)] + strings.Repeat("0", width-len(digits)) + digits
+}
+
+// numberLiteral parses s as a number written by a program: an optional
+// minus, digits without leading zeros, an optional fraction and exponent.
+// It returns the number of significant digits written and whether there
+// is a fraction or an exponent.
+func numberLiteral(s string) (sig int, frac, ok bool) {
+	i := 0
+	if i < len(s) && s[i] == '-' {
+		i++
+	}
+	start := i
+	for i < len(s) && isDigit(s[i]) {
+		i++
+	}
+	whole := s[start:i]
+	if whole == "" || len(whole) > 1 && whole[0] == '0' {
+		return 0, false, false
+	}
+	digits := len(strings.TrimLeft(whole, "0"))
+	if i < len(s) && s[i] == '.' {
+		i++
+		from := i
+		for i < len(s) && isDigit(s[i]) {
+			i++
+		}
+		if i == from {
+			return 0, false, false
+		}
+		fraction := s[from:i]
+		if digits == 0 {
+			fraction = strings.TrimLeft(fraction, "0")
+		}
+		digits += len(fraction)
+		frac = true
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		from := i
+		for i < len(s) && isDigit(s[i]) {
+			i++
+		}
+		if i == from {
+			return 0, false, false
+		}
+		frac = true
+	}
+	return digits, frac, i == len(s)
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 func (r *Rows) cellName() string {
 	if r.ref != "" {
 		return r.ref
 	}
-	return columnName(r.col) + strconv.FormatInt(r.rowNum, 10)
+	return ColumnName(r.col) + strconv.FormatInt(r.rowNum, 10)
 }
 
 // Row returns the current row's number (as Excel shows it).
 func (r *Rows) Row() int64 { return r.num }
 
 // Cells returns the current row's cells (column A first), without trailing
-// empty cells. The slice is reused by Next.
+// empty cells. The slice is reused by Next. Cell text never holds U+FFFE or
+// U+FFFF (XML cannot, and an _xFFFF_ escape is read as U+FFFD).
 func (r *Rows) Cells() []string { return r.cells }
+
+// Notes returns what the current row's cells hold that their text does not
+// say, by column: formulas without a computed value, numbers of 16 digits
+// or more. A row with an uncomputed formula is a row even when it has no
+// value. The slice is reused by Next.
+func (r *Rows) Notes() []Note { return r.notes }
 
 // Err returns the error that stopped the iteration, if any.
 func (r *Rows) Err() error { return r.err }
@@ -314,8 +483,9 @@ func column(ref string) int {
 	return c
 }
 
-// columnName returns the letters of a 1-based column (2 -> "B").
-func columnName(c int) string {
+// ColumnName returns the letters of a 1-based column (2 -> "B"), as Excel
+// names it.
+func ColumnName(c int) string {
 	var b []byte
 	for c > 0 {
 		c--
@@ -325,26 +495,134 @@ func columnName(c int) string {
 	return string(b)
 }
 
-// numberText returns a stored number as Excel shows it in General format:
-// at most 15 significant digits (so the binary noise of 12.499999999999998
-// is gone: "12.5"), no exponent in the usual range, integers without a
-// decimal point. Text that is not a number is returned as it is.
+// generalDigits is how many digits Excel's General format shows of a
+// number with a fraction: ten, on either side of the decimal point
+// (33.333333333*3 shows as 100, 33.33333333*3 as 99.99999999).
+const generalDigits = 10
+
+// numberText returns a stored number as Excel's General format shows it;
+// see numberValue.
 func numberText(v string) string {
+	t, _ := numberValue(v)
+	return t
+}
+
+// numberValue returns a stored number as Excel's General format shows it,
+// and whether it has 16 digits or more before its decimal point (digits
+// Excel does not keep). The rule, in decimal arithmetic on the stored
+// value:
+//
+//   - Excel's precision first: the number rounded to 15 significant digits
+//     (12.499999999999998 is 12.5, 0.30000000000000004 is 0.3,
+//     12345678901234567 is 12345678901234600).
+//   - A whole number is then written in full, without exponent (General
+//     shows 12 digits and more as 1.23457E+11; a SKU or barcode is a whole
+//     number that must not be cut).
+//   - A number with a fraction is rounded half away from zero to 10
+//     significant digits, as General shows it (2.09999999999999 is 2.1,
+//     1/3 is 0.3333333333), but never into its whole part: 12345678901.25
+//     is 12345678901.
+//   - No exponent between 1e-9 and 1e21 (1E-07 is 0.0000001); outside that
+//     range Go's shortest form ("1e+25").
+//
+// Text that is not a number is returned as it is.
+func numberValue(v string) (text string, long bool) {
 	if isPlainInt(v) {
-		return v
+		return v, false
+	}
+	if shortDecimal(v) {
+		return v, false // a price as typed: the rule gives it back as it is
 	}
 	f, err := strconv.ParseFloat(v, 64)
 	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
-		return v
+		return v, false
 	}
-	f, _ = strconv.ParseFloat(strconv.FormatFloat(f, 'g', 15, 64), 64)
 	if f == 0 {
-		return "0"
+		return "0", false
 	}
-	if a := math.Abs(f); a >= 1e21 || a < 1e-9 {
-		return strconv.FormatFloat(f, 'g', -1, 64)
+	neg := f < 0
+	// d.dddddddddddddde±XX: the 15 significant digits and the exponent.
+	e := strconv.FormatFloat(math.Abs(f), 'e', 14, 64)
+	mant, expText, _ := strings.Cut(e, "e")
+	exp, _ := strconv.Atoi(expText)
+	digits := []byte(mant[:1] + mant[2:])
+	digits = bytesTrimZeros(digits)
+	long = exp >= 15
+	if len(digits) > exp+1 { // a fraction: General's 10 digits, not into the whole part
+		digits, exp = roundDigits(digits, exp, max(generalDigits, exp+1))
 	}
-	return strconv.FormatFloat(f, 'f', -1, 64)
+	if exp >= 21 || exp < -9 {
+		g, _ := strconv.ParseFloat(string(digits[:1])+"."+string(digits[1:])+"e"+strconv.Itoa(exp), 64)
+		if neg {
+			g = -g
+		}
+		return strconv.FormatFloat(g, 'g', -1, 64), long
+	}
+	var b []byte
+	if neg {
+		b = append(b, '-')
+	}
+	switch {
+	case exp < 0:
+		b = append(b, "0."...)
+		b = append(b, strings.Repeat("0", -exp-1)...)
+		b = append(b, digits...)
+	case len(digits) <= exp+1:
+		b = append(b, digits...)
+		b = append(b, strings.Repeat("0", exp+1-len(digits))...)
+	default:
+		b = append(b, digits[:exp+1]...)
+		b = append(b, '.')
+		b = append(b, digits[exp+1:]...)
+	}
+	return string(b), long
+}
+
+// shortDecimal reports whether v is a decimal the rule of numberValue
+// gives back as it is: written without exponent, leading or trailing zeros,
+// with a fraction, at most 10 significant digits, and at least 1e-9 ("12.5",
+// "-0.03").
+func shortDecimal(v string) bool {
+	sig, frac, ok := numberLiteral(v)
+	if !ok || !frac || sig > generalDigits || v[len(v)-1] == '0' || strings.ContainsAny(v, "eE") {
+		return false
+	}
+	if f, ok := strings.CutPrefix(strings.TrimPrefix(v, "-"), "0."); ok {
+		return len(f)-len(strings.TrimLeft(f, "0")) < 9 // under 1e-9: an exponent
+	}
+	return true
+}
+
+// roundDigits rounds the significant digits of a number (d.ddd × 10^exp)
+// half away from zero to n digits, returning them without trailing zeros
+// and the exponent (which grows when 9.99 rounds to 10).
+func roundDigits(digits []byte, exp, n int) ([]byte, int) {
+	if len(digits) <= n {
+		return digits, exp
+	}
+	up := digits[n] >= '5'
+	digits = digits[:n]
+	for i := n - 1; up && i >= 0; i-- {
+		if digits[i] == '9' {
+			digits[i] = '0'
+			continue
+		}
+		digits[i]++
+		up = false
+	}
+	if up { // every digit was 9
+		digits = append([]byte{'1'}, digits...)
+		exp++
+	}
+	return bytesTrimZeros(digits), exp
+}
+
+// bytesTrimZeros drops trailing zeros, keeping at least one digit.
+func bytesTrimZeros(d []byte) []byte {
+	for len(d) > 1 && d[len(d)-1] == '0' {
+		d = d[:len(d)-1]
+	}
+	return d
 }
 
 // isPlainInt reports whether v is an integer of at most 15 digits without

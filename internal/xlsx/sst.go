@@ -236,7 +236,10 @@ func isHex(c byte) bool {
 }
 
 func appendRune(b []byte, r rune) []byte {
-	if r >= 0xD800 && r <= 0xDFFF { // a lone surrogate half is not text
+	if r >= 0xD800 && r <= 0xDFFF || r == 0xFFFE || r == 0xFFFF {
+		// A lone surrogate half is not text; U+FFFE and U+FFFF are not
+		// characters (XML refuses them), so no cell text holds them: the
+		// splitter marks uncomputed formulas with U+FFFF.
 		r = '\uFFFD'
 	}
 	return append(b, string(r)...)

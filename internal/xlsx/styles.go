@@ -12,11 +12,23 @@ import (
 type numKind uint8
 
 const (
-	numPlain    numKind = iota // a number: shown as Excel's 15 significant digits
+	numPlain    numKind = iota // a number: shown as Excel's General format shows it (numberText)
 	numDate                    // a date: 2006-01-02
 	numTime                    // a time of day: 15:04:05
 	numDateTime                // both: 2006-01-02T15:04:05
 )
+
+// numFormat is what a cell style's number format makes of a number: its
+// kind, and for a zero-padded integer format ("000000") the number of
+// digits a whole number is padded to.
+type numFormat struct {
+	kind numKind
+	pad  uint8
+}
+
+// maxPad is the widest zero-padded format applied (Excel shows at most 15
+// significant digits; a longer run of zeros only adds leading zeros).
+const maxPad = 64
 
 // builtinKinds are the built-in number formats that show dates or times
 // (ECMA-376 Part 1, 18.8.30, plus the East Asian ids Excel writes for
@@ -31,14 +43,14 @@ var builtinKinds = map[int]numKind{
 	55: numTime, 56: numTime, 57: numDate, 58: numDate,
 }
 
-// readStyles reads the number format kind of every cell style (cellXfs).
-func (wb *Workbook) readStyles(name string) ([]numKind, error) {
+// readStyles reads the number format of every cell style (cellXfs).
+func (wb *Workbook) readStyles(name string) ([]numFormat, error) {
 	d, c, err := wb.metaPart(name)
 	if err != nil || d == nil {
 		return nil, err
 	}
 	defer c.Close()
-	custom := map[int]numKind{}
+	custom := map[int]numFormat{}
 	var xfIDs []int
 	inCellXfs := false
 	for {
@@ -63,7 +75,7 @@ func (wb *Workbook) readStyles(name string) ([]numKind, error) {
 					}
 				}
 				if id >= 0 {
-					custom[id] = formatKind(code)
+					custom[id] = numFormat{kind: formatKind(code), pad: zeroPad(code)}
 				}
 			case "cellXfs":
 				inCellXfs = true
@@ -84,15 +96,27 @@ func (wb *Workbook) readStyles(name string) ([]numKind, error) {
 			}
 		}
 	}
-	kinds := make([]numKind, len(xfIDs))
+	formats := make([]numFormat, len(xfIDs))
 	for i, id := range xfIDs {
-		if k, ok := custom[id]; ok {
-			kinds[i] = k
+		if f, ok := custom[id]; ok {
+			formats[i] = f
 		} else {
-			kinds[i] = builtinKinds[id]
+			formats[i] = numFormat{kind: builtinKinds[id]}
 		}
 	}
-	return kinds, nil
+	return formats, nil
+}
+
+// zeroPad returns the width of a zero-padded integer format: a code whose
+// first section is only zeros, at least two ("000000" shows 123 as
+// 000123), as suppliers format SKU, barcode and postcode columns. 0 for
+// any other code.
+func zeroPad(code string) uint8 {
+	first, _, _ := strings.Cut(code, ";")
+	if len(first) < 2 || len(first) > maxPad || strings.Trim(first, "0") != "" {
+		return 0
+	}
+	return uint8(len(first))
 }
 
 // formatKind classifies a number format code: the first section, without

@@ -129,7 +129,7 @@ type Workbook struct {
 	lim      Limits
 	sheets   []Sheet
 	date1904 bool
-	styles   []numKind // by cell style (xf) index
+	styles   []numFormat // by cell style (xf) index
 	sst      *sharedStrings
 	cells    int64 // non-empty cells read so far, against lim.MaxCells
 }

@@ -3,6 +3,7 @@ package xlsx
 import (
 	"bytes"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -77,14 +78,14 @@ func TestExcelWorkbook(t *testing.T) {
 	got, err := readAll(t, path, Limits{})
 	must(err)
 	want := []sheetRows{
-		{"商品", map[int64][]string{
+		{Name: "商品", Rows: map[int64][]string{
 			1: {"SKU", "名称", "", "价格", "库存", "上架日期", "时间", "更新于", "在售", "金额"},
 			2: {"A-1", "台灯", "", "12.5", "7", "2024-12-25", "10:30:00", "2024-12-25T10:30:00", "TRUE", "1234.5"},
 			4: {"A-3", "", "", "12.5", "123456789012345", "1900-02-29"},
 			5: {"  ", "", "", "0.3"},
 		}},
-		{"hidden", map[int64][]string{1: {"lists"}}},
-		{"空表", map[int64][]string{}},
+		{Name: "hidden", Rows: map[int64][]string{1: {"lists"}}},
+		{Name: "空表", Rows: map[int64][]string{}},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("rows (-want +got):\n%s", diff)
@@ -115,38 +116,122 @@ func TestHandMadeParts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []sheetRows{{"S", map[int64][]string{
+	want := []sheetRows{{Name: "S", Rows: map[int64][]string{
 		1: {"plain", "rich text", "", "line1\r\nline2 _x0041_"},
 		2: {"inline & <escaped>", "2", "text result", "#N/A"},
 		5: {"1904-01-01", "3.5", "1904-01-02T12:00:00", "FALSE", "2024-01-02T03:04:05"},
+		6: nil,                  // a formula without a value: a row, with a note
 		7: {"12.5", "0.3", "7"}, // Excel's 15 digits, without the binary noise
-	}}}
+	}, Notes: map[int64][]Note{6: {{Col: 2, Kind: NoteUncomputed, Text: "NA()"}}}}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("rows (-want +got):\n%s", diff)
 	}
 }
 
+// TestNumberText: stored numbers read as Excel's General format shows
+// them (15 significant digits, then 10 for a number with a fraction, whole
+// numbers in full), and which ones have digits Excel does not keep.
 func TestNumberText(t *testing.T) {
 	t.Parallel()
-	for _, c := range []struct{ in, want string }{
-		{"7", "7"},
-		{"-7", "-7"},
-		{"12.5", "12.5"},
-		{"12.499999999999998", "12.5"},
-		{"0.30000000000000004", "0.3"},
-		{"1.1000000000000001", "1.1"},
-		{"1E-3", "0.001"},
-		{"1.5E+2", "150"},
-		{"123456789012345678", "123456789012346000"},
-		{"-0", "0"},
-		{"0", "0"},
-		{"1e25", "1e+25"},
-		{"007", "7"},
-		{"not a number", "not a number"},
-		{"NaN", "NaN"},
+	for _, c := range []struct {
+		in, want string
+		long     bool
+	}{
+		{"7", "7", false},
+		{"-7", "-7", false},
+		{"12.5", "12.5", false},
+		{"12.499999999999998", "12.5", false},
+		{strconv.FormatFloat(0.1+0.2, 'g', -1, 64), "0.3", false}, // 0.30000000000000004
+		{"1.1000000000000001", "1.1", false},
+		{"11.000000000000002", "11", false},
+		{"2.09999999999999", "2.1", false},   // 15 digits: General shows 10
+		{"-2.09999999999999", "-2.1", false}, // negative: the same digits
+		{"99.99999999", "99.99999999", false},
+		{"99.999999999", "100", false}, // 33.333333333*3 shows as 100
+		{"0.3333333333333333", "0.3333333333", false},
+		{"2.675", "2.675", false}, // stored 2.67499999999999982…: decimal, not binary, rounding
+		{"0.125", "0.125", false},
+		{"1234567.891234", "1234567.891", false},
+		{"9999999999.5", "10000000000", false},
+		{"12345678901.25", "12345678901", false}, // never rounded into the whole part
+		{"1E-3", "0.001", false},
+		{"1E-7", "0.0000001", false}, // General shows 1E-07; no exponent here
+		{"1.23456789012e-7", "0.000000123456789", false},
+		{"-0.000012345678901", "-0.0000123456789", false},
+		{"1e-10", "1e-10", false},
+		{"1.5E+2", "150", false},
+		{"123456789012345", "123456789012345", false},
+		{"-123456789012345", "-123456789012345", false},
+		{"999999999999999", "999999999999999", false},
+		{"1234567890123456", "1234567890123460", true},
+		{"12345678901234567", "12345678901234600", true},
+		{"1.2345678901234568E+16", "12345678901234600", true},
+		{"-12345678901234567", "-12345678901234600", true},
+		{"123456789012345678", "123456789012346000", true},
+		{"1E+15", "1000000000000000", true},
+		{"1e25", "1e+25", true},
+		{"-0", "0", false},
+		{"0", "0", false},
+		{"007", "7", false},
+		{"not a number", "not a number", false},
+		{"NaN", "NaN", false},
 	} {
-		if got := numberText(c.in); got != c.want {
-			t.Errorf("numberText(%q) = %q, want %q", c.in, got, c.want)
+		got, long := numberValue(c.in)
+		if got != c.want || long != c.long {
+			t.Errorf("numberValue(%q) = %q, %v; want %q, %v", c.in, got, long, c.want, c.long)
+		}
+	}
+}
+
+func TestPadZeros(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		in    string
+		width int
+		want  string
+	}{
+		{"123", 6, "000123"},
+		{"-123", 6, "-000123"},
+		{"0", 6, "000000"},
+		{"1234567", 6, "1234567"},
+		{"12.5", 6, "12.5"}, // only whole numbers
+		{"1e+25", 6, "1e+25"},
+	} {
+		if got := padZeros(c.in, c.width); got != c.want {
+			t.Errorf("padZeros(%q, %d) = %q, want %q", c.in, c.width, got, c.want)
+		}
+	}
+	for code, want := range map[string]uint8{"000000": 6, "00": 2, "0": 0, "000000;-000000": 6, "0.00": 0, `"SKU"0000`: 0, "General": 0, "#0000": 0} {
+		if got := zeroPad(code); got != want {
+			t.Errorf("zeroPad(%q) = %d, want %d", code, got, want)
+		}
+	}
+}
+
+func TestNumberLiteral(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		in       string
+		sig      int
+		frac, ok bool
+	}{
+		{"11.000000000000002", 17, true, true},
+		{"0.30000000000000004", 17, true, true},
+		{"-2.5", 2, true, true},
+		{"45652", 5, false, true},
+		{"1e+21", 1, true, true},
+		{"1234567890123456789", 19, false, true},
+		{"00123", 0, false, false}, // =TEXT(A1,"00000"): text
+		{"+1", 0, false, false},
+		{" 1", 0, false, false},
+		{"1.", 0, false, false},
+		{"1e", 0, false, false},
+		{"", 0, false, false},
+		{"12 kg", 0, false, false},
+	} {
+		sig, frac, ok := numberLiteral(c.in)
+		if ok != c.ok || ok && (sig != c.sig || frac != c.frac) {
+			t.Errorf("numberLiteral(%q) = %d, %v, %v; want %d, %v, %v", c.in, sig, frac, ok, c.sig, c.frac, c.ok)
 		}
 	}
 }

@@ -120,6 +120,7 @@ func batchItem(b state.Batch, creator string) (item, error) {
 		it["check_rows"] = dynamoattr.N(c.Rows)
 		it["check_failed"] = dynamoattr.N(c.Failed)
 	}
+	dynamoattr.Put(it, "warnings", dynamoattr.Strings(b.Warnings))
 	dynamoattr.Put(it, "created_at", dynamoattr.Time(b.CreatedAt))
 	dynamoattr.Put(it, "updated_at", dynamoattr.Time(b.UpdatedAt))
 	dynamoattr.Put(it, "finished_at", dynamoattr.Time(b.FinishedAt))
@@ -156,6 +157,7 @@ func decodeBatch(it item) (state.Batch, error) {
 		TraceID:     d.S("trace_id"),
 		Parent:      d.S("parent"),
 		Resolved:    d.N("failures_resolved"),
+		Warnings:    d.Strings("warnings"),
 		CreatedAt:   d.Time("created_at"),
 		UpdatedAt:   d.Time("updated_at"),
 		FinishedAt:  d.Time("finished_at"),

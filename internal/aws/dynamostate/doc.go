@@ -34,9 +34,10 @@
 // in RFC 3339 with nine fraction digits (fixed width, so lease_until compares
 // as text in conditions); a zero time, an empty string and an empty list or
 // map are left out. The layout, a record's cells and its field mapping are
-// JSON text, the profile is B, failures by reason is a map of N. A batch
-// item also holds created_by, a random token of the CreateBatch call that
-// wrote it.
+// JSON text, the profile is B, failures by reason is a map of N, a batch's
+// warnings a list of S (at most state.MaxWarnings of state.MaxWarningBytes:
+// the batch item is paid for at every checkpoint). A batch item also holds
+// created_by, a random token of the CreateBatch call that wrote it.
 //
 // A batch item's batch_order is its upload order (state.Batch.Order). There
 // is no cheap global sequence in DynamoDB, so CreateBatch keeps the order the

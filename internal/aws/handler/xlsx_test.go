@@ -26,7 +26,8 @@ import (
 	"github.com/catalog-import/catalog-import/internal/state"
 )
 
-// workbook returns an .xlsx of two sheets with 40 rows each, some failing.
+// workbook returns an .xlsx of two sheets with 40 rows each, some failing,
+// and a hidden sheet of lists.
 func workbook(t *testing.T) []byte {
 	t.Helper()
 	f := excelize.NewFile()
@@ -52,6 +53,15 @@ func workbook(t *testing.T) []byte {
 				t.Fatal(err)
 			}
 		}
+	}
+	if _, err := f.NewSheet("lists"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.SetCellValue("lists", "A1", "家居"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.SetSheetVisible("lists", false); err != nil {
+		t.Fatal(err)
 	}
 	var buf bytes.Buffer
 	if err := f.Write(&buf); err != nil {
@@ -80,7 +90,8 @@ func stagedKeys(t *testing.T, c *s3.Client, bucket, batchID string) []string {
 // TestWorkbookOnS3: the splitter stages an uploaded workbook's sheets under
 // staging/<batch>/ in the bucket and the shards point at them; the workers
 // import them; finalization removes the staging (every version); the batch
-// ends as importctl run ends the same workbook.
+// ends as importctl run ends the same workbook, with the same warnings (the
+// hidden sheet left out).
 func TestWorkbookOnS3(t *testing.T) {
 	ctx := t.Context()
 	clients := awstest.Clients(t)
@@ -150,5 +161,8 @@ func TestWorkbookOnS3(t *testing.T) {
 	}
 	if b.Counts.Total != 80 {
 		t.Errorf("%d rows, want 80", b.Counts.Total)
+	}
+	if len(b.Warnings) != 1 || !strings.Contains(b.Warnings[0], `sheet "lists" is hidden`) || !cmp.Equal(b.Warnings, local.Batch.Warnings) {
+		t.Errorf("warnings on AWS %q, importctl run %q; want the hidden sheet named by both", b.Warnings, local.Batch.Warnings)
 	}
 }

@@ -17,7 +17,7 @@ import (
 const batchCols = `batch_id, status, source_uri, source_size, source_etag, source_version, source_mod_time,
 	layout, profile, rule_version, shards, shards_done, rows_total, rows_imported, rows_failed, rows_skipped,
 	by_reason, message, report, trace_id, created_at, updated_at, finished_at, parent, failures_resolved,
-	batch_order, rows_superseded, check_shards, check_rows, check_failed`
+	batch_order, rows_superseded, check_shards, check_rows, check_failed, warnings`
 
 const shardCols = `batch_id, shard, sheet, sheet_index, byte_start, byte_end, first_row, rows, checksum, status,
 	cp_next_offset, cp_next_row, cp_rows_total, cp_rows_imported, cp_rows_failed, cp_rows_skipped,
@@ -75,6 +75,10 @@ func insertBatch(tx *wtx, b state.Batch) error {
 	if err != nil {
 		return err
 	}
+	warnings, err := jsonArg(b.Warnings, len(b.Warnings) == 0)
+	if err != nil {
+		return err
+	}
 	var check struct {
 		shards       sql.NullInt64
 		rows, failed int64
@@ -82,12 +86,12 @@ func insertBatch(tx *wtx, b state.Batch) error {
 	if c := b.Check; c != nil {
 		check.shards, check.rows, check.failed = sql.NullInt64{Int64: int64(c.Shards), Valid: true}, c.Rows, c.Failed
 	}
-	_, err = tx.exec(`INSERT INTO batches (`+batchCols+`) VALUES `+placeholders(1, 30),
+	_, err = tx.exec(`INSERT INTO batches (`+batchCols+`) VALUES `+placeholders(1, 31),
 		b.ID, string(b.Status), b.Source.URI, b.Source.Size, b.Source.ETag, b.Source.Version, timeArg(b.Source.ModTime),
 		layout, b.Profile, b.RuleVersion, b.Shards, b.ShardsDone,
 		b.Counts.Total, b.Counts.Imported, b.Counts.Failed, b.Counts.Skipped,
 		byReason, b.Message, b.Report, b.TraceID, timeArg(b.CreatedAt), timeArg(b.UpdatedAt), timeArg(b.FinishedAt), b.Parent, b.Resolved,
-		b.Order, b.Counts.Superseded, check.shards, check.rows, check.failed)
+		b.Order, b.Counts.Superseded, check.shards, check.rows, check.failed, warnings)
 	return err
 }
 
@@ -117,6 +121,7 @@ func scanBatch(sc scanner) (state.Batch, error) {
 		b                               state.Batch
 		status                          string
 		modTime, layout, byReason       sql.NullString
+		warnings                        sql.NullString
 		created, updated, finished      sql.NullString
 		profile                         []byte
 		message, report, trace, ruleVer string
@@ -127,7 +132,7 @@ func scanBatch(sc scanner) (state.Batch, error) {
 		&layout, &profile, &ruleVer, &b.Shards, &b.ShardsDone,
 		&b.Counts.Total, &b.Counts.Imported, &b.Counts.Failed, &b.Counts.Skipped,
 		&byReason, &message, &report, &trace, &created, &updated, &finished, &b.Parent, &b.Resolved,
-		&b.Order, &b.Counts.Superseded, &checkShards, &checkRows, &checkFailed)
+		&b.Order, &b.Counts.Superseded, &checkShards, &checkRows, &checkFailed, &warnings)
 	if err != nil {
 		return state.Batch{}, err
 	}
@@ -142,6 +147,9 @@ func scanBatch(sc scanner) (state.Batch, error) {
 		return state.Batch{}, err
 	}
 	if err := parseJSON(byReason, &b.ByReason); err != nil {
+		return state.Batch{}, err
+	}
+	if err := parseJSON(warnings, &b.Warnings); err != nil {
 		return state.Batch{}, err
 	}
 	for _, t := range []struct {

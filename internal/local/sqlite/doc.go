@@ -27,7 +27,7 @@
 //     shards, shards_done, rows_total, rows_imported, rows_failed,
 //     rows_skipped, by_reason JSON, message, report, trace_id, created_at,
 //     updated_at, finished_at, parent, failures_resolved, batch_order,
-//     rows_superseded), index on created_at. batch_order is the upload order
+//     rows_superseded, warnings JSON (v6)), index on created_at. batch_order is the upload order
 //     (state.Batch.Order): CreateBatch of a batch with order 0 assigns
 //     MAX(batch_order) + 1 in its write transaction, a sequence 1, 2, 3...
 //     (an upgraded database numbers its existing batches by rowid);

@@ -1,5 +1,5 @@
 -- Catalog Import: the embedded database (one SQLite file: state and products).
--- Schema version 4 (PRAGMA user_version). Every statement is idempotent; a
+-- Schema version 6 (PRAGMA user_version). Every statement is idempotent; a
 -- database of an older version first gains the columns sqlite.go's
 -- addedColumns lists.
 --
@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS batches (
     check_shards    INTEGER,                      -- check phase (state.BatchCheck): shards checked; NULL: no check phase (v4)
     check_rows      INTEGER NOT NULL DEFAULT 0,   -- rows checked (v4)
     check_failed    INTEGER NOT NULL DEFAULT 0,   -- rows that failed a check (v4)
+    warnings        TEXT,                         -- JSON list of state.Batch.Warnings (what the split noticed); NULL: none (v6)
     created_at      TEXT    NOT NULL,
     updated_at      TEXT    NOT NULL,
     finished_at     TEXT

@@ -27,7 +27,7 @@ import (
 var Schema string
 
 // SchemaVersion is the version of Schema, kept in PRAGMA user_version.
-const SchemaVersion = 5
+const SchemaVersion = 6
 
 // addedColumns are the columns added to tables after their first release.
 // Opening a database adds those it lacks (before Schema, whose indexes may
@@ -49,6 +49,7 @@ var addedColumns = []struct{ table, column, decl string }{
 	{"shards", "check_rows", "INTEGER"},                            // v4
 	{"shards", "check_failed", "INTEGER NOT NULL DEFAULT 0"},       // v4
 	{"shards", "blocks", "TEXT"},                                   // v5
+	{"batches", "warnings", "TEXT"},                                // v6
 }
 
 // Driver names accepted in Options.Driver.

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -53,6 +54,7 @@ var tests = []struct {
 	{"CreateBatch/RoundTripsEveryField", testCreateBatchRoundTrip},
 	{"CreateBatch/RefusesBadShardsAndStoresNothing", testCreateBatchRefuses},
 	{"CreateBatch/StagedShardsOfAWorkbook", testCreateBatchStaged},
+	{"CreateBatch/KeepsWarnings", testCreateBatchWarnings},
 	{"CreateBatch/AssignsOrderOnceWhenZero", testCreateBatchOrder},
 	{"GetBatch/NotFound", testGetBatchNotFound},
 	{"ListBatches/NewestFirst", testListBatches},
@@ -440,6 +442,41 @@ func testCreateBatchStaged(t *testing.T, s state.Store) {
 	diff(t, "staged object after a checkpoint", shards[0].Staged, getShard(t, s, b.ID, 0).Staged)
 	if got := getShard(t, s, b.ID, 2).Staged; got != nil {
 		t.Errorf("shard 2 without a staged object reads back %+v", got)
+	}
+}
+
+// testCreateBatchWarnings: a batch's warnings (what the split noticed, set
+// once) read back in order through GetBatch and ListBatches, stay through a
+// checkpoint and FinishBatch, and a batch without any reads back nil.
+func testCreateBatchWarnings(t *testing.T, s state.Store) {
+	b, shards := fixture(1, t0)
+	b.Layout = state.Layout{Format: "xlsx", Encoding: "utf-8"}
+	b.Warnings = []string{
+		`sheet "lists" is hidden and was not imported`,
+		`sheet "商品", column H (no header): 3 cells ignored, the first at row 5 ("备注 "x"")`,
+		strings.Repeat("长", state.MaxWarningBytes/3),
+	}
+	_, _, err := s.CreateBatch(t.Context(), b, shards)
+	must(t, err, "CreateBatch")
+	diff(t, "GetBatch warnings", b.Warnings, getBatch(t, s, b.ID).Warnings)
+	all, err := s.ListBatches(t.Context(), 0)
+	must(t, err, "ListBatches")
+	i := slices.IndexFunc(all, func(x state.Batch) bool { return x.ID == b.ID })
+	if i < 0 {
+		t.Fatalf("ListBatches lacks %s", b.ID)
+	}
+	diff(t, "ListBatches warnings", b.Warnings, all[i].Warnings)
+	lease, _ := claim(t, s, b.ID, 0, "w", time.Minute, t0)
+	_, err = s.Checkpoint(t.Context(), lease, state.Checkpoint{NextOffset: shards[0].Start + 10, NextRow: 3, Counts: state.Counts{Total: 1, Imported: 1}}, nil, t0.Add(time.Second))
+	must(t, err, "Checkpoint")
+	fin, err := s.FinishBatch(t.Context(), b.ID, state.Final{Status: state.BatchCompleted, Counts: state.Counts{Total: 10, Imported: 10}}, t0.Add(time.Minute))
+	must(t, err, "FinishBatch")
+	diff(t, "warnings of the finished batch", b.Warnings, fin.Warnings)
+	diff(t, "GetBatch warnings after FinishBatch", b.Warnings, getBatch(t, s, b.ID).Warnings)
+
+	plain, _ := create(t, s, 1)
+	if w := getBatch(t, s, plain.ID).Warnings; w != nil {
+		t.Errorf("a batch without warnings reads back %q, want nil", w)
 	}
 }
 

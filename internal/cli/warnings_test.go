@@ -1,0 +1,72 @@
+package cli
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/xuri/excelize/v2"
+)
+
+// TestWorkbookWarnings: what the split noticed about a workbook (a hidden
+// sheet left out, a cell right of the header ignored) is in `run --json`,
+// in the text summary of a rerun and in `status`, text and JSON.
+func TestWorkbookWarnings(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	book := filepath.Join(dir, "book.xlsx")
+	f := excelize.NewFile()
+	for cell, v := range map[string]any{"A1": "SKU", "B1": "Name", "C1": "Category", "D1": "Price",
+		"A2": "W-1", "B2": "Lamp", "C2": "Home", "D2": 12.5, "F2": "a note"} {
+		if err := f.SetCellValue("Sheet1", cell, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.NewSheet("lists"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.SetCellValue("lists", "A1", "Home"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.SetSheetVisible("lists", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.SaveAs(book); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`sheet "lists" is hidden and was not imported (a profile's sheets: list imports the sheets it names, hidden ones too)`,
+		`sheet "Sheet1", column F has no header: 1 cell ignored (F2 holds "a note"); give the column a header the profile maps to import it`,
+	}
+	db := filepath.Join(dir, "w.db")
+	o, s := runImport(t, db, book)
+	if o.Status != "COMPLETED" || !slices.Equal(s.Warnings, want) {
+		t.Fatalf("run --json: %s, warnings %q; want COMPLETED with %q", o.Status, s.Warnings, want)
+	}
+	lines := func(out string) []string {
+		var ws []string
+		for l := range strings.SplitSeq(out, "\n") {
+			if w, ok := strings.CutPrefix(l, "warning   "); ok {
+				ws = append(ws, w)
+			}
+		}
+		return ws
+	}
+	_, out, _ := importctl(t, "run", "--quiet", "--db", db, book)
+	if got := lines(out); !slices.Equal(got, want) {
+		t.Errorf("run summary warnings %q, want %q:\n%s", got, want, out)
+	}
+	_, out, _ = importctl(t, "status", "--db", db, s.BatchID)
+	if got := lines(out); !slices.Equal(got, want) {
+		t.Errorf("status warnings %q, want %q:\n%s", got, want, out)
+	}
+	_, out, _ = importctl(t, "status", "--json", "--db", db, s.BatchID)
+	var st struct {
+		Warnings []string `json:"warnings"`
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil || !slices.Equal(st.Warnings, want) {
+		t.Errorf("status --json warnings %q (%v), want %q", st.Warnings, err, want)
+	}
+}
