@@ -146,7 +146,7 @@ func watch(ctx context.Context, w io.Writer, db reader, o watchOptions) ([]frame
 func observe(ctx context.Context, db reader, wb *watched, now time.Time) (frame, error) {
 	b, err := db.GetBatch(ctx, wb.id)
 	if err != nil {
-		return frame{}, fmt.Errorf("watch batch %s: %w", wb.id, err)
+		return frame{}, err // the store names the batch
 	}
 	f := frame{ID: b.ID, Status: b.Status, Counts: b.Counts, Rate: -1, ETA: -1, Message: b.Message}
 	if !b.CreatedAt.IsZero() {
@@ -167,7 +167,7 @@ func observe(ctx context.Context, db reader, wb *watched, now time.Time) (frame,
 	}
 	shards, err := db.ListShards(ctx, b.ID)
 	if err != nil {
-		return frame{}, fmt.Errorf("watch batch %s: %w", wb.id, err)
+		return frame{}, err // the store names the batch
 	}
 	for _, s := range shards {
 		if n := len(s.Progress); n > 0 {

@@ -3,6 +3,7 @@ package embedded
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -29,7 +30,7 @@ func lock(db string) (func(), error) {
 	}
 	f, err := os.OpenFile(db, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("lock database %s: %w", db, err)
+		return nil, fmt.Errorf("lock database %s: %w", db, unpath(err))
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
@@ -53,4 +54,15 @@ func realName(db string) string {
 		return ""
 	}
 	return fmt.Sprintf(" (the file %s)", real)
+}
+
+// unpath is the cause of a *fs.PathError, whose text would name the path
+// again; other errors are returned as they are. errors.Is still sees
+// fs.ErrNotExist or fs.ErrPermission through it.
+func unpath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }

@@ -116,7 +116,7 @@ func Stop(ctx context.Context, d Deps, id string, stop state.BatchStatus, messag
 	}
 	b, err := d.Store.GetBatch(ctx, id)
 	if err != nil {
-		return state.Batch{}, fmt.Errorf("get batch %s: %w", id, err)
+		return state.Batch{}, err // the store names the batch
 	}
 	total, diffs, err := reconcile(ctx, d, b, abort)
 	if err != nil {
@@ -170,7 +170,7 @@ func Stop(ctx context.Context, d Deps, id string, stop state.BatchStatus, messag
 	}
 	fb, err := d.Store.FinishBatch(ctx, id, final, at)
 	if err != nil {
-		return state.Batch{}, fmt.Errorf("finish batch %s: %w", id, err)
+		return state.Batch{}, err
 	}
 	if d.Staging != nil && b.Layout.Format == "xlsx" {
 		if err := d.Staging.Unstage(ctx, id); err != nil && d.Log != nil {
@@ -194,11 +194,11 @@ func reconcile(ctx context.Context, d Deps, b state.Batch, abort string) (state.
 	id := b.ID
 	shards, err := d.Store.ListShards(ctx, id)
 	if err != nil {
-		return state.Counts{}, nil, fmt.Errorf("list shards of %s: %w", id, err)
+		return state.Counts{}, nil, err
 	}
 	perShard, err := d.Store.CountFailures(ctx, id)
 	if err != nil {
-		return state.Counts{}, nil, fmt.Errorf("count failures of %s: %w", id, err)
+		return state.Counts{}, nil, err
 	}
 	var total state.Counts
 	var diffs []string
@@ -241,7 +241,7 @@ func writeReport(ctx context.Context, st Store, b state.Batch, w io.Writer, agg 
 	for {
 		recs, err := st.Failures(ctx, b.ID, f)
 		if err != nil {
-			return fmt.Errorf("read failures of %s: %w", b.ID, err)
+			return err // "list failures of <batch>: ..."
 		}
 		for _, r := range recs {
 			agg.Add(r)

@@ -2,7 +2,6 @@ package finalize
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"time"
 
@@ -17,7 +16,7 @@ import (
 func writeHTML(ctx context.Context, d Deps, b state.Batch, final state.Final, agg *report.Aggregate, at time.Time) error {
 	shards, err := d.Store.ListShards(ctx, b.ID)
 	if err != nil {
-		return fmt.Errorf("list shards of %s: %w", b.ID, err)
+		return err // the store names the batch
 	}
 	b.Status, b.Counts, b.ByReason, b.Message, b.Report = final.Status, final.Counts, final.ByReason, final.Message, final.Report
 	b.FinishedAt, b.UpdatedAt = at.UTC(), at.UTC()

@@ -98,7 +98,7 @@ func (p *Pipeline) Deliver(ctx context.Context, msg queue.Message) (Outcome, err
 		// finalization: the batch has every shard done but is still running.
 		b, err := p.p.Store.GetBatch(ctx, m.BatchID)
 		if err != nil {
-			return out, fmt.Errorf("get batch %s: %w", m.BatchID, err)
+			return out, err // the store names the batch
 		}
 		done, err := p.finishIfDone(ctx, b)
 		if err != nil {

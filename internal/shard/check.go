@@ -41,7 +41,7 @@ const checkFlush = 1000
 func (w *Worker) check(ctx context.Context, m queue.Manifest, c *compiled) (Result, error) {
 	b, err := w.store.GetBatch(ctx, m.BatchID)
 	if err != nil {
-		return Result{}, fmt.Errorf("get batch %s: %w", m.BatchID, err)
+		return Result{}, err // the store names the batch
 	}
 	switch {
 	case b.Status.Finished():

@@ -243,7 +243,7 @@ func (r *run) displacedFailure(ctx context.Context, p catalog.Product, d catalog
 	if r.shards == nil {
 		s, err := r.w.store.ListShards(ctx, r.m.BatchID)
 		if err != nil {
-			return rec, fmt.Errorf("list shards of %s: %w", r.m.BatchID, err)
+			return rec, err // the store names the batch
 		}
 		r.shards = s
 	}

@@ -261,7 +261,7 @@ func (w *Worker) Process(ctx context.Context, m queue.Manifest) (Result, error) 
 		// Decision 20: write only after every shard passed the check.
 		b, err := w.store.GetBatch(ctx, m.BatchID)
 		if err != nil {
-			return Result{}, fmt.Errorf("get batch %s: %w", m.BatchID, err)
+			return Result{}, err // the store names the batch
 		}
 		if b.Status.Finished() {
 			return Result{Status: BatchFinished}, nil
@@ -281,7 +281,7 @@ func (w *Worker) Process(ctx context.Context, m queue.Manifest) (Result, error) 
 		// A manifest sent before batches had an upload order: the batch's.
 		b, err := w.store.GetBatch(ctx, m.BatchID)
 		if err != nil {
-			return Result{}, fmt.Errorf("get batch %s: %w", m.BatchID, err)
+			return Result{}, err // the store names the batch
 		}
 		m.Order = b.Order
 	}
@@ -361,7 +361,7 @@ func (w *Worker) validator(ctx context.Context, batchID, ruleVersion string) (*c
 	}
 	b, err := w.store.GetBatch(ctx, batchID)
 	if err != nil {
-		return nil, fmt.Errorf("get batch %s: %w", batchID, err)
+		return nil, err // the store names the batch
 	}
 	if b.Status.Finished() {
 		return nil, state.ErrBatchFinished

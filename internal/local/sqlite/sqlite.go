@@ -142,20 +142,20 @@ var (
 func Open(path string, opts Options) (*DB, error) {
 	opts.setDefaults()
 	if err := opts.validate(); err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
 	if path == "" {
 		return nil, fmt.Errorf("open: empty path")
 	}
 	if strings.ContainsAny(path, "?#") || strings.HasPrefix(path, "file:") {
-		return nil, fmt.Errorf("open %s: the path may not contain '?' or '#' nor be a file: URI", path)
+		return nil, fmt.Errorf("open database %s: the path may not contain '?' or '#' nor be a file: URI", path)
 	}
 	db := &DB{opts: opts, memory: path == Memory, stmts: map[string]*sql.Stmt{}, tails: map[tailKey]progressTail{}}
 	ctx := context.Background()
 	var err error
 	db.wdb, err = sql.Open(opts.Driver, dsn(path, opts, false))
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
 	db.wdb.SetMaxOpenConns(1)
 	db.wdb.SetMaxIdleConns(1)
@@ -163,11 +163,11 @@ func Open(path string, opts Options) (*DB, error) {
 	db.wdb.SetConnMaxIdleTime(0)
 	if db.wc, err = db.wdb.Conn(ctx); err != nil {
 		db.wdb.Close()
-		return nil, fmt.Errorf("open %s: %w", path, mapErr(err))
+		return nil, fmt.Errorf("open database %s: %w", path, mapErr(err))
 	}
 	if err := db.migrate(ctx); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
 	if db.memory {
 		return db, nil
@@ -181,7 +181,7 @@ func Open(path string, opts Options) (*DB, error) {
 	} {
 		if _, err := db.wc.ExecContext(ctx, pragma); err != nil {
 			db.Close()
-			return nil, fmt.Errorf("open %s: %s: %w", path, pragma, mapErr(err))
+			return nil, fmt.Errorf("open database %s: %s: %w", path, pragma, mapErr(err))
 		}
 	}
 	if db.rdb, err = sql.Open(opts.Driver, dsn(path, opts, true)); err == nil {
@@ -191,7 +191,7 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	if err != nil {
 		db.Close()
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
 	db.cdb.SetMaxOpenConns(1)
 	db.ckpt, db.stop, db.done = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
