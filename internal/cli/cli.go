@@ -19,6 +19,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/catalog-import/catalog-import/internal/aws/awsclient"
+	"github.com/catalog-import/catalog-import/internal/failure"
 	"github.com/catalog-import/catalog-import/internal/state"
 )
 
@@ -51,10 +52,12 @@ func ProcessEnv() Env {
 		StdoutTerminal: term.IsTerminal(int(os.Stdout.Fd()))}
 }
 
-// exitError carries an exit code out of a command.
+// exitError carries an exit code out of a command, and the batch the
+// failure is about when there is one (for the --json error object).
 type exitError struct {
-	code int
-	err  error
+	code  int
+	err   error
+	batch string
 }
 
 func (e *exitError) Error() string {
@@ -66,26 +69,97 @@ func (e *exitError) Error() string {
 func (e *exitError) Unwrap() error { return e.err }
 
 // Main runs importctl with args (without the program name) and returns the
-// process exit code. Errors are printed once, here.
+// process exit code. Errors are printed once, here: on stderr, and, when
+// the command was asked for --json and printed nothing on stdout, as one
+// ErrorJSON object on stdout, so that a script can parse every outcome.
 func Main(ctx context.Context, env Env, args []string) int {
+	out := &countingWriter{w: env.Stdout}
+	env.Stdout = out
 	root := newRoot(env)
 	root.SetArgs(args)
 	root.SetOut(env.Stdout)
 	root.SetErr(env.Stderr)
 	err := root.ExecuteContext(ctx)
-	var ee *exitError
-	switch {
-	case err == nil:
+	if err == nil {
 		return ExitOK
-	case errors.As(err, &ee):
-		if ee.err != nil {
-			fmt.Fprintln(env.Stderr, "importctl:", ee.err)
-		}
-		return ee.code
-	default:
-		fmt.Fprintln(env.Stderr, "importctl:", err)
-		return ExitFailed
 	}
+	code, batch := ExitFailed, ""
+	var ee *exitError
+	if errors.As(err, &ee) {
+		code, batch, err = ee.code, ee.batch, ee.err
+	}
+	if err == nil {
+		return code // the command has said everything (a batch's own status)
+	}
+	fmt.Fprintln(env.Stderr, "importctl:", err)
+	if out.n == 0 && wantsJSON(root, args) {
+		_ = writeJSON(out, errorJSON(err, code, batch))
+	}
+	return code
+}
+
+// ErrorJSON is what a command run with --json prints on stdout when it
+// fails before it could print its own output (a usage error, a database in
+// use or full, a file that changed while it was read): one object, so that
+// every outcome parses. Its keys are a contract, as RunJSON's.
+type ErrorJSON struct {
+	// Status is always "ERROR": no batch status applies (a batch that
+	// ends REJECTED, FAILED or SUSPENDED is a RunJSON with that status).
+	Status string `json:"status"`
+	// Error is the message importctl prints on stderr.
+	Error string `json:"error"`
+	// Reason is the error's reason code when it has one (SourceChanged,
+	// AccessDenied, Throttled, Internal, ...), as in failure records.
+	Reason failure.Reason `json:"reason,omitempty"`
+	// ExitCode is the process's exit code (2 for every error; see run --help).
+	ExitCode int `json:"exit_code"`
+	// BatchID is the batch the error stopped, when it had one already.
+	BatchID string `json:"batch_id,omitempty"`
+}
+
+// ErrorStatus is ErrorJSON.Status.
+const ErrorStatus = "ERROR"
+
+func errorJSON(err error, code int, batch string) ErrorJSON {
+	e := ErrorJSON{Status: ErrorStatus, Error: err.Error(), ExitCode: code, BatchID: batch}
+	if ie, ok := failure.As(err); ok {
+		e.Reason = ie.Reason
+	}
+	return e
+}
+
+// wantsJSON reports whether args ask the command they name for --json. A
+// command line whose flags did not parse is read word by word: a script
+// that asked for JSON gets it even for its own mistakes.
+func wantsJSON(root *cobra.Command, args []string) bool {
+	cmd, _, err := root.Find(args)
+	if err != nil || cmd.Flags().Lookup("json") == nil {
+		return false
+	}
+	if f := cmd.Flags().Lookup("json"); f.Changed {
+		return f.Value.String() == "true"
+	}
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "--json" || a == "--json=true" || a == "--json=1" {
+			return true
+		}
+	}
+	return false
+}
+
+// countingWriter counts what a command wrote.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // global flags shared by every command.

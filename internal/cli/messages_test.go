@@ -1,12 +1,19 @@
 package cli
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"unicode"
+
+	"github.com/catalog-import/catalog-import/internal/failure"
 )
 
 // repeatedPhrase returns what msg says twice, or "": two words in a row
@@ -120,5 +127,122 @@ func TestErrorsNameThingsOnce(t *testing.T) {
 				t.Errorf("importctl %v says %q twice:\n%s", tc.args, p, stderr)
 			}
 		})
+	}
+}
+
+// importctlIn runs importctl (this test binary, see TestMain) after the
+// shell commands setup, in a mount namespace of its own, so that setup
+// may mount a small tmpfs (a full disk) or remount a folder read-only. It
+// skips the test where that cannot be done (no unshare, no privilege).
+func importctlIn(t *testing.T, setup string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	if out, err := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", "mount -t tmpfs -o size=4k tmpfs \"$(mktemp -d)\"").CombinedOutput(); err != nil {
+		t.Skipf("cannot mount in a namespace of its own here (%v: %s)", err, bytes.TrimSpace(out))
+	}
+	cmd := exec.Command("unshare", append([]string{"-m", "--propagation", "private", "sh", "-c", setup + ` && exec "$0" "$@"`, os.Args[0]}, args...)...)
+	cmd.Env = append(os.Environ(), "IMPORTCTL_TEST_MAIN=1")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("importctl %v: %v", args, err)
+	}
+	return code, out.String(), errb.String()
+}
+
+// TestJSONErrors: with --json every outcome is JSON on stdout, an error
+// too (one ErrorJSON object, its message the one on stderr), so that a
+// script can parse whatever happens.
+func TestJSONErrors(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	db := filepath.Join(dir, "t.db")
+	_, s := runImport(t, db, filepath.Join("testdata", "input", "gbk-excel.csv"))
+	csv := filepath.Join("testdata", "input", "clean.csv")
+	locked := filepath.Join(dir, "locked.db")
+	lf, err := os.Create(locked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	var big strings.Builder
+	big.WriteString("sku,name,category,brand,price,currency,stock,status,description,image_urls\n")
+	for i := range 20000 {
+		fmt.Fprintf(&big, "S-%06d,Product %d with a long name,Home/Kitchen,Brand,%d.50,CNY,%d,active,the description of product %d,\n", i, i, i%500+1, i%90, i)
+	}
+	bigCSV := filepath.Join(dir, "big.csv")
+	if err := os.WriteFile(bigCSV, []byte(big.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	full := filepath.Join(dir, "full")
+	if err := os.Mkdir(full, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		setup  string // run in a mount namespace of its own (see importctlIn)
+		args   []string
+		reason failure.Reason
+		batch  bool
+		says   string
+	}{
+		{name: "no file", args: []string{"run", "--json"}, says: "run takes FILE"},
+		{name: "unknown flag before --json", args: []string{"run", "--nope", "--json", csv}, says: "unknown flag: --nope"},
+		{name: "missing file", args: []string{"run", "--json", "--db", db, filepath.Join(dir, "nosuch.csv")}, says: "no such file"},
+		{name: "validate, missing profile", args: []string{"validate", "--json", "-p", filepath.Join(dir, "nosuch.yaml"), csv}, says: "nosuch.yaml"},
+		{name: "database in use", args: []string{"run", "--json", "--db", locked, csv}, says: "is in use"},
+		{name: "status of an unknown batch", args: []string{"status", "--json", "--db", db, "b-nosuch"}, says: "no batch b-nosuch"},
+		{name: "status without a database", args: []string{"status", "--json", "--db", filepath.Join(dir, "none.db")}, says: "no database"},
+		{name: "cancel of a finished batch", args: []string{"cancel", "--json", "--db", db, s.BatchID}, says: "nothing to cancel"},
+		{name: "disk full", setup: "mount -t tmpfs -o size=512k tmpfs " + full, args: []string{"run", "--json", "--quiet", "--db", filepath.Join(full, "t.db"), bigCSV},
+			reason: failure.Internal, batch: true, says: "database or disk is full"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var (
+				code           int
+				stdout, stderr string
+			)
+			if tc.setup != "" {
+				code, stdout, stderr = importctlIn(t, tc.setup, tc.args...)
+			} else {
+				code, stdout, stderr = importctl(t, tc.args...)
+			}
+			if code != ExitFailed {
+				t.Errorf("exit %d, want %d", code, ExitFailed)
+			}
+			var e ErrorJSON
+			dec := json.NewDecoder(strings.NewReader(stdout))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&e); err != nil || dec.More() {
+				t.Fatalf("stdout is not one JSON object (%v):\n%s\nstderr: %s", err, stdout, stderr)
+			}
+			if p := repeatedPhrase(stderr); p != "" {
+				t.Errorf("says %q twice: %s", p, stderr)
+			}
+			if e.Status != ErrorStatus || e.ExitCode != code || e.Reason != tc.reason || (e.BatchID != "") != tc.batch ||
+				!strings.Contains(e.Error, tc.says) || "importctl: "+e.Error+"\n" != stderr {
+				t.Errorf("got %+v\nwant status %s, exit code %d, reason %q, a batch %v, an error saying %q as stderr does: %s",
+					e, ErrorStatus, code, tc.reason, tc.batch, tc.says, stderr)
+			}
+		})
+	}
+}
+
+// TestErrorJSONReason: an error that carries a reason code (a file changed
+// while it was read) gives it to scripts.
+func TestErrorJSONReason(t *testing.T) {
+	t.Parallel()
+	err := fmt.Errorf("split: %w", failure.New(failure.SourceChanged, "", "products.csv changed while it was read (size 6 -> 8 bytes)"))
+	got := errorJSON(err, ExitFailed, "b-1")
+	want := ErrorJSON{Status: ErrorStatus, Error: err.Error(), Reason: failure.SourceChanged, ExitCode: ExitFailed, BatchID: "b-1"}
+	if got != want {
+		t.Errorf("errorJSON = %+v, want %+v", got, want)
 	}
 }

@@ -56,7 +56,7 @@ update row counts as imported.`
 	}
 	fl := cmd.Flags()
 	fl.StringVarP(&f.profile, "profile", "p", "", "profile YAML (default: the built-in default profile; see 'importctl profile')")
-	fl.BoolVar(&f.json, "json", false, "print the summary as one JSON object")
+	fl.BoolVar(&f.json, "json", false, `print the summary as one JSON object (an error as {"status":"ERROR","error":...})`)
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress bar")
 	fl.IntVar(&f.shards, "shards", 2, "shards processed at once")
 	fl.IntVar(&f.pool, "pool", 0, "parse/validate goroutines per shard (default: number of CPUs)")
@@ -93,7 +93,7 @@ update row counts as imported.`
 			fmt.Fprintln(env.Stderr)
 		}
 		if err != nil {
-			return &exitError{code: ExitFailed, err: err}
+			return &exitError{code: ExitFailed, err: err, batch: sum.Batch.ID}
 		}
 		page := ""
 		if p := filepath.Join(filepath.Dir(cfg.DB), "reports", sum.Batch.ID, report.Name); !dry {

@@ -20,7 +20,6 @@ package shard
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"runtime"
 	"sync"
@@ -308,7 +307,7 @@ func (w *Worker) Process(ctx context.Context, m queue.Manifest) (Result, error) 
 	case errors.Is(err, state.ErrBatchFinished), errors.Is(err, state.ErrBatchSuspended):
 		return Result{Status: BatchFinished}, nil
 	case err != nil:
-		return Result{}, fmt.Errorf("claim shard %d of %s: %w", m.Shard, m.BatchID, err)
+		return Result{}, err // the store names the shard
 	}
 	log := w.log.With("batch_id", m.BatchID, "shard", m.Shard)
 	if m.TraceID != "" {
