@@ -13,9 +13,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	"github.com/catalog-import/catalog-import/internal/aws/awsclient"
@@ -195,11 +198,12 @@ func newRoot(env Env) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "importctl",
 		Short: "Bounded, traceable, resumable product imports",
-		Long: `importctl imports product files (CSV, TSV, JSON Lines; UTF-8, GBK/GB18030, UTF-16)
-into a catalog, validating every row and keeping every failed row as a structured,
-re-importable record. Locally it runs the whole engine in one process over one
-SQLite file (--db). With --stack it reads a stack on AWS (or, with --endpoint,
-on an emulator), and 'importctl dev' runs the Lambda handlers locally.`,
+		Long: `importctl imports product files (CSV, TSV, JSON Lines, XLSX workbooks; UTF-8,
+GBK/GB18030, UTF-16) into a catalog, validating every row and keeping every failed
+row as a structured, re-importable record. Locally it runs the whole engine in one
+process over one SQLite file (--db). With --stack it reads a stack on AWS (or, with
+--endpoint, on an emulator), and 'importctl dev' runs the Lambda handlers locally.
+Each command's --help lists the flags it takes.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -214,7 +218,83 @@ on an emulator), and 'importctl dev' runs the Lambda handlers locally.`,
 	root.AddCommand(newRunCmd(env, g, false), newRunCmd(env, g, true), newPreviewCmd(env),
 		newStatusCmd(env, g), newFailuresCmd(env, g), newProfileCmd(env, g), newDevCmd(env, g), newRedriveCmd(env, g),
 		newRetryCmd(env, g), newReportCmd(env, g), newCancelCmd(env, g))
+	scopeGlobalFlags(root)
 	return root
+}
+
+// globalUse names the global flags each command uses. The others are left
+// out of its help and refused on its command line (`run --stack prod` would
+// otherwise import locally without a word). A command not named here (dev,
+// help) takes them all.
+func globalUse() map[string][]string {
+	return map[string][]string{
+		"run":            {"db", "verbose"},
+		"validate":       {"verbose"}, // a dry run: an in-memory database
+		"preview":        {},
+		"status":         {"db", "stack", "endpoint", "region"},
+		"failures":       {"db", "stack", "endpoint", "region"},
+		"report":         {"db", "stack", "endpoint", "region"},
+		"retry-failures": {"db", "stack", "endpoint", "region", "verbose"},
+		"cancel":         {"db", "stack", "endpoint", "region", "verbose"},
+		"redrive":        {"stack", "endpoint", "region"},
+		"profile":        {},
+		"profile push":   {"stack", "endpoint", "region"},
+	}
+}
+
+// scopeGlobalFlags applies globalUse to root's commands: each one's help
+// shows the global flags it uses, and a global flag it does not use is a
+// usage error. The help of a global flag lists the commands that use it.
+func scopeGlobalFlags(root *cobra.Command) {
+	use := globalUse()
+	uses := func(c *cobra.Command) ([]string, bool) {
+		names, ok := use[strings.TrimPrefix(c.CommandPath(), root.Name()+" ")]
+		return names, ok
+	}
+	users := map[string][]string{}
+	for _, c := range append(root.Commands(), subcommands(root)...) {
+		if names, ok := uses(c); ok {
+			for _, n := range names {
+				users[n] = append(users[n], strings.TrimPrefix(c.CommandPath(), root.Name()+" "))
+			}
+		}
+	}
+	help := root.HelpFunc()
+	root.SetHelpFunc(func(c *cobra.Command, args []string) {
+		if c == root { // the global flags, each with the commands that use it
+			root.PersistentFlags().VisitAll(func(f *pflag.Flag) {
+				if len(users[f.Name]) > 0 {
+					f.Usage += " [" + strings.Join(users[f.Name], ", ") + "]"
+				}
+			})
+		} else if names, ok := uses(c); ok {
+			root.PersistentFlags().VisitAll(func(f *pflag.Flag) { f.Hidden = !slices.Contains(names, f.Name) })
+		}
+		help(c, args)
+	})
+	root.PersistentPreRunE = func(c *cobra.Command, _ []string) error {
+		names, ok := uses(c)
+		if !ok {
+			return nil
+		}
+		var err error
+		root.PersistentFlags().VisitAll(func(f *pflag.Flag) {
+			if err == nil && c.Flags().Changed(f.Name) && !slices.Contains(names, f.Name) {
+				err = usage("%s does not use --%s (it is for %s)\nsee '%s --help'", c.CommandPath(), f.Name,
+					strings.Join(users[f.Name], ", "), c.CommandPath())
+			}
+		})
+		return err
+	}
+}
+
+// subcommands are the commands under root's commands (profile push).
+func subcommands(root *cobra.Command) []*cobra.Command {
+	var out []*cobra.Command
+	for _, c := range root.Commands() {
+		out = append(out, c.Commands()...)
+	}
+	return out
 }
 
 // usage wraps a usage problem so it exits 2.

@@ -246,3 +246,57 @@ func TestErrorJSONReason(t *testing.T) {
 		t.Errorf("errorJSON = %+v, want %+v", got, want)
 	}
 }
+
+// TestGlobalFlagsWhereUsed: a command's help shows the global flags it
+// uses and no other, and one it does not use is refused rather than
+// ignored (`run --stack prod` imported locally). The top-level help names
+// every format.
+func TestGlobalFlagsWhereUsed(t *testing.T) {
+	t.Parallel()
+	csv := filepath.Join("testdata", "input", "clean.csv")
+	for _, tc := range []struct {
+		cmd        []string
+		shows      []string
+		hides      []string
+		refuses    []string // a command line it refuses
+		refusedFor string
+	}{
+		{[]string{"run"}, []string{"--db", "--verbose"}, []string{"--stack", "--endpoint", "--region"},
+			[]string{"run", "--stack", "prod", csv}, "importctl run does not use --stack"},
+		{[]string{"validate"}, []string{"--verbose"}, []string{"--db", "--stack", "--endpoint"},
+			[]string{"validate", "--db", "shop.db", csv}, "importctl validate does not use --db"},
+		{[]string{"preview"}, nil, []string{"--db", "--stack", "--endpoint", "--region", "--verbose"},
+			[]string{"preview", "--endpoint", "http://127.0.0.1:5000", csv}, "importctl preview does not use --endpoint"},
+		{[]string{"profile"}, nil, []string{"--db", "--stack", "--endpoint"},
+			[]string{"profile", "--stack", "prod"}, "importctl profile does not use --stack"},
+		{[]string{"redrive"}, []string{"--stack", "--endpoint", "--region"}, []string{"--db", "--verbose"},
+			[]string{"redrive", "--db", "x.db", "--stack", "prod"}, "importctl redrive does not use --db"},
+		{[]string{"status"}, []string{"--db", "--stack", "--endpoint", "--region"}, []string{"--verbose"}, nil, ""},
+		{[]string{"profile", "push"}, []string{"--stack", "--endpoint"}, []string{"--db"}, nil, ""},
+	} {
+		t.Run(strings.Join(tc.cmd, " "), func(t *testing.T) {
+			code, help, stderr := importctl(t, append(tc.cmd, "--help")...)
+			if code != 0 {
+				t.Fatalf("--help: exit %d %s", code, stderr)
+			}
+			for _, f := range tc.shows {
+				if !strings.Contains(help, f+" ") {
+					t.Errorf("help does not show %s:\n%s", f, help)
+				}
+			}
+			for _, f := range tc.hides {
+				if strings.Contains(help, f+" ") {
+					t.Errorf("help shows %s, which the command does not use:\n%s", f, help)
+				}
+			}
+			if tc.refuses != nil {
+				if code, _, stderr := importctl(t, tc.refuses...); code != ExitFailed || !strings.Contains(stderr, tc.refusedFor) {
+					t.Errorf("importctl %v: exit %d, %q; want exit 2 saying %q", tc.refuses, code, stderr, tc.refusedFor)
+				}
+			}
+		})
+	}
+	if _, help, _ := importctl(t, "--help"); !strings.Contains(help, "XLSX") {
+		t.Errorf("top-level help does not name XLSX:\n%s", help)
+	}
+}
