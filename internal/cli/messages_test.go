@@ -300,3 +300,28 @@ func TestGlobalFlagsWhereUsed(t *testing.T) {
 		t.Errorf("top-level help does not name XLSX:\n%s", help)
 	}
 }
+
+// TestReportModes: the error report, the batch page finalization writes and
+// the page `importctl report` writes have one mode: a new file's (0644
+// under the usual umask; errors.csv and report.html were 0600).
+func TestReportModes(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	db := filepath.Join(dir, "t.db")
+	_, s := runImport(t, db, filepath.Join("testdata", "input", "gbk-excel.csv"))
+	page := filepath.Join(dir, "page.html")
+	if code, _, stderr := importctl(t, "report", "--db", db, "-o", page, s.BatchID); code != 0 {
+		t.Fatalf("report: exit %d %s", code, stderr)
+	}
+	plain, err := os.Create(filepath.Join(dir, "plain"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain.Close()
+	want, _ := os.Stat(plain.Name())
+	for _, p := range []string{s.Report, s.HTMLReport, page} {
+		if fi, err := os.Stat(p); err != nil || fi.Mode() != want.Mode() {
+			t.Errorf("%s: mode %v (%v), want %v", p, fi.Mode(), err, want.Mode())
+		}
+	}
+}
