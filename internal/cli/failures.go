@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -39,13 +40,20 @@ _error and _batch columns: fix the cells in Excel and import the file again
 mark their failures here resolved. DuplicateSKU rows are left out of it (imported
 again unchanged, such a row would replace the product of its SKU's first row)
 unless --reason DuplicateSKU asks for them.
+--reason takes reason codes, in any case (duplicatesku is DuplicateSKU), as
+retry-failures and redrive do; an unknown one is refused with the list:
+MalformedRow, SchemaMismatch, InvalidEncoding, RowTooLarge (syntax);
+MissingField, InvalidNumber, OutOfRange, InvalidValue (semantic); DuplicateSKU,
+BannedCategory, SKUExists, UnknownSKU (business); NetworkTimeout, Throttled,
+ServiceUnavailable, AccessDenied, SourceChanged, CircuitOpen, Internal
+(infrastructure).
 --group-by reason|layer|field counts the records instead (largest first; table,
 csv or jsonl), reading them once whatever their number; --limit then keeps the
 largest groups.`,
 		Args: exactArgs(1, "BATCH_ID"),
 	}
 	fl := cmd.Flags()
-	fl.StringSliceVar(&reasons, "reason", nil, "only these reasons (repeatable, e.g. DuplicateSKU)")
+	fl.StringSliceVar(&reasons, "reason", nil, "only these reasons (repeatable): "+reasonHelp)
 	fl.StringSliceVar(&layers, "layer", nil, "only these layers: syntax, semantic, business, infrastructure")
 	fl.StringVar(&format, "format", "table", "table, csv, jsonl, or fixfile (the failed rows as the original file: fix them and import the file again)")
 	fl.IntVar(&limit, "limit", 0, "at most this many records (0: all)")
@@ -87,10 +95,11 @@ largest groups.`,
 func failureFilter(reasons, layers []string, reimport bool) (state.FailureFilter, error) {
 	f := state.FailureFilter{}
 	for _, r := range reasons {
-		if !failure.Reason(r).Known() {
-			return f, usage("unknown reason %q (known: %v)", r, failure.Reasons())
+		code, err := reasonFlag(r)
+		if err != nil {
+			return f, err
 		}
-		f.Reasons = append(f.Reasons, failure.Reason(r))
+		f.Reasons = append(f.Reasons, code)
 	}
 	for _, l := range layers {
 		switch failure.Layer(l) {
@@ -195,4 +204,17 @@ func newFailureTable(w io.Writer, sheets bool) failureWriter {
 		return err
 	}
 	return failureWriter{write: write, close: tw.Flush}
+}
+
+// reasonHelp is the rule of every --reason flag, for their helps.
+const reasonHelp = "a reason code (DuplicateSKU, AccessDenied, ...; see 'importctl failures --help'), in any case"
+
+// reasonFlag parses a --reason value: a known reason code, in any case
+// (the one rule of failures, retry-failures and redrive).
+func reasonFlag(s string) (failure.Reason, error) {
+	code, ok := failure.ParseReason(strings.TrimSpace(s))
+	if !ok {
+		return "", usage("unknown reason %q (known: %v)", s, failure.Reasons())
+	}
+	return code, nil
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"unicode"
 
 	"github.com/catalog-import/catalog-import/internal/failure"
+	"github.com/catalog-import/catalog-import/internal/local/sqlite"
 )
 
 // repeatedPhrase returns what msg says twice, or "": two words in a row
@@ -90,10 +92,20 @@ func TestErrorsNameThingsOnce(t *testing.T) {
 	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX); err != nil {
 		t.Fatal(err)
 	}
+	shop := filepath.Join(dir, "shop.db") // another program's database
+	if c, err := sql.Open(sqlite.DriverModernc, shop); err != nil {
+		t.Fatal(err)
+	} else if _, err := c.Exec("CREATE TABLE products (id INTEGER PRIMARY KEY, title TEXT)"); err != nil {
+		t.Fatal(err)
+	} else {
+		c.Close()
+	}
 	for _, tc := range []struct {
 		name string
 		args []string
 	}{
+		{"another program's database", []string{"run", "--db", shop, csv}},
+		{"status of another program's database", []string{"status", "--db", shop}},
 		{"run a missing file", []string{"run", "--db", db, filepath.Join(dir, "nosuch.csv")}},
 		{"validate a missing file", []string{"validate", filepath.Join(dir, "nosuch.csv")}},
 		{"preview a missing file", []string{"preview", filepath.Join(dir, "nosuch.csv")}},
@@ -139,7 +151,15 @@ func importctlIn(t *testing.T, setup string, args ...string) (code int, stdout, 
 	if out, err := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", "mount -t tmpfs -o size=4k tmpfs \"$(mktemp -d)\"").CombinedOutput(); err != nil {
 		t.Skipf("cannot mount in a namespace of its own here (%v: %s)", err, bytes.TrimSpace(out))
 	}
-	cmd := exec.Command("unshare", append([]string{"-m", "--propagation", "private", "sh", "-c", setup + ` && exec "$0" "$@"`, os.Args[0]}, args...)...)
+	return importctlExec(t, os.Args[0], []string{"unshare", "-m", "--propagation", "private", "sh", "-c", setup + ` && exec "$0" "$@"`}, args...)
+}
+
+// importctlExec runs binary (this test binary, or a copy of it) as
+// importctl with args, after the command line wrap (which runs it).
+func importctlExec(t *testing.T, binary string, wrap []string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	line := append(append(wrap[1:len(wrap):len(wrap)], binary), args...)
+	cmd := exec.Command(wrap[0], line...)
 	cmd.Env = append(os.Environ(), "IMPORTCTL_TEST_MAIN=1")
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -322,6 +342,150 @@ func TestReportModes(t *testing.T) {
 	for _, p := range []string{s.Report, s.HTMLReport, page} {
 		if fi, err := os.Stat(p); err != nil || fi.Mode() != want.Mode() {
 			t.Errorf("%s: mode %v (%v), want %v", p, fi.Mode(), err, want.Mode())
+		}
+	}
+}
+
+// TestReadOnlyDatabase: reading commands read a database they cannot
+// write (on a read-only mount, or without write permission) and leave no
+// file behind with its read-only mode; an import says why it cannot write
+// one; and a -shm file left read-only by such a read (older versions made
+// one) is made writable again, or named when it cannot be.
+func TestReadOnlyDatabase(t *testing.T) {
+	t.Parallel()
+	gbk := filepath.Join("testdata", "input", "gbk-excel.csv")
+	t.Run("read-only mount", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		db := filepath.Join(dir, "t.db")
+		_, s := runImport(t, db, gbk)
+		ro := "mount --bind " + dir + " " + dir + " && mount -o remount,bind,ro " + dir
+		for _, tc := range []struct {
+			args []string
+			exit int
+			says string
+		}{
+			{[]string{"status", "--db", db}, 0, s.BatchID},
+			{[]string{"status", "--db", db, s.BatchID}, 0, "SHARD"},
+			{[]string{"failures", "--db", db, s.BatchID}, 0, "InvalidNumber"},
+			{[]string{"run", "--db", db, gbk}, ExitFailed, "database " + db + " is on a read-only file system: an import writes it"},
+		} {
+			code, stdout, stderr := importctlIn(t, ro, tc.args...)
+			if code != tc.exit || !strings.Contains(stdout+stderr, tc.says) {
+				t.Errorf("importctl %v on a read-only mount: exit %d\n%s%s\nwant exit %d saying %q", tc.args, code, stdout, stderr, tc.exit, tc.says)
+			}
+		}
+	})
+	t.Run("no write permission", func(t *testing.T) {
+		t.Parallel()
+		// As root permissions do not apply: run importctl as nobody, from a
+		// copy of this binary in a folder nobody may enter.
+		dir, bin := t.TempDir(), os.Args[0]
+		wrap := []string{"env"}
+		if os.Geteuid() == 0 {
+			if _, err := exec.LookPath("setpriv"); err != nil {
+				t.Skip("root without setpriv: cannot run importctl as another user")
+			}
+			dir = filepath.Join(dir, "nobody")
+			bin = filepath.Join(dir, "importctl")
+			data, err := os.ReadFile(os.Args[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(bin, data, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for d := filepath.Dir(dir); d != filepath.Dir(d) && strings.HasPrefix(d, os.TempDir()+"/"); d = filepath.Dir(d) {
+				if err := os.Chmod(d, 0o755); err != nil { // t.TempDir's folders are 0700
+					t.Fatal(err)
+				}
+			}
+			if err := os.Chown(dir, 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+			wrap = []string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"}
+		}
+		for _, name := range []string{"gbk-excel.csv", "clean.csv"} {
+			data, _ := os.ReadFile(filepath.Join("testdata", "input", name))
+			os.WriteFile(filepath.Join(dir, name), data, 0o644)
+		}
+		db := filepath.Join(dir, "t.db")
+		as := func(args ...string) (int, string) {
+			code, stdout, stderr := importctlExec(t, bin, wrap, args...)
+			return code, stdout + stderr
+		}
+		if code, out := as("run", "--quiet", "--db", db, filepath.Join(dir, "gbk-excel.csv")); code != ExitRowFails {
+			t.Fatalf("first import: exit %d\n%s", code, out)
+		}
+		os.Chmod(db, 0o444)
+		if code, out := as("status", "--db", db); code != 0 || !strings.Contains(out, "COMPLETED_WITH_ERRORS") {
+			t.Errorf("status of a read-only database: exit %d\n%s", code, out)
+		}
+		for _, side := range []string{"-shm", "-wal"} {
+			if fi, err := os.Stat(db + side); err == nil && fi.Mode().Perm()&0o200 == 0 {
+				t.Errorf("status left %s%s with mode %v", db, side, fi.Mode().Perm())
+			}
+		}
+		if code, out := as("run", "--quiet", "--db", db, filepath.Join(dir, "clean.csv")); code != ExitFailed ||
+			!strings.Contains(out, "database "+db+" may not be written (mode -r--r--r--): an import writes it") {
+			t.Errorf("import into a read-only database: exit %d\n%s", code, out)
+		}
+		os.Chmod(db, 0o644)
+		for _, side := range []string{"-shm", "-wal"} { // what a read of the read-only file left before
+			os.WriteFile(db+side, nil, 0o444)
+			os.Chown(db+side, 65534, 65534)
+		}
+		if code, out := as("run", "--quiet", "--db", db, filepath.Join(dir, "clean.csv")); code != 0 {
+			t.Errorf("import after chmod 644 on the database: exit %d\n%s", code, out)
+		}
+		if os.Geteuid() == 0 { // a -shm of another owner: named
+			os.WriteFile(db+"-shm", nil, 0o444)
+			os.Chown(db+"-shm", 0, 0)
+			if code, out := as("run", "--quiet", "--db", db, filepath.Join(dir, "gbk-excel.csv")); code != ExitFailed ||
+				!strings.Contains(out, db+"-shm is read-only (mode -r--r--r--") {
+				t.Errorf("import with a read-only -shm of another owner: exit %d\n%s", code, out)
+			}
+		}
+	})
+}
+
+// TestReasonRule: failures, retry-failures and redrive take --reason by one
+// rule: a reason code, in any case; anything else is refused with the
+// same message (redrive compared a substring of the message, failures the
+// exact code).
+func TestReasonRule(t *testing.T) {
+	t.Parallel()
+	db := filepath.Join(t.TempDir(), "t.db")
+	_, s := runImport(t, db, filepath.Join("testdata", "input", "gbk-excel.csv"))
+	_, exact, _ := importctl(t, "failures", "--db", db, "--reason", "DuplicateSKU", "--format", "jsonl", s.BatchID)
+	if strings.Count(exact, "\n") != 1 {
+		t.Fatalf("failures --reason DuplicateSKU: %q, want one record", exact)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		exit int
+		says string
+	}{
+		{"failures, lower case", []string{"failures", "--db", db, "--reason", "duplicatesku", "--format", "jsonl", s.BatchID}, 0, exact},
+		{"retry-failures, lower case", []string{"retry-failures", "--db", db, "--dry-run", "--reason", "invalidnumber", s.BatchID}, 0, "would retry 1 rows (InvalidNumber 1)"},
+		{"failures, part of a code", []string{"failures", "--db", db, "--reason", "Duplicate", s.BatchID}, ExitFailed, `unknown reason "Duplicate" (known: [MalformedRow`},
+		{"retry-failures, part of a code", []string{"retry-failures", "--db", db, "--reason", "Duplicate", s.BatchID}, ExitFailed, `unknown reason "Duplicate" (known: [MalformedRow`},
+		{"redrive, part of a code", []string{"redrive", "--stack", "prod", "--reason", "Denied"}, ExitFailed, `unknown reason "Denied" (known: [MalformedRow`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := importctl(t, tc.args...)
+			if code != tc.exit || !strings.Contains(stdout+stderr, tc.says) {
+				t.Errorf("exit %d\n%s%s\nwant exit %d saying %q", code, stdout, stderr, tc.exit, tc.says)
+			}
+		})
+	}
+	for _, cmd := range []string{"failures", "retry-failures", "redrive"} {
+		if _, help, _ := importctl(t, cmd, "--help"); !strings.Contains(help, "in any case") {
+			t.Errorf("%s --help does not say how --reason matches:\n%s", cmd, help)
 		}
 	}
 }

@@ -61,7 +61,7 @@ and says how many would import (SKUExists cannot be found in a dry run).`,
 		Args: exactArgs(1, "BATCH_ID"),
 	}
 	fl := cmd.Flags()
-	fl.StringSliceVar(&f.reasons, "reason", nil, "only failures of these reasons (repeatable)")
+	fl.StringSliceVar(&f.reasons, "reason", nil, "only failures of these reasons (repeatable): "+reasonHelp)
 	fl.StringSliceVar(&f.layers, "layer", nil, "only failures of these layers: syntax, semantic, business, infrastructure")
 	fl.BoolVar(&f.dry, "dry-run", false, "check the rows under the current rules; import nothing")
 	fl.StringVarP(&f.profile, "profile", "p", "", "profile YAML for a local retry or a dry run (default: the built-in default profile)")
