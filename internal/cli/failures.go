@@ -83,7 +83,17 @@ largest groups.`,
 		if groupBy != "" {
 			return writeGroups(cmd.Context(), env.Stdout, db, b, f, report.Group(groupBy), format, limit)
 		}
-		return writeFailures(cmd.Context(), env.Stdout, db, b, f, format, limit)
+		n, err := writeFailures(cmd.Context(), env.Stdout, db, b, f, format, limit)
+		if err != nil || n > 0 || format != "fixfile" {
+			return err
+		}
+		// A fix file of no row is its header alone: say why.
+		why, err := leftOut(cmd.Context(), db, b.ID, reasons, f, true, "fix")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(env.Stderr, "importctl:", why)
+		return nil
 	}
 	return cmd
 }
@@ -119,11 +129,12 @@ func failureFilter(reasons, layers []string, reimport bool) (state.FailureFilter
 	return f, nil
 }
 
-// writeFailures pages through the records so memory stays flat.
-func writeFailures(ctx context.Context, w io.Writer, db reader, b state.Batch, f state.FailureFilter, format string, limit int) error {
+// writeFailures pages through the records so memory stays flat, and
+// returns how many it wrote.
+func writeFailures(ctx context.Context, w io.Writer, db reader, b state.Batch, f state.FailureFilter, format string, limit int) (int, error) {
 	out, err := newFailureWriter(w, b, format)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	const page = 5000
 	n := 0
@@ -134,11 +145,11 @@ func writeFailures(ctx context.Context, w io.Writer, db reader, b state.Batch, f
 		}
 		recs, err := db.Failures(ctx, b.ID, f)
 		if err != nil {
-			return err
+			return n, err
 		}
 		for _, r := range recs {
 			if err := out.write(r); err != nil {
-				return err
+				return n, err
 			}
 		}
 		n += len(recs)
@@ -147,7 +158,7 @@ func writeFailures(ctx context.Context, w io.Writer, db reader, b state.Batch, f
 		}
 		f.AfterSheet, f.AfterRow = recs[len(recs)-1].Sheet, recs[len(recs)-1].Row
 	}
-	return out.close()
+	return n, out.close()
 }
 
 // failureWriter writes failure records in one of the formats of

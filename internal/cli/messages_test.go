@@ -489,3 +489,48 @@ func TestReasonRule(t *testing.T) {
 		}
 	}
 }
+
+// TestFixFileShownResolved: a fix file's rows that import are shown
+// resolved on the parent's report page (which finalization wrote before),
+// and a fix file with no row left to fix says why on stderr instead of
+// printing a header alone without a word.
+func TestFixFileShownResolved(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	db := filepath.Join(dir, "t.db")
+	file := filepath.Join(dir, "products.csv")
+	os.WriteFile(file, []byte("sku,name,category,brand,price,currency,stock,status\n"+
+		"A-1,Lamp,Home,Acme,1.00,CNY,1,active\nA-2,Pen,Office,Acme,abc,CNY,1,active\nA-3,Cup,Home,Acme,x1,CNY,1,active\n"+
+		"A-1,Lamp,Home,Acme,1.00,CNY,1,active\n"), 0o644)
+	_, parent := runImport(t, db, file)
+	code, fix, stderr := importctl(t, "failures", "--db", db, "--format", "fixfile", parent.BatchID)
+	if code != 0 || strings.Count(fix, "\n") != 3 {
+		t.Fatalf("fix file: exit %d %s\n%s", code, stderr, fix)
+	}
+	fixed := filepath.Join(dir, "fix.csv")
+	os.WriteFile(fixed, []byte(strings.NewReplacer(",abc,", ",2.00,", ",x1,", ",3.00,").Replace(fix)), 0o644)
+	_, child := runImport(t, db, fixed)
+	if child.RowsImported != 2 {
+		t.Fatalf("fix file: %+v, want 2 rows imported", child)
+	}
+	page, err := os.ReadFile(parent.HTMLReport)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`id="resolved" data-value="2">2 of 3 failed rows imported since by later batches`,
+		`<th>resolved by</th>`, `<td class="key resolved-by">` + child.BatchID + `</td>`} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("the parent's report page does not show %q", want)
+		}
+	}
+
+	code, out, stderr := importctl(t, "failures", "--db", db, "--format", "fixfile", parent.BatchID)
+	if code != 0 || strings.Count(out, "\n") != 1 ||
+		stderr != "importctl: no row to fix: the 1 unresolved failures of batch "+parent.BatchID+" are DuplicateSKU, which a fix file leaves out unless --reason DuplicateSKU asks for them (imported again, such a row would replace the product of its SKU's first row)\n" {
+		t.Errorf("fix file with nothing to fix: exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+	code, out, stderr = importctl(t, "failures", "--db", db, "--format", "fixfile", "--layer", "syntax", parent.BatchID)
+	if code != 0 || strings.Count(out, "\n") != 1 || stderr != "importctl: no row to fix: batch "+parent.BatchID+" has no unresolved failures in layer syntax\n" {
+		t.Errorf("fix file of a layer with no failures: exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+}

@@ -151,7 +151,7 @@ func retryLocal(ctx context.Context, env Env, g *global, f *retryFlags, filter s
 	}
 	var left string
 	if path != resume {
-		if left, err = leftOut(ctx, db, id, f.reasons, filter, what.Rows == 0); err != nil {
+		if left, err = leftOut(ctx, db, id, f.reasons, filter, what.Rows == 0, "retry"); err != nil {
 			db.Close()
 			os.Remove(path)
 			return err
@@ -280,7 +280,7 @@ func retryOnStack(ctx context.Context, env Env, g *global, f *retryFlags, filter
 	if err != nil {
 		return err
 	}
-	left, err := leftOut(ctx, db, id, f.reasons, filter, what.Rows == 0)
+	left, err := leftOut(ctx, db, id, f.reasons, filter, what.Rows == 0, "retry")
 	if err != nil {
 		return err
 	}
@@ -360,11 +360,12 @@ func retryOnStack(ctx context.Context, env Env, g *global, f *retryFlags, filter
 	}
 }
 
-// leftOut says which unresolved failures of batch id a retry with filter
-// leaves out: with nothing to retry (none), the line that says why; else a
-// line about the DuplicateSKU rows left out because no --reason asked for
-// them, or "" when the retry takes every unresolved failure of its layers.
-func leftOut(ctx context.Context, db reader, id string, asked []string, filter state.FailureFilter, none bool) (string, error) {
+// leftOut says which unresolved failures of batch id a retry ("retry") or
+// a fix file ("fix") with filter leaves out: with nothing to do (none),
+// the line that says why; else a line about the DuplicateSKU rows left out
+// because no --reason asked for them, or "" when it takes every unresolved
+// failure of its layers.
+func leftOut(ctx context.Context, db reader, id string, asked []string, filter state.FailureFilter, none bool, job string) (string, error) {
 	agg, err := report.Collect(ctx, db, id, state.FailureFilter{Unresolved: true, Layers: filter.Layers})
 	if err != nil {
 		return "", err
@@ -379,21 +380,25 @@ func leftOut(ctx context.Context, db reader, id string, asked []string, filter s
 	for i, l := range filter.Layers {
 		layers += map[bool]string{true: " in layer ", false: ", "}[i == 0] + string(l)
 	}
+	nothing, leaves := "nothing to retry", "a retry leaves out"
+	if job == "fix" {
+		nothing, leaves = "no row to fix", "a fix file leaves out"
+	}
 	dups := out[failure.DuplicateSKU]
 	switch {
 	case none && agg.Total == 0:
-		return fmt.Sprintf("nothing to retry: batch %s has no unresolved failures%s", id, layers), nil
+		return fmt.Sprintf("%s: batch %s has no unresolved failures%s", nothing, id, layers), nil
 	case none && len(asked) == 0 && dups == agg.Total:
-		return fmt.Sprintf("nothing to retry: the %s unresolved failures of batch %s%s are DuplicateSKU, which a retry leaves out "+
+		return fmt.Sprintf("%s: the %s unresolved failures of batch %s%s are DuplicateSKU, which %s "+
 			"unless --reason DuplicateSKU asks for them (imported again, such a row would replace the product of its SKU's first row)",
-			num(dups), id, layers), nil
+			nothing, num(dups), id, layers, leaves), nil
 	case none:
-		which := "the reasons retried"
+		which := "the reasons asked for"
 		if len(asked) > 0 {
 			which = strings.Join(asked, ", ")
 		}
-		return fmt.Sprintf("nothing to retry: batch %s has no unresolved failures of %s%s (its unresolved failures: %s)",
-			id, which, layers, strings.TrimSuffix(strings.TrimPrefix(reasonList(agg.ByReason), " ("), ")")), nil
+		return fmt.Sprintf("%s: batch %s has no unresolved failures of %s%s (its unresolved failures: %s)",
+			nothing, id, which, layers, strings.TrimSuffix(strings.TrimPrefix(reasonList(agg.ByReason), " ("), ")")), nil
 	case len(asked) == 0 && dups > 0:
 		rows := "rows"
 		if dups == 1 {

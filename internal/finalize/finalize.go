@@ -172,6 +172,13 @@ func Stop(ctx context.Context, d Deps, id string, stop state.BatchStatus, messag
 	if err != nil {
 		return state.Batch{}, err
 	}
+	if b.Parent != "" && d.Lineage != nil && d.Reports != nil && stop == "" && status != state.BatchFailed {
+		// The parent's page was written when it finished: show what this
+		// batch resolved there too. A failure leaves the page as it was.
+		if err := refreshHTML(ctx, d, b.Parent, now()); err != nil && d.Log != nil {
+			d.Log.Warn("the parent's report page was not updated", "batch_id", id, "parent", b.Parent, "error", err)
+		}
+	}
 	if d.Staging != nil && b.Layout.Format == "xlsx" {
 		if err := d.Staging.Unstage(ctx, id); err != nil && d.Log != nil {
 			d.Log.Warn("staged chunks not removed", "batch_id", id, "error", err)

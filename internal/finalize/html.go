@@ -27,3 +27,30 @@ func writeHTML(ctx context.Context, d Deps, b state.Batch, final state.Final, ag
 	_, err = d.Reports.Put(ctx, b.ID, report.Name, func(w io.Writer) error { return report.Render(w, data) })
 	return err
 }
+
+// refreshHTML writes batch id's report page again from the store (after a
+// child batch resolved some of its failures: a fix file, retry-failures),
+// as `importctl report` does, with one pass over its failure records.
+func refreshHTML(ctx context.Context, d Deps, id string, at time.Time) error {
+	b, err := d.Store.GetBatch(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !b.Status.Finished() {
+		return nil // its own finalization writes it
+	}
+	shards, err := d.Store.ListShards(ctx, id)
+	if err != nil {
+		return err
+	}
+	agg, err := report.Collect(ctx, d.Store, id, state.FailureFilter{})
+	if err != nil {
+		return err
+	}
+	data := report.Data{Batch: b, Shards: shards, Failures: agg, Generated: at}
+	if b.Report != "" {
+		data.ErrorsCSV = "errors.csv"
+	}
+	_, err = d.Reports.Put(ctx, id, report.Name, func(w io.Writer) error { return report.Render(w, data) })
+	return err
+}
