@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -200,7 +199,7 @@ func newFailureWriter(w io.Writer, b state.Batch, format string) (failureWriter,
 // newFailureTable writes failure records as an aligned table, with their
 // sheet for a workbook.
 func newFailureTable(w io.Writer, sheets bool) failureWriter {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	tw := newTable(w)
 	if sheets {
 		fmt.Fprint(tw, "SHEET\t")
 	}

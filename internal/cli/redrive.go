@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -99,7 +98,7 @@ store begins with). An unknown code is refused with the list of codes.
 		cfg.Store, cfg.Log = st, st.TriageLog()
 		cfg.ShortPoll = g.endpoint != "" // moto answers short polls exactly; AWS needs a long poll
 
-		tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+		tw := newTable(env.Stdout)
 		enc := json.NewEncoder(env.Stdout)
 		if !asJSON {
 			fmt.Fprintln(tw, "ACTION\tBATCH\tSHARD\tSOURCE\tNOTE")
