@@ -51,7 +51,7 @@ func inspect(ctx context.Context, path string, o Options, immutable bool) (inspe
 	var id, version int
 	if err := c.QueryRowContext(ctx, "PRAGMA application_id").Scan(&id); err != nil {
 		if code, ok := resultCode(err); ok && code&0xff == codeNotADB {
-			return inspection{}, fmt.Errorf("%w: not an SQLite database", ErrNotOurs)
+			return inspection{}, fmt.Errorf("%w: the file is not SQLite", ErrNotOurs)
 		}
 		return inspection{}, mapErr(err)
 	}

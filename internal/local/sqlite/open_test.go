@@ -30,7 +30,7 @@ func TestRefusesForeignDatabase(t *testing.T) {
 				false, "not an importctl database: it holds the tables orders, products (application_id 0x0"},
 			{"another program's application_id", "PRAGMA application_id = 1234; CREATE TABLE t (x)", false, "application_id 0x4d2"},
 			{"another program's empty database", "PRAGMA application_id = 1234", false, "no tables"},
-			{"not SQLite", "", false, "not an SQLite database"},
+			{"not SQLite", "", false, "not an importctl database: the file is not SQLite"},
 			{"ours before application_id", "testdata/schema-v1.sql", true, ""},
 			{"an empty SQLite database", "PRAGMA user_version = 0", true, ""},
 		} {
