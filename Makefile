@@ -38,13 +38,50 @@ demo: build ## import the bundled sample file into a fresh build/demo.db and sho
 dev: build ## the stack on this machine: importctl dev on its own moto emulator (Ctrl-C stops both); DEV_FLAGS=... adds flags
 	$(IMPORTCTL) dev $(DEV_FLAGS)
 
+# What the tests use beyond Go, make and apt. `make deps` installs each one
+# only when its command is missing, says what it installs and why, and stops
+# with what to do when it cannot (override a command name to use another).
+SQLITE3          ?= sqlite3
+CHROMIUM         ?= chromium
+CFN_LINT         ?= cfn-lint
+MOTO_SERVER      ?= moto_server
+CFN_LINT_VERSION := 1.51.0
+MOTO_VERSION     := 5.2.1
+
+# need-apt COMMAND,PACKAGE,WHY installs the Debian PACKAGE when COMMAND is missing.
+define need-apt
+if ! command -v $(1) >/dev/null; then \
+  echo "deps: $(1) not found: installing the Debian package $(2) ($(3))"; \
+  if [ "$$(id -u)" != 0 ]; then echo "deps: cannot install $(2): apt-get needs root. Run 'sudo apt-get install $(2)' (or make deps as root), then make again" >&2; exit 1; fi; \
+  log=$$(mktemp); { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2); } >$$log 2>&1 \
+    || { tail -5 $$log >&2; echo "deps: apt-get install $(2) failed (above): install it, then make again" >&2; exit 1; }; \
+  command -v $(1) >/dev/null || { echo "deps: $(2) is installed but $(1) is not on PATH" >&2; exit 1; }; \
+fi
+endef
+
+# need-pip COMMAND,REQUIREMENT,WHY installs REQUIREMENT with pip when COMMAND is missing.
+define need-pip
+if ! command -v $(1) >/dev/null; then \
+  echo "deps: $(1) not found: installing $(2) with pip ($(3))"; \
+  python3 -m pip --version >/dev/null 2>&1 || { echo "deps: $(1) not found and there is no pip: install python3-pip (apt) or $(2) yourself with $(1) on PATH, then make again" >&2; exit 1; }; \
+  index=$${PIP_INDEX_URL:-$$(python3 -m pip config get global.index-url 2>/dev/null || echo https://pypi.org/simple)}; \
+  python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=10)' "$$index" >/dev/null 2>&1 \
+    || { echo "deps: $(1) not found and pip cannot reach PyPI ($$index): install $(2) where it can (pip, pipx or a virtualenv) with $(1) on PATH, then make again" >&2; exit 1; }; \
+  python3 -m pip install -q '$(2)' \
+    || { echo "deps: pip install '$(2)' failed (above; a Debian Python refuses system-wide installs: use pipx or a virtualenv with $(1) on PATH), then make again" >&2; exit 1; }; \
+  command -v $(1) >/dev/null || { echo "deps: $(2) is installed but $(1) is not on PATH" >&2; exit 1; }; \
+fi
+endef
+
 .PHONY: deps
-deps: ## install the tools the tests use (sqlite3, chromium, staticcheck, cfn-lint, moto), if missing
-	@command -v sqlite3 >/dev/null || { echo "installing sqlite3"; (apt-get update -qq && apt-get install -y -qq sqlite3) >/dev/null; }
-	@command -v chromium >/dev/null || { echo "installing chromium (the batch report's browser test)"; (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null; }
-	@test -x $(STATICCHECK) || { echo "installing staticcheck $(STATICCHECK_VERSION)"; $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION); }
-	@command -v cfn-lint >/dev/null || { echo "installing cfn-lint"; python3 -m pip install -q 'cfn-lint==1.51.0'; }
-	@command -v moto_server >/dev/null || { echo "installing moto"; python3 -m pip install -q 'moto[server]==5.2.1'; }
+deps: ## install what the tests need when missing: sqlite3 and chromium (apt), staticcheck (go), cfn-lint and moto (pip)
+	@$(call need-apt,$(SQLITE3),sqlite3,the tests read databases with the sqlite3 CLI)
+	@$(call need-apt,$(CHROMIUM),chromium,the batch report's browser tests)
+	@test -x $(STATICCHECK) || { echo "deps: staticcheck not found: installing staticcheck $(STATICCHECK_VERSION) with go install (make lint)"; \
+	  $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) || { echo "deps: go install staticcheck failed (above): is the Go module proxy reachable?" >&2; exit 1; }; }
+	@$(call need-pip,$(CFN_LINT),cfn-lint==$(CFN_LINT_VERSION),make lint checks template.yaml)
+	@$(call need-pip,$(MOTO_SERVER),moto[server]==$(MOTO_VERSION),the AWS integration tests run against moto_server)
+	@echo "deps: $(SQLITE3), $(CHROMIUM), staticcheck, $(CFN_LINT) and $(MOTO_SERVER) are installed"
 
 .PHONY: lint
 lint: deps ## gofmt, go vet, staticcheck

@@ -13,12 +13,16 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	"github.com/catalog-import/catalog-import/internal/aws/awsclient"
+	"github.com/catalog-import/catalog-import/internal/failure"
 	"github.com/catalog-import/catalog-import/internal/state"
 )
 
@@ -51,10 +55,12 @@ func ProcessEnv() Env {
 		StdoutTerminal: term.IsTerminal(int(os.Stdout.Fd()))}
 }
 
-// exitError carries an exit code out of a command.
+// exitError carries an exit code out of a command, and the batch the
+// failure is about when there is one (for the --json error object).
 type exitError struct {
-	code int
-	err  error
+	code  int
+	err   error
+	batch string
 }
 
 func (e *exitError) Error() string {
@@ -66,26 +72,97 @@ func (e *exitError) Error() string {
 func (e *exitError) Unwrap() error { return e.err }
 
 // Main runs importctl with args (without the program name) and returns the
-// process exit code. Errors are printed once, here.
+// process exit code. Errors are printed once, here: on stderr, and, when
+// the command was asked for --json and printed nothing on stdout, as one
+// ErrorJSON object on stdout, so that a script can parse every outcome.
 func Main(ctx context.Context, env Env, args []string) int {
+	out := &countingWriter{w: env.Stdout}
+	env.Stdout = out
 	root := newRoot(env)
 	root.SetArgs(args)
 	root.SetOut(env.Stdout)
 	root.SetErr(env.Stderr)
 	err := root.ExecuteContext(ctx)
-	var ee *exitError
-	switch {
-	case err == nil:
+	if err == nil {
 		return ExitOK
-	case errors.As(err, &ee):
-		if ee.err != nil {
-			fmt.Fprintln(env.Stderr, "importctl:", ee.err)
-		}
-		return ee.code
-	default:
-		fmt.Fprintln(env.Stderr, "importctl:", err)
-		return ExitFailed
 	}
+	code, batch := ExitFailed, ""
+	var ee *exitError
+	if errors.As(err, &ee) {
+		code, batch, err = ee.code, ee.batch, ee.err
+	}
+	if err == nil {
+		return code // the command has said everything (a batch's own status)
+	}
+	fmt.Fprintln(env.Stderr, "importctl:", err)
+	if out.n == 0 && wantsJSON(root, args) {
+		_ = writeJSON(out, errorJSON(err, code, batch))
+	}
+	return code
+}
+
+// ErrorJSON is what a command run with --json prints on stdout when it
+// fails before it could print its own output (a usage error, a database in
+// use or full, a file that changed while it was read): one object, so that
+// every outcome parses. Its keys are a contract, as RunJSON's.
+type ErrorJSON struct {
+	// Status is always "ERROR": no batch status applies (a batch that
+	// ends REJECTED, FAILED or SUSPENDED is a RunJSON with that status).
+	Status string `json:"status"`
+	// Error is the message importctl prints on stderr.
+	Error string `json:"error"`
+	// Reason is the error's reason code when it has one (SourceChanged,
+	// AccessDenied, Throttled, Internal, ...), as in failure records.
+	Reason failure.Reason `json:"reason,omitempty"`
+	// ExitCode is the process's exit code (2 for every error; see run --help).
+	ExitCode int `json:"exit_code"`
+	// BatchID is the batch the error stopped, when it had one already.
+	BatchID string `json:"batch_id,omitempty"`
+}
+
+// ErrorStatus is ErrorJSON.Status.
+const ErrorStatus = "ERROR"
+
+func errorJSON(err error, code int, batch string) ErrorJSON {
+	e := ErrorJSON{Status: ErrorStatus, Error: err.Error(), ExitCode: code, BatchID: batch}
+	if ie, ok := failure.As(err); ok {
+		e.Reason = ie.Reason
+	}
+	return e
+}
+
+// wantsJSON reports whether args ask the command they name for --json. A
+// command line whose flags did not parse is read word by word: a script
+// that asked for JSON gets it even for its own mistakes.
+func wantsJSON(root *cobra.Command, args []string) bool {
+	cmd, _, err := root.Find(args)
+	if err != nil || cmd.Flags().Lookup("json") == nil {
+		return false
+	}
+	if f := cmd.Flags().Lookup("json"); f.Changed {
+		return f.Value.String() == "true"
+	}
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "--json" || a == "--json=true" || a == "--json=1" {
+			return true
+		}
+	}
+	return false
+}
+
+// countingWriter counts what a command wrote.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // global flags shared by every command.
@@ -121,11 +198,12 @@ func newRoot(env Env) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "importctl",
 		Short: "Bounded, traceable, resumable product imports",
-		Long: `importctl imports product files (CSV, TSV, JSON Lines; UTF-8, GBK/GB18030, UTF-16)
-into a catalog, validating every row and keeping every failed row as a structured,
-re-importable record. Locally it runs the whole engine in one process over one
-SQLite file (--db). With --stack it reads a stack on AWS (or, with --endpoint,
-on an emulator), and 'importctl dev' runs the Lambda handlers locally.`,
+		Long: `importctl imports product files (CSV, TSV, JSON Lines, XLSX workbooks; UTF-8,
+GBK/GB18030, UTF-16) into a catalog, validating every row and keeping every failed
+row as a structured, re-importable record. Locally it runs the whole engine in one
+process over one SQLite file (--db). With --stack it reads a stack on AWS (or, with
+--endpoint, on an emulator), and 'importctl dev' runs the Lambda handlers locally.
+Each command's --help lists the flags it takes.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -141,7 +219,86 @@ on an emulator), and 'importctl dev' runs the Lambda handlers locally.`,
 		newStatusCmd(env, g), newFailuresCmd(env, g), newProfileCmd(env, g), newDevCmd(env, g), newRedriveCmd(env, g),
 		newRetryCmd(env, g), newReportCmd(env, g), newCancelCmd(env, g), newScaleCmd(env, g))
 	root.AddCommand(newInvokeCmd(env, g))
+	scopeGlobalFlags(root)
 	return root
+}
+
+// globalUse names the global flags each command uses. The others are left
+// out of its help and refused on its command line (`run --stack prod` would
+// otherwise import locally without a word). A command not named here (dev,
+// help) takes them all.
+func globalUse() map[string][]string {
+	return map[string][]string{
+		"run":            {"db", "verbose"},
+		"validate":       {"verbose"}, // a dry run: an in-memory database
+		"preview":        {},
+		"status":         {"db", "stack", "endpoint", "region"},
+		"failures":       {"db", "stack", "endpoint", "region"},
+		"report":         {"db", "stack", "endpoint", "region"},
+		"retry-failures": {"db", "stack", "endpoint", "region", "verbose"},
+		"cancel":         {"db", "stack", "endpoint", "region", "verbose"},
+		"redrive":        {"stack", "endpoint", "region", "verbose"},
+		"scale":          {"stack", "endpoint", "region"},
+		"invoke":         {"stack", "endpoint", "region"},
+		"profile":        {},
+		"profile push":   {"stack", "endpoint", "region"},
+		// dev declares its own --endpoint and --stack (its defaults differ).
+	}
+}
+
+// scopeGlobalFlags applies globalUse to root's commands: each one's help
+// shows the global flags it uses, and a global flag it does not use is a
+// usage error. The help of a global flag lists the commands that use it.
+func scopeGlobalFlags(root *cobra.Command) {
+	use := globalUse()
+	uses := func(c *cobra.Command) ([]string, bool) {
+		names, ok := use[strings.TrimPrefix(c.CommandPath(), root.Name()+" ")]
+		return names, ok
+	}
+	users := map[string][]string{}
+	for _, c := range append(root.Commands(), subcommands(root)...) {
+		if names, ok := uses(c); ok {
+			for _, n := range names {
+				users[n] = append(users[n], strings.TrimPrefix(c.CommandPath(), root.Name()+" "))
+			}
+		}
+	}
+	help := root.HelpFunc()
+	root.SetHelpFunc(func(c *cobra.Command, args []string) {
+		if c == root { // the global flags, each with the commands that use it
+			root.PersistentFlags().VisitAll(func(f *pflag.Flag) {
+				if len(users[f.Name]) > 0 {
+					f.Usage += " [" + strings.Join(users[f.Name], ", ") + "]"
+				}
+			})
+		} else if names, ok := uses(c); ok {
+			root.PersistentFlags().VisitAll(func(f *pflag.Flag) { f.Hidden = !slices.Contains(names, f.Name) })
+		}
+		help(c, args)
+	})
+	root.PersistentPreRunE = func(c *cobra.Command, _ []string) error {
+		names, ok := uses(c)
+		if !ok {
+			return nil
+		}
+		var err error
+		root.PersistentFlags().VisitAll(func(f *pflag.Flag) {
+			if err == nil && c.Flags().Changed(f.Name) && !slices.Contains(names, f.Name) {
+				err = usage("%s does not use --%s (it is for %s)\nsee '%s --help'", c.CommandPath(), f.Name,
+					strings.Join(users[f.Name], ", "), c.CommandPath())
+			}
+		})
+		return err
+	}
+}
+
+// subcommands are the commands under root's commands (profile push).
+func subcommands(root *cobra.Command) []*cobra.Command {
+	var out []*cobra.Command
+	for _, c := range root.Commands() {
+		out = append(out, c.Commands()...)
+	}
+	return out
 }
 
 // usage wraps a usage problem so it exits 2.

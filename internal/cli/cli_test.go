@@ -158,9 +158,9 @@ func TestRunAgain(t *testing.T) {
 func TestValidateWritesNothing(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	db := filepath.Join(dir, "t.db")
+	db := "importctl.db" // the default --db, which validate does not use
 	file := filepath.Join("testdata", "input", "gbk-excel.csv")
-	code, stdout, stderr := importctl(t, "validate", "--json", "--db", db, file)
+	code, stdout, stderr := importctl(t, "validate", "--json", file)
 	var v RunJSON
 	if err := json.Unmarshal([]byte(stdout), &v); err != nil {
 		t.Fatalf("validate: %q %q", stdout, stderr)

@@ -186,7 +186,7 @@ func loadProfile(path string) (*profile.Profile, error) {
 	}
 	p, err := profile.Load(path)
 	if err != nil {
-		return nil, usage("profile %s: %v", path, err)
+		return nil, usage("%w", err) // "profile <path>: ..."
 	}
 	return p, nil
 }

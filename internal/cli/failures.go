@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"text/tabwriter"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -41,13 +41,20 @@ import the file again
 mark their failures here resolved. DuplicateSKU rows are left out of it (imported
 again unchanged, such a row would replace the product of its SKU's first row)
 unless --reason DuplicateSKU asks for them.
+--reason takes reason codes, in any case (duplicatesku is DuplicateSKU), as
+retry-failures and redrive do; an unknown one is refused with the list:
+MalformedRow, SchemaMismatch, InvalidEncoding, RowTooLarge (syntax);
+MissingField, InvalidNumber, OutOfRange, InvalidValue (semantic); DuplicateSKU,
+BannedCategory, SKUExists, UnknownSKU (business); NetworkTimeout, Throttled,
+ServiceUnavailable, AccessDenied, SourceChanged, CircuitOpen, Internal
+(infrastructure).
 --group-by reason|layer|field counts the records instead (largest first; table,
 csv or jsonl), reading them once whatever their number; --limit then keeps the
 largest groups.`,
 		Args: exactArgs(1, "BATCH_ID"),
 	}
 	fl := cmd.Flags()
-	fl.StringSliceVar(&reasons, "reason", nil, "only these reasons (repeatable, e.g. DuplicateSKU)")
+	fl.StringSliceVar(&reasons, "reason", nil, "only these reasons (repeatable): "+reasonHelp)
 	fl.StringSliceVar(&layers, "layer", nil, "only these layers: syntax, semantic, business, infrastructure")
 	fl.StringVar(&format, "format", "table", "table, csv, jsonl, or fixfile (the failed rows as the original file: fix them and import the file again)")
 	fl.IntVar(&limit, "limit", 0, "at most this many records (0: all)")
@@ -77,7 +84,17 @@ largest groups.`,
 		if groupBy != "" {
 			return writeGroups(cmd.Context(), env.Stdout, db, b, f, report.Group(groupBy), format, limit)
 		}
-		return writeFailures(cmd.Context(), env.Stdout, db, b, f, format, limit)
+		n, err := writeFailures(cmd.Context(), env.Stdout, db, b, f, format, limit)
+		if err != nil || n > 0 || format != "fixfile" {
+			return err
+		}
+		// A fix file of no row is its header alone: say why.
+		why, err := leftOut(cmd.Context(), db, b.ID, reasons, f, true, "fix")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(env.Stderr, "importctl:", why)
+		return nil
 	}
 	return cmd
 }
@@ -89,10 +106,11 @@ largest groups.`,
 func failureFilter(reasons, layers []string, reimport bool) (state.FailureFilter, error) {
 	f := state.FailureFilter{}
 	for _, r := range reasons {
-		if !failure.Reason(r).Known() {
-			return f, usage("unknown reason %q (known: %v)", r, failure.Reasons())
+		code, err := reasonFlag(r)
+		if err != nil {
+			return f, err
 		}
-		f.Reasons = append(f.Reasons, failure.Reason(r))
+		f.Reasons = append(f.Reasons, code)
 	}
 	for _, l := range layers {
 		switch failure.Layer(l) {
@@ -112,11 +130,12 @@ func failureFilter(reasons, layers []string, reimport bool) (state.FailureFilter
 	return f, nil
 }
 
-// writeFailures pages through the records so memory stays flat.
-func writeFailures(ctx context.Context, w io.Writer, db reader, b state.Batch, f state.FailureFilter, format string, limit int) error {
+// writeFailures pages through the records so memory stays flat, and
+// returns how many it wrote.
+func writeFailures(ctx context.Context, w io.Writer, db reader, b state.Batch, f state.FailureFilter, format string, limit int) (int, error) {
 	out, err := newFailureWriter(w, b, format)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	const page = 5000
 	n := 0
@@ -127,11 +146,11 @@ func writeFailures(ctx context.Context, w io.Writer, db reader, b state.Batch, f
 		}
 		recs, err := db.Failures(ctx, b.ID, f)
 		if err != nil {
-			return err
+			return n, err
 		}
 		for _, r := range recs {
 			if err := out.write(r); err != nil {
-				return err
+				return n, err
 			}
 		}
 		n += len(recs)
@@ -140,7 +159,7 @@ func writeFailures(ctx context.Context, w io.Writer, db reader, b state.Batch, f
 		}
 		f.AfterSheet, f.AfterRow = recs[len(recs)-1].Sheet, recs[len(recs)-1].Row
 	}
-	return out.close()
+	return n, out.close()
 }
 
 // failureWriter writes failure records in one of the formats of
@@ -182,7 +201,7 @@ func newFailureWriter(w io.Writer, b state.Batch, format string) (failureWriter,
 // newFailureTable writes failure records as an aligned table, with their
 // sheet for a workbook.
 func newFailureTable(w io.Writer, sheets bool) failureWriter {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	tw := newTable(w)
 	if sheets {
 		fmt.Fprint(tw, "SHEET\t")
 	}
@@ -197,4 +216,17 @@ func newFailureTable(w io.Writer, sheets bool) failureWriter {
 		return err
 	}
 	return failureWriter{write: write, close: tw.Flush}
+}
+
+// reasonHelp is the rule of every --reason flag, for their helps.
+const reasonHelp = "a reason code (DuplicateSKU, AccessDenied, ...; see 'importctl failures --help'), in any case"
+
+// reasonFlag parses a --reason value: a known reason code, in any case
+// (the one rule of failures, retry-failures and redrive).
+func reasonFlag(s string) (failure.Reason, error) {
+	code, ok := failure.ParseReason(strings.TrimSpace(s))
+	if !ok {
+		return "", usage("unknown reason %q (known: %v)", s, failure.Reasons())
+	}
+	return code, nil
 }

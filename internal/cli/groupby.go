@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"text/tabwriter"
 
 	"github.com/catalog-import/catalog-import/internal/failure"
 	"github.com/catalog-import/catalog-import/internal/report"
@@ -75,7 +74,7 @@ func writeGroups(ctx context.Context, w io.Writer, db reader, b state.Batch, f s
 		}
 		return nil
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	tw := newTable(w)
 	share := func(n int64) string {
 		if agg.Total == 0 {
 			return "-"

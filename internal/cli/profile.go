@@ -26,7 +26,7 @@ surrounding spaces. The output is itself a valid profile with the same rule vers
 			if len(args) == 1 {
 				var err error
 				if p, err = profile.Load(args[0]); err != nil {
-					return usage("%s: %w", args[0], err)
+					return usage("%w", err) // "profile <path>: ..."
 				}
 			}
 			fmt.Fprintf(env.Stdout, "# rule version %s\n", p.RuleVersion())
@@ -63,7 +63,7 @@ retry-failures --stack retries a batch under the current version of it).`,
 			}
 			data, err := os.ReadFile(path)
 			if err != nil {
-				return usage("%s: %w", path, err)
+				return usage("%w", err) // "open <path>: ..."
 			}
 			if len(data) > profile.MaxSize {
 				return usage("%s: larger than %d bytes", path, profile.MaxSize)

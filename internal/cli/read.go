@@ -14,12 +14,13 @@ import (
 )
 
 // openExisting opens a database that must already exist (reading commands
-// never create one by accident).
+// never create one by accident), for reading only: it may be on a
+// read-only mount, and a read changes nothing.
 func openExisting(path string) (*sqlite.DB, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, usage("no database at %s (run an import first, or pass --db)", path)
 	}
-	return sqlite.Open(path, sqlite.Options{})
+	return sqlite.Open(path, sqlite.Options{ReadOnly: true})
 }
 
 // reader is the part of a state store the reading commands use.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -41,8 +40,10 @@ batch is RUNNING again and the manifests of its unfinished shards are sent. If t
 object is still not the registered version, the batch is SUSPENDED again and
 nothing of the new content is written. 'importctl cancel' ends it instead.
 
---reason R matches (case-insensitively, as a substring) the message of the shard's
-last error in the state store, e.g. AccessDenied.
+--reason R is a reason code, in any case, as for 'importctl failures' (e.g.
+AccessDenied or accessdenied): a shard is redriven when its last error has that
+reason (its newest triage log entry's, else the code its message in the state
+store begins with). An unknown code is refused with the list of codes.
 
 --uploads redrives uploads instead: Lambda sends the S3 event of an upload the
 splitter failed on after its retries (or after six hours of throttling) to the
@@ -60,7 +61,7 @@ stays. An upload that was split before its failure is found, not split twice.
 	fl.IntVar(&cfg.Max, "max", 0, "move at most N manifests (0: all)")
 	fl.StringVar(&cfg.Filter.BatchID, "batch", "", "only manifests of this batch")
 	fl.IntVar(&shard, "shard", 0, "only this shard index")
-	fl.StringVar(&cfg.Filter.Reason, "reason", "", "only shards whose last error mentions this reason")
+	fl.StringVar(&cfg.Filter.Reason, "reason", "", "only shards whose last error has this reason: "+reasonHelp)
 	fl.BoolVar(&cfg.DryRun, "dry-run", false, "list what would move; move nothing")
 	fl.StringVar(&rateArg, "rate", strconv.Itoa(redrive.DefaultRate), "most manifests sent per second (N or N/s)")
 	fl.DurationVar(&cfg.Visibility, "hold", redrive.DefaultVisibility, "how long a DLQ message examined is hidden at most before it is visible again")
@@ -72,6 +73,13 @@ stays. An upload that was split before its failure is found, not split twice.
 		}
 		if cfg.Max < 0 {
 			return usage("--max %d: want 0 or more", cfg.Max)
+		}
+		if cfg.Filter.Reason != "" {
+			code, err := reasonFlag(cfg.Filter.Reason)
+			if err != nil {
+				return err
+			}
+			cfg.Filter.Reason = string(code)
 		}
 		r, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rateArg), "/s"), 64)
 		if err != nil || r <= 0 {
@@ -106,7 +114,7 @@ stays. An upload that was split before its failure is found, not split twice.
 		cfg.Store, cfg.Log = st, st.TriageLog()
 		cfg.ShortPoll = g.endpoint != "" // moto answers short polls exactly; AWS needs a long poll
 
-		tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+		tw := newTable(env.Stdout)
 		enc := json.NewEncoder(env.Stdout)
 		if !asJSON {
 			fmt.Fprintln(tw, "ACTION\tBATCH\tSHARD\tSOURCE\tNOTE")

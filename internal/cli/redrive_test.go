@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -20,7 +22,14 @@ import (
 )
 
 // TestMain stops the shared moto server (awstest) that TestRedrive starts.
-func TestMain(m *testing.M) { awstest.Main(m) }
+// With IMPORTCTL_TEST_MAIN=1 the test binary is importctl itself
+// (importctlIn runs it in a mount namespace of its own).
+func TestMain(m *testing.M) {
+	if os.Getenv("IMPORTCTL_TEST_MAIN") == "1" {
+		os.Exit(Main(context.Background(), ProcessEnv(), os.Args[1:]))
+	}
+	awstest.Main(m)
+}
 
 // TestRedrive runs `importctl redrive` end to end on moto: a dry run lists
 // both sources and moves nothing, a filtered run moves one message, and a

@@ -3,12 +3,11 @@ package cli
 import (
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/catalog-import/catalog-import/internal/local/file"
 	"github.com/catalog-import/catalog-import/internal/report"
 	"github.com/catalog-import/catalog-import/internal/state"
 )
@@ -51,33 +50,11 @@ the failure records, in pages. The page loads nothing: open it in any browser.`,
 		if out == "" {
 			out = "report-" + b.ID + ".html"
 		}
-		return writeFile(out, func(w io.Writer) error { return report.Render(w, data) }, func() {
-			fmt.Fprintf(env.Stderr, "wrote %s\n", out)
-		})
+		if err := file.WriteFile(out, func(w io.Writer) error { return report.Render(w, data) }); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stderr, "wrote %s\n", out)
+		return nil
 	}
 	return cmd
-}
-
-// writeFile writes path through a temporary file renamed into place.
-func writeFile(path string, write func(io.Writer) error, done func()) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".report-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if err := write(f); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	done()
-	return nil
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/catalog-import/catalog-import/internal/failure"
 	"github.com/catalog-import/catalog-import/internal/lineage"
 	"github.com/catalog-import/catalog-import/internal/profile"
+	"github.com/catalog-import/catalog-import/internal/report"
 	"github.com/catalog-import/catalog-import/internal/state"
 )
 
@@ -60,7 +61,7 @@ and says how many would import (SKUExists cannot be found in a dry run).`,
 		Args: exactArgs(1, "BATCH_ID"),
 	}
 	fl := cmd.Flags()
-	fl.StringSliceVar(&f.reasons, "reason", nil, "only failures of these reasons (repeatable)")
+	fl.StringSliceVar(&f.reasons, "reason", nil, "only failures of these reasons (repeatable): "+reasonHelp)
 	fl.StringSliceVar(&f.layers, "layer", nil, "only failures of these layers: syntax, semantic, business, infrastructure")
 	fl.BoolVar(&f.dry, "dry-run", false, "check the rows under the current rules; import nothing")
 	fl.StringVarP(&f.profile, "profile", "p", "", "profile YAML for a local retry or a dry run (default: the built-in default profile)")
@@ -148,10 +149,18 @@ func retryLocal(ctx context.Context, env Env, g *global, f *retryFlags, filter s
 			return err
 		}
 	}
+	var left string
+	if path != resume {
+		if left, err = leftOut(ctx, db, id, f.reasons, filter, what.Rows == 0, "retry"); err != nil {
+			db.Close()
+			os.Remove(path)
+			return err
+		}
+	}
 	db.Close() // the run below opens (and locks) the database itself
 	if path != resume && what.Rows == 0 {
 		os.Remove(path)
-		fmt.Fprintf(env.Stdout, "nothing to retry: batch %s has no unresolved failures of the reasons asked for\n", id)
+		fmt.Fprintln(env.Stdout, left)
 		return nil
 	}
 	cfg := embedded.Config{DB: g.db, Profile: p, Salt: filepath.Base(path), Log: g.logger(env)}
@@ -163,7 +172,7 @@ func retryLocal(ctx context.Context, env Env, g *global, f *retryFlags, filter s
 			return &exitError{code: ExitFailed, err: err}
 		}
 		c := sum.Batch.Counts
-		fmt.Fprintf(env.Stdout, "would retry %s of batch %s\n", retried(what), id)
+		fmt.Fprintf(env.Stdout, "would retry %s of batch %s\n%s", retried(what), id, left)
 		fmt.Fprintf(env.Stdout, "under the current rules (%s): %s would import, %s would fail again%s\n",
 			sum.Batch.RuleVersion, num(c.Imported), num(c.Failed), reasonList(sum.Batch.ByReason))
 		fmt.Fprintln(env.Stdout, "dry run: nothing was written (SKUExists cannot be found in a dry run)")
@@ -172,7 +181,7 @@ func retryLocal(ctx context.Context, env Env, g *global, f *retryFlags, filter s
 	if resume != "" {
 		fmt.Fprintf(env.Stdout, "resuming the interrupted retry %s\n", resume)
 	} else {
-		fmt.Fprintf(env.Stdout, "retrying %s of batch %s from %s\n", retried(what), id, path)
+		fmt.Fprintf(env.Stdout, "retrying %s of batch %s from %s\n%s", retried(what), id, path, left)
 	}
 	start := time.Now()
 	sum, err := embedded.Run(ctx, cfg, path)
@@ -271,8 +280,12 @@ func retryOnStack(ctx context.Context, env Env, g *global, f *retryFlags, filter
 	if err != nil {
 		return err
 	}
+	left, err := leftOut(ctx, db, id, f.reasons, filter, what.Rows == 0, "retry")
+	if err != nil {
+		return err
+	}
 	if what.Rows == 0 {
-		fmt.Fprintf(env.Stdout, "nothing to retry: batch %s has no unresolved failures of the reasons asked for\n", id)
+		fmt.Fprintln(env.Stdout, left)
 		return nil
 	}
 	if f.dry {
@@ -295,7 +308,7 @@ func retryOnStack(ctx context.Context, env Env, g *global, f *retryFlags, filter
 			return &exitError{code: ExitFailed, err: err}
 		}
 		c := sum.Batch.Counts
-		fmt.Fprintf(env.Stdout, "would retry %s of batch %s\n", retried(what), id)
+		fmt.Fprintf(env.Stdout, "would retry %s of batch %s\n%s", retried(what), id, left)
 		fmt.Fprintf(env.Stdout, "under the rules of %s (%s): %s would import, %s would fail again%s\n",
 			dash(f.profile), sum.Batch.RuleVersion, num(c.Imported), num(c.Failed), reasonList(sum.Batch.ByReason))
 		fmt.Fprintln(env.Stdout, "dry run: nothing was uploaded (SKUExists cannot be found in a dry run)")
@@ -323,8 +336,8 @@ func retryOnStack(ctx context.Context, env Env, g *global, f *retryFlags, filter
 		fmt.Fprintf(env.Stdout, "profile   %s (the current %s)\n", named, s3store.URI(res.Bucket, s3store.ProfileKey(named)))
 	}
 	child := handler.BatchID(res.Bucket, key, aws.ToString(out.VersionId), "", aws.ToString(out.ETag))
-	fmt.Fprintf(env.Stdout, "retrying %s of batch %s\nuploaded  s3://%s/%s\nbatch     %s (the splitter picks it up; 'importctl status %s' follows it)\n",
-		retried(what), id, res.Bucket, key, child, child)
+	fmt.Fprintf(env.Stdout, "retrying %s of batch %s\n%suploaded  s3://%s/%s\nbatch     %s (the splitter picks it up; 'importctl status %s' follows it)\n",
+		retried(what), id, left, res.Bucket, key, child, child)
 	if f.wait <= 0 {
 		return nil
 	}
@@ -345,4 +358,53 @@ func retryOnStack(ctx context.Context, env Env, g *global, f *retryFlags, filter
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// leftOut says which unresolved failures of batch id a retry ("retry") or
+// a fix file ("fix") with filter leaves out: with nothing to do (none),
+// the line that says why; else a line about the DuplicateSKU rows left out
+// because no --reason asked for them, or "" when it takes every unresolved
+// failure of its layers.
+func leftOut(ctx context.Context, db reader, id string, asked []string, filter state.FailureFilter, none bool, job string) (string, error) {
+	agg, err := report.Collect(ctx, db, id, state.FailureFilter{Unresolved: true, Layers: filter.Layers})
+	if err != nil {
+		return "", err
+	}
+	out := map[failure.Reason]int64{}
+	for r, n := range agg.ByReason {
+		if !slices.Contains(filter.Reasons, r) {
+			out[r] = n
+		}
+	}
+	layers := ""
+	for i, l := range filter.Layers {
+		layers += map[bool]string{true: " in layer ", false: ", "}[i == 0] + string(l)
+	}
+	nothing, leaves := "nothing to retry", "a retry leaves out"
+	if job == "fix" {
+		nothing, leaves = "no row to fix", "a fix file leaves out"
+	}
+	dups := out[failure.DuplicateSKU]
+	switch {
+	case none && agg.Total == 0:
+		return fmt.Sprintf("%s: batch %s has no unresolved failures%s", nothing, id, layers), nil
+	case none && len(asked) == 0 && dups == agg.Total:
+		return fmt.Sprintf("%s: the %s unresolved failures of batch %s%s are DuplicateSKU, which %s "+
+			"unless --reason DuplicateSKU asks for them (imported again, such a row would replace the product of its SKU's first row)",
+			nothing, num(dups), id, layers, leaves), nil
+	case none:
+		which := "the reasons asked for"
+		if len(asked) > 0 {
+			which = strings.Join(asked, ", ")
+		}
+		return fmt.Sprintf("%s: batch %s has no unresolved failures of %s%s (its unresolved failures: %s)",
+			nothing, id, which, layers, strings.TrimSuffix(strings.TrimPrefix(reasonList(agg.ByReason), " ("), ")")), nil
+	case len(asked) == 0 && dups > 0:
+		rows := "rows"
+		if dups == 1 {
+			rows = "row"
+		}
+		return fmt.Sprintf("left out %s DuplicateSKU %s: --reason DuplicateSKU retries them (imported again, such a row would replace the product of its SKU's first row)\n", num(dups), rows), nil
+	}
+	return "", nil
 }

@@ -117,3 +117,39 @@ func TestRetryFailures(t *testing.T) {
 		t.Errorf("running batch: exit %d %s", code, errOut)
 	}
 }
+
+// TestRetryLeftOut: retry-failures says which failures it leaves out and
+// why, rather than "no failures of the reasons asked for" when no reason
+// was asked and the batch's failures are duplicates.
+func TestRetryLeftOut(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	db := filepath.Join(dir, "t.db")
+	dup := filepath.Join(dir, "dup.csv")
+	os.WriteFile(dup, []byte("sku,name,category,brand,price,currency,stock,status\n"+strings.Repeat("A,n,c,b,1.00,CNY,1,active\n", 3)), 0o644)
+	_, dups := runImport(t, db, dup)
+	_, mixed := runImport(t, db, filepath.Join("testdata", "input", "gbk-excel.csv"))
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"only duplicates, no reason asked", []string{"--dry-run", dups.BatchID},
+			"nothing to retry: the 2 unresolved failures of batch " + dups.BatchID + " are DuplicateSKU, which a retry leaves out unless --reason DuplicateSKU asks for them"},
+		{"only duplicates, another reason asked", []string{"--dry-run", "--reason", "InvalidNumber", dups.BatchID},
+			"nothing to retry: batch " + dups.BatchID + " has no unresolved failures of InvalidNumber (its unresolved failures: DuplicateSKU 2)"},
+		{"only duplicates, another layer asked", []string{"--dry-run", "--layer", "syntax", dups.BatchID},
+			"nothing to retry: batch " + dups.BatchID + " has no unresolved failures in layer syntax"},
+		{"duplicates asked for", []string{"--dry-run", "--reason", "DuplicateSKU", dups.BatchID},
+			"would retry 2 rows (DuplicateSKU 2) of batch " + dups.BatchID + "\nunder the current rules"},
+		{"some duplicates left out", []string{"--dry-run", mixed.BatchID},
+			"of batch " + mixed.BatchID + "\nleft out 1 DuplicateSKU row: --reason DuplicateSKU retries them"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := importctl(t, append([]string{"retry-failures", "--db", db}, tc.args...)...)
+			if code != 0 || !strings.Contains(out, tc.want) {
+				t.Errorf("exit %d\n%s%s\nwant it to say %q", code, out, errOut, tc.want)
+			}
+		})
+	}
+}

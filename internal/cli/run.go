@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/catalog-import/catalog-import/internal/embedded"
@@ -58,7 +57,7 @@ update row counts as imported.`
 	}
 	fl := cmd.Flags()
 	fl.StringVarP(&f.profile, "profile", "p", "", "profile YAML (default: the built-in default profile; see 'importctl profile')")
-	fl.BoolVar(&f.json, "json", false, "print the summary as one JSON object")
+	fl.BoolVar(&f.json, "json", false, `print the summary as one JSON object (an error as {"status":"ERROR","error":...})`)
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress bar")
 	fl.IntVar(&f.shards, "shards", 2, "shards processed at once")
 	fl.IntVar(&f.pool, "pool", 0, "parse/validate goroutines per shard (default: number of CPUs)")
@@ -84,23 +83,15 @@ update row counts as imported.`
 		if dry {
 			cfg.DB = ":memory:"
 		}
-		var bar *progressbar.ProgressBar
+		view := &progressView{w: env.Stderr, throttle: 100 * time.Millisecond, now: time.Now}
 		if env.StderrTerminal && !f.quiet {
-			cfg.Progress = func(c state.Counts) {
-				if bar == nil {
-					bar = newBar(env.Stderr, c.Total)
-				}
-				bar.Set64(c.Done())
-			}
+			cfg.Progress = view.update
 		}
 		start := time.Now()
 		sum, err := embedded.Run(cmd.Context(), cfg, args[0])
-		if bar != nil {
-			bar.Finish()
-			fmt.Fprintln(env.Stderr)
-		}
+		view.finish()
 		if err != nil {
-			return &exitError{code: ExitFailed, err: err}
+			return &exitError{code: ExitFailed, err: err, batch: sum.Batch.ID}
 		}
 		page := ""
 		if p := filepath.Join(filepath.Dir(cfg.DB), "reports", sum.Batch.ID, report.Name); !dry {
@@ -126,19 +117,6 @@ update row counts as imported.`
 		return nil
 	}
 	return cmd
-}
-
-func newBar(w io.Writer, total int64) *progressbar.ProgressBar {
-	return progressbar.NewOptions64(total,
-		progressbar.OptionSetWriter(w),
-		progressbar.OptionSetDescription("importing"),
-		progressbar.OptionShowCount(),
-		progressbar.OptionShowIts(),
-		progressbar.OptionSetItsString("rows"),
-		progressbar.OptionThrottle(100*time.Millisecond),
-		progressbar.OptionSetPredictTime(true),
-		progressbar.OptionFullWidth(),
-	)
 }
 
 // RunJSON is the --json summary of run and validate: its keys are a

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -67,7 +66,7 @@ func listBatches(ctx context.Context, w io.Writer, db reader, limit int, asJSON 
 	if asJSON {
 		return writeJSON(w, bs)
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	tw := newTable(w)
 	fmt.Fprintln(tw, "BATCH\tORDER\tSTATUS\tROWS\tIMPORTED\tSUPERSEDED\tFAILED\tSKIPPED\tCREATED\tFILE")
 	for _, b := range bs {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", b.ID, b.Order, b.Status, b.Counts.Total, b.Counts.Imported,
@@ -112,7 +111,7 @@ func showBatch(ctx context.Context, w io.Writer, db reader, where, id string, as
 		return writeJSON(w, StatusJSON{b, shards, skips, entries})
 	}
 	printSummary(w, b.Source.URI, embedded.Summary{Batch: b}, false, 0)
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	tw := newTable(w)
 	printShards(tw, b, shards)
 	printSkips(tw, skips)
 	printTriageLog(tw, entries)

@@ -32,19 +32,10 @@ type frame struct {
 	Message string            // the batch's message (why a SUSPENDED batch stopped)
 }
 
-// rateWindow is how far back the rows/s and ETA look.
-const rateWindow = 10 * time.Second
-
-// obs is one observation of a batch's rows done.
-type obs struct {
-	at   time.Time
-	done int64
-}
-
 // watched is one batch under watch.
 type watched struct {
 	id       string
-	hist     []obs // within rateWindow, oldest first
+	meter    meter
 	finished bool
 }
 
@@ -146,7 +137,7 @@ func watch(ctx context.Context, w io.Writer, db reader, o watchOptions) ([]frame
 func observe(ctx context.Context, db reader, wb *watched, now time.Time) (frame, error) {
 	b, err := db.GetBatch(ctx, wb.id)
 	if err != nil {
-		return frame{}, fmt.Errorf("watch batch %s: %w", wb.id, err)
+		return frame{}, err // the store names the batch
 	}
 	f := frame{ID: b.ID, Status: b.Status, Counts: b.Counts, Rate: -1, ETA: -1, Message: b.Message}
 	if !b.CreatedAt.IsZero() {
@@ -167,7 +158,7 @@ func observe(ctx context.Context, db reader, wb *watched, now time.Time) (frame,
 	}
 	shards, err := db.ListShards(ctx, b.ID)
 	if err != nil {
-		return frame{}, fmt.Errorf("watch batch %s: %w", wb.id, err)
+		return frame{}, err // the store names the batch
 	}
 	for _, s := range shards {
 		if n := len(s.Progress); n > 0 {
@@ -175,20 +166,10 @@ func observe(ctx context.Context, db reader, wb *watched, now time.Time) (frame,
 		}
 	}
 	done := b.Counts.Done()
-	wb.hist = append(wb.hist, obs{now, done})
-	for len(wb.hist) > 2 && now.Sub(wb.hist[1].at) >= rateWindow {
-		wb.hist = wb.hist[1:]
+	if f.Rate = wb.meter.add(now, done); f.Rate < 0 && f.Elapsed > 0 && done > 0 {
+		f.Rate = float64(done) / f.Elapsed.Seconds() // first look: the average since the batch began
 	}
-	if first := wb.hist[0]; len(wb.hist) > 1 && now.After(first.at) {
-		f.Rate = float64(done-first.done) / now.Sub(first.at).Seconds()
-	} else if f.Elapsed > 0 && done > 0 {
-		f.Rate = float64(done) / f.Elapsed.Seconds() // first look: the average so far
-	}
-	if left := b.Counts.Total - done; f.Rate > 0 {
-		f.ETA = time.Duration(float64(left) / f.Rate * float64(time.Second))
-	} else if left == 0 {
-		f.ETA = 0
-	}
+	f.ETA = eta(b.Counts.Total-done, f.Rate)
 	return f, nil
 }
 

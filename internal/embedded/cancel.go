@@ -29,12 +29,12 @@ func Cancel(ctx context.Context, cfg Config, id, message string) (state.Batch, e
 	cfg = cfg.withDefaults()
 	if cfg.DB != sqlite.Memory {
 		if _, err := os.Stat(cfg.DB); err != nil {
-			return state.Batch{}, fmt.Errorf("open database %s: %w", cfg.DB, err)
+			return state.Batch{}, fmt.Errorf("open database %s: %w", cfg.DB, unpath(err))
 		}
 	}
 	db, err := sqlite.Open(cfg.DB, sqlite.Options{})
 	if err != nil {
-		return state.Batch{}, fmt.Errorf("open database %s: %w", cfg.DB, err)
+		return state.Batch{}, err // it names the database
 	}
 	defer db.Close()
 	return cancelIn(ctx, cfg, db, id, message)

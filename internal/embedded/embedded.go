@@ -136,7 +136,7 @@ func Run(ctx context.Context, cfg Config, path string) (Summary, error) {
 	defer unlock()
 	db, err := sqlite.Open(cfg.DB, sqlite.Options{})
 	if err != nil {
-		return Summary{}, fmt.Errorf("open database %s: %w", cfg.DB, err)
+		return Summary{}, err // it names the database
 	}
 	defer db.Close()
 	if cfg.StagingDir == "" {
@@ -158,7 +158,7 @@ func run(ctx context.Context, cfg Config, db *sqlite.DB, path string) (Summary, 
 	src := &file.Source{}
 	info, err := src.Stat(ctx, path)
 	if err != nil {
-		return Summary{}, fmt.Errorf("read %s: %w", path, err)
+		return Summary{}, err // it names the file
 	}
 	var sink catalog.Sink = db
 	if cfg.DB == sqlite.Memory {
@@ -217,7 +217,7 @@ func run(ctx context.Context, cfg Config, db *sqlite.DB, path string) (Summary, 
 	}
 	if !reg.Batch.Status.Finished() {
 		if err := db.ReleaseLeases(ctx, id); err != nil {
-			return sum, fmt.Errorf("release leases of %s: %w", id, err)
+			return sum, err // "release leases of <batch>: ..."
 		}
 		if err := work(ctx, cfg, pl, db, q, id); err != nil {
 			return sum, err
@@ -251,7 +251,7 @@ func isWorkbook(path string) bool {
 func splitWorkbook(ctx context.Context, cfg Config, pl *pipeline.Pipeline, db *sqlite.DB, src *file.Source, info object.Info) (split.Plan, split.Outcome, error) {
 	rc, err := src.Open(ctx, info, 0, -1)
 	if err != nil {
-		return split.Plan{}, split.Outcome{}, fmt.Errorf("read %s: %w", info.URI, err)
+		return split.Plan{}, split.Outcome{}, err // the source names the file
 	}
 	sum := sha256.New()
 	_, err = io.Copy(sum, rc)
@@ -259,7 +259,7 @@ func splitWorkbook(ctx context.Context, cfg Config, pl *pipeline.Pipeline, db *s
 		err = cerr
 	}
 	if err != nil {
-		return split.Plan{}, split.Outcome{}, fmt.Errorf("read %s: %w", info.URI, err)
+		return split.Plan{}, split.Outcome{}, err
 	}
 	content := hex.EncodeToString(sum.Sum(nil))
 	id := BatchID(content, cfg.Profile.RuleVersion())

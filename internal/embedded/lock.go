@@ -3,6 +3,7 @@ package embedded
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -28,8 +29,17 @@ func lock(db string) (func(), error) {
 		return func() {}, nil
 	}
 	f, err := os.OpenFile(db, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("lock database %s: %w", db, err)
+	switch {
+	case errors.Is(err, syscall.EROFS):
+		return nil, fmt.Errorf("database %s is on a read-only file system: an import writes it", db)
+	case errors.Is(err, fs.ErrPermission):
+		mode := ""
+		if fi, serr := os.Stat(db); serr == nil {
+			mode = fmt.Sprintf(" (mode %v)", fi.Mode().Perm())
+		}
+		return nil, fmt.Errorf("database %s may not be written%s: an import writes it (chmod u+w %s, or use another database)", db, mode, db)
+	case err != nil:
+		return nil, fmt.Errorf("lock database %s: %w", db, unpath(err))
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
@@ -53,4 +63,15 @@ func realName(db string) string {
 		return ""
 	}
 	return fmt.Sprintf(" (the file %s)", real)
+}
+
+// unpath is the cause of a *fs.PathError, whose text would name the path
+// again; other errors are returned as they are. errors.Is still sees
+// fs.ErrNotExist or fs.ErrPermission through it.
+func unpath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -120,6 +121,9 @@ func TestEditedThenRestoredFile(t *testing.T) {
 		if !strings.Contains(b.Message, want) {
 			t.Errorf("message %q\ndoes not say %q", b.Message, want)
 		}
+	}
+	if tag := regexp.MustCompile(`[0-9a-f]+-[0-9a-f]{8,}-[0-9a-f]+`).FindString(b.Message); tag != "" {
+		t.Errorf("message %q\nshows the version tag %s, which a person cannot read", b.Message, tag)
 	}
 	if b.Counts.Done() >= n || b.Counts.Imported == 0 {
 		t.Errorf("suspended with %+v: want some rows imported, not all", b.Counts)

@@ -10,6 +10,7 @@ package failure
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -99,6 +100,30 @@ func (r Reason) Layer() Layer {
 
 // Known reports whether r is one of the stable codes.
 func (r Reason) Known() bool { _, ok := layers[r]; return ok }
+
+// ParseReason returns the known reason code s names, in any case
+// ("duplicatesku" is DuplicateSKU): the one rule of every --reason flag.
+func ParseReason(s string) (Reason, bool) {
+	for _, r := range Reasons() {
+		if strings.EqualFold(string(r), s) {
+			return r, true
+		}
+	}
+	return "", false
+}
+
+// LeadingReason returns the reason code an error message begins with, as
+// an ImportError's text does ("AccessDenied: ..."), if it begins with one.
+func LeadingReason(msg string) (Reason, bool) {
+	code, _, ok := strings.Cut(msg, ":")
+	if !ok {
+		return "", false
+	}
+	if r := Reason(strings.TrimSpace(code)); r.Known() {
+		return r, true
+	}
+	return "", false
+}
 
 // Transient reports whether an error with this reason may succeed when tried
 // again unchanged (the triage table's "infrastructure-transient").

@@ -78,3 +78,37 @@ func TestReportWriter(t *testing.T) {
 		t.Errorf("report:\n%s\nwant:\n%s", b.String(), want)
 	}
 }
+
+// TestParseReason: every --reason flag takes a reason code in any case, and
+// only a code.
+func TestParseReason(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want failure.Reason
+		ok   bool
+	}{
+		{"DuplicateSKU", failure.DuplicateSKU, true},
+		{"duplicatesku", failure.DuplicateSKU, true},
+		{"ACCESSDENIED", failure.AccessDenied, true},
+		{"Denied", "", false},
+		{"", "", false},
+	} {
+		if got, ok := failure.ParseReason(tc.in); got != tc.want || ok != tc.ok {
+			t.Errorf("ParseReason(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+	for _, tc := range []struct {
+		msg  string
+		want failure.Reason
+		ok   bool
+	}{
+		{"AccessDenied: s3 GetObject", failure.AccessDenied, true},
+		{failure.New(failure.Throttled, "", "busy").Error(), failure.Throttled, true},
+		{"escalated: AccessDenied", "", false},
+		{"no code here", "", false},
+	} {
+		if got, ok := failure.LeadingReason(tc.msg); got != tc.want || ok != tc.ok {
+			t.Errorf("LeadingReason(%q) = %q, %v; want %q, %v", tc.msg, got, ok, tc.want, tc.ok)
+		}
+	}
+}

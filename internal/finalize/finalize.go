@@ -123,7 +123,7 @@ func Stop(ctx context.Context, d Deps, id string, stop state.BatchStatus, messag
 	}
 	b, err := d.Store.GetBatch(ctx, id)
 	if err != nil {
-		return state.Batch{}, fmt.Errorf("get batch %s: %w", id, err)
+		return state.Batch{}, err // the store names the batch
 	}
 	total, shards, diffs, err := reconcile(ctx, d, b, abort)
 	if err != nil {
@@ -181,7 +181,14 @@ func Stop(ctx context.Context, d Deps, id string, stop state.BatchStatus, messag
 	}
 	fb, err := d.Store.FinishBatch(ctx, id, final, at)
 	if err != nil {
-		return state.Batch{}, fmt.Errorf("finish batch %s: %w", id, err)
+		return state.Batch{}, err
+	}
+	if b.Parent != "" && d.Lineage != nil && d.Reports != nil && stop == "" && status != state.BatchFailed {
+		// The parent's page was written when it finished: show what this
+		// batch resolved there too. A failure leaves the page as it was.
+		if err := refreshHTML(ctx, d, b.Parent, now()); err != nil && d.Log != nil {
+			d.Log.Warn("the parent's report page was not updated", "batch_id", id, "parent", b.Parent, "error", err)
+		}
 	}
 	if d.Staging != nil && b.Layout.Format == "xlsx" {
 		if err := d.Staging.Unstage(ctx, id); err != nil && d.Log != nil {
@@ -208,11 +215,11 @@ func reconcile(ctx context.Context, d Deps, b state.Batch, abort string) (state.
 	id := b.ID
 	shards, err := d.Store.ListShards(ctx, id)
 	if err != nil {
-		return state.Counts{}, nil, nil, fmt.Errorf("list shards of %s: %w", id, err)
+		return state.Counts{}, nil, nil, err
 	}
 	perShard, err := d.Store.CountFailures(ctx, id)
 	if err != nil {
-		return state.Counts{}, nil, nil, fmt.Errorf("count failures of %s: %w", id, err)
+		return state.Counts{}, nil, nil, err
 	}
 	var total state.Counts
 	var diffs []string
@@ -294,7 +301,7 @@ func writeReport(ctx context.Context, st Store, b state.Batch, skips []report.Sk
 	for {
 		recs, err := st.Failures(ctx, b.ID, f)
 		if err != nil {
-			return fmt.Errorf("read failures of %s: %w", b.ID, err)
+			return err // "list failures of <batch>: ..."
 		}
 		for _, r := range recs {
 			if err := skipsBefore(r.Sheet, r.Row, false); err != nil {

@@ -2,7 +2,6 @@ package finalize
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"time"
 
@@ -17,7 +16,7 @@ import (
 func writeHTML(ctx context.Context, d Deps, b state.Batch, final state.Final, agg *report.Aggregate, at time.Time) error {
 	shards, err := d.Store.ListShards(ctx, b.ID)
 	if err != nil {
-		return fmt.Errorf("list shards of %s: %w", b.ID, err)
+		return err // the store names the batch
 	}
 	b.Status, b.Counts, b.ByReason, b.Message, b.Report = final.Status, final.Counts, final.ByReason, final.Message, final.Report
 	b.FinishedAt, b.UpdatedAt = at.UTC(), at.UTC()
@@ -26,5 +25,32 @@ func writeHTML(ctx context.Context, d Deps, b state.Batch, final state.Final, ag
 		data.ErrorsCSV = "errors.csv" // Put stores both under reports/<batch>/
 	}
 	_, err = d.Reports.Put(ctx, b.ID, report.Name, func(w io.Writer) error { return report.Render(w, data) })
+	return err
+}
+
+// refreshHTML writes batch id's report page again from the store (after a
+// child batch resolved some of its failures: a fix file, retry-failures),
+// as `importctl report` does, with one pass over its failure records.
+func refreshHTML(ctx context.Context, d Deps, id string, at time.Time) error {
+	b, err := d.Store.GetBatch(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !b.Status.Finished() {
+		return nil // its own finalization writes it
+	}
+	shards, err := d.Store.ListShards(ctx, id)
+	if err != nil {
+		return err
+	}
+	agg, err := report.Collect(ctx, d.Store, id, state.FailureFilter{})
+	if err != nil {
+		return err
+	}
+	data := report.Data{Batch: b, Shards: shards, Failures: agg, Generated: at}
+	if b.Report != "" {
+		data.ErrorsCSV = "errors.csv"
+	}
+	_, err = d.Reports.Put(ctx, id, report.Name, func(w io.Writer) error { return report.Render(w, data) })
 	return err
 }

@@ -45,7 +45,7 @@ func (p *Pipeline) decide(ctx context.Context, b state.Batch, handOn bool) (fini
 	}
 	shards, err := p.p.Store.ListShards(ctx, b.ID)
 	if err != nil {
-		return false, fmt.Errorf("list shards of %s: %w", b.ID, err)
+		return false, err // the store names the batch
 	}
 	ms := split.Pending(b, shards, b.TraceID)
 	if err := p.p.Queue.Send(ctx, 0, ms...); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/catalog-import/catalog-import/internal/failure"
@@ -62,12 +63,12 @@ func (p *Pipeline) Deliver(ctx context.Context, msg queue.Message) (Outcome, err
 		// that says so (SUSPENDED), not RUNNING with nothing working on it.
 		// The message is settled: a resume sends the shard's manifest again.
 		if _, serr := p.Suspend(ctx, m.BatchID, err); serr != nil {
-			return Outcome{}, fmt.Errorf("shard %d of %s: %w (suspending the batch failed: %w)", m.Shard, m.BatchID, err, serr)
+			return Outcome{}, fmt.Errorf("%w (suspending the batch failed: %w)", namedShard(m, err), serr)
 		}
 		return Outcome{Settle: Ack, Result: shard.Result{Status: shard.BatchFinished, Counts: res.Counts}}, nil
 	}
 	if err != nil {
-		return Outcome{}, fmt.Errorf("shard %d of %s: %w", m.Shard, m.BatchID, err)
+		return Outcome{}, namedShard(m, err)
 	}
 	out := Outcome{Result: res}
 	switch {
@@ -98,7 +99,7 @@ func (p *Pipeline) Deliver(ctx context.Context, msg queue.Message) (Outcome, err
 		// finalization: the batch has every shard done but is still running.
 		b, err := p.p.Store.GetBatch(ctx, m.BatchID)
 		if err != nil {
-			return out, fmt.Errorf("get batch %s: %w", m.BatchID, err)
+			return out, err // the store names the batch
 		}
 		done, err := p.finishIfDone(ctx, b)
 		if err != nil {
@@ -159,4 +160,16 @@ func (p *Pipeline) RecordFailure(ctx context.Context, msg queue.Message, err err
 	if lerr := p.p.TriageLog.Append(ctx, e); lerr != nil {
 		p.log.Warn("failed delivery not recorded in the triage log", "batch_id", m.BatchID, "shard", m.Shard, "error", lerr)
 	}
+}
+
+// namedShard is the worker's error err naming manifest m's shard once: the
+// state stores name it in theirs ("checkpoint shard <batch>/3 at row 1178:
+// ..."), and so do the worker's own failures; an error from elsewhere (the
+// source, the sink) gets "shard 3 of <batch>: " in front. The test is on
+// the text only to avoid saying the name twice, never to decide anything.
+func namedShard(m queue.Manifest, err error) error {
+	if strings.Contains(err.Error(), m.BatchID) {
+		return err
+	}
+	return fmt.Errorf("shard %d of %s: %w", m.Shard, m.BatchID, err)
 }

@@ -159,7 +159,7 @@ func (p *Pipeline) Finalize(ctx context.Context, id, abort string) (state.Batch,
 		Lineage: lineage.Resolver{Source: p.p.Source, Store: p.p.Store, MaxRecord: p.o.Split.MaxRecord, Now: p.o.Now}}
 	b, err := finalize.Finalize(ctx, fin, id, abort)
 	if err != nil {
-		return b, fmt.Errorf("finalize %s: %w", id, err)
+		return b, fmt.Errorf("finalize: %w", err) // err names the batch
 	}
 	p.log.Info("batch finished", "batch_id", id, "trace_id", b.TraceID, "status", b.Status, "rows_total", b.Counts.Total,
 		"rows_imported", b.Counts.Imported, "rows_superseded", b.Counts.Superseded, "rows_failed", b.Counts.Failed, "rows_skipped", b.Counts.Skipped,

@@ -166,12 +166,12 @@ func (p *Pipeline) Resume(ctx context.Context, b state.Batch, current *object.In
 		// derived the batch id from it): the restored source resumes.
 		var err error
 		if b, err = p.p.Store.ResumeBatch(ctx, b.ID, p.o.Now().UTC()); err != nil {
-			return 0, fmt.Errorf("resume batch %s: %w", b.ID, err)
+			return 0, err // the store names the batch
 		}
 	}
 	shards, err := p.p.Store.ListShards(ctx, b.ID)
 	if err != nil {
-		return 0, fmt.Errorf("list shards of %s: %w", b.ID, err)
+		return 0, err
 	}
 	if i := current; i != nil {
 		b.Source = state.Source{URI: i.URI, Size: i.Size, ETag: i.ETag, Version: i.Version, ModTime: i.ModTime}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/catalog-import/catalog-import/internal/failure"
 	"github.com/catalog-import/catalog-import/internal/state"
+	"github.com/catalog-import/catalog-import/internal/text"
 )
 
 // This file stops batches that must not go on: Suspend (the source changed
@@ -25,7 +26,7 @@ import (
 func (p *Pipeline) Suspend(ctx context.Context, id string, cause error) (state.Batch, error) {
 	b, err := p.p.Store.GetBatch(ctx, id)
 	if err != nil {
-		return b, fmt.Errorf("get batch %s: %w", id, err)
+		return b, err // the store names the batch
 	}
 	if b.Status != state.BatchRunning {
 		return b, nil
@@ -36,7 +37,7 @@ func (p *Pipeline) Suspend(ctx context.Context, id string, cause error) (state.B
 		return p.p.Store.GetBatch(ctx, id)
 	}
 	if err != nil {
-		return b, fmt.Errorf("suspend batch %s: %w", id, err)
+		return b, err
 	}
 	p.log.Warn("batch suspended: its source changed", "batch_id", id, "trace_id", b.TraceID, "message", msg, "error", cause)
 	return b, nil
@@ -49,16 +50,20 @@ func (p *Pipeline) Suspend(ctx context.Context, id string, cause error) (state.B
 func (p *Pipeline) changedMessage(ctx context.Context, b state.Batch, cause error) string {
 	name := path.Base(b.Source.URI)
 	var what []string
+	seen := false // what shows the change: the cause's message would repeat it
 	if cur, err := p.p.Source.Stat(ctx, b.Source.URI); err != nil {
 		what = append(what, "it can no longer be read: "+err.Error())
 	} else {
 		if cur.Size != b.Source.Size {
 			what = append(what, fmt.Sprintf("size %d -> %d bytes", b.Source.Size, cur.Size))
+			seen = true
 		} else {
 			what = append(what, fmt.Sprintf("size %d bytes", cur.Size))
 		}
 		if !cur.ModTime.IsZero() && !b.Source.ModTime.IsZero() && !cur.ModTime.Equal(b.Source.ModTime) {
-			what = append(what, "modified "+clock(b.Source.ModTime, cur.ModTime)+" -> "+clock(cur.ModTime, b.Source.ModTime))
+			was, is := text.Moments(b.Source.ModTime, cur.ModTime)
+			what = append(what, "modified "+was+" -> "+is)
+			seen = true
 		}
 	}
 	hint := fmt.Sprintf("run it again to import the new content as a new batch (restored to its content at the start, running it again resumes this batch), or `importctl cancel %s` this one", b.ID)
@@ -66,20 +71,10 @@ func (p *Pipeline) changedMessage(ctx context.Context, b state.Batch, cause erro
 		hint = fmt.Sprintf("upload it again to import the new content as a new batch; to finish this batch, restore the object to the version it had and `importctl redrive --stack STACK --batch %s`, or `importctl cancel --stack STACK %s`", b.ID, b.ID)
 	}
 	msg := fmt.Sprintf("%s changed since this import started (%s): %s", name, strings.Join(what, ", "), hint)
-	if ie, ok := failure.As(cause); ok && ie.Message != "" {
+	if ie, ok := failure.As(cause); ok && ie.Message != "" && !seen {
 		msg += " [" + ie.Message + "]"
 	}
 	return msg
-}
-
-// clock formats t as a time of day, with the date when other is on another
-// day, in the process's time zone.
-func clock(t, other time.Time) string {
-	t, other = t.Local(), other.Local()
-	if t.Format(time.DateOnly) != other.Format(time.DateOnly) {
-		return t.Format(time.DateTime)
-	}
-	return t.Format(time.TimeOnly)
 }
 
 // ErrNotCancellable is the error of a cancel of a batch that is finished
@@ -97,7 +92,7 @@ var ErrNotCancellable = errors.New("batch is finished: nothing to cancel")
 func (p *Pipeline) Cancel(ctx context.Context, id, message string) (state.Batch, error) {
 	b, err := p.p.Store.GetBatch(ctx, id)
 	if err != nil {
-		return b, fmt.Errorf("get batch %s: %w", id, err)
+		return b, err // the store names the batch
 	}
 	if b.Status.Finished() {
 		return b, fmt.Errorf("cancel batch %s: %w", id, failure.Wrap(failure.Internal, "", ErrNotCancellable,

@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"slices"
 	"sync"
@@ -93,16 +94,17 @@ func Default() *Profile { return defaultProfile() }
 // joined with errors.Join.
 func Parse(data []byte) (*Profile, error) { return parse(data, defaultRaw()) }
 
-// Load reads and parses the profile file at path.
+// Load reads and parses the profile file at path. Its errors begin
+// "profile <path>:" (callers need not name the file again).
 func Load(path string) (*Profile, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("profile: %w", err)
+		return nil, fmt.Errorf("profile %s: %w", path, unpath(err))
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("profile %s: %w", path, err)
+		return nil, fmt.Errorf("profile %s: %w", path, unpath(err))
 	}
 	if len(data) > MaxSize {
 		return nil, fmt.Errorf("profile %s: larger than %d bytes", path, MaxSize)
@@ -240,4 +242,14 @@ func (p *Profile) Compile() (*Validator, error) {
 		}
 	}
 	return v, nil
+}
+
+// unpath is the cause of a *fs.PathError, whose text would name the path a
+// second time; errors.Is still sees fs.ErrNotExist through it.
+func unpath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }

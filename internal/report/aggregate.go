@@ -3,7 +3,6 @@ package report
 import (
 	"cmp"
 	"context"
-	"fmt"
 	"maps"
 	"slices"
 
@@ -70,7 +69,7 @@ func Collect(ctx context.Context, src Failures, batchID string, f state.FailureF
 	for {
 		recs, err := src.Failures(ctx, batchID, f)
 		if err != nil {
-			return nil, fmt.Errorf("read failures of %s: %w", batchID, err)
+			return nil, err // "list failures of <batch>: ..."
 		}
 		for _, r := range recs {
 			a.Add(r)

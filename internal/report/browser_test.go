@@ -120,20 +120,7 @@ func TestReportInBrowser(t *testing.T) {
 		t.Fatalf("finalization wrote no batch report: %v", err)
 	}
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(bin), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(filepath.Join(dir, "chromium")), chromedp.WindowSize(1200, 900))
-	actx, cancel := chromedp.NewExecAllocator(t.Context(), opts...)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 2*time.Minute) // a bound on a hung browser, not a performance check
-	defer cancel()
-	if err := chromedp.Do(ctx, chromedp.Navigate("file://"+page), chromedp.WaitReady(chromedp.CSS("#samples"))); err != nil {
-		t.Fatalf("open %s in chromium: %v", page, err)
-	}
+	ctx := openPage(t, bin, dir, page, 1200)
 	got, err := chromedp.Run(ctx, chromedp.Evaluate[shown](readPage))
 	if err != nil {
 		t.Fatalf("read the page drawn by chromium: %v", err)
@@ -196,6 +183,85 @@ func TestReportInBrowser(t *testing.T) {
 	}
 	if want := min(report.MaxSamples, report.SamplesPerReason*len(b.ByReason)); got.SampleRows != want || got.BadCells == 0 {
 		t.Errorf("%d sample rows (%d outlined cells), want %d", got.SampleRows, got.BadCells, want)
+	}
+}
+
+// openPage opens page in a headless chromium bin, width pixels wide, with
+// its profile under dir, and returns the context to evaluate in.
+func openPage(t *testing.T, bin, dir, page string, width int) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(bin), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(filepath.Join(dir, "chromium")), chromedp.WindowSize(width, 900))
+	actx, cancel := chromedp.NewExecAllocator(t.Context(), opts...)
+	t.Cleanup(cancel)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(cancel)
+	ctx, cancel = context.WithTimeout(ctx, 2*time.Minute) // a bound on a hung browser, not a performance check
+	t.Cleanup(cancel)
+	if err := chromedp.Do(ctx, chromedp.Navigate("file://"+page), chromedp.WaitReady(chromedp.CSS("#samples"))); err != nil {
+		t.Fatalf("open %s in chromium: %v", page, err)
+	}
+	return ctx
+}
+
+// TestReportNarrowColumns: on a narrow window the sample table keeps SKUs,
+// prices and other short values on one line (the table scrolls sideways);
+// a long description still wraps within its column.
+func TestReportNarrowColumns(t *testing.T) {
+	bin := chromium(t)
+	dir := t.TempDir()
+	header := []string{"sku", "name", "category", "brand", "price", "currency", "stock", "status", "description", "image_urls"}
+	long := strings.Repeat("a long description of the product that goes on ", 6)
+	agg := &report.Aggregate{}
+	for i := range 6 {
+		agg.Add(failure.Record{BatchID: "b-narrow", Sheet: "-", Row: int64(2 + i), Layer: failure.LayerSemantic, Reason: failure.InvalidNumber,
+			Field: "price", Message: "price is not a number", FieldMapping: map[string]string{"price": "price"},
+			Cells: []string{fmt.Sprintf("SKU-2024-%06d", 100000+i), "Stainless steel kettle", "Home/Kitchen", "Acme",
+				fmt.Sprintf("12345.%02d", i), "CNY", "100", "active", long, "https://img.example.com/p/" + strconv.Itoa(i) + ".jpg"}})
+	}
+	page := filepath.Join(dir, report.Name)
+	f, err := os.Create(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = report.Render(f, report.Data{Batch: state.Batch{ID: "b-narrow", Status: state.BatchCompletedWithErrors,
+		Counts: state.Counts{Total: 6, Failed: 6}, Layout: state.Layout{Format: "csv", Header: header}}, Failures: agg, Generated: time.Now()})
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := openPage(t, bin, dir, page, 480)
+	type lines struct {
+		Text  string `json:"text"`
+		Lines int    `json:"lines"`
+	}
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[[]lines](`[...document.querySelectorAll('#samples tbody td')].map(td => {
+  const tops = new Set(), walk = document.createTreeWalker(td, NodeFilter.SHOW_TEXT);
+  for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+    const r = document.createRange(); r.selectNodeContents(n);
+    for (const x of r.getClientRects()) tops.add(Math.round(x.top));
+  }
+  return {text: td.textContent, lines: tops.size};
+})`))
+	if err != nil {
+		t.Fatalf("read the sample table: %v", err)
+	}
+	if len(got) == 0 {
+		t.Fatal("no sample cells drawn")
+	}
+	for _, c := range got {
+		short := !strings.ContainsAny(strings.TrimSpace(c.Text), " ") && len(c.Text) <= 40
+		if short && c.Lines > 1 {
+			t.Errorf("%q is drawn on %d lines, want one", c.Text, c.Lines)
+		}
+		if c.Text == long && c.Lines < 2 {
+			t.Errorf("the long description is drawn on one line: the column does not wrap")
+		}
 	}
 }
 

@@ -21,6 +21,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/catalog-import/catalog-import/internal/failure"
 	"github.com/catalog-import/catalog-import/internal/state"
@@ -71,6 +73,7 @@ type view struct {
 	Header                []string // the file's columns, for the samples' cells
 	Samples               []sample
 	SampleNote            string
+	ResolvedBy            bool // a sample was resolved by a later batch: the table shows by which
 	FailedOverCountsMatch bool
 	Skips                 []Skip // the rows triage skipped, by shard
 }
@@ -89,11 +92,17 @@ type sample struct {
 	Cells []cell // under Header, or nil when the row could not be split
 }
 
-// cell is one original cell; Bad marks the column of the failing field.
+// cell is one original cell; Bad marks the column of the failing field,
+// Token a short value without spaces (a SKU, a price, a code), which is
+// never broken across lines.
 type cell struct {
-	Text string
-	Bad  bool
+	Text  string
+	Bad   bool
+	Token bool
 }
+
+// tokenRunes is the longest cell shown unbroken (cell.Token).
+const tokenRunes = 40
 
 // topFields is how many fields the top-fields chart shows.
 const topFields = 10
@@ -177,12 +186,14 @@ func newView(d Data) view {
 				var cl cell
 				if i < len(r.Cells) {
 					cl.Text = r.Cells[i]
+					cl.Token = utf8.RuneCountInString(cl.Text) <= tokenRunes && !strings.ContainsFunc(cl.Text, unicode.IsSpace)
 				}
 				cl.Bad = bad[v.Header[i]]
 				s.Cells = append(s.Cells, cl)
 			}
 		}
 		v.Samples = append(v.Samples, s)
+		v.ResolvedBy = v.ResolvedBy || r.ResolvedBy != ""
 	}
 	reasons := slices.Sorted(maps.Keys(agg.ByReason))
 	v.SampleNote = fmt.Sprintf("The first %d failed rows of each reason (%d reasons), %d of %s failed rows.",

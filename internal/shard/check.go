@@ -41,7 +41,7 @@ const checkFlush = 1000
 func (w *Worker) check(ctx context.Context, m queue.Manifest, c *compiled) (Result, error) {
 	b, err := w.store.GetBatch(ctx, m.BatchID)
 	if err != nil {
-		return Result{}, fmt.Errorf("get batch %s: %w", m.BatchID, err)
+		return Result{}, err // the store names the batch
 	}
 	switch {
 	case b.Status.Finished():
@@ -60,12 +60,12 @@ func (w *Worker) check(ctx context.Context, m queue.Manifest, c *compiled) (Resu
 	case errors.Is(err, state.ErrBatchFinished):
 		return Result{Status: BatchFinished}, nil
 	case err != nil:
-		return Result{}, fmt.Errorf("claim shard %d of %s for its check: %w", m.Shard, m.BatchID, err)
+		return Result{}, err // the store names the shard
 	}
 	if sh.Check != nil { // checked before (a redelivery): end the lease only
 		b, err := w.store.RecordCheck(ctx, lease, *sh.Check, nil)
 		if err != nil {
-			return Result{}, fmt.Errorf("release checked shard %d of %s: %w", m.Shard, m.BatchID, err)
+			return Result{}, err
 		}
 		return Result{Status: AlreadyChecked, Batch: b, Last: b.Check != nil && b.Check.Done(b.Shards)}, nil
 	}
@@ -120,7 +120,7 @@ func (r *run) checkAll(ctx context.Context, ordered <-chan *chunk) (Result, erro
 func (r *run) flushChecks(ctx context.Context) error {
 	cr := r.checking
 	if err := r.retry(ctx, "put failures", func() error { return r.w.store.PutFailures(ctx, cr.fails) }); err != nil {
-		return fmt.Errorf("record failures of checked shard %d of %s: %w", r.m.Shard, r.m.BatchID, err)
+		return fmt.Errorf("record the check's failures: %w", err)
 	}
 	cr.failed += int64(len(cr.fails))
 	cr.fails = cr.fails[:0]
@@ -139,7 +139,7 @@ func (r *run) recordCheck(ctx context.Context) (Result, error) {
 	case errors.Is(err, state.ErrBatchFinished):
 		return Result{Status: BatchFinished}, nil
 	case err != nil:
-		return Result{}, fmt.Errorf("record check of shard %d of %s: %w", r.m.Shard, r.m.BatchID, err)
+		return Result{}, err // the store names the shard
 	}
 	r.log.Info("shard checked", "rows_checked", out.Rows, "rows_failed", out.Failed,
 		"shards_checked", b.Check.Shards, "shards", b.Shards)

@@ -100,7 +100,7 @@ func (r *run) commit(ctx context.Context, c *chunk) (Result, error) {
 			return Result{Status: Backoff, Counts: r.cp.Counts}, nil
 		}
 		if err != nil {
-			return Result{}, fmt.Errorf("write products of shard %d rows %d-%d: %w", r.m.Shard, c.raws[0].Row, c.nextRow-1, err)
+			return Result{}, fmt.Errorf("rows %d-%d: %w", c.raws[0].Row, c.nextRow-1, err)
 		}
 		var displaced []failure.Record
 		for i, out := range outs {
@@ -156,7 +156,7 @@ func (r *run) commit(ctx context.Context, c *chunk) (Result, error) {
 	case errors.Is(err, state.ErrBatchFinished), errors.Is(err, state.ErrBatchSuspended):
 		return Result{Status: BatchFinished, Counts: r.cp.Counts}, nil
 	case err != nil:
-		return Result{}, fmt.Errorf("checkpoint shard %d at row %d: %w", r.m.Shard, c.nextRow, err)
+		return Result{}, err // the store names the shard and the row
 	}
 	r.cp, r.until = cp, until
 	r.checkpointed(ctx, imported, superseded, int64(len(c.raws))-imported-superseded, fails, c.nextRow)
@@ -192,7 +192,7 @@ func (r *run) holdLease(ctx context.Context) (res Result, stop bool, err error) 
 	case errors.Is(err, state.ErrBatchFinished):
 		return Result{Status: BatchFinished, Counts: r.cp.Counts}, true, nil
 	case err != nil:
-		return Result{}, true, fmt.Errorf("renew the lease of shard %d: %w", r.m.Shard, err)
+		return Result{}, true, fmt.Errorf("renew the lease: %w", err) // the store names the shard
 	}
 	r.until = until
 	return Result{}, false, nil
@@ -243,7 +243,7 @@ func (r *run) displacedFailure(ctx context.Context, p catalog.Product, d catalog
 	if r.shards == nil {
 		s, err := r.w.store.ListShards(ctx, r.m.BatchID)
 		if err != nil {
-			return rec, fmt.Errorf("list shards of %s: %w", r.m.BatchID, err)
+			return rec, err // the store names the batch
 		}
 		r.shards = s
 	}

@@ -3,7 +3,6 @@ package shard
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -94,7 +93,7 @@ func (r *run) process(ctx context.Context) (Result, error) {
 	if r.cp.NextOffset < r.m.End {
 		var err error
 		if body, err = r.w.src.Open(ctx, info, r.cp.NextOffset, r.m.End); err != nil {
-			return Result{}, fmt.Errorf("open shard %d of %s: %w", r.m.Shard, r.m.BatchID, err)
+			return Result{}, err // the source names the file
 		}
 		defer body.Close()
 	}
@@ -147,14 +146,14 @@ func (r *run) process(ctx context.Context) (Result, error) {
 		return res, err
 	}
 	if rerr != nil {
-		return Result{Status: Partial, Counts: r.cp.Counts}, fmt.Errorf("read shard %d of %s: %w", r.m.Shard, r.m.BatchID, rerr)
+		return Result{Status: Partial, Counts: r.cp.Counts}, rerr // the source names the file
 	}
 	if stopped {
 		// Hand the shard on: end the lease now (same checkpoint, lease until
 		// now), so that the continuation's worker can claim it at once
 		// instead of waiting for this lease to run out.
 		if _, err := r.w.store.Checkpoint(ctx, r.lease, r.cp, nil, r.w.now()); err != nil && !errors.Is(err, state.ErrFenced) {
-			return Result{Status: Partial, Counts: r.cp.Counts}, fmt.Errorf("release shard %d of %s: %w", r.m.Shard, r.m.BatchID, err)
+			return Result{Status: Partial, Counts: r.cp.Counts}, err // the store names the shard
 		}
 		return Result{Status: Partial, Counts: r.cp.Counts}, nil
 	}
@@ -180,7 +179,7 @@ func (r *run) process(ctx context.Context) (Result, error) {
 		return Result{Status: Fenced, Counts: r.cp.Counts}, nil
 	}
 	if err != nil {
-		return Result{}, fmt.Errorf("finish shard %d of %s: %w", r.m.Shard, r.m.BatchID, err)
+		return Result{}, err // the store names the shard
 	}
 	return Result{Status: Done, Counts: r.cp.Counts, Batch: b, Last: b.ShardsDone == b.Shards}, nil
 }

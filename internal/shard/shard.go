@@ -20,7 +20,6 @@ package shard
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"runtime"
 	"sync"
@@ -267,7 +266,7 @@ func (w *Worker) Process(ctx context.Context, m queue.Manifest) (Result, error) 
 		// Decision 20: write only after every shard passed the check.
 		b, err := w.store.GetBatch(ctx, m.BatchID)
 		if err != nil {
-			return Result{}, fmt.Errorf("get batch %s: %w", m.BatchID, err)
+			return Result{}, err // the store names the batch
 		}
 		if b.Status.Finished() {
 			return Result{Status: BatchFinished}, nil
@@ -287,7 +286,7 @@ func (w *Worker) Process(ctx context.Context, m queue.Manifest) (Result, error) 
 		// A manifest sent before batches had an upload order: the batch's.
 		b, err := w.store.GetBatch(ctx, m.BatchID)
 		if err != nil {
-			return Result{}, fmt.Errorf("get batch %s: %w", m.BatchID, err)
+			return Result{}, err // the store names the batch
 		}
 		m.Order = b.Order
 	}
@@ -314,7 +313,7 @@ func (w *Worker) Process(ctx context.Context, m queue.Manifest) (Result, error) 
 	case errors.Is(err, state.ErrBatchFinished), errors.Is(err, state.ErrBatchSuspended):
 		return Result{Status: BatchFinished}, nil
 	case err != nil:
-		return Result{}, fmt.Errorf("claim shard %d of %s: %w", m.Shard, m.BatchID, err)
+		return Result{}, err // the store names the shard
 	}
 	log := w.log.With("batch_id", m.BatchID, "shard", m.Shard)
 	if m.TraceID != "" {
@@ -367,7 +366,7 @@ func (w *Worker) validator(ctx context.Context, batchID, ruleVersion string) (*c
 	}
 	b, err := w.store.GetBatch(ctx, batchID)
 	if err != nil {
-		return nil, fmt.Errorf("get batch %s: %w", batchID, err)
+		return nil, err // the store names the batch
 	}
 	if b.Status.Finished() {
 		return nil, state.ErrBatchFinished

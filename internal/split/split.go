@@ -216,7 +216,7 @@ func PlanSource(ctx context.Context, src object.Source, info object.Info, v *pro
 	}
 	rc, err := src.Open(ctx, info, dataStart, -1)
 	if err != nil {
-		return p, fmt.Errorf("open %s: %w", info.URI, err)
+		return p, err // the source names the file
 	}
 	defer rc.Close()
 	var r io.Reader = rc
@@ -224,7 +224,7 @@ func PlanSource(ctx context.Context, src object.Source, info object.Info, v *pro
 		r = io.TeeReader(rc, sum)
 	}
 	if err := p.cut(ctx, r, d, dataStart, firstRow, opts, boundary); err != nil {
-		return p, fmt.Errorf("scan %s: %w", info.URI, err)
+		return p, err // a read error, named by the source
 	}
 	if p.Weights != nil {
 		if err := p.checkCuts(cuts, weighedRows); err != nil {
@@ -311,12 +311,12 @@ func readPrefix(ctx context.Context, src object.Source, info object.Info) ([]byt
 	n := min(info.Size, record.SniffSize)
 	rc, err := src.Open(ctx, info, 0, n)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", info.URI, err)
+		return nil, err // the source names the file
 	}
 	defer rc.Close()
 	buf := make([]byte, n)
 	if _, err := io.ReadFull(rc, buf); err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
-		return nil, fmt.Errorf("read %s: %w", info.URI, err)
+		return nil, err
 	}
 	return buf, nil
 }
@@ -386,7 +386,7 @@ func Register(ctx context.Context, reg Registry, q queue.Queue, req Request) (Ou
 	}
 	stored, created, err := reg.CreateBatch(ctx, b, shards)
 	if err != nil {
-		return Outcome{}, fmt.Errorf("register batch %s: %w", req.BatchID, err)
+		return Outcome{}, err // the store names the batch
 	}
 	out := Outcome{Batch: stored, Created: created}
 	if stored.Status.Finished() || (stored.Status == state.BatchSuspended && !req.SameContent) {
@@ -394,13 +394,13 @@ func Register(ctx context.Context, reg Registry, q queue.Queue, req Request) (Ou
 	}
 	if stored.Status == state.BatchSuspended {
 		if stored, err = reg.ResumeBatch(ctx, stored.ID, req.Now); err != nil {
-			return out, fmt.Errorf("resume batch %s: %w", req.BatchID, err)
+			return out, err
 		}
 		out.Batch = stored
 	}
 	if !created { // resume: only what is left
 		if shards, err = reg.ListShards(ctx, stored.ID); err != nil {
-			return out, fmt.Errorf("list shards of %s: %w", stored.ID, err)
+			return out, err
 		}
 	}
 	if req.SameContent {

@@ -1,8 +1,12 @@
-// Package text holds the module's one string helper that several layers
-// need: cutting a string to a size without breaking a UTF-8 character.
+// Package text holds the string helpers that several layers need: cutting
+// a string to a size without breaking a UTF-8 character, and telling two
+// times apart in a message.
 package text
 
-import "unicode/utf8"
+import (
+	"time"
+	"unicode/utf8"
+)
 
 // Truncate returns s when it is at most n bytes long. Otherwise it returns
 // the longest prefix of s that, followed by mark, is at most n bytes and
@@ -18,4 +22,20 @@ func Truncate(s string, n int, mark string) string {
 		n--
 	}
 	return s[:n] + mark
+}
+
+// Moments formats two times that a message compares ("modified a -> b") so
+// that a person sees them differ: the time of day, with the date when they
+// fall on different days, and with nanoseconds when they fall in the same
+// second. Both are shown in the process's time zone.
+func Moments(a, b time.Time) (string, string) {
+	a, b = a.Local(), b.Local()
+	layout := time.TimeOnly
+	if a.Format(time.DateOnly) != b.Format(time.DateOnly) {
+		layout = time.DateTime
+	}
+	if !a.Equal(b) && a.Truncate(time.Second).Equal(b.Truncate(time.Second)) {
+		layout += ".000000000"
+	}
+	return a.Format(layout), b.Format(layout)
 }

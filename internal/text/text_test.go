@@ -2,6 +2,7 @@ package text_test
 
 import (
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/catalog-import/catalog-import/internal/text"
@@ -42,5 +43,24 @@ func TestTruncate(t *testing.T) {
 				t.Errorf("Truncate(%q, %d, %q) = %q: %d bytes", tc.s, tc.n, tc.mark, got, len(got))
 			}
 		})
+	}
+}
+
+func TestMoments(t *testing.T) {
+	at := time.Date(2024, 3, 1, 10, 2, 11, 0, time.Local)
+	for _, tc := range []struct {
+		name         string
+		a, b         time.Time
+		wantA, wantB string
+	}{
+		{"same day", at, at.Add(3*time.Minute + 29*time.Second), "10:02:11", "10:05:40"},
+		{"another day", at, at.AddDate(0, 0, 1), "2024-03-01 10:02:11", "2024-03-02 10:02:11"},
+		{"same second", at, at.Add(5 * time.Millisecond), "10:02:11.000000000", "10:02:11.005000000"},
+		{"equal", at, at, "10:02:11", "10:02:11"},
+	} {
+		a, b := text.Moments(tc.a, tc.b)
+		if a != tc.wantA || b != tc.wantB {
+			t.Errorf("%s: Moments = %q, %q; want %q, %q", tc.name, a, b, tc.wantA, tc.wantB)
+		}
 	}
 }

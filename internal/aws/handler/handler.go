@@ -239,14 +239,14 @@ func (f *Functions) split(ctx context.Context, r events.S3EventRecord) error {
 		log.InfoContext(ctx, "batch exists", "status", b.Status, "manifests_sent", n, "trace_id", b.TraceID)
 		return err
 	} else if !errors.Is(err, state.ErrNotFound) {
-		return fmt.Errorf("get batch %s: %w", id, err)
+		return err // the store names the batch
 	}
 
 	log = log.With("trace_id", traceID)
 	uri := s3store.URI(bucket, key)
 	info, err := f.ports.Source.Stat(ctx, uri)
 	if err != nil {
-		return fmt.Errorf("head %s: %w", uri, err)
+		return err // the source names the object
 	}
 	if o.VersionID != "" && info.Version != "" && info.Version != o.VersionID {
 		// A newer upload replaced this one before it was split; its own
@@ -257,7 +257,7 @@ func (f *Functions) split(ctx context.Context, r events.S3EventRecord) error {
 	_, out, err := f.p.Split(ctx, pipeline.SplitRequest{Info: info, BatchID: id, TraceID: traceID, Order: uploadOrder(r, id),
 		Profile: ProfileOf(key, info.Metadata)})
 	if err != nil {
-		return fmt.Errorf("split %s: %w", uri, err)
+		return fmt.Errorf("split: %w", err) // err names the object or the batch
 	}
 	log.InfoContext(ctx, "batch registered", "status", out.Batch.Status, "rule_version", out.Batch.RuleVersion, "created", out.Created, "shards", out.Batch.Shards,
 		"rows_total", out.Batch.Counts.Total, "manifests_sent", out.Sent, "message", out.Batch.Message)

@@ -30,7 +30,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -76,11 +75,12 @@ const (
 type Filter struct {
 	BatchID string // only this batch's manifests
 	Shard   *int   // only this shard index
-	// Reason matches the reason of the shard's last error: the reason of
-	// the shard's newest entry in the triage log (Config.Log), compared
-	// case-insensitively; for a shard with no entry (or without a log) it is
-	// matched, as a substring, against the shard's Message in the state
-	// store ("AccessDenied: ..." for an escalated shard).
+	// Reason is a reason code (failure.ParseReason: in any case) that the
+	// shard's last error must have: the reason of the shard's newest entry
+	// in the triage log (Config.Log); for a shard with no entry (or without
+	// a log), the code the shard's Message in the state store begins with
+	// ("AccessDenied: ..." for an escalated shard). The rule of
+	// `importctl failures --reason`.
 	Reason string
 }
 
@@ -153,6 +153,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	if cfg.Max < 0 {
 		return Result{}, fmt.Errorf("redrive: max %d < 0", cfg.Max)
+	}
+	if _, ok := failure.ParseReason(cfg.Filter.Reason); cfg.Filter.Reason != "" && !ok {
+		return Result{}, fmt.Errorf("redrive: %q is not a reason code (known: %v)", cfg.Filter.Reason, failure.Reasons())
 	}
 	if cfg.Rate <= 0 {
 		cfg.Rate = DefaultRate
@@ -427,7 +430,7 @@ func (r *run) match(ctx context.Context, batch string, shard int) (bool, error) 
 		return false, err
 	}
 	if reason, ok := last[shard]; ok {
-		return strings.EqualFold(string(reason), f.Reason), nil
+		return sameReason(reason, f.Reason), nil
 	}
 	shards, err := r.listShards(ctx, batch)
 	if err != nil {
@@ -465,7 +468,17 @@ func (r *run) lastReasons(ctx context.Context, batch string) (map[int]failure.Re
 }
 
 func matchReason(s state.Shard, reason string) bool {
-	return reason == "" || strings.Contains(strings.ToLower(s.Message), strings.ToLower(reason))
+	if reason == "" {
+		return true
+	}
+	r, ok := failure.LeadingReason(s.Message)
+	return ok && sameReason(r, reason)
+}
+
+// sameReason reports whether code is the reason a filter names (in any case).
+func sameReason(code failure.Reason, reason string) bool {
+	want, ok := failure.ParseReason(reason)
+	return ok && code == want
 }
 
 func (r *run) listShards(ctx context.Context, batch string) ([]state.Shard, error) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -254,6 +255,11 @@ func TestEscalated(t *testing.T) {
 	res, _ := run(t, cfg)
 	if res.Moved != 0 || res.Kept != 1 {
 		t.Errorf("--reason ServiceUnavailable: result %+v, want nothing moved, the DLQ message kept", res)
+	}
+
+	cfg.Filter.Reason = "Denied" // a part of a code is not a code (the rule of failures --reason)
+	if _, err := redrive.Run(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), `"Denied" is not a reason code`) {
+		t.Errorf("--reason Denied: %v, want it refused", err)
 	}
 
 	cfg.Filter.Reason = "accessdenied"

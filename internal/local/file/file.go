@@ -28,10 +28,12 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"strings"
 	"sync"
 
 	"github.com/catalog-import/catalog-import/internal/failure"
 	"github.com/catalog-import/catalog-import/internal/object"
+	"github.com/catalog-import/catalog-import/internal/text"
 )
 
 // Source reads local files. URIs are paths as given (relative to the working
@@ -57,8 +59,11 @@ func (s *Source) Stat(ctx context.Context, uri string) (object.Info, error) {
 	if err != nil {
 		return object.Info{}, statError(uri, err)
 	}
+	if fi.IsDir() {
+		return object.Info{}, &fs.PathError{Op: "stat", Path: uri, Err: errIsDir}
+	}
 	if !fi.Mode().IsRegular() {
-		return object.Info{}, fmt.Errorf("stat %s: not a regular file", uri)
+		return object.Info{}, &fs.PathError{Op: "stat", Path: uri, Err: errNotRegular}
 	}
 	return object.Info{URI: uri, Size: fi.Size(), ETag: ETag(fi), ModTime: fi.ModTime()}, nil
 }
@@ -95,11 +100,11 @@ func (s *Source) Open(ctx context.Context, want object.Info, start, end int64) (
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("open %s: %w", want.URI, err)
+		return nil, pathError("stat", want.URI, err)
 	}
 	if tag := ETag(fi); tag != want.ETag {
 		f.Close()
-		return nil, changed(want.URI, tag, want.ETag)
+		return nil, changed(want, fi)
 	}
 	size := fi.Size()
 	if end < 0 || end > size {
@@ -110,7 +115,7 @@ func (s *Source) Open(ctx context.Context, want object.Info, start, end int64) (
 		ctx:  ctx,
 		f:    f,
 		uri:  want.URI,
-		etag: want.ETag,
+		want: want,
 		sr:   io.NewSectionReader(f, start, end-start),
 		left: end - start,
 	}, nil
@@ -128,7 +133,7 @@ type reader struct {
 	ctx  context.Context
 	f    *os.File
 	uri  string
-	etag string
+	want object.Info // the version asked for
 	sr   *io.SectionReader
 	left int64 // bytes of the range not yet returned
 
@@ -164,7 +169,7 @@ func (r *reader) Read(p []byte) (int, error) {
 		}
 		return n, r.done
 	default:
-		return n, fmt.Errorf("read %s: %w", r.uri, err)
+		return n, pathError("read", r.uri, err)
 	}
 }
 
@@ -183,7 +188,7 @@ func (r *reader) Close() error {
 		err = r.check()
 	}
 	if cerr := r.f.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("close %s: %w", r.uri, cerr)
+		err = pathError("close", r.uri, cerr)
 	}
 	return err
 }
@@ -192,23 +197,54 @@ func (r *reader) Close() error {
 func (r *reader) check() error {
 	fi, err := r.f.Stat()
 	if err != nil {
-		return fmt.Errorf("stat %s: %w", r.uri, err)
+		return pathError("stat", r.uri, err)
 	}
-	if tag := ETag(fi); tag != r.etag {
-		return changed(r.uri, tag, r.etag)
+	if tag := ETag(fi); tag != r.want.ETag {
+		return changed(r.want, fi)
 	}
 	return nil
 }
 
-func changed(uri, got, want string) error {
-	return failure.New(failure.SourceChanged, "", "source %s changed: version %s, want %s", uri, got, want)
+// Errors of a path that is not a file to read.
+var (
+	errIsDir      = errors.New("is a directory, not a file")
+	errNotRegular = errors.New("not a regular file")
+)
+
+// changed is the SourceChanged error of a file whose version is no longer
+// want's: it says what a person can see moved (size, modification time, or
+// the file itself replaced), not the version tags.
+func changed(want object.Info, now fs.FileInfo) error {
+	var what []string
+	if now.Size() != want.Size {
+		what = append(what, fmt.Sprintf("size %d -> %d bytes", want.Size, now.Size()))
+	}
+	if !want.ModTime.IsZero() && !now.ModTime().Equal(want.ModTime) {
+		was, is := text.Moments(want.ModTime, now.ModTime())
+		what = append(what, "modified "+was+" -> "+is)
+	}
+	if len(what) == 0 {
+		what = append(what, "replaced by another file of the same size and time")
+	}
+	return failure.New(failure.SourceChanged, "", "%s changed while it was read (%s)", want.URI, strings.Join(what, ", "))
+}
+
+// pathError is err of op on uri naming uri once: the *fs.PathError of an os
+// call carries the path it was given, which is the decoded path of uri, so
+// it is named again as uri, the name the caller knows.
+func pathError(op, uri string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return &fs.PathError{Op: op, Path: uri, Err: pe.Err}
+	}
+	return &fs.PathError{Op: op, Path: uri, Err: err}
 }
 
 func statError(uri string, err error) error {
 	if errors.Is(err, fs.ErrPermission) {
 		return failure.Wrap(failure.AccessDenied, "", err, "")
 	}
-	return fmt.Errorf("stat %s: %w", uri, err)
+	return pathError("stat", uri, err)
 }
 
 // openError maps the error of opening a file that was seen by Stat: a file
@@ -220,7 +256,7 @@ func openError(uri string, err error) error {
 	case errors.Is(err, fs.ErrPermission):
 		return failure.Wrap(failure.AccessDenied, "", err, "")
 	}
-	return fmt.Errorf("open %s: %w", uri, err)
+	return pathError("open", uri, err)
 }
 
 var scheme = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*://`)

@@ -287,3 +287,76 @@ func TestMissing(t *testing.T) {
 		t.Errorf("Stat of a directory succeeded")
 	}
 }
+
+// TestMessages pins what a person reads when a file is missing, not a file,
+// or changed: the file is named once, and a change is told by its size and
+// modification time, not by version tags.
+func TestMessages(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "products.csv")
+	at := time.Date(2024, 3, 1, 10, 2, 11, 0, time.Local)
+	put := func(data string, mtime time.Time) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(path, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var src file.Source
+	stat := func() object.Info {
+		t.Helper()
+		info, err := src.Stat(t.Context(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info
+	}
+	for _, tc := range []struct {
+		name string
+		err  func() error
+		want string
+	}{
+		{"missing", func() error {
+			_, err := src.Stat(t.Context(), filepath.Join(dir, "nosuch.csv"))
+			return err
+		}, "stat " + filepath.Join(dir, "nosuch.csv") + ": no such file or directory"},
+		{"a folder", func() error {
+			_, err := src.Stat(t.Context(), dir)
+			return err
+		}, "stat " + dir + ": is a directory, not a file"},
+		{"grown and modified", func() error {
+			put("sku\nA\n", at)
+			info := stat()
+			put("sku\nA\nB\n", at.Add(3*time.Minute+29*time.Second))
+			_, err := src.Open(t.Context(), info, 0, -1)
+			return err
+		}, "SourceChanged: " + path + " changed while it was read (size 6 -> 8 bytes, modified 10:02:11 -> 10:05:40)"},
+		{"touched within the second", func() error {
+			put("sku\nA\n", at)
+			info := stat()
+			put("sku\nB\n", at.Add(5*time.Millisecond))
+			_, err := src.Open(t.Context(), info, 0, -1)
+			return err
+		}, "SourceChanged: " + path + " changed while it was read (modified 10:02:11.000000000 -> 10:02:11.005000000)"},
+		{"modified on another day, read to the end", func() error {
+			put("sku\nA\n", at)
+			info := stat()
+			r, err := src.Open(t.Context(), info, 0, -1)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			put("sku\nC\n", at.AddDate(0, 0, 1))
+			_, err = io.ReadAll(r)
+			return err
+		}, "SourceChanged: " + path + " changed while it was read (modified 2024-03-01 10:02:11 -> 2024-03-02 10:02:11)"},
+	} {
+		err := tc.err()
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("%s: %v\nwant %s", tc.name, err, tc.want)
+		}
+	}
+}

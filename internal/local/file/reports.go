@@ -11,8 +11,10 @@ import (
 
 // Reports is the report store of embedded runs (finalize.Reports): a
 // batch's reports are the files Dir/<batch>/<name>, like reports/<batch>/
-// on S3. Each is written to a temporary file and renamed into place, so a
-// failing writer leaves no partial report. An empty Dir keeps no reports
+// on S3. Each is written with WriteFile: through a temporary file renamed
+// into place, so a failing writer leaves no partial report (and a killed
+// one no temporary file after the next write), with the mode a shell gives
+// a new file. An empty Dir keeps no reports
 // (a dry run): the writer still runs, into io.Discard.
 type Reports struct {
 	Dir string
@@ -31,17 +33,8 @@ func (r Reports) Put(_ context.Context, batchID, name string, write func(io.Writ
 		return "", err
 	}
 	path := filepath.Join(dir, name)
-	tmp, err := os.CreateTemp(dir, name+".*")
-	if err != nil {
+	if err := WriteFile(path, write); err != nil {
 		return "", err
 	}
-	defer os.Remove(tmp.Name())
-	if err := write(tmp); err != nil {
-		tmp.Close()
-		return "", err
-	}
-	if err := tmp.Close(); err != nil {
-		return "", err
-	}
-	return path, os.Rename(tmp.Name(), path)
+	return path, nil
 }

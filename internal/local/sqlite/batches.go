@@ -166,7 +166,7 @@ func scanBatch(sc scanner) (state.Batch, error) {
 func loadBatch(ctx context.Context, q querier, id string) (state.Batch, error) {
 	b, err := scanBatch(q.QueryRowContext(ctx, `SELECT `+batchCols+` FROM batches WHERE batch_id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return state.Batch{}, fmt.Errorf("batch %s: %w", id, state.ErrNotFound)
+		return state.Batch{}, fmt.Errorf("batch %w", state.ErrNotFound) // the op names it
 	}
 	return b, err
 }

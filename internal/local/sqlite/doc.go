@@ -17,6 +17,24 @@
 //     write transaction, so the lowest position of a SKU in a batch always
 //     wins and each field holds its newest batch's value (decision 17).
 //
+// # Opening a file
+//
+// Before anything changes the file (the write connection switches it to WAL
+// mode), Open reads its header on a read-only connection that sets no
+// pragma: a file that is not SQLite, or another program's database (its
+// PRAGMA application_id is not ApplicationID, "CIMP", which Open sets in
+// every database it creates or upgrades; or, in a database written before
+// that, no batches table of ours), is refused with ErrNotOurs and left as it
+// was. A writable open also checks that the file and the -wal and -shm files
+// beside it can be written: a read of the database while its file was
+// read-only made those with its read-only mode, and every write would then
+// fail "attempt to write a readonly database"; such a file of this process's
+// owner gets the database's mode back, another is named in the error.
+// Options.ReadOnly (the reading commands) opens a database of the current
+// schema without a writer, with mode=ro, and immutable=1 when the file may
+// not be written and has no WAL (a read-only mount): nothing is written and
+// no -shm is made.
+//
 // # Schema
 //
 // The schema is schema.sql (embedded, applied idempotently by Open; version in

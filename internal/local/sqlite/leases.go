@@ -20,13 +20,13 @@ func shardAndBatch(tx *wtx, batchID string, index int) (state.Shard, state.Batch
 	var bs string
 	if err := tx.queryRow(`SELECT status FROM batches WHERE batch_id = ?`, batchID).Scan(&bs); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
-			return state.Shard{}, "", fmt.Errorf("batch %s: %w", batchID, state.ErrNotFound)
+			return state.Shard{}, "", fmt.Errorf("batch %w", state.ErrNotFound) // the op names it
 		}
 		return state.Shard{}, "", err
 	}
 	s, err := scanShard(tx.queryRow(`SELECT `+shardCols+` FROM shards WHERE batch_id = ? AND shard = ?`, batchID, index))
 	if errors.Is(err, sql.ErrNoRows) {
-		return state.Shard{}, "", fmt.Errorf("shard %d: %w", index, state.ErrNotFound)
+		return state.Shard{}, "", fmt.Errorf("shard %w", state.ErrNotFound)
 	}
 	return s, state.BatchStatus(bs), err
 }

@@ -79,6 +79,12 @@ type Options struct {
 	// Now is the clock for the timestamps of calls that take no time
 	// argument (UpdatedAt of checkpoints). Default time.Now.
 	Now func() time.Time
+	// ReadOnly opens a file database for reading only, when its schema is
+	// this program's: nothing is written, a database on a read-only mount
+	// or without write permission can be read, and no -shm file is made
+	// with its read-only mode. Every write then fails. A database of an
+	// older schema is opened writable (and upgraded) when it can be.
+	ReadOnly bool
 }
 
 func (o *Options) setDefaults() {
@@ -113,8 +119,10 @@ func (o Options) validate() error {
 // DB is one SQLite database holding state and products. It implements
 // state.Store, catalog.Sink and catalog.Reader and is safe for concurrent use.
 type DB struct {
-	opts   Options
-	memory bool
+	opts     Options
+	memory   bool
+	path     string
+	readOnly bool // opened with Options.ReadOnly: no write connection
 
 	wdb *sql.DB // the writer's pool: exactly one connection
 	rdb *sql.DB // the read pool (nil for :memory:)
@@ -143,20 +151,41 @@ var (
 func Open(path string, opts Options) (*DB, error) {
 	opts.setDefaults()
 	if err := opts.validate(); err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
 	if path == "" {
 		return nil, fmt.Errorf("open: empty path")
 	}
 	if strings.ContainsAny(path, "?#") || strings.HasPrefix(path, "file:") {
-		return nil, fmt.Errorf("open %s: the path may not contain '?' or '#' nor be a file: URI", path)
+		return nil, fmt.Errorf("open database %s: the path may not contain '?' or '#' nor be a file: URI", path)
 	}
-	db := &DB{opts: opts, memory: path == Memory, stmts: map[string]*sql.Stmt{}, tails: map[tailKey]progressTail{}}
+	db := &DB{opts: opts, memory: path == Memory, path: path, stmts: map[string]*sql.Stmt{}, tails: map[tailKey]progressTail{}}
 	ctx := context.Background()
+	if !db.memory {
+		// Before anything changes the file (the write connection sets WAL
+		// mode): is it ours, and can it be written?
+		immutable := immutableFile(path)
+		insp, err := inspect(ctx, path, opts, immutable)
+		if err != nil {
+			return nil, fmt.Errorf("open database %s: %w", path, err)
+		}
+		switch {
+		case insp.version > SchemaVersion:
+			return nil, fmt.Errorf("open database %s: %w", path, newerSchema(insp.version))
+		case opts.ReadOnly && !insp.empty && insp.version == SchemaVersion:
+			return db.openReadOnly(ctx, immutable)
+		case opts.ReadOnly && !insp.empty && !writable(path):
+			return nil, fmt.Errorf("open database %s: it is read-only and has schema version %d, older than this program's %d: "+
+				"run importctl once on it while it is writable to upgrade it", path, insp.version, SchemaVersion)
+		}
+		if err := checkWritable(path); err != nil {
+			return nil, fmt.Errorf("open database %s: %w", path, err)
+		}
+	}
 	var err error
 	db.wdb, err = sql.Open(opts.Driver, dsn(path, opts, false))
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
 	db.wdb.SetMaxOpenConns(1)
 	db.wdb.SetMaxIdleConns(1)
@@ -164,11 +193,11 @@ func Open(path string, opts Options) (*DB, error) {
 	db.wdb.SetConnMaxIdleTime(0)
 	if db.wc, err = db.wdb.Conn(ctx); err != nil {
 		db.wdb.Close()
-		return nil, fmt.Errorf("open %s: %w", path, mapErr(err))
+		return nil, fmt.Errorf("open database %s: %w", path, mapErr(err))
 	}
 	if err := db.migrate(ctx); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
 	if db.memory {
 		return db, nil
@@ -182,7 +211,7 @@ func Open(path string, opts Options) (*DB, error) {
 	} {
 		if _, err := db.wc.ExecContext(ctx, pragma); err != nil {
 			db.Close()
-			return nil, fmt.Errorf("open %s: %s: %w", path, pragma, mapErr(err))
+			return nil, fmt.Errorf("open database %s: %s: %w", path, pragma, mapErr(err))
 		}
 	}
 	if db.rdb, err = sql.Open(opts.Driver, dsn(path, opts, true)); err == nil {
@@ -192,12 +221,35 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	if err != nil {
 		db.Close()
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
 	db.cdb.SetMaxOpenConns(1)
 	db.ckpt, db.stop, db.done = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
 	go db.checkpointer()
 	return db, nil
+}
+
+// openReadOnly opens db's file for reading only (Options.ReadOnly): a pool
+// of read-only connections and no writer, nor checkpointer.
+func (db *DB) openReadOnly(ctx context.Context, immutable bool) (*DB, error) {
+	db.readOnly = true
+	var err error
+	if db.rdb, err = sql.Open(db.opts.Driver, readOnlyDSN(db.path, db.opts, immutable)); err != nil {
+		return nil, fmt.Errorf("open database %s: %w", db.path, err)
+	}
+	db.rdb.SetMaxOpenConns(db.opts.ReadConns)
+	db.rdb.SetMaxIdleConns(db.opts.ReadConns)
+	var v int
+	if err := db.rdb.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open database %s: %w", db.path, mapErr(err))
+	}
+	return db, nil
+}
+
+// newerSchema is the error of a database written by a newer program.
+func newerSchema(v int) error {
+	return failure.New(failure.Internal, "", "database schema version %d is newer than this program's %d", v, SchemaVersion)
 }
 
 // Checkpointing of the write-ahead log (file databases).
@@ -298,7 +350,7 @@ func (db *DB) migrate(ctx context.Context) error {
 			return err
 		}
 		if v > SchemaVersion {
-			return failure.New(failure.Internal, "", "database schema version %d is newer than this program's %d", v, SchemaVersion)
+			return newerSchema(v)
 		}
 		for _, c := range addedColumns {
 			var have int // columns of that name (0 also when the table does not exist yet)
@@ -324,6 +376,15 @@ func (db *DB) migrate(ctx context.Context) error {
 		}
 		if _, err := tx.c.ExecContext(ctx, Schema); err != nil {
 			return err
+		}
+		var id int
+		if err := tx.c.QueryRowContext(ctx, "PRAGMA application_id").Scan(&id); err != nil {
+			return err
+		}
+		if id != ApplicationID {
+			if _, err := tx.c.ExecContext(ctx, fmt.Sprintf("PRAGMA application_id = %d", ApplicationID)); err != nil {
+				return err
+			}
 		}
 		if v < SchemaVersion {
 			_, err := tx.c.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", SchemaVersion))
@@ -445,6 +506,9 @@ func (tx *wtx) queryRow(query string, args ...any) *sql.Row {
 func (db *DB) write(ctx context.Context, op string, fn func(tx *wtx) error) error {
 	db.mu.Lock()
 	defer db.mu.Unlock()
+	if db.readOnly {
+		return fmt.Errorf("%s: %w", op, failure.New(failure.Internal, "", "database %s is open read-only", db.path))
+	}
 	if db.wc == nil {
 		return fmt.Errorf("%s: %w", op, failure.New(failure.Internal, "", "database is closed"))
 	}
