@@ -151,12 +151,12 @@ func Open(path string, lim Limits) (*Workbook, error) {
 	lim = lim.Defaults()
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("xlsx: open %s: %w", path, err)
+		return nil, fmt.Errorf("xlsx: %w", err) // *PathError names the operation and the file
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("xlsx: stat %s: %w", path, err)
+		return nil, fmt.Errorf("xlsx: %w", err)
 	}
 	wb, err := open(f, fi.Size(), lim)
 	if err != nil {

@@ -3,6 +3,7 @@ package xlsx
 import (
 	"bytes"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -359,5 +360,18 @@ func TestLargeSharedStrings(t *testing.T) {
 	want := []string{"0000" + strings.Repeat("x", 996), fmt.Sprintf("%04d", n-1) + strings.Repeat("x", 996)}
 	if diff := cmp.Diff(want, got[0].Rows[1]); diff != "" {
 		t.Errorf("row 1 (-want +got):\n%s", diff)
+	}
+}
+
+// TestOpenNamesTheFileOnce: a missing workbook's error names the file
+// once ("open X: no such file", not "open X: open X: ...").
+func TestOpenNamesTheFileOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "nosuch.xlsx")
+	_, err := Open(path, Limits{})
+	if err == nil {
+		t.Fatal("Open of a missing file: no error")
+	}
+	if n := strings.Count(err.Error(), path); n != 1 {
+		t.Errorf("%q names the file %d times, want once", err, n)
 	}
 }
