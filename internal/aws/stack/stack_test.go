@@ -70,7 +70,7 @@ func TestDefaultsAreTheTemplates(t *testing.T) {
 		"WorkerTimeout": int64(d.WorkerTimeout / time.Second), "MaxReceiveCount": int64(d.MaxReceiveCount),
 		"BatchSize": int64(d.BatchSize), "WorkerConcurrency": int64(d.MaxConcurrency), "PoolSize": int64(d.PoolSize),
 		"CheckpointEvery": int64(d.CheckpointEvery), "ShardRows": d.ShardRows, "ShardBytes": d.ShardBytes,
-		"FailureTTLDays": int64(d.FailureTTLDays),
+		"FailureTTLDays": int64(d.FailureTTLDays), "WriteRate": int64(d.WriteRate), "MaxUploadBytes": d.MaxUploadBytes,
 	}
 	for name, v := range want {
 		p, ok := tpl.Parameters[name]
