@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -32,6 +33,7 @@ type runFlags struct {
 	shardRows  int64
 	shardBytes int64
 	maxRecord  int
+	cpuProfile string
 }
 
 func newRunCmd(env Env, g *global, dry bool) *cobra.Command {
@@ -64,6 +66,8 @@ update row counts as imported.`
 	fl.Int64Var(&f.shardRows, "shard-rows", 50_000, "target rows per shard")
 	fl.Int64Var(&f.shardBytes, "shard-bytes", 16<<20, "target bytes per shard")
 	fl.IntVar(&f.maxRecord, "max-row-bytes", 1<<20, "largest row accepted (larger rows fail RowTooLarge)")
+	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (`make bench` reads it)")
+	_ = fl.MarkHidden("cpuprofile")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		p, err := loadProfile(f.profile)
 		if err != nil {
@@ -85,6 +89,13 @@ update row counts as imported.`
 				}
 				bar.Set64(c.Done())
 			}
+		}
+		if f.cpuProfile != "" {
+			stop, err := startCPUProfile(f.cpuProfile)
+			if err != nil {
+				return err
+			}
+			defer stop()
 		}
 		start := time.Now()
 		sum, err := embedded.Run(cmd.Context(), cfg, args[0])
@@ -256,4 +267,21 @@ func exactArgs(n int, names string) cobra.PositionalArgs {
 		}
 		return nil
 	}
+}
+
+// startCPUProfile profiles the process's CPU into path until the returned
+// function is called.
+func startCPUProfile(path string) (func(), error) {
+	out, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(out); err != nil {
+		out.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		out.Close()
+	}, nil
 }

@@ -3,7 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"strings"
@@ -14,24 +14,26 @@ import (
 // This file implements catalog.Sink and catalog.Reader; the package
 // documentation lists the decisions taken where the port leaves room.
 
-const productCols = `sku, name, category, brand, price, currency, stock, status, description, image_urls,
-	batch_id, source_row, source_sheet, source_sheet_index, source_offset, source_length, displaced, stamps, holders`
+const productCols = `sku, name, category, brand, price, currency, stock, status, description, image_urls, meta`
 
-const numProductCols = 19
+const numProductCols = 11
 
-// productChunk is how many products one INSERT carries (19 parameters each).
+// productChunk is how many products one INSERT carries (11 parameters each).
 const productChunk = 100
 
 // stateChunk is the most SKUs one state lookup asks for.
 const stateChunk = 512
 
-const upsertProducts = ` ON CONFLICT (sku) DO UPDATE SET name = excluded.name, category = excluded.category,
+// What an INSERT of products does with a SKU that is stored: the lookup
+// path replaces it with the state it decided against the stored one; the
+// fresh path (writeFresh) decided against no state, so it must not touch it.
+const (
+	onConflictUpdate = ` ON CONFLICT (sku) DO UPDATE SET name = excluded.name, category = excluded.category,
 	brand = excluded.brand, price = excluded.price, currency = excluded.currency, stock = excluded.stock,
 	status = excluded.status, description = excluded.description, image_urls = excluded.image_urls,
-	batch_id = excluded.batch_id, source_row = excluded.source_row, source_sheet = excluded.source_sheet,
-	source_sheet_index = excluded.source_sheet_index, source_offset = excluded.source_offset,
-	source_length = excluded.source_length, displaced = excluded.displaced, stamps = excluded.stamps,
-	holders = excluded.holders`
+	meta = excluded.meta`
+	onConflictNothing = ` ON CONFLICT (sku) DO NOTHING`
+)
 
 // skuState is a SKU's state during a Write call: the stored one, then after
 // each product of the call that was Written.
@@ -40,20 +42,19 @@ type skuState struct {
 	dirty bool // changed by the call: must be stored
 }
 
-// displacedRow is how a displaced row is kept in products.displaced.
-type displacedRow struct {
-	Sheet      string `json:"sheet"`
-	SheetIndex int    `json:"sheet_index"`
-	Row        int64  `json:"row"`
-	Offset     int64  `json:"offset"`
-	Length     int64  `json:"length"`
-}
-
 // Write applies products in slice order under the catalog.Sink rules, in one
-// transaction: it reads the stored states of the call's SKUs (values, stamps
-// and holders in one query), decides each product with catalog.Decide
-// against the state at that point (earlier decisions of the call included),
-// then upserts the changed SKUs.
+// transaction, deciding each product with catalog.Decide against its SKU's
+// state at that point (earlier decisions of the call included).
+//
+// The states come from one of two paths. The lookup path reads the stored
+// states of the call's SKUs (one query per 512), decides, and upserts the
+// changed SKUs. The fresh path, tried first for every mode but update,
+// decides against no stored state and inserts the changed SKUs with ON
+// CONFLICT DO NOTHING: if every insert went in, no SKU was stored and the
+// decisions stand, without a lookup; if one did not, its inserts are rolled
+// back and the lookup path runs (and the next calls take it first for a
+// while: see freshPath). An import of new SKUs, the common case, so costs
+// no lookup (decision 28).
 func (db *DB) Write(ctx context.Context, mode catalog.WriteMode, products []catalog.Product) ([]catalog.Outcome, error) {
 	mode, err := catalog.SinkMode(mode)
 	if err != nil {
@@ -63,27 +64,111 @@ func (db *DB) Write(ctx context.Context, mode catalog.WriteMode, products []cata
 	if len(products) == 0 {
 		return out, nil
 	}
-	err = db.write(ctx, fmt.Sprintf("write %d products", len(products)), func(tx *wtx) error {
+	err = db.run(ctx, fmt.Sprintf("write %d products", len(products)), writeCall, len(products), func(tx *wtx) error {
+		if mode != catalog.Update && db.fresh.try() {
+			clear(out)
+			ok, err := writeFresh(tx, mode, products, out)
+			if err != nil {
+				return err
+			}
+			db.fresh.result(ok)
+			if ok {
+				return nil
+			}
+		}
 		clear(out)
 		cur, err := states(tx, products)
 		if err != nil {
 			return err
 		}
-		for i := range products {
-			p := &products[i]
-			st := cur[p.SKU]
-			var next catalog.State
-			out[i], next = catalog.Decide(mode, p, st.State)
-			if out[i].Result == catalog.Written {
-				st.State, st.dirty = next, true
-			}
-		}
-		return putProducts(tx, products, cur)
+		decide(mode, products, cur, out)
+		return tx.raw(func(rc *rawConn) error {
+			_, err := putProducts(rc, products, cur, onConflictUpdate)
+			return err
+		})
 	})
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// decide decides products in turn against their SKUs' states in cur.
+func decide(mode catalog.WriteMode, products []catalog.Product, cur map[string]*skuState, out []catalog.Outcome) {
+	for i := range products {
+		p := &products[i]
+		st := cur[p.SKU]
+		if st == nil {
+			st = &skuState{}
+			cur[p.SKU] = st
+		}
+		var next catalog.State
+		out[i], next = catalog.Decide(mode, p, st.State)
+		if out[i].Result == catalog.Written {
+			st.State, st.dirty = next, true
+		}
+	}
+}
+
+// writeFresh is Write's fresh path: it reports false, having stored
+// nothing, when a SKU of products is stored.
+func writeFresh(tx *wtx, mode catalog.WriteMode, products []catalog.Product, out []catalog.Outcome) (bool, error) {
+	cur := make(map[string]*skuState, len(products))
+	decide(mode, products, cur, out)
+	if _, err := tx.exec("SAVEPOINT fresh"); err != nil {
+		return false, err
+	}
+	var inserted, want int64
+	err := tx.raw(func(rc *rawConn) error {
+		before, err := rc.queryInt("SELECT total_changes()", nil)
+		if err != nil {
+			return err
+		}
+		if want, err = putProducts(rc, products, cur, onConflictNothing); err != nil {
+			return err
+		}
+		after, err := rc.queryInt("SELECT total_changes()", nil)
+		inserted = after - before
+		return err
+	})
+	if err == nil && inserted == want {
+		_, err = tx.exec("RELEASE fresh")
+		return err == nil, err
+	}
+	if _, rerr := tx.exec("ROLLBACK TO fresh"); rerr != nil && err == nil {
+		err = rerr
+	}
+	if _, rerr := tx.exec("RELEASE fresh"); rerr != nil && err == nil {
+		err = rerr
+	}
+	return false, err
+}
+
+// freshPath decides when Write tries its fresh path: always while it
+// works; after a call whose SKUs were stored (a re-import, an update feed),
+// the next calls skip it, twice as many after each miss in a row (up to
+// 256), so that a catalog of stored SKUs pays the wasted insert rarely.
+type freshPath struct {
+	skip, wait int // calls still to skip; calls to skip after the next miss
+}
+
+// try reports whether this call tries the fresh path (under DB.mu).
+func (f *freshPath) try() bool {
+	if f.skip > 0 {
+		f.skip--
+		return false
+	}
+	return true
+}
+
+// result records whether the fresh path worked (under DB.mu).
+func (f *freshPath) result(ok bool) {
+	if ok {
+		f.wait = 0
+		return
+	}
+	f.wait = min(max(2*f.wait, 1), 256)
+	f.skip = f.wait
 }
 
 // states reads the stored states of the SKUs of products (a zero state for
@@ -142,52 +227,52 @@ func states(tx *wtx, products []catalog.Product) (map[string]*skuState, error) {
 // scanState reads a products row (productCols) as the SKU's state.
 func scanState(row interface{ Scan(...any) error }) (catalog.State, error) {
 	var (
-		st                     catalog.State
-		p                      = &st.Product
-		h                      catalog.Holder
-		images, disp, sts, hsj sql.NullString
+		st     catalog.State
+		p      = &st.Product
+		images sql.NullString
+		meta   string
 	)
-	err := row.Scan(&p.SKU, &p.Name, &p.Category, &p.Brand, &p.Price, &p.Currency, &p.Stock, &p.Status, &p.Description, &images,
-		&h.BatchID, &h.Source.Row, &h.Source.Sheet, &h.Source.SheetIndex, &h.Offset, &h.Length, &disp, &sts, &hsj)
+	err := row.Scan(&p.SKU, &p.Name, &p.Category, &p.Brand, &p.Price, &p.Currency, &p.Stock, &p.Status, &p.Description, &images, &meta)
 	if err != nil {
 		return st, err
 	}
 	if p.ImageURLs, err = parseStrings(images); err != nil {
 		return st, err
 	}
-	if st.Stamps, st.Exists, h.Order, err = catalog.DecodeStamps(sts.String); err != nil {
-		return st, fmt.Errorf("product %s: %w", p.SKU, err)
-	}
-	if disp.Valid {
-		var ds []displacedRow
-		if err := json.Unmarshal([]byte(disp.String), &ds); err != nil {
-			return st, fmt.Errorf("product %s: displaced rows: %w", p.SKU, err)
-		}
-		for _, d := range ds {
-			h.Displaced = append(h.Displaced, catalog.Product{SKU: p.SKU, BatchID: h.BatchID,
-				Source: catalog.Position{SheetIndex: d.SheetIndex, Sheet: d.Sheet, Row: d.Row}, Offset: d.Offset, Length: d.Length})
-		}
-	}
-	more, err := catalog.DecodeHolders(p.SKU, hsj.String)
-	if err != nil {
-		return st, err
-	}
-	st.Holders = append([]catalog.Holder{h}, more...)
-	return st, nil
+	return st, parseMeta(p.SKU, meta, &st)
 }
 
-// putProducts upserts the states the call changed, several per statement,
-// in the order of their SKUs' first products.
-func putProducts(tx *wtx, products []catalog.Product, cur map[string]*skuState) error {
-	args := tx.scratch(productChunk * numProductCols)
-	defer tx.release(args)
-	n := 0
+// putProducts inserts the states the call changed, several per statement,
+// in the order of their SKUs' first products, with conflict (onConflict*)
+// for SKUs that are stored. It returns how many SKUs it wrote.
+func putProducts(rc *rawConn, products []catalog.Product, cur map[string]*skuState, conflict string) (int64, error) {
+	args := rc.args(productChunk * numProductCols)
+	defer rc.release(args)
+	var (
+		text  []byte // the statement's JSON values, cut into strings once
+		spans []int  // their ends in text, two per product
+		n     int
+		total int64
+	)
 	flush := func() error {
 		if n == 0 {
 			return nil
 		}
-		_, err := tx.exec(`INSERT INTO products (`+productCols+`) VALUES `+placeholders(n, numProductCols)+upsertProducts, args...)
-		args, n = args[:0], 0
+		all := string(text)
+		for i := range n {
+			a := args[i*numProductCols:]
+			start := 0
+			if i > 0 {
+				start = spans[2*i-1]
+			}
+			if spans[2*i] > start {
+				a[9].Value = all[start:spans[2*i]]
+			}
+			a[10].Value = all[spans[2*i]:spans[2*i+1]]
+		}
+		err := rc.exec(`INSERT INTO products (`+productCols+`) VALUES `+placeholders(n, numProductCols)+conflict, args)
+		clear(args)
+		args, text, spans, n = args[:0], text[:0], spans[:0], 0
 		return err
 	}
 	for i := range products {
@@ -196,37 +281,28 @@ func putProducts(tx *wtx, products []catalog.Product, cur map[string]*skuState) 
 			continue
 		}
 		st.dirty = false // stored once, with its final state
-		p, h := &st.Product, &st.Holders[0]
-		var disp any
-		if len(h.Displaced) > 0 {
-			ds := make([]displacedRow, len(h.Displaced))
-			for j, d := range h.Displaced {
-				ds[j] = displacedRow{Sheet: d.Source.Sheet, SheetIndex: d.Source.SheetIndex, Row: d.Source.Row, Offset: d.Offset, Length: d.Length}
-			}
-			b, err := json.Marshal(ds)
-			if err != nil {
-				return err
-			}
-			disp = string(b)
+		p := &st.Product
+		if len(p.ImageURLs) > 0 {
+			text = appendStrings(text, p.ImageURLs)
 		}
-		var more any
-		if len(st.Holders) > 1 {
-			s, err := catalog.EncodeHolders(st.Holders[1:])
-			if err != nil {
-				return err
-			}
-			more = s
+		spans = append(spans, len(text))
+		var err error
+		if text, err = appendMeta(text, &st.State); err != nil {
+			return total, err
 		}
-		args = append(args, p.SKU, p.Name, p.Category, p.Brand, p.Price, p.Currency, p.Stock, p.Status, p.Description,
-			stringsArg(p.ImageURLs), h.BatchID, h.Source.Row, h.Source.Sheet, h.Source.SheetIndex, h.Offset, h.Length, disp,
-			catalog.EncodeStamps(&st.State), more)
+		spans = append(spans, len(text))
+		args = append(args, driver.NamedValue{Value: p.SKU}, driver.NamedValue{Value: p.Name}, driver.NamedValue{Value: p.Category},
+			driver.NamedValue{Value: p.Brand}, driver.NamedValue{Value: p.Price}, driver.NamedValue{Value: p.Currency},
+			driver.NamedValue{Value: p.Stock}, driver.NamedValue{Value: p.Status}, driver.NamedValue{Value: p.Description},
+			driver.NamedValue{}, driver.NamedValue{})
+		total++
 		if n++; n == productChunk {
 			if err := flush(); err != nil {
-				return err
+				return total, err
 			}
 		}
 	}
-	return flush()
+	return total, flush()
 }
 
 // getState reads the stored state of sku; ok is false when there is none.
@@ -269,16 +345,15 @@ func (db *DB) Stamps(ctx context.Context, sku string) (catalog.FieldStamps, bool
 }
 
 // CountBatch counts the products whose provenance is batchID with a source
-// row in [from, to], in sheet (any sheet when sheet is "").
+// row in [from, to], in sheet (any sheet when sheet is ""). It scans the
+// table: nothing indexes products by provenance (decision 28), and nothing
+// but tests and ad-hoc checks counts them.
 func (db *DB) CountBatch(ctx context.Context, batchID, sheet string, from, to int64) (int64, error) {
 	var n int64
 	err := db.read(ctx, "count products of "+batchID, func(q querier) error {
-		if sheet == "" {
-			return q.QueryRowContext(ctx, `SELECT count(*) FROM products WHERE batch_id = ? AND source_row BETWEEN ? AND ?`,
-				batchID, from, to).Scan(&n)
-		}
-		return q.QueryRowContext(ctx, `SELECT count(*) FROM products WHERE batch_id = ? AND source_sheet = ? AND source_row BETWEEN ? AND ?`,
-			batchID, sheet, from, to).Scan(&n)
+		return q.QueryRowContext(ctx, `SELECT count(*) FROM products WHERE json_extract(meta, '$[0]') = ?1
+			AND json_extract(meta, '$[1]') BETWEEN ?2 AND ?3 AND (?4 = '' OR json_extract(meta, '$[2]') = ?4)`,
+			batchID, from, to, sheet).Scan(&n)
 	})
 	return n, err
 }

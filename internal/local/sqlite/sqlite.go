@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "github.com/mattn/go-sqlite3" // registers "sqlite3" (a stub without cgo)
@@ -27,7 +28,7 @@ import (
 var Schema string
 
 // SchemaVersion is the version of Schema, kept in PRAGMA user_version.
-const SchemaVersion = 5
+const SchemaVersion = 7
 
 // addedColumns are the columns added to tables after their first release.
 // Opening a database adds those it lacks (before Schema, whose indexes may
@@ -78,6 +79,16 @@ type Options struct {
 	// Now is the clock for the timestamps of calls that take no time
 	// argument (UpdatedAt of checkpoints). Default time.Now.
 	Now func() time.Time
+	// GroupRows > 0 lets Write and Checkpoint calls share one write
+	// transaction (a file database only; see group.go): a Write leaves it
+	// open, and the first Checkpoint after it holds GroupRows products, or
+	// is GroupWait old, commits it. Any other write, and any read, commits
+	// it first; so does Close. A crash loses the open group whole: its
+	// checkpoints with its products. 0: every call commits (default).
+	GroupRows int
+	// GroupWait bounds how long a group stays open, also when no call
+	// comes to commit it (default 100ms).
+	GroupWait time.Duration
 }
 
 func (o *Options) setDefaults() {
@@ -93,6 +104,9 @@ func (o *Options) setDefaults() {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.GroupWait <= 0 {
+		o.GroupWait = 100 * time.Millisecond
+	}
 }
 
 func (o Options) validate() error {
@@ -105,6 +119,9 @@ func (o Options) validate() error {
 	}
 	if o.ReadConns < 0 {
 		errs = append(errs, fmt.Errorf("Options.ReadConns: %d is negative", o.ReadConns))
+	}
+	if o.GroupRows < 0 {
+		errs = append(errs, fmt.Errorf("Options.GroupRows: %d is negative", o.GroupRows))
 	}
 	return errors.Join(errs...)
 }
@@ -124,6 +141,11 @@ type DB struct {
 	commits int                      // write transactions committed, for the checkpointer
 	args    []any                    // scratch for statement arguments, reused under mu
 	tails   map[tailKey]progressTail // newest progress sample per shard, under mu (progress.go)
+	group   group                    // the write transaction calls share, under mu (group.go)
+	grouped atomic.Bool              // group.open, for reads that do not hold mu
+	lost    error                    // set when an open group could not be committed: every call fails
+	raw     rawStmts                 // driver statements on the write connection, under mu (raw.go)
+	fresh   freshPath                // when Write tries its fresh path, under mu (sink.go)
 
 	cdb  *sql.DB       // the checkpointer's connection (nil for :memory:)
 	ckpt chan struct{} // wakes the checkpointer
@@ -149,6 +171,9 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	if strings.ContainsAny(path, "?#") || strings.HasPrefix(path, "file:") {
 		return nil, fmt.Errorf("open %s: the path may not contain '?' or '#' nor be a file: URI", path)
+	}
+	if path == Memory {
+		opts.GroupRows = 0 // one connection: nothing to share a transaction with
 	}
 	db := &DB{opts: opts, memory: path == Memory, stmts: map[string]*sql.Stmt{}, tails: map[tailKey]progressTail{}}
 	ctx := context.Background()
@@ -222,7 +247,11 @@ const (
 // reused from its start.
 func (db *DB) checkpointer() {
 	defer close(db.done)
-	tick := time.NewTicker(checkpointTick)
+	every := checkpointTick
+	if db.opts.GroupRows > 0 {
+		every = min(every, db.opts.GroupWait/2)
+	}
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	ctx := context.Background()
 	checkpoint := func() (frames int) {
@@ -238,6 +267,7 @@ func (db *DB) checkpointer() {
 			return
 		case <-db.ckpt:
 		case <-tick.C:
+			db.expire()
 		}
 		if checkpoint() > walFullFrames {
 			db.mu.Lock()
@@ -289,6 +319,16 @@ func dsn(path string, o Options, readOnly bool) string {
 	return path + "?" + q.Encode()
 }
 
+// upgradeProducts copies the products of schema 6 or older (renamed
+// products_v6) into the v7 table: the provenance, stamps (NULL: "", every
+// stamp 0) and holders columns become meta (meta.go).
+const upgradeProducts = `INSERT INTO products (` + productCols + `)
+	SELECT sku, name, category, brand, price, currency, stock, status, description, image_urls,
+		json_array(batch_id, source_row, source_sheet, source_sheet_index, source_offset, source_length,
+			COALESCE(stamps, ''), json(displaced), json(holders))
+	FROM products_v6;
+	DROP TABLE products_v6`
+
 // migrate applies the schema and records its version.
 func (db *DB) migrate(ctx context.Context) error {
 	return db.write(ctx, "apply schema", func(tx *wtx) error {
@@ -299,7 +339,15 @@ func (db *DB) migrate(ctx context.Context) error {
 		if v > SchemaVersion {
 			return failure.New(failure.Internal, "", "database schema version %d is newer than this program's %d", v, SchemaVersion)
 		}
+		var rebuild int // a products table of schema 6 or older (no meta)
+		if err := tx.c.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema s WHERE type = 'table' AND name = 'products'
+			AND NOT EXISTS (SELECT 1 FROM pragma_table_info('products') WHERE name = 'meta')`).Scan(&rebuild); err != nil {
+			return err
+		}
 		for _, c := range addedColumns {
+			if c.table == "products" && rebuild == 0 {
+				continue // v7: meta holds them
+			}
 			var have int // columns of that name (0 also when the table does not exist yet)
 			if err := tx.c.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`, c.table, c.column).Scan(&have); err != nil {
 				return err
@@ -321,8 +369,18 @@ func (db *DB) migrate(ctx context.Context) error {
 				}
 			}
 		}
+		if rebuild == 1 {
+			if _, err := tx.c.ExecContext(ctx, `DROP INDEX IF EXISTS products_by_source; ALTER TABLE products RENAME TO products_v6`); err != nil {
+				return fmt.Errorf("upgrade database: products: %w", err)
+			}
+		}
 		if _, err := tx.c.ExecContext(ctx, Schema); err != nil {
 			return err
+		}
+		if rebuild == 1 {
+			if _, err := tx.c.ExecContext(ctx, upgradeProducts); err != nil {
+				return fmt.Errorf("upgrade database: products: %w", err)
+			}
 		}
 		if v < SchemaVersion {
 			_, err := tx.c.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", SchemaVersion))
@@ -342,6 +400,12 @@ func (db *DB) Close() error {
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	var errs []error
+	if db.group.open && db.wc != nil {
+		errs = append(errs, db.commitGroup(context.Background()))
+	}
+	if db.wc != nil {
+		errs = append(errs, db.raw.close(db.wc))
+	}
 	for _, s := range db.stmts {
 		errs = append(errs, s.Close())
 	}
@@ -440,36 +504,10 @@ func (tx *wtx) queryRow(query string, args ...any) *sql.Row {
 }
 
 // write runs fn in a BEGIN IMMEDIATE transaction on the write connection and
-// commits it if fn returns nil. op names the operation in errors.
+// commits it if fn returns nil (and, with it, an open group: see group.go).
+// op names the operation in errors.
 func (db *DB) write(ctx context.Context, op string, fn func(tx *wtx) error) error {
-	db.mu.Lock()
-	defer db.mu.Unlock()
-	if db.wc == nil {
-		return fmt.Errorf("%s: %w", op, failure.New(failure.Internal, "", "database is closed"))
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("%s: %w", op, err)
-	}
-	tx := &wtx{db: db, ctx: ctx, dctx: context.WithoutCancel(ctx), c: db.wc}
-	if _, err := tx.exec("BEGIN IMMEDIATE"); err != nil {
-		return wrapErr(ctx, op, err)
-	}
-	err := fn(tx)
-	if err == nil {
-		if _, err = tx.exec("COMMIT"); err == nil {
-			db.committed()
-		}
-	}
-	if err != nil {
-		// The rollback must run even when ctx is done; it fails harmlessly
-		// when SQLite has already rolled the transaction back.
-		_, _ = db.wc.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
-		for _, f := range tx.undo {
-			f()
-		}
-		return wrapErr(ctx, op, err)
-	}
-	return nil
+	return db.run(ctx, op, commitCall, 0, fn)
 }
 
 // querier is what reads need: the read pool, or the write connection.
@@ -485,6 +523,12 @@ func (db *DB) read(ctx context.Context, op string, fn func(q querier) error) err
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	var q querier = db.rdb
+	if db.grouped.Load() {
+		// Read what this process wrote: commit the open group first.
+		if err := db.flush(); err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+	}
 	if db.memory {
 		db.mu.Lock()
 		defer db.mu.Unlock()
