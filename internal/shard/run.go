@@ -63,6 +63,7 @@ type chunk struct {
 	products []catalog.Product
 	snaps    []snapshot // the raw text and cells of products[i]
 	failures []failure.Record
+	prepared []any // Preparer.Prepare of products (one per chunk merged; nil: none)
 }
 
 type snapshot struct {

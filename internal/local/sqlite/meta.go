@@ -41,7 +41,9 @@ func appendMeta(b []byte, st *catalog.State) ([]byte, error) {
 	b = append(b, ',')
 	b = strconv.AppendInt(b, h.Length, 10)
 	b = append(b, ',')
-	b = appendJSONString(b, catalog.EncodeStamps(st))
+	b = append(b, '"')
+	b = catalog.AppendStamps(b, st) // nothing to escape in it
+	b = append(b, '"')
 	b = append(b, ',')
 	if len(h.Displaced) > 0 {
 		ds := make([]displacedRow, len(h.Displaced))

@@ -42,6 +42,28 @@ type skuState struct {
 	dirty bool // changed by the call: must be stored
 }
 
+// skuStates are the states of a call's SKUs, in the order of their first
+// products.
+type skuStates struct {
+	index map[string]int
+	all   []skuState
+}
+
+// newStates returns room for the states of n products.
+func newStates(n int) *skuStates {
+	return &skuStates{index: make(map[string]int, n), all: make([]skuState, 0, n)}
+}
+
+// get returns sku's state, adding a zero one if sku has none yet.
+func (s *skuStates) get(sku string) (st *skuState, added bool) {
+	if i, ok := s.index[sku]; ok {
+		return &s.all[i], false
+	}
+	s.index[sku] = len(s.all)
+	s.all = append(s.all, skuState{})
+	return &s.all[len(s.all)-1], true
+}
+
 // Write applies products in slice order under the catalog.Sink rules, in one
 // transaction, deciding each product with catalog.Decide against its SKU's
 // state at that point (earlier decisions of the call included).
@@ -56,6 +78,63 @@ type skuState struct {
 // while: see freshPath). An import of new SKUs, the common case, so costs
 // no lookup (decision 28).
 func (db *DB) Write(ctx context.Context, mode catalog.WriteMode, products []catalog.Product) ([]catalog.Outcome, error) {
+	return db.WritePrepared(ctx, mode, products, nil)
+}
+
+// Prepare does the part of a Write of products that does not depend on
+// the catalog, for WritePrepared: the fresh path's decisions and its
+// INSERT's arguments (decision 28). It returns nil for the update mode,
+// which has no fresh path. It is safe for concurrent use and touches no
+// database: the shard worker calls it from its validation pool, so that
+// the single writer does little more than SQLite's own work.
+func (db *DB) Prepare(mode catalog.WriteMode, products []catalog.Product) any {
+	mode, err := catalog.SinkMode(mode)
+	if err != nil || mode == catalog.Update || len(products) == 0 {
+		return nil
+	}
+	pr := &prepared{mode: mode, n: len(products), outs: make([]catalog.Outcome, len(products)),
+		args: make([]driver.NamedValue, 0, len(products)*numProductCols)}
+	cur := newStates(len(products))
+	decide(mode, products, cur, pr.outs)
+	var (
+		text  = make([]byte, 0, len(products)*preparedBytes)
+		spans = make([]int, 0, 2*len(products))
+	)
+	for i := range cur.all {
+		st := &cur.all[i]
+		if !st.dirty {
+			continue
+		}
+		if len(st.Product.ImageURLs) > 0 {
+			text = appendStrings(text, st.Product.ImageURLs)
+		}
+		spans = append(spans, len(text))
+		if text, err = appendMeta(text, &st.State); err != nil {
+			return nil
+		}
+		spans = append(spans, len(text))
+		pr.args = appendProduct(pr.args, &st.Product)
+	}
+	setTexts(pr.args, string(text), spans)
+	return pr
+}
+
+// preparedBytes is about the bytes of a product's image_urls and meta text.
+const preparedBytes = 192
+
+// prepared is Prepare's result.
+type prepared struct {
+	mode catalog.WriteMode
+	n    int                 // products it covers
+	outs []catalog.Outcome   // their outcomes against no stored state
+	args []driver.NamedValue // the fresh INSERT's arguments, numProductCols per SKU written
+}
+
+// WritePrepared is Write(ctx, mode, products), given parts: the results of
+// Prepare(mode, ...) for consecutive runs of products, in order (nil parts,
+// or parts that do not cover products exactly, are ignored: the call is a
+// plain Write). With parts, the fresh path only inserts what they hold.
+func (db *DB) WritePrepared(ctx context.Context, mode catalog.WriteMode, products []catalog.Product, parts []any) ([]catalog.Outcome, error) {
 	mode, err := catalog.SinkMode(mode)
 	if err != nil {
 		return nil, err
@@ -64,15 +143,24 @@ func (db *DB) Write(ctx context.Context, mode catalog.WriteMode, products []cata
 	if len(products) == 0 {
 		return out, nil
 	}
+	prs := preparedParts(mode, len(products), parts)
 	err = db.run(ctx, fmt.Sprintf("write %d products", len(products)), writeCall, len(products), func(tx *wtx) error {
 		if mode != catalog.Update && db.fresh.try() {
-			clear(out)
-			ok, err := writeFresh(tx, mode, products, out)
+			if prs == nil {
+				if pr, _ := db.Prepare(mode, products).(*prepared); pr != nil {
+					prs = []*prepared{pr}
+				}
+			}
+			ok, err := writeFresh(tx, prs)
 			if err != nil {
 				return err
 			}
 			db.fresh.result(ok)
 			if ok {
+				k := 0
+				for _, pr := range prs {
+					k += copy(out[k:], pr.outs)
+				}
 				return nil
 			}
 		}
@@ -82,10 +170,7 @@ func (db *DB) Write(ctx context.Context, mode catalog.WriteMode, products []cata
 			return err
 		}
 		decide(mode, products, cur, out)
-		return tx.raw(func(rc *rawConn) error {
-			_, err := putProducts(rc, products, cur, onConflictUpdate)
-			return err
-		})
+		return tx.raw(func(rc *rawConn) error { return putProducts(rc, cur) })
 	})
 	if err != nil {
 		return nil, err
@@ -93,15 +178,31 @@ func (db *DB) Write(ctx context.Context, mode catalog.WriteMode, products []cata
 	return out, nil
 }
 
+// preparedParts returns parts as Prepare's results if they are for mode
+// and cover n products, else nil.
+func preparedParts(mode catalog.WriteMode, n int, parts []any) []*prepared {
+	if len(parts) == 0 {
+		return nil
+	}
+	prs := make([]*prepared, len(parts))
+	for i, p := range parts {
+		pr, ok := p.(*prepared)
+		if !ok || pr == nil || pr.mode != mode {
+			return nil
+		}
+		prs[i], n = pr, n-pr.n
+	}
+	if n != 0 {
+		return nil
+	}
+	return prs
+}
+
 // decide decides products in turn against their SKUs' states in cur.
-func decide(mode catalog.WriteMode, products []catalog.Product, cur map[string]*skuState, out []catalog.Outcome) {
+func decide(mode catalog.WriteMode, products []catalog.Product, cur *skuStates, out []catalog.Outcome) {
 	for i := range products {
 		p := &products[i]
-		st := cur[p.SKU]
-		if st == nil {
-			st = &skuState{}
-			cur[p.SKU] = st
-		}
+		st, _ := cur.get(p.SKU)
 		var next catalog.State
 		out[i], next = catalog.Decide(mode, p, st.State)
 		if out[i].Result == catalog.Written {
@@ -110,11 +211,10 @@ func decide(mode catalog.WriteMode, products []catalog.Product, cur map[string]*
 	}
 }
 
-// writeFresh is Write's fresh path: it reports false, having stored
-// nothing, when a SKU of products is stored.
-func writeFresh(tx *wtx, mode catalog.WriteMode, products []catalog.Product, out []catalog.Outcome) (bool, error) {
-	cur := make(map[string]*skuState, len(products))
-	decide(mode, products, cur, out)
+// writeFresh is Write's fresh path: it inserts the SKUs prs decided
+// against no stored state, or reports false, having stored nothing, when
+// one of them is stored (also when two parts write the same SKU).
+func writeFresh(tx *wtx, prs []*prepared) (bool, error) {
 	if _, err := tx.exec("SAVEPOINT fresh"); err != nil {
 		return false, err
 	}
@@ -124,8 +224,14 @@ func writeFresh(tx *wtx, mode catalog.WriteMode, products []catalog.Product, out
 		if err != nil {
 			return err
 		}
-		if want, err = putProducts(rc, products, cur, onConflictNothing); err != nil {
-			return err
+		for _, pr := range prs {
+			for args := pr.args; len(args) > 0; {
+				n := min(len(args)/numProductCols, productChunk)
+				if err := rc.exec(insertProducts(n, onConflictNothing), args[:n*numProductCols]); err != nil {
+					return err
+				}
+				args, want = args[n*numProductCols:], want+int64(n)
+			}
 		}
 		after, err := rc.queryInt("SELECT total_changes()", nil)
 		inserted = after - before
@@ -142,6 +248,11 @@ func writeFresh(tx *wtx, mode catalog.WriteMode, products []catalog.Product, out
 		err = rerr
 	}
 	return false, err
+}
+
+// insertProducts is the INSERT of n products with conflict (onConflict*).
+func insertProducts(n int, conflict string) string {
+	return `INSERT INTO products (` + productCols + `) VALUES ` + placeholders(n, numProductCols) + conflict
 }
 
 // freshPath decides when Write tries its fresh path: always while it
@@ -173,8 +284,8 @@ func (f *freshPath) result(ok bool) {
 
 // states reads the stored states of the SKUs of products (a zero state for
 // a SKU never stored).
-func states(tx *wtx, products []catalog.Product) (map[string]*skuState, error) {
-	cur := make(map[string]*skuState, len(products))
+func states(tx *wtx, products []catalog.Product) (*skuStates, error) {
+	cur := newStates(len(products))
 	skus := tx.scratch(stateChunk)
 	defer tx.release(skus)
 	lookup := func() error {
@@ -200,17 +311,16 @@ func states(tx *wtx, products []catalog.Product) (map[string]*skuState, error) {
 			if err != nil {
 				return err
 			}
-			*cur[st.Product.SKU] = skuState{State: st}
+			cur.all[cur.index[st.Product.SKU]] = skuState{State: st}
 		}
 		skus = skus[:0]
 		return rows.Err()
 	}
 	for i := range products {
 		sku := products[i].SKU
-		if _, ok := cur[sku]; ok {
+		if _, added := cur.get(sku); !added {
 			continue
 		}
-		cur[sku] = &skuState{}
 		skus = append(skus, sku)
 		if len(skus) == stateChunk {
 			if err := lookup(); err != nil {
@@ -242,67 +352,74 @@ func scanState(row interface{ Scan(...any) error }) (catalog.State, error) {
 	return st, parseMeta(p.SKU, meta, &st)
 }
 
-// putProducts inserts the states the call changed, several per statement,
-// in the order of their SKUs' first products, with conflict (onConflict*)
-// for SKUs that are stored. It returns how many SKUs it wrote.
-func putProducts(rc *rawConn, products []catalog.Product, cur map[string]*skuState, conflict string) (int64, error) {
+// putProducts upserts the states the call changed, several per statement,
+// in the order of their SKUs' first products.
+func putProducts(rc *rawConn, cur *skuStates) error {
 	args := rc.args(productChunk * numProductCols)
 	defer rc.release(args)
 	var (
 		text  []byte // the statement's JSON values, cut into strings once
 		spans []int  // their ends in text, two per product
 		n     int
-		total int64
 	)
 	flush := func() error {
 		if n == 0 {
 			return nil
 		}
-		all := string(text)
-		for i := range n {
-			a := args[i*numProductCols:]
-			start := 0
-			if i > 0 {
-				start = spans[2*i-1]
-			}
-			if spans[2*i] > start {
-				a[9].Value = all[start:spans[2*i]]
-			}
-			a[10].Value = all[spans[2*i]:spans[2*i+1]]
-		}
-		err := rc.exec(`INSERT INTO products (`+productCols+`) VALUES `+placeholders(n, numProductCols)+conflict, args)
+		setTexts(args, string(text), spans)
+		err := rc.exec(insertProducts(n, onConflictUpdate), args)
 		clear(args)
 		args, text, spans, n = args[:0], text[:0], spans[:0], 0
 		return err
 	}
-	for i := range products {
-		st := cur[products[i].SKU]
+	for i := range cur.all {
+		st := &cur.all[i]
 		if !st.dirty {
 			continue
 		}
-		st.dirty = false // stored once, with its final state
-		p := &st.Product
-		if len(p.ImageURLs) > 0 {
-			text = appendStrings(text, p.ImageURLs)
+		if len(st.Product.ImageURLs) > 0 {
+			text = appendStrings(text, st.Product.ImageURLs)
 		}
 		spans = append(spans, len(text))
 		var err error
 		if text, err = appendMeta(text, &st.State); err != nil {
-			return total, err
+			return err
 		}
 		spans = append(spans, len(text))
-		args = append(args, driver.NamedValue{Value: p.SKU}, driver.NamedValue{Value: p.Name}, driver.NamedValue{Value: p.Category},
-			driver.NamedValue{Value: p.Brand}, driver.NamedValue{Value: p.Price}, driver.NamedValue{Value: p.Currency},
-			driver.NamedValue{Value: p.Stock}, driver.NamedValue{Value: p.Status}, driver.NamedValue{Value: p.Description},
-			driver.NamedValue{}, driver.NamedValue{})
-		total++
+		args = appendProduct(args, &st.Product)
 		if n++; n == productChunk {
 			if err := flush(); err != nil {
-				return total, err
+				return err
 			}
 		}
 	}
-	return total, flush()
+	return flush()
+}
+
+// appendProduct appends the arguments of p's row: its values, with
+// image_urls and meta left for setTexts.
+func appendProduct(args []driver.NamedValue, p *catalog.Product) []driver.NamedValue {
+	return append(args, driver.NamedValue{Value: p.SKU}, driver.NamedValue{Value: p.Name}, driver.NamedValue{Value: p.Category},
+		driver.NamedValue{Value: p.Brand}, driver.NamedValue{Value: p.Price}, driver.NamedValue{Value: p.Currency},
+		driver.NamedValue{Value: p.Stock}, driver.NamedValue{Value: p.Status}, driver.NamedValue{Value: p.Description},
+		driver.NamedValue{}, driver.NamedValue{})
+}
+
+// setTexts sets the image_urls and meta arguments of each row of args from
+// text: row i's image_urls end at spans[2i] (none when empty: NULL), its
+// meta at spans[2i+1].
+func setTexts(args []driver.NamedValue, text string, spans []int) {
+	for i := range len(spans) / 2 {
+		a := args[i*numProductCols:]
+		start := 0
+		if i > 0 {
+			start = spans[2*i-1]
+		}
+		if spans[2*i] > start {
+			a[9].Value = text[start:spans[2*i]]
+		}
+		a[10].Value = text[spans[2*i]:spans[2*i+1]]
+	}
 }
 
 // getState reads the stored state of sku; ok is false when there is none.
