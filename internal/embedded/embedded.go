@@ -23,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/catalog-import/catalog-import/internal/catalog"
@@ -131,7 +132,8 @@ func Run(ctx context.Context, cfg Config, path string) (Summary, error) {
 		return Summary{}, err
 	}
 	defer unlock()
-	db, err := sqlite.Open(cfg.DB, sqlite.Options{})
+	gr, _ := strconv.Atoi(os.Getenv("XGROUP"))
+	db, err := sqlite.Open(cfg.DB, sqlite.Options{GroupRows: gr})
 	if err != nil {
 		return Summary{}, fmt.Errorf("open database %s: %w", cfg.DB, err)
 	}

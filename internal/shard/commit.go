@@ -24,7 +24,7 @@ import (
 // maxGroup chunks, with one checkpoint at the end of the last. That does not
 // widen the rework bound after a crash: those chunks were in flight anyway.
 func (r *run) commitAll(ctx context.Context, ordered <-chan *chunk) (Result, error) {
-	var next *chunk // taken from ordered but not yet validated
+	var next *chunk  // taken from ordered but not yet validated
 	var merged chunk // a group's chunks joined (its buffers are reused)
 	for {
 		c := next
