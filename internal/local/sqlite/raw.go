@@ -72,28 +72,15 @@ func (rc *rawConn) stmt(query string) (driver.StmtQueryContext, error) {
 	return q, nil
 }
 
-// args returns the argument scratch, empty, with room for n.
-func (rc *rawConn) args(n int) []driver.NamedValue {
-	if cap(rc.s.args) < n {
-		rc.s.args = make([]driver.NamedValue, 0, n)
-	}
-	return rc.s.args[:0]
-}
-
-// release drops the references the argument scratch holds.
-func (rc *rawConn) release(args []driver.NamedValue) {
-	clear(args[:cap(args)])
-}
-
-// exec runs query, a statement that returns no rows, with args.
-func (rc *rawConn) exec(query string, args []driver.NamedValue) error {
-	_, err := rc.query(query, args, false)
+// exec runs query, a statement that returns no rows, with vals.
+func (rc *rawConn) exec(query string, vals []any) error {
+	_, err := rc.query(query, vals, false)
 	return err
 }
 
 // queryInt runs query, which returns one integer.
-func (rc *rawConn) queryInt(query string, args []driver.NamedValue) (int64, error) {
-	v, err := rc.query(query, args, true)
+func (rc *rawConn) queryInt(query string, vals []any) (int64, error) {
+	v, err := rc.query(query, vals, true)
 	if err != nil {
 		return 0, err
 	}
@@ -106,14 +93,17 @@ func (rc *rawConn) queryInt(query string, args []driver.NamedValue) (int64, erro
 
 // query runs query with args and returns the first column of its first row
 // when first is set, reading every row.
-func (rc *rawConn) query(query string, args []driver.NamedValue, first bool) (driver.Value, error) {
+func (rc *rawConn) query(query string, vals []any, first bool) (driver.Value, error) {
 	st, err := rc.stmt(query)
 	if err != nil {
 		return nil, err
 	}
-	for i := range args {
-		args[i].Ordinal = i + 1
+	args := rc.s.args[:0]
+	for i, v := range vals {
+		args = append(args, driver.NamedValue{Ordinal: i + 1, Value: v})
 	}
+	rc.s.args = args
+	defer clear(args)
 	rows, err := st.QueryContext(rc.ctx, args)
 	if err != nil {
 		return nil, err

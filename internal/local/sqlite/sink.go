@@ -3,10 +3,11 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/catalog-import/catalog-import/internal/catalog"
 )
@@ -54,7 +55,8 @@ func newStates(n int) *skuStates {
 	return &skuStates{index: make(map[string]int, n), all: make([]skuState, 0, n)}
 }
 
-// get returns sku's state, adding a zero one if sku has none yet.
+// get returns sku's state, adding a zero one if sku has none yet. The
+// pointer is valid until the next get.
 func (s *skuStates) get(sku string) (st *skuState, added bool) {
 	if i, ok := s.index[sku]; ok {
 		return &s.all[i], false
@@ -92,31 +94,54 @@ func (db *DB) Prepare(mode catalog.WriteMode, products []catalog.Product) any {
 	if err != nil || mode == catalog.Update || len(products) == 0 {
 		return nil
 	}
-	pr := &prepared{mode: mode, n: len(products), outs: make([]catalog.Outcome, len(products)),
-		args: make([]driver.NamedValue, 0, len(products)*numProductCols)}
-	cur := newStates(len(products))
-	decide(mode, products, cur, pr.outs)
-	var (
-		text  = make([]byte, 0, len(products)*preparedBytes)
-		spans = make([]int, 0, 2*len(products))
-	)
-	for i := range cur.all {
-		st := &cur.all[i]
+	pr := &prepared{mode: mode, n: len(products), outs: make([]catalog.Outcome, len(products))}
+	sc := scratchPool.Get().(*scratch)
+	defer sc.release()
+	decide(mode, products, &sc.states, pr.outs)
+	sc.text = slices.Grow(sc.text, len(products)*preparedBytes)
+	n := 0
+	for i := range sc.states.all {
+		if sc.states.all[i].dirty {
+			n++
+		}
+	}
+	pr.values = make([]any, 0, n*numProductCols)
+	for i := range sc.states.all {
+		st := &sc.states.all[i]
 		if !st.dirty {
 			continue
 		}
 		if len(st.Product.ImageURLs) > 0 {
-			text = appendStrings(text, st.Product.ImageURLs)
+			sc.text = appendStrings(sc.text, st.Product.ImageURLs)
 		}
-		spans = append(spans, len(text))
-		if text, err = appendMeta(text, &st.State); err != nil {
+		sc.spans = append(sc.spans, len(sc.text))
+		if sc.text, err = appendMeta(sc.text, &st.State); err != nil {
 			return nil
 		}
-		spans = append(spans, len(text))
-		pr.args = appendProduct(pr.args, &st.Product)
+		sc.spans = append(sc.spans, len(sc.text))
+		pr.values = appendProduct(pr.values, &st.Product)
 	}
-	setTexts(pr.args, string(text), spans)
+	setTexts(pr.values, string(sc.text), sc.spans)
 	return pr
+}
+
+// scratch is what Prepare needs only while it runs, recycled through
+// scratchPool: the states and the text it builds are larger than the
+// garbage collector likes to see per chunk.
+type scratch struct {
+	states skuStates
+	text   []byte
+	spans  []int
+}
+
+var scratchPool = sync.Pool{New: func() any { return &scratch{states: skuStates{index: map[string]int{}}} }}
+
+// release empties sc and puts it back in the pool.
+func (sc *scratch) release() {
+	clear(sc.states.index)
+	clear(sc.states.all)
+	sc.states.all, sc.text, sc.spans = sc.states.all[:0], sc.text[:0], sc.spans[:0]
+	scratchPool.Put(sc)
 }
 
 // preparedBytes is about the bytes of a product's image_urls and meta text.
@@ -124,10 +149,10 @@ const preparedBytes = 192
 
 // prepared is Prepare's result.
 type prepared struct {
-	mode catalog.WriteMode
-	n    int                 // products it covers
-	outs []catalog.Outcome   // their outcomes against no stored state
-	args []driver.NamedValue // the fresh INSERT's arguments, numProductCols per SKU written
+	mode   catalog.WriteMode
+	n      int               // products it covers
+	outs   []catalog.Outcome // their outcomes against no stored state
+	values []any             // the fresh INSERT's values, numProductCols per SKU written
 }
 
 // WritePrepared is Write(ctx, mode, products), given parts: the results of
@@ -225,12 +250,12 @@ func writeFresh(tx *wtx, prs []*prepared) (bool, error) {
 			return err
 		}
 		for _, pr := range prs {
-			for args := pr.args; len(args) > 0; {
-				n := min(len(args)/numProductCols, productChunk)
-				if err := rc.exec(insertProducts(n, onConflictNothing), args[:n*numProductCols]); err != nil {
+			for vals := pr.values; len(vals) > 0; {
+				n := min(len(vals)/numProductCols, productChunk)
+				if err := rc.exec(insertProducts(n, onConflictNothing), vals[:n*numProductCols]); err != nil {
 					return err
 				}
-				args, want = args[n*numProductCols:], want+int64(n)
+				vals, want = vals[n*numProductCols:], want+int64(n)
 			}
 		}
 		after, err := rc.queryInt("SELECT total_changes()", nil)
@@ -355,8 +380,7 @@ func scanState(row interface{ Scan(...any) error }) (catalog.State, error) {
 // putProducts upserts the states the call changed, several per statement,
 // in the order of their SKUs' first products.
 func putProducts(rc *rawConn, cur *skuStates) error {
-	args := rc.args(productChunk * numProductCols)
-	defer rc.release(args)
+	vals := make([]any, 0, productChunk*numProductCols)
 	var (
 		text  []byte // the statement's JSON values, cut into strings once
 		spans []int  // their ends in text, two per product
@@ -366,10 +390,9 @@ func putProducts(rc *rawConn, cur *skuStates) error {
 		if n == 0 {
 			return nil
 		}
-		setTexts(args, string(text), spans)
-		err := rc.exec(insertProducts(n, onConflictUpdate), args)
-		clear(args)
-		args, text, spans, n = args[:0], text[:0], spans[:0], 0
+		setTexts(vals, string(text), spans)
+		err := rc.exec(insertProducts(n, onConflictUpdate), vals)
+		vals, text, spans, n = vals[:0], text[:0], spans[:0], 0
 		return err
 	}
 	for i := range cur.all {
@@ -386,7 +409,7 @@ func putProducts(rc *rawConn, cur *skuStates) error {
 			return err
 		}
 		spans = append(spans, len(text))
-		args = appendProduct(args, &st.Product)
+		vals = appendProduct(vals, &st.Product)
 		if n++; n == productChunk {
 			if err := flush(); err != nil {
 				return err
@@ -396,29 +419,26 @@ func putProducts(rc *rawConn, cur *skuStates) error {
 	return flush()
 }
 
-// appendProduct appends the arguments of p's row: its values, with
-// image_urls and meta left for setTexts.
-func appendProduct(args []driver.NamedValue, p *catalog.Product) []driver.NamedValue {
-	return append(args, driver.NamedValue{Value: p.SKU}, driver.NamedValue{Value: p.Name}, driver.NamedValue{Value: p.Category},
-		driver.NamedValue{Value: p.Brand}, driver.NamedValue{Value: p.Price}, driver.NamedValue{Value: p.Currency},
-		driver.NamedValue{Value: p.Stock}, driver.NamedValue{Value: p.Status}, driver.NamedValue{Value: p.Description},
-		driver.NamedValue{}, driver.NamedValue{})
+// appendProduct appends the values of p's row, with image_urls and meta
+// left for setTexts.
+func appendProduct(vals []any, p *catalog.Product) []any {
+	return append(vals, p.SKU, p.Name, p.Category, p.Brand, p.Price, p.Currency, p.Stock, p.Status, p.Description, nil, nil)
 }
 
-// setTexts sets the image_urls and meta arguments of each row of args from
+// setTexts sets the image_urls and meta values of each row of vals from
 // text: row i's image_urls end at spans[2i] (none when empty: NULL), its
 // meta at spans[2i+1].
-func setTexts(args []driver.NamedValue, text string, spans []int) {
+func setTexts(vals []any, text string, spans []int) {
 	for i := range len(spans) / 2 {
-		a := args[i*numProductCols:]
+		v := vals[i*numProductCols:]
 		start := 0
 		if i > 0 {
 			start = spans[2*i-1]
 		}
 		if spans[2*i] > start {
-			a[9].Value = text[start:spans[2*i]]
+			v[9] = text[start:spans[2*i]]
 		}
-		a[10].Value = text[spans[2*i]:spans[2*i+1]]
+		v[10] = text[spans[2*i]:spans[2*i+1]]
 	}
 }
 
