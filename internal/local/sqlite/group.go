@@ -108,9 +108,10 @@ func (db *DB) run(ctx context.Context, op string, kind callKind, rows int, fn fu
 	g.rows += rows
 	g.undo = append(g.undo, tx.undo...)
 	full := g.rows >= db.opts.GroupRows || time.Since(g.since) >= db.opts.GroupWait
+	// A Write never commits: the Checkpoint after it does, or the
+	// checkpointer once the group is GroupWait old.
 	switch {
-	case db.opts.GroupRows == 0, kind == commitCall, kind == checkpointCall && full,
-		g.rows >= 4*db.opts.GroupRows: // a Write that no Checkpoint follows
+	case db.opts.GroupRows == 0, kind == commitCall, kind == checkpointCall && full:
 		if err := db.commitGroup(ctx); err != nil {
 			return fmt.Errorf("%s: %w", op, err)
 		}
