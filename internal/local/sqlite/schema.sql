@@ -140,7 +140,7 @@ CREATE TABLE IF NOT EXISTS products (
     status             TEXT    NOT NULL,
     description        TEXT    NOT NULL DEFAULT '',
     image_urls         TEXT,                      -- JSON array, in file order
-    meta               TEXT    NOT NULL           -- JSON [batch_id, source_row, source_sheet, source_sheet_index, source_offset, source_length, stamps, displaced, holders] (v7)
+    meta               TEXT    NOT NULL           -- JSON [batch_id, source_row, source_offset, source_length, stamps, source_sheet, source_sheet_index, displaced, holders], defaults at the end left out (v7)
 );
 DROP INDEX IF EXISTS products_by_source;
 
@@ -151,11 +151,14 @@ CREATE VIEW IF NOT EXISTS products_view AS SELECT
     sku, name, category, brand, price, currency, stock, status, description, image_urls,
     json_extract(meta, '$[0]') AS batch_id,
     json_extract(meta, '$[1]') AS source_row,
-    json_extract(meta, '$[2]') AS source_sheet,
-    json_extract(meta, '$[3]') AS source_sheet_index,
-    json_extract(meta, '$[4]') AS source_offset,
-    json_extract(meta, '$[5]') AS source_length,
-    json_extract(meta, '$[6]') AS stamps,       -- "[!]order/created/tombstone/f0,...,f8" (catalog.EncodeStamps; "": all 0)
+    COALESCE(json_extract(meta, '$[5]'), '') AS source_sheet,
+    COALESCE(json_extract(meta, '$[6]'), 0) AS source_sheet_index,
+    json_extract(meta, '$[2]') AS source_offset,
+    json_extract(meta, '$[3]') AS source_length,
+    CASE json_type(meta, '$[4]')            -- catalog.EncodeStamps' text ("[!]order/created/tombstone/f0,...,f8")
+        WHEN 'text' THEN json_extract(meta, '$[4]')
+        ELSE json_extract(meta, '$[4]') || IIF(json_extract(meta, '$[4]') = 0, '///,,,,,,,,', '//0/,,,,,,,,')
+    END AS stamps,
     json_extract(meta, '$[7]') AS displaced,    -- JSON array of the later rows of this batch this product displaced
     json_extract(meta, '$[8]') AS holders       -- JSON array of the other batches' rows that hold a field, the creation or the tombstone
 FROM products;

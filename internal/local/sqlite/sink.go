@@ -489,7 +489,7 @@ func (db *DB) CountBatch(ctx context.Context, batchID, sheet string, from, to in
 	var n int64
 	err := db.read(ctx, "count products of "+batchID, func(q querier) error {
 		return q.QueryRowContext(ctx, `SELECT count(*) FROM products WHERE json_extract(meta, '$[0]') = ?1
-			AND json_extract(meta, '$[1]') BETWEEN ?2 AND ?3 AND (?4 = '' OR json_extract(meta, '$[2]') = ?4)`,
+			AND json_extract(meta, '$[1]') BETWEEN ?2 AND ?3 AND (?4 = '' OR COALESCE(json_extract(meta, '$[5]'), '') = ?4)`,
 			batchID, from, to, sheet).Scan(&n)
 	})
 	return n, err

@@ -329,8 +329,8 @@ func dsn(path string, o Options, readOnly bool) string {
 // stamp 0) and holders columns become meta (meta.go).
 const upgradeProducts = `INSERT INTO products (` + productCols + `)
 	SELECT sku, name, category, brand, price, currency, stock, status, description, image_urls,
-		json_array(batch_id, source_row, source_sheet, source_sheet_index, source_offset, source_length,
-			COALESCE(stamps, ''), json(displaced), json(holders))
+		json_array(batch_id, source_row, source_offset, source_length, COALESCE(stamps, ''),
+			source_sheet, source_sheet_index, json(displaced), json(holders))
 	FROM products_v6;
 	DROP TABLE products_v6`
 
