@@ -24,8 +24,9 @@ import (
 // maxGroup chunks, with one checkpoint at the end of the last. That does not
 // widen the rework bound after a crash: those chunks were in flight anyway.
 func (r *run) commitAll(ctx context.Context, ordered <-chan *chunk) (Result, error) {
-	var next *chunk  // taken from ordered but not yet validated
-	var merged chunk // a group's chunks joined (its buffers are reused)
+	var next *chunk           // taken from ordered but not yet validated
+	var merged chunk          // a group's chunks joined (its buffers are reused)
+	var parser *record.Parser // to validate a chunk no pool goroutine has taken (wait)
 	for {
 		c := next
 		next = nil
@@ -35,10 +36,8 @@ func (r *run) commitAll(ctx context.Context, ordered <-chan *chunk) (Result, err
 				return Result{}, nil
 			}
 		}
-		select {
-		case <-c.done:
-		case <-ctx.Done():
-			return Result{}, ctx.Err()
+		if err := r.wait(ctx, c, &parser); err != nil {
+			return Result{}, err
 		}
 		group := []*chunk{c}
 		limit := r.groupLimit(ctx)

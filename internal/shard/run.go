@@ -58,12 +58,41 @@ type chunk struct {
 	buf     []byte
 	end     int64 // offset of the next record after the chunk
 	nextRow int64
-	done    chan struct{}
+	done    chan struct{} // closed once validated
+	taken   atomic.Bool   // a goroutine is validating it (a pool goroutine, or the committer: see wait)
 
 	products []catalog.Product
 	snaps    []snapshot // the raw text and cells of products[i]
 	failures []failure.Record
 	prepared []any // Preparer.Prepare of products (one per chunk merged; nil: none)
+}
+
+// wait returns once c is validated. When no pool goroutine has taken c
+// yet, the caller (the committer, waiting for the chunk it must commit
+// next) validates it itself with parser, made on first use: a committer
+// never idles behind a pool goroutine that the OS has not scheduled, so a
+// shard keeps moving on a busy machine, at worst at the speed of one
+// goroutine doing everything (decision 28).
+func (r *run) wait(ctx context.Context, c *chunk, parser **record.Parser) error {
+	select {
+	case <-c.done:
+		return nil
+	default:
+	}
+	if c.taken.CompareAndSwap(false, true) {
+		if *parser == nil {
+			*parser = record.NewParser(r.dialect, r.m.Layout.Header)
+		}
+		r.validate(*parser, c)
+		close(c.done)
+		return nil
+	}
+	select {
+	case <-c.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 type snapshot struct {
@@ -117,8 +146,10 @@ func (r *run) process(ctx context.Context) (Result, error) {
 		wg.Go(func() {
 			parser := record.NewParser(r.dialect, r.m.Layout.Header)
 			for c := range work {
-				r.validate(parser, c)
-				close(c.done)
+				if c.taken.CompareAndSwap(false, true) {
+					r.validate(parser, c)
+					close(c.done)
+				}
 			}
 		})
 	}

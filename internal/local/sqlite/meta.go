@@ -37,9 +37,31 @@ const (
 
 // appendMeta appends the meta text of st (st.Holders[0] is the provenance).
 func appendMeta(b []byte, st *catalog.State) ([]byte, error) {
+	return appendMetaOf(b, st, nil)
+}
+
+// batchText caches the JSON text of the last batch id appendMetaOf wrote:
+// the products of a call are almost always of one batch.
+type batchText struct {
+	id   string
+	text []byte
+}
+
+// appendMetaOf is appendMeta with a cache of the batch id's text (nil:
+// none).
+func appendMetaOf(b []byte, st *catalog.State, bt *batchText) ([]byte, error) {
 	h := &st.Holders[0]
 	b = append(b, '[')
-	b = appendJSONString(b, h.BatchID)
+	switch {
+	case bt == nil:
+		b = appendJSONString(b, h.BatchID)
+	case bt.text != nil && bt.id == h.BatchID:
+		b = append(b, bt.text...)
+	default:
+		start := len(b)
+		b = appendJSONString(b, h.BatchID)
+		bt.id, bt.text = h.BatchID, append(bt.text[:0], b[start:]...)
+	}
 	b = append(b, ',')
 	b = strconv.AppendInt(b, h.Source.Row, 10)
 	b = append(b, ',')

@@ -115,7 +115,7 @@ func (db *DB) Prepare(mode catalog.WriteMode, products []catalog.Product) any {
 			sc.text = appendStrings(sc.text, st.Product.ImageURLs)
 		}
 		sc.spans = append(sc.spans, len(sc.text))
-		if sc.text, err = appendMeta(sc.text, &st.State); err != nil {
+		if sc.text, err = appendMetaOf(sc.text, &st.State, &sc.batch); err != nil {
 			return nil
 		}
 		sc.spans = append(sc.spans, len(sc.text))
@@ -132,6 +132,7 @@ type scratch struct {
 	states skuStates
 	text   []byte
 	spans  []int
+	batch  batchText
 }
 
 var scratchPool = sync.Pool{New: func() any { return &scratch{states: skuStates{index: map[string]int{}}} }}
@@ -228,11 +229,9 @@ func decide(mode catalog.WriteMode, products []catalog.Product, cur *skuStates, 
 	for i := range products {
 		p := &products[i]
 		st, _ := cur.get(p.SKU)
-		var next catalog.State
-		out[i], next = catalog.Decide(mode, p, st.State)
-		if out[i].Result == catalog.Written {
-			st.State, st.dirty = next, true
-		}
+		// Decide returns the state unchanged unless the product is Written.
+		out[i], st.State = catalog.Decide(mode, p, st.State)
+		st.dirty = st.dirty || out[i].Result == catalog.Written
 	}
 }
 
