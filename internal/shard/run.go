@@ -46,6 +46,8 @@ type run struct {
 	checking *checkRun
 	checked  bool
 
+	work chan *chunk // chunks for the pool (wait looks at its backlog)
+
 	// Deadline pacing (reader and committer goroutines): chunks read but not
 	// yet committed, and how long committing one chunk has been taking.
 	pending  atomic.Int64
@@ -67,19 +69,22 @@ type chunk struct {
 	prepared []any // Preparer.Prepare of products (one per chunk merged; nil: none)
 }
 
-// wait returns once c is validated. When no pool goroutine has taken c
-// yet, the caller (the committer, waiting for the chunk it must commit
-// next) validates it itself with parser, made on first use: a committer
-// never idles behind a pool goroutine that the OS has not scheduled, so a
+// wait returns once c is validated. When the pool has a backlog (chunks
+// no pool goroutine has taken yet) and c is one of them, the caller (the
+// committer, waiting for the chunk it must commit next) validates it
+// itself with parser, made on first use: a committer never idles behind
+// pool goroutines that are busy or that the OS has not scheduled, so a
 // shard keeps moving on a busy machine, at worst at the speed of one
-// goroutine doing everything (decision 28).
+// goroutine doing everything. Without a backlog a pool goroutine is about
+// to take c, and the committer, usually the bottleneck, leaves it to it
+// (decision 28).
 func (r *run) wait(ctx context.Context, c *chunk, parser **record.Parser) error {
 	select {
 	case <-c.done:
 		return nil
 	default:
 	}
-	if c.taken.CompareAndSwap(false, true) {
+	if len(r.work) > 0 && c.taken.CompareAndSwap(false, true) {
 		if *parser == nil {
 			*parser = record.NewParser(r.dialect, r.m.Layout.Header)
 		}
@@ -125,6 +130,7 @@ func (r *run) process(ctx context.Context) (Result, error) {
 	}
 
 	work := make(chan *chunk, o.Pool)
+	r.work = work
 	ordered := make(chan *chunk, 2*o.Pool) // bounds the chunks in flight
 	readErr := make(chan error, 1)
 	sum := split.NewChecksum()
