@@ -146,6 +146,7 @@ func (db *DB) lose(err error) {
 	db.grouped.Store(false)
 	if wasOpen {
 		db.lost = failure.Wrap(failure.Internal, "", err, "the write transaction of the last calls was lost (reopen the database to resume from what is committed): "+err.Error())
+		db.broken.Store(true)
 	}
 }
 

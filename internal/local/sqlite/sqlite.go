@@ -143,6 +143,7 @@ type DB struct {
 	tails   map[tailKey]progressTail // newest progress sample per shard, under mu (progress.go)
 	group   group                    // the write transaction calls share, under mu (group.go)
 	grouped atomic.Bool              // group.open, for reads that do not hold mu
+	broken  atomic.Bool              // lost is set, for reads that do not hold mu
 	lost    error                    // set when an open group could not be committed: every call fails
 	raw     rawStmts                 // driver statements on the write connection, under mu (raw.go)
 	fresh   freshPath                // when Write tries its fresh path, under mu (sink.go)
@@ -528,8 +529,9 @@ func (db *DB) read(ctx context.Context, op string, fn func(q querier) error) err
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	var q querier = db.rdb
-	if db.grouped.Load() {
-		// Read what this process wrote: commit the open group first.
+	if db.grouped.Load() || db.broken.Load() {
+		// Read what this process wrote: commit the open group first (or
+		// fail, when a group was lost).
 		if err := db.flush(); err != nil {
 			return fmt.Errorf("%s: %w", op, err)
 		}
