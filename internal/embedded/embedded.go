@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"time"
 
@@ -196,9 +197,11 @@ func run(ctx context.Context, cfg Config, db *sqlite.DB, path string) (Summary, 
 		plan split.Plan
 		reg  split.Outcome
 	)
-	if isWorkbook(path) {
-		plan, reg, err = splitWorkbook(ctx, cfg, pl, db, src, info)
-	} else {
+	pprof.Do(ctx, pprof.Labels("stage", "split"), func(ctx context.Context) { // a CPU profile's stage (docs/performance.md)
+		if isWorkbook(path) {
+			plan, reg, err = splitWorkbook(ctx, cfg, pl, db, src, info)
+			return
+		}
 		plan, reg, err = pl.Split(ctx, pipeline.SplitRequest{Info: info, SameContent: true, ID: func(plan split.Plan) string {
 			if plan.Content == "" { // rejected before the data was read: hash what identifies it
 				return BatchID(fmt.Sprintf("%s|%d|%s", info.URI, info.Size, info.ETag), cfg.Profile.RuleVersion())
@@ -209,7 +212,7 @@ func run(ctx context.Context, cfg Config, db *sqlite.DB, path string) (Summary, 
 			}
 			return BatchID(content, cfg.Profile.RuleVersion())
 		}})
-	}
+	})
 	if err != nil {
 		return Summary{}, err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -138,7 +139,10 @@ func (r *run) process(ctx context.Context) (Result, error) {
 	rctx, stopReading := context.WithCancel(ctx)
 	defer stopReading()
 	from := r.cp // the reader's own copy: the committer moves r.cp
-	go func() {  // reader: cut the range into chunks, in file order
+	// The goroutines carry a pprof label "stage" (reader, pool, committer),
+	// so that a CPU profile splits by stage (`importctl run --cpuprofile`,
+	// `go tool pprof -tags`; docs/performance.md).
+	go pprof.Do(ctx, pprof.Labels("stage", "reader"), func(context.Context) { // cut the range into chunks, in file order
 		defer close(ordered)
 		defer close(work)
 		if body == nil {
@@ -146,26 +150,30 @@ func (r *run) process(ctx context.Context) (Result, error) {
 			return
 		}
 		readErr <- r.read(rctx, body, from, sum, work, ordered, &stopped)
-	}()
+	})
 	var wg sync.WaitGroup
 	for range o.Pool { // pool: parse and validate chunks, any order
 		wg.Go(func() {
-			parser := record.NewParser(r.dialect, r.m.Layout.Header)
-			for c := range work {
-				if c.taken.CompareAndSwap(false, true) {
-					r.validate(parser, c)
-					close(c.done)
+			pprof.Do(ctx, pprof.Labels("stage", "pool"), func(context.Context) {
+				parser := record.NewParser(r.dialect, r.m.Layout.Header)
+				for c := range work {
+					if c.taken.CompareAndSwap(false, true) {
+						r.validate(parser, c)
+						close(c.done)
+					}
 				}
-			}
+			})
 		})
 	}
 	var res Result
 	var err error
-	if r.checking != nil {
-		res, err = r.checkAll(ctx, ordered)
-	} else {
-		res, err = r.commitAll(ctx, ordered)
-	}
+	pprof.Do(ctx, pprof.Labels("stage", "committer"), func(ctx context.Context) {
+		if r.checking != nil {
+			res, err = r.checkAll(ctx, ordered)
+		} else {
+			res, err = r.commitAll(ctx, ordered)
+		}
+	})
 	stopReading()
 	for range ordered { // drain after an early return so the reader can exit
 	}

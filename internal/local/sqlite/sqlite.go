@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -226,7 +227,7 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	db.cdb.SetMaxOpenConns(1)
 	db.ckpt, db.stop, db.done = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
-	go db.checkpointer()
+	go pprof.Do(context.Background(), pprof.Labels("stage", "wal-checkpoint"), func(context.Context) { db.checkpointer() })
 	return db, nil
 }
 
