@@ -15,11 +15,16 @@ import (
 // where "!" marks a product that does not exist and an empty number equals
 // order. A product one batch created with all its fields is "o//0/,,,,,,,,".
 func EncodeStamps(st *State) string {
+	return string(AppendStamps(make([]byte, 0, 48), st))
+}
+
+// AppendStamps appends EncodeStamps' text of st to b. The text has only
+// digits, '-', '/', ',' and '!'.
+func AppendStamps(b []byte, st *State) []byte {
 	var order int64
 	if st.Held() {
 		order = st.Holders[0].Order
 	}
-	b := make([]byte, 0, 48)
 	if !st.Exists {
 		b = append(b, '!')
 	}
@@ -40,7 +45,7 @@ func EncodeStamps(st *State) string {
 		}
 		num(v)
 	}
-	return string(b)
+	return b
 }
 
 // DecodeStamps reads EncodeStamps' text. Empty text (a product stored before

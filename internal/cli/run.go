@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -33,6 +34,7 @@ type runFlags struct {
 	maxRecord  int
 	writeRate  float64
 	maxFile    int64
+	cpuProfile string
 }
 
 func newRunCmd(env Env, g *global, dry bool) *cobra.Command {
@@ -67,6 +69,8 @@ update row counts as imported.`
 	fl.IntVar(&f.maxRecord, "max-row-bytes", 1<<20, "largest row accepted (larger rows fail RowTooLarge)")
 	fl.Int64Var(&f.maxFile, "max-file-bytes", 0, "reject a CSV, TSV or JSON Lines file larger than this many bytes (0: no limit)")
 	fl.Float64Var(&f.writeRate, "write-rate", 0, "most rows written per second (0: unlimited); halves when the catalog throttles")
+	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (`make bench` reads it)")
+	_ = fl.MarkHidden("cpuprofile")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		p, err := loadProfile(f.profile)
 		if err != nil {
@@ -86,6 +90,13 @@ update row counts as imported.`
 		view := &progressView{w: env.Stderr, throttle: 100 * time.Millisecond, now: time.Now}
 		if env.StderrTerminal && !f.quiet {
 			cfg.Progress = view.update
+		}
+		if f.cpuProfile != "" {
+			stop, err := startCPUProfile(f.cpuProfile)
+			if err != nil {
+				return err
+			}
+			defer stop()
 		}
 		start := time.Now()
 		sum, err := embedded.Run(cmd.Context(), cfg, args[0])
@@ -248,4 +259,21 @@ func exactArgs(n int, names string) cobra.PositionalArgs {
 		}
 		return nil
 	}
+}
+
+// startCPUProfile profiles the process's CPU into path until the returned
+// function is called.
+func startCPUProfile(path string) (func(), error) {
+	out, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(out); err != nil {
+		out.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		out.Close()
+	}, nil
 }

@@ -77,7 +77,7 @@ func TestCrashResume(t *testing.T) {
 	}
 
 	cdb, kdb := openRaw(t, cleanDB), openRaw(t, crashDB)
-	const products = `SELECT sku, name, category, brand, price, currency, stock, status, description, image_urls, batch_id, source_row FROM products ORDER BY sku`
+	const products = `SELECT sku, name, category, brand, price, currency, stock, status, description, image_urls, batch_id, source_row FROM products_view ORDER BY sku`
 	const failures = `SELECT batch_id, sheet, row, layer, reason, field, message, raw_line, rule_version, shard FROM failures ORDER BY batch_id, sheet, row`
 	for _, q := range []string{products, failures} {
 		want, got := dump(t, cdb, q), dump(t, kdb, q)

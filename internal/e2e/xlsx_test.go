@@ -132,7 +132,7 @@ func TestCrashResumeWorkbook(t *testing.T) {
 	if n := count(t, kdb, `SELECT count(*) FROM failures WHERE row = 2 AND reason = 'DuplicateSKU' AND sheet IN ('第2批', '第3批')`); n != 2 {
 		t.Errorf("%d of the two duplicates across sheets recorded", n)
 	}
-	const products = `SELECT sku, name, category, brand, price, currency, stock, status, description, image_urls, batch_id, source_sheet, source_row FROM products ORDER BY sku`
+	const products = `SELECT sku, name, category, brand, price, currency, stock, status, description, image_urls, batch_id, source_sheet, source_row FROM products_view ORDER BY sku`
 	const failures = `SELECT batch_id, sheet, row, layer, reason, field, message, raw_line, rule_version, shard FROM failures ORDER BY batch_id, sheet, row`
 	for _, q := range []string{products, failures} {
 		want, got := dump(t, cdb, q), dump(t, kdb, q)

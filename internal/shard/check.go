@@ -8,6 +8,7 @@ import (
 
 	"github.com/catalog-import/catalog-import/internal/failure"
 	"github.com/catalog-import/catalog-import/internal/queue"
+	"github.com/catalog-import/catalog-import/internal/record"
 	"github.com/catalog-import/catalog-import/internal/state"
 )
 
@@ -86,11 +87,10 @@ func (w *Worker) check(ctx context.Context, m queue.Manifest, c *compiled) (Resu
 // has. It writes nothing.
 func (r *run) checkAll(ctx context.Context, ordered <-chan *chunk) (Result, error) {
 	cr := r.checking
+	var parser *record.Parser
 	for c := range ordered {
-		select {
-		case <-c.done:
-		case <-ctx.Done():
-			return Result{}, ctx.Err()
+		if err := r.wait(ctx, c, &parser); err != nil {
+			return Result{}, err
 		}
 		r.pending.Add(-1)
 		cr.rows += int64(len(c.raws))

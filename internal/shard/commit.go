@@ -24,7 +24,9 @@ import (
 // maxGroup chunks, with one checkpoint at the end of the last. That does not
 // widen the rework bound after a crash: those chunks were in flight anyway.
 func (r *run) commitAll(ctx context.Context, ordered <-chan *chunk) (Result, error) {
-	var next *chunk // taken from ordered but not yet validated
+	var next *chunk           // taken from ordered but not yet validated
+	var merged chunk          // a group's chunks joined (its buffers are reused)
+	var parser *record.Parser // to validate a chunk no pool goroutine has taken (wait)
 	for {
 		c := next
 		next = nil
@@ -34,10 +36,8 @@ func (r *run) commitAll(ctx context.Context, ordered <-chan *chunk) (Result, err
 				return Result{}, nil
 			}
 		}
-		select {
-		case <-c.done:
-		case <-ctx.Done():
-			return Result{}, ctx.Err()
+		if err := r.wait(ctx, c, &parser); err != nil {
+			return Result{}, err
 		}
 		group := []*chunk{c}
 		limit := r.groupLimit(ctx)
@@ -60,7 +60,8 @@ func (r *run) commitAll(ctx context.Context, ordered <-chan *chunk) (Result, err
 			}
 		}
 		start := time.Now()
-		res, err := r.commit(ctx, merge(group))
+		res, err := r.commit(ctx, merge(&merged, group))
+		merged.release()
 		r.paced(len(group), time.Since(start))
 		if err != nil || res.Status != "" || res.Abort != "" {
 			return res, err
@@ -71,19 +72,33 @@ func (r *run) commitAll(ctx context.Context, ordered <-chan *chunk) (Result, err
 // maxGroup is the most chunks committed in one step.
 const maxGroup = 8
 
-// merge joins consecutive validated chunks into one.
-func merge(cs []*chunk) *chunk {
+// merge joins consecutive validated chunks into one, m (reused from group
+// to group: the committer's buffers, so that a group allocates nothing).
+func merge(m *chunk, cs []*chunk) *chunk {
 	if len(cs) == 1 {
 		return cs[0]
 	}
-	m := &chunk{end: cs[len(cs)-1].end, nextRow: cs[len(cs)-1].nextRow}
+	*m = chunk{raws: m.raws[:0], products: m.products[:0], snaps: m.snaps[:0], failures: m.failures[:0], prepared: m.prepared[:0],
+		end: cs[len(cs)-1].end, nextRow: cs[len(cs)-1].nextRow}
 	for _, c := range cs {
 		m.raws = append(m.raws, c.raws...)
 		m.products = append(m.products, c.products...)
 		m.snaps = append(m.snaps, c.snaps...)
 		m.failures = append(m.failures, c.failures...)
+		if len(c.products) > 0 {
+			m.prepared = append(m.prepared, c.prepared...)
+		}
 	}
 	return m
+}
+
+// release drops what the merged chunk m refers to, keeping its buffers.
+func (m *chunk) release() {
+	clear(m.raws)
+	clear(m.products)
+	clear(m.snaps)
+	clear(m.failures)
+	clear(m.prepared)
 }
 
 // commit makes one chunk durable: products, then failure records and the
@@ -95,7 +110,7 @@ func (r *run) commit(ctx context.Context, c *chunk) (Result, error) {
 		if res, stop, err := r.holdLease(ctx); stop {
 			return res, err
 		}
-		outs, err := r.write(ctx, c.products)
+		outs, err := r.write(ctx, c.products, c.prepared)
 		if failure.ReasonOf(err) == failure.CircuitOpen {
 			return Result{Status: Backoff, Counts: r.cp.Counts}, nil
 		}

@@ -24,8 +24,9 @@ func (r *run) read(ctx context.Context, body io.Reader, from state.Checkpoint, s
 	o := r.w.opt
 	sc := record.NewScannerLimits(body, r.dialect, from.NextOffset, from.NextRow, split.ScanLimits(r.v.Profile(), o.MaxRecord))
 	sent := from.NextOffset
+	bufSize := 0 // the last chunk's bytes: the next one's buffer starts with room for about as many
 	newChunk := func() *chunk {
-		return &chunk{raws: make([]record.Raw, 0, o.CheckpointEvery), done: make(chan struct{})}
+		return &chunk{raws: make([]record.Raw, 0, o.CheckpointEvery), buf: make([]byte, 0, bufSize+bufSize/8), done: make(chan struct{})}
 	}
 	c := newChunk()
 	blocks := r.shard.Blocks
@@ -62,6 +63,7 @@ func (r *run) read(ctx context.Context, body io.Reader, from state.Checkpoint, s
 	}
 	send := func() bool {
 		c.end, c.nextRow = sc.Offset(), sc.Row()
+		bufSize = len(c.buf)
 		select {
 		case ordered <- c:
 		case <-ctx.Done():

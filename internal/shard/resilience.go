@@ -313,7 +313,7 @@ func (r *run) retry(ctx context.Context, op string, step func() error) error {
 // write writes products through the limiter and the breaker, retrying
 // transient failures. The rows are paid for once, before the first attempt;
 // retries are paced by the backoff.
-func (r *run) write(ctx context.Context, products []catalog.Product) ([]catalog.Outcome, error) {
+func (r *run) write(ctx context.Context, products []catalog.Product, prepared []any) ([]catalog.Outcome, error) {
 	if err := r.w.limiter.Wait(ctx, len(products)); err != nil {
 		if ctx.Err() != nil {
 			return nil, err
@@ -321,17 +321,21 @@ func (r *run) write(ctx context.Context, products []catalog.Product) ([]catalog.
 		// The wait would outlast ctx's deadline: hand the shard on.
 		return nil, failure.Wrap(failure.Throttled, "", err, "rate limiter: "+err.Error())
 	}
+	write := func() ([]catalog.Outcome, error) {
+		if r.w.prep != nil && len(prepared) > 0 {
+			return r.w.prep.WritePrepared(ctx, r.p.WriteMode(), products, prepared)
+		}
+		return r.w.sink.Write(ctx, r.p.WriteMode(), products)
+	}
 	var outs []catalog.Outcome
 	ctx, end := r.w.span(ctx, SpanSinkWrite)
 	err := r.retry(ctx, "write", func() error {
 		var err error
 		if r.w.breaker == nil {
-			outs, err = r.w.sink.Write(ctx, r.p.WriteMode(), products)
+			outs, err = write()
 			return err
 		}
-		outs, err = r.w.breaker.Execute(func() ([]catalog.Outcome, error) {
-			return r.w.sink.Write(ctx, r.p.WriteMode(), products)
-		})
+		outs, err = r.w.breaker.Execute(write)
 		return breakerErr(err)
 	})
 	end(err)

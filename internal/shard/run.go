@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,6 +50,8 @@ type run struct {
 	checking *checkRun
 	checked  bool
 
+	work chan *chunk // chunks for the pool (wait looks at its backlog)
+
 	// Deadline pacing (reader and committer goroutines): chunks read but not
 	// yet committed, and how long committing one chunk has been taking.
 	pending  atomic.Int64
@@ -61,11 +64,44 @@ type chunk struct {
 	buf     []byte
 	end     int64 // offset of the next record after the chunk
 	nextRow int64
-	done    chan struct{}
+	done    chan struct{} // closed once validated
+	taken   atomic.Bool   // a goroutine is validating it (a pool goroutine, or the committer: see wait)
 
 	products []catalog.Product
 	snaps    []snapshot // the raw text and cells of products[i]
 	failures []failure.Record
+	prepared []any // Preparer.Prepare of products (one per chunk merged; nil: none)
+}
+
+// wait returns once c is validated. When the pool has a backlog (chunks
+// no pool goroutine has taken yet) and c is one of them, the caller (the
+// committer, waiting for the chunk it must commit next) validates it
+// itself with parser, made on first use: a committer never idles behind
+// pool goroutines that are busy or that the OS has not scheduled, so a
+// shard keeps moving on a busy machine, at worst at the speed of one
+// goroutine doing everything. Without a backlog a pool goroutine is about
+// to take c, and the committer, usually the bottleneck, leaves it to it
+// (decision 28).
+func (r *run) wait(ctx context.Context, c *chunk, parser **record.Parser) error {
+	select {
+	case <-c.done:
+		return nil
+	default:
+	}
+	if len(r.work) > 0 && c.taken.CompareAndSwap(false, true) {
+		if *parser == nil {
+			*parser = record.NewParser(r.dialect, r.m.Layout.Header)
+		}
+		r.validate(*parser, c)
+		close(c.done)
+		return nil
+	}
+	select {
+	case <-c.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 type snapshot struct {
@@ -99,6 +135,7 @@ func (r *run) process(ctx context.Context) (Result, error) {
 	}
 
 	work := make(chan *chunk, o.Pool)
+	r.work = work
 	ordered := make(chan *chunk, 2*o.Pool) // bounds the chunks in flight
 	readErr := make(chan error, 1)
 	sum := split.NewChecksum()
@@ -106,7 +143,10 @@ func (r *run) process(ctx context.Context) (Result, error) {
 	rctx, stopReading := context.WithCancel(ctx)
 	defer stopReading()
 	from := r.cp // the reader's own copy: the committer moves r.cp
-	go func() {  // reader: cut the range into chunks, in file order
+	// The goroutines carry a pprof label "stage" (reader, pool, committer),
+	// so that a CPU profile splits by stage (`importctl run --cpuprofile`,
+	// `go tool pprof -tags`; docs/performance.md).
+	go pprof.Do(ctx, pprof.Labels("stage", "reader"), func(context.Context) { // cut the range into chunks, in file order
 		defer close(ordered)
 		defer close(work)
 		if body == nil {
@@ -114,24 +154,30 @@ func (r *run) process(ctx context.Context) (Result, error) {
 			return
 		}
 		readErr <- r.read(rctx, body, from, sum, work, ordered, &stopped)
-	}()
+	})
 	var wg sync.WaitGroup
 	for range o.Pool { // pool: parse and validate chunks, any order
 		wg.Go(func() {
-			parser := record.NewParser(r.dialect, r.m.Layout.Header)
-			for c := range work {
-				r.validate(parser, c)
-				close(c.done)
-			}
+			pprof.Do(ctx, pprof.Labels("stage", "pool"), func(context.Context) {
+				parser := record.NewParser(r.dialect, r.m.Layout.Header)
+				for c := range work {
+					if c.taken.CompareAndSwap(false, true) {
+						r.validate(parser, c)
+						close(c.done)
+					}
+				}
+			})
 		})
 	}
 	var res Result
 	var err error
-	if r.checking != nil {
-		res, err = r.checkAll(ctx, ordered)
-	} else {
-		res, err = r.commitAll(ctx, ordered)
-	}
+	pprof.Do(ctx, pprof.Labels("stage", "committer"), func(ctx context.Context) {
+		if r.checking != nil {
+			res, err = r.checkAll(ctx, ordered)
+		} else {
+			res, err = r.commitAll(ctx, ordered)
+		}
+	})
 	stopReading()
 	for range ordered { // drain after an early return so the reader can exit
 	}

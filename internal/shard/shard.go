@@ -46,6 +46,20 @@ type Store interface {
 	RecordCheck(ctx context.Context, lease state.Lease, c state.Check, failures []failure.Record) (state.Batch, error)
 }
 
+// Preparer is a sink that can do part of a Write ahead, off the single
+// writer's path (decision 28): the worker calls Prepare in its validation
+// pool for each chunk's products, and writes a group of chunks with
+// WritePrepared, which must store and answer exactly as Write(ctx, mode,
+// products) would. The embedded SQLite sink is one.
+type Preparer interface {
+	// Prepare returns the sink's work on products that does not depend on
+	// what the catalog holds (nil: none). It is called concurrently.
+	Prepare(mode catalog.WriteMode, products []catalog.Product) any
+	// WritePrepared is Write given parts, Prepare's results for
+	// consecutive runs of products, in order.
+	WritePrepared(ctx context.Context, mode catalog.WriteMode, products []catalog.Product, parts []any) ([]catalog.Outcome, error)
+}
+
 // Options tunes a worker. Zero values take the defaults.
 type Options struct {
 	Owner    string        // lease owner name (default "worker")
@@ -137,6 +151,7 @@ type Worker struct {
 	src   object.Source
 	store Store
 	sink  catalog.Sink
+	prep  Preparer // sink, when it is one (nil otherwise)
 	now   func() time.Time
 	log   *slog.Logger
 	opt   Options
@@ -188,6 +203,7 @@ func New(d Deps, o Options) *Worker {
 	}
 	w := &Worker{src: d.Source, store: d.Store, sink: d.Sink, now: d.Now, log: d.Log, opt: o.withDefaults(),
 		tracer: d.Tracer, metrics: d.Metrics, validators: map[string]*compiled{}, active: map[activeKey]struct{}{}}
+	w.prep, _ = d.Sink.(Preparer)
 	w.limiter = w.opt.Limiter
 	if w.limiter == nil {
 		w.limiter = NewAdaptiveLimiter(w.opt.SinkRate, w.opt.SinkBurst).WithLog(d.Log)

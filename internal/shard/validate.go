@@ -46,6 +46,9 @@ func (r *run) validate(parser *record.Parser, c *chunk) {
 		c.products = append(c.products, p)
 		c.snaps = append(c.snaps, snapshot{text: row.Text, cells: row.Cells})
 	}
+	if r.w.prep != nil && r.checking == nil && len(c.products) > 0 {
+		c.prepared = []any{r.w.prep.Prepare(r.p.WriteMode(), c.products)}
+	}
 }
 
 func (r *run) failureRecord(row record.Row, err error) failure.Record {

@@ -24,6 +24,7 @@ import (
 	"hash/crc32"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/catalog-import/catalog-import/internal/failure"
@@ -209,9 +210,10 @@ func PlanSource(ctx context.Context, src object.Source, info object.Info, v *pro
 		boundary = atOffsets(cuts)
 	}
 
-	var sum hash.Hash
+	var sum *asyncHash
 	if opts.HashContent {
-		sum = sha256.New()
+		sum = newAsyncHash(sha256.New())
+		defer sum.Close()
 		sum.Write(prefix[:min(int64(len(prefix)), dataStart)])
 	}
 	rc, err := src.Open(ctx, info, dataStart, -1)
@@ -232,10 +234,65 @@ func PlanSource(ctx context.Context, src object.Source, info object.Info, v *pro
 		}
 	}
 	if sum != nil {
-		p.Content = hex.EncodeToString(sum.Sum(nil))
+		p.Content = hex.EncodeToString(sum.Sum())
 	}
 	return p, nil
 }
+
+// asyncHash hashes what is written to it on another goroutine, so that
+// hashing a file costs the scan that reads it one copy of the bytes
+// instead of the hash (SHA-256 is about half of the split's time; measured
+// in decision 28). Sum waits for the bytes written so far.
+type asyncHash struct {
+	h     hash.Hash
+	bufs  chan []byte // to the hashing goroutine
+	free  chan []byte // back from it
+	done  chan struct{}
+	close sync.Once
+}
+
+// asyncBuffers bounds the bytes in flight: asyncBuffers x asyncBufSize.
+const (
+	asyncBuffers = 4
+	asyncBufSize = 256 << 10
+)
+
+func newAsyncHash(h hash.Hash) *asyncHash {
+	a := &asyncHash{h: h, bufs: make(chan []byte, asyncBuffers), free: make(chan []byte, asyncBuffers), done: make(chan struct{})}
+	for range asyncBuffers {
+		a.free <- make([]byte, 0, asyncBufSize)
+	}
+	go func() {
+		defer close(a.done)
+		for b := range a.bufs {
+			a.h.Write(b)
+			a.free <- b[:0]
+		}
+	}()
+	return a
+}
+
+// Write copies p for the hashing goroutine. It never fails.
+func (a *asyncHash) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		b := <-a.free
+		k := min(len(p), cap(b))
+		a.bufs <- append(b, p[:k]...)
+		p = p[k:]
+	}
+	return n, nil
+}
+
+// Sum waits for everything written and returns the hash.
+func (a *asyncHash) Sum() []byte {
+	a.Close()
+	<-a.done
+	return a.h.Sum(nil)
+}
+
+// Close ends the hashing goroutine (after what was written).
+func (a *asyncHash) Close() { a.close.Do(func() { close(a.bufs) }) }
 
 // bySize is the cut rule without weights: close a shard at the first record
 // boundary after either size target is reached.

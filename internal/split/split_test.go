@@ -3,6 +3,7 @@ package split_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -196,5 +197,30 @@ func TestUnbalancedQuoteShards(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestContentHash: with HashContent the plan's Content is the SHA-256 of
+// the whole file (the embedded batch id is derived from it), also for a
+// file of several of the hashing goroutine's buffers, and a different
+// byte anywhere gives a different hash.
+func TestContentHash(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	if err := recordtest.WriteProductCSV(&buf, 20000, 3, false); err != nil {
+		t.Fatal(err)
+	}
+	content := buf.Bytes()
+	if len(content) < 2<<20 {
+		t.Fatalf("the file is %d bytes: too short to use several buffers", len(content))
+	}
+	p := plan(t, "h.csv", content, split.Options{HashContent: true, BlockRows: 100})
+	if want := fmt.Sprintf("%x", sha256.Sum256(content)); p.Content != want {
+		t.Errorf("Content %s, want %s", p.Content, want)
+	}
+	edited := bytes.Clone(content)
+	edited[len(edited)/2+1] ^= 1
+	if q := plan(t, "h.csv", edited, split.Options{HashContent: true}); q.Content == p.Content || q.Content == "" {
+		t.Errorf("a file with one byte changed has Content %q, the original %q", q.Content, p.Content)
 	}
 }

@@ -126,3 +126,21 @@ func BenchmarkCheckpoint(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPrepare measures Prepare of 100 new products (the worker's chunk),
+// the sink's share of the validation pool's work.
+func BenchmarkPrepare(b *testing.B) {
+	db := benchDB(b, DefaultDriver)
+	ps := make([]catalog.Product, 100)
+	benchProducts(ps, "b-0123456789abcdef0123", 2, 0)
+	for i := range ps {
+		ps[i].Order = 7
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if db.Prepare(catalog.Upsert, ps) == nil {
+			b.Fatal("nothing prepared")
+		}
+	}
+	b.ReportMetric(float64(b.N*len(ps))/b.Elapsed().Seconds(), "rows/s")
+}

@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -64,55 +65,56 @@ func stringsArg(a []string) any {
 	if len(a) == 0 {
 		return nil
 	}
+	return string(appendStrings(nil, a))
+}
+
+// appendStrings appends stringsArg's JSON array of a (a must not be empty).
+func appendStrings(b []byte, a []string) []byte {
 	n := 2
 	for _, s := range a {
 		n += len(s) + 3
 	}
-	var b strings.Builder
-	b.Grow(n)
-	b.WriteByte('[')
+	b = slices.Grow(b, n)
+	b = append(b, '[')
 	for i, s := range a {
 		if i > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
-		writeJSONString(&b, s)
+		b = appendJSONString(b, s)
 	}
-	b.WriteByte(']')
-	return b.String()
+	return append(b, ']')
 }
 
 const hexDigits = "0123456789abcdef"
 
-// writeJSONString writes s as a JSON string. Invalid UTF-8 is kept as is
+// appendJSONString appends s as a JSON string. Invalid UTF-8 is kept as is
 // (readers decode it as U+FFFD, as encoding/json would have written it).
-func writeJSONString(b *strings.Builder, s string) {
-	b.WriteByte('"')
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c >= 0x20 && c != '"' && c != '\\' {
 			continue
 		}
-		b.WriteString(s[start:i])
+		b = append(b, s[start:i]...)
 		switch c {
 		case '"', '\\':
-			b.WriteByte('\\')
-			b.WriteByte(c)
+			b = append(b, '\\', c)
 		case '\n':
-			b.WriteString(`\n`)
+			b = append(b, `\n`...)
 		case '\r':
-			b.WriteString(`\r`)
+			b = append(b, `\r`...)
 		case '\t':
-			b.WriteString(`\t`)
+			b = append(b, `\t`...)
 		default:
-			b.WriteString(`\u00`)
-			b.WriteByte(hexDigits[c>>4])
-			b.WriteByte(hexDigits[c&0xf])
+			b = append(b, `\u00`...)
+			b = append(b, hexDigits[c>>4], hexDigits[c&0xf])
 		}
 		start = i + 1
 	}
-	b.WriteString(s[start:])
-	b.WriteByte('"')
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 // parseStrings decodes a JSON array column; NULL and [] are nil.

@@ -91,7 +91,7 @@ func (db *DB) Claim(ctx context.Context, batchID string, shard int, owner string
 func (db *DB) Checkpoint(ctx context.Context, lease state.Lease, cp state.Checkpoint, failures []failure.Record, until time.Time) (state.Counts, error) {
 	var counts state.Counts
 	op := fmt.Sprintf("checkpoint shard %s/%d at row %d", lease.BatchID, lease.Shard, cp.NextRow)
-	err := db.write(ctx, op, func(tx *wtx) error {
+	err := db.run(ctx, op, checkpointCall, 0, func(tx *wtx) error {
 		s, bs, err := fence(tx, lease)
 		if err != nil {
 			return err

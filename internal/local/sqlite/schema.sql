@@ -1,7 +1,8 @@
 -- Catalog Import: the embedded database (one SQLite file: state and products).
--- Schema version 6 (PRAGMA user_version). Every statement is idempotent; a
+-- Schema version 7 (PRAGMA user_version). Every statement is idempotent; a
 -- database of an older version first gains the columns sqlite.go's
--- addedColumns lists.
+-- addedColumns lists, and its products table is rebuilt in the v7 layout
+-- (sqlite.go's upgradeProducts).
 --
 -- Conventions, so that the file reads well with the sqlite3 CLI:
 --   * times are UTC text, RFC 3339 with nine fraction digits
@@ -120,11 +121,15 @@ CREATE TABLE IF NOT EXISTS failures (
 );
 CREATE INDEX IF NOT EXISTS failures_by_shard ON failures (batch_id, shard);
 
--- products: the catalog (catalog.Sink). One row per SKU, with the provenance
--- (batch, sheet index, sheet, row) that decides duplicates (invariant 5) and
--- the source bytes (offset, length) of the row, to snapshot a displaced one;
--- the field stamps (decision 17) and the holders of older batches. A deleted
--- product stays as a tombstone row (stamps start with "!"; Get ignores it).
+-- products: the catalog (catalog.Sink). One row per SKU: its values, and in
+-- meta (v7: one JSON array, so that a product is few bound values; see
+-- meta.go) the provenance (batch, row, sheet, sheet index) that decides
+-- duplicates (invariant 5), the source bytes (offset, length) of the row,
+-- to snapshot a displaced one, the field stamps (decision 17) and the
+-- holders of older batches. A deleted product stays as a tombstone row
+-- (stamps start with "!"; Get ignores it). No secondary index: nothing on
+-- the write path reads products by provenance (v7 drops products_by_source;
+-- reconciliation counts checkpointed outcomes).
 CREATE TABLE IF NOT EXISTS products (
     sku                TEXT    NOT NULL PRIMARY KEY,
     name               TEXT    NOT NULL,
@@ -136,17 +141,28 @@ CREATE TABLE IF NOT EXISTS products (
     status             TEXT    NOT NULL,
     description        TEXT    NOT NULL DEFAULT '',
     image_urls         TEXT,                      -- JSON array, in file order
-    batch_id           TEXT    NOT NULL,
-    source_row         INTEGER NOT NULL,
-    source_sheet       TEXT    NOT NULL,
-    source_sheet_index INTEGER NOT NULL,
-    source_offset      INTEGER NOT NULL,
-    source_length      INTEGER NOT NULL,
-    displaced          TEXT,                      -- JSON array of the later rows of this batch this product displaced
-    stamps             TEXT,                      -- "[!]order/created/tombstone/f0,...,f8" (catalog.EncodeStamps; NULL: all 0) (v3)
-    holders            TEXT                       -- JSON array of the other batches' rows that hold a field, the creation or the tombstone (v3)
+    meta               TEXT    NOT NULL           -- JSON [batch_id, source_row, source_offset, source_length, stamps, source_sheet, source_sheet_index, displaced, holders], defaults at the end left out (v7)
 );
-CREATE INDEX IF NOT EXISTS products_by_source ON products (batch_id, source_sheet, source_row);
+DROP INDEX IF EXISTS products_by_source;
+
+-- products_view: products with meta's parts as columns, to read with the
+-- sqlite3 CLI. (A view, not generated columns: SQLite computes even virtual
+-- generated columns on every INSERT, which cost more than the packing saved.)
+CREATE VIEW IF NOT EXISTS products_view AS SELECT
+    sku, name, category, brand, price, currency, stock, status, description, image_urls,
+    json_extract(meta, '$[0]') AS batch_id,
+    json_extract(meta, '$[1]') AS source_row,
+    COALESCE(json_extract(meta, '$[5]'), '') AS source_sheet,
+    COALESCE(json_extract(meta, '$[6]'), 0) AS source_sheet_index,
+    json_extract(meta, '$[2]') AS source_offset,
+    json_extract(meta, '$[3]') AS source_length,
+    CASE json_type(meta, '$[4]')            -- catalog.EncodeStamps' text ("[!]order/created/tombstone/f0,...,f8")
+        WHEN 'text' THEN json_extract(meta, '$[4]')
+        ELSE json_extract(meta, '$[4]') || IIF(json_extract(meta, '$[4]') = 0, '///,,,,,,,,', '//0/,,,,,,,,')
+    END AS stamps,
+    json_extract(meta, '$[7]') AS displaced,    -- JSON array of the later rows of this batch this product displaced
+    json_extract(meta, '$[8]') AS holders       -- JSON array of the other batches' rows that hold a field, the creation or the tombstone
+FROM products;
 
 -- triage_log: the triage log (triage.Log), append-only. Workers' failed
 -- deliveries (kind 'error') and triage decisions (kind 'decision') with their

@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "github.com/mattn/go-sqlite3" // registers "sqlite3" (a stub without cgo)
@@ -27,7 +29,7 @@ import (
 var Schema string
 
 // SchemaVersion is the version of Schema, kept in PRAGMA user_version.
-const SchemaVersion = 6
+const SchemaVersion = 7
 
 // addedColumns are the columns added to tables after their first release.
 // Opening a database adds those it lacks (before Schema, whose indexes may
@@ -85,6 +87,16 @@ type Options struct {
 	// with its read-only mode. Every write then fails. A database of an
 	// older schema is opened writable (and upgraded) when it can be.
 	ReadOnly bool
+	// GroupRows > 0 lets Write and Checkpoint calls share one write
+	// transaction (a file database only; see group.go): a Write leaves it
+	// open, and the first Checkpoint after it holds GroupRows products, or
+	// is GroupWait old, commits it. Any other write, and any read, commits
+	// it first; so does Close. A crash loses the open group whole: its
+	// checkpoints with its products. 0: every call commits (default).
+	GroupRows int
+	// GroupWait bounds how long a group stays open, also when no call
+	// comes to commit it (default 100ms).
+	GroupWait time.Duration
 }
 
 func (o *Options) setDefaults() {
@@ -100,6 +112,9 @@ func (o *Options) setDefaults() {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.GroupWait <= 0 {
+		o.GroupWait = 100 * time.Millisecond
+	}
 }
 
 func (o Options) validate() error {
@@ -112,6 +127,9 @@ func (o Options) validate() error {
 	}
 	if o.ReadConns < 0 {
 		errs = append(errs, fmt.Errorf("Options.ReadConns: %d is negative", o.ReadConns))
+	}
+	if o.GroupRows < 0 {
+		errs = append(errs, fmt.Errorf("Options.GroupRows: %d is negative", o.GroupRows))
 	}
 	return errors.Join(errs...)
 }
@@ -133,6 +151,12 @@ type DB struct {
 	commits int                      // write transactions committed, for the checkpointer
 	args    []any                    // scratch for statement arguments, reused under mu
 	tails   map[tailKey]progressTail // newest progress sample per shard, under mu (progress.go)
+	group   group                    // the write transaction calls share, under mu (group.go)
+	grouped atomic.Bool              // group.open, for reads that do not hold mu
+	broken  atomic.Bool              // lost is set, for reads that do not hold mu
+	lost    error                    // set when an open group could not be committed: every call fails
+	raw     rawStmts                 // driver statements on the write connection, under mu (raw.go)
+	fresh   freshPath                // when Write tries its fresh path, under mu (sink.go)
 
 	cdb  *sql.DB       // the checkpointer's connection (nil for :memory:)
 	ckpt chan struct{} // wakes the checkpointer
@@ -158,6 +182,9 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	if strings.ContainsAny(path, "?#") || strings.HasPrefix(path, "file:") {
 		return nil, fmt.Errorf("open database %s: the path may not contain '?' or '#' nor be a file: URI", path)
+	}
+	if path == Memory {
+		opts.GroupRows = 0 // one connection: nothing to share a transaction with
 	}
 	db := &DB{opts: opts, memory: path == Memory, path: path, stmts: map[string]*sql.Stmt{}, tails: map[tailKey]progressTail{}}
 	ctx := context.Background()
@@ -208,6 +235,11 @@ func Open(path string, opts Options) (*DB, error) {
 		"PRAGMA wal_autocheckpoint = 0",
 		fmt.Sprintf("PRAGMA journal_size_limit = %d", walSizeLimit),
 		fmt.Sprintf("PRAGMA cache_size = %d", -cacheKiB),
+		// Statement journals (a multi-row INSERT or a savepoint inside a
+		// transaction keeps the pages it changes, to undo it alone) in
+		// memory: in a temporary file they were one write per changed page,
+		// a third of the writes of an import (decision 28).
+		"PRAGMA temp_store = MEMORY",
 	} {
 		if _, err := db.wc.ExecContext(ctx, pragma); err != nil {
 			db.Close()
@@ -225,7 +257,7 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	db.cdb.SetMaxOpenConns(1)
 	db.ckpt, db.stop, db.done = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
-	go db.checkpointer()
+	go pprof.Do(context.Background(), pprof.Labels("stage", "wal-checkpoint"), func(context.Context) { db.checkpointer() })
 	return db, nil
 }
 
@@ -275,7 +307,11 @@ const (
 // reused from its start.
 func (db *DB) checkpointer() {
 	defer close(db.done)
-	tick := time.NewTicker(checkpointTick)
+	every := checkpointTick
+	if db.opts.GroupRows > 0 {
+		every = min(every, db.opts.GroupWait/2)
+	}
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	ctx := context.Background()
 	checkpoint := func() (frames int) {
@@ -291,6 +327,7 @@ func (db *DB) checkpointer() {
 			return
 		case <-db.ckpt:
 		case <-tick.C:
+			db.expire()
 		}
 		if checkpoint() > walFullFrames {
 			db.mu.Lock()
@@ -342,6 +379,16 @@ func dsn(path string, o Options, readOnly bool) string {
 	return path + "?" + q.Encode()
 }
 
+// upgradeProducts copies the products of schema 6 or older (renamed
+// products_v6) into the v7 table: the provenance, stamps (NULL: "", every
+// stamp 0) and holders columns become meta (meta.go).
+const upgradeProducts = `INSERT INTO products (` + productCols + `)
+	SELECT sku, name, category, brand, price, currency, stock, status, description, image_urls,
+		json_array(batch_id, source_row, source_offset, source_length, COALESCE(stamps, ''),
+			source_sheet, source_sheet_index, json(displaced), json(holders))
+	FROM products_v6;
+	DROP TABLE products_v6`
+
 // migrate applies the schema and records its version.
 func (db *DB) migrate(ctx context.Context) error {
 	return db.write(ctx, "apply schema", func(tx *wtx) error {
@@ -352,7 +399,15 @@ func (db *DB) migrate(ctx context.Context) error {
 		if v > SchemaVersion {
 			return newerSchema(v)
 		}
+		var rebuild int // a products table of schema 6 or older (no meta)
+		if err := tx.c.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema s WHERE type = 'table' AND name = 'products'
+			AND NOT EXISTS (SELECT 1 FROM pragma_table_info('products') WHERE name = 'meta')`).Scan(&rebuild); err != nil {
+			return err
+		}
 		for _, c := range addedColumns {
+			if c.table == "products" && rebuild == 0 {
+				continue // v7: meta holds them
+			}
 			var have int // columns of that name (0 also when the table does not exist yet)
 			if err := tx.c.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`, c.table, c.column).Scan(&have); err != nil {
 				return err
@@ -374,6 +429,11 @@ func (db *DB) migrate(ctx context.Context) error {
 				}
 			}
 		}
+		if rebuild == 1 {
+			if _, err := tx.c.ExecContext(ctx, `DROP INDEX IF EXISTS products_by_source; ALTER TABLE products RENAME TO products_v6`); err != nil {
+				return fmt.Errorf("upgrade database: products: %w", err)
+			}
+		}
 		if _, err := tx.c.ExecContext(ctx, Schema); err != nil {
 			return err
 		}
@@ -384,6 +444,11 @@ func (db *DB) migrate(ctx context.Context) error {
 		if id != ApplicationID {
 			if _, err := tx.c.ExecContext(ctx, fmt.Sprintf("PRAGMA application_id = %d", ApplicationID)); err != nil {
 				return err
+			}
+		}
+		if rebuild == 1 {
+			if _, err := tx.c.ExecContext(ctx, upgradeProducts); err != nil {
+				return fmt.Errorf("upgrade database: products: %w", err)
 			}
 		}
 		if v < SchemaVersion {
@@ -404,6 +469,12 @@ func (db *DB) Close() error {
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	var errs []error
+	if db.group.open && db.wc != nil {
+		errs = append(errs, db.commitGroup(context.Background()))
+	}
+	if db.wc != nil {
+		errs = append(errs, db.raw.close(db.wc))
+	}
 	for _, s := range db.stmts {
 		errs = append(errs, s.Close())
 	}
@@ -502,39 +573,10 @@ func (tx *wtx) queryRow(query string, args ...any) *sql.Row {
 }
 
 // write runs fn in a BEGIN IMMEDIATE transaction on the write connection and
-// commits it if fn returns nil. op names the operation in errors.
+// commits it if fn returns nil (and, with it, an open group: see group.go).
+// op names the operation in errors.
 func (db *DB) write(ctx context.Context, op string, fn func(tx *wtx) error) error {
-	db.mu.Lock()
-	defer db.mu.Unlock()
-	if db.readOnly {
-		return fmt.Errorf("%s: %w", op, failure.New(failure.Internal, "", "database %s is open read-only", db.path))
-	}
-	if db.wc == nil {
-		return fmt.Errorf("%s: %w", op, failure.New(failure.Internal, "", "database is closed"))
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("%s: %w", op, err)
-	}
-	tx := &wtx{db: db, ctx: ctx, dctx: context.WithoutCancel(ctx), c: db.wc}
-	if _, err := tx.exec("BEGIN IMMEDIATE"); err != nil {
-		return wrapErr(ctx, op, err)
-	}
-	err := fn(tx)
-	if err == nil {
-		if _, err = tx.exec("COMMIT"); err == nil {
-			db.committed()
-		}
-	}
-	if err != nil {
-		// The rollback must run even when ctx is done; it fails harmlessly
-		// when SQLite has already rolled the transaction back.
-		_, _ = db.wc.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
-		for _, f := range tx.undo {
-			f()
-		}
-		return wrapErr(ctx, op, err)
-	}
-	return nil
+	return db.run(ctx, op, commitCall, 0, fn)
 }
 
 // querier is what reads need: the read pool, or the write connection.
@@ -550,6 +592,13 @@ func (db *DB) read(ctx context.Context, op string, fn func(q querier) error) err
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	var q querier = db.rdb
+	if db.grouped.Load() || db.broken.Load() {
+		// Read what this process wrote: commit the open group first (or
+		// fail, when a group was lost).
+		if err := db.flush(); err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+	}
 	if db.memory {
 		db.mu.Lock()
 		defer db.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -79,6 +80,45 @@ func TestSinkContract(t *testing.T) {
 			return newDB(t)
 		})
 	})
+}
+
+// preparedSink writes through Prepare and WritePrepared, as the shard
+// worker does: each Write's products are cut into runs of 1-3 products
+// (chunks), prepared one by one, and written together.
+type preparedSink struct{ *DB }
+
+func (s preparedSink) Write(ctx context.Context, mode catalog.WriteMode, ps []catalog.Product) ([]catalog.Outcome, error) {
+	var parts []any
+	for i, n := 0, 0; i < len(ps); i += n {
+		n = min(len(ps)-i, 1+(i+len(ps))%3)
+		parts = append(parts, s.Prepare(mode, ps[i:i+n]))
+	}
+	return s.WritePrepared(ctx, mode, ps, parts)
+}
+
+// TestSinkContractPrepared: WritePrepared with Prepare's parts is Write
+// (the whole contract suite, model-based property test included), and so
+// is a file database whose Write and Checkpoint calls share transactions
+// (Options.GroupRows).
+func TestSinkContractPrepared(t *testing.T) {
+	for _, driver := range drivers() {
+		for _, group := range []int{0, 1, 1000} {
+			t.Run(fmt.Sprintf("%s/group-%d", driver, group), func(t *testing.T) {
+				t.Parallel()
+				catalogtest.Run(t, func(t *testing.T) interface {
+					catalog.Sink
+					catalog.Reader
+				} {
+					db, err := Open(filepath.Join(t.TempDir(), "import.db"), Options{Driver: driver, GroupRows: group})
+					if err != nil {
+						t.Fatal(err)
+					}
+					t.Cleanup(func() { db.Close() })
+					return preparedSink{db}
+				})
+			})
+		}
+	}
 }
 
 func newBatch(id string) (state.Batch, []state.Shard) {
