@@ -333,7 +333,7 @@ type report struct {
 	rss100k, rss1m    []int64
 	read              map[string][]time.Duration
 	pool, drivers     map[string]map[string][]float64
-	aws               *awsRun
+	aws               *awsRuns
 	weighted          *weightedRun
 	runs              int
 }
