@@ -48,7 +48,8 @@ func main() {
 	work := flag.String("dir", "", "scratch directory (default: a temporary one)")
 	awsRows := flag.Int("aws-rows", 5_000, "rows imported through the AWS handlers on moto to count requests (0: skip)")
 	weightedRows := flag.Int("weighted-rows", 0, "rows of the weighted-shards file (default: rows/10)")
-	sections := flag.String("sections", "all", "comma-separated sections to run: e2e (end to end, peak RSS), read, go, aws, weighted; or all")
+	sections := flag.String("sections", "all", "comma-separated sections to run: e2e (end to end, peak RSS), read, go, aws, weighted, coldstart; or all")
+	coldRuns := flag.Int("cold-runs", 20, "starts of the shard worker binary per variant (coldstart)")
 	flag.Parse()
 	log.SetFlags(0)
 	want := func(section string) bool {
@@ -131,6 +132,12 @@ func main() {
 		run, err := measureWeighted(*importctl, dir, n, *runs)
 		must(err)
 		r.weighted = run
+	}
+	if want("coldstart") {
+		log.Printf("cold start: the shard worker binary, %d starts per variant", *coldRuns)
+		run, err := measureColdStart(dir, *coldRuns)
+		must(err)
+		r.cold = run
 	}
 	must(os.WriteFile(*out, []byte(r.markdown()), 0o644))
 	log.Printf("wrote %s", *out)
@@ -335,6 +342,7 @@ type report struct {
 	pool, drivers     map[string]map[string][]float64
 	aws               *awsRuns
 	weighted          *weightedRun
+	cold              *coldRun
 	runs              int
 }
 
@@ -388,6 +396,9 @@ func (r *report) markdown() string {
 	if r.weighted != nil {
 		b.WriteString("\n")
 		r.weighted.markdown(&b)
+	}
+	if r.cold != nil {
+		r.cold.markdown(&b)
 	}
 	return b.String()
 }
