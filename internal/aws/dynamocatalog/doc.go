@@ -74,9 +74,11 @@
 //  5. A failed condition returns the current item: the SKU is decided again
 //     against it and, if something remains to write, put again
 //     (Options.MaxRedecisions bounds the rounds per SKU; when no item comes
-//     back it is read again). Throttling is retried with exponential backoff
-//     and full jitter, at most Options.MaxAttempts times; then, and on any
-//     other error, Write returns an ImportError (awserr reasons: Throttled,
+//     back it is read again). Throttling, 5xx answers and timeouts are
+//     retried with exponential backoff and full jitter, at most
+//     Options.MaxAttempts times (a resent put that was applied fails its
+//     condition and is decided as a replay); then, and on any other error,
+//     Write returns an ImportError (awserr reasons: Throttled,
 //     ServiceUnavailable, ...).
 //
 // Every outcome is true of a state DynamoDB really held: a Written product

@@ -56,8 +56,8 @@ const BlindBelow = 0.1
 // Options tune a Sink. The zero value is the defaults.
 type Options struct {
 	// MaxAttempts bounds the tries of one request that fails transiently:
-	// a throttled put or read (after the SDK's own retries), BatchGetItem
-	// keys left unprocessed. Default 8.
+	// a put or read throttled, answered with a 5xx or timed out (after the
+	// SDK's own retries), BatchGetItem keys left unprocessed. Default 8.
 	MaxAttempts int
 	// BaseDelay is the first backoff delay; each retry doubles it, up to
 	// MaxDelay, and sleeps a random time up to it (full jitter). Defaults
@@ -336,7 +336,7 @@ func (s *Sink) store(ctx context.Context, mode catalog.WriteMode, products []cat
 			if err := s.decide(mode, products, out, st); err != nil {
 				return err
 			}
-		case awserr.Reason(err) == failure.Throttled && ctx.Err() == nil:
+		case transient(err) && ctx.Err() == nil:
 			if attempts++; attempts >= s.opts.MaxAttempts {
 				return awserr.Wrap(err, fmt.Sprintf("PutItem product %s (%d attempts)", st.sku, attempts))
 			}
@@ -388,7 +388,7 @@ func (s *Sink) readChunk(ctx context.Context, chunk []*skuState, consistent bool
 	for attempts := 0; ; {
 		res, err := s.client.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
 		if err != nil {
-			if awserr.Reason(err) != failure.Throttled || ctx.Err() != nil {
+			if !transient(err) || ctx.Err() != nil {
 				return awserr.Wrap(err, "BatchGetItem")
 			}
 			if attempts++; attempts >= s.opts.MaxAttempts {
@@ -423,6 +423,19 @@ func (s *Sink) readChunk(ctx context.Context, chunk []*skuState, consistent bool
 			return err
 		}
 	}
+}
+
+// transient reports whether a request that failed with err is worth
+// sending again after a pause: throttled, a 5xx, a timeout (after the SDK's
+// own retries, whose quota runs out when many requests fail at once). A
+// put is safe to resend: if the first one was applied, the second fails
+// its condition and the SKU is decided as a replay.
+func transient(err error) bool {
+	switch awserr.Reason(err) {
+	case failure.Throttled, failure.ServiceUnavailable, failure.NetworkTimeout:
+		return true
+	}
+	return false
 }
 
 // backoff sleeps before retry number attempt (1, 2, ...): a random time up

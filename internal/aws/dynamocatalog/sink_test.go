@@ -436,8 +436,8 @@ func (j *inject) option(stack *middleware.Stack) error {
 }
 
 // TestPutFailures: a Write recovers from failed puts it is told about
-// (throttling, a failed condition with or without the current item, even a
-// wrong one), and gives up after MaxAttempts throttled tries.
+// (throttling, a 5xx, a failed condition with or without the current item,
+// even a wrong one), and gives up after MaxAttempts throttled tries.
 func TestPutFailures(t *testing.T) {
 	// fake claims that a higher row of the batch holds the SKU: the Write
 	// then puts its row conditioned on that holder, which fails, and the
@@ -457,6 +457,9 @@ func TestPutFailures(t *testing.T) {
 	}{
 		{"Throttling", 3, 8, func(*dynamodb.PutItemInput, string) error {
 			return &smithy.GenericAPIError{Code: "ThrottlingException", Message: "injected"}
+		}},
+		{"InternalServerError", 2, 7, func(*dynamodb.PutItemInput, string) error {
+			return &smithy.GenericAPIError{Code: "InternalServerError", Message: "injected"}
 		}},
 		{"ConditionalCheckFailedWithoutItem", 2, 7, func(*dynamodb.PutItemInput, string) error {
 			return &types.ConditionalCheckFailedException{Message: aws.String("injected")}

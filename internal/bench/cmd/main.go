@@ -429,6 +429,12 @@ func (r *report) markdown() string {
 	}
 	if r.scale != nil {
 		r.scale.markdown(&b)
+		wru, rru, measured := 1.06, 0.0, false
+		if r.aws != nil {
+			c := r.aws.fresh.cost()
+			wru, rru, measured = c.wru, c.rru, true
+		}
+		r.scale.projectionMarkdown(&b, wru, rru, measured)
 	}
 	if r.cold != nil {
 		r.cold.markdown(&b)

@@ -417,3 +417,124 @@ func (r *scaleRuns) markdown(b *strings.Builder) {
 	}
 	fmt.Fprintf(b, "\nThe splitter's single pass (`split.PlanSource`, shards of 50,000 rows, %d rows, %.0f MB from the page cache, one core, median of 3): **%.0f MB/s**.\n", r.splitRows, r.splitMB, r.splitMBps)
 }
+
+// Published limits and prices the projection uses (docs/scale.md cites
+// them).
+const (
+	tableWRUQuota      = 40_000        // on-demand table-level write quota, units/s (default, raisable)
+	newTableWRU        = 4_000         // a new on-demand table's writes/s before it scales
+	partitionWRU       = 1_000         // one partition (one item at most) per second
+	s3StreamMBps       = 87            // one S3 GET stream, MB/s ("85-90 MB/s" per request)
+	esmStart           = 5             // SQS event source: concurrent batches at first
+	esmRampPerMin      = 300           // ... then up to this many more a minute
+	workerGB           = 1.769         // template WorkerMemory
+	splitterGB         = 1.024         // template SplitterFunction MemorySize
+	splitterVCPU       = 1024.0 / 1769 // Lambda CPU share at 1,024 MB
+	priceLambdaGBs     = 0.0000133334  // arm64, per GB-second
+	priceLambdaRequest = 0.20 / 1e6    // per invocation
+	shardRows          = 50_000        // template ShardRows
+	bytesPerRow        = 224           // the bench's product CSV
+	batchItemKB        = 3             // the batch item's size rounded up (2.1 KB measured)
+	badShare           = 0.05          // faulty rows of the projected files
+)
+
+// projection is the model's answer for one file size and concurrency.
+type projection struct {
+	rows, workers         int
+	split, work, ramp     float64 // seconds
+	rate                  float64 // rows/s reached
+	bound                 string  // what bounds the rate
+	dynamo, lambda, other float64 // dollars
+}
+
+// project applies the model of docs/scale.md: the splitter's single pass,
+// then the shards at min(workers x one worker's rate, the table's write
+// quota, the batch item, the failure records' partition), with the costs
+// of the per-row units measured by the aws section.
+func project(rows, workers int, workerRate, splitMBps, wruPerRow, rruPerRow, txnPerSec float64) projection {
+	p := projection{rows: rows, workers: workers}
+	shards := math.Ceil(float64(rows) / shardRows)
+	mb := float64(rows) * bytesPerRow / 1e6
+	p.split = mb / math.Min(s3StreamMBps, splitMBps*splitterVCPU)
+	active := math.Min(float64(workers), shards)
+	p.ramp = math.Max(0, active-esmStart) / esmRampPerMin * 60 / 2 // half the ramp is lost on average
+	type limit struct {
+		rate float64
+		name string
+	}
+	limits := []limit{
+		{active * workerRate, fmt.Sprintf("%d workers x %s rows/s", int(active), si(workerRate))},
+		{tableWRUQuota / wruPerRow, "table write quota (40,000 units/s)"},
+		{txnPerSec * 1000, fmt.Sprintf("batch item (%.0f checkpoint transactions/s)", txnPerSec)},
+		{partitionWRU / (badShare * 2), "failure records' partition (1,000 units/s)"},
+	}
+	best := limits[0]
+	for _, l := range limits[1:] {
+		if l.rate < best.rate {
+			best = l
+		}
+	}
+	p.rate, p.bound = best.rate, best.name
+	p.work = float64(rows)/p.rate + float64(shardRows)/workerRate/2 // and half a shard of tail on average
+	p.dynamo = float64(rows) * (wruPerRow*priceWRU + rruPerRow*priceRRU)
+	busy := active * (p.work + p.ramp) // workers run (or wait on throttling) the whole time
+	p.lambda = busy*workerGB*priceLambdaGBs + p.split*splitterGB*priceLambdaGBs + shards*2*priceLambdaRequest
+	p.other = shards*4*priceSQS + (shards*2+3)*priceS3Get + 2*priceS3Put
+	return p
+}
+
+// batchTxnRate is how many checkpoint transactions a second one batch item
+// takes: the most the contention runs achieved, at most the item's
+// partition (1,000 units/s, 2 units per KB of the batch item in a
+// transaction).
+func (r *scaleRuns) batchTxnRate() float64 {
+	best := 0.0
+	for _, c := range r.contention {
+		best = math.Max(best, float64(c.checkpoints)/c.wall)
+	}
+	return math.Min(best, partitionWRU/(2*batchItemKB))
+}
+
+// defaultRate is the measured rate of one worker as the template runs it
+// (the sink's default 16 puts in flight, a checkpoint every 1,000 rows).
+func (r *scaleRuns) defaultRate() float64 {
+	for _, w := range r.workers {
+		if w.pool == 16 && w.every == 1000 {
+			return w.rate()
+		}
+	}
+	return r.workers[len(r.workers)-1].rate()
+}
+
+// projectionMarkdown writes the model's table for 1M, 10M and 100M rows at
+// 10, 50 and 200 workers, from the measured rates and units per row.
+func (r *scaleRuns) projectionMarkdown(b *strings.Builder, wruPerRow, rruPerRow float64, measured bool) {
+	rate, txn := r.defaultRate(), r.batchTxnRate()
+	src := "measured by the aws section of this run"
+	if !measured {
+		src = "decision 29's measurement (the aws section did not run)"
+	}
+	fmt.Fprintf(b, "\n### Projection: 1M-100M rows (the model of [scale.md](scale.md))\n\n")
+	fmt.Fprintf(b, "Inputs: one worker %s rows/s (16 puts in flight, a checkpoint every 1,000 rows, measured above); the splitter's pass at min(S3's %d MB/s a stream, %.0f MB/s x %.2f vCPU at 1,024 MB); %.3f write and %.3f read units per row (%s; new products, 5%% faulty); one batch item takes %.0f checkpoint transactions/s (measured above, at most 1,000 units/s / 6 units); the failure records' partition 1,000 units/s (2 units a record); the table's default on-demand quota 40,000 write units/s; shards of 50,000 rows; %d bytes a row. Lambda at 1,769 MB (worker) and 1,024 MB (splitter), arm64.\n\n",
+		si(rate), s3StreamMBps, r.splitMBps, splitterVCPU, wruPerRow, rruPerRow, src, txn, bytesPerRow)
+	fmt.Fprintf(b, "| rows | workers | split | ramp | shards | wall | rows/s | bound by | DynamoDB $ | Lambda $ | SQS + S3 $ | total $ |\n|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|\n")
+	for _, n := range []int{1_000_000, 10_000_000, 100_000_000} {
+		for _, w := range []int{10, 50, 200} {
+			p := project(n, w, rate, r.splitMBps, wruPerRow, rruPerRow, txn)
+			fmt.Fprintf(b, "| %s | %d | %s | %s | %d | **%s** | %s | %s | %.2f | %.2f | %.3f | %.2f |\n", si(float64(n)), w, dur(p.split), dur(p.ramp),
+				int(math.Ceil(float64(n)/shardRows)), dur(p.split+p.ramp+p.work), si(p.rate), p.bound, p.dynamo, p.lambda, p.other, p.dynamo+p.lambda+p.other)
+		}
+	}
+}
+
+// dur formats seconds as s, min or h.
+func dur(s float64) string {
+	switch {
+	case s >= 3600:
+		return fmt.Sprintf("%.1f h", s/3600)
+	case s >= 120:
+		return fmt.Sprintf("%.0f min", s/60)
+	default:
+		return fmt.Sprintf("%.0f s", s)
+	}
+}
