@@ -513,7 +513,8 @@ func (s *State) Effective() (p Product, ok bool) {
 // The decision and the write are atomic per SKU: concurrent writers of one
 // SKU end as if they had written one after the other (the lowest position of
 // a batch holds its fields; each field holds its newest batch's value).
-// A failed Write may have stored a prefix; retrying it is safe.
+// A failed Write may have stored some of its products (a prefix, or any
+// subset when the sink writes SKUs concurrently); retrying it is safe.
 type Sink interface {
 	Write(ctx context.Context, mode WriteMode, products []Product) ([]Outcome, error)
 }

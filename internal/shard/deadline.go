@@ -26,12 +26,19 @@ func (r *run) nearDeadline(ctx context.Context) bool {
 }
 
 // groupLimit is how many chunks one commit may take: maxGroup, fewer when
-// the deadline is close, so that a commit ends before the margin.
+// the deadline is close, so that a commit ends before the margin. Under a
+// deadline the first commit takes one chunk, which gives the pace: a sink
+// slower than the invocation's time left (many requests a chunk, each
+// stalled or retried) would otherwise take maxGroup chunks into a commit
+// that cannot end before the deadline, in every invocation again.
 func (r *run) groupLimit(ctx context.Context) int {
 	d, ok := ctx.Deadline()
 	per := time.Duration(r.perChunk.Load())
-	if !ok || per <= 0 {
+	if !ok {
 		return maxGroup
+	}
+	if per <= 0 {
+		return 1
 	}
 	n := int((time.Until(d) - r.w.opt.DeadlineMargin) / per)
 	return max(1, min(maxGroup, n))

@@ -138,3 +138,29 @@ func TestBreakerErrorsAreCircuitOpen(t *testing.T) {
 		t.Error("other errors must pass unchanged")
 	}
 }
+
+// TestGroupLimit: without a deadline a commit may take maxGroup chunks;
+// under one, the first commit takes one chunk (the pace is unknown), then as
+// many as fit before the margin at the pace measured.
+func TestGroupLimit(t *testing.T) {
+	r := &run{w: &Worker{opt: Options{DeadlineMargin: time.Second}}}
+	if n := r.groupLimit(context.Background()); n != maxGroup {
+		t.Errorf("no deadline: %d chunks, want %d", n, maxGroup)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if n := r.groupLimit(ctx); n != 1 {
+		t.Errorf("first commit under a deadline: %d chunks, want 1", n)
+	}
+	r.pending.Add(1)
+	r.paced(1, 10*time.Second)
+	if n := r.groupLimit(ctx); n < 4 || n > 6 {
+		t.Errorf("59 s left, 1 s margin, 10 s a chunk: %d chunks, want 5", n)
+	}
+	r.paced(1, time.Millisecond)
+	r.paced(1, time.Millisecond)
+	r.paced(1, time.Millisecond)
+	if n := r.groupLimit(ctx); n != maxGroup {
+		t.Errorf("fast chunks: %d, want %d", n, maxGroup)
+	}
+}

@@ -7,10 +7,12 @@ package awsclient
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
@@ -45,6 +47,11 @@ type Settings struct {
 	OneAtATime sync.Locker
 }
 
+// MaxIdleConnsPerHost is how many idle connections the clients keep per
+// endpoint: above the products sink's puts in flight (default 16) times the
+// shards one process works on at once.
+const MaxIdleConnsPerHost = 64
+
 // FromEnv reads Settings from AWS_REGION and AWS_ENDPOINT_URL.
 func FromEnv() Settings {
 	return Settings{Region: os.Getenv("AWS_REGION"), Endpoint: os.Getenv("AWS_ENDPOINT_URL")}
@@ -72,6 +79,13 @@ func New(ctx context.Context, s Settings) (*Clients, error) {
 	if s.Endpoint != "" && os.Getenv("AWS_ACCESS_KEY_ID") == "" {
 		opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("test", "test", "")))
 	}
+	// The products sink keeps many puts in flight per shard
+	// (dynamocatalog.Options.InFlight): keep that many connections per host
+	// open between calls, not the SDK's 10, or every call over ten opens a
+	// new TLS connection.
+	opts = append(opts, config.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+		t.MaxIdleConnsPerHost = MaxIdleConnsPerHost
+	})))
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("load AWS configuration: %w", err)

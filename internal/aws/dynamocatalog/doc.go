@@ -1,14 +1,17 @@
 // Package dynamocatalog is the DynamoDB adapter of the product sink port: a
 // Sink writes products to the Products table (catalog.Sink) and reads them
 // back (catalog.Reader). It passes the same contract suite as the SQLite
-// sink (internal/catalog/catalogtest), against moto on loopback.
+// sink (internal/catalog/catalogtest), against moto on loopback, under each
+// read policy.
 //
 // # Table
 //
 // One item per SKU (TableInput; CreateTable provisions it where no stack
 // does, template.yaml declares the same):
 //
-//   - key: sku (S, hash); billing PAY_PER_REQUEST;
+//   - key: sku (S, hash); billing PAY_PER_REQUEST; no index (decision 29:
+//     the by_batch index cost a write unit per product written and two when
+//     a newer batch took a SKU over, and nothing in the pipeline read it);
 //   - product fields: name, category, brand, price (S, canonical decimal
 //     text: money is never a float), currency, stock (N), status,
 //     description, image_urls (L of S);
@@ -26,95 +29,113 @@
 //     creation or the tombstone (catalog.EncodeHolders JSON); absent when the
 //     provenance batch is the only one;
 //   - version (N): bumped by every write, the compare-and-swap token;
-//     absent on items written before versions;
-//   - global secondary index by_batch: batch_id (hash), row (range),
-//     projection INCLUDE sheet, for CountBatch.
+//     absent on items written before versions.
 //
-// Empty strings and empty lists are not stored (batch_id, an index key,
-// could not be empty) and read back as "" and nil. A deleted product stays as
-// an item (its tombstone); Get does not return it.
+// Empty strings and empty lists are not stored and read back as "" and nil.
+// A deleted product stays as an item (its tombstone); Get does not return
+// it. A typical product item is 350-700 bytes: one write unit (1 KB).
 //
-// # Decision: Write is an optimistic compare-and-swap, not BatchWriteItem
+// # Decision: one conditional PutItem per SKU, not transactions
 //
-// Context. Invariant 5: the lowest position of a SKU within a batch wins,
-// atomically per SKU, whatever order concurrent shards write in, and the rows
-// it displaces are reported (catalog.Outcome.Displaced). The design card's
-// first idea, BatchWriteItem with a retry of UnprocessedItems, cannot keep
-// it: BatchWriteItem takes no conditions, so two shards that each read "row
+// Context. Invariant 5 (the lowest position of a SKU within a batch wins,
+// and the rows it displaces are reported) and invariant 10 (each field keeps
+// the value of its newest batch) need a compare-and-swap per SKU:
+// BatchWriteItem takes no conditions, so two shards that each read "row
 // 90,000 holds the SKU" and then write rows 12 and 40 blindly race, and the
-// last write wins, whichever row it carries. One conditional PutItem per
-// product would be correct but costs one write request per row, against a
-// pipeline budget of at most 45 DynamoDB write requests per 1,000 rows.
+// last write wins. Decision 7 wrote the winners in TransactWriteItems of 100
+// conditional Puts, to stay under a budget of 45 write requests per 1,000
+// rows; but a transactional write costs two write units per KB where a
+// plain one costs one, and on-demand DynamoDB bills units, not requests. The
+// transaction bought nothing else: each Put carried its own condition, a
+// Write call was never atomic as a whole (a failed transaction left the
+// earlier ones stored), and the lease's fencing is not in it (a product
+// write of a zombie is a replay, decided by the stamps like any other; see
+// decision 29 for the argument).
 //
-// Choice. Write reads, decides in memory, and writes conditionally, in
-// batches:
+// Choice. Write learns each SKU's item, decides in memory, and writes each
+// SKU with its own conditional PutItem, many in flight:
 //
 //  1. The products of the call are grouped by SKU, in slice order (a call
 //     may hold one SKU several times).
-//  2. BatchGetItem reads the current item of every SKU of the call
-//     (ConsistentRead, 100 keys per request, UnprocessedKeys retried with
-//     backoff), whole: values, stamps and holders come in the same read.
+//  2. Reads before writes (below): either one BatchGetItem per 100 SKUs
+//     reads the current items (whole: values, stamps and holders), or the
+//     SKUs are taken to be absent and written blind.
 //  3. Each SKU is decided by catalog.Decide, product by product, each
-//     against the SKU's state at that point (the stored item, then the
-//     call's earlier Written products): Written, Duplicate (Holder), Exists,
+//     against the SKU's state at that point (the item seen, then the call's
+//     earlier Written products): Written, Duplicate (Holder), Exists,
 //     Superseded or Unknown, merging fields by their stamps. The state after
 //     the SKU's last Written product is the item to write.
-//  4. The new items are written with TransactWriteItems, up to 100 Puts per
-//     request (AWS's limit, which moto 5.2 accepts too) and about 3.5 MB of
-//     estimated item size (the limit is 4 MB), in the order of the SKUs'
-//     first products. Each Put is conditioned on the item still being the
-//     one read: attribute_not_exists(sku) when there was none, else version
-//     equal to the one read (an item written before versions: no version and
+//  4. Each new item is written with one PutItem, Options.InFlight at a time
+//     (default 16), conditioned on the item still being the one decided
+//     against: attribute_not_exists(sku) when there was none, else version
+//     equal to the one seen (an item written before versions: no version and
 //     batch_id, sheet_index and row equal to the holder's);
 //     ReturnValuesOnConditionCheckFailure is ALL_OLD.
-//  5. A TransactionCanceledException names, per item, why. ConditionalCheckFailed
-//     items come with the current item: those SKUs are decided again against
-//     it (read again when no item comes back), and the rest of the
-//     transaction is sent again at once (Options.MaxRedecisions bounds the
-//     rounds). TransactionConflict and throttling are retried with
-//     exponential backoff and full jitter, at most Options.MaxAttempts times;
-//     then, and on any other error, Write returns an ImportError (awserr
-//     reasons: Throttled, ServiceUnavailable, ...).
+//  5. A failed condition returns the current item: the SKU is decided again
+//     against it and, if something remains to write, put again
+//     (Options.MaxRedecisions bounds the rounds per SKU; when no item comes
+//     back it is read again). Throttling, 5xx answers and timeouts are
+//     retried with exponential backoff and full jitter, at most
+//     Options.MaxAttempts times (a resent put that was applied fails its
+//     condition and is decided as a replay); then, and on any other error,
+//     Write returns an ImportError (awserr reasons: Throttled,
+//     ServiceUnavailable, ...).
 //
+// Every outcome is true of a state DynamoDB really held: a Written product
+// of its put's condition, an outcome that writes nothing of a read or of the
+// item a failed condition returned (a blind guess "absent" is never the
+// basis of an outcome that writes nothing: such SKUs are read first).
 // Decisions that write nothing (Duplicate, Superseded, and for upsert,
-// replace and delete nothing else) are taken at the consistent read and stay
-// true: within a batch the position holding a SKU only ever decreases, and
-// stamps and tombstones only ever grow. Exists and Unknown are true of the
-// read (decision 17: update and create-only decide existence at write time).
-// Writes are checked by their conditions. So concurrent writers of one SKU,
-// in any processes, end as if they had written one after the other: its
-// lowest position per batch stored, each field at its newest batch's value,
-// and every row that lost within its batch reported once as Duplicate or as
-// Displaced (perhaps again by later writes of the winner; callers record
-// failures idempotently).
+// replace and delete nothing else) stay true of every later state: within a
+// batch the position holding a SKU only ever decreases, and stamps and
+// tombstones only ever grow. Exists and Unknown are true of the read
+// (decision 17: update and create-only decide existence at write time). So
+// concurrent writers of one SKU, in any processes, end as if they had
+// written one after the other: its lowest position per batch stored, each
+// field at its newest batch's value, and every row that lost within its
+// batch reported once as Duplicate or as Displaced (perhaps again by later
+// writes of the winner; callers record failures idempotently).
 //
-// Consequence. A Write of 100 distinct new products costs 2 requests: one
-// BatchGetItem and one TransactWriteItems, i.e. 10 write requests per 1,000
-// rows (TestWriteRequests asserts it). Transactional writes consume twice
-// the write capacity of plain writes, and the read adds one strongly
-// consistent read per product; contention on a SKU costs a transaction per
-// round. A Write call is not atomic as a whole (SQLite's is): when one of
-// its transactions fails for good, the earlier ones are stored. Retrying the
-// call is safe, as the contract requires: a SKU already stored by the failed
-// attempt is found at the call's own position, a replay, and reported with
-// the same displaced rows. The same holds when a transaction committed but
-// its response was lost and the SDK sends it again: its conditions then fail
-// on the items it wrote, which are decided as replays. So no
-// ClientRequestToken is used (moto also refuses a replayed one, where AWS
-// treats it as idempotent for 10 minutes).
+// # Reads before writes
 //
-// The condition compares a version that every write bumps, so it sees every
-// change (the holder-only condition before it could miss an A-B-A change
-// across batches). An item written before versions is compared by its
-// holder's batch and position, once: the write gives it a version.
+// A read costs half a read unit per SKU (eventually consistent, up to 4 KB:
+// $0.0625 per million on demand); a blind put that finds the item fails its
+// condition, costs a write unit ($0.625 per million) and returns the item.
+// So reading first pays when more than one SKU in ten is stored
+// (BlindBelow), writing blind when fewer are. Options.Reads chooses:
+// ReadsAuto (the default) keeps the share of SKUs the Sink's recent calls
+// found stored (each call half the weight; the first call reads) and writes
+// blind while it is under BlindBelow, so a file of new products costs one
+// write unit per product and no read, and a file that updates a catalog one
+// read and one write. ReadsAlways and ReadsNever fix the choice (tests run
+// the contract under all three). Mode update always reads: its Unknown
+// outcome writes nothing, so a blind put could not check it.
+//
+// Reads are eventually consistent for upsert, replace and delete, whose
+// outcomes that write nothing are monotone (above): a stale item can only
+// lead to a put whose condition fails and returns the current item. Update
+// and create-only read strongly consistently (a full read unit), since
+// Exists and Unknown depend on whether the product exists now.
+//
+// Consequence. A new product costs one PutItem and one write unit; an
+// existing one a twentieth of a BatchGetItem, half a read unit, one PutItem
+// and one write unit (TestWriteRequests pins the requests). Requests per
+// 1,000 rows rise from about 20 to about 1,000, which on-demand DynamoDB
+// does not bill; the latency of one Write is that of a read plus one put
+// per InFlight SKUs. Contention on a SKU costs a put per round. A Write call
+// is not atomic: when one of its puts fails for good, others may be stored
+// (any subset: they run concurrently). Retrying the call is safe, as the
+// contract requires: a SKU already stored by the failed attempt is found at
+// the call's own position, a replay, and reported with the same displaced
+// rows. The same holds when a put was applied but its response was lost and
+// the SDK sends it again: its condition then fails on the item it wrote,
+// which is decided as a replay.
 //
 // # Reads
 //
-// Get and Stamps are a strongly consistent GetItem. CountBatch queries by_batch with
-// Select COUNT, row BETWEEN from AND to, a filter on sheet when given, every
-// page. Global secondary indexes are eventually consistent on AWS (moto
-// updates them at once): finalization, which reconciles against CountBatch,
-// counts again when the numbers do not match (handler.Options.Settle).
+// Get and Stamps are a strongly consistent GetItem. CountBatch has no index
+// to query: it scans the table with a filter, for tests and small tables
+// (nothing in the pipeline calls it; finalization reconciles row outcomes).
 //
 // # Limits
 //
@@ -126,25 +147,23 @@
 // one batch before a Write of it fails (an Internal ImportError naming the
 // SKU, raised before anything is sent). A worker writes a shard's rows in
 // file order, so a SKU displaces about one row per shard at most; later
-// duplicates within a shard are Duplicate outcomes, which store nothing.
+// duplicates within a shard are Duplicate outcomes, which store nothing. A
+// SKU lives in one partition, which takes at most 1,000 write units a
+// second: one SKU written by many shards at once is a hot key (its puts are
+// throttled and retried), many SKUs are not.
 //
 // # moto (5.2.1) differences
 //
-//   - TransactWriteItems is not isolated: moto copies the whole table before
-//     each item of a transaction and puts the copy back when the transaction
-//     is cancelled. Concurrent transactions on one table then fail with HTTP
-//     500 ("dictionary changed size during iteration") or silently undo each
-//     other's writes. Every client of a moto holds one lock per DynamoDB
+//   - moto does not apply a conditional write atomically while other
+//     requests run: every client of a moto holds one lock per DynamoDB
 //     request (awsclient.Settings.OneAtATime; the test harness sets it);
 //     calls still interleave between requests, so the read-decide-write
 //     races and the conditions are still exercised.
-//   - The copy per item makes a transaction cost O(items x table size):
-//     writing 1,000 products into one table takes tens of seconds. The tests
-//     use a small table per test.
 //   - A condition can fail inside moto's put after its own check passed
 //     (another request in between), and then no item comes back: Write reads
 //     the SKU again.
-//   - Global secondary indexes are updated immediately (AWS: eventually).
+//   - Reads are always consistent, and ConsumedCapacity is a constant (1.0
+//     for a PutItem of any size): the bench computes units from item sizes.
 //
 // # Decisions where the port leaves room
 //

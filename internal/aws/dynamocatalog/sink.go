@@ -4,14 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go/middleware"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/catalog-import/catalog-import/internal/aws/awserr"
 	"github.com/catalog-import/catalog-import/internal/aws/dynamoattr"
@@ -23,32 +26,47 @@ import (
 const (
 	// maxGetKeys is the most keys one BatchGetItem carries.
 	maxGetKeys = 100
-	// maxTransactItems is the most actions one TransactWriteItems carries
-	// (AWS and moto 5.2 both accept 100).
-	maxTransactItems = 100
-	// maxTransactBytes caps the estimated size of the items of one
-	// transaction, below the 4 MB aggregate limit with room for the
-	// estimate's error.
-	maxTransactBytes = 3_500_000
 	// maxItemBytes is DynamoDB's item size limit (400 KB).
 	maxItemBytes = 400 * 1024
 )
 
+// Reads says whether a Write reads the current items of its SKUs before it
+// writes them (see the package documentation, "Reads before writes").
+type Reads int
+
+// Read policies.
+const (
+	// ReadsAuto reads first while many SKUs are found stored, and writes
+	// blind (each put conditioned on the item being absent) while few are:
+	// the share found by the Sink's recent Write calls decides (ReadsBelow).
+	// Mode update always reads.
+	ReadsAuto Reads = iota
+	// ReadsAlways reads every SKU before writing it.
+	ReadsAlways
+	// ReadsNever writes blind first (mode update still reads).
+	ReadsNever
+)
+
+// BlindBelow is the share of SKUs found stored under which ReadsAuto writes
+// blind. A blind put that finds an item costs one write unit ($0.625 per
+// million on demand) and returns the item; reading first costs half a read
+// unit per SKU ($0.0625 per million, eventually consistent): blind writes
+// are cheaper while fewer than one SKU in ten is stored.
+const BlindBelow = 0.1
+
 // Options tune a Sink. The zero value is the defaults.
 type Options struct {
 	// MaxAttempts bounds the tries of one request that fails transiently:
-	// a transaction cancelled by a TransactionConflict or throttling, a
-	// throttled request (after the SDK's own retries), BatchGetItem keys left
-	// unprocessed. Default 8.
+	// a put or read throttled, answered with a 5xx or timed out (after the
+	// SDK's own retries), BatchGetItem keys left unprocessed. Default 8.
 	MaxAttempts int
 	// BaseDelay is the first backoff delay; each retry doubles it, up to
 	// MaxDelay, and sleeps a random time up to it (full jitter). Defaults
 	// 20ms and 2s.
 	BaseDelay, MaxDelay time.Duration
-	// MaxRedecisions bounds how many times one transaction is decided again
-	// because a product item changed between the read and the write (a
-	// ConditionalCheckFailed); each time means another writer made progress
-	// on one of its SKUs. Default 100.
+	// MaxRedecisions bounds how many times one SKU is decided again because
+	// its item changed between the read and the write (a failed condition);
+	// each time means another writer made progress on it. Default 100.
 	MaxRedecisions int
 	// OnThrottle, when set, is called for every attempt of a Write's
 	// requests that DynamoDB throttles (ProvisionedThroughputExceeded,
@@ -57,6 +75,11 @@ type Options struct {
 	// retries and the sink's own hide it. The worker's adaptive rate
 	// limiter listens (shard.AdaptiveLimiter.Throttled).
 	OnThrottle func()
+	// InFlight bounds the requests one Write call has in flight: the
+	// conditional puts, one per SKU, and the reads of 100 SKUs. Default 16.
+	InFlight int
+	// Reads is the read policy (default ReadsAuto).
+	Reads Reads
 }
 
 func (o Options) withDefaults() Options {
@@ -75,18 +98,23 @@ func (o Options) withDefaults() Options {
 	if o.MaxRedecisions <= 0 {
 		o.MaxRedecisions = 100
 	}
+	if o.InFlight <= 0 {
+		o.InFlight = 16
+	}
 	return o
 }
 
 // Sink is the DynamoDB products table as a catalog.Sink and catalog.Reader.
-// It is safe for concurrent use: it keeps no state between calls, and
-// concurrent writers of one SKU (in this process or another) are ordered by
-// the conditions of their writes.
+// It is safe for concurrent use: concurrent writers of one SKU (in this
+// process or another) are ordered by the conditions of their writes. The
+// only state it keeps between calls is the share of SKUs recent calls found
+// stored (for ReadsAuto).
 type Sink struct {
 	client *dynamodb.Client
 	table  string
 	opts   Options
 	call   []func(*dynamodb.Options) // per-call options of Write's requests
+	found  atomic.Uint64             // math.Float64bits of the share found stored; NaN: none seen yet
 }
 
 var (
@@ -102,6 +130,7 @@ func New(client *dynamodb.Client, table string, opts Options) *Sink {
 			o.APIOptions = append(o.APIOptions, throttleObserver(on))
 		}}
 	}
+	s.found.Store(math.Float64bits(math.NaN()))
 	return s
 }
 
@@ -144,22 +173,24 @@ func throttled(err error) bool {
 
 // skuState is what one Write call knows and decided about one SKU.
 type skuState struct {
-	sku  string
-	idx  []int         // products of the call with this SKU, in slice order
-	held bool          // an item was stored when last read
-	read catalog.State // that item's state (when held)
-	ver  int64         // that item's version (0: none, or an item older than versions)
-	put  item          // the item to write, nil when the stored one stays
-	size int           // dynamoattr.Size(put)
+	sku      string
+	idx      []int         // products of the call with this SKU, in slice order
+	known    bool          // the stored item was read, or returned by a failed condition
+	held     bool          // an item was stored when last seen
+	read     catalog.State // that item's state (when held)
+	ver      int64         // that item's version (0: none, or an item older than versions)
+	put      item          // the item to write, nil when the stored one stays
+	redecide int           // times decided again after a failed condition
 }
 
 // Write applies products in slice order under the catalog.Sink rules: it
-// reads the items of the call's SKUs (BatchGetItem, consistent), decides
-// every product in memory with catalog.Decide against the SKU's state at its
-// point of the slice, and writes the SKUs' new states with
-// TransactWriteItems, each Put conditioned on the item still being the
-// version that was read. A cancelled transaction is decided
-// again from the items it returns; see the package documentation.
+// learns the current item of each SKU (a BatchGetItem, or the item a blind
+// put's failed condition returns), decides every product in memory with
+// catalog.Decide against the SKU's state at its point of the slice, and
+// writes each SKU's new state with one PutItem conditioned on the item
+// still being the one decided against, InFlight at a time. A failed
+// condition returns the current item and the SKU is decided again; see the
+// package documentation.
 func (s *Sink) Write(ctx context.Context, mode catalog.WriteMode, products []catalog.Product) ([]catalog.Outcome, error) {
 	mode, err := catalog.SinkMode(mode)
 	if err != nil {
@@ -184,41 +215,96 @@ func (s *Sink) Write(ctx context.Context, mode catalog.WriteMode, products []cat
 		}
 		st.idx = append(st.idx, i)
 	}
-	if err := s.readHolders(ctx, order); err != nil {
-		return nil, err
+	if !s.blind(mode) {
+		if err := s.readItems(ctx, order, consistent(mode)); err != nil {
+			return nil, err
+		}
 	}
+	var unknown []*skuState
 	for _, st := range order {
 		if err := s.decide(mode, products, out, st); err != nil {
 			return nil, err
 		}
-	}
-	// Write the winners, in transactions of at most maxTransactItems items
-	// and maxTransactBytes bytes.
-	var chunk []*skuState
-	size := 0
-	for _, st := range order {
-		if st.put == nil {
-			continue
+		if st.put == nil && !st.known {
+			unknown = append(unknown, st)
 		}
-		if len(chunk) == maxTransactItems || (len(chunk) > 0 && size+st.size > maxTransactBytes) {
-			if err := s.transact(ctx, mode, products, out, chunk); err != nil {
-				return nil, err
-			}
-			chunk, size = chunk[:0], 0
-		}
-		chunk = append(chunk, st)
-		size += st.size
 	}
-	if len(chunk) > 0 {
-		if err := s.transact(ctx, mode, products, out, chunk); err != nil {
+	if len(unknown) > 0 {
+		// Written blind, these SKUs would write nothing (nothing does
+		// against an absent item but update, which always reads): an
+		// outcome that writes nothing must come from a read.
+		if err := s.readItems(ctx, unknown, true); err != nil {
 			return nil, err
 		}
+		for _, st := range unknown {
+			if err := s.decide(mode, products, out, st); err != nil {
+				return nil, err
+			}
+		}
 	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.opts.InFlight)
+	for _, st := range order {
+		if st.put != nil {
+			g.Go(func() error { return s.store(gctx, mode, products, out, st) })
+		}
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	found := 0
+	for _, st := range order {
+		if st.held {
+			found++
+		}
+	}
+	s.observe(float64(found) / float64(len(order)))
 	return out, nil
 }
 
-// decide sets the outcomes of st's products against the state last read,
-// and st.put to the item that must be written (nil when none).
+// blind reports whether this Write should put without reading first.
+func (s *Sink) blind(mode catalog.WriteMode) bool {
+	if mode == catalog.Update {
+		return false // Unknown must be read: a blind put of an update writes nothing to check
+	}
+	switch s.opts.Reads {
+	case ReadsAlways:
+		return false
+	case ReadsNever:
+		return true
+	}
+	return math.Float64frombits(s.found.Load()) < BlindBelow // NaN (nothing seen yet): read
+}
+
+// observe folds the share of SKUs a Write found stored into the Sink's
+// estimate (an exponentially weighted average, each call half the weight).
+func (s *Sink) observe(share float64) {
+	for {
+		old := s.found.Load()
+		est := math.Float64frombits(old)
+		next := share
+		if !math.IsNaN(est) {
+			next = (est + share) / 2
+		}
+		if s.found.CompareAndSwap(old, math.Float64bits(next)) {
+			return
+		}
+	}
+}
+
+// consistent reports whether a read for mode must be strongly consistent:
+// only for the modes whose outcomes that write nothing are not monotone
+// (Exists and Unknown depend on whether the product exists now). For
+// upsert, replace and delete an outcome that writes nothing stays true of
+// every later state, so an eventually consistent read (half a read unit)
+// is enough; a stale item that leads to a write fails its condition.
+func consistent(mode catalog.WriteMode) bool {
+	return mode == catalog.Update || mode == catalog.CreateOnly
+}
+
+// decide sets the outcomes of st's products against the state last seen
+// (absent when none was), and st.put to the item that must be written (nil
+// when none).
 func (s *Sink) decide(mode catalog.WriteMode, products []catalog.Product, out []catalog.Outcome, st *skuState) error {
 	cur, dirty := st.read, false
 	for _, i := range st.idx {
@@ -228,7 +314,7 @@ func (s *Sink) decide(mode catalog.WriteMode, products []catalog.Product, out []
 			cur, dirty = next, true
 		}
 	}
-	st.put, st.size = nil, 0
+	st.put = nil
 	if !dirty {
 		return nil
 	}
@@ -236,16 +322,16 @@ func (s *Sink) decide(mode catalog.WriteMode, products []catalog.Product, out []
 	if err != nil {
 		return failure.Wrap(failure.Internal, "", err, fmt.Sprintf("encode product %s: %v", st.sku, err))
 	}
-	st.put, st.size = it, dynamoattr.Size(it)
-	if st.size > maxItemBytes {
+	if size := dynamoattr.Size(it); size > maxItemBytes {
 		return failure.New(failure.Internal, "", "product %s at %s: its item would be about %d bytes (%d displaced rows), over DynamoDB's 400 KB item limit",
-			st.sku, cur.Holders[0].Source, st.size, len(cur.Holders[0].Displaced))
+			st.sku, cur.Holders[0].Source, size, len(cur.Holders[0].Displaced))
 	}
+	st.put = it
 	return nil
 }
 
-// condition returns the condition of st's Put: the item is still the
-// version read, or still absent. An item written before versions is
+// condition returns the condition of st's put: the item is still the
+// version seen, or still absent. An item written before versions is
 // recognised by its provenance (batch and position), as then.
 func (st *skuState) condition() (string, map[string]string, map[string]types.AttributeValue) {
 	e := dynamoattr.NewExpr()
@@ -267,87 +353,49 @@ func (st *skuState) condition() (string, map[string]string, map[string]types.Att
 	return cond, e.Names(), e.Values()
 }
 
-// transact writes the puts of chunk in one transaction. When some of its
-// conditions fail, it decides those SKUs again against the items DynamoDB
-// returns and writes what remains; conflicts and throttling are retried
-// with backoff.
-func (s *Sink) transact(ctx context.Context, mode catalog.WriteMode, products []catalog.Product, out []catalog.Outcome, chunk []*skuState) error {
-	attempts, redecisions := 0, 0
-	for len(chunk) > 0 {
-		in := &dynamodb.TransactWriteItemsInput{TransactItems: make([]types.TransactWriteItem, len(chunk))}
-		for i, st := range chunk {
-			cond, names, values := st.condition()
-			in.TransactItems[i] = types.TransactWriteItem{Put: &types.Put{
-				TableName: aws.String(s.table), Item: st.put, ConditionExpression: aws.String(cond),
-				ExpressionAttributeNames: names, ExpressionAttributeValues: values,
-				ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-			}}
-		}
-		_, err := s.client.TransactWriteItems(ctx, in, s.call...)
+// store writes st.put with one conditional PutItem. When the condition
+// fails, DynamoDB returns the current item (ALL_OLD): the SKU is decided
+// again against it and what remains to write is put again. Throttling is
+// retried with backoff.
+func (s *Sink) store(ctx context.Context, mode catalog.WriteMode, products []catalog.Product, out []catalog.Outcome, st *skuState) error {
+	attempts := 0
+	for st.put != nil {
+		cond, names, values := st.condition()
+		_, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{
+			TableName: aws.String(s.table), Item: st.put, ConditionExpression: aws.String(cond),
+			ExpressionAttributeNames: names, ExpressionAttributeValues: values,
+			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+		}, s.call...)
 		if err == nil {
 			return nil
 		}
-		var cancelled *types.TransactionCanceledException
-		if !errors.As(err, &cancelled) {
-			if awserr.Reason(err) != failure.Throttled || ctx.Err() != nil {
-				return awserr.Wrap(err, "TransactWriteItems")
+		var failed *types.ConditionalCheckFailedException
+		switch {
+		case errors.As(err, &failed):
+			if st.redecide++; st.redecide > s.opts.MaxRedecisions {
+				return failure.Wrap(failure.Throttled, "", err, fmt.Sprintf(
+					"PutItem product %s: it changed under %d attempts to write it (contention)", st.sku, st.redecide))
 			}
+			if len(failed.Item) == 0 {
+				// Absent, or not returned: read it again.
+				if err := s.readItems(ctx, []*skuState{st}, true); err != nil {
+					return err
+				}
+			} else if err := st.setRead(failed.Item); err != nil {
+				return err
+			}
+			if err := s.decide(mode, products, out, st); err != nil {
+				return err
+			}
+		case transient(err) && ctx.Err() == nil:
 			if attempts++; attempts >= s.opts.MaxAttempts {
-				return awserr.Wrap(err, fmt.Sprintf("TransactWriteItems (%d attempts)", attempts))
+				return awserr.Wrap(err, fmt.Sprintf("PutItem product %s (%d attempts)", st.sku, attempts))
 			}
 			if err := s.backoff(ctx, attempts); err != nil {
 				return err
 			}
-			continue
-		}
-		reasons := cancelled.CancellationReasons
-		if len(reasons) != len(chunk) {
-			return awserr.Wrap(err, fmt.Sprintf("TransactWriteItems: %d cancellation reasons for %d items", len(reasons), len(chunk)))
-		}
-		var changed, reread []*skuState
-		transient := false
-		for i, r := range reasons {
-			st := chunk[i]
-			switch code := aws.ToString(r.Code); code {
-			case "", "None":
-			case "ConditionalCheckFailed":
-				if len(r.Item) == 0 {
-					// Absent (deleted), or not returned: read it again.
-					reread = append(reread, st)
-				} else if err := st.setRead(r.Item); err != nil {
-					return err
-				}
-				changed = append(changed, st)
-			case "TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded":
-				transient = true
-			default:
-				return awserr.Wrap(err, fmt.Sprintf("TransactWriteItems: product %s: %s %s", st.sku, code, aws.ToString(r.Message)))
-			}
-		}
-		if len(changed) > 0 {
-			if redecisions++; redecisions > s.opts.MaxRedecisions {
-				return failure.Wrap(failure.Throttled, "", err, fmt.Sprintf(
-					"TransactWriteItems: products changed under %d attempts to write them (contention on SKU %s)", redecisions, changed[0].sku))
-			}
-			if err := s.readHolders(ctx, reread); err != nil {
-				return err
-			}
-			for _, st := range changed {
-				if err := s.decide(mode, products, out, st); err != nil {
-					return err
-				}
-			}
-			chunk = slices.DeleteFunc(chunk, func(st *skuState) bool { return st.put == nil })
-			continue
-		}
-		if !transient {
-			return awserr.Wrap(err, "TransactWriteItems: cancelled without a reason")
-		}
-		if attempts++; attempts >= s.opts.MaxAttempts {
-			return failure.Wrap(failure.Throttled, "", err, fmt.Sprintf("TransactWriteItems: %d attempts: %v", attempts, err))
-		}
-		if err := s.backoff(ctx, attempts); err != nil {
-			return err
+		default:
+			return awserr.Wrap(err, "PutItem product "+st.sku)
 		}
 	}
 	return nil
@@ -362,66 +410,86 @@ func (st *skuState) setRead(it item) error {
 	if state.Product.SKU != st.sku {
 		return failure.New(failure.Internal, "", "read product %s for SKU %s", state.Product.SKU, st.sku)
 	}
-	st.held, st.read, st.ver = true, state, ver
+	st.known, st.held, st.read, st.ver = true, true, state, ver
 	return nil
 }
 
-// readHolders reads the current items of the SKUs of states (strongly
-// consistent BatchGetItem, maxGetKeys per request, unprocessed keys retried)
-// into their read states: values, stamps and holders in the same read.
-func (s *Sink) readHolders(ctx context.Context, states []*skuState) error {
+// readItems reads the current items of the SKUs of states (BatchGetItem,
+// maxGetKeys per request, InFlight requests at a time, unprocessed keys
+// retried) into their read states: values, stamps and holders in the same
+// read. consistent asks for strongly consistent reads.
+func (s *Sink) readItems(ctx context.Context, states []*skuState, consistent bool) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.opts.InFlight)
 	for chunk := range slices.Chunk(states, maxGetKeys) {
-		bySKU := make(map[string]*skuState, len(chunk))
-		keys := make([]item, len(chunk))
-		for i, st := range chunk {
-			st.held, st.read, st.ver = false, catalog.State{}, 0
-			bySKU[st.sku] = st
-			keys[i] = item{AttrSKU: dynamoattr.S(st.sku)}
-		}
-		req := map[string]types.KeysAndAttributes{s.table: {Keys: keys, ConsistentRead: aws.Bool(true)}}
-		for attempts := 0; ; {
-			res, err := s.client.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req}, s.call...)
-			if err != nil {
-				if awserr.Reason(err) != failure.Throttled || ctx.Err() != nil {
-					return awserr.Wrap(err, "BatchGetItem")
-				}
-				if attempts++; attempts >= s.opts.MaxAttempts {
-					return awserr.Wrap(err, fmt.Sprintf("BatchGetItem (%d attempts)", attempts))
-				}
-				if err := s.backoff(ctx, attempts); err != nil {
-					return err
-				}
-				continue
-			}
-			for _, it := range res.Responses[s.table] {
-				var st *skuState
-				if sku, ok := it[AttrSKU].(*types.AttributeValueMemberS); ok {
-					st = bySKU[sku.Value]
-				}
-				if st == nil {
-					return failure.New(failure.Internal, "", "BatchGetItem returned a product item which was not asked for")
-				}
-				if err := st.setRead(it); err != nil {
-					return err
-				}
-			}
-			rest, ok := res.UnprocessedKeys[s.table]
-			if !ok || len(rest.Keys) == 0 {
-				break
+		g.Go(func() error { return s.readChunk(gctx, chunk, consistent) })
+	}
+	return g.Wait()
+}
+
+func (s *Sink) readChunk(ctx context.Context, chunk []*skuState, consistent bool) error {
+	bySKU := make(map[string]*skuState, len(chunk))
+	keys := make([]item, len(chunk))
+	for i, st := range chunk {
+		st.known, st.held, st.read, st.ver = true, false, catalog.State{}, 0
+		bySKU[st.sku] = st
+		keys[i] = item{AttrSKU: dynamoattr.S(st.sku)}
+	}
+	req := map[string]types.KeysAndAttributes{s.table: {Keys: keys, ConsistentRead: aws.Bool(consistent)}}
+	for attempts := 0; ; {
+		res, err := s.client.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req}, s.call...)
+		if err != nil {
+			if !transient(err) || ctx.Err() != nil {
+				return awserr.Wrap(err, "BatchGetItem")
 			}
 			if s.opts.OnThrottle != nil {
 				s.opts.OnThrottle() // keys left unprocessed: the table's throughput
 			}
 			if attempts++; attempts >= s.opts.MaxAttempts {
-				return failure.New(failure.Throttled, "", "BatchGetItem: %d keys still unprocessed after %d attempts", len(rest.Keys), attempts)
+				return awserr.Wrap(err, fmt.Sprintf("BatchGetItem (%d attempts)", attempts))
 			}
-			req = map[string]types.KeysAndAttributes{s.table: rest}
 			if err := s.backoff(ctx, attempts); err != nil {
 				return err
 			}
+			continue
+		}
+		for _, it := range res.Responses[s.table] {
+			var st *skuState
+			if sku, ok := it[AttrSKU].(*types.AttributeValueMemberS); ok {
+				st = bySKU[sku.Value]
+			}
+			if st == nil {
+				return failure.New(failure.Internal, "", "BatchGetItem returned a product item which was not asked for")
+			}
+			if err := st.setRead(it); err != nil {
+				return err
+			}
+		}
+		rest, ok := res.UnprocessedKeys[s.table]
+		if !ok || len(rest.Keys) == 0 {
+			return nil
+		}
+		if attempts++; attempts >= s.opts.MaxAttempts {
+			return failure.New(failure.Throttled, "", "BatchGetItem: %d keys still unprocessed after %d attempts", len(rest.Keys), attempts)
+		}
+		req = map[string]types.KeysAndAttributes{s.table: rest}
+		if err := s.backoff(ctx, attempts); err != nil {
+			return err
 		}
 	}
-	return nil
+}
+
+// transient reports whether a request that failed with err is worth
+// sending again after a pause: throttled, a 5xx, a timeout (after the SDK's
+// own retries, whose quota runs out when many requests fail at once). A
+// put is safe to resend: if the first one was applied, the second fails
+// its condition and the SKU is decided as a replay.
+func transient(err error) bool {
+	switch awserr.Reason(err) {
+	case failure.Throttled, failure.ServiceUnavailable, failure.NetworkTimeout:
+		return true
+	}
+	return false
 }
 
 // backoff sleeps before retry number attempt (1, 2, ...): a random time up

@@ -15,11 +15,13 @@ import (
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/catalog-import/catalog-import/internal/aws/awstest"
+	"github.com/catalog-import/catalog-import/internal/aws/dynamoattr"
 	"github.com/catalog-import/catalog-import/internal/aws/dynamocatalog"
 	"github.com/catalog-import/catalog-import/internal/catalog"
 	"github.com/catalog-import/catalog-import/internal/catalog/catalogtest"
@@ -29,12 +31,11 @@ import (
 func TestMain(m *testing.M) { awstest.Main(m) }
 
 // newSink returns a Sink of a products table of its own (the harness's
-// clients send one DynamoDB request at a time: moto's transactions are not
-// isolated from each other). A table per test also keeps moto fast: it
-// copies the table for every transaction.
-func newSink(t *testing.T, client *dynamodb.Client) *dynamocatalog.Sink {
+// clients send one DynamoDB request at a time: moto applies a conditional
+// write atomically only then).
+func newSink(t *testing.T, client *dynamodb.Client, o dynamocatalog.Options) *dynamocatalog.Sink {
 	t.Helper()
-	return dynamocatalog.New(client, newTable(t, client), dynamocatalog.Options{})
+	return dynamocatalog.New(client, newTable(t, client), o)
 }
 
 // newTable creates a products table of its own for t.
@@ -47,17 +48,36 @@ func newTable(t *testing.T, client *dynamodb.Client) string {
 	return name
 }
 
+// TestContract runs the sink contract under each read policy: reading every
+// SKU first, writing blind first, and the default that switches between them
+// by the share of SKUs it finds stored (it reads first, then writes blind
+// once a call found nothing).
 func TestContract(t *testing.T) {
 	client := awstest.Clients(t).DynamoDB
-	// moto copies the table for every transaction: few property cases.
-	catalogtest.RunWith(t, func(t *testing.T) interface {
-		catalog.Sink
-		catalog.Reader
+	for _, tc := range []struct {
+		name  string
+		reads dynamocatalog.Reads
+		cases int
+	}{
+		{"ReadsAuto", dynamocatalog.ReadsAuto, 24},
+		{"ReadsAlways", dynamocatalog.ReadsAlways, 12},
+		{"ReadsNever", dynamocatalog.ReadsNever, 12},
 	} {
-		return newSink(t, client)
-	}, catalogtest.Options{PropertyCases: 24})
+		t.Run(tc.name, func(t *testing.T) {
+			catalogtest.RunWith(t, func(t *testing.T) interface {
+				catalog.Sink
+				catalog.Reader
+			} {
+				return newSink(t, client, dynamocatalog.Options{Reads: tc.reads})
+			}, catalogtest.Options{PropertyCases: tc.cases})
+		})
+	}
 }
 
+// TestCreateTableIsIdempotent: the table is keyed by sku alone and has no
+// index (decision 29); creating it again changes nothing; a table made
+// before, with the by_batch index, is accepted; a table keyed otherwise is
+// refused.
 func TestCreateTableIsIdempotent(t *testing.T) {
 	client := awstest.Clients(t).DynamoDB
 	name := newTable(t, client)
@@ -72,46 +92,75 @@ func TestCreateTableIsIdempotent(t *testing.T) {
 	if tb.BillingModeSummary == nil || tb.BillingModeSummary.BillingMode != types.BillingModePayPerRequest {
 		t.Errorf("billing mode: %+v", tb.BillingModeSummary)
 	}
-	if len(tb.GlobalSecondaryIndexes) != 1 || aws.ToString(tb.GlobalSecondaryIndexes[0].IndexName) != dynamocatalog.ByBatchIndex {
-		t.Fatalf("indexes: %+v", tb.GlobalSecondaryIndexes)
-	}
-	ix := tb.GlobalSecondaryIndexes[0]
-	if p := ix.Projection; p == nil || p.ProjectionType != types.ProjectionTypeInclude || !slices.Equal(p.NonKeyAttributes, []string{"sheet"}) {
-		t.Errorf("index projection: %+v", p)
+	if len(tb.GlobalSecondaryIndexes) != 0 {
+		t.Errorf("indexes: %+v, want none (each would cost a write unit per product)", tb.GlobalSecondaryIndexes)
 	}
 
-	// A table of the same name without the index is refused.
+	// The table as template.yaml declared it before decision 29.
+	old := awstest.Name("products-by-batch")
+	in := dynamocatalog.TableInput(old)
+	in.AttributeDefinitions = append(in.AttributeDefinitions,
+		types.AttributeDefinition{AttributeName: aws.String("batch_id"), AttributeType: types.ScalarAttributeTypeS},
+		types.AttributeDefinition{AttributeName: aws.String("row"), AttributeType: types.ScalarAttributeTypeN})
+	in.GlobalSecondaryIndexes = []types.GlobalSecondaryIndex{{
+		IndexName: aws.String("by_batch"),
+		KeySchema: []types.KeySchemaElement{
+			{AttributeName: aws.String("batch_id"), KeyType: types.KeyTypeHash},
+			{AttributeName: aws.String("row"), KeyType: types.KeyTypeRange},
+		},
+		Projection: &types.Projection{ProjectionType: types.ProjectionTypeInclude, NonKeyAttributes: []string{"sheet"}},
+	}}
+	if _, err := client.CreateTable(t.Context(), in); err != nil {
+		t.Fatal(err)
+	}
+	if err := dynamocatalog.CreateTable(t.Context(), client, old); err != nil {
+		t.Errorf("CreateTable of a table with the by_batch index: %v", err)
+	}
+
+	// A table of the same name keyed otherwise is refused.
 	other := awstest.Name("not-products")
-	in := dynamocatalog.TableInput(other)
-	in.GlobalSecondaryIndexes = nil
-	in.AttributeDefinitions = in.AttributeDefinitions[:1]
+	in = dynamocatalog.TableInput(other)
+	in.AttributeDefinitions = append(in.AttributeDefinitions, types.AttributeDefinition{AttributeName: aws.String("row"), AttributeType: types.ScalarAttributeTypeN})
+	in.KeySchema = append(in.KeySchema, types.KeySchemaElement{AttributeName: aws.String("row"), KeyType: types.KeyTypeRange})
 	if _, err := client.CreateTable(t.Context(), in); err != nil {
 		t.Fatal(err)
 	}
 	if err := dynamocatalog.CreateTable(t.Context(), client, other); err == nil {
-		t.Errorf("CreateTable of a table without %s: no error", dynamocatalog.ByBatchIndex)
+		t.Errorf("CreateTable of a table keyed by sku and row: no error")
 	}
 }
 
-// requests counts the requests a client sends (every attempt), by
-// operation, and the cancelled transactions.
+// requests counts the requests a client sends, by operation, the puts whose condition failed, the reads by consistency, and
+// the largest item put.
 type requests struct {
-	mu sync.Mutex
-	n  map[string]int
+	mu      sync.Mutex
+	n       map[string]int
+	maxItem int
 }
 
 func (r *requests) option(stack *middleware.Stack) error {
-	return stack.Finalize.Add(middleware.FinalizeMiddlewareFunc("countRequests",
-		func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("countRequests",
+		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
 			op := awsmiddleware.GetOperationName(ctx)
-			out, md, err := next.HandleFinalize(ctx, in)
-			var cancelled *types.TransactionCanceledException
+			params := in.Parameters
+			out, md, err := next.HandleInitialize(ctx, in)
+			var failed *types.ConditionalCheckFailedException
 			r.mu.Lock()
+			defer r.mu.Unlock()
 			r.n[op]++
-			if errors.As(err, &cancelled) {
-				r.n[op+" cancelled"]++
+			if errors.As(err, &failed) {
+				r.n[op+" condition failed"]++
 			}
-			r.mu.Unlock()
+			switch p := params.(type) {
+			case *dynamodb.BatchGetItemInput:
+				for _, ka := range p.RequestItems {
+					if aws.ToBool(ka.ConsistentRead) {
+						r.n["BatchGetItem consistent"]++
+					}
+				}
+			case *dynamodb.PutItemInput:
+				r.maxItem = max(r.maxItem, dynamoattr.Size(p.Item))
+			}
 			return out, md, err
 		}), middleware.After)
 }
@@ -140,21 +189,30 @@ func product(batch, sku string, sheetIndex int, row int64) catalog.Product {
 	}
 }
 
-// TestWriteRequests: 1,000 new products in Write calls of 100 cost one
-// TransactWriteItems and one BatchGetItem per call (the pipeline's budget is
-// 45 write requests per 1,000 rows).
+// TestWriteRequests: what a Write costs in requests and write units under
+// the default read policy. 1,000 new products in calls of 100: the first call
+// reads (one BatchGetItem, eventually consistent) and finds nothing, the
+// others write blind: one PutItem per product and no other write, each item
+// under 1 KB (one write unit). A newer batch of the same SKUs: its first call
+// writes blind and every put finds the item (100 failed conditions, each
+// answered with the item), then the share found (1/2) makes the sink read
+// first again: one BatchGetItem and one put per product per call.
 func TestWriteRequests(t *testing.T) {
 	count := &requests{n: map[string]int{}}
 	client := awstest.Clients(t, count.option).DynamoDB
-	s := newSink(t, client)
+	s := newSink(t, client, dynamocatalog.Options{})
 	batch := awstest.Name("batch")
 	var ps []catalog.Product
 	for row := int64(2); row < 1002; row++ {
 		ps = append(ps, product(batch, fmt.Sprintf("%s-%04d", batch, row), 0, row))
 	}
-	write := func(ps []catalog.Product) {
+	write := func(ps []catalog.Product, order int64) {
 		t.Helper()
 		for call := range slices.Chunk(ps, 100) {
+			call = slices.Clone(call)
+			for i := range call {
+				call[i].Order = order
+			}
 			out, err := s.Write(t.Context(), catalog.Upsert, call)
 			if err != nil {
 				t.Fatal(err)
@@ -166,29 +224,69 @@ func TestWriteRequests(t *testing.T) {
 			}
 		}
 	}
-	check := func(what string, calls int) {
+	check := func(what string, want map[string]int) {
 		t.Helper()
 		n := count.take()
-		writes := 0
-		for _, op := range writeOps {
-			writes += n[op]
-		}
 		t.Logf("%s: requests by operation: %v", what, n)
-		if writes > calls {
-			t.Errorf("%s: %d write requests for %d calls of 100 products, want <= %d", what, writes, calls, calls)
-		}
-		if n["BatchGetItem"] > calls {
-			t.Errorf("%s: %d BatchGetItem requests for %d calls of 100 products, want <= %d", what, n["BatchGetItem"], calls, calls)
+		for _, op := range append(writeOps, "BatchGetItem", "BatchGetItem consistent", "PutItem condition failed") {
+			if n[op] != want[op] {
+				t.Errorf("%s: %d %s requests, want %d", what, n[op], op, want[op])
+			}
 		}
 	}
 	count.take()
-	write(ps)
-	check("1,000 new products", 10)
-	write(ps[:100]) // a replay costs the same
-	check("replay of 100 products", 1)
+	write(ps, 1)
+	check("1,000 new products", map[string]int{"BatchGetItem": 1, "PutItem": 1000})
+	if count.maxItem > 1024 {
+		t.Errorf("largest product item %d bytes: over 1 KB, more than one write unit", count.maxItem)
+	}
+	write(ps, 2)
+	check("the same SKUs from a newer batch", map[string]int{"BatchGetItem": 9, "PutItem": 1100, "PutItem condition failed": 100})
 	n, err := s.CountBatch(t.Context(), batch, "", 0, 1<<62)
 	if err != nil || n != 1000 {
 		t.Errorf("CountBatch = %d, %v; want 1000", n, err)
+	}
+}
+
+// TestReadsByMode: reads are strongly consistent only where an outcome that
+// writes nothing depends on existence now (update, create-only); update
+// reads even when told to write blind (a blind update writes nothing that
+// could check it).
+func TestReadsByMode(t *testing.T) {
+	count := &requests{n: map[string]int{}}
+	client := awstest.Clients(t, count.option).DynamoDB
+	for _, tc := range []struct {
+		mode              catalog.WriteMode
+		reads             dynamocatalog.Reads
+		batchGets, strong int
+	}{
+		{catalog.Upsert, dynamocatalog.ReadsAlways, 1, 0},
+		{catalog.Replace, dynamocatalog.ReadsAlways, 1, 0},
+		{catalog.Delete, dynamocatalog.ReadsAlways, 1, 0},
+		{catalog.CreateOnly, dynamocatalog.ReadsAlways, 1, 1},
+		{catalog.Update, dynamocatalog.ReadsAlways, 1, 1},
+		{catalog.Update, dynamocatalog.ReadsNever, 1, 1},
+		{catalog.Upsert, dynamocatalog.ReadsNever, 0, 0},
+	} {
+		s := newSink(t, client, dynamocatalog.Options{Reads: tc.reads})
+		batch := awstest.Name("batch")
+		count.take()
+		out, err := s.Write(t.Context(), tc.mode, []catalog.Product{product(batch, batch+"-1", 0, 2), product(batch, batch+"-2", 0, 3)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := catalog.Written
+		if tc.mode == catalog.Update {
+			want = catalog.Unknown
+		}
+		if out[0].Result != want || out[1].Result != want {
+			t.Errorf("%s, reads %d: outcomes %+v, want %s", tc.mode, tc.reads, out, want)
+		}
+		n := count.take()
+		if n["BatchGetItem"] != tc.batchGets || n["BatchGetItem consistent"] != tc.strong {
+			t.Errorf("%s, reads %d: %d BatchGetItem (%d consistent), want %d (%d)", tc.mode, tc.reads,
+				n["BatchGetItem"], n["BatchGetItem consistent"], tc.batchGets, tc.strong)
+		}
 	}
 }
 
@@ -196,14 +294,18 @@ func TestWriteRequests(t *testing.T) {
 // different positions at the same time, round after round; the lowest
 // position always ends stored, and the other row is always reported, either
 // as Duplicate (of the lowest) or as Displaced (by the lowest), exactly as it
-// was written.
+// was written. Rounds alternate between reading first and writing blind.
 func TestConcurrentSameSKUs(t *testing.T) {
 	count := &requests{n: map[string]int{}}
 	client := awstest.Clients(t, count.option).DynamoDB
-	const rounds, skus = 25, 60
+	const rounds, skus = 24, 60
 	rng := rand.New(rand.NewPCG(7, 11))
 	for round := range rounds {
-		s := newSink(t, client) // a small table: moto copies it for every transaction item
+		reads := dynamocatalog.ReadsAlways
+		if round%2 == 1 {
+			reads = dynamocatalog.ReadsNever
+		}
+		s := newSink(t, client, dynamocatalog.Options{Reads: reads, InFlight: 4})
 		batch := awstest.Name("batch")
 		var calls [2][]catalog.Product
 		lowest := map[string]catalog.Product{}
@@ -304,26 +406,26 @@ func TestConcurrentSameSKUs(t *testing.T) {
 	}
 	n := count.take()
 	t.Logf("requests by operation: %v", n)
-	if n["TransactWriteItems cancelled"] == 0 {
-		t.Errorf("no transaction was cancelled in %d rounds: the writers did not race", rounds)
+	if n["PutItem condition failed"] == 0 {
+		t.Errorf("no put failed its condition in %d rounds: the writers did not race", rounds)
 	}
 }
 
-// inject makes TransactWriteItems fail as fail says (nil: send it) for the
-// call-th request (from 1), without sending it.
+// inject makes PutItem fail as fail says (nil: send it) for the call-th
+// request (from 1), without sending it.
 type inject struct {
 	mu    sync.Mutex
 	calls int
-	fail  func(call int, in *dynamodb.TransactWriteItemsInput) error
+	fail  func(call int, in *dynamodb.PutItemInput) error
 }
 
 func (j *inject) option(stack *middleware.Stack) error {
 	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("inject",
 		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-			if tx, ok := in.Parameters.(*dynamodb.TransactWriteItemsInput); ok {
+			if put, ok := in.Parameters.(*dynamodb.PutItemInput); ok {
 				j.mu.Lock()
 				j.calls++
-				err := j.fail(j.calls, tx)
+				err := j.fail(j.calls, put)
 				j.mu.Unlock()
 				if err != nil {
 					return middleware.InitializeOutput{}, middleware.Metadata{}, err
@@ -333,21 +435,10 @@ func (j *inject) option(stack *middleware.Stack) error {
 		}), middleware.After)
 }
 
-// cancelled returns the cancellation of tx with code for its first item
-// (and item, when given) and None for the others.
-func cancelled(tx *dynamodb.TransactWriteItemsInput, code string, item map[string]types.AttributeValue) error {
-	reasons := make([]types.CancellationReason, len(tx.TransactItems))
-	for i := range reasons {
-		reasons[i].Code = aws.String("None")
-	}
-	reasons[0] = types.CancellationReason{Code: aws.String(code), Message: aws.String("injected"), Item: item}
-	return &types.TransactionCanceledException{Message: aws.String("injected"), CancellationReasons: reasons}
-}
-
-// TestCancellations: a Write recovers from cancelled transactions it is
-// told about (conflicts, items changed with or without the current item,
-// even a wrong one), and gives up after MaxAttempts conflicts.
-func TestCancellations(t *testing.T) {
+// TestPutFailures: a Write recovers from failed puts it is told about
+// (throttling, a 5xx, a failed condition with or without the current item,
+// even a wrong one), and gives up after MaxAttempts throttled tries.
+func TestPutFailures(t *testing.T) {
 	// fake claims that a higher row of the batch holds the SKU: the Write
 	// then puts its row conditioned on that holder, which fails, and the
 	// real item (none) is read again. (A wrong lower holder would make the
@@ -361,88 +452,97 @@ func TestCancellations(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		fails int // requests that fail
-		code  string
-		item  bool
+		puts  int // PutItem requests in all
+		err   func(in *dynamodb.PutItemInput, batch string) error
 	}{
-		{"TransactionConflict", 3, "TransactionConflict", false},
-		{"ThrottlingError", 1, "ThrottlingError", false},
-		{"ConditionalCheckFailedWithoutItem", 2, "ConditionalCheckFailed", false},
-		{"ConditionalCheckFailedWithAWrongItem", 1, "ConditionalCheckFailed", true},
+		{"Throttling", 3, 8, func(*dynamodb.PutItemInput, string) error {
+			return &smithy.GenericAPIError{Code: "ThrottlingException", Message: "injected"}
+		}},
+		{"InternalServerError", 2, 7, func(*dynamodb.PutItemInput, string) error {
+			return &smithy.GenericAPIError{Code: "InternalServerError", Message: "injected"}
+		}},
+		{"ConditionalCheckFailedWithoutItem", 2, 7, func(*dynamodb.PutItemInput, string) error {
+			return &types.ConditionalCheckFailedException{Message: aws.String("injected")}
+		}},
+		// The put conditioned on the wrong item fails in moto too.
+		{"ConditionalCheckFailedWithAWrongItem", 1, 7, func(in *dynamodb.PutItemInput, batch string) error {
+			item := maps.Clone(fake)
+			item["sku"] = in.Item["sku"]
+			item["batch_id"] = &types.AttributeValueMemberS{Value: batch}
+			return &types.ConditionalCheckFailedException{Message: aws.String("injected"), Item: item}
+		}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			batch := awstest.Name("batch")
-			var ps []catalog.Product
-			for row := int64(2); row < 12; row++ {
-				ps = append(ps, product(batch, fmt.Sprintf("%s-%d", batch, row%5), 0, row))
-			}
-			j := &inject{fail: func(call int, tx *dynamodb.TransactWriteItemsInput) error {
-				if call > tc.fails {
-					return nil
+		for _, reads := range []dynamocatalog.Reads{dynamocatalog.ReadsAlways, dynamocatalog.ReadsNever} {
+			t.Run(fmt.Sprintf("%s/reads=%d", tc.name, reads), func(t *testing.T) {
+				t.Parallel()
+				batch := awstest.Name("batch")
+				var ps []catalog.Product
+				for row := int64(2); row < 12; row++ {
+					ps = append(ps, product(batch, fmt.Sprintf("%s-%d", batch, row%5), 0, row))
 				}
-				var item map[string]types.AttributeValue
-				if tc.item {
-					item = maps.Clone(fake)
-					item["sku"] = tx.TransactItems[0].Put.Item["sku"]
-					item["batch_id"] = &types.AttributeValueMemberS{Value: batch}
+				j := &inject{fail: func(call int, in *dynamodb.PutItemInput) error {
+					if call > tc.fails {
+						return nil
+					}
+					return tc.err(in, batch)
+				}}
+				client := awstest.Clients(t, j.option).DynamoDB
+				s := newSink(t, client, dynamocatalog.Options{BaseDelay: time.Millisecond, Reads: reads})
+				out, err := s.Write(t.Context(), catalog.Upsert, ps)
+				if err != nil {
+					t.Fatal(err)
 				}
-				return cancelled(tx, tc.code, item)
-			}}
-			client := awstest.Clients(t, j.option).DynamoDB
-			s := dynamocatalog.New(client, newTable(t, client), dynamocatalog.Options{BaseDelay: time.Millisecond})
-			out, err := s.Write(t.Context(), catalog.Upsert, ps)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i, o := range out {
-				want := catalog.Outcome{Result: catalog.Written}
-				if i >= 5 {
-					want = catalog.Outcome{Result: catalog.Duplicate, Holder: ps[i-5].Source}
+				for i, o := range out {
+					want := catalog.Outcome{Result: catalog.Written}
+					if i >= 5 {
+						want = catalog.Outcome{Result: catalog.Duplicate, Holder: ps[i-5].Source}
+					}
+					if d := cmp.Diff(want, o, cmpopts.EquateEmpty()); d != "" {
+						t.Errorf("outcome of %s at %s (-want +got):\n%s", ps[i].SKU, ps[i].Source, d)
+					}
 				}
-				if d := cmp.Diff(want, o, cmpopts.EquateEmpty()); d != "" {
-					t.Errorf("outcome of %s at %s (-want +got):\n%s", ps[i].SKU, ps[i].Source, d)
+				for _, p := range ps[:5] {
+					got, ok, err := s.Get(t.Context(), p.SKU)
+					if err != nil || !ok {
+						t.Fatalf("Get(%s) = %v, %v", p.SKU, ok, err)
+					}
+					if d := cmp.Diff(p, got, cmpopts.EquateEmpty()); d != "" {
+						t.Errorf("stored %s (-want +got):\n%s", p.SKU, d)
+					}
 				}
-			}
-			for _, p := range ps[:5] {
-				got, ok, err := s.Get(t.Context(), p.SKU)
-				if err != nil || !ok {
-					t.Fatalf("Get(%s) = %v, %v", p.SKU, ok, err)
+				if j.calls != tc.puts {
+					t.Errorf("%d PutItem requests, want %d (5 SKUs, %d failed)", j.calls, tc.puts, tc.fails)
 				}
-				if d := cmp.Diff(p, got, cmpopts.EquateEmpty()); d != "" {
-					t.Errorf("stored %s (-want +got):\n%s", p.SKU, d)
-				}
-			}
-			if j.calls != tc.fails+1 && !tc.item {
-				t.Errorf("%d TransactWriteItems requests, want %d", j.calls, tc.fails+1)
-			}
-		})
+			})
+		}
 	}
 
-	t.Run("ConflictsExhaustAttempts", func(t *testing.T) {
+	t.Run("ThrottlingExhaustsAttempts", func(t *testing.T) {
 		t.Parallel()
-		j := &inject{fail: func(_ int, tx *dynamodb.TransactWriteItemsInput) error {
-			return cancelled(tx, "TransactionConflict", nil)
+		j := &inject{fail: func(int, *dynamodb.PutItemInput) error {
+			return &smithy.GenericAPIError{Code: "ProvisionedThroughputExceededException", Message: "injected"}
 		}}
 		client := awstest.Clients(t, j.option).DynamoDB
-		s := dynamocatalog.New(client, newTable(t, client), dynamocatalog.Options{MaxAttempts: 3, BaseDelay: time.Millisecond})
+		s := newSink(t, client, dynamocatalog.Options{MaxAttempts: 3, BaseDelay: time.Millisecond})
 		batch := awstest.Name("batch")
 		_, err := s.Write(t.Context(), catalog.Upsert, []catalog.Product{product(batch, batch+"-1", 0, 2)})
 		if r := failure.ReasonOf(err); r != failure.Throttled {
 			t.Errorf("error %v: reason %s, want %s", err, r, failure.Throttled)
 		}
 		if j.calls != 3 {
-			t.Errorf("%d TransactWriteItems requests, want 3", j.calls)
+			t.Errorf("%d PutItem requests, want 3", j.calls)
 		}
 	})
 }
 
-// TestRetryAfterPartialWrite: a Write whose third transaction fails has
-// stored its first two; the retry of the same call reports what a Write that
-// never failed reports (a replayed SKU repeats the rows its item displaced).
+// TestRetryAfterPartialWrite: a Write whose 151st put fails (one put in
+// flight, so the first 150 SKUs are stored and the rest not) is retried; the
+// retry reports what a Write that never failed reports (a replayed SKU
+// repeats the rows its item displaced).
 func TestRetryAfterPartialWrite(t *testing.T) {
-	j := &inject{fail: func(int, *dynamodb.TransactWriteItemsInput) error { return nil }}
+	j := &inject{fail: func(int, *dynamodb.PutItemInput) error { return nil }}
 	client := awstest.Clients(t, j.option).DynamoDB
-	s := newSink(t, client)
+	s := newSink(t, client, dynamocatalog.Options{InFlight: 1})
 	batch := awstest.Name("batch")
 	var low, high []catalog.Product
 	for k := range 250 {
@@ -455,21 +555,21 @@ func TestRetryAfterPartialWrite(t *testing.T) {
 	}
 	j.mu.Lock()
 	j.calls = 0
-	j.fail = func(call int, tx *dynamodb.TransactWriteItemsInput) error {
-		if call == 3 {
-			return cancelled(tx, "ValidationError", nil)
+	j.fail = func(call int, _ *dynamodb.PutItemInput) error {
+		if call == 151 {
+			return &smithy.GenericAPIError{Code: "ValidationException", Message: "injected"}
 		}
 		return nil
 	}
 	j.mu.Unlock()
 	if _, err := s.Write(t.Context(), catalog.Upsert, low); err == nil {
-		t.Fatal("Write with a failing transaction: no error")
+		t.Fatal("Write with a failing put: no error")
 	}
 	if got, _, _ := s.Get(t.Context(), low[0].SKU); got.Source != low[0].Source {
-		t.Fatalf("the first transaction was not stored: %s holds %s", low[0].SKU, got.Source)
+		t.Fatalf("the first put was not stored: %s holds %s", low[0].SKU, got.Source)
 	}
 	if got, _, _ := s.Get(t.Context(), low[249].SKU); got.Source != high[249].Source {
-		t.Fatalf("the third transaction was stored: %s holds %s", low[249].SKU, got.Source)
+		t.Fatalf("a put after the failed one was stored: %s holds %s", low[249].SKU, got.Source)
 	}
 	out, err := s.Write(t.Context(), catalog.Upsert, low)
 	if err != nil {

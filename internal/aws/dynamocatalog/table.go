@@ -14,7 +14,7 @@ import (
 )
 
 // Attribute names of a product item (the table design of the package
-// documentation). template.yaml declares the key and index attributes.
+// documentation). template.yaml declares the key attribute.
 const (
 	AttrSKU         = "sku"         // S, the table's hash key
 	AttrName        = "name"        // S
@@ -26,10 +26,10 @@ const (
 	AttrStatus      = "status"      // S
 	AttrDescription = "description" // S, absent when empty
 	AttrImageURLs   = "image_urls"  // L of S, absent when empty
-	AttrBatchID     = "batch_id"    // S, hash key of ByBatchIndex
-	AttrSheet       = "sheet"       // S, projected into ByBatchIndex
+	AttrBatchID     = "batch_id"    // S, the provenance batch
+	AttrSheet       = "sheet"       // S
 	AttrSheetIndex  = "sheet_index" // N
-	AttrRow         = "row"         // N, range key of ByBatchIndex
+	AttrRow         = "row"         // N
 	AttrOffset      = "offset"      // N
 	AttrLength      = "length"      // N
 	AttrDisplaced   = "displaced"   // S, JSON list of the rows displaced; absent when none
@@ -38,13 +38,9 @@ const (
 	AttrVersion     = "version"     // N, bumped by every write: the compare-and-swap token; absent on older items
 )
 
-// ByBatchIndex is the name of the global secondary index that CountBatch
-// queries: batch_id (hash), row (range), projecting sheet.
-const ByBatchIndex = "by_batch"
-
 // TableInput returns the definition of a products table named name: hash key
-// sku (S), on-demand billing, and the global secondary index by_batch
-// (batch_id S hash, row N range, projection INCLUDE sheet). template.yaml
+// sku (S), on-demand billing, no index (an index would cost a write unit per
+// product written, two when its key changes: decision 29). template.yaml
 // must declare the same table.
 func TableInput(name string) *dynamodb.CreateTableInput {
 	return &dynamodb.CreateTableInput{
@@ -52,23 +48,10 @@ func TableInput(name string) *dynamodb.CreateTableInput {
 		BillingMode: types.BillingModePayPerRequest,
 		AttributeDefinitions: []types.AttributeDefinition{
 			{AttributeName: aws.String(AttrSKU), AttributeType: types.ScalarAttributeTypeS},
-			{AttributeName: aws.String(AttrBatchID), AttributeType: types.ScalarAttributeTypeS},
-			{AttributeName: aws.String(AttrRow), AttributeType: types.ScalarAttributeTypeN},
 		},
 		KeySchema: []types.KeySchemaElement{
 			{AttributeName: aws.String(AttrSKU), KeyType: types.KeyTypeHash},
 		},
-		GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{{
-			IndexName: aws.String(ByBatchIndex),
-			KeySchema: []types.KeySchemaElement{
-				{AttributeName: aws.String(AttrBatchID), KeyType: types.KeyTypeHash},
-				{AttributeName: aws.String(AttrRow), KeyType: types.KeyTypeRange},
-			},
-			Projection: &types.Projection{
-				ProjectionType:   types.ProjectionTypeInclude,
-				NonKeyAttributes: []string{AttrSheet},
-			},
-		}},
 	}
 }
 
@@ -76,8 +59,9 @@ func TableInput(name string) *dynamodb.CreateTableInput {
 const createWait = 5 * time.Minute
 
 // CreateTable creates the products table name unless it exists, then waits
-// until the table and its by_batch index are ACTIVE. An existing table
-// without the by_batch index is an error (it was not made by TableInput).
+// until it is ACTIVE. An existing table keyed otherwise than by sku is an
+// error (it was not made by TableInput); indexes it may have (by_batch,
+// before decision 29) are left alone.
 func CreateTable(ctx context.Context, client *dynamodb.Client, name string) error {
 	_, err := client.CreateTable(ctx, TableInput(name))
 	var inUse *types.ResourceInUseException
@@ -109,21 +93,14 @@ func CreateTable(ctx context.Context, client *dynamodb.Client, name string) erro
 	}
 }
 
-// tableReady reports whether the described table and its by_batch index are
-// ACTIVE; a table without the index is an error.
+// tableReady reports whether the described table is ACTIVE; a table whose
+// key is not sku alone is an error.
 func tableReady(name string, t *types.TableDescription) (bool, error) {
 	if t == nil {
 		return false, nil
 	}
-	var index *types.GlobalSecondaryIndexDescription
-	for i := range t.GlobalSecondaryIndexes {
-		if aws.ToString(t.GlobalSecondaryIndexes[i].IndexName) == ByBatchIndex {
-			index = &t.GlobalSecondaryIndexes[i]
-		}
+	if len(t.KeySchema) != 1 || aws.ToString(t.KeySchema[0].AttributeName) != AttrSKU {
+		return false, fmt.Errorf("products table %s is not keyed by %s alone: it was not created by dynamocatalog.TableInput", name, AttrSKU)
 	}
-	if index == nil {
-		return false, fmt.Errorf("products table %s has no %s index: it was not created by dynamocatalog.TableInput", name, ByBatchIndex)
-	}
-	return t.TableStatus == types.TableStatusActive &&
-		(index.IndexStatus == "" || index.IndexStatus == types.IndexStatusActive), nil
+	return t.TableStatus == types.TableStatusActive, nil
 }

@@ -310,11 +310,18 @@ type rawBlob struct {
 	Cells   []string `json:"cells,omitempty"`
 }
 
+// writeUnit is the item size one write unit pays for (1 KB).
+const writeUnit = 1024
+
 // failureItem is the stored form of r. expires is the TTL attribute's value
-// (epoch seconds), 0 for none. A record over itemLimit keeps its raw line
-// and cells gzip-compressed (attribute raw_gz); if that is still too large
-// the raw line is cut at a UTF-8 boundary, the cells are dropped and
-// raw_truncated holds the raw line's original length in bytes.
+// (epoch seconds), 0 for none. A record keeps its raw line and cells
+// gzip-compressed (attribute raw_gz) when it is over itemLimit, or over a
+// write unit and compressed it takes fewer units (decision 29: a failure
+// record rides in the checkpoint's transaction, 2 units per KB, and a
+// typical one was just over 1 KB, its cells repeating its raw line); if the
+// compressed form is still over itemLimit the raw line is cut at a UTF-8
+// boundary, the cells are dropped and raw_truncated holds the raw line's
+// original length in bytes.
 func failureItem(r failure.Record, expires int64) (item, error) {
 	it := item{attrPK: dynamoattr.S(batchPK(r.BatchID)), attrSK: dynamoattr.S(failSK(r.Sheet, r.Row))}
 	it["batch_id"] = dynamoattr.S(r.BatchID)
@@ -344,16 +351,22 @@ func failureItem(r failure.Record, expires int64) (item, error) {
 		return nil, fmt.Errorf("encode cells: %w", err)
 	}
 	dynamoattr.Put(it, "cells", cells)
-	if dynamoattr.Size(it) <= itemLimit {
+	size := dynamoattr.Size(it)
+	if size <= writeUnit || r.RawLine == "" && len(r.Cells) == 0 {
 		return it, nil
 	}
-	delete(it, "raw_line")
-	delete(it, "cells")
 	blob, err := gzipJSON(rawBlob{RawLine: r.RawLine, Cells: r.Cells})
 	if err != nil {
 		return nil, err
 	}
-	if base+len("raw_gz")+len(blob) <= itemLimit {
+	units := func(n int) int { return (n + writeUnit - 1) / writeUnit }
+	zipped := base + len("raw_gz") + len(blob)
+	if size <= itemLimit && units(zipped) >= units(size) {
+		return it, nil
+	}
+	delete(it, "raw_line")
+	delete(it, "cells")
+	if zipped <= itemLimit {
 		it["raw_gz"] = dynamoattr.B(blob)
 		return it, nil
 	}

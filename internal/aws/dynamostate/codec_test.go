@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/catalog-import/catalog-import/internal/aws/dynamoattr"
 	"github.com/catalog-import/catalog-import/internal/failure"
 	"github.com/catalog-import/catalog-import/internal/state"
 )
@@ -99,4 +100,67 @@ func TestItemsRoundTrip(t *testing.T) {
 			t.Errorf("shard (-want +got):\n%s", d)
 		}
 	}
+}
+
+// TestFailureItemsFitWriteUnits: a failure record of an ordinary row whose
+// raw line and cells take it over 1 KB (a write unit, two in the
+// checkpoint's transaction) is stored with them compressed, in fewer units;
+// one under 1 KB, or one that compression would not make smaller in units,
+// is stored as is. Every form decodes to the record.
+func TestFailureItemsFitWriteUnits(t *testing.T) {
+	at := time.Date(2031, 3, 14, 23, 9, 26, 0, time.UTC)
+	record := func(desc string) failure.Record {
+		cells := []string{"SKU-000123", "Wireless Mouse blue 77", "电子/鼠标", "Logi", "12.5x", "CNY", "17", "active", desc, "https://img.example.com/SKU-000123.jpg"}
+		return failure.Record{BatchID: "b-" + strings.Repeat("0f", 32), Sheet: "-", Row: 125, Layer: failure.LayerSemantic, Reason: failure.InvalidNumber,
+			Field: "price", Message: `row 125: price "12.5x" is not a decimal number`, RuleVersion: "r-" + strings.Repeat("ab", 8),
+			FieldMapping: map[string]string{"sku": "sku", "name": "name", "category": "category", "brand": "brand", "price": "price", "currency": "currency",
+				"stock": "stock", "status": "status", "description": "description", "image_urls": "image_urls"},
+			FailureAt: at, TraceID: "1-5f84c7a5-" + strings.Repeat("a", 24), Shard: 3,
+			RawLine: strings.Join(cells, ","), Cells: cells}
+	}
+	units := func(it item) int { return (dynamoattr.Size(it) + 1023) / 1024 }
+	for _, tc := range []struct {
+		name   string
+		desc   string
+		raw    string // a raw line without cells (a malformed row), if set
+		zipped bool
+	}{
+		{"under a unit", "", "", false},
+		{"just over a unit", "Size: 12\" screen, black and white finish,\nincludes \"pro\" edition accessories, 14-day return policy and more text here", "", true},
+		{"random bytes do not compress", "", randomText(1100), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := record(tc.desc)
+			if tc.raw != "" {
+				r.RawLine, r.Cells = tc.raw, nil
+			}
+			it, err := failureItem(r, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			plain := dynamoattr.Size(it)
+			if _, ok := it["raw_gz"]; ok != tc.zipped {
+				t.Errorf("raw_gz stored: %v, want %v (item %d bytes)", ok, tc.zipped, plain)
+			}
+			if tc.zipped && units(it) != 1 {
+				t.Errorf("compressed item %d bytes: %d write units, want 1", plain, units(it))
+			}
+			got, err := decodeFailure(it)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(r, got); d != "" {
+				t.Errorf("record (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+func randomText(n int) string {
+	rnd := rand.New(rand.NewPCG(3, 5))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte('!' + rnd.IntN(90))
+	}
+	return string(b)
 }

@@ -4,12 +4,16 @@
 // misbehaves on a bad day, and forwards the rest untouched. The SDK sees
 // real error responses of each service's protocol, so its retryer and the
 // engine's own retries, circuit breaker and triage all run as in production.
+//
+// With a Model it also makes moto look like AWS over the network: realistic
+// latencies (moto's own time subtracted), moto served one call at a time
+// behind them, and DynamoDB's transaction conflicts (see Model). The
+// scale benchmarks (internal/bench, docs/scale.md) use it.
 package faultproxy
 
 import (
 	"fmt"
 	"hash/crc32"
-	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -48,6 +52,9 @@ type Config struct {
 	// S3 object reads, so that provisioning and the split still work).
 	Only func(*http.Request) bool
 	Seed uint64
+	// Model, when set, gives every call an AWS-like latency and models
+	// DynamoDB's transaction conflicts (see Model).
+	Model *Model
 }
 
 // Proxy is a running fault-injecting proxy.
@@ -61,6 +68,7 @@ type Proxy struct {
 	injected atomic.Int64
 	total    atomic.Int64
 	byFault  sync.Map // "service fault" -> *atomic.Int64
+	model    *model   // nil: forward untouched
 }
 
 // Start starts a proxy on a free loopback port.
@@ -80,6 +88,9 @@ func Start(cfg Config) (*Proxy, error) {
 		return nil, err
 	}
 	p := &Proxy{URL: "http://" + ln.Addr().String(), ln: ln, cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15))}
+	if cfg.Model != nil {
+		p.model = newModel(*cfg.Model)
+	}
 	rp := httputil.NewSingleHostReverseProxy(target)
 	p.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.total.Add(1)
@@ -97,6 +108,10 @@ func Start(cfg Config) (*Proxy, error) {
 					return
 				}
 			}
+		}
+		if p.model != nil && svc != "other" {
+			p.serve(w, r, svc, p.normal())
+			return
 		}
 		rp.ServeHTTP(w, r)
 	})}
@@ -132,6 +147,13 @@ func (p *Proxy) count(svc string, f Fault) {
 	p.injected.Add(1)
 	v, _ := p.byFault.LoadOrStore(svc+" "+string(f), new(atomic.Int64))
 	v.(*atomic.Int64).Add(1)
+}
+
+// normal draws a standard normal deviate from the proxy's generator.
+func (p *Proxy) normal() float64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.rng.NormFloat64()
 }
 
 func (p *Proxy) pick(svc string) (Fault, bool) {
@@ -212,11 +234,14 @@ var errorResponses = map[Fault]map[string]errorResponse{
 }
 
 func jsonError(w http.ResponseWriter, status int, typ, msg string) {
-	body := fmt.Sprintf(`{"__type":%q,"message":%q}`, typ, msg)
+	writeJSON(w, status, []byte(fmt.Sprintf(`{"__type":%q,"message":%q}`, typ, msg)))
+}
+
+func writeJSON(w http.ResponseWriter, status int, body []byte) {
 	w.Header().Set("Content-Type", "application/x-amz-json-1.0")
-	w.Header().Set("X-Amz-Crc32", strconv.FormatUint(uint64(crc32.ChecksumIEEE([]byte(body))), 10)) // DynamoDB clients check it
+	w.Header().Set("X-Amz-Crc32", strconv.FormatUint(uint64(crc32.ChecksumIEEE(body)), 10)) // DynamoDB clients check it
 	w.WriteHeader(status)
-	io.WriteString(w, body)
+	w.Write(body)
 }
 
 func xmlError(w http.ResponseWriter, status int, code, msg string) {

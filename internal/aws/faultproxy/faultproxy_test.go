@@ -2,11 +2,13 @@ package faultproxy_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
@@ -72,5 +74,78 @@ func TestFaultsAreServiceErrors(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestModel: behind a Model proxy a call takes at least its modeled
+// latency (moto's time included, not added), and DynamoDB transactions
+// conflict as on AWS: a transaction, or a plain write, of an item that a
+// transaction in progress holds is refused with TransactionConflict; other
+// items go through.
+func TestModel(t *testing.T) {
+	cfg := awstest.Clients(t).Config
+	const lat = 300 * time.Millisecond
+	p, err := faultproxy.Start(faultproxy.Config{Target: awstest.Endpoint(t), Model: &faultproxy.Model{
+		Latencies: map[string]faultproxy.Latency{"dynamodb *": {Median: lat, P99: lat}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	db := dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(p.URL); o.RetryMaxAttempts = 1 })
+	ctx := t.Context()
+	table := awstest.Name("model")
+	if _, err := db.CreateTable(ctx, &dynamodb.CreateTableInput{TableName: aws.String(table), BillingMode: types.BillingModePayPerRequest,
+		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("pk"), AttributeType: types.ScalarAttributeTypeS}},
+		KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String("pk"), KeyType: types.KeyTypeHash}}}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := db.ListTables(ctx, &dynamodb.ListTablesInput{}); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < lat {
+		t.Errorf("a call took %v, under its modeled latency %v", d, lat)
+	}
+
+	item := func(pk string) map[string]types.AttributeValue {
+		return map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: pk}}
+	}
+	txn := func(pks ...string) error {
+		in := &dynamodb.TransactWriteItemsInput{}
+		for _, pk := range pks {
+			in.TransactItems = append(in.TransactItems, types.TransactWriteItem{Put: &types.Put{TableName: aws.String(table), Item: item(pk)}})
+		}
+		_, err := db.TransactWriteItems(ctx, in)
+		return err
+	}
+	held := make(chan error)
+	go func() { held <- txn("a", "b") }()
+	time.Sleep(lat / 3) // the first transaction is in progress
+	err = txn("c", "b")
+	var cancelled *types.TransactionCanceledException
+	if !errors.As(err, &cancelled) || len(cancelled.CancellationReasons) != 2 ||
+		aws.ToString(cancelled.CancellationReasons[0].Code) != "None" || aws.ToString(cancelled.CancellationReasons[1].Code) != "TransactionConflict" {
+		t.Errorf("a transaction of a held item: %v, want cancelled with [None, TransactionConflict]", err)
+	}
+	_, err = db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(table), Item: item("a")})
+	if awserr.Code(err) != "TransactionConflictException" {
+		t.Errorf("a put of a held item: %v, want TransactionConflictException", err)
+	}
+	if _, err := db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(table), Item: item("z")}); err != nil {
+		t.Errorf("a put of another item: %v", err)
+	}
+	if err := <-held; err != nil {
+		t.Fatalf("the first transaction: %v", err)
+	}
+	if err := txn("c", "b"); err != nil {
+		t.Errorf("the transaction again, once the first ended: %v", err)
+	}
+	st := p.Stats()
+	if st.Conflicts["dynamodb TransactWriteItems"] != 1 || st.Conflicts["dynamodb PutItem"] != 1 || st.Calls["dynamodb TransactWriteItems"] != 3 {
+		t.Errorf("stats %+v", st)
+	}
+	if st.MotoBusy <= 0 || st.MotoBusy >= st.Wall {
+		t.Errorf("moto busy %v of %v", st.MotoBusy, st.Wall)
 	}
 }

@@ -24,15 +24,15 @@ import (
 	"github.com/catalog-import/catalog-import/internal/state"
 )
 
-// beforeProductsWrite runs hook once, before the first TransactWriteItems
-// on table (the sink's products write) that the client sends.
+// beforeProductsWrite runs hook once, before the first PutItem on table
+// (the sink's products write) that the client sends.
 func beforeProductsWrite(table string, hook func(ctx context.Context)) func(*middleware.Stack) error {
 	var once sync.Once
 	return func(s *middleware.Stack) error {
 		return s.Initialize.Add(middleware.InitializeMiddlewareFunc("beforeProductsWrite",
 			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-				if tw, ok := in.Parameters.(*dynamodb.TransactWriteItemsInput); ok && awsmw.GetOperationName(ctx) == "TransactWriteItems" &&
-					len(tw.TransactItems) > 0 && tw.TransactItems[0].Put != nil && aws.ToString(tw.TransactItems[0].Put.TableName) == table {
+				if put, ok := in.Parameters.(*dynamodb.PutItemInput); ok && awsmw.GetOperationName(ctx) == "PutItem" &&
+					aws.ToString(put.TableName) == table {
 					once.Do(func() { hook(ctx) })
 				}
 				return next.HandleInitialize(ctx, in)

@@ -29,6 +29,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -48,8 +49,20 @@ func main() {
 	work := flag.String("dir", "", "scratch directory (default: a temporary one)")
 	awsRows := flag.Int("aws-rows", 5_000, "rows imported through the AWS handlers on moto to count requests (0: skip)")
 	weightedRows := flag.Int("weighted-rows", 0, "rows of the weighted-shards file (default: rows/10)")
-	sections := flag.String("sections", "all", "comma-separated sections to run: e2e (end to end, peak RSS), read, go, aws, weighted; or all")
+	sections := flag.String("sections", "all", "comma-separated sections to run: e2e (end to end, peak RSS), read, go, aws, weighted, coldstart, scale; or all")
+	coldRuns := flag.Int("cold-runs", 20, "starts of the shard worker binary per variant (coldstart)")
+	scaleRows := flag.Int("scale-rows", 4000, "rows of the one-shard file of each worker measurement (scale)")
+	scalePools := flag.String("scale-pools", "4,8,16,32", "pool sizes of the worker measurements (scale)")
+	scaleEvery := flag.String("scale-every", "100,1000", "checkpoint intervals of the worker measurements (scale)")
+	scaleCrowds := flag.String("scale-crowds", "10,50,200", "workers checkpointing one batch at once (scale)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the bench process to this file")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		must(err)
+		must(pprof.StartCPUProfile(f))
+		defer pprof.StopCPUProfile()
+	}
 	log.SetFlags(0)
 	want := func(section string) bool {
 		return *sections == "all" || slices.Contains(strings.Split(*sections, ","), section)
@@ -142,8 +155,31 @@ func main() {
 		must(err)
 		r.weighted = run
 	}
+	if want("coldstart") {
+		log.Printf("cold start: the shard worker binary, %d starts per variant", *coldRuns)
+		run, err := measureColdStart(dir, *coldRuns)
+		must(err)
+		r.cold = run
+	}
+	if want("scale") {
+		log.Printf("scale: one worker at pool sizes 4-32, checkpoints of many workers on one batch, the splitter")
+		run, err := measureScale(dir, *scaleRows, ints(*scalePools), ints(*scaleEvery), ints(*scaleCrowds))
+		must(err)
+		r.scale = run
+	}
 	must(os.WriteFile(*out, []byte(r.markdown()), 0o644))
 	log.Printf("wrote %s", *out)
+}
+
+// ints parses a comma-separated list of integers.
+func ints(s string) []int {
+	var out []int
+	for f := range strings.SplitSeq(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		must(err)
+		out = append(out, n)
+	}
+	return out
 }
 
 func must(err error) {
@@ -392,8 +428,10 @@ type report struct {
 	rss100k, rss1m          []int64
 	read                    map[string][]time.Duration
 	pool, drivers           map[string]map[string][]float64
-	aws                     *awsRun
+	aws                     *awsRuns
 	weighted                *weightedRun
+	cold                    *coldRun
+	scale                   *scaleRuns
 	runs                    int
 }
 
@@ -458,6 +496,18 @@ func (r *report) markdown() string {
 	if r.weighted != nil {
 		b.WriteString("\n")
 		r.weighted.markdown(&b)
+	}
+	if r.scale != nil {
+		r.scale.markdown(&b)
+		wru, rru, measured := 1.06, 0.0, false
+		if r.aws != nil {
+			c := r.aws.fresh.cost()
+			wru, rru, measured = c.wru, c.rru, true
+		}
+		r.scale.projectionMarkdown(&b, wru, rru, measured)
+	}
+	if r.cold != nil {
+		r.cold.markdown(&b)
 	}
 	return b.String()
 }
