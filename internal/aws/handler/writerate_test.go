@@ -2,6 +2,7 @@ package handler_test
 
 import (
 	"bytes"
+	"io"
 	"context"
 	"net/http"
 	"os"
@@ -30,7 +31,7 @@ import (
 )
 
 // TestWriteRateBacksOffWhenThrottled runs an upload on moto with WRITE_RATE
-// set, through a proxy that answers a third of the DynamoDB transactions
+// set, through a proxy that answers a third of the products' conditional puts
 // with ThrottlingException (as a provisioned table over its budget does):
 // the worker's write rate is halved (the products sink reports each
 // throttled attempt, before the SDK's retries hide it), and the import
@@ -50,7 +51,14 @@ func TestWriteRateBacksOffWhenThrottled(t *testing.T) {
 	p, err := faultproxy.Start(faultproxy.Config{Target: awstest.Endpoint(t), Rate: 0.3, Faults: []faultproxy.Fault{faultproxy.Throttle},
 		Services: []string{"dynamodb"}, Seed: 12,
 		Only: func(r *http.Request) bool {
-			return r.Header.Get("X-Amz-Target") == "DynamoDB_20120810.TransactWriteItems"
+			// The products sink's conditional puts (decision 29), not the
+			// state store's requests.
+			if r.Header.Get("X-Amz-Target") != "DynamoDB_20120810.PutItem" {
+				return false
+			}
+			body, err := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			return err == nil && bytes.Contains(body, []byte(`"TableName":"`+res.ProductsTable+`"`))
 		}})
 	if err != nil {
 		t.Fatal(err)
