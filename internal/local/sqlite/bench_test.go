@@ -48,15 +48,10 @@ func benchProducts(ps []catalog.Product, batch string, row int64, dupEvery int) 
 // BenchmarkSinkWrite measures Write calls of 100 products (the worker's batch
 // size) into a file database: all new SKUs, and 5% duplicates of the
 // previous call's rows; and, to show what the per-call transaction costs,
-// calls of 1000 new SKUs.
-//
-// Where the ~750 µs of one 100-product call went (mattn, phase timers, on
-// the 2-core build machine): the holder lookup ~85 µs; the upsert
-// ~400-470 µs, of which ~170 µs build and bind the 1,600 parameters
-// (database/sql, then one cgo call each) and the rest is SQLite's work on
-// three B-trees (rowid table, sku key, provenance index); the commit
-// ~125-155 µs (about 25 WAL frames written). Calls of 1000 products gain
-// little (~155k rows/s), so the cost is per row, not per transaction.
+// calls of 1000 new SKUs. A Write of new SKUs takes the fresh path (no
+// state lookup); with duplicates of earlier calls the fresh path misses and
+// the lookup path runs (decision 28). The worker itself calls Prepare in its
+// pool and WritePrepared (BenchmarkPrepare is the pool's share).
 func BenchmarkSinkWrite(b *testing.B) {
 	for _, driver := range drivers() {
 		for _, tc := range []struct {

@@ -12,10 +12,16 @@
 //     and counters are written in the same transaction as the checkpoint;
 //   - invariant 4: failure records are keyed by (batch, sheet, row) and
 //     products by SKU, so replays overwrite instead of duplicating;
-//   - invariant 5: Write reads the states of its SKUs (values, field stamps
-//     and holders, one query), decides with catalog.Decide and writes in one
+//   - invariant 5: Write decides every product with catalog.Decide against
+//     its SKU's state (values, field stamps and holders) and writes in one
 //     write transaction, so the lowest position of a SKU in a batch always
-//     wins and each field holds its newest batch's value (decision 17).
+//     wins and each field holds its newest batch's value (decision 17). The
+//     state is read in one query (the lookup path), or, for every mode but
+//     update, assumed empty and checked by the insert itself (the fresh
+//     path: INSERT ... ON CONFLICT DO NOTHING, every row must go in, else
+//     it is undone and the lookup path runs); Prepare does the fresh path's
+//     deciding and encoding ahead, off the writer (WritePrepared, decision
+//     28).
 //
 // # Opening a file
 //
@@ -59,11 +65,14 @@
 //     cells JSON, field_mapping JSON, rule_version, retry_count, failure_at,
 //     trace_id, shard; PK(batch_id, sheet, row)), index on (batch_id, shard);
 //   - products(sku PK, name, category, brand, price TEXT "12.50", currency,
-//     stock, status, description, image_urls JSON, batch_id, source_row,
-//     source_sheet, source_sheet_index, source_offset, source_length,
-//     displaced JSON, stamps TEXT catalog.EncodeStamps, holders JSON
-//     catalog.EncodeHolders), index on (batch_id, source_sheet, source_row);
-//     a deleted product stays as a tombstone row;
+//     stock, status, description, image_urls JSON, meta JSON): meta (v7)
+//     holds the provenance (batch, row, byte range, sheet), the stamps
+//     (catalog.EncodeStamps, or the order alone for a product one batch
+//     created whole), the displaced rows and the holders (meta.go); the view
+//     products_view shows them as columns. No secondary index (v7 drops
+//     products_by_source: CountBatch scans). A database of schema 6 or
+//     older has its products rebuilt into meta when opened. A deleted
+//     product stays as a tombstone row;
 //   - shard_progress(batch_id, shard, seq, at, rows_done, rows_failed,
 //     failed_syntax, failed_semantic, failed_business, failed_infrastructure;
 //     PK(batch_id, shard, seq)), WITHOUT ROWID: each shard's progress history
@@ -91,6 +100,14 @@
 // use a separate pool of connections (WAL lets them run beside the writer);
 // an in-memory database has only the one connection.
 //
+// With Options.GroupRows (importctl run: 1), Write and Checkpoint calls
+// share one transaction, each call in a savepoint, committed by the
+// Checkpoint that finds it full (group.go): a checkpoint is committed with
+// the products and failure records it covers, and a crash loses them
+// together. Any other write and any read commit the open group first, so
+// the process reads what it wrote; the checkpointer commits a group left
+// open for GroupWait. Statement journals are kept in memory (temp_store).
+//
 // The writer does not checkpoint the WAL (wal_autocheckpoint=0): a
 // checkpoint inside a commit stalls that write for two fsyncs. A background
 // goroutine with its own connection runs PASSIVE checkpoints every 64
@@ -104,9 +121,12 @@
 //
 // The adapter is written against database/sql and runs on both
 // github.com/mattn/go-sqlite3 ("sqlite3", cgo) and modernc.org/sqlite
-// ("sqlite", pure Go); the tests run the contract suites on both. The
-// default is mattn's when the binary is built with cgo and modernc's
-// otherwise. By measurement on the 2-core build machine (BenchmarkSinkWrite,
+// ("sqlite", pure Go); the tests run the contract suites on both. Product
+// inserts run on the driver's own statements (database/sql's Conn.Raw,
+// raw.go), as queries: mattn's driver binds a query's arguments and steps
+// it in one cgo call. The default is mattn's when the binary is built with
+// cgo and modernc's otherwise. By measurement on the 2-core build machine
+// before schema 7 (BenchmarkSinkWrite,
 // BenchmarkCheckpoint; file database, 100-product Write calls): mattn
 // 116-134k rows/s for new SKUs and 127-150k with 5% duplicates, modernc
 // 119-130k and 94-98k; checkpoints 7.5-10.6k/s against 6.3-6.4k/s.

@@ -44,6 +44,35 @@ func fence(tx *wtx, lease state.Lease) (state.Shard, state.BatchStatus, error) {
 	return s, bs, nil
 }
 
+// fenceCheckpoint is fence for Checkpoint, which is called for every chunk
+// group: one query of the columns it needs (not the shard's layout and
+// block checksums), joined with the batch's status. A missing batch or
+// shard is reported as fence reports it.
+func fenceCheckpoint(tx *wtx, lease state.Lease) (state.Shard, state.BatchStatus, error) {
+	var (
+		s          state.Shard
+		bs, status string
+		c          = &s.Checkpoint.Counts
+	)
+	err := tx.queryRow(`SELECT b.status, s.status, s.owner, s.epoch, s.cp_next_offset, s.cp_next_row,
+		s.cp_rows_total, s.cp_rows_imported, s.cp_rows_superseded, s.cp_rows_failed, s.cp_rows_skipped
+		FROM shards s JOIN batches b ON b.batch_id = s.batch_id WHERE s.batch_id = ? AND s.shard = ?`, lease.BatchID, lease.Shard).Scan(
+		&bs, &status, &s.Owner, &s.Epoch, &s.Checkpoint.NextOffset, &s.Checkpoint.NextRow,
+		&c.Total, &c.Imported, &c.Superseded, &c.Failed, &c.Skipped)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fence(tx, lease)
+	}
+	if err != nil {
+		return s, "", err
+	}
+	s.BatchID, s.Index, s.Status = lease.BatchID, lease.Shard, state.ShardStatus(status)
+	if lease.Epoch < 1 || s.Epoch != lease.Epoch || s.Owner != lease.Owner {
+		return s, state.BatchStatus(bs), fmt.Errorf("%w: lease of %q at epoch %d, shard now held by %q at epoch %d",
+			state.ErrFenced, lease.Owner, lease.Epoch, s.Owner, s.Epoch)
+	}
+	return s, state.BatchStatus(bs), nil
+}
+
 // Claim takes the shard for owner until now+ttl and bumps its epoch; see
 // state.Store.
 func (db *DB) Claim(ctx context.Context, batchID string, shard int, owner string, ttl time.Duration, now time.Time) (state.Lease, state.Shard, error) {
@@ -92,7 +121,7 @@ func (db *DB) Checkpoint(ctx context.Context, lease state.Lease, cp state.Checkp
 	var counts state.Counts
 	op := fmt.Sprintf("checkpoint shard %s/%d at row %d", lease.BatchID, lease.Shard, cp.NextRow)
 	err := db.run(ctx, op, checkpointCall, 0, func(tx *wtx) error {
-		s, bs, err := fence(tx, lease)
+		s, bs, err := fenceCheckpoint(tx, lease)
 		if err != nil {
 			return err
 		}

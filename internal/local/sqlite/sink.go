@@ -106,6 +106,7 @@ func (db *DB) Prepare(mode catalog.WriteMode, products []catalog.Product) any {
 		}
 	}
 	pr.values = make([]any, 0, n*numProductCols)
+	slab := newValueSlab(n*(numProductCols-1), n)
 	for i := range sc.states.all {
 		st := &sc.states.all[i]
 		if !st.dirty {
@@ -119,9 +120,11 @@ func (db *DB) Prepare(mode catalog.WriteMode, products []catalog.Product) any {
 			return nil
 		}
 		sc.spans = append(sc.spans, len(sc.text))
-		pr.values = appendProduct(pr.values, &st.Product)
+		p := &st.Product
+		pr.values = append(pr.values, slab.str(p.SKU), slab.str(p.Name), slab.str(p.Category), slab.str(p.Brand), slab.str(p.Price),
+			slab.str(p.Currency), slab.int(p.Stock), slab.str(p.Status), slab.str(p.Description), nil, nil)
 	}
-	setTexts(pr.values, string(sc.text), sc.spans)
+	setTexts(pr.values, string(sc.text), sc.spans, slab)
 	return pr
 }
 
@@ -389,7 +392,7 @@ func putProducts(rc *rawConn, cur *skuStates) error {
 		if n == 0 {
 			return nil
 		}
-		setTexts(vals, string(text), spans)
+		setTexts(vals, string(text), spans, nil)
 		err := rc.exec(insertProducts(n, onConflictUpdate), vals)
 		vals, text, spans, n = vals[:0], text[:0], spans[:0], 0
 		return err
@@ -426,8 +429,12 @@ func appendProduct(vals []any, p *catalog.Product) []any {
 
 // setTexts sets the image_urls and meta values of each row of vals from
 // text: row i's image_urls end at spans[2i] (none when empty: NULL), its
-// meta at spans[2i+1].
-func setTexts(vals []any, text string, spans []int) {
+// meta at spans[2i+1]. The values are boxed in slab, when not nil.
+func setTexts(vals []any, text string, spans []int, slab *valueSlab) {
+	box := func(s string) any { return s }
+	if slab != nil {
+		box = slab.str
+	}
 	for i := range len(spans) / 2 {
 		v := vals[i*numProductCols:]
 		start := 0
@@ -435,9 +442,9 @@ func setTexts(vals []any, text string, spans []int) {
 			start = spans[2*i-1]
 		}
 		if spans[2*i] > start {
-			v[9] = text[start:spans[2*i]]
+			v[9] = box(text[start:spans[2*i]])
 		}
-		v[10] = text[spans[2*i]:spans[2*i+1]]
+		v[10] = box(text[spans[2*i]:spans[2*i+1]])
 	}
 }
 
