@@ -17,6 +17,7 @@ import (
 	"github.com/catalog-import/catalog-import/internal/aws/stack"
 	"github.com/catalog-import/catalog-import/internal/profile"
 	"github.com/catalog-import/catalog-import/internal/split"
+	"github.com/catalog-import/catalog-import/internal/triage"
 )
 
 // resources finds the stack's resources: from its CloudFormation outputs on
@@ -41,6 +42,7 @@ func newDevCmd(env Env, g *global) *cobra.Command {
 		untilIdle   bool
 		profilePath string
 		logLevel    string
+		retryDelay  time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "dev --endpoint URL --stack NAME",
@@ -60,6 +62,8 @@ batches of --batch-size under --max-concurrency, the DLQ invokes triage.
 	fl := cmd.Flags()
 	fl.BoolVar(&untilIdle, "until-idle", false, "exit when no upload or shard message is left (scripts, tests)")
 	fl.DurationVar(&s.WorkerTimeout, "worker-timeout", s.WorkerTimeout, "worker invocation timeout (WorkerTimeout); the shard queue's visibility timeout is 6x")
+	fl.DurationVar(&s.Visibility, "visibility-timeout", 0, "shard queue visibility timeout, whole seconds, at least --worker-timeout: how long a failed delivery waits to come back (default 6x --worker-timeout, as template.yaml)")
+	fl.DurationVar(&retryDelay, "retry-delay", triage.DefaultBaseDelay, "triage's delay before the first retry of a shard from the DLQ (doubled per retry)")
 	fl.IntVar(&s.MaxReceiveCount, "max-receive-count", s.MaxReceiveCount, "deliveries of a shard message before the DLQ")
 	fl.IntVar(&s.BatchSize, "batch-size", s.BatchSize, "shard messages per worker invocation")
 	fl.IntVar(&s.MaxConcurrency, "max-concurrency", s.MaxConcurrency, "concurrent worker invocations")
@@ -72,6 +76,12 @@ batches of --batch-size under --max-concurrency, the DLQ invokes triage.
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if g.stack == "" {
 			return usage("dev needs --stack NAME (resource names derive from it)")
+		}
+		if v := s.Visibility; v != 0 && (v < s.WorkerTimeout || v%time.Second != 0) {
+			return usage("--visibility-timeout %v: want whole seconds, at least --worker-timeout %v", v, s.WorkerTimeout)
+		}
+		if retryDelay <= 0 {
+			return usage("--retry-delay %v: want a positive duration", retryDelay)
 		}
 		ctx := cmd.Context()
 		p, err := loadProfile(profilePath)
@@ -99,6 +109,7 @@ batches of --batch-size under --max-concurrency, the DLQ invokes triage.
 				Profile: p, Split: split.Options{ShardRows: s.ShardRows, ShardBytes: s.ShardBytes},
 				Pool: s.PoolSize, CheckpointEvery: s.CheckpointEvery, LeaseTTL: s.WorkerTimeout,
 				DeadlineMargin: min(10*time.Second, s.WorkerTimeout/5), Owner: "dev", Log: log, StackName: g.stack,
+				Triage: triage.Policy{BaseDelay: retryDelay},
 			},
 		})
 		return eventsource.Run(ctx, eventsource.Config{
