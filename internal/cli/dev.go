@@ -22,6 +22,7 @@ import (
 	"github.com/catalog-import/catalog-import/internal/aws/stack"
 	"github.com/catalog-import/catalog-import/internal/profile"
 	"github.com/catalog-import/catalog-import/internal/split"
+	"github.com/catalog-import/catalog-import/internal/triage"
 )
 
 // resources finds the stack's resources: from its CloudFormation outputs on
@@ -46,6 +47,7 @@ func newDevCmd(env Env, g *global) *cobra.Command {
 		untilIdle   bool
 		profilePath string
 		logLevel    string
+		retryDelay  time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "dev [--endpoint URL] [--stack NAME]",
@@ -73,6 +75,8 @@ splitter, the shard queue invokes the worker in batches of --batch-size under
 	fl.StringVar(&g.stack, "stack", "", `stack name: resource names derive from it (default "dev")`)
 	fl.BoolVar(&untilIdle, "until-idle", false, "exit when no upload or shard message is left (scripts, tests)")
 	fl.DurationVar(&s.WorkerTimeout, "worker-timeout", s.WorkerTimeout, "worker invocation timeout (WorkerTimeout); the shard queue's visibility timeout is 6x")
+	fl.DurationVar(&s.Visibility, "visibility-timeout", 0, "shard queue visibility timeout, whole seconds, at least --worker-timeout: how long a failed delivery waits to come back (default 6x --worker-timeout, as template.yaml)")
+	fl.DurationVar(&retryDelay, "retry-delay", triage.DefaultBaseDelay, "triage's delay before the first retry of a shard from the DLQ (doubled per retry)")
 	fl.IntVar(&s.MaxReceiveCount, "max-receive-count", s.MaxReceiveCount, "deliveries of a shard message before the DLQ")
 	fl.IntVar(&s.BatchSize, "batch-size", s.BatchSize, "shard messages per worker invocation")
 	fl.IntVar(&s.MaxConcurrency, "max-concurrency", s.MaxConcurrency, "concurrent worker invocations")
@@ -86,6 +90,12 @@ splitter, the shard queue invokes the worker in batches of --batch-size under
 	fl.StringVar(&logLevel, "log-level", "info", "handler log level on stderr: debug, info, warn, error")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		name := cmp.Or(g.stack, "dev")
+		if v := s.Visibility; v != 0 && (v < s.WorkerTimeout || v%time.Second != 0) {
+			return usage("--visibility-timeout %v: want whole seconds, at least --worker-timeout %v", v, s.WorkerTimeout)
+		}
+		if retryDelay <= 0 {
+			return usage("--retry-delay %v: want a positive duration", retryDelay)
+		}
 		ctx := cmd.Context()
 		p, err := loadProfile(profilePath)
 		if err != nil {
@@ -151,6 +161,7 @@ splitter, the shard queue invokes the worker in batches of --batch-size under
 				Pool: s.PoolSize, CheckpointEvery: s.CheckpointEvery, LeaseTTL: s.WorkerTimeout,
 				DeadlineMargin: min(10*time.Second, s.WorkerTimeout/5), Owner: "dev", Log: log, StackName: name,
 				WriteRate: s.WriteRate * float64(s.MaxConcurrency), // one process plays every worker
+				Triage: triage.Policy{BaseDelay: retryDelay},
 			},
 		})
 		return eventsource.Run(ctx, eventsource.Config{

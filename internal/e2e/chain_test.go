@@ -29,10 +29,11 @@ import (
 )
 
 // chainFlags make a stack whose shard messages reach the DLQ quickly: a 5 s
-// worker timeout (30 s visibility) and two deliveries; small checkpoints
-// keep healthy shards moving within such short invocations on a loaded
-// machine.
-var chainFlags = []string{"--worker-timeout", "5s", "--max-receive-count", "2", "--shard-rows", "250", "--checkpoint-every", "25", "--log-level", "error"}
+// worker timeout, a 10 s visibility timeout (the template's is 6x the
+// worker timeout: 30 s of waiting per failed delivery) and two deliveries,
+// and a 1 s first triage retry; small checkpoints keep healthy shards
+// moving within such short invocations on a loaded machine.
+var chainFlags = []string{"--worker-timeout", "5s", "--visibility-timeout", "10s", "--retry-delay", "1s", "--max-receive-count", "2", "--shard-rows", "250", "--checkpoint-every", "25", "--log-level", "error"}
 
 // poisonQueue sends the manifest of shard `poison` with a schema version no
 // worker reads (as a newer splitter would), and the others as they are.

@@ -30,7 +30,7 @@ func TestCrashResume(t *testing.T) {
 	}
 	t.Parallel()
 	dir := t.TempDir()
-	bin := buildImportctl(t, dir)
+	bin := sharedImportctl(t)
 	file := filepath.Join(dir, "products.csv")
 	writeProducts(t, file, 200_000, 3)
 	args := []string{"run", "--json", "--quiet", "--shard-rows", "20000", "--checkpoint-every", "100"}

@@ -3,15 +3,18 @@ package e2e
 import (
 	"bufio"
 	"encoding/json"
+	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/catalog-import/catalog-import/internal/aws/awstest"
+	"github.com/catalog-import/catalog-import/internal/aws/faultproxy"
 	"github.com/catalog-import/catalog-import/internal/record/recordtest"
 	"github.com/catalog-import/catalog-import/internal/state"
 )
@@ -19,7 +22,10 @@ import (
 // TestDevDeadlineHandsOn: one large shard and a 3-second worker timeout.
 // Each invocation stops near its deadline, checkpoints and sends the rest of
 // the shard on as a continuation (invariant 8); the batch completes exactly
-// as `importctl run` completes the file.
+// as `importctl run` completes the file. Every DynamoDB transaction (each
+// of the shard's 20 checkpoints has one) is held 150 ms by a proxy, so the
+// shard never fits in one invocation, however fast the machine (without it
+// an idle machine imported the shard in one).
 func TestDevDeadlineHandsOn(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the handlers against moto")
@@ -29,10 +35,24 @@ func TestDevDeadlineHandsOn(t *testing.T) {
 	file := filepath.Join(dir, "big-shard.csv")
 	writeProducts(t, file, 2000, 5)
 
-	opts := []string{"--worker-timeout", "3s", "--shard-rows", "100000", "--checkpoint-every", "100", "--log-level", os.Getenv("TEST_LOG_LEVEL") + map[bool]string{true: "warn"}[os.Getenv("TEST_LOG_LEVEL") == ""]}
+	opts := []string{"--worker-timeout", "3s", "--visibility-timeout", "6s", "--retry-delay", "1s", "--shard-rows", "100000", "--checkpoint-every", "100",
+		"--log-level", os.Getenv("TEST_LOG_LEVEL") + map[bool]string{true: "warn"}[os.Getenv("TEST_LOG_LEVEL") == ""]}
 	flags, bucket := devStack(t, opts...)
 	upload(t, bucket, "incoming/big-shard.csv", file)
-	dev(t, devLimit(10*time.Minute), append(flags, opts...)...)
+	p, err := faultproxy.Start(faultproxy.Config{Target: awstest.Endpoint(t), Rate: 1, Faults: []faultproxy.Fault{faultproxy.Stall},
+		Stall: 150 * time.Millisecond, Services: []string{"dynamodb"},
+		Only: func(r *http.Request) bool {
+			return strings.HasSuffix(r.Header.Get("X-Amz-Target"), ".TransactWriteItems")
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	dev(t, devLimit(10*time.Minute), append([]string{"--endpoint", p.URL, "--stack", flags[len(flags)-1]}, opts...)...)
+	stalled, _ := p.Injected()
+	if stalled < 20 {
+		t.Errorf("%d transactions held by the proxy, want at least the shard's 20 checkpoints", stalled)
+	}
 
 	b := stackBatches(t, flags)["incoming/big-shard.csv"]
 	_, out, _ := importctl(t, append([]string{"status", "--json", b.ID}, flags...)...)
@@ -43,7 +63,7 @@ func TestDevDeadlineHandsOn(t *testing.T) {
 	if len(st.Shards) != 1 || st.Shards[0].Attempts < 2 {
 		t.Fatalf("shards %+v: want one shard handed on at least once", st.Shards)
 	}
-	t.Logf("one shard of %d rows, %d invocations", st.Shards[0].Rows, st.Shards[0].Attempts)
+	t.Logf("one shard of %d rows, %d invocations, %d transactions held", st.Shards[0].Rows, st.Shards[0].Attempts, stalled)
 	local, _ := runImport(t, filepath.Join(dir, "local.db"), file)
 	if diff := cmp.Diff(comparable(local), comparable(stackOutcome(t, flags, b)), cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("(-importctl run +dev with a 3 s deadline):\n%s", diff)
@@ -56,16 +76,6 @@ func devLimit(limit time.Duration) time.Duration {
 		return d
 	}
 	return limit
-}
-
-// buildImportctl builds the importctl binary into dir (for tests that kill it).
-func buildImportctl(t *testing.T, dir string) string {
-	t.Helper()
-	bin := filepath.Join(dir, "importctl")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/importctl").CombinedOutput(); err != nil {
-		t.Fatalf("build importctl: %v\n%s", err, out)
-	}
-	return bin
 }
 
 // writeProducts writes a generated product CSV of rows rows, with faults.

@@ -177,19 +177,20 @@ func TestDevImportsLikeRun(t *testing.T) {
 
 // TestDevWorkerCrash: a worker process killed in the middle of a shard
 // (kill -9 of importctl dev) leaves the shard message in flight; after the
-// visibility timeout it is delivered again, resumes from the checkpoint, and
-// the batch ends as a clean `importctl run` of the file ends it.
+// visibility timeout (6 s here) it is delivered again, resumes from the
+// checkpoint, and the batch ends as a clean `importctl run` of the file
+// ends it.
 func TestDevWorkerCrash(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds importctl and waits out a visibility timeout")
 	}
 	t.Parallel()
 	dir := t.TempDir()
-	bin := buildImportctl(t, dir)
+	bin := sharedImportctl(t)
 	file := filepath.Join(dir, "products.csv")
 	writeProducts(t, file, 2_000, 7)
 
-	opts := []string{"--worker-timeout", "3s", "--shard-rows", "500", "--checkpoint-every", "50", "--max-concurrency", "2", "--log-level", "error"}
+	opts := []string{"--worker-timeout", "3s", "--visibility-timeout", "6s", "--shard-rows", "500", "--checkpoint-every", "50", "--max-concurrency", "2", "--log-level", "error"}
 	flags, bucket := devStack(t, opts...)
 	upload(t, bucket, "incoming/products.csv", file)
 	cmd := exec.Command(bin, append(append([]string{"dev"}, flags...), opts...)...)

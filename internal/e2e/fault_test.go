@@ -43,7 +43,7 @@ func TestDevUnderFaults(t *testing.T) {
 	}
 	defer p.Close()
 	stack := flags[len(flags)-1]
-	dev(t, 8*time.Minute, "--endpoint", p.URL, "--stack", stack, "--worker-timeout", "3s",
+	dev(t, 8*time.Minute, "--endpoint", p.URL, "--stack", stack, "--worker-timeout", "3s", "--visibility-timeout", "6s", "--retry-delay", "1s",
 		"--shard-rows", "200", "--checkpoint-every", "50", "--log-level", "error")
 	faults, calls := p.Injected()
 	t.Logf("%d of %d calls faulted: %v", faults, calls, p.Counts())

@@ -22,9 +22,10 @@ import (
 )
 
 // devFeedOpts are the `importctl dev` options of the feed tests: small
-// shards checkpointed often, two workers at once, and a 3 s worker timeout
-// (the visibility timeout a killed worker's message waits out is 6x that).
-var devFeedOpts = []string{"--worker-timeout", "3s", "--shard-rows", "15", "--checkpoint-every", "5", "--max-concurrency", "2", "--log-level", "error"}
+// shards checkpointed often, two workers at once, a 3 s worker timeout and
+// a 6 s visibility timeout (what a killed worker's message waits out; the
+// template's 6x the worker timeout would be 18 s).
+var devFeedOpts = []string{"--worker-timeout", "3s", "--visibility-timeout", "6s", "--retry-delay", "1s", "--shard-rows", "15", "--checkpoint-every", "5", "--max-concurrency", "2", "--log-level", "error"}
 
 // uploadAtOnce puts every file under incoming/<tag>.csv of bucket at the
 // same time (one goroutine each, released together).

@@ -94,7 +94,7 @@ func TestCrashResumeWorkbook(t *testing.T) {
 	}
 	t.Parallel()
 	dir := t.TempDir()
-	bin := buildImportctl(t, dir)
+	bin := sharedImportctl(t)
 	book := filepath.Join(dir, "products.xlsx")
 	writeProductWorkbook(t, book, 60_000, 3)
 	args := []string{"run", "--json", "--quiet", "--shard-rows", "4000", "--checkpoint-every", "100"}

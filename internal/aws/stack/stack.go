@@ -59,6 +59,11 @@ type Settings struct {
 	FailureTTLDays  int           // failure records expire after
 	WriteRate       float64       // rows per second per worker (WriteRate; 0: unlimited)
 	MaxUploadBytes  int64         // largest CSV/TSV/JSON Lines upload the splitter reads (MaxUploadBytes; 0: no limit)
+	// Visibility, when set, is the shard queue's visibility timeout instead
+	// of the template's 6x WorkerTimeout: how long a failed or abandoned
+	// delivery waits before it comes back (importctl dev --visibility-timeout,
+	// short in tests). AWS requires at least WorkerTimeout.
+	Visibility time.Duration
 }
 
 // Defaults are template.yaml's parameter defaults.
@@ -70,8 +75,14 @@ func Defaults() Settings {
 	}
 }
 
-// VisibilityTimeout is the shard queue's: six times the worker's timeout.
-func (s Settings) VisibilityTimeout() time.Duration { return 6 * s.WorkerTimeout }
+// VisibilityTimeout is the shard queue's: six times the worker's timeout
+// (template.yaml's WorkerVisibility mapping), or Visibility when set.
+func (s Settings) VisibilityTimeout() time.Duration {
+	if s.Visibility > 0 {
+		return s.Visibility
+	}
+	return 6 * s.WorkerTimeout
+}
 
 // Queue settings that do not depend on parameters (as template.yaml has them).
 const (

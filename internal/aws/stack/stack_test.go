@@ -90,6 +90,19 @@ func TestDefaultsAreTheTemplates(t *testing.T) {
 	}
 }
 
+// TestVisibilityOverride: Settings.Visibility (importctl dev
+// --visibility-timeout) replaces the template's 6x the worker timeout.
+func TestVisibilityOverride(t *testing.T) {
+	s := stack.Settings{WorkerTimeout: 3 * time.Second}
+	if got := s.VisibilityTimeout(); got != 18*time.Second {
+		t.Errorf("visibility %v, want 6 x 3s", got)
+	}
+	s.Visibility = 5 * time.Second
+	if got := s.VisibilityTimeout(); got != 5*time.Second {
+		t.Errorf("visibility %v with Visibility 5s", got)
+	}
+}
+
 // keys summarises a table definition for comparison.
 type keys struct {
 	Attrs []string // name:type
