@@ -161,7 +161,7 @@ splitter, the shard queue invokes the worker in batches of --batch-size under
 				Pool: s.PoolSize, CheckpointEvery: s.CheckpointEvery, LeaseTTL: s.WorkerTimeout,
 				DeadlineMargin: min(10*time.Second, s.WorkerTimeout/5), Owner: "dev", Log: log, StackName: name,
 				WriteRate: s.WriteRate * float64(s.MaxConcurrency), // one process plays every worker
-				Triage: triage.Policy{BaseDelay: retryDelay},
+				Triage:    triage.Policy{BaseDelay: retryDelay},
 			},
 		})
 		return eventsource.Run(ctx, eventsource.Config{

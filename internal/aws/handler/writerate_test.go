@@ -2,8 +2,8 @@ package handler_test
 
 import (
 	"bytes"
-	"io"
 	"context"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
