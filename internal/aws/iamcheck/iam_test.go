@@ -179,7 +179,6 @@ var (
 	failedQueue = "arn:aws:sqs:" + region + ":" + account + ":" + stackName + "-splitter-failed"
 	topic       = "arn:aws:sns:" + region + ":" + account + ":" + stackName + "-escalations"
 	topicKey    = "arn:aws:kms:" + region + ":" + account + ":key/TopicKey" // expand.py's name for the key
-	eventBus    = "arn:aws:events:" + region + ":" + account + ":event-bus/default"
 )
 
 func logGroup(fn string) string {
