@@ -317,7 +317,10 @@ func TestPriceAndStockFeedsInterleavedWithKill(t *testing.T) {
 		t.Skip("builds importctl and kills it")
 	}
 	t.Parallel()
-	const n = 3000
+	// Rows enough that the kill lands mid-import while the poller may be
+	// descheduled on a busy machine (3000 rows, checkpointed every 10, were
+	// sometimes done before the kill once the write path got faster).
+	const n = 8000
 	dir := t.TempDir()
 	bin := sharedImportctl(t)
 	db := filepath.Join(dir, "catalog.db")
