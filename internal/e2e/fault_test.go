@@ -43,7 +43,13 @@ func TestDevUnderFaults(t *testing.T) {
 	}
 	defer p.Close()
 	stack := flags[len(flags)-1]
-	dev(t, 8*time.Minute, "--endpoint", p.URL, "--stack", stack, "--worker-timeout", "3s", "--visibility-timeout", "6s", "--retry-delay", "1s",
+	// 6 s invocations: importctl dev sends one moto request at a time
+	// (awsclient.Settings.OneAtATime), and a stalled call holds that lock
+	// for its 300 ms. Products are one put per SKU (decision 29), so a
+	// chunk of 50 rows takes the lock some 50 times; with SQS's polling
+	// stalled 1.4 times a second the lock is held by a stall about 40% of
+	// the time, and 3 s invocations (2.4 s of work) could not commit a chunk.
+	dev(t, 8*time.Minute, "--endpoint", p.URL, "--stack", stack, "--worker-timeout", "6s", "--visibility-timeout", "12s", "--retry-delay", "1s",
 		"--shard-rows", "200", "--checkpoint-every", "50", "--log-level", "error")
 	faults, calls := p.Injected()
 	t.Logf("%d of %d calls faulted: %v", faults, calls, p.Counts())

@@ -56,7 +56,21 @@ func main() {
 	scaleEvery := flag.String("scale-every", "100,1000", "checkpoint intervals of the worker measurements (scale)")
 	scaleCrowds := flag.String("scale-crowds", "10,50,200", "workers checkpointing one batch at once (scale)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the bench process to this file")
+	projectIn := flag.String("project", "", "print only the scale projection from given inputs: worker=ROWS/S,split=MB/S,txn=PER_S,wru=UNITS,rru=UNITS")
 	flag.Parse()
+	if *projectIn != "" {
+		in := map[string]float64{}
+		for kv := range strings.SplitSeq(*projectIn, ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			f, err := strconv.ParseFloat(v, 64)
+			must(err)
+			in[k] = f
+		}
+		var b strings.Builder
+		writeProjection(&b, in["worker"], in["split"], in["txn"], in["wru"], in["rru"], false)
+		fmt.Print(b.String())
+		return
+	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		must(err)
