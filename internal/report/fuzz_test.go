@@ -12,8 +12,9 @@ import (
 // shape counts the page's markup: hostile text must not change it.
 func shape(page string) map[string]int {
 	out := map[string]int{}
+	lower := strings.ToLower(page)
 	for _, tag := range []string{"<td", "<tr", "<th", "<svg", "<rect", "<text", "<section", "<script", "<style", "<a ", "<img", "<iframe"} {
-		out[tag] = strings.Count(strings.ToLower(page), tag)
+		out[tag] = strings.Count(lower, tag)
 	}
 	return out
 }
