@@ -58,6 +58,13 @@ func ReadRecipe(makefile []byte, target, artifactsDir string) (Recipe, error) {
 	if err != nil {
 		return Recipe{}, fmt.Errorf("target %s: %w", target, err)
 	}
+	for _, w := range words {
+		if strings.Contains(w, "$") {
+			// make would expand it even inside single quotes (a variable,
+			// or $$ for the shell): not what this reader runs as written.
+			return Recipe{}, fmt.Errorf("target %s: %q: unsupported make variable (only $(ARTIFACTS_DIR))", target, w)
+		}
+	}
 	var r Recipe
 	for _, w := range words {
 		w = strings.ReplaceAll(w, "\x00", artifactsDir)
