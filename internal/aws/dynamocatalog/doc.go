@@ -104,10 +104,13 @@
 // So reading first pays when more than one SKU in ten is stored
 // (BlindBelow), writing blind when fewer are. Options.Reads chooses:
 // ReadsAuto (the default) keeps the share of SKUs the Sink's recent calls
-// found stored (each call half the weight; the first call reads) and writes
-// blind while it is under BlindBelow, so a file of new products costs one
-// write unit per product and no read, and a file that updates a catalog one
-// read and one write. ReadsAlways and ReadsNever fix the choice (tests run
+// of one batch found stored (each call half the weight) and writes blind
+// while it is under BlindBelow. The first call of a batch reads a sample of
+// 100 SKUs and the rest of its SKUs only when one in ten of the sample or
+// more is stored. So a file of new products costs one write unit per
+// product and one BatchGetItem per batch and container, and a file that
+// updates a catalog one read and one write per product, also in a container
+// that wrote new products just before (no failed puts). ReadsAlways and ReadsNever fix the choice (tests run
 // the contract under all three). Mode update always reads: its Unknown
 // outcome writes nothing, so a blind put could not check it.
 //

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"slices"
 	"sync/atomic"
@@ -38,8 +37,9 @@ type Reads int
 const (
 	// ReadsAuto reads first while many SKUs are found stored, and writes
 	// blind (each put conditioned on the item being absent) while few are:
-	// the share found by the Sink's recent Write calls decides (ReadsBelow).
-	// Mode update always reads.
+	// the share found by the Sink's recent Write calls of the same batch
+	// decides (BlindBelow); the first call of a batch reads a sample of its
+	// SKUs first. Mode update always reads.
 	ReadsAuto Reads = iota
 	// ReadsAlways reads every SKU before writing it.
 	ReadsAlways
@@ -107,14 +107,20 @@ func (o Options) withDefaults() Options {
 // Sink is the DynamoDB products table as a catalog.Sink and catalog.Reader.
 // It is safe for concurrent use: concurrent writers of one SKU (in this
 // process or another) are ordered by the conditions of their writes. The
-// only state it keeps between calls is the share of SKUs recent calls found
-// stored (for ReadsAuto).
+// only state it keeps between calls is the share of SKUs recent calls of
+// the last batch written found stored (for ReadsAuto).
 type Sink struct {
 	client *dynamodb.Client
 	table  string
 	opts   Options
 	call   []func(*dynamodb.Options) // per-call options of Write's requests
-	found  atomic.Uint64             // math.Float64bits of the share found stored; NaN: none seen yet
+	found  atomic.Pointer[found]     // the share found stored by recent calls; nil: none seen yet
+}
+
+// found is the share of SKUs a batch's recent Write calls found stored.
+type found struct {
+	batch string
+	share float64
 }
 
 var (
@@ -130,7 +136,6 @@ func New(client *dynamodb.Client, table string, opts Options) *Sink {
 			o.APIOptions = append(o.APIOptions, throttleObserver(on))
 		}}
 	}
-	s.found.Store(math.Float64bits(math.NaN()))
 	return s
 }
 
@@ -215,9 +220,21 @@ func (s *Sink) Write(ctx context.Context, mode catalog.WriteMode, products []cat
 		}
 		st.idx = append(st.idx, i)
 	}
-	if !s.blind(mode) {
+	batch := products[0].BatchID
+	switch s.reads(mode, batch) {
+	case readAll:
 		if err := s.readItems(ctx, order, consistent(mode)); err != nil {
 			return nil, err
+		}
+	case readSample:
+		n := min(sampleSKUs, len(order))
+		if err := s.readItems(ctx, order[:n], consistent(mode)); err != nil {
+			return nil, err
+		}
+		if share(order[:n]) >= BlindBelow {
+			if err := s.readItems(ctx, order[n:], consistent(mode)); err != nil {
+				return nil, err
+			}
 		}
 	}
 	var unknown []*skuState
@@ -252,41 +269,73 @@ func (s *Sink) Write(ctx context.Context, mode catalog.WriteMode, products []cat
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	s.observe(batch, share(order))
+	return out, nil
+}
+
+// sampleSKUs is how many SKUs the first Write call of a batch reads to
+// learn whether the batch's SKUs are stored (one BatchGetItem).
+const sampleSKUs = 100
+
+// share is the share of sts found stored.
+func share(sts []*skuState) float64 {
+	if len(sts) == 0 {
+		return 0
+	}
 	found := 0
-	for _, st := range order {
+	for _, st := range sts {
 		if st.held {
 			found++
 		}
 	}
-	s.observe(float64(found) / float64(len(order)))
-	return out, nil
+	return float64(found) / float64(len(sts))
 }
 
-// blind reports whether this Write should put without reading first.
-func (s *Sink) blind(mode catalog.WriteMode) bool {
+// readPlan is what a Write reads before it writes.
+type readPlan int
+
+const (
+	readNone   readPlan = iota // put blind
+	readAll                    // read every SKU first
+	readSample                 // read sampleSKUs first, the rest too if enough were stored
+)
+
+// reads decides what a Write of batch reads first. Under ReadsAuto the
+// first call of a batch reads a sample: a container that imported new
+// products and then takes a shard of an update feed would otherwise pay a
+// failed put (a write unit) for every SKU of its first call, while reading
+// all of a new file's first call would cost a read per SKU of it.
+func (s *Sink) reads(mode catalog.WriteMode, batch string) readPlan {
 	if mode == catalog.Update {
-		return false // Unknown must be read: a blind put of an update writes nothing to check
+		return readAll // Unknown must be read: a blind put of an update writes nothing to check
 	}
 	switch s.opts.Reads {
 	case ReadsAlways:
-		return false
+		return readAll
 	case ReadsNever:
-		return true
+		return readNone
 	}
-	return math.Float64frombits(s.found.Load()) < BlindBelow // NaN (nothing seen yet): read
+	f := s.found.Load()
+	switch {
+	case f == nil || f.batch != batch:
+		return readSample
+	case f.share < BlindBelow:
+		return readNone
+	}
+	return readAll
 }
 
-// observe folds the share of SKUs a Write found stored into the Sink's
-// estimate (an exponentially weighted average, each call half the weight).
-func (s *Sink) observe(share float64) {
+// observe folds the share of SKUs a Write of batch found stored into the
+// Sink's estimate: an exponentially weighted average over the batch's
+// calls, each call half the weight; a call of another batch starts anew.
+func (s *Sink) observe(batch string, share float64) {
 	for {
 		old := s.found.Load()
-		est := math.Float64frombits(old)
-		next := share
-		if !math.IsNaN(est) {
-			next = (est + share) / 2
+		next := &found{batch: batch, share: share}
+		if old != nil && old.batch == batch {
+			next.share = (old.share + share) / 2
 		}
-		if s.found.CompareAndSwap(old, math.Float64bits(next)) {
+		if s.found.CompareAndSwap(old, next) {
 			return
 		}
 	}

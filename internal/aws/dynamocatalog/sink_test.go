@@ -194,9 +194,9 @@ func product(batch, sku string, sheetIndex int, row int64) catalog.Product {
 // reads (one BatchGetItem, eventually consistent) and finds nothing, the
 // others write blind: one PutItem per product and no other write, each item
 // under 1 KB (one write unit). A newer batch of the same SKUs: its first call
-// writes blind and every put finds the item (100 failed conditions, each
-// answered with the item), then the share found (1/2) makes the sink read
-// first again: one BatchGetItem and one put per product per call.
+// reads again (another batch), finds every SKU, and so does every later
+// call: one BatchGetItem and one put per product per call, no failed
+// condition.
 func TestWriteRequests(t *testing.T) {
 	count := &requests{n: map[string]int{}}
 	client := awstest.Clients(t, count.option).DynamoDB
@@ -212,6 +212,7 @@ func TestWriteRequests(t *testing.T) {
 			call = slices.Clone(call)
 			for i := range call {
 				call[i].Order = order
+				call[i].BatchID = fmt.Sprintf("%s-%d", batch, order)
 			}
 			out, err := s.Write(t.Context(), catalog.Upsert, call)
 			if err != nil {
@@ -241,10 +242,58 @@ func TestWriteRequests(t *testing.T) {
 		t.Errorf("largest product item %d bytes: over 1 KB, more than one write unit", count.maxItem)
 	}
 	write(ps, 2)
-	check("the same SKUs from a newer batch", map[string]int{"BatchGetItem": 9, "PutItem": 1100, "PutItem condition failed": 100})
-	n, err := s.CountBatch(t.Context(), batch, "", 0, 1<<62)
+	check("the same SKUs from a newer batch", map[string]int{"BatchGetItem": 10, "PutItem": 1000})
+	n, err := s.CountBatch(t.Context(), batch+"-2", "", 0, 1<<62)
 	if err != nil || n != 1000 {
 		t.Errorf("CountBatch = %d, %v; want 1000", n, err)
+	}
+}
+
+// TestFirstCallOfABatchReadsASample: the first Write call of a batch reads
+// 100 of its SKUs (one BatchGetItem) and reads the rest only when one in ten
+// or more of the sample is stored, so neither a big first call of new
+// products (all read) nor the first call of an update feed after new
+// products (all put blind, each failing its condition) costs a unit per
+// SKU it need not.
+func TestFirstCallOfABatchReadsASample(t *testing.T) {
+	count := &requests{n: map[string]int{}}
+	client := awstest.Clients(t, count.option).DynamoDB
+	s := newSink(t, client, dynamocatalog.Options{})
+	base := awstest.Name("batch")
+	call := func(batch string, order int64) []catalog.Product {
+		var ps []catalog.Product
+		for row := int64(2); row < 302; row++ {
+			p := product(batch, fmt.Sprintf("%s-%04d", base, row), 0, row)
+			p.Order = order
+			ps = append(ps, p)
+		}
+		return ps
+	}
+	for _, tc := range []struct {
+		what  string
+		batch string
+		order int64
+		want  map[string]int
+	}{
+		{"300 new products, a batch's first call", base + "-a", 1, map[string]int{"BatchGetItem": 1, "PutItem": 300}},
+		{"the same 300 SKUs, another batch's first call", base + "-b", 2, map[string]int{"BatchGetItem": 3, "PutItem": 300}},
+	} {
+		count.take()
+		out, err := s.Write(t.Context(), catalog.Upsert, call(tc.batch, tc.order))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, o := range out {
+			if o.Result != catalog.Written {
+				t.Fatalf("%s: product %d: outcome %+v", tc.what, i, o)
+			}
+		}
+		n := count.take()
+		for _, op := range append(writeOps, "BatchGetItem", "PutItem condition failed") {
+			if n[op] != tc.want[op] {
+				t.Errorf("%s: %d %s requests, want %d", tc.what, n[op], op, tc.want[op])
+			}
+		}
 	}
 }
 

@@ -82,9 +82,8 @@ func measureAWS(dir string, rows int) (awsRuns, error) {
 			CheckpointEvery: s.CheckpointEvery, LeaseTTL: s.WorkerTimeout, Log: slog.New(slog.DiscardHandler)},
 	})
 	// A warm-up file of other new SKUs first, not metered: the worker's
-	// sink then writes blind as it does once a container has seen a few
-	// commits of new products (its first Write call reads: at 1M rows that
-	// is one call of up to 8,000 SKUs per container).
+	// sink has then seen another batch, as a container has on AWS (the
+	// first Write call of a batch reads a sample of 100 SKUs).
 	warm := filepath.Join(dir, "aws-warm.csv")
 	var wb strings.Builder
 	wb.WriteString(recordtest.Header + "\r\n")
@@ -190,7 +189,7 @@ func (rs awsRuns) markdown(b *strings.Builder) {
 	writes := []string{"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
 	reads := []string{"GetItem", "BatchGetItem", "Query", "Scan"}
 	fmt.Fprintf(b, "\n## AWS: capacity and cost per row (handlers on moto)\n\n")
-	fmt.Fprintf(b, "Two %d-row CSVs (%.1f MB, 5%% faulty rows, %d shards) dropped one after the other in the bucket of `importctl dev` and imported by the real handlers with the template's defaults (checkpoint every 1,000 rows, pool 8): first new products into an empty catalog, then a newer file of the same SKUs with other values (every product exists: the update of a live catalog). A warm-up file of 2,000 other products went first, unmetered, so that the worker's sink is in its steady state (a container's first Write call reads its SKUs: at 1M rows one call of up to 8,000 SKUs per container, under half a cent); the second file then starts blind and its first calls find every SKU stored (the failed conditions below) before the sink reads first again. Metered by SDK middleware on the handlers' clients (the event sources' polling is Lambda's own on AWS). Every DynamoDB request asks for `ReturnConsumedCapacity`; moto answers constants (PutItem 1.0 whatever the size, BatchWriteItem 1.0 a call, TransactWriteItems nothing), so the units below are computed from the sizes of the items each request wrote or read (`dynamoattr.Size`, read back from moto before and after each write) with DynamoDB's documented rules, index writes included (projections as template.yaml declares them). Imports took %.1f s and %.1f s on moto.\n\n",
+	fmt.Fprintf(b, "Two %d-row CSVs (%.1f MB, 5%% faulty rows, %d shards) dropped one after the other in the bucket of `importctl dev` and imported by the real handlers with the template's defaults (checkpoint every 1,000 rows, pool 8): first new products into an empty catalog, then a newer file of the same SKUs with other values (every product exists: the update of a live catalog). A warm-up file of 2,000 other products went first, unmetered, so that the worker's sink has seen another batch, as a warm container has (the first Write call of a batch reads a sample of 100 SKUs, and the rest of the call only when one in ten of them is stored). Metered by SDK middleware on the handlers' clients (the event sources' polling is Lambda's own on AWS). Every DynamoDB request asks for `ReturnConsumedCapacity`; moto answers constants (PutItem 1.0 whatever the size, BatchWriteItem 1.0 a call, TransactWriteItems nothing), so the units below are computed from the sizes of the items each request wrote or read (`dynamoattr.Size`, read back from moto before and after each write) with DynamoDB's documented rules, index writes included (projections as template.yaml declares them). Imports took %.1f s and %.1f s on moto.\n\n",
 		f.rows, f.fileMB, f.shards, f.elapsed.Seconds(), a.elapsed.Seconds())
 	fmt.Fprintf(b, "| per row | %s | %s |\n|---|---:|---:|\n", f.what, a.what)
 	for _, t := range []string{"products", "state"} {
