@@ -489,12 +489,12 @@ func (r *scaleRuns) batchTxnRate() float64 {
 }
 
 // defaultRate is the measured rate of one worker as the template runs it
-// (the sink's default 16 puts in flight, a checkpoint every 1,000 rows).
+// (its PoolSize, which is also the sink's puts in flight, and its
+// CheckpointEvery), or the last run's when that was not measured.
 func (r *scaleRuns) defaultRate() float64 {
-	for _, w := range r.workers {
-		if w.pool == 16 && w.every == 1000 {
-			return w.rate()
-		}
+	d := stack.Defaults()
+	if w, ok := r.workerRun(d.PoolSize, d.CheckpointEvery); ok {
+		return w.rate()
 	}
 	return r.workers[len(r.workers)-1].rate()
 }
@@ -511,8 +511,8 @@ func writeProjection(b *strings.Builder, rate, splitMBps, txn, wruPerRow, rruPer
 		src = "given to -project"
 	}
 	fmt.Fprintf(b, "\n### Projection: 1M-100M rows (the model of [scale.md](scale.md))\n\n")
-	fmt.Fprintf(b, "Inputs: one worker %s rows/s (16 puts in flight, a checkpoint every 1,000 rows); the splitter's pass at min(S3's %d MB/s a stream, %.0f MB/s x %.2f vCPU at 1,024 MB); %.3f write and %.3f read units per row (%s; new products, 5%% faulty); one batch item takes %.0f checkpoint transactions/s (the most the contention runs achieved, at most 1,000 units/s / 6 units); the failure records' partition 1,000 units/s (2 units a record); the table's default on-demand quota 40,000 write units/s; shards of 50,000 rows; %d bytes a row. Lambda at 1,769 MB (worker) and 1,024 MB (splitter), arm64. Costs are for 5%% faulty rows.\n\n",
-		si(rate), s3StreamMBps, splitMBps, splitterVCPU, wruPerRow, rruPerRow, src, txn, bytesPerRow)
+	fmt.Fprintf(b, "Inputs: one worker %s rows/s (the template's pool of %d puts in flight, a checkpoint every 1,000 rows); the splitter's pass at min(S3's %d MB/s a stream, %.0f MB/s x %.2f vCPU at 1,024 MB); %.3f write and %.3f read units per row (%s; new products, 5%% faulty); one batch item takes %.0f checkpoint transactions/s (the most the contention runs achieved, at most 1,000 units/s / 6 units); the failure records' partition 1,000 units/s (2 units a record); the table's default on-demand quota 40,000 write units/s; shards of 50,000 rows; %d bytes a row. Lambda at 1,769 MB (worker) and 1,024 MB (splitter), arm64. Costs are for 5%% faulty rows.\n\n",
+		si(rate), stack.Defaults().PoolSize, s3StreamMBps, splitMBps, splitterVCPU, wruPerRow, rruPerRow, src, txn, bytesPerRow)
 	fmt.Fprintf(b, "| rows | workers | split | ramp | wall, 5%% faulty | rows/s | bound by | wall, no faulty row | rows/s | bound by | DynamoDB $ | Lambda $ | SQS + S3 $ | total $ |\n|---:|---:|---:|---:|---:|---:|---|---:|---:|---|---:|---:|---:|---:|\n")
 	for _, n := range []int{1_000_000, 10_000_000, 100_000_000} {
 		for _, w := range []int{10, 50, 200} {
