@@ -227,7 +227,7 @@ func (m modelInputs) regions(fill map[string]string, s *scaleRuns) {
 	fill["projection"] = withoutHeadings(b.String())
 	p := m.project(headlineRows, headlineWorkers)
 	fill["pipe-time"] = fmt.Sprintf("%s (%s rows/s, bound by the %s)", dur(p.split+p.ramp+p.work), rps(p.rate), p.bound)
-	fill["pipe-cost"] = fmt.Sprintf("$%.0f (DynamoDB $%.0f, Lambda $%.0f, SQS + S3 $%.2f)", p.dynamo+p.lambda+p.other, p.dynamo, p.lambda, p.other)
+	fill["pipe-cost"] = fmt.Sprintf("$%.0f (DynamoDB $%.0f, Lambda $%.0f, SQS + S3 $%.3f)", p.dynamo+p.lambda+p.other, p.dynamo, p.lambda, p.other)
 	fill["binds"] = m.binds()
 	quota := tableWRUQuota / m.wru
 	fill["quota-workers"] = fmt.Sprintf("%s rows/s at %.2f units a row, which %.0f workers reach at %s rows/s each (the template's pool of %d)", rps(quota), m.wru, math.Ceil(quota/m.rate), rps(m.rate), stack.Defaults().PoolSize)
