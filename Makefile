@@ -108,8 +108,8 @@ fuzz: ## run every fuzz target for FUZZTIME executions (a count, not a duration:
 	done
 
 .PHONY: bench
-bench: deps build ## measure and write docs/performance.md (BENCH_ROWS rows end to end)
-	$(GO) run ./internal/bench/cmd -rows $(BENCH_ROWS) -importctl $(IMPORTCTL) -out docs/performance.md
+bench: deps build ## measure and write docs/performance.md and docs/scale.md's figures (BENCH_ROWS rows end to end)
+	$(GO) run ./internal/bench/cmd -rows $(BENCH_ROWS) -importctl $(IMPORTCTL) -out docs/performance.md -scale-md docs/scale.md
 
 # sam build (BuildMethod: makefile)
 .PHONY: build-SplitterFunction build-ShardWorkerFunction build-TriageFunction

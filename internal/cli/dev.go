@@ -80,7 +80,7 @@ splitter, the shard queue invokes the worker in batches of --batch-size under
 	fl.IntVar(&s.MaxReceiveCount, "max-receive-count", s.MaxReceiveCount, "deliveries of a shard message before the DLQ")
 	fl.IntVar(&s.BatchSize, "batch-size", s.BatchSize, "shard messages per worker invocation")
 	fl.IntVar(&s.MaxConcurrency, "max-concurrency", s.MaxConcurrency, "concurrent worker invocations")
-	fl.IntVar(&s.PoolSize, "pool", s.PoolSize, "goroutines per shard")
+	fl.IntVar(&s.PoolSize, "pool", s.PoolSize, "goroutines per shard, and the products table puts in flight")
 	fl.IntVar(&s.CheckpointEvery, "checkpoint-every", s.CheckpointEvery, "rows per checkpoint")
 	fl.Int64Var(&s.ShardRows, "shard-rows", s.ShardRows, "target rows per shard")
 	fl.Int64Var(&s.ShardBytes, "shard-bytes", s.ShardBytes, "target bytes per shard")

@@ -170,21 +170,18 @@ func Build(ctx context.Context, c Config) (*Functions, error) {
 }
 
 // FromClients returns the handlers over the AWS adapters built on clients.
-// The worker's write-rate limiter (Options.WriteRate) hears of every
+// The products sink keeps Options.Pool puts in flight (its default 16 when
+// Pool is 0). The worker's write-rate limiter (Options.WriteRate) hears of every
 // throttled attempt of the products table's requests.
 func FromClients(clients *awsclient.Clients, c Config) *Functions {
 	if c.Options.Limiter == nil {
 		c.Options.Limiter = shard.NewAdaptiveLimiter(c.Options.WriteRate, 0) // New gives it the log
 	}
-	var sinkOpts dynamocatalog.Options
-	if c.Options.Limiter != nil {
-		sinkOpts.OnThrottle = c.Options.Limiter.Throttled
-	}
 	store := dynamostate.New(clients.DynamoDB, c.StateTable, dynamostate.Options{FailureTTL: c.FailureTTL, BatchTTL: c.BatchTTL})
 	p := Ports{
 		Source:    s3store.New(clients.S3),
 		Store:     store,
-		Sink:      dynamocatalog.New(clients.DynamoDB, c.ProductsTable, sinkOpts),
+		Sink:      dynamocatalog.New(clients.DynamoDB, c.ProductsTable, sinkOptions(c.Options)),
 		Queue:     sqsqueue.New(clients.SQS, c.ShardQueueURL),
 		DLQ:       sqsqueue.New(clients.SQS, c.DLQURL),
 		Reports:   s3store.NewReports(clients.S3, c.Bucket),
@@ -199,6 +196,18 @@ func FromClients(clients *awsclient.Clients, c Config) *Functions {
 		p.Events = eventbus.New(clients.EventBridge, c.EventBusName)
 	}
 	return New(p, c.Options)
+}
+
+// sinkOptions are the products sink's options of a worker: its puts (and
+// reads of 100 SKUs) in flight follow the pool size (POOL_SIZE, the
+// template's PoolSize; 0 leaves the sink's default of 16), and it tells
+// the write-rate limiter of every throttled attempt.
+func sinkOptions(o Options) dynamocatalog.Options {
+	s := dynamocatalog.Options{InFlight: o.Pool}
+	if o.Limiter != nil {
+		s.OnThrottle = o.Limiter.Throttled
+	}
+	return s
 }
 
 // SNSNotifier returns a Notifier that publishes to the SNS topic.

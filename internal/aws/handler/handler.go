@@ -49,10 +49,13 @@ type Metrics = pipeline.Metrics
 
 // Options tune the engine inside the functions. Zero values take defaults.
 type Options struct {
-	Profile         *profile.Profile // default: the built-in default profile
-	Split           split.Options    // shard size
-	Pool            int              // goroutines per shard (default GOMAXPROCS)
-	CheckpointEvery int              // rows per checkpoint (default 1000)
+	Profile *profile.Profile // default: the built-in default profile
+	Split   split.Options    // shard size
+	// Pool is the goroutines parsing and validating one shard (default
+	// GOMAXPROCS) and, in FromClients, the products sink's puts in flight
+	// (dynamocatalog.Options.InFlight; default 16).
+	Pool            int
+	CheckpointEvery int // rows per checkpoint (default 1000)
 	// LeaseTTL is how long a claim lasts without a checkpoint. It should be
 	// the worker's timeout: a lease outlives no invocation, so a redelivery
 	// (after the queue's visibility timeout, 6x the timeout) can claim.

@@ -104,7 +104,7 @@ func TestProjectTemplate(t *testing.T) {
 		unresolved []string
 	}{
 		{name: "SplitterFunction", timeout: 900 * time.Second, memory: 1024, own: map[string]string{"SHARD_ROWS": "50000", "SHARD_BYTES": "16777216", "MAX_UPLOAD_BYTES": "10737418240", "EVENT_BUS_NAME": "default"}},
-		{name: "ShardWorkerFunction", timeout: 300 * time.Second, memory: 1769, own: map[string]string{"POOL_SIZE": "8", "CHECKPOINT_EVERY": "1000", "LEASE_TTL_SECONDS": "300", "FAILURE_TTL_DAYS": "30", "WRITE_RATE": "0", "EVENT_BUS_NAME": "default"}},
+		{name: "ShardWorkerFunction", timeout: 300 * time.Second, memory: 1769, own: map[string]string{"POOL_SIZE": "16", "CHECKPOINT_EVERY": "1000", "LEASE_TTL_SECONDS": "300", "FAILURE_TTL_DAYS": "30", "WRITE_RATE": "0", "EVENT_BUS_NAME": "default"}},
 		{name: "TriageFunction", timeout: 60 * time.Second, memory: 256, own: map[string]string{"STACK_NAME": "catalog-import", "ESCALATION_TOPIC_ARN": ""}, unresolved: []string{"ESCALATION_TOPIC_ARN"}},
 	} {
 		f, err := tpl.Function(tc.name, r)

@@ -52,7 +52,7 @@ type Settings struct {
 	MaxReceiveCount int           // deliveries before the DLQ
 	BatchSize       int           // shard messages per worker invocation
 	MaxConcurrency  int           // concurrent worker invocations
-	PoolSize        int           // goroutines per shard
+	PoolSize        int           // goroutines per shard, and the products sink's puts in flight
 	CheckpointEvery int           // rows per checkpoint
 	ShardRows       int64         // target rows per shard
 	ShardBytes      int64         // target bytes per shard
@@ -70,7 +70,7 @@ type Settings struct {
 func Defaults() Settings {
 	return Settings{
 		WorkerTimeout: 300 * time.Second, MaxReceiveCount: 5, BatchSize: 1, MaxConcurrency: 10,
-		PoolSize: 8, CheckpointEvery: 1000, ShardRows: 50000, ShardBytes: 16 << 20, FailureTTLDays: 30,
+		PoolSize: 16, CheckpointEvery: 1000, ShardRows: 50000, ShardBytes: 16 << 20, FailureTTLDays: 30,
 		MaxUploadBytes: 10 << 30,
 	}
 }

@@ -114,7 +114,7 @@ func lambdaEnv(api, home string, tracing bool) []string {
 		"BUCKET=bench-bucket", "STATE_TABLE=bench-state", "PRODUCTS_TABLE=bench-products",
 		"SHARD_QUEUE_URL=https://sqs.us-east-1.amazonaws.com/123456789012/bench-shards",
 		"DLQ_URL=https://sqs.us-east-1.amazonaws.com/123456789012/bench-dlq",
-		"POOL_SIZE=8", "CHECKPOINT_EVERY=1000", "LEASE_TTL_SECONDS=300", "LOG_LEVEL=INFO", "STACK_NAME=bench",
+		"POOL_SIZE=16", "CHECKPOINT_EVERY=1000", "LEASE_TTL_SECONDS=300", "LOG_LEVEL=INFO", "STACK_NAME=bench",
 	}
 	if tracing {
 		env = append(env, "AWS_XRAY_DAEMON_ADDRESS=127.0.0.1:2000", "_X_AMZN_TRACE_ID=Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",

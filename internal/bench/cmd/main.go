@@ -12,6 +12,10 @@
 //   - weighted shards: the slowest shard and the wall time of a file with a
 //     cluster of heavy rows, cut into equal-row vs weighted shards.
 //
+// With -scale-md it also rewrites the generated regions of docs/scale.md
+// (`<!-- bench:NAME -->` ... `<!-- /bench:NAME -->`) from the same run,
+// those of the sections that ran.
+//
 // -sections runs some of them (e.g. -sections weighted while developing;
 // the report then has only those).
 package main
@@ -55,6 +59,7 @@ func main() {
 	scalePools := flag.String("scale-pools", "4,8,16,32", "pool sizes of the worker measurements (scale)")
 	scaleEvery := flag.String("scale-every", "100,1000", "checkpoint intervals of the worker measurements (scale)")
 	scaleCrowds := flag.String("scale-crowds", "10,50,200", "workers checkpointing one batch at once (scale)")
+	scaleMD := flag.String("scale-md", "", "rewrite the generated regions of this scale document (docs/scale.md) from the aws, scale and coldstart sections that ran")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the bench process to this file")
 	projectIn := flag.String("project", "", "print only the scale projection from given inputs: worker=ROWS/S,split=MB/S,txn=PER_S,wru=UNITS,rru=UNITS")
 	flag.Parse()
@@ -183,6 +188,9 @@ func main() {
 	}
 	must(os.WriteFile(*out, []byte(r.markdown()), 0o644))
 	log.Printf("wrote %s", *out)
+	if *scaleMD != "" {
+		must(updateScaleDoc(*scaleMD, r))
+	}
 }
 
 // ints parses a comma-separated list of integers.

@@ -24,13 +24,10 @@ import (
 
 	"github.com/catalog-import/catalog-import/internal/aws/awsclient"
 	"github.com/catalog-import/catalog-import/internal/aws/awstest"
-	"github.com/catalog-import/catalog-import/internal/aws/dynamocatalog"
 	"github.com/catalog-import/catalog-import/internal/aws/dynamostate"
 	"github.com/catalog-import/catalog-import/internal/aws/eventsource"
 	"github.com/catalog-import/catalog-import/internal/aws/faultproxy"
 	"github.com/catalog-import/catalog-import/internal/aws/handler"
-	"github.com/catalog-import/catalog-import/internal/aws/s3store"
-	"github.com/catalog-import/catalog-import/internal/aws/sqsqueue"
 	"github.com/catalog-import/catalog-import/internal/aws/stack"
 	"github.com/catalog-import/catalog-import/internal/failure"
 	"github.com/catalog-import/catalog-import/internal/local/file"
@@ -170,7 +167,7 @@ func measureSplit(dir string, rows int) (float64, int, float64, error) {
 // measureWorker imports a file of rows (5% faulty, one shard) with one
 // worker invocation whose clients go through a latency-model proxy, dilated
 // by the pool size so that moto (one call at a time) stays a small part of
-// each call; the sink puts pool products at a time.
+// each call; the sink puts pool products at a time (handler.FromClients).
 func measureWorker(dir string, rows, pool, every int) (workerRun, error) {
 	ctx := context.Background()
 	ep, stop, err := awstest.Start()
@@ -234,7 +231,10 @@ func measureWorker(dir string, rows, pool, every int) (workerRun, error) {
 	if err != nil || len(msgs.Messages) != 1 {
 		return workerRun{}, fmt.Errorf("shard manifests: %v, %d messages", err, len(msgs.Messages))
 	}
-	worker := handler.New(ports(modeled, res, pool), cfg.Options)
+	// The worker as Lambda builds it, on the modeled clients: the pool
+	// size (POOL_SIZE) is also the sink's puts in flight.
+	cfg.FailureTTL = 30 * 24 * time.Hour
+	worker := handler.FromClients(modeled, cfg)
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
 	defer cancel()
 	proxy.Reset()
@@ -250,22 +250,6 @@ func measureWorker(dir string, rows, pool, every int) (workerRun, error) {
 		return run, fmt.Errorf("the shard did not finish: %v %+v", err, bs)
 	}
 	return run, nil
-}
-
-// ports are the AWS adapters of handler.FromClients, with the sink putting
-// inFlight products at a time.
-func ports(c *awsclient.Clients, res stack.Resources, inFlight int) handler.Ports {
-	return handler.Ports{
-		Source:    s3store.New(c.S3),
-		Store:     dynamostate.New(c.DynamoDB, res.StateTable, dynamostate.Options{FailureTTL: 30 * 24 * time.Hour}),
-		Sink:      dynamocatalog.New(c.DynamoDB, res.ProductsTable, dynamocatalog.Options{InFlight: inFlight}),
-		Queue:     sqsqueue.New(c.SQS, res.ShardQueueURL),
-		DLQ:       sqsqueue.New(c.SQS, res.DLQURL),
-		Reports:   s3store.NewReports(c.S3, res.Bucket),
-		Staging:   s3store.NewStaging(c.S3, res.Bucket),
-		TriageLog: dynamostate.NewTriageLog(c.DynamoDB, res.StateTable),
-		Profiles:  s3store.NewProfiles(c.S3, res.Bucket),
-	}
 }
 
 // cpuTime is the process's user and system CPU time so far.
@@ -505,12 +489,12 @@ func (r *scaleRuns) batchTxnRate() float64 {
 }
 
 // defaultRate is the measured rate of one worker as the template runs it
-// (the sink's default 16 puts in flight, a checkpoint every 1,000 rows).
+// (its PoolSize, which is also the sink's puts in flight, and its
+// CheckpointEvery), or the last run's when that was not measured.
 func (r *scaleRuns) defaultRate() float64 {
-	for _, w := range r.workers {
-		if w.pool == 16 && w.every == 1000 {
-			return w.rate()
-		}
+	d := stack.Defaults()
+	if w, ok := r.workerRun(d.PoolSize, d.CheckpointEvery); ok {
+		return w.rate()
 	}
 	return r.workers[len(r.workers)-1].rate()
 }
@@ -527,8 +511,8 @@ func writeProjection(b *strings.Builder, rate, splitMBps, txn, wruPerRow, rruPer
 		src = "given to -project"
 	}
 	fmt.Fprintf(b, "\n### Projection: 1M-100M rows (the model of [scale.md](scale.md))\n\n")
-	fmt.Fprintf(b, "Inputs: one worker %s rows/s (16 puts in flight, a checkpoint every 1,000 rows); the splitter's pass at min(S3's %d MB/s a stream, %.0f MB/s x %.2f vCPU at 1,024 MB); %.3f write and %.3f read units per row (%s; new products, 5%% faulty); one batch item takes %.0f checkpoint transactions/s (the most the contention runs achieved, at most 1,000 units/s / 6 units); the failure records' partition 1,000 units/s (2 units a record); the table's default on-demand quota 40,000 write units/s; shards of 50,000 rows; %d bytes a row. Lambda at 1,769 MB (worker) and 1,024 MB (splitter), arm64. Costs are for 5%% faulty rows.\n\n",
-		si(rate), s3StreamMBps, splitMBps, splitterVCPU, wruPerRow, rruPerRow, src, txn, bytesPerRow)
+	fmt.Fprintf(b, "Inputs: one worker %s rows/s (the template's pool of %d puts in flight, a checkpoint every 1,000 rows); the splitter's pass at min(S3's %d MB/s a stream, %.0f MB/s x %.2f vCPU at 1,024 MB); %.3f write and %.3f read units per row (%s; new products, 5%% faulty); one batch item takes %.0f checkpoint transactions/s (the most the contention runs achieved, at most 1,000 units/s / 6 units); the failure records' partition 1,000 units/s (2 units a record); the table's default on-demand quota 40,000 write units/s; shards of 50,000 rows; %d bytes a row. Lambda at 1,769 MB (worker) and 1,024 MB (splitter), arm64. Costs are for 5%% faulty rows.\n\n",
+		si(rate), stack.Defaults().PoolSize, s3StreamMBps, splitMBps, splitterVCPU, wruPerRow, rruPerRow, src, txn, bytesPerRow)
 	fmt.Fprintf(b, "| rows | workers | split | ramp | wall, 5%% faulty | rows/s | bound by | wall, no faulty row | rows/s | bound by | DynamoDB $ | Lambda $ | SQS + S3 $ | total $ |\n|---:|---:|---:|---:|---:|---:|---|---:|---:|---|---:|---:|---:|---:|\n")
 	for _, n := range []int{1_000_000, 10_000_000, 100_000_000} {
 		for _, w := range []int{10, 50, 200} {
