@@ -40,7 +40,7 @@ type Store interface {
 	GetBatch(ctx context.Context, id string) (state.Batch, error)
 	ListShards(ctx context.Context, batchID string) ([]state.Shard, error)
 	Claim(ctx context.Context, batchID string, shard int, owner string, ttl time.Duration, now time.Time) (state.Lease, state.Shard, error)
-	Checkpoint(ctx context.Context, lease state.Lease, cp state.Checkpoint, failures []failure.Record, until time.Time) (state.Counts, error)
+	Checkpoint(ctx context.Context, lease state.Lease, cp state.Checkpoint, failures []failure.Record, until time.Time) error
 	FinishShard(ctx context.Context, lease state.Lease, status state.ShardStatus, cp state.Checkpoint, message string) (state.Batch, error)
 	PutFailures(ctx context.Context, records []failure.Record) error
 	RecordCheck(ctx context.Context, lease state.Lease, c state.Check, failures []failure.Record) (state.Batch, error)

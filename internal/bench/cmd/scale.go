@@ -354,7 +354,7 @@ func measureContention(n int, interval time.Duration) (contentionRun, error) {
 				next.NextRow += 1000
 				next.Counts = cp.Counts.Add(state.Counts{Total: 1000, Imported: 950, Failed: 50})
 				t := time.Now()
-				_, err := store.Checkpoint(ctx, leases[i], next, nil, time.Now().Add(time.Hour))
+				err := store.Checkpoint(ctx, leases[i], next, nil, time.Now().Add(time.Hour))
 				d := time.Duration(float64(time.Since(t)) / contentionDilate)
 				mu.Lock()
 				if err == nil {
