@@ -56,7 +56,7 @@ func main() {
 	scaleEvery := flag.String("scale-every", "100,1000", "checkpoint intervals of the worker measurements (scale)")
 	scaleCrowds := flag.String("scale-crowds", "10,50,200", "workers checkpointing one batch at once (scale)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the bench process to this file")
-	projectIn := flag.String("project", "", "print only the scale projection from given inputs: worker=ROWS/S,split=MB/S,txn=PER_S,wru=UNITS,rru=UNITS")
+	projectIn := flag.String("project", "", "print only the scale projection from given inputs: worker=ROWS/S,split=MB/S,cps=PER_S (checkpoints a second one batch takes),wru=UNITS,rru=UNITS")
 	flag.Parse()
 	if *projectIn != "" {
 		in := map[string]float64{}
@@ -67,7 +67,7 @@ func main() {
 			in[k] = f
 		}
 		var b strings.Builder
-		writeProjection(&b, in["worker"], in["split"], in["txn"], in["wru"], in["rru"], false)
+		writeProjection(&b, in["worker"], in["split"], in["cps"], in["wru"], in["rru"], false)
 		fmt.Print(b.String())
 		return
 	}
