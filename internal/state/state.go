@@ -177,8 +177,8 @@ type Batch struct {
 }
 
 // MaxWarnings bounds Batch.Warnings (and MaxWarningBytes each one), so a
-// batch stays a small item in any store (DynamoDB pays for the batch item
-// at every checkpoint): the splitter sums up per sheet and column, and
+// batch stays a small item in any store (DynamoDB reads the batch item at
+// every checkpoint): the splitter sums up per sheet and column, and
 // says how many more there were in the last one.
 const (
 	MaxWarnings     = 10
