@@ -166,15 +166,15 @@ func (s *Store) mergeFailures(ctx context.Context, pks []string, build func(pk s
 		st := streams[best]
 		it, sk := st.buf[0], st.head()
 		st.buf = st.buf[1:]
+		if sk == "" || sk != last {
+			last = sk
+			more, err := each(it)
+			if err != nil || !more {
+				return err
+			}
+		}
+		// Its next item is needed before the next pick (and only then).
 		if err := st.fill(ctx, s, op); err != nil {
-			return err
-		}
-		if sk != "" && sk == last {
-			continue
-		}
-		last = sk
-		more, err := each(it)
-		if err != nil || !more {
 			return err
 		}
 	}
@@ -183,10 +183,10 @@ func (s *Store) mergeFailures(ctx context.Context, pks []string, build func(pk s
 // Failures returns the batch's failure records that f selects, in (sheet,
 // row) order (sheets compared bytewise). Paging continues after (AfterSheet,
 // AfterRow) when either is set. It reads the batch's layout (one GetItem),
-// then one consistent Query, paged, per partition that holds its records
-// (16, or 1 for a batch registered before decision 30), merged in key
-// order; the filters run in DynamoDB and Limit counts the records after
-// them.
+// then one consistent Query, paged, per partition that may hold its
+// records (failPKs: 17, or 1 for a batch registered before decision 30),
+// merged in key order; the filters run in DynamoDB and Limit counts the
+// records after them.
 func (s *Store) Failures(ctx context.Context, batchID string, f state.FailureFilter) ([]failure.Record, error) {
 	op := "list failures of " + batchID
 	l, err := s.batchLayout(ctx, batchID, op)
@@ -205,6 +205,7 @@ func (s *Store) Failures(ctx context.Context, batchID string, f state.FailureFil
 			skip = lo
 		}
 	}
+	pks := failPKs(batchID, l)
 	build := func(pk string) *dynamodb.QueryInput {
 		e := dynamoattr.NewExpr()
 		kc := fmt.Sprintf("%s = %s AND %s BETWEEN %s AND %s", e.Name(attrPK), e.Value(dynamoattr.S(pk)), e.Name(attrSK), e.Value(dynamoattr.S(lo)), e.Value(dynamoattr.S(failEnd)))
@@ -241,7 +242,12 @@ func (s *Store) Failures(ctx context.Context, batchID string, f state.FailureFil
 			in.FilterExpression = aws.String(strings.Join(filters, " AND "))
 		}
 		if f.Limit > 0 {
-			page := f.Limit + 1 // the key paged after may come first
+			// The partitions share the Limit: a page of each holds about
+			// its share (twice, for an uneven spread, and the key paged
+			// after, which may come first); the merge reads further pages
+			// of a partition only when it reaches its end. A page of the
+			// whole Limit from each would read 17 times what is returned.
+			page := 2*(f.Limit+1)/len(pks) + 2
 			if len(filters) > 0 {
 				page = max(page, 100)
 			}
@@ -251,7 +257,7 @@ func (s *Store) Failures(ctx context.Context, batchID string, f state.FailureFil
 		return in
 	}
 	var out []failure.Record
-	err = s.mergeFailures(ctx, failPKs(batchID, l), build, op, func(it item) (bool, error) {
+	err = s.mergeFailures(ctx, pks, build, op, func(it item) (bool, error) {
 		if skip != "" {
 			if sk, ok := it[attrSK].(*types.AttributeValueMemberS); ok && sk.Value == skip {
 				return true, nil
