@@ -147,8 +147,8 @@ func fence(sh state.Shard, l state.Lease) error {
 
 // shardCond is the condition of every write of a lease: the lease is
 // current, the shard is not finished, and its checkpoint is still prev (the
-// one the delta was computed from, so that counters move exactly once even
-// when a transaction is replayed).
+// one the call read and built on, so that the checkpoint and its progress
+// sample move exactly once even when a write is replayed).
 func shardCond(e *dynamoattr.Expr, l state.Lease, prev state.Checkpoint) string {
 	parts := []string{
 		e.Name("epoch") + " = " + e.Value(dynamoattr.N(l.Epoch)),
