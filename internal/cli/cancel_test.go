@@ -33,7 +33,7 @@ func seedBatches(t *testing.T, st state.Store, prefix string) map[state.BatchSta
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := st.Checkpoint(ctx, l, state.Checkpoint{NextOffset: 30, NextRow: 6, Counts: state.Counts{Total: 4, Imported: 4}}, nil, time.Now().Add(time.Minute)); err != nil {
+		if err := st.Checkpoint(ctx, l, state.Checkpoint{NextOffset: 30, NextRow: 6, Counts: state.Counts{Total: 4, Imported: 4}}, nil, time.Now().Add(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 		switch status {

@@ -72,7 +72,7 @@ func seed(t *testing.T, runs ...shardRun) *sqlite.DB {
 			cp.NextRow, cp.NextOffset = s.FirstRow+c.Imported+c.Superseded+c.Failed, s.Start+1
 			cp.Counts.Skipped = 0
 		}
-		if _, err := db.Checkpoint(ctx, l, cp, fails, now.Add(time.Minute)); err != nil {
+		if err := db.Checkpoint(ctx, l, cp, fails, now.Add(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 		status, msg := state.ShardDone, ""

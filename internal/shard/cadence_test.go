@@ -21,15 +21,15 @@ type cadenceStore struct {
 	steps []int64
 }
 
-func (s *cadenceStore) Checkpoint(ctx context.Context, lease state.Lease, cp state.Checkpoint, fs []failure.Record, until time.Time) (state.Counts, error) {
-	n, err := s.Store.Checkpoint(ctx, lease, cp, fs, until)
+func (s *cadenceStore) Checkpoint(ctx context.Context, lease state.Lease, cp state.Checkpoint, fs []failure.Record, until time.Time) error {
+	err := s.Store.Checkpoint(ctx, lease, cp, fs, until)
 	if err == nil {
 		s.mu.Lock()
 		s.steps = append(s.steps, cp.Counts.Total-s.last)
 		s.last = cp.Counts.Total
 		s.mu.Unlock()
 	}
-	return n, err
+	return err
 }
 
 // slowSource reads at most 256 bytes per Read, a millisecond each: rows

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/catalog-import/catalog-import/internal/failure"
@@ -101,5 +102,52 @@ func TestCheckModeWritesNothing(t *testing.T) {
 	}
 	if msg := shard.CheckAbort(res.Batch, 0.1); !strings.Contains(msg, fmt.Sprintf("%d of %d rows failed the checks", failed, n)) {
 		t.Errorf("abort message %q", msg)
+	}
+}
+
+// countingBatches counts GetBatch calls.
+type countingBatches struct {
+	shard.Store
+	n atomic.Int64
+}
+
+func (s *countingBatches) GetBatch(ctx context.Context, id string) (state.Batch, error) {
+	s.n.Add(1)
+	return s.Store.GetBatch(ctx, id)
+}
+
+// TestWriteManifestsReadTheBatchOnce: a worker reads a batch once to see
+// that its check phase passed, then takes it as passed for the batch's
+// other write manifests (on DynamoDB GetBatch also sums the batch's shards,
+// decision 30); a batch it has not seen pass is read again.
+func TestWriteManifestsReadTheBatchOnce(t *testing.T) {
+	t.Parallel()
+	b := setupChecked(t, rowsCSV(300, nil))
+	ctx := context.Background()
+	store := &countingBatches{Store: b.db}
+	w := shard.New(shard.Deps{Source: b.src, Store: store, Sink: b.db}, shard.Options{Owner: "w", CheckpointEvery: 100})
+	if res, err := w.Process(ctx, b.m); err != nil || res.Status != shard.Checked {
+		t.Fatalf("check: %+v %v", res, err)
+	}
+	write := b.m
+	write.Phase = queue.PhaseWrite
+	for i, tc := range []struct {
+		w     *shard.Worker
+		want  shard.Status
+		reads int64
+	}{
+		{w, shard.Done, 1},        // reads the batch: the check passed
+		{w, shard.AlreadyDone, 0}, // a redelivery: known to have passed
+		{w, shard.AlreadyDone, 0},
+		{shard.New(shard.Deps{Source: b.src, Store: store, Sink: b.db}, shard.Options{Owner: "w2"}), shard.AlreadyDone, 2}, // another container: its profile and the batch
+	} {
+		before := store.n.Load()
+		res, err := tc.w.Process(ctx, write)
+		if err != nil || res.Status != tc.want {
+			t.Fatalf("write delivery %d: %+v %v, want %s", i, res, err, tc.want)
+		}
+		if reads := store.n.Load() - before; reads != tc.reads {
+			t.Errorf("write delivery %d read the batch %d times, want %d", i, reads, tc.reads)
+		}
 	}
 }

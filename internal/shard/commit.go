@@ -155,14 +155,11 @@ func (r *run) commit(ctx context.Context, c *chunk) (Result, error) {
 	cp := state.Checkpoint{NextOffset: c.end, NextRow: c.nextRow, Counts: r.cp.Counts.Add(state.Counts{
 		Total: int64(len(c.raws)), Imported: imported, Superseded: superseded, Failed: int64(len(c.raws)) - imported - superseded,
 	})}
-	var batch state.Counts
 	var until time.Time
 	cpctx, end := r.w.span(ctx, SpanCheckpoint)
 	err := r.retry(cpctx, "checkpoint", func() error {
-		var err error
 		until = r.w.now().Add(r.w.opt.LeaseTTL)
-		batch, err = r.w.store.Checkpoint(cpctx, r.lease, cp, fails, until)
-		return err
+		return r.w.store.Checkpoint(cpctx, r.lease, cp, fails, until)
 	})
 	end(err)
 	switch {
@@ -175,9 +172,32 @@ func (r *run) commit(ctx context.Context, c *chunk) (Result, error) {
 	}
 	r.cp, r.until = cp, until
 	r.checkpointed(ctx, imported, superseded, int64(len(c.raws))-imported-superseded, fails, c.nextRow)
-	if ratio := r.p.MaxErrorRatio(); ratio > 0 && !r.checked && batch.Done() >= minSample && float64(batch.Failed) > ratio*float64(batch.Done()) {
+	return r.overRatio(ctx, cp)
+}
+
+// overRatio applies max_error_ratio after a checkpoint of a batch that has
+// no check phase (registered before decision 20; a batch with one applied
+// the ratio to the whole file before writing): it reads the batch's counts
+// (GetBatch: the sum of its shards' checkpoints, decision 30) and asks the
+// caller to abort when the failed rows are over the ratio. Only such
+// batches pay this read, one per checkpoint.
+func (r *run) overRatio(ctx context.Context, cp state.Checkpoint) (Result, error) {
+	ratio := r.p.MaxErrorRatio()
+	if ratio <= 0 || r.checked {
+		return Result{}, nil
+	}
+	var b state.Batch
+	if err := r.retry(ctx, "read the batch's counts", func() error {
+		var err error
+		b, err = r.w.store.GetBatch(ctx, r.m.BatchID)
+		return err
+	}); err != nil {
+		return Result{}, err // the store names the batch
+	}
+	c := b.Counts
+	if c.Done() >= minSample && float64(c.Failed) > ratio*float64(c.Done()) {
 		return Result{Counts: cp.Counts, Abort: fmt.Sprintf("%d of %d rows failed (%.1f%%), over the profile's max_error_ratio %.1f%%",
-			batch.Failed, batch.Done(), 100*float64(batch.Failed)/float64(batch.Done()), 100*ratio)}, nil
+			c.Failed, c.Done(), 100*float64(c.Failed)/float64(c.Done()), 100*ratio)}, nil
 	}
 	return Result{}, nil
 }
@@ -197,8 +217,7 @@ func (r *run) holdLease(ctx context.Context) (res Result, stop bool, err error) 
 	var until time.Time
 	err = r.retry(ctx, "renew lease", func() error {
 		until = r.w.now().Add(r.w.opt.LeaseTTL)
-		_, err := r.w.store.Checkpoint(ctx, r.lease, r.cp, nil, until)
-		return err
+		return r.w.store.Checkpoint(ctx, r.lease, r.cp, nil, until)
 	})
 	switch {
 	case errors.Is(err, state.ErrFenced):

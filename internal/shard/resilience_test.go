@@ -44,13 +44,13 @@ type faultyStore struct {
 	fail  func(call int) failure.Reason
 }
 
-func (s *faultyStore) Checkpoint(ctx context.Context, lease state.Lease, cp state.Checkpoint, fs []failure.Record, until time.Time) (state.Counts, error) {
+func (s *faultyStore) Checkpoint(ctx context.Context, lease state.Lease, cp state.Checkpoint, fs []failure.Record, until time.Time) error {
 	s.mu.Lock()
 	s.calls++
 	reason := s.fail(s.calls)
 	s.mu.Unlock()
 	if reason != "" {
-		return state.Counts{}, failure.New(reason, "", "injected %s", reason)
+		return failure.New(reason, "", "injected %s", reason)
 	}
 	return s.Store.Checkpoint(ctx, lease, cp, fs, until)
 }

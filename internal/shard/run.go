@@ -186,7 +186,7 @@ func (r *run) process(ctx context.Context) (Result, error) {
 	if err == nil && res.Status == Backoff {
 		// Hand the shard on, as after a deadline (best effort: the store
 		// may be failing too, and then the lease simply runs out).
-		_, _ = r.w.store.Checkpoint(ctx, r.lease, r.cp, nil, r.w.now())
+		_ = r.w.store.Checkpoint(ctx, r.lease, r.cp, nil, r.w.now())
 	}
 	if err != nil || res.Status != "" || res.Abort != "" {
 		return res, err
@@ -198,7 +198,7 @@ func (r *run) process(ctx context.Context) (Result, error) {
 		// Hand the shard on: end the lease now (same checkpoint, lease until
 		// now), so that the continuation's worker can claim it at once
 		// instead of waiting for this lease to run out.
-		if _, err := r.w.store.Checkpoint(ctx, r.lease, r.cp, nil, r.w.now()); err != nil && !errors.Is(err, state.ErrFenced) {
+		if err := r.w.store.Checkpoint(ctx, r.lease, r.cp, nil, r.w.now()); err != nil && !errors.Is(err, state.ErrFenced) {
 			return Result{Status: Partial, Counts: r.cp.Counts}, err // the store names the shard
 		}
 		return Result{Status: Partial, Counts: r.cp.Counts}, nil

@@ -40,7 +40,7 @@ type Store interface {
 	GetBatch(ctx context.Context, id string) (state.Batch, error)
 	ListShards(ctx context.Context, batchID string) ([]state.Shard, error)
 	Claim(ctx context.Context, batchID string, shard int, owner string, ttl time.Duration, now time.Time) (state.Lease, state.Shard, error)
-	Checkpoint(ctx context.Context, lease state.Lease, cp state.Checkpoint, failures []failure.Record, until time.Time) (state.Counts, error)
+	Checkpoint(ctx context.Context, lease state.Lease, cp state.Checkpoint, failures []failure.Record, until time.Time) error
 	FinishShard(ctx context.Context, lease state.Lease, status state.ShardStatus, cp state.Checkpoint, message string) (state.Batch, error)
 	PutFailures(ctx context.Context, records []failure.Record) error
 	RecordCheck(ctx context.Context, lease state.Lease, c state.Check, failures []failure.Record) (state.Batch, error)
@@ -165,7 +165,15 @@ type Worker struct {
 	mu         sync.Mutex
 	validators map[string]*compiled   // by rule version
 	active     map[activeKey]struct{} // shards a Process call of this worker holds
+	// passed holds the batches whose check phase this worker saw passed,
+	// with their upload order (a passed check never changes): their
+	// write manifests need no GetBatch, which on DynamoDB also sums the
+	// batch's shards (decision 30). At most maxPassed entries.
+	passed map[string]int64
 }
+
+// maxPassed bounds Worker.passed (it starts over when full).
+const maxPassed = 256
 
 // activeKey names a shard a Process call is working on.
 type activeKey struct {
@@ -202,7 +210,7 @@ func New(d Deps, o Options) *Worker {
 		d.Metrics = noMetrics{}
 	}
 	w := &Worker{src: d.Source, store: d.Store, sink: d.Sink, now: d.Now, log: d.Log, opt: o.withDefaults(),
-		tracer: d.Tracer, metrics: d.Metrics, validators: map[string]*compiled{}, active: map[activeKey]struct{}{}}
+		tracer: d.Tracer, metrics: d.Metrics, validators: map[string]*compiled{}, active: map[activeKey]struct{}{}, passed: map[string]int64{}}
 	w.prep, _ = d.Sink.(Preparer)
 	w.limiter = w.opt.Limiter
 	if w.limiter == nil {
@@ -280,22 +288,18 @@ func (w *Worker) Process(ctx context.Context, m queue.Manifest) (Result, error) 
 		return w.check(ctx, m, c)
 	case queue.PhaseWrite:
 		// Decision 20: write only after every shard passed the check.
-		b, err := w.store.GetBatch(ctx, m.BatchID)
-		if err != nil {
-			return Result{}, err // the store names the batch
-		}
-		if b.Status.Finished() {
+		pass, err := w.checkPassed(ctx, m, c)
+		switch {
+		case err != nil:
+			return Result{}, err
+		case pass.finished:
 			return Result{Status: BatchFinished}, nil
-		}
-		if b.Check == nil || !b.Check.Done(b.Shards) {
-			return Result{}, failure.New(failure.Internal, "", "shard %d of %s: a write manifest before every shard was checked", m.Shard, m.BatchID)
-		}
-		if msg := CheckAbort(b, c.p.MaxErrorRatio()); msg != "" {
-			return Result{Abort: msg}, nil
+		case pass.abort != "":
+			return Result{Abort: pass.abort}, nil
 		}
 		checked = true
 		if m.Order == 0 {
-			m.Order = b.Order
+			m.Order = pass.order
 		}
 	}
 	if m.Order == 0 {
@@ -370,6 +374,47 @@ func claimErr(err error) error {
 		return nil
 	}
 	return err
+}
+
+// passedCheck is what a write manifest learns of its batch's check phase.
+type passedCheck struct {
+	order    int64  // the batch's upload order
+	finished bool   // the batch is finished: nothing to write
+	abort    string // the batch is over its budget: abort it
+}
+
+// checkPassed tells whether write manifest m's batch passed its check
+// phase, with its upload order. A passed check is remembered
+// (Worker.passed: a passed check never changes), so the worker reads the
+// batch once per batch, not once per write manifest; a batch finished
+// since is then found by Claim.
+func (w *Worker) checkPassed(ctx context.Context, m queue.Manifest, c *compiled) (passedCheck, error) {
+	w.mu.Lock()
+	order, ok := w.passed[m.BatchID]
+	w.mu.Unlock()
+	if ok {
+		return passedCheck{order: order}, nil
+	}
+	b, err := w.store.GetBatch(ctx, m.BatchID)
+	if err != nil {
+		return passedCheck{}, err // the store names the batch
+	}
+	if b.Status.Finished() {
+		return passedCheck{finished: true}, nil
+	}
+	if b.Check == nil || !b.Check.Done(b.Shards) {
+		return passedCheck{}, failure.New(failure.Internal, "", "shard %d of %s: a write manifest before every shard was checked", m.Shard, m.BatchID)
+	}
+	if msg := CheckAbort(b, c.p.MaxErrorRatio()); msg != "" {
+		return passedCheck{abort: msg}, nil
+	}
+	w.mu.Lock()
+	if len(w.passed) >= maxPassed {
+		clear(w.passed)
+	}
+	w.passed[m.BatchID] = b.Order
+	w.mu.Unlock()
+	return passedCheck{order: b.Order}, nil
 }
 
 // validator returns the compiled profile the batch runs under.

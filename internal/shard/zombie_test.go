@@ -44,11 +44,11 @@ type stallingStore struct {
 	lateWrites atomic.Int64
 }
 
-func (s *stallingStore) Checkpoint(ctx context.Context, l state.Lease, cp state.Checkpoint, fs []failure.Record, until time.Time) (state.Counts, error) {
+func (s *stallingStore) Checkpoint(ctx context.Context, l state.Lease, cp state.Checkpoint, fs []failure.Record, until time.Time) error {
 	if s.woke.Load() && len(fs) > 0 {
 		s.lateWrites.Add(int64(len(fs)))
 	}
-	c, err := s.Store.Checkpoint(ctx, l, cp, fs, until)
+	err := s.Store.Checkpoint(ctx, l, cp, fs, until)
 	if err == nil {
 		s.n++
 		if s.n == s.stallAfter {
@@ -57,7 +57,7 @@ func (s *stallingStore) Checkpoint(ctx context.Context, l state.Lease, cp state.
 			s.woke.Store(true)
 		}
 	}
-	return c, err
+	return err
 }
 
 func (s *stallingStore) PutFailures(ctx context.Context, rs []failure.Record) error {

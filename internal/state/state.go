@@ -149,7 +149,7 @@ type Batch struct {
 	RuleVersion string `json:"rule_version"` // hash of Profile
 	Shards      int    `json:"shards"`       // number of shards
 	ShardsDone  int    `json:"shards_done"`  // shards finished (done or skipped)
-	Counts      Counts `json:"counts"`       // progress while running; reconciled when finished
+	Counts      Counts `json:"counts"`       // progress while running (the sum of the shards' checkpoints); reconciled when finished
 	// ByReason counts failure records per reason; set when the batch finishes.
 	ByReason map[failure.Reason]int64 `json:"failures_by_reason,omitempty"`
 	Message  string                   `json:"message,omitempty"`
@@ -177,8 +177,8 @@ type Batch struct {
 }
 
 // MaxWarnings bounds Batch.Warnings (and MaxWarningBytes each one), so a
-// batch stays a small item in any store (DynamoDB pays for the batch item
-// at every checkpoint): the splitter sums up per sheet and column, and
+// batch stays a small item in any store (DynamoDB reads the batch item at
+// every checkpoint): the splitter sums up per sheet and column, and
 // says how many more there were in the last one.
 const (
 	MaxWarnings     = 10
@@ -453,22 +453,28 @@ type Store interface {
 	Claim(ctx context.Context, batchID string, shard int, owner string, ttl time.Duration, now time.Time) (Lease, Shard, error)
 	// Checkpoint makes failures durable, then moves the shard's checkpoint to
 	// cp and extends the lease to until — only if lease.Epoch is current
-	// (ErrFenced otherwise) and cp is not behind the stored checkpoint. The
-	// batch's Imported, Failed and Skipped counters grow by cp.Counts minus
-	// the previous checkpoint's counts, in the same atomic step (its Total is
-	// the split's row count and does not move). It returns the batch's
-	// counters after the update. Failure records are upserted by key. A
-	// checkpoint behind the stored one changes nothing (not an error); a
-	// finished batch fails with ErrBatchFinished and a SUSPENDED one with
-	// ErrBatchSuspended, so workers of an aborted, cancelled or suspended
-	// batch stop at their next checkpoint.
-	Checkpoint(ctx context.Context, lease Lease, cp Checkpoint, failures []failure.Record, until time.Time) (Counts, error)
+	// (ErrFenced otherwise) and cp is not behind the stored checkpoint.
+	// From then on the batch's Imported, Superseded, Failed and Skipped
+	// counts (GetBatch, ListBatches) include cp.Counts instead of the
+	// previous checkpoint's, exactly once (its Total is the split's row
+	// count and does not move): a store may add the delta to batch
+	// counters in the same atomic step (SQLite) or sum its shards'
+	// checkpoints when the batch is read (DynamoDB, decision 30), so a
+	// checkpoint never has to write an item all shards share. Failure
+	// records are upserted by key. A checkpoint behind the stored one
+	// changes nothing (not an error); a finished batch fails with
+	// ErrBatchFinished and a SUSPENDED one with ErrBatchSuspended, so
+	// workers of an aborted, cancelled or suspended batch stop at their
+	// next checkpoint.
+	Checkpoint(ctx context.Context, lease Lease, cp Checkpoint, failures []failure.Record, until time.Time) error
 	// FinishShard sets a shard that lease still owns to status (DONE, SKIPPED or
 	// ESCALATED) with a final checkpoint and message, and counts it in the
 	// batch's ShardsDone when it is DONE or SKIPPED. It returns the batch after
-	// the update; the caller whose update made ShardsDone == Shards finalizes.
-	// A final checkpoint ahead of the stored one appends a progress sample,
-	// as Checkpoint does.
+	// the update (its status, ShardsDone and Check; its Counts may leave out
+	// other shards' progress, as a store that sums them when read only does
+	// so in GetBatch and ListBatches); the caller whose update made
+	// ShardsDone == Shards finalizes. A final checkpoint ahead of the stored
+	// one appends a progress sample, as Checkpoint does.
 	FinishShard(ctx context.Context, lease Lease, status ShardStatus, cp Checkpoint, message string) (Batch, error)
 	// RecordCheck records the check-phase outcome c of the lease's shard
 	// (decision 20): it upserts failures, sets the shard's Check, ends the

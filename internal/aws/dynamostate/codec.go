@@ -5,7 +5,9 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -41,6 +43,84 @@ const (
 )
 
 func batchPK(id string) string { return batchPrefix + id }
+
+// layout is how a batch's items are laid out, the batch item's attribute
+// item_layout (decision 30). A batch written before it has none (0).
+type layout int64
+
+const (
+	// layoutShared: the batch item holds the counters every checkpoint
+	// added to, and every failure record has the batch's partition key
+	// BATCH#<id> (batches registered before decision 30).
+	layoutShared layout = 0
+	// layoutSpread: a checkpoint writes only its shard item (the batch's
+	// counts are the sum of its shards' checkpoints until it finishes),
+	// and failure records are spread over failParts partitions
+	// BATCH#<id>#F<part, 2 digits>.
+	layoutSpread layout = 2
+	// layoutUnknown: the batch item is missing (never written, or
+	// expired): readers look in both layouts.
+	layoutUnknown layout = -1
+
+	attrLayout = "item_layout"
+)
+
+// failParts is how many partition keys a batch's failure records are
+// spread over: 16 partitions of 1,000 write units a second each.
+const failParts = 16
+
+// layoutOf is the layout of a batch item (nil: layoutUnknown).
+func layoutOf(it item) layout {
+	if it == nil {
+		return layoutUnknown
+	}
+	if v, ok := it[attrLayout].(*types.AttributeValueMemberN); ok && v.Value == "2" {
+		return layoutSpread
+	}
+	return layoutShared
+}
+
+// failPart is the partition of the failure record at (sheet, row): FNV-1a
+// of the sheet, a NUL and the row's decimal digits, modulo failParts. It
+// depends on the key alone, so a resolve mark or a replay finds the record
+// without knowing its shard, and rows of any distribution (a run of bad
+// rows, one bad shard) spread evenly.
+func failPart(sheet string, row int64) int {
+	h := fnv.New32a()
+	h.Write([]byte(sheet))
+	h.Write([]byte{0})
+	h.Write(strconv.AppendInt(nil, row, 10))
+	return int(h.Sum32() % failParts)
+}
+
+// failPK is the partition key of the failure record at (sheet, row) of a
+// batch in layout l.
+func failPK(id string, l layout, sheet string, row int64) string {
+	if l != layoutSpread {
+		return batchPK(id)
+	}
+	return failPartPK(id, failPart(sheet, row))
+}
+
+func failPartPK(id string, part int) string { return fmt.Sprintf("%s%s#F%02d", batchPrefix, id, part) }
+
+// failPKs are the partition keys that may hold a batch's failure records in
+// layout l, the batch's own first (the merge of their queries keeps the
+// first copy of a key): a batch of the shared layout has them in its own
+// partition only (no writer of the spread layout ever writes for it); a
+// batch of the spread layout in its failParts partitions and, for records
+// a worker of the code before decision 30 wrote during a deploy, in its
+// own partition (one more Query, usually empty); an unknown layout in all.
+func failPKs(id string, l layout) []string {
+	if l == layoutShared {
+		return []string{batchPK(id)}
+	}
+	out := make([]string, 0, failParts+1)
+	for p := range failParts {
+		out = append(out, failPartPK(id, p))
+	}
+	return append(out, batchPK(id))
+}
 
 func shardSK(index int) string { return fmt.Sprintf("%s%06d", shardPrefix, index) }
 
@@ -107,6 +187,7 @@ func batchItem(b state.Batch, creator string) (item, error) {
 		it["rows_superseded"] = dynamoattr.N(b.Counts.Superseded)
 	}
 	it["batch_order"] = dynamoattr.N(b.Order)
+	it[attrLayout] = dynamoattr.N(int64(layoutSpread))
 	dynamoattr.Put(it, "by_reason", avByReason(b.ByReason))
 	dynamoattr.Put(it, "message", dynamoattr.OptS(b.Message))
 	dynamoattr.Put(it, "report", dynamoattr.OptS(b.Report))
@@ -313,7 +394,7 @@ type rawBlob struct {
 // writeUnit is the item size one write unit pays for (1 KB).
 const writeUnit = 1024
 
-// failureItem is the stored form of r. expires is the TTL attribute's value
+// failureItem is the stored form of r in a batch of layout l. expires is the TTL attribute's value
 // (epoch seconds), 0 for none. A record keeps its raw line and cells
 // gzip-compressed (attribute raw_gz) when it is over itemLimit, or over a
 // write unit and compressed it takes fewer units (decision 29: a failure
@@ -322,8 +403,8 @@ const writeUnit = 1024
 // compressed form is still over itemLimit the raw line is cut at a UTF-8
 // boundary, the cells are dropped and raw_truncated holds the raw line's
 // original length in bytes.
-func failureItem(r failure.Record, expires int64) (item, error) {
-	it := item{attrPK: dynamoattr.S(batchPK(r.BatchID)), attrSK: dynamoattr.S(failSK(r.Sheet, r.Row))}
+func failureItem(r failure.Record, l layout, expires int64) (item, error) {
+	it := item{attrPK: dynamoattr.S(failPK(r.BatchID, l, r.Sheet, r.Row)), attrSK: dynamoattr.S(failSK(r.Sheet, r.Row))}
 	it["batch_id"] = dynamoattr.S(r.BatchID)
 	it["sheet"] = dynamoattr.S(r.Sheet)
 	it["row"] = dynamoattr.N(r.Row)

@@ -134,7 +134,7 @@ func TestFailureItemsFitWriteUnits(t *testing.T) {
 			if tc.raw != "" {
 				r.RawLine, r.Cells = tc.raw, nil
 			}
-			it, err := failureItem(r, 0)
+			it, err := failureItem(r, layoutSpread, 0)
 			if err != nil {
 				t.Fatal(err)
 			}

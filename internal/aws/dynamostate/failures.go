@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/catalog-import/catalog-import/internal/aws/awserr"
 	"github.com/catalog-import/catalog-import/internal/aws/dynamoattr"
@@ -20,8 +21,10 @@ import (
 // Failures, CountFailures and ResolveFailures.
 
 // failureItems validates records and returns their items, one per key (the
-// last record of a key wins).
-func (s *Store) failureItems(records []failure.Record) ([]item, error) {
+// last record of a key wins), each keyed for its batch's layout (the
+// layouts known; a batch not in it is looked up with layouts, nil: none
+// read, the shared layout).
+func (s *Store) failureItems(records []failure.Record, known map[string]layout) ([]item, error) {
 	type key struct {
 		batch, sheet string
 		row          int64
@@ -43,7 +46,7 @@ func (s *Store) failureItems(records []failure.Record) ([]item, error) {
 			}
 			expires = t.Add(s.opts.FailureTTL).Unix()
 		}
-		it, err := failureItem(r, expires)
+		it, err := failureItem(r, known[r.BatchID], expires)
 		if err != nil {
 			return nil, invalid("failure", "failure record %s/%s/%d: %v", r.BatchID, r.Sheet, r.Row, err)
 		}
@@ -58,24 +61,138 @@ func (s *Store) failureItems(records []failure.Record) ([]item, error) {
 	return out, nil
 }
 
+// batchLayout reads the layout of batch id (one consistent GetItem of the
+// batch item, projected): layoutUnknown when there is no batch item.
+func (s *Store) batchLayout(ctx context.Context, id, op string) (layout, error) {
+	it, err := s.getItem(ctx, batchKey(id), op, attrPK, attrLayout)
+	if err != nil {
+		return 0, err
+	}
+	return layoutOf(it), nil
+}
+
 // PutFailures upserts failure records outside any lease (BatchWriteItem, 25
-// a call, unprocessed items written again with backoff).
+// a call, unprocessed items written again with backoff), after reading the
+// layout of each batch they name (one GetItem a batch).
 func (s *Store) PutFailures(ctx context.Context, records []failure.Record) error {
 	if len(records) == 0 {
 		return nil
 	}
-	items, err := s.failureItems(records)
+	op := fmt.Sprintf("put %d failure records", len(records))
+	known := map[string]layout{}
+	for _, r := range records {
+		if _, ok := known[r.BatchID]; ok || r.BatchID == "" {
+			continue
+		}
+		l, err := s.batchLayout(ctx, r.BatchID, op)
+		if err != nil {
+			return err
+		}
+		known[r.BatchID] = l
+	}
+	items, err := s.failureItems(records, known)
 	if err != nil {
 		return err
 	}
-	return s.batchWrite(ctx, putRequests(items), fmt.Sprintf("put %d failure records", len(items)))
+	return s.batchWrite(ctx, putRequests(items), op)
+}
+
+// failStream is one partition's failure records in sort key order, read a
+// page at a time.
+type failStream struct {
+	in   *dynamodb.QueryInput
+	buf  []item
+	done bool
+}
+
+// fill reads pages until the stream has an item or is exhausted.
+func (st *failStream) fill(ctx context.Context, s *Store, op string) error {
+	for len(st.buf) == 0 && !st.done {
+		out, err := s.db.Query(ctx, st.in)
+		if err != nil {
+			return awserr.Wrap(err, op+": dynamodb Query")
+		}
+		st.buf = out.Items
+		if len(out.LastEvaluatedKey) == 0 {
+			st.done = true
+		} else {
+			st.in.ExclusiveStartKey = out.LastEvaluatedKey
+		}
+	}
+	return nil
+}
+
+func (st *failStream) head() string {
+	if len(st.buf) == 0 {
+		return ""
+	}
+	sk, _ := st.buf[0][attrSK].(*types.AttributeValueMemberS)
+	if sk == nil {
+		return ""
+	}
+	return sk.Value
+}
+
+// mergeFailures reads the failure records of the partitions pks, each with
+// the query build makes for it, and calls each for every item in sort key
+// order (a k-way merge: (sheet, row) order across partitions) until it
+// returns false. The first page of every partition is read at once
+// (concurrently); later pages as the merge reaches them, so at most one
+// page per partition is held. An item whose key was just merged (the same
+// record in two layouts) is passed over.
+func (s *Store) mergeFailures(ctx context.Context, pks []string, build func(pk string) *dynamodb.QueryInput, op string, each func(item) (bool, error)) error {
+	streams := make([]*failStream, len(pks))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, pk := range pks {
+		in := build(pk)
+		in.TableName = aws.String(s.table)
+		streams[i] = &failStream{in: in}
+		g.Go(func() error { return streams[i].fill(gctx, s, op) })
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	last := ""
+	for {
+		best := -1
+		for i, st := range streams {
+			if len(st.buf) > 0 && (best < 0 || st.head() < streams[best].head()) {
+				best = i
+			}
+		}
+		if best < 0 {
+			return nil
+		}
+		st := streams[best]
+		it, sk := st.buf[0], st.head()
+		st.buf = st.buf[1:]
+		if sk == "" || sk != last {
+			last = sk
+			more, err := each(it)
+			if err != nil || !more {
+				return err
+			}
+		}
+		// Its next item is needed before the next pick (and only then).
+		if err := st.fill(ctx, s, op); err != nil {
+			return err
+		}
+	}
 }
 
 // Failures returns the batch's failure records that f selects, in (sheet,
 // row) order (sheets compared bytewise). Paging continues after (AfterSheet,
-// AfterRow) when either is set. One consistent Query, paged; the filters run
-// in DynamoDB and Limit counts the records after them.
+// AfterRow) when either is set. It reads the batch's layout (one GetItem),
+// then one consistent Query, paged, per partition that may hold its
+// records (failPKs: 17, or 1 for a batch registered before decision 30),
+// merged in key order; the filters run in DynamoDB and Limit counts the
+// records after them.
 func (s *Store) Failures(ctx context.Context, batchID string, f state.FailureFilter) ([]failure.Record, error) {
+	op := "list failures of " + batchID
+	l, err := s.batchLayout(ctx, batchID, op)
+	if err != nil {
+		return nil, err
+	}
 	lo, skip := failPrefix, ""
 	if f.AfterSheet != "" || f.AfterRow != 0 {
 		switch {
@@ -88,50 +205,59 @@ func (s *Store) Failures(ctx context.Context, batchID string, f state.FailureFil
 			skip = lo
 		}
 	}
-	e := dynamoattr.NewExpr()
-	kc := fmt.Sprintf("%s = %s AND %s BETWEEN %s AND %s", e.Name(attrPK), e.Value(dynamoattr.S(batchPK(batchID))), e.Name(attrSK), e.Value(dynamoattr.S(lo)), e.Value(dynamoattr.S(failEnd)))
-	var filters []string
-	inList := func(attr string, vals []string) {
-		ps := make([]string, len(vals))
-		for i, v := range vals {
-			ps[i] = e.Value(dynamoattr.S(v))
+	pks := failPKs(batchID, l)
+	build := func(pk string) *dynamodb.QueryInput {
+		e := dynamoattr.NewExpr()
+		kc := fmt.Sprintf("%s = %s AND %s BETWEEN %s AND %s", e.Name(attrPK), e.Value(dynamoattr.S(pk)), e.Name(attrSK), e.Value(dynamoattr.S(lo)), e.Value(dynamoattr.S(failEnd)))
+		var filters []string
+		inList := func(attr string, vals []string) {
+			ps := make([]string, len(vals))
+			for i, v := range vals {
+				ps[i] = e.Value(dynamoattr.S(v))
+			}
+			filters = append(filters, fmt.Sprintf("%s IN (%s)", e.Name(attr), strings.Join(ps, ", ")))
 		}
-		filters = append(filters, fmt.Sprintf("%s IN (%s)", e.Name(attr), strings.Join(ps, ", ")))
-	}
-	if len(f.Reasons) > 0 {
-		vals := make([]string, len(f.Reasons))
-		for i, r := range f.Reasons {
-			vals[i] = string(r)
+		if len(f.Reasons) > 0 {
+			vals := make([]string, len(f.Reasons))
+			for i, r := range f.Reasons {
+				vals[i] = string(r)
+			}
+			inList("reason", vals)
 		}
-		inList("reason", vals)
-	}
-	if len(f.Layers) > 0 {
-		vals := make([]string, len(f.Layers))
-		for i, l := range f.Layers {
-			vals[i] = string(l)
+		if len(f.Layers) > 0 {
+			vals := make([]string, len(f.Layers))
+			for i, l := range f.Layers {
+				vals[i] = string(l)
+			}
+			inList("layer", vals)
 		}
-		inList("layer", vals)
-	}
-	if f.Shard != nil {
-		filters = append(filters, e.Name("shard")+" = "+e.Value(dynamoattr.N(int64(*f.Shard))))
-	}
-	if f.Unresolved {
-		filters = append(filters, "attribute_not_exists("+e.Name("resolved_by")+")")
-	}
-	in := &dynamodb.QueryInput{KeyConditionExpression: aws.String(kc), ConsistentRead: aws.Bool(true)}
-	if len(filters) > 0 {
-		in.FilterExpression = aws.String(strings.Join(filters, " AND "))
-	}
-	if f.Limit > 0 {
-		page := f.Limit + 1 // the key paged after may come first
+		if f.Shard != nil {
+			filters = append(filters, e.Name("shard")+" = "+e.Value(dynamoattr.N(int64(*f.Shard))))
+		}
+		if f.Unresolved {
+			filters = append(filters, "attribute_not_exists("+e.Name("resolved_by")+")")
+		}
+		in := &dynamodb.QueryInput{KeyConditionExpression: aws.String(kc), ConsistentRead: aws.Bool(true)}
 		if len(filters) > 0 {
-			page = max(page, 100)
+			in.FilterExpression = aws.String(strings.Join(filters, " AND "))
 		}
-		in.Limit = aws.Int32(int32(min(page, 1000)))
+		if f.Limit > 0 {
+			// The partitions share the Limit: a page of each holds about
+			// its share (twice, for an uneven spread, and the key paged
+			// after, which may come first); the merge reads further pages
+			// of a partition only when it reaches its end. A page of the
+			// whole Limit from each would read 17 times what is returned.
+			page := 2*(f.Limit+1)/len(pks) + 2
+			if len(filters) > 0 {
+				page = max(page, 100)
+			}
+			in.Limit = aws.Int32(int32(min(page, 1000)))
+		}
+		in.ExpressionAttributeNames, in.ExpressionAttributeValues = e.Names(), e.Values()
+		return in
 	}
-	in.ExpressionAttributeNames, in.ExpressionAttributeValues = e.Names(), e.Values()
 	var out []failure.Record
-	err := s.query(ctx, in, "list failures of "+batchID, func(it item) (bool, error) {
+	err = s.mergeFailures(ctx, pks, build, op, func(it item) (bool, error) {
 		if skip != "" {
 			if sk, ok := it[attrSK].(*types.AttributeValueMemberS); ok && sk.Value == skip {
 				return true, nil
@@ -147,19 +273,29 @@ func (s *Store) Failures(ctx context.Context, batchID string, f state.FailureFil
 	return out, err
 }
 
-// CountFailures counts the batch's failure records per shard index (one
-// consistent Query projecting only the shard, paged).
+// CountFailures counts the batch's failure records per shard index: the
+// batch's layout (one GetItem), then one consistent Query projecting only
+// the key and the shard, paged, per partition of its records, merged (so a
+// record stored in both layouts counts once).
 func (s *Store) CountFailures(ctx context.Context, batchID string) (map[int]int64, error) {
-	e := dynamoattr.NewExpr()
-	in := &dynamodb.QueryInput{
-		KeyConditionExpression: aws.String(fmt.Sprintf("%s = %s AND begins_with(%s, %s)",
-			e.Name(attrPK), e.Value(dynamoattr.S(batchPK(batchID))), e.Name(attrSK), e.Value(dynamoattr.S(failPrefix)))),
-		ProjectionExpression: aws.String(e.Name("shard")),
-		ConsistentRead:       aws.Bool(true),
+	op := "count failures of " + batchID
+	l, err := s.batchLayout(ctx, batchID, op)
+	if err != nil {
+		return nil, err
 	}
-	in.ExpressionAttributeNames, in.ExpressionAttributeValues = e.Names(), e.Values()
+	build := func(pk string) *dynamodb.QueryInput {
+		e := dynamoattr.NewExpr()
+		in := &dynamodb.QueryInput{
+			KeyConditionExpression: aws.String(fmt.Sprintf("%s = %s AND begins_with(%s, %s)",
+				e.Name(attrPK), e.Value(dynamoattr.S(pk)), e.Name(attrSK), e.Value(dynamoattr.S(failPrefix)))),
+			ProjectionExpression: aws.String(e.Name(attrSK) + ", " + e.Name("shard")),
+			ConsistentRead:       aws.Bool(true),
+		}
+		in.ExpressionAttributeNames, in.ExpressionAttributeValues = e.Names(), e.Values()
+		return in
+	}
 	out := map[int]int64{}
-	err := s.query(ctx, in, "count failures of "+batchID, func(it item) (bool, error) {
+	err = s.mergeFailures(ctx, failPKs(batchID, l), build, op, func(it item) (bool, error) {
 		d := dynamoattr.NewDecoder(it)
 		n := d.N("shard")
 		if d.Err() != nil {
@@ -185,8 +321,12 @@ func (s *Store) ResolveFailures(ctx context.Context, batchID string, keys []fail
 		at = s.opts.Now()
 	}
 	op := "resolve failures of " + batchID
-	if err := s.requireBatch(ctx, batchID, op); err != nil {
+	l, err := s.batchLayout(ctx, batchID, op)
+	if err != nil {
 		return 0, err
+	}
+	if l == layoutUnknown {
+		return 0, notFoundBatch(batchID)
 	}
 	seen := make(map[failure.Key]bool, len(keys))
 	uniq := make([]failure.Key, 0, len(keys))
@@ -211,7 +351,7 @@ func (s *Store) ResolveFailures(ctx context.Context, batchID string, keys []fail
 				u.Set("resolved_at", dynamoattr.Time(at))
 				txn = append(txn, types.TransactWriteItem{Update: &types.Update{
 					TableName:        aws.String(s.table),
-					Key:              item{attrPK: dynamoattr.S(batchPK(batchID)), attrSK: dynamoattr.S(failSK(k.Sheet, k.Row))},
+					Key:              item{attrPK: dynamoattr.S(failPK(batchID, l, k.Sheet, k.Row)), attrSK: dynamoattr.S(failSK(k.Sheet, k.Row))},
 					UpdateExpression: aws.String(u.String()),
 					ConditionExpression: aws.String(fmt.Sprintf("attribute_exists(%s) AND attribute_not_exists(%s)",
 						e.Name(attrPK), e.Name("resolved_by"))),

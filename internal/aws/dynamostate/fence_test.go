@@ -14,14 +14,17 @@ import (
 
 // TestShardConditionFencesClaimBetweenReadAndWrite: Checkpoint and
 // FinishShard read the shard (BatchGetItem), then write it in a
-// TransactWriteItems whose condition is the only atomic fence between the
-// two. A Claim made in between — by another owner after the lease ran out,
+// TransactWriteItems (or, for a checkpoint without failure records, one
+// UpdateItem) whose condition is the only atomic fence between the two. A Claim made in between — by another owner after the lease ran out,
 // or by the same owner coming back (which the owner term alone cannot
 // tell from the holder) — must make the write ErrFenced and change
 // nothing: not the shard, not the batch's counters, no failure record.
 func TestShardConditionFencesClaimBetweenReadAndWrite(t *testing.T) {
 	for _, tc := range []struct{ call, owner string }{
 		{"Checkpoint", "w"}, {"Checkpoint", "other"}, {"FinishShard", "w"}, {"FinishShard", "other"},
+		// Without failure records a checkpoint is one conditional
+		// UpdateItem of the shard (decision 30), fenced the same way.
+		{"CheckpointAlone", "w"}, {"CheckpointAlone", "other"},
 	} {
 		t.Run(tc.call+"/ClaimBy_"+tc.owner, func(t *testing.T) {
 			var in injector
@@ -40,7 +43,11 @@ func TestShardConditionFencesClaimBetweenReadAndWrite(t *testing.T) {
 				batchAfterClaim state.Batch
 				hookErr         error
 			)
-			in.armBefore("TransactWriteItems", 1, func(hctx context.Context) {
+			write := "TransactWriteItems"
+			if tc.call == "CheckpointAlone" {
+				write = "UpdateItem"
+			}
+			in.armBefore(write, 1, func(hctx context.Context) {
 				hctx = context.WithoutCancel(hctx)
 				if _, _, err := s.Claim(hctx, b.ID, 0, tc.owner, time.Minute, t0.Add(2*time.Minute)); err != nil {
 					hookErr = err
@@ -57,7 +64,9 @@ func TestShardConditionFencesClaimBetweenReadAndWrite(t *testing.T) {
 			cp := state.Checkpoint{NextOffset: 500, NextRow: 7, Counts: state.Counts{Total: 5, Imported: 4, Failed: 1}}
 			switch tc.call {
 			case "Checkpoint":
-				_, err = s.Checkpoint(ctx, l, cp, []failure.Record{{BatchID: b.ID, Sheet: "-", Row: 3, Layer: failure.LayerSemantic, Reason: failure.MissingField}}, t0.Add(time.Minute))
+				err = s.Checkpoint(ctx, l, cp, []failure.Record{{BatchID: b.ID, Sheet: "-", Row: 3, Layer: failure.LayerSemantic, Reason: failure.MissingField}}, t0.Add(time.Minute))
+			case "CheckpointAlone":
+				err = s.Checkpoint(ctx, l, cp, nil, t0.Add(time.Minute))
 			case "FinishShard":
 				cp = state.Checkpoint{NextOffset: 1000, NextRow: 12, Counts: state.Counts{Total: 10, Imported: 10}}
 				_, err = s.FinishShard(ctx, l, state.ShardDone, cp, "done")

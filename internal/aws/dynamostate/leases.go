@@ -100,14 +100,15 @@ func (s *Store) Claim(ctx context.Context, batchID string, shard int, owner stri
 }
 
 // leaseState reads a lease's shard and its batch in one consistent
-// BatchGetItem and checks, in order: ErrNotFound, ErrFenced.
-func (s *Store) leaseState(ctx context.Context, l state.Lease, op string) (state.Shard, state.Batch, error) {
+// BatchGetItem and checks, in order: ErrNotFound, ErrFenced. It also
+// returns the batch's layout (for the keys of its failure records).
+func (s *Store) leaseState(ctx context.Context, l state.Lease, op string) (state.Shard, state.Batch, layout, error) {
 	if l.Shard < 0 || l.Shard > maxShardIndex {
-		return state.Shard{}, state.Batch{}, fmt.Errorf("shard %d: %w", l.Shard, state.ErrNotFound)
+		return state.Shard{}, state.Batch{}, 0, fmt.Errorf("shard %d: %w", l.Shard, state.ErrNotFound)
 	}
 	items, err := s.batchGet(ctx, []item{batchKey(l.BatchID), shardKey(l.BatchID, l.Shard)}, op)
 	if err != nil {
-		return state.Shard{}, state.Batch{}, err
+		return state.Shard{}, state.Batch{}, 0, err
 	}
 	var bi, si item
 	for _, it := range items {
@@ -118,20 +119,20 @@ func (s *Store) leaseState(ctx context.Context, l state.Lease, op string) (state
 		}
 	}
 	if bi == nil {
-		return state.Shard{}, state.Batch{}, notFoundBatch(l.BatchID)
+		return state.Shard{}, state.Batch{}, 0, notFoundBatch(l.BatchID)
 	}
 	if si == nil {
-		return state.Shard{}, state.Batch{}, fmt.Errorf("shard %d: %w", l.Shard, state.ErrNotFound)
+		return state.Shard{}, state.Batch{}, 0, fmt.Errorf("shard %d: %w", l.Shard, state.ErrNotFound)
 	}
 	b, err := decodeBatch(bi)
 	if err != nil {
-		return state.Shard{}, state.Batch{}, failure.Wrap(failure.Internal, "", err, "")
+		return state.Shard{}, state.Batch{}, 0, failure.Wrap(failure.Internal, "", err, "")
 	}
 	sh, err := decodeShard(si)
 	if err != nil {
-		return state.Shard{}, state.Batch{}, failure.Wrap(failure.Internal, "", err, "")
+		return state.Shard{}, state.Batch{}, 0, failure.Wrap(failure.Internal, "", err, "")
 	}
-	return sh, b, fence(sh, l)
+	return sh, b, layoutOf(bi), fence(sh, l)
 }
 
 // fence fails with state.ErrFenced unless l is the shard's current lease:
@@ -144,18 +145,10 @@ func fence(sh state.Shard, l state.Lease) error {
 	return nil
 }
 
-// outcomes is the batch counters' delta of a checkpoint moving from prev to
-// cp: the outcomes move, the split's Total does not.
-func outcomes(cp, prev state.Counts) state.Counts {
-	d := cp.Sub(prev)
-	d.Total = 0
-	return d
-}
-
 // shardCond is the condition of every write of a lease: the lease is
 // current, the shard is not finished, and its checkpoint is still prev (the
-// one the delta was computed from, so that counters move exactly once even
-// when a transaction is replayed).
+// one the call read and built on, so that the checkpoint and its progress
+// sample move exactly once even when a write is replayed).
 func shardCond(e *dynamoattr.Expr, l state.Lease, prev state.Checkpoint) string {
 	parts := []string{
 		e.Name("epoch") + " = " + e.Value(dynamoattr.N(l.Epoch)),
@@ -193,29 +186,42 @@ func unfinishedCond(e *dynamoattr.Expr) string {
 	return e.Name("status") + " IN (" + e.Value(dynamoattr.S(string(state.BatchRunning))) + ", " + e.Value(dynamoattr.S(string(state.BatchSuspended))) + ")"
 }
 
+// shardRefused classifies a failed condition of a lease's write to its
+// shard, given the shard item as it is (ALL_OLD; nil: no item). retry is
+// true when the checkpoint moved under the call (a replay of this very
+// call) and it should read again.
+func shardRefused(it item, l state.Lease, status state.ShardStatus) (retry bool, _ error) {
+	if len(it) == 0 {
+		return false, fmt.Errorf("shard %d: %w", l.Shard, state.ErrNotFound)
+	}
+	sh, derr := decodeShard(it)
+	if derr != nil {
+		return false, failure.Wrap(failure.Internal, "", derr, "")
+	}
+	if ferr := fence(sh, l); ferr != nil {
+		return false, ferr
+	}
+	if sh.Status.Finished() && sh.Status != status {
+		return false, fmt.Errorf("%w (%s)", state.ErrShardFinished, sh.Status)
+	}
+	return true, nil
+}
+
 // leaseTxnError classifies a cancelled lease transaction whose action 0 is
-// the shard and action 1 the batch. retry is true when the state moved
-// under the call (a replay, a concurrent finisher) and it should read again.
+// the shard and action 1 (if any) the batch. retry is true when the state
+// moved under the call (a replay, a concurrent finisher) and it should
+// read again.
 func leaseTxnError(err error, l state.Lease, status state.ShardStatus) (retry bool, _ error) {
 	rs, ok := cancelReasons(err)
 	if !ok {
 		return false, err
 	}
 	if it, failed := conditionFailed(rs, 0); failed {
-		if len(it) == 0 {
-			return false, fmt.Errorf("shard %d: %w", l.Shard, state.ErrNotFound)
+		retry, serr := shardRefused(it, l, status)
+		if serr != nil {
+			return false, serr
 		}
-		sh, derr := decodeShard(it)
-		if derr != nil {
-			return false, failure.Wrap(failure.Internal, "", derr, "")
-		}
-		if ferr := fence(sh, l); ferr != nil {
-			return false, ferr
-		}
-		if sh.Status.Finished() && sh.Status != status {
-			return false, fmt.Errorf("%w (%s)", state.ErrShardFinished, sh.Status)
-		}
-		return true, err // the checkpoint moved (a replay): read again
+		return retry, err
 	}
 	if it, failed := conditionFailed(rs, 1); failed {
 		if len(it) == 0 {
@@ -230,46 +236,51 @@ func leaseTxnError(err error, l state.Lease, status state.ShardStatus) (retry bo
 }
 
 // inlineFailures is how many failure records ride in a checkpoint's
-// transaction (beside the shard and the batch).
-const inlineFailures = maxTxnItems - 2
+// transaction (beside the shard).
+const inlineFailures = maxTxnItems - 1
 
-// Checkpoint upserts failures, moves the shard's checkpoint to cp, extends
-// the lease to until and adds the counts' delta to the batch; see
-// state.Store and the package documentation. Requests: one BatchGetItem
-// (the shard and the batch) and one TransactWriteItems holding the shard
-// update, the batch update and up to 98 failure records; more records go
-// first in BatchWriteItem calls of 25.
-func (s *Store) Checkpoint(ctx context.Context, lease state.Lease, cp state.Checkpoint, failures []failure.Record, until time.Time) (state.Counts, error) {
+// Checkpoint upserts failures, moves the shard's checkpoint to cp and
+// extends the lease to until; see state.Store and the package
+// documentation. It writes the lease's shard item and the failure records,
+// never the batch item (decision 30: the batch's counts are the sum of its
+// shards' checkpoints until it finishes). Requests: one BatchGetItem (the
+// shard, and the batch for its status and layout), then one conditional
+// UpdateItem of the shard when there is no failure record, else one
+// TransactWriteItems holding the shard update and up to 99 records; more
+// records go first in BatchWriteItem calls of 25.
+func (s *Store) Checkpoint(ctx context.Context, lease state.Lease, cp state.Checkpoint, failures []failure.Record, until time.Time) error {
 	op := fmt.Sprintf("checkpoint shard %s/%d at row %d", lease.BatchID, lease.Shard, cp.NextRow)
-	recs, err := s.failureItems(failures)
-	if err != nil {
-		return state.Counts{}, err
-	}
-	inline, spill := splitInline(recs, inlineFailures)
+	var inline, spill []item
 	for attempt := 0; ; attempt++ {
-		sh, b, err := s.leaseState(ctx, lease, op)
+		sh, b, l, err := s.leaseState(ctx, lease, op)
 		if err != nil {
-			return state.Counts{}, err
+			return err
 		}
 		if sh.Status.Finished() {
-			return state.Counts{}, fmt.Errorf("%w (%s)", state.ErrShardFinished, sh.Status)
+			return fmt.Errorf("%w (%s)", state.ErrShardFinished, sh.Status)
 		}
 		if err := b.Status.WriteErr(); err != nil {
-			return state.Counts{}, err
+			return err
+		}
+		if attempt == 0 {
+			recs, err := s.failureItems(failures, map[string]layout{lease.BatchID: l})
+			if err != nil {
+				return err
+			}
+			inline, spill = splitInline(recs, inlineFailures)
 		}
 		if len(spill) > 0 {
 			// Records that do not fit the transaction are made durable before
 			// it, once the lease has been seen current.
 			if err := s.batchWrite(ctx, putRequests(spill), op); err != nil {
-				return state.Counts{}, err
+				return err
 			}
 			spill = nil
 		}
 		now := s.opts.Now()
-		back := state.Behind(cp, sh.Checkpoint)
 		se := dynamoattr.NewExpr()
 		su := dynamoattr.Update{E: se}
-		if !back {
+		if !state.Behind(cp, sh.Checkpoint) {
 			setCheckpoint(&su, cp)
 			if p := nextProgress(sh, cp, failures, now); p != nil {
 				su.Set("progress", p) // the condition on the checkpoint read makes this an append
@@ -277,57 +288,66 @@ func (s *Store) Checkpoint(ctx context.Context, lease state.Lease, cp state.Chec
 		}
 		su.Set("lease_until", dynamoattr.Time(until))
 		su.Set("updated_at", dynamoattr.Time(now))
-		shardUpd := types.TransactWriteItem{Update: &types.Update{
+		upd := &types.Update{
 			TableName: aws.String(s.table), Key: shardKey(lease.BatchID, lease.Shard),
 			UpdateExpression: aws.String(su.String()), ConditionExpression: aws.String(shardCond(se, lease, sh.Checkpoint)),
 			ExpressionAttributeNames: se.Names(), ExpressionAttributeValues: se.Values(),
 			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-		}}
-		be := dynamoattr.NewExpr()
-		var batchAct types.TransactWriteItem
-		d := outcomes(cp.Counts, sh.Checkpoint.Counts)
-		if back {
-			batchAct.ConditionCheck = &types.ConditionCheck{
-				TableName: aws.String(s.table), Key: batchKey(lease.BatchID), ConditionExpression: aws.String(runningCond(be)),
-				ExpressionAttributeNames: be.Names(), ExpressionAttributeValues: be.Values(),
-				ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-			}
-		} else {
-			bu := dynamoattr.Update{E: be}
-			bu.Add("rows_imported", d.Imported)
-			bu.Add("rows_superseded", d.Superseded)
-			bu.Add("rows_failed", d.Failed)
-			bu.Add("rows_skipped", d.Skipped)
-			bu.Set("updated_at", dynamoattr.Time(now))
-			batchAct.Update = &types.Update{
-				TableName: aws.String(s.table), Key: batchKey(lease.BatchID),
-				UpdateExpression: aws.String(bu.String()), ConditionExpression: aws.String(runningCond(be)),
-				ExpressionAttributeNames: be.Names(), ExpressionAttributeValues: be.Values(),
-				ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-			}
 		}
-		txn := append([]types.TransactWriteItem{shardUpd, batchAct}, s.putActions(inline)...)
-		err = s.transact(ctx, txn)
-		if err == nil {
-			if back {
-				return b.Counts, nil
-			}
-			return b.Counts.Add(d), nil
-		}
-		retry, cerr := leaseTxnError(err, lease, "")
-		if !retry && !contended(err) {
-			if cerr == err {
-				return state.Counts{}, awserr.Wrap(err, op+": dynamodb TransactWriteItems")
-			}
-			return state.Counts{}, cerr
+		retry, err := s.writeShard(ctx, upd, inline, lease, op)
+		if err == nil || !retry {
+			return err
 		}
 		if attempt+1 >= s.opts.MaxAttempts {
-			return state.Counts{}, s.exhausted(op, err)
+			return s.exhausted(op, err)
 		}
 		if err := s.pause(ctx, attempt); err != nil {
-			return state.Counts{}, err
+			return err
 		}
 	}
+}
+
+// writeShard writes a lease's shard update upd, with puts in the same
+// transaction when there are any (TransactWriteItems), else alone (one
+// conditional UpdateItem: one write unit per KB instead of two). A refused
+// condition is classified (shardRefused): retry is true when the call
+// should read again and retry (the checkpoint moved, or the table was
+// contended); otherwise err is the state error (ErrFenced, ...) or the
+// SDK's (wrapped, naming op).
+func (s *Store) writeShard(ctx context.Context, upd *types.Update, puts []item, lease state.Lease, op string) (retry bool, err error) {
+	if len(puts) > 0 {
+		err := s.transact(ctx, append([]types.TransactWriteItem{{Update: upd}}, s.putActions(puts)...))
+		if err == nil {
+			return false, nil
+		}
+		retry, cerr := leaseTxnError(err, lease, "")
+		if retry || contended(err) {
+			return true, err
+		}
+		if cerr == err {
+			return false, awserr.Wrap(err, op+": dynamodb TransactWriteItems")
+		}
+		return false, cerr
+	}
+	_, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: upd.TableName, Key: upd.Key, UpdateExpression: upd.UpdateExpression, ConditionExpression: upd.ConditionExpression,
+		ExpressionAttributeNames: upd.ExpressionAttributeNames, ExpressionAttributeValues: upd.ExpressionAttributeValues,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	var ccf *types.ConditionalCheckFailedException
+	switch {
+	case err == nil:
+		return false, nil
+	case errors.As(err, &ccf):
+		retry, serr := shardRefused(ccf.Item, lease, "")
+		if serr != nil {
+			return false, serr
+		}
+		return retry, err
+	case contended(err):
+		return true, err
+	}
+	return false, awserr.Wrap(err, op+": dynamodb UpdateItem")
 }
 
 // splitInline keeps up to n items (and maxTxnBytes) for a transaction and
@@ -364,14 +384,16 @@ func putRequests(items []item) []types.WriteRequest {
 // BatchGetItem and one TransactWriteItems (shard and batch); the batch
 // update is conditioned on the ShardsDone it read, so the batch returned
 // carries exactly the ShardsDone this call's update made, and only the
-// caller that made it equal to Shards sees it so.
+// caller that made it equal to Shards sees it so. It moves no counter of
+// the batch item (decision 30): the batch returned carries the counts the
+// batch item holds, not the sum of the shards (GetBatch).
 func (s *Store) FinishShard(ctx context.Context, lease state.Lease, status state.ShardStatus, cp state.Checkpoint, message string) (state.Batch, error) {
 	if status != state.ShardDone && status != state.ShardSkipped && status != state.ShardEscalated {
 		return state.Batch{}, invalid("status", "finish shard %s/%d: status %q is not DONE, SKIPPED or ESCALATED", lease.BatchID, lease.Shard, status)
 	}
 	op := fmt.Sprintf("finish shard %s/%d as %s", lease.BatchID, lease.Shard, status)
 	for attempt := 0; ; attempt++ {
-		sh, b, err := s.leaseState(ctx, lease, op)
+		sh, b, _, err := s.leaseState(ctx, lease, op)
 		if err != nil {
 			return state.Batch{}, err
 		}
@@ -384,11 +406,9 @@ func (s *Store) FinishShard(ctx context.Context, lease state.Lease, status state
 		if err := b.Status.WriteErr(); err != nil {
 			return state.Batch{}, err
 		}
-		final, d := cp, state.Counts{}
+		final := cp
 		if state.Behind(cp, sh.Checkpoint) {
 			final = sh.Checkpoint
-		} else {
-			d = outcomes(cp.Counts, sh.Checkpoint.Counts)
 		}
 		done := 0
 		if status.Finished() {
@@ -410,10 +430,6 @@ func (s *Store) FinishShard(ctx context.Context, lease state.Lease, status state
 		}
 		be := dynamoattr.NewExpr()
 		bu := dynamoattr.Update{E: be}
-		bu.Add("rows_imported", d.Imported)
-		bu.Add("rows_superseded", d.Superseded)
-		bu.Add("rows_failed", d.Failed)
-		bu.Add("rows_skipped", d.Skipped)
 		bu.Set("updated_at", dynamoattr.Time(now))
 		bcond := runningCond(be)
 		if done > 0 {
@@ -436,7 +452,6 @@ func (s *Store) FinishShard(ctx context.Context, lease state.Lease, status state
 		}
 		err = s.transact(ctx, txn)
 		if err == nil {
-			b.Counts = b.Counts.Add(d)
 			b.ShardsDone += done
 			b.UpdatedAt = now.UTC()
 			return b, nil
@@ -532,14 +547,16 @@ func (s *Store) release(ctx context.Context, sh state.Shard, op string) error {
 // made and only the caller that made it equal to Shards sees it so).
 func (s *Store) RecordCheck(ctx context.Context, lease state.Lease, c state.Check, failures []failure.Record) (state.Batch, error) {
 	op := fmt.Sprintf("record check of shard %s/%d", lease.BatchID, lease.Shard)
-	recs, err := s.failureItems(failures)
-	if err != nil {
-		return state.Batch{}, err
-	}
+	var recs []item
 	for attempt := 0; ; attempt++ {
-		sh, b, err := s.leaseState(ctx, lease, op)
+		sh, b, l, err := s.leaseState(ctx, lease, op)
 		if err != nil {
 			return state.Batch{}, err
+		}
+		if attempt == 0 {
+			if recs, err = s.failureItems(failures, map[string]layout{lease.BatchID: l}); err != nil {
+				return state.Batch{}, err
+			}
 		}
 		if b.Status.Finished() {
 			return state.Batch{}, fmt.Errorf("%w (%s)", state.ErrBatchFinished, b.Status)

@@ -364,14 +364,11 @@ func TestCheckpointLostResponse(t *testing.T) {
 	}
 	in.arm("TransactWriteItems", nil, []int{1})
 	cp := state.Checkpoint{NextOffset: 500, NextRow: 7, Counts: state.Counts{Total: 5, Imported: 4, Failed: 1}}
-	got, err := s.Checkpoint(ctx, l, cp, []failure.Record{{BatchID: b.ID, Sheet: "-", Row: 3, Layer: failure.LayerSemantic, Reason: failure.MissingField}}, t0.Add(time.Minute))
+	err = s.Checkpoint(ctx, l, cp, []failure.Record{{BatchID: b.ID, Sheet: "-", Row: 3, Layer: failure.LayerSemantic, Reason: failure.MissingField}}, t0.Add(time.Minute))
 	if err != nil {
 		t.Fatalf("Checkpoint: %v", err)
 	}
 	want := state.Counts{Total: 10, Imported: 4, Failed: 1}
-	if got != want {
-		t.Errorf("returned counters %+v, want %+v", got, want)
-	}
 	gb, err := s.GetBatch(ctx, b.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -420,7 +417,7 @@ func TestRequestsPerOperation(t *testing.T) {
 	// 1,000 rows, a checkpoint every 100 rows, 5 failed rows per chunk.
 	for k := int64(1); k <= 10; k++ {
 		cp := state.Checkpoint{NextOffset: 100 * k, NextRow: 2 + 100*k, Counts: state.Counts{Total: 100 * k, Imported: 95 * k, Failed: 5 * k}}
-		if _, err := s.Checkpoint(ctx, l, cp, fails(2+100*(k-1), 5), t0.Add(time.Minute)); err != nil {
+		if err := s.Checkpoint(ctx, l, cp, fails(2+100*(k-1), 5), t0.Add(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 		c := in.take()
@@ -452,7 +449,7 @@ func TestRequestsPerOperation(t *testing.T) {
 	}
 	in.take()
 	cp := state.Checkpoint{NextOffset: 1150, NextRow: 1152, Counts: state.Counts{Total: 150, Failed: 150}}
-	if _, err := s.Checkpoint(ctx, l1, cp, fails(1002, 150), t0.Add(time.Minute)); err != nil {
+	if err := s.Checkpoint(ctx, l1, cp, fails(1002, 150), t0.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	check("a checkpoint with 150 failures", map[string]int{"BatchGetItem": 1, "BatchWriteItem": 3, "TransactWriteItems": 1})
@@ -468,7 +465,7 @@ func TestRequestsPerOperation(t *testing.T) {
 	if _, err := s.ListBatches(ctx, 10); err != nil {
 		t.Fatal(err)
 	}
-	check("ListBatches (the index's keys, then the items)", map[string]int{"Query": 1, "BatchGetItem": 1})
+	check("ListBatches (the index's keys, the items, the shards of the running batch)", map[string]int{"Query": 2, "BatchGetItem": 1})
 	if _, err := s.FinishBatch(ctx, b.ID, state.Final{Status: state.BatchAborted, Counts: state.Counts{Total: 2000}}, t0); err != nil {
 		t.Fatal(err)
 	}

@@ -64,7 +64,6 @@ var notRecorded = []unrecorded{
 	{"ShardWorkerFunction", "sqs:GetQueueAttributes", shardQueue, "event source poller, not our code"},
 	{"ShardWorkerFunction", "sqs:ChangeMessageVisibility", shardQueue, "event source poller, not our code"},
 	{"ShardWorkerFunction", "sqs:SendMessage", shardQueue, "a shard stopped by the invocation's deadline is handed on as a continuation manifest (pipeline.HandOn); no invocation here runs out of time"},
-	{"ShardWorkerFunction", "dynamodb:ConditionCheckItem", stateTable, "a checkpoint behind the stored one (a duplicate or late worker) only checks the batch item instead of updating it (dynamostate checkpoint, state.Behind)"},
 	{"ShardWorkerFunction", "s3:AbortMultipartUpload", bucketARN + "/reports/b-1/errors.csv", "the upload manager aborts a multipart report upload that failed (none fails here)"},
 	{"TriageFunction", "logs:CreateLogStream", logGroup("triage"), "Lambda writes the function's logs to its log group with its role"},
 	{"TriageFunction", "logs:PutLogEvents", logGroup("triage"), "Lambda writes the function's logs to its log group with its role"},

@@ -173,7 +173,6 @@ func (r role) allows(action, resource string, ctx map[string]string) bool {
 
 var (
 	bucketARN   = "arn:aws:s3:::" + stackName + "-" + account + "-" + region
-	stateTable  = "arn:aws:dynamodb:" + region + ":" + account + ":table/" + stackName + "-state"
 	shardQueue  = "arn:aws:sqs:" + region + ":" + account + ":" + stackName + "-shards"
 	dlq         = "arn:aws:sqs:" + region + ":" + account + ":" + stackName + "-shards-dlq"
 	failedQueue = "arn:aws:sqs:" + region + ":" + account + ":" + stackName + "-splitter-failed"

@@ -61,7 +61,7 @@ func main() {
 	scaleCrowds := flag.String("scale-crowds", "10,50,200", "workers checkpointing one batch at once (scale)")
 	scaleMD := flag.String("scale-md", "", "rewrite the generated regions of this scale document (docs/scale.md) from the aws, scale and coldstart sections that ran")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the bench process to this file")
-	projectIn := flag.String("project", "", "print only the scale projection from given inputs: worker=ROWS/S,split=MB/S,txn=PER_S,wru=UNITS,rru=UNITS")
+	projectIn := flag.String("project", "", "print only the scale projection from given inputs: worker=ROWS/S,split=MB/S,cps=PER_S (checkpoints a second one batch takes),wru=UNITS,rru=UNITS")
 	flag.Parse()
 	if *projectIn != "" {
 		in := map[string]float64{}
@@ -72,7 +72,7 @@ func main() {
 			in[k] = f
 		}
 		var b strings.Builder
-		writeProjection(&b, in["worker"], in["split"], in["txn"], in["wru"], in["rru"], false)
+		writeProjection(&b, in["worker"], in["split"], in["cps"], in["wru"], in["rru"], false)
 		fmt.Print(b.String())
 		return
 	}

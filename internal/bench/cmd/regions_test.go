@@ -138,7 +138,7 @@ func TestScaleDocFill(t *testing.T) {
 		}
 	}
 	for _, n := range []int{10, 50, 200} {
-		s.contention = append(s.contention, contentionRun{workers: n, interval: ms(600), dilate: 40, checkpoints: 4 * n, txns: int64(5 * n), conflicts: int64(n),
+		s.contention = append(s.contention, contentionRun{workers: n, interval: ms(600), dilate: 40, checkpoints: 4 * n, writes: int64(5 * n), conflicts: int64(n),
 			latencies: []time.Duration{ms(20), ms(40)}, offered: float64(n) / 0.6, wall: 3})
 	}
 	meter := snapshot{est: map[string]units{"products": {Write: 950}, "state": {Write: 110}}, ops: map[string]int{"SQS SendMessage": 4}}

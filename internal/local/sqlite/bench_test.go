@@ -113,7 +113,7 @@ func BenchmarkCheckpoint(b *testing.B) {
 				cp.NextRow += 100
 				cp.NextOffset += 18000
 				cp.Counts = cp.Counts.Add(state.Counts{Total: 100, Imported: 98, Failed: 2})
-				if _, err := db.Checkpoint(ctx, lease, cp, rs, now.Add(time.Hour)); err != nil {
+				if err := db.Checkpoint(ctx, lease, cp, rs, now.Add(time.Hour)); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -74,7 +74,7 @@ func (f *groupFixture) write(t *testing.T, from, n int) {
 func (f *groupFixture) checkpoint(t *testing.T, lease state.Lease, rows int64) error {
 	t.Helper()
 	cp := state.Checkpoint{NextOffset: rows * 100, NextRow: 2 + rows, Counts: state.Counts{Total: rows, Imported: rows}}
-	_, err := f.db.Checkpoint(t.Context(), lease, cp, nil, time.Now().Add(time.Hour))
+	err := f.db.Checkpoint(t.Context(), lease, cp, nil, time.Now().Add(time.Hour))
 	return err
 }
 

@@ -117,10 +117,9 @@ func (db *DB) Claim(ctx context.Context, batchID string, shard int, owner string
 // the lease to until and adds the counts' delta to the batch, in one
 // transaction, if lease is current; see state.Store and the package
 // documentation.
-func (db *DB) Checkpoint(ctx context.Context, lease state.Lease, cp state.Checkpoint, failures []failure.Record, until time.Time) (state.Counts, error) {
-	var counts state.Counts
+func (db *DB) Checkpoint(ctx context.Context, lease state.Lease, cp state.Checkpoint, failures []failure.Record, until time.Time) error {
 	op := fmt.Sprintf("checkpoint shard %s/%d at row %d", lease.BatchID, lease.Shard, cp.NextRow)
-	err := db.run(ctx, op, checkpointCall, 0, func(tx *wtx) error {
+	return db.run(ctx, op, checkpointCall, 0, func(tx *wtx) error {
 		s, bs, err := fenceCheckpoint(tx, lease)
 		if err != nil {
 			return err
@@ -137,12 +136,9 @@ func (db *DB) Checkpoint(ctx context.Context, lease state.Lease, cp state.Checkp
 		at := db.opts.Now()
 		now := timeArg(at)
 		if state.Behind(cp, s.Checkpoint) {
-			if _, err := tx.exec(`UPDATE shards SET lease_until = ?, updated_at = ? WHERE batch_id = ? AND shard = ?`,
-				timeArg(until), now, lease.BatchID, lease.Shard); err != nil {
-				return err
-			}
-			return tx.queryRow(`SELECT rows_total, rows_imported, rows_superseded, rows_failed, rows_skipped FROM batches WHERE batch_id = ?`,
-				lease.BatchID).Scan(&counts.Total, &counts.Imported, &counts.Superseded, &counts.Failed, &counts.Skipped)
+			_, err := tx.exec(`UPDATE shards SET lease_until = ?, updated_at = ? WHERE batch_id = ? AND shard = ?`,
+				timeArg(until), now, lease.BatchID, lease.Shard)
+			return err
 		}
 		if err := appendSample(tx, lease, s.Checkpoint, cp, failures, at, false); err != nil {
 			return err
@@ -150,10 +146,9 @@ func (db *DB) Checkpoint(ctx context.Context, lease state.Lease, cp state.Checkp
 		if err := setCheckpoint(tx, lease, cp, "lease_until = ?, updated_at = ?", timeArg(until), now); err != nil {
 			return err
 		}
-		counts, err = addCounts(tx, lease.BatchID, cp.Counts.Sub(s.Checkpoint.Counts), 0, now)
+		_, err = addCounts(tx, lease.BatchID, cp.Counts.Sub(s.Checkpoint.Counts), 0, now)
 		return err
 	})
-	return counts, err
 }
 
 // setCheckpoint stores cp on the lease's shard with more assignments.

@@ -437,7 +437,7 @@ func testCreateBatchStaged(t *testing.T, s state.Store) {
 	_, claimed := claim(t, s, b.ID, 1, "w", time.Minute, t0)
 	diff(t, "claimed shard's staged object", shards[1].Staged, claimed.Staged)
 	lease, _ := claim(t, s, b.ID, 0, "w", time.Minute, t0)
-	_, err = s.Checkpoint(t.Context(), lease, state.Checkpoint{NextOffset: 500, NextRow: 7, Counts: state.Counts{Total: 5, Imported: 5}}, nil, t0.Add(time.Minute))
+	err = s.Checkpoint(t.Context(), lease, state.Checkpoint{NextOffset: 500, NextRow: 7, Counts: state.Counts{Total: 5, Imported: 5}}, nil, t0.Add(time.Minute))
 	must(t, err, "Checkpoint")
 	diff(t, "staged object after a checkpoint", shards[0].Staged, getShard(t, s, b.ID, 0).Staged)
 	if got := getShard(t, s, b.ID, 2).Staged; got != nil {
@@ -467,7 +467,7 @@ func testCreateBatchWarnings(t *testing.T, s state.Store) {
 	}
 	diff(t, "ListBatches warnings", b.Warnings, all[i].Warnings)
 	lease, _ := claim(t, s, b.ID, 0, "w", time.Minute, t0)
-	_, err = s.Checkpoint(t.Context(), lease, state.Checkpoint{NextOffset: shards[0].Start + 10, NextRow: 3, Counts: state.Counts{Total: 1, Imported: 1}}, nil, t0.Add(time.Second))
+	err = s.Checkpoint(t.Context(), lease, state.Checkpoint{NextOffset: shards[0].Start + 10, NextRow: 3, Counts: state.Counts{Total: 1, Imported: 1}}, nil, t0.Add(time.Second))
 	must(t, err, "Checkpoint")
 	fin, err := s.FinishBatch(t.Context(), b.ID, state.Final{Status: state.BatchCompleted, Counts: state.Counts{Total: 10, Imported: 10}}, t0.Add(time.Minute))
 	must(t, err, "FinishBatch")
@@ -560,7 +560,7 @@ func testClaimResumes(t *testing.T, s state.Store) {
 	b, shards := create(t, s, 1)
 	la, _ := claim(t, s, b.ID, 0, "worker-a", time.Minute, t0)
 	cp := cpAt(shards[0], 4, state.Counts{Total: 4, Imported: 3, Failed: 1})
-	_, err := s.Checkpoint(t.Context(), la, cp, nil, t0.Add(time.Minute))
+	err := s.Checkpoint(t.Context(), la, cp, nil, t0.Add(time.Minute))
 	must(t, err, "Checkpoint")
 	lb, sh := claim(t, s, b.ID, 0, "worker-b", time.Minute, t0.Add(2*time.Minute))
 	if lb.Epoch <= la.Epoch {
@@ -580,7 +580,7 @@ func testClaimLeased(t *testing.T, s state.Store) {
 	wantErr(t, err, state.ErrLeased, "Claim while another owner's lease is live")
 	diff(t, "shard after a refused claim", before, getShard(t, s, b.ID, 0))
 	// The holder is not disturbed.
-	_, err = s.Checkpoint(t.Context(), la, cpAt(shards[0], 1, state.Counts{Total: 1, Imported: 1}), nil, t0.Add(time.Minute))
+	err = s.Checkpoint(t.Context(), la, cpAt(shards[0], 1, state.Counts{Total: 1, Imported: 1}), nil, t0.Add(time.Minute))
 	must(t, err, "holder's Checkpoint after a refused claim")
 }
 
@@ -594,7 +594,7 @@ func testClaimSameOwner(t *testing.T, s state.Store) {
 	if l2.Epoch <= l1.Epoch {
 		t.Errorf("re-claim epoch %d, want more than %d", l2.Epoch, l1.Epoch)
 	}
-	_, err := s.Checkpoint(t.Context(), l1, cpAt(shards[0], 1, state.Counts{Total: 1, Imported: 1}), nil, t0.Add(time.Minute))
+	err := s.Checkpoint(t.Context(), l1, cpAt(shards[0], 1, state.Counts{Total: 1, Imported: 1}), nil, t0.Add(time.Minute))
 	wantErr(t, err, state.ErrFenced, "Checkpoint with the older lease")
 }
 
@@ -611,7 +611,7 @@ func claimAfterExpiry(t *testing.T, s state.Store, owner string) {
 	ctx := t.Context()
 	la, _ := claim(t, s, b.ID, 0, "worker-a", time.Minute, t0)
 	cp1 := cpAt(shards[0], 5, state.Counts{Total: 5, Imported: 4, Failed: 1})
-	_, err := s.Checkpoint(ctx, la, cp1, []failure.Record{rec(b.ID, "-", 3, failure.MissingField, 0)}, t0.Add(time.Minute))
+	err := s.Checkpoint(ctx, la, cp1, []failure.Record{rec(b.ID, "-", 3, failure.MissingField, 0)}, t0.Add(time.Minute))
 	must(t, err, "Checkpoint")
 
 	lb, _ := claim(t, s, b.ID, 0, owner, time.Minute, t0.Add(time.Minute+time.Second))
@@ -621,7 +621,7 @@ func claimAfterExpiry(t *testing.T, s state.Store, owner string) {
 	shardBefore, batchBefore := getShard(t, s, b.ID, 0), getBatch(t, s, b.ID)
 
 	cp2 := cpAt(shards[0], 9, state.Counts{Total: 9, Imported: 7, Failed: 2})
-	_, err = s.Checkpoint(ctx, la, cp2, []failure.Record{rec(b.ID, "-", 8, failure.InvalidNumber, 0)}, t0.Add(time.Hour))
+	err = s.Checkpoint(ctx, la, cp2, []failure.Record{rec(b.ID, "-", 8, failure.InvalidNumber, 0)}, t0.Add(time.Hour))
 	wantErr(t, err, state.ErrFenced, "zombie's Checkpoint")
 	_, err = s.FinishShard(ctx, la, state.ShardDone, cp2, "zombie done")
 	wantErr(t, err, state.ErrFenced, "zombie's FinishShard")
@@ -634,7 +634,7 @@ func claimAfterExpiry(t *testing.T, s state.Store, owner string) {
 		t.Errorf("failure records after the zombie's checkpoint = %v, want only row 3", recs)
 	}
 	// The new owner moves on from the checkpoint it was given.
-	_, err = s.Checkpoint(ctx, lb, cp2, nil, t0.Add(time.Hour))
+	err = s.Checkpoint(ctx, lb, cp2, nil, t0.Add(time.Hour))
 	must(t, err, "new owner's Checkpoint")
 }
 
@@ -716,23 +716,27 @@ func testCheckpointDelta(t *testing.T, s state.Store) {
 	ctx := t.Context()
 	l, _ := claim(t, s, b.ID, 0, "worker-a", time.Minute, t0)
 	cp1 := cpAt(shards[0], 4, state.Counts{Total: 4, Imported: 3, Failed: 1})
-	got, err := s.Checkpoint(ctx, l, cp1, nil, t0.Add(time.Minute))
+	err := s.Checkpoint(ctx, l, cp1, nil, t0.Add(time.Minute))
 	must(t, err, "Checkpoint 1")
+	got := getBatch(t, s, b.ID).Counts
 	diff(t, "counters after checkpoint 1", progress(b, cp1.Counts), got)
-	got, err = s.Checkpoint(ctx, l, cp1, nil, t0.Add(time.Minute))
+	err = s.Checkpoint(ctx, l, cp1, nil, t0.Add(time.Minute))
 	must(t, err, "Checkpoint 1 retried")
+	got = getBatch(t, s, b.ID).Counts
 	diff(t, "counters after checkpoint 1 retried (no double count)", progress(b, cp1.Counts), got)
 	cp2 := cpAt(shards[0], 10, state.Counts{Total: 10, Imported: 6, Failed: 3, Skipped: 1})
-	got, err = s.Checkpoint(ctx, l, cp2, nil, t0.Add(time.Minute))
+	err = s.Checkpoint(ctx, l, cp2, nil, t0.Add(time.Minute))
 	must(t, err, "Checkpoint 2")
+	got = getBatch(t, s, b.ID).Counts
 	diff(t, "counters after checkpoint 2", progress(b, cp2.Counts), got)
 	diff(t, "batch counters", progress(b, cp2.Counts), getBatch(t, s, b.ID).Counts)
 	diff(t, "shard checkpoint", cp2, getShard(t, s, b.ID, 0).Checkpoint)
 
 	l1, _ := claim(t, s, b.ID, 1, "worker-b", time.Minute, t0)
 	cp3 := cpAt(shards[1], 2, state.Counts{Total: 2, Imported: 2})
-	got, err = s.Checkpoint(ctx, l1, cp3, nil, t0.Add(time.Minute))
+	err = s.Checkpoint(ctx, l1, cp3, nil, t0.Add(time.Minute))
 	must(t, err, "Checkpoint of shard 1")
+	got = getBatch(t, s, b.ID).Counts
 	diff(t, "counters of two shards", progress(b, cp2.Counts.Add(cp3.Counts)), got)
 }
 
@@ -745,26 +749,30 @@ func testCheckpointSuperseded(t *testing.T, s state.Store) {
 	ctx := t.Context()
 	l, _ := claim(t, s, b.ID, 0, "worker-a", time.Minute, t0)
 	cp1 := cpAt(shards[0], 4, state.Counts{Total: 4, Imported: 1, Superseded: 2, Failed: 1})
-	got, err := s.Checkpoint(ctx, l, cp1, nil, t0.Add(time.Minute))
+	err := s.Checkpoint(ctx, l, cp1, nil, t0.Add(time.Minute))
 	must(t, err, "Checkpoint 1")
+	got := getBatch(t, s, b.ID).Counts
 	diff(t, "counters after checkpoint 1", progress(b, cp1.Counts), got)
 	if got.Done() != 4 {
 		t.Errorf("Done() = %d, want 4 (superseded rows have an outcome)", got.Done())
 	}
-	got, err = s.Checkpoint(ctx, l, cp1, nil, t0.Add(time.Minute))
+	err = s.Checkpoint(ctx, l, cp1, nil, t0.Add(time.Minute))
 	must(t, err, "Checkpoint 1 retried")
+	got = getBatch(t, s, b.ID).Counts
 	diff(t, "counters after checkpoint 1 retried (no double count)", progress(b, cp1.Counts), got)
 	diff(t, "shard checkpoint", cp1, getShard(t, s, b.ID, 0).Checkpoint)
 	lower := cp1
 	lower.Counts.Superseded = 1
-	_, err = s.Checkpoint(ctx, l, lower, nil, t0.Add(time.Minute))
+	err = s.Checkpoint(ctx, l, lower, nil, t0.Add(time.Minute))
 	must(t, err, "Checkpoint behind in superseded")
 	diff(t, "shard checkpoint after one behind in superseded", cp1, getShard(t, s, b.ID, 0).Checkpoint)
 
 	final := cpAt(shards[0], 10, state.Counts{Total: 10, Imported: 3, Superseded: 5, Failed: 2})
 	bt, err := s.FinishShard(ctx, l, state.ShardDone, final, "")
 	must(t, err, "FinishShard")
-	diff(t, "counters after FinishShard", progress(b, final.Counts), bt.Counts)
+	if bt.ShardsDone != 1 {
+		t.Errorf("FinishShard returned ShardsDone %d, want 1", bt.ShardsDone)
+	}
 	diff(t, "finished shard's checkpoint", final, getShard(t, s, b.ID, 0).Checkpoint)
 	diff(t, "GetBatch counters", progress(b, final.Counts), getBatch(t, s, b.ID).Counts)
 }
@@ -783,7 +791,7 @@ func testCheckpointConcurrent(t *testing.T, s state.Store) {
 			for k := int64(1); k <= steps; k++ {
 				cp := cpAt(shards[i], k, state.Counts{Total: k, Imported: k - k/3, Failed: k / 3})
 				rs := []failure.Record{rec(b.ID, "-", int64(i)*1000+k, failure.InvalidValue, i)}
-				if _, err := s.Checkpoint(t.Context(), l, cp, rs, t0.Add(time.Minute)); err != nil {
+				if err := s.Checkpoint(t.Context(), l, cp, rs, t0.Add(time.Minute)); err != nil {
 					t.Errorf("Checkpoint %d/%d: %v", i, k, err)
 					return
 				}
@@ -810,12 +818,11 @@ func testCheckpointBackwards(t *testing.T, s state.Store) {
 	ctx := t.Context()
 	l, _ := claim(t, s, b.ID, 0, "worker-a", time.Minute, t0)
 	ahead := cpAt(shards[0], 8, state.Counts{Total: 8, Imported: 8})
-	_, err := s.Checkpoint(ctx, l, ahead, nil, t0.Add(time.Minute))
+	err := s.Checkpoint(ctx, l, ahead, nil, t0.Add(time.Minute))
 	must(t, err, "Checkpoint ahead")
 	older := cpAt(shards[0], 3, state.Counts{Total: 3, Imported: 3})
-	got, err := s.Checkpoint(ctx, l, older, []failure.Record{rec(b.ID, "-", 2, failure.MissingField, 0)}, t0.Add(time.Minute))
+	err = s.Checkpoint(ctx, l, older, []failure.Record{rec(b.ID, "-", 2, failure.MissingField, 0)}, t0.Add(time.Minute))
 	must(t, err, "Checkpoint behind")
-	diff(t, "counters returned by a checkpoint behind", progress(b, ahead.Counts), got)
 	diff(t, "stored checkpoint", ahead, getShard(t, s, b.ID, 0).Checkpoint)
 	diff(t, "batch counters", progress(b, ahead.Counts), getBatch(t, s, b.ID).Counts)
 	recs, err := s.Failures(ctx, b.ID, state.FailureFilter{})
@@ -826,14 +833,17 @@ func testCheckpointBackwards(t *testing.T, s state.Store) {
 	// Nor does a final checkpoint behind move it back.
 	bt, err := s.FinishShard(ctx, l, state.ShardDone, older, "")
 	must(t, err, "FinishShard behind")
-	diff(t, "batch counters after FinishShard behind", progress(b, ahead.Counts), bt.Counts)
+	diff(t, "batch counters after FinishShard behind", progress(b, ahead.Counts), getBatch(t, s, b.ID).Counts)
+	if bt.ShardsDone != 1 {
+		t.Errorf("FinishShard behind returned ShardsDone %d, want 1", bt.ShardsDone)
+	}
 	diff(t, "stored checkpoint after FinishShard behind", ahead, getShard(t, s, b.ID, 0).Checkpoint)
 }
 
 func testCheckpointExtendsLease(t *testing.T, s state.Store) {
 	b, shards := create(t, s, 1)
 	l, _ := claim(t, s, b.ID, 0, "worker-a", time.Minute, t0)
-	_, err := s.Checkpoint(t.Context(), l, cpAt(shards[0], 1, state.Counts{Total: 1, Imported: 1}), nil, t0.Add(10*time.Minute))
+	err := s.Checkpoint(t.Context(), l, cpAt(shards[0], 1, state.Counts{Total: 1, Imported: 1}), nil, t0.Add(10*time.Minute))
 	must(t, err, "Checkpoint")
 	diff(t, "lease after checkpoint", t0.Add(10*time.Minute), getShard(t, s, b.ID, 0).LeaseUntil)
 	_, _, err = s.Claim(t.Context(), b.ID, 0, "worker-b", time.Minute, t0.Add(5*time.Minute))
@@ -847,12 +857,12 @@ func testCheckpointFailures(t *testing.T, s state.Store) {
 	l, _ := claim(t, s, b.ID, 0, "worker-a", time.Minute, t0)
 	r5, r7 := rec(b.ID, "-", 5, failure.MissingField, 0), rec(b.ID, "-", 7, failure.DuplicateSKU, 0)
 	cp := cpAt(shards[0], 8, state.Counts{Total: 8, Imported: 6, Failed: 2})
-	_, err := s.Checkpoint(ctx, l, cp, []failure.Record{r5, r7}, t0.Add(time.Minute))
+	err := s.Checkpoint(ctx, l, cp, []failure.Record{r5, r7}, t0.Add(time.Minute))
 	must(t, err, "Checkpoint")
 	// A replay of the range after a crash: same keys, newer content.
 	r5b := r5
 	r5b.Message, r5b.RetryCount, r5b.FailureAt = "replayed", 1, t0.Add(time.Hour)
-	_, err = s.Checkpoint(ctx, l, cp, []failure.Record{r5b, r7}, t0.Add(time.Minute))
+	err = s.Checkpoint(ctx, l, cp, []failure.Record{r5b, r7}, t0.Add(time.Minute))
 	must(t, err, "Checkpoint replayed")
 	recs, err := s.Failures(ctx, b.ID, state.FailureFilter{})
 	must(t, err, "Failures")
@@ -860,7 +870,7 @@ func testCheckpointFailures(t *testing.T, s state.Store) {
 	// The same key twice in one call keeps the last.
 	r7b := r7
 	r7b.Message = "last of two"
-	_, err = s.Checkpoint(ctx, l, cp, []failure.Record{r7, r7b}, t0.Add(time.Minute))
+	err = s.Checkpoint(ctx, l, cp, []failure.Record{r7, r7b}, t0.Add(time.Minute))
 	must(t, err, "Checkpoint with one key twice")
 	recs, err = s.Failures(ctx, b.ID, state.FailureFilter{})
 	must(t, err, "Failures")
@@ -879,13 +889,13 @@ func testCheckpointFinished(t *testing.T, s state.Store) {
 	cp := cpAt(shards[0], 10, state.Counts{Total: 10, Imported: 10})
 	_, err := s.FinishShard(ctx, l0, state.ShardDone, cp, "")
 	must(t, err, "FinishShard")
-	_, err = s.Checkpoint(ctx, l0, cp, nil, t0.Add(time.Minute))
+	err = s.Checkpoint(ctx, l0, cp, nil, t0.Add(time.Minute))
 	wantErr(t, err, state.ErrShardFinished, "Checkpoint of a finished shard")
 
 	_, err = s.FinishBatch(ctx, b.ID, state.Final{Status: state.BatchAborted, Counts: state.Counts{Total: 20, Imported: 10, Skipped: 10}, Message: "aborted"}, t0)
 	must(t, err, "FinishBatch")
 	before := getBatch(t, s, b.ID)
-	_, err = s.Checkpoint(ctx, l1, cpAt(shards[1], 3, state.Counts{Total: 3, Imported: 3}), nil, t0.Add(time.Minute))
+	err = s.Checkpoint(ctx, l1, cpAt(shards[1], 3, state.Counts{Total: 3, Imported: 3}), nil, t0.Add(time.Minute))
 	wantErr(t, err, state.ErrBatchFinished, "Checkpoint in a finished batch")
 	diff(t, "finished batch after a refused checkpoint", before, getBatch(t, s, b.ID))
 }
@@ -896,7 +906,7 @@ func testFinishShard(t *testing.T, s state.Store) {
 	l0, _ := claim(t, s, b.ID, 0, "worker-a", time.Minute, t0)
 	l1, _ := claim(t, s, b.ID, 1, "worker-b", time.Minute, t0)
 	half := cpAt(shards[0], 5, state.Counts{Total: 5, Imported: 5})
-	_, err := s.Checkpoint(ctx, l0, half, nil, t0.Add(time.Minute))
+	err := s.Checkpoint(ctx, l0, half, nil, t0.Add(time.Minute))
 	must(t, err, "Checkpoint")
 
 	final0 := cpAt(shards[0], 10, state.Counts{Total: 10, Imported: 9, Failed: 1})
@@ -905,13 +915,13 @@ func testFinishShard(t *testing.T, s state.Store) {
 	if got.ID != b.ID || got.ShardsDone != 1 || got.Shards != 2 {
 		t.Errorf("FinishShard 0 returned ShardsDone %d of %d (batch %q), want 1 of 2", got.ShardsDone, got.Shards, got.ID)
 	}
-	diff(t, "counters after FinishShard (final checkpoint's delta added)", progress(b, final0.Counts), got.Counts)
+	diff(t, "counters after FinishShard (final checkpoint's delta added)", progress(b, final0.Counts), getBatch(t, s, b.ID).Counts)
 	got, err = s.FinishShard(ctx, l0, state.ShardDone, final0, "done")
 	must(t, err, "FinishShard 0 again")
 	if got.ShardsDone != 1 {
 		t.Errorf("FinishShard twice: ShardsDone = %d, want 1", got.ShardsDone)
 	}
-	diff(t, "counters after FinishShard twice", progress(b, final0.Counts), got.Counts)
+	diff(t, "counters after FinishShard twice", progress(b, final0.Counts), getBatch(t, s, b.ID).Counts)
 	_, err = s.FinishShard(ctx, l0, state.ShardSkipped, final0, "")
 	wantErr(t, err, state.ErrShardFinished, "FinishShard of a DONE shard as SKIPPED")
 
@@ -927,8 +937,11 @@ func testFinishShard(t *testing.T, s state.Store) {
 	if got.ShardsDone != got.Shards {
 		t.Errorf("after the last shard: ShardsDone %d, Shards %d; want equal", got.ShardsDone, got.Shards)
 	}
-	diff(t, "counters after both shards", progress(b, final0.Counts.Add(final1.Counts)), got.Counts)
-	diff(t, "GetBatch after both shards", got, getBatch(t, s, b.ID))
+	gb := getBatch(t, s, b.ID)
+	diff(t, "counters after both shards", progress(b, final0.Counts.Add(final1.Counts)), gb.Counts)
+	if gb.ShardsDone != got.ShardsDone || gb.Status != got.Status {
+		t.Errorf("GetBatch after both shards: %d shards done, %s; FinishShard returned %d, %s", gb.ShardsDone, gb.Status, got.ShardsDone, got.Status)
+	}
 }
 
 func testFinishShardEscalated(t *testing.T, s state.Store) {
@@ -950,7 +963,7 @@ func testFinishShardEscalated(t *testing.T, s state.Store) {
 	if got.ShardsDone != 1 {
 		t.Errorf("ShardsDone = %d after the redriven shard is done, want 1", got.ShardsDone)
 	}
-	diff(t, "counters", progress(b, state.Counts{Imported: 10}), got.Counts)
+	diff(t, "counters", progress(b, state.Counts{Imported: 10}), getBatch(t, s, b.ID).Counts)
 }
 
 // testFinishShardFenced: FinishShard with worker-a's lease after `owner`
@@ -1175,7 +1188,7 @@ func testReleaseLeases(t *testing.T, s state.Store) {
 			t.Errorf("claim after release: epoch %d, want more than %d", l.Epoch, la0.Epoch)
 		}
 	}
-	_, err = s.Checkpoint(ctx, la0, cpAt(shards[0], 1, state.Counts{Total: 1, Imported: 1}), nil, t0.Add(time.Hour))
+	err = s.Checkpoint(ctx, la0, cpAt(shards[0], 1, state.Counts{Total: 1, Imported: 1}), nil, t0.Add(time.Hour))
 	wantErr(t, err, state.ErrFenced, "Checkpoint of the released holder after a new claim")
 	_, _, err = s.Claim(ctx, b.ID, 2, "new-worker", time.Minute, t0.Add(time.Second))
 	wantErr(t, err, state.ErrShardFinished, "Claim of a DONE shard after ReleaseLeases")
@@ -1257,12 +1270,12 @@ func testProgressSamples(t *testing.T, s state.Store) {
 	l, _ := claim(t, s, b.ID, 0, "worker-a", time.Minute, t0)
 	cp1 := cpAt(shards[0], 4, state.Counts{Total: 4, Imported: 2, Failed: 2})
 	f1 := []failure.Record{rec(b.ID, failure.NoSheet, 3, failure.InvalidNumber, 0), rec(b.ID, failure.NoSheet, 4, failure.MalformedRow, 0)}
-	_, err := s.Checkpoint(ctx, l, cp1, f1, t0.Add(time.Minute))
+	err := s.Checkpoint(ctx, l, cp1, f1, t0.Add(time.Minute))
 	must(t, err, "Checkpoint 1")
-	_, err = s.Checkpoint(ctx, l, cp1, f1, t0.Add(time.Minute))
+	err = s.Checkpoint(ctx, l, cp1, f1, t0.Add(time.Minute))
 	must(t, err, "Checkpoint 1 repeated")
 	cp2 := cpAt(shards[0], 7, state.Counts{Total: 7, Imported: 4, Failed: 3})
-	_, err = s.Checkpoint(ctx, l, cp2, []failure.Record{rec(b.ID, failure.NoSheet, 8, failure.DuplicateSKU, 0)}, t0.Add(time.Minute))
+	err = s.Checkpoint(ctx, l, cp2, []failure.Record{rec(b.ID, failure.NoSheet, 8, failure.DuplicateSKU, 0)}, t0.Add(time.Minute))
 	must(t, err, "Checkpoint 2")
 	final := cpAt(shards[0], 10, state.Counts{Total: 10, Imported: 4, Failed: 3, Skipped: 3})
 	_, err = s.FinishShard(ctx, l, state.ShardSkipped, final, "skipped")
@@ -1296,7 +1309,7 @@ func testProgressBounded(t *testing.T, s state.Store) {
 	l, _ := claim(t, s, b.ID, 0, "worker-a", time.Minute, t0)
 	const n = state.MaxSamples + 25
 	for i := int64(1); i <= n; i++ {
-		_, err := s.Checkpoint(ctx, l, cpAt(shards[0], i, state.Counts{Total: i, Imported: i}), nil, t0.Add(time.Minute))
+		err := s.Checkpoint(ctx, l, cpAt(shards[0], i, state.Counts{Total: i, Imported: i}), nil, t0.Add(time.Minute))
 		must(t, err, fmt.Sprintf("Checkpoint %d", i))
 	}
 	got := getShard(t, s, b.ID, 0).Progress
@@ -1430,7 +1443,7 @@ func testSuspendBatch(t *testing.T, s state.Store) {
 	ctx := t.Context()
 	l0, _ := claim(t, s, b.ID, 0, "worker-a", time.Minute, t0)
 	cp := cpAt(shards[0], 4, state.Counts{Total: 4, Imported: 4})
-	_, err := s.Checkpoint(ctx, l0, cp, nil, t0.Add(time.Minute))
+	err := s.Checkpoint(ctx, l0, cp, nil, t0.Add(time.Minute))
 	must(t, err, "Checkpoint")
 	msg := "products.csv changed since this import started"
 	got, err := s.SuspendBatch(ctx, b.ID, msg, t0.Add(time.Second))
@@ -1439,7 +1452,7 @@ func testSuspendBatch(t *testing.T, s state.Store) {
 		t.Fatalf("suspended batch: status %s (finished %v), message %q", got.Status, got.Status.Finished(), got.Message)
 	}
 	before := getBatch(t, s, b.ID)
-	_, err = s.Checkpoint(ctx, l0, cpAt(shards[0], 8, state.Counts{Total: 8, Imported: 8}), nil, t0.Add(time.Minute))
+	err = s.Checkpoint(ctx, l0, cpAt(shards[0], 8, state.Counts{Total: 8, Imported: 8}), nil, t0.Add(time.Minute))
 	wantErr(t, err, state.ErrBatchSuspended, "Checkpoint in a suspended batch")
 	_, err = s.FinishShard(ctx, l0, state.ShardDone, cpAt(shards[0], 10, state.Counts{Total: 10, Imported: 10}), "")
 	wantErr(t, err, state.ErrBatchSuspended, "FinishShard in a suspended batch")
@@ -1531,7 +1544,7 @@ func testCancelBatch(t *testing.T, s state.Store) {
 		if got.Status != state.BatchCancelled || !got.Status.Finished() || got.Message != final.Message || got.FinishedAt.IsZero() {
 			t.Fatalf("cancelled batch: %s (finished %v) %q at %v", got.Status, got.Status.Finished(), got.Message, got.FinishedAt)
 		}
-		_, err = s.Checkpoint(ctx, l0, cpAt(shards[0], 3, state.Counts{Total: 3, Imported: 3}), nil, t0.Add(time.Minute))
+		err = s.Checkpoint(ctx, l0, cpAt(shards[0], 3, state.Counts{Total: 3, Imported: 3}), nil, t0.Add(time.Minute))
 		wantErr(t, err, state.ErrBatchFinished, "Checkpoint in a cancelled batch")
 		_, err = s.FinishBatch(ctx, b.ID, final, t0.Add(time.Hour))
 		must(t, err, "cancel twice")
