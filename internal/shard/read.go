@@ -58,6 +58,9 @@ func (r *run) read(ctx context.Context, body io.Reader, from state.Checkpoint, s
 					r.m.Shard, r.m.BatchID, c.raws[0].Row, c.raws[len(c.raws)-1].Row, index, got, want)
 			}
 		}
+		if block != nil {
+			sum.Append(block) // the block's records, summed once
+		}
 		index, inRows, block = index+1, 0, split.NewChecksum()
 		return nil
 	}
@@ -80,11 +83,12 @@ func (r *run) read(ctx context.Context, body io.Reader, from state.Checkpoint, s
 		if raw.Blank {
 			continue
 		}
-		sum.Add(raw.Bytes)
+		if block != nil {
+			block.Add(raw.Bytes) // sum gets it with the block (verify)
+		} else {
+			sum.Add(raw.Bytes)
+		}
 		if blocks != nil {
-			if block != nil {
-				block.Add(raw.Bytes)
-			}
 			inRows++
 		}
 		start := len(c.buf)
