@@ -200,8 +200,9 @@ func crc32cMult(a, b uint32) uint32 {
 // crc32cCombine returns the CRC-32C of A followed by B, given crc1 of A,
 // crc2 of B and B's length.
 func crc32cCombine(crc1, crc2 uint32, len2 int64) uint32 {
+	// p = x^(8 len2): x^(len2 2^3), from the bits of len2.
 	p := uint32(1) << 31 // x^0
-	for k := 3; len2 != 0; len2, k = len2>>1, k+1 { // x^(8 len2) = x^(len2 2^3)
+	for k := 3; len2 != 0; len2, k = len2>>1, k+1 {
 		if len2&1 != 0 {
 			p = crc32cMult(crc32cX2n[k&31], p)
 		}
