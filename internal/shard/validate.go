@@ -14,8 +14,11 @@ import (
 // cells of a marked fix file are validated without the marks its writer
 // added (lineage.UnmarkRow); the snapshot keeps the row as the file has it.
 func (r *run) validate(parser *record.Parser, c *chunk) {
-	c.products = make([]catalog.Product, 0, len(c.raws))
-	c.snaps = make([]snapshot, 0, len(c.raws))
+	if cap(c.products) < len(c.raws) || cap(c.snaps) < len(c.raws) {
+		c.products = make([]catalog.Product, 0, len(c.raws))
+		c.snaps = make([]snapshot, 0, len(c.raws))
+	}
+	c.products, c.snaps = c.products[:0], c.snaps[:0] // a spare's (recycle) or new
 	for _, raw := range c.raws {
 		row := parser.Parse(raw)
 		err := row.Err
