@@ -415,7 +415,15 @@ func validURL(s string) bool {
 	if schemeLen(s) == 0 {
 		return false
 	}
-	for i := 0; i < len(s); {
+	i := 0
+	for ; i+8 <= len(s); i += 8 { // eight printable ASCII bytes at a time
+		w := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		if !plainWord(w) {
+			break
+		}
+	}
+	for i < len(s) {
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if c <= ' ' || c == 0x7f {
@@ -466,17 +474,33 @@ func fastURL(s string) (ok, decided bool) {
 		return false, true
 	}
 	for i := 0; i < len(host); i++ {
-		c := host[i]
-		if !(c >= utf8.RuneSelf || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_' || c == '~') {
+		if !hostByte[host[i]] {
 			return false, false
 		}
 	}
-	for i := 0; i < len(tail); i++ {
-		if tail[i] == '%' {
-			return false, false
-		}
+	if strings.IndexByte(tail, '%') >= 0 {
+		return false, false
 	}
 	return true, true
+}
+
+// hostByte says which bytes fastURL takes in a host: letters, digits, '.',
+// '-', '_', '~' and any byte of a non-ASCII character.
+var hostByte = func() (t [256]bool) {
+	for c := range t {
+		t[c] = c >= utf8.RuneSelf || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_' || c == '~'
+	}
+	return t
+}()
+
+// plainWord reports whether the eight bytes of w are all printable ASCII
+// (0x21-0x7e: no space, control character, DEL or non-ASCII byte), with
+// the "has a byte less than / more than n" word tests.
+func plainWord(w uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	low := (w - 0x21*ones) &^ w & highs        // a byte below 0x21
+	high := (w + (0x7f-0x7e)*ones | w) & highs // a byte above 0x7e
+	return low|high == 0
 }
 
 // schemeLen is the length of a leading "http://" or "https://" (any case),

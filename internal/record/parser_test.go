@@ -414,3 +414,35 @@ func readGolden(t *testing.T, name string, data []byte) golden {
 	}
 	return g
 }
+
+// TestControlIndex checks controlIndex and its word-at-a-time
+// controlIndexBytes against a byte loop: every byte value at every position
+// of strings of several lengths, alone or followed by a control character.
+func TestControlIndex(t *testing.T) {
+	naive := func(s []byte) int {
+		for i, c := range s {
+			if c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
+				return i
+			}
+		}
+		return -1
+	}
+	for _, n := range []int{0, 1, 7, 8, 9, 16, 23} {
+		for pos := range n {
+			for k := range 512 {
+				b, next := k%256, k
+				s := bytes.Repeat([]byte{'a'}, n)
+				s[pos] = byte(b)
+				if pos+1 < n && next >= 256 {
+					s[pos+1] = 0x01
+				}
+				if got, want := controlIndex(s), naive(s); got != want {
+					t.Fatalf("controlIndex(%q) = %d, want %d", s, got, want)
+				}
+				if got, want := controlIndexBytes(s), naive(s); got != want {
+					t.Fatalf("controlIndexBytes(%q) = %d, want %d", s, got, want)
+				}
+			}
+		}
+	}
+}

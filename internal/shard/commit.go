@@ -62,6 +62,7 @@ func (r *run) commitAll(ctx context.Context, ordered <-chan *chunk) (Result, err
 		start := time.Now()
 		res, err := r.commit(ctx, merge(&merged, group))
 		merged.release()
+		r.recycle(group)
 		r.paced(len(group), time.Since(start))
 		if err != nil || res.Status != "" || res.Abort != "" {
 			return res, err

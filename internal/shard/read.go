@@ -26,6 +26,11 @@ func (r *run) read(ctx context.Context, body io.Reader, from state.Checkpoint, s
 	sent := from.NextOffset
 	bufSize := 0 // the last chunk's bytes: the next one's buffer starts with room for about as many
 	newChunk := func() *chunk {
+		select {
+		case s := <-r.spares: // a committed chunk's buffers (recycle)
+			return &chunk{raws: s.raws[:0], buf: s.buf[:0], products: s.products[:0], snaps: s.snaps[:0], done: make(chan struct{})}
+		default:
+		}
 		return &chunk{raws: make([]record.Raw, 0, o.CheckpointEvery), buf: make([]byte, 0, bufSize+bufSize/8), done: make(chan struct{})}
 	}
 	c := newChunk()
@@ -58,6 +63,9 @@ func (r *run) read(ctx context.Context, body io.Reader, from state.Checkpoint, s
 					r.m.Shard, r.m.BatchID, c.raws[0].Row, c.raws[len(c.raws)-1].Row, index, got, want)
 			}
 		}
+		if block != nil {
+			sum.Append(block) // the block's records, summed once
+		}
 		index, inRows, block = index+1, 0, split.NewChecksum()
 		return nil
 	}
@@ -80,11 +88,12 @@ func (r *run) read(ctx context.Context, body io.Reader, from state.Checkpoint, s
 		if raw.Blank {
 			continue
 		}
-		sum.Add(raw.Bytes)
+		if block != nil {
+			block.Add(raw.Bytes) // sum gets it with the block (verify)
+		} else {
+			sum.Add(raw.Bytes)
+		}
 		if blocks != nil {
-			if block != nil {
-				block.Add(raw.Bytes)
-			}
 			inRows++
 		}
 		start := len(c.buf)

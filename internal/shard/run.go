@@ -51,6 +51,10 @@ type run struct {
 	checked  bool
 
 	work chan *chunk // chunks for the pool (wait looks at its backlog)
+	// spares are the buffers of committed chunks, for the reader's next
+	// chunks (recycle): a chunk's record bytes, records, products and
+	// snapshots are a quarter of what an import allocates.
+	spares chan spare
 
 	// Deadline pacing (reader and committer goroutines): chunks read but not
 	// yet committed, and how long committing one chunk has been taking.
@@ -104,6 +108,30 @@ func (r *run) wait(ctx context.Context, c *chunk, parser **record.Parser) error 
 	}
 }
 
+// spare is a committed chunk's buffers (run.spares).
+type spare struct {
+	raws     []record.Raw
+	buf      []byte
+	products []catalog.Product
+	snaps    []snapshot
+}
+
+// recycle hands the buffers of committed chunks to the reader. Only the
+// buffers: a chunk struct may still sit in the pool's channel after the
+// committer validated it itself (wait), where a pool goroutine only looks
+// at its taken flag. What a spare's products and snapshots still point to
+// (the rows' texts) is overwritten when it is used again.
+func (r *run) recycle(cs []*chunk) {
+	for _, c := range cs {
+		select {
+		case r.spares <- spare{raws: c.raws, buf: c.buf, products: c.products, snaps: c.snaps}:
+		default:
+			return
+		}
+		c.raws, c.buf, c.products, c.snaps = nil, nil, nil, nil
+	}
+}
+
 type snapshot struct {
 	text  string
 	cells []string
@@ -136,6 +164,7 @@ func (r *run) process(ctx context.Context) (Result, error) {
 
 	work := make(chan *chunk, o.Pool)
 	r.work = work
+	r.spares = make(chan spare, 2*o.Pool+maxGroup)
 	ordered := make(chan *chunk, 2*o.Pool) // bounds the chunks in flight
 	readErr := make(chan error, 1)
 	sum := split.NewChecksum()

@@ -14,8 +14,11 @@ import (
 // cells of a marked fix file are validated without the marks its writer
 // added (lineage.UnmarkRow); the snapshot keeps the row as the file has it.
 func (r *run) validate(parser *record.Parser, c *chunk) {
-	c.products = make([]catalog.Product, 0, len(c.raws))
-	c.snaps = make([]snapshot, 0, len(c.raws))
+	if cap(c.products) < len(c.raws) || cap(c.snaps) < len(c.raws) {
+		c.products = make([]catalog.Product, 0, len(c.raws))
+		c.snaps = make([]snapshot, 0, len(c.raws))
+	}
+	c.products, c.snaps = c.products[:0], c.snaps[:0] // a spare's (recycle) or new
 	for _, raw := range c.raws {
 		row := parser.Parse(raw)
 		err := row.Err
@@ -24,7 +27,10 @@ func (r *run) validate(parser *record.Parser, c *chunk) {
 				err = ferr
 			}
 		}
-		var p catalog.Product
+		// The product is validated in place, in the next slot of
+		// c.products (its capacity is one per record), kept if it passes.
+		n := len(c.products)
+		p := &c.products[:n+1][n]
 		if err == nil {
 			cols := r.header
 			if cols == nil {
@@ -34,16 +40,17 @@ func (r *run) validate(parser *record.Parser, c *chunk) {
 			if r.marked {
 				values = lineage.UnmarkRow(values)
 			}
-			p, err = r.v.Validate(cols, values)
+			err = r.v.ValidateInto(p, cols, values)
 		}
 		if err != nil {
+			*p = catalog.Product{}
 			c.failures = append(c.failures, r.failureRecord(row, err))
 			continue
 		}
 		p.BatchID, p.Order = r.m.BatchID, r.m.Order
 		p.Source = catalog.Position{SheetIndex: r.m.SheetIndex, Sheet: r.m.Sheet, Row: row.Num}
 		p.Offset, p.Length = row.Offset, row.Length
-		c.products = append(c.products, p)
+		c.products = c.products[:n+1]
 		c.snaps = append(c.snaps, snapshot{text: row.Text, cells: row.Cells})
 	}
 	if r.w.prep != nil && r.checking == nil && len(c.products) > 0 {

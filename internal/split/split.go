@@ -131,25 +131,84 @@ func (o Options) blockRows() int64 {
 // Checksum returns the shard checksum of a run of records: CRC-32C over each
 // record's bytes followed by a newline. Workers that read a shard from its
 // start compute the same value to detect a source that changed.
-type Checksum struct{ h hash.Hash32 }
+type Checksum struct {
+	crc uint32
+	n   int64 // bytes summed
+}
+
+// castagnoli is the CRC-32C table (crc32.Update takes its SSE 4.2 path
+// for exactly this table).
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // NewChecksum returns an empty checksum.
-func NewChecksum() *Checksum { return &Checksum{h: crc32.New(crc32.MakeTable(crc32.Castagnoli))} }
+func NewChecksum() *Checksum { return &Checksum{} }
 
 // Add adds one record.
 func (c *Checksum) Add(rec []byte) {
-	c.h.Write(rec)
-	c.h.Write(newline)
+	c.crc = crc32.Update(crc32.Update(c.crc, castagnoli, rec), castagnoli, newline)
+	c.n += int64(len(rec)) + 1
+}
+
+// Append adds the records summed in b, as if each had been added to c:
+// a shard's checksum is its blocks' checksums combined, so that each
+// record is summed once (decision 28).
+func (c *Checksum) Append(b *Checksum) {
+	c.crc = crc32cCombine(c.crc, b.crc, b.n)
+	c.n += b.n
 }
 
 // Hex returns the checksum as 8 hex digits (a block's entry in
 // state.Blocks.Sums).
-func (c *Checksum) Hex() string { return fmt.Sprintf("%08x", c.h.Sum32()) }
+func (c *Checksum) Hex() string { return fmt.Sprintf("%08x", c.crc) }
 
 // String returns the checksum as "crc32c:xxxxxxxx".
-func (c *Checksum) String() string { return fmt.Sprintf("crc32c:%08x", c.h.Sum32()) }
+func (c *Checksum) String() string { return fmt.Sprintf("crc32c:%08x", c.crc) }
 
 var newline = []byte{'\n'}
+
+// CRC-32C of a concatenation from the CRCs of its parts (zlib's
+// crc32_combine, for the reflected polynomial of CRC-32C): the first CRC is
+// multiplied by x^(8 len2) modulo the polynomial and added to the second.
+const castagnoliReversed = 0x82f63b78
+
+// crc32cX2n holds x^(2^k) mod P for k = 0..31.
+var crc32cX2n = func() (t [32]uint32) {
+	p := uint32(1) << 30 // x^1
+	for k := range t {
+		t[k] = p
+		p = crc32cMult(p, p)
+	}
+	return t
+}()
+
+// crc32cMult returns a*b modulo P (bit-reflected polynomials).
+func crc32cMult(a, b uint32) uint32 {
+	var p uint32
+	for m := uint32(1) << 31; m != 0; m >>= 1 {
+		if a&m != 0 {
+			p ^= b
+		}
+		if b&1 != 0 {
+			b = b>>1 ^ castagnoliReversed
+		} else {
+			b >>= 1
+		}
+	}
+	return p
+}
+
+// crc32cCombine returns the CRC-32C of A followed by B, given crc1 of A,
+// crc2 of B and B's length.
+func crc32cCombine(crc1, crc2 uint32, len2 int64) uint32 {
+	// p = x^(8 len2): x^(len2 2^3), from the bits of len2.
+	p := uint32(1) << 31 // x^0
+	for k := 3; len2 != 0; len2, k = len2>>1, k+1 {
+		if len2&1 != 0 {
+			p = crc32cMult(crc32cX2n[k&31], p)
+		}
+	}
+	return crc32cMult(p, crc1) ^ crc2
+}
 
 // PlanSource reads the object once (two ranged reads: the first SniffSize
 // bytes for detection and the header, then the data stream) and plans shards.
@@ -318,15 +377,17 @@ func (p *Plan) cut(ctx context.Context, r io.Reader, d record.Dialect, offset, r
 		if cur.Rows == 0 {
 			return
 		}
-		cur.Index, cur.End, cur.Checksum = len(p.Shards), end, sum.String()
+		cur.Index, cur.End = len(p.Shards), end
 		if block != nil {
 			if cur.Rows%every != 0 {
 				sums.WriteString(block.Hex())
+				sum.Append(block)
 			}
 			cur.Blocks = &state.Blocks{Rows: every, Sums: sums.String()}
 			block = NewChecksum()
 			sums.Reset()
 		}
+		cur.Checksum = sum.String()
 		cur.Checkpoint = state.Checkpoint{NextOffset: cur.Start, NextRow: cur.FirstRow}
 		p.Shards = append(p.Shards, cur)
 		p.Rows += cur.Rows
@@ -345,11 +406,13 @@ func (p *Plan) cut(ctx context.Context, r io.Reader, d record.Dialect, offset, r
 			continue
 		}
 		cur.Rows++
-		sum.Add(raw.Bytes)
-		if block != nil {
+		if block == nil {
+			sum.Add(raw.Bytes)
+		} else {
 			block.Add(raw.Bytes)
 			if cur.Rows%every == 0 {
 				sums.WriteString(block.Hex())
+				sum.Append(block)
 				block = NewChecksum()
 			}
 		}

@@ -91,8 +91,15 @@ const hexDigits = "0123456789abcdef"
 // (readers decode it as U+FFFD, as encoding/json would have written it).
 func appendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
+	start, i := 0, 0
+	for ; i+8 <= len(s); i += 8 { // eight bytes that need no escape at a time
+		w := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		if needsEscape(w) {
+			break
+		}
+	}
+	for ; i < len(s); i++ {
 		c := s[i]
 		if c >= 0x20 && c != '"' && c != '\\' {
 			continue
@@ -115,6 +122,15 @@ func appendJSONString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// needsEscape reports whether one of the eight bytes of w is below 0x20, a
+// quote or a backslash (the "has a zero byte" and "has a byte less than n"
+// word tests).
+func needsEscape(w uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	hasZero := func(x uint64) uint64 { return (x - ones) &^ x & highs }
+	return ((w-0x20*ones)&^w&highs)|hasZero(w^'"'*ones)|hasZero(w^'\\'*ones) != 0
 }
 
 // parseStrings decodes a JSON array column; NULL and [] are nil.

@@ -296,8 +296,10 @@ const (
 	walFullFrames = 16384
 	// walSizeLimit is the size a reset WAL file is truncated to.
 	walSizeLimit = 64 << 20
-	// cacheKiB is the page cache of the write connection.
-	cacheKiB = 32 << 10
+	// cacheKiB is the page cache of the write connection. 16 MiB measured
+	// the same CPU and wall time as 32 MiB on a 1M-row import, with peak
+	// RSS 10-17 MB lower (decision 28).
+	cacheKiB = 16 << 10
 )
 
 // checkpointer copies the WAL into the database beside the writer
