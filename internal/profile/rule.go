@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/catalog-import/catalog-import/internal/failure"
+	"github.com/catalog-import/catalog-import/internal/text"
 	"github.com/govalues/decimal"
 	"golang.org/x/text/currency"
 )
@@ -417,9 +418,7 @@ func validURL(s string) bool {
 	}
 	i := 0
 	for ; i+8 <= len(s); i += 8 { // eight printable ASCII bytes at a time
-		w := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
-			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
-		if !plainWord(w) {
+		if w := text.Word(s, i); text.HasLess(w, 0x21) || text.HasMore(w, 0x7e) {
 			break
 		}
 	}
@@ -492,16 +491,6 @@ var hostByte = func() (t [256]bool) {
 	}
 	return t
 }()
-
-// plainWord reports whether the eight bytes of w are all printable ASCII
-// (0x21-0x7e: no space, control character, DEL or non-ASCII byte), with
-// the "has a byte less than / more than n" word tests.
-func plainWord(w uint64) bool {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	low := (w - 0x21*ones) &^ w & highs        // a byte below 0x21
-	high := (w + (0x7f-0x7e)*ones | w) & highs // a byte above 0x7e
-	return low|high == 0
-}
 
 // schemeLen is the length of a leading "http://" or "https://" (any case),
 // or 0.

@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/catalog-import/catalog-import/internal/failure"
+	"github.com/catalog-import/catalog-import/internal/text"
 )
 
 // Row is a parsed record.
@@ -240,10 +241,9 @@ func controlIndex[T string | []byte](s T) int {
 // looked at byte by byte. Measured: 30 ns for a 228-byte row against the
 // byte loop's 105 ns.
 func controlIndexBytes(s []byte) int {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
 	i := 0
 	for ; i+8 <= len(s); i += 8 {
-		if w := binary.LittleEndian.Uint64(s[i:]); (w-0x20*ones)&^w&highs == 0 {
+		if !text.HasLess(binary.LittleEndian.Uint64(s[i:]), 0x20) {
 			continue
 		}
 		if k := controlIndex(s[i : i+8]); k >= 0 {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/catalog-import/catalog-import/internal/failure"
+	"github.com/catalog-import/catalog-import/internal/text"
 )
 
 // timeLayout is RFC 3339 with nine fraction digits: fixed width, so stored
@@ -93,9 +94,7 @@ func appendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start, i := 0, 0
 	for ; i+8 <= len(s); i += 8 { // eight bytes that need no escape at a time
-		w := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
-			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
-		if needsEscape(w) {
+		if w := text.Word(s, i); text.HasLess(w, 0x20) || text.HasByte(w, '"') || text.HasByte(w, '\\') {
 			break
 		}
 	}
@@ -122,15 +121,6 @@ func appendJSONString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
-}
-
-// needsEscape reports whether one of the eight bytes of w is below 0x20, a
-// quote or a backslash (the "has a zero byte" and "has a byte less than n"
-// word tests).
-func needsEscape(w uint64) bool {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	hasZero := func(x uint64) uint64 { return (x - ones) &^ x & highs }
-	return ((w-0x20*ones)&^w&highs)|hasZero(w^'"'*ones)|hasZero(w^'\\'*ones) != 0
 }
 
 // parseStrings decodes a JSON array column; NULL and [] are nil.
