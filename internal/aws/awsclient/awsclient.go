@@ -45,11 +45,16 @@ type Settings struct {
 	// requests, as they do on AWS. Receivers must then short-poll (a long
 	// poll would hold the lock). S3 requests are not held.
 	OneAtATime sync.Locker
+	// IdleConnsPerHost is how many idle connections the clients keep per
+	// endpoint; 0 or less: MaxIdleConnsPerHost. A worker whose pool keeps
+	// more puts in flight sets it above its pool (handler.Build).
+	IdleConnsPerHost int
 }
 
 // MaxIdleConnsPerHost is how many idle connections the clients keep per
-// endpoint: above the products sink's puts in flight (default 16) times the
-// shards one process works on at once.
+// endpoint unless Settings.IdleConnsPerHost says more: above the products
+// sink's puts in flight (default 16) times the shards one process works on
+// at once.
 const MaxIdleConnsPerHost = 64
 
 // FromEnv reads Settings from AWS_REGION and AWS_ENDPOINT_URL.
@@ -83,8 +88,12 @@ func New(ctx context.Context, s Settings) (*Clients, error) {
 	// (dynamocatalog.Options.InFlight): keep that many connections per host
 	// open between calls, not the SDK's 10, or every call over ten opens a
 	// new TLS connection.
+	idle := s.IdleConnsPerHost
+	if idle <= 0 {
+		idle = MaxIdleConnsPerHost
+	}
 	opts = append(opts, config.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
-		t.MaxIdleConnsPerHost = MaxIdleConnsPerHost
+		t.MaxIdleConnsPerHost = idle
 	})))
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {

@@ -162,11 +162,21 @@ func Build(ctx context.Context, c Config) (*Functions, error) {
 		c.AWS.APIOptions = slices.Clone(c.AWS.APIOptions)
 		c.Options.Tracer.Instrument(&c.AWS.APIOptions)
 	}
-	clients, err := awsclient.New(ctx, c.AWS)
+	clients, err := awsclient.New(ctx, clientSettings(c))
 	if err != nil {
 		return nil, err
 	}
 	return FromClients(clients, c), nil
+}
+
+// clientSettings are c.AWS with idle connections for the worker's puts in
+// flight: a pool above awsclient.MaxIdleConnsPerHost keeps a connection
+// per put (and a few for the state table, S3 and SQS) instead of opening a
+// new TLS connection for every put over the default.
+func clientSettings(c Config) awsclient.Settings {
+	s := c.AWS
+	s.IdleConnsPerHost = max(s.IdleConnsPerHost, c.Options.Pool+16, awsclient.MaxIdleConnsPerHost)
+	return s
 }
 
 // FromClients returns the handlers over the AWS adapters built on clients.
