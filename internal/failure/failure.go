@@ -8,6 +8,7 @@
 package failure
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"strings"
@@ -218,6 +219,12 @@ type Record struct {
 type Key struct {
 	Sheet string `json:"sheet"`
 	Row   int64  `json:"row"`
+}
+
+// Compare orders records as state.Store.Failures lists them: by sheet
+// (bytewise), then by row; -1, 0 or +1, as slices.SortFunc wants.
+func Compare(a, b Record) int {
+	return cmp.Or(strings.Compare(a.Sheet, b.Sheet), cmp.Compare(a.Row, b.Row))
 }
 
 // FromError fills the layer, reason, field and message of r from err.

@@ -112,3 +112,24 @@ func TestParseReason(t *testing.T) {
 		}
 	}
 }
+
+// TestCompare: records sort by sheet, bytewise, then by row, as the stores
+// list them.
+func TestCompare(t *testing.T) {
+	for _, tc := range []struct {
+		a, b failure.Record
+		want int
+	}{
+		{failure.Record{Sheet: "A", Row: 9}, failure.Record{Sheet: "B", Row: 2}, -1},
+		{failure.Record{Sheet: "B", Row: 2}, failure.Record{Sheet: "A", Row: 9}, 1},
+		{failure.Record{Sheet: "A", Row: 2}, failure.Record{Sheet: "A", Row: 10}, -1},
+		{failure.Record{Sheet: "A", Row: 10}, failure.Record{Sheet: "A", Row: 2}, 1},
+		{failure.Record{Sheet: "A", Row: 2, Reason: failure.MissingField}, failure.Record{Sheet: "A", Row: 2}, 0},
+		{failure.Record{Sheet: "", Row: 5}, failure.Record{Sheet: "A", Row: 1}, -1},
+		{failure.Record{Sheet: "Z", Row: 1}, failure.Record{Sheet: "a", Row: 1}, -1}, // bytewise
+	} {
+		if got := failure.Compare(tc.a, tc.b); got != tc.want {
+			t.Errorf("Compare((%q, %d), (%q, %d)) = %d, want %d", tc.a.Sheet, tc.a.Row, tc.b.Sheet, tc.b.Row, got, tc.want)
+		}
+	}
+}

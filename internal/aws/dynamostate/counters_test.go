@@ -236,15 +236,7 @@ func TestFailuresInOrderAcrossPartitions(t *testing.T) {
 	if err := s.PutFailures(ctx, shuffled); err != nil {
 		t.Fatal(err)
 	}
-	slices.SortFunc(all, func(a, b failure.Record) int {
-		if a.Sheet != b.Sheet {
-			if a.Sheet < b.Sheet {
-				return -1
-			}
-			return 1
-		}
-		return int(a.Row - b.Row)
-	})
+	slices.SortFunc(all, failure.Compare)
 	parts := 0
 	for p := range 16 {
 		out, err := c.Query(ctx, &dynamodb.QueryInput{TableName: aws.String(table), Select: types.SelectCount, ConsistentRead: aws.Bool(true),

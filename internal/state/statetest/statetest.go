@@ -1030,15 +1030,7 @@ func failureSet(t *testing.T, s state.Store, batchID string) []failure.Record {
 		rs = append(rs, rec(batchID, "Sheet A", row+1, reasons[(i+2)%len(reasons)], (i+1)%2))
 	}
 	must(t, s.PutFailures(t.Context(), rs), "PutFailures")
-	slices.SortFunc(rs, func(a, b failure.Record) int {
-		if a.Sheet != b.Sheet {
-			if a.Sheet < b.Sheet {
-				return -1
-			}
-			return 1
-		}
-		return int(a.Row - b.Row)
-	})
+	slices.SortFunc(rs, failure.Compare)
 	return rs
 }
 
