@@ -38,9 +38,10 @@ func newInvokeCmd(env Env, g *global) *cobra.Command {
 	var (
 		eventPath, envVarsPath, templatePath, buildDir string
 		timeout                                        int
+		parameterOverrides                             []string
 	)
 	cmd := &cobra.Command{
-		Use:   "invoke FUNCTION [--event FILE] [--env-vars FILE] [--endpoint URL] [--stack NAME]",
+		Use:   "invoke FUNCTION [--event FILE] [--env-vars FILE] [--parameter-overrides 'Name=value ...'] [--endpoint URL] [--stack NAME]",
 		Short: "Run a function's real Lambda binary on one event, as sam local invoke does, without Docker",
 		Long: `invoke builds FUNCTION (SplitterFunction, ShardWorkerFunction or TriageFunction) as
 sam build does, with its Makefile target build-FUNCTION but for this machine, and runs
@@ -53,7 +54,11 @@ with !Ref and !Sub resolved to the stack's resources: on --endpoint the names
 events/*.json name), else the deployed stack's outputs. As with sam local invoke, a
 declared variable takes the shell's value, then the --env-vars file's
 ({"Parameters": {"VAR": "value"}, "FUNCTION": {"VAR": "value"}}); variables the
-template does not declare are not passed. Lambda's own variables are set too
+template does not declare are not passed. --parameter-overrides sets the template's
+parameters as sam does ('PoolSize=32 WorkerMemory=2048', or
+'ParameterKey=PoolSize,ParameterValue=32'; double-quote a value with spaces), checked
+against their declarations (Type, MinValue, MaxValue, AllowedValues, ...) as
+CloudFormation would at deploy time; the others keep their defaults. Lambda's own variables are set too
 (AWS_LAMBDA_FUNCTION_NAME, _MEMORY_SIZE, _TIMEOUT, AWS_REGION), with dummy credentials
 and AWS_ENDPOINT_URL on --endpoint. The timeout is the template's (--timeout
 overrides it); a timed-out function is stopped.
@@ -72,6 +77,7 @@ failed to start (init error), or timed out.
 	fl.StringVarP(&eventPath, "event", "e", "", "the event: a JSON file, or - for stdin (default {})")
 	fl.StringVarP(&envVarsPath, "env-vars", "n", "", "JSON file of values for the function's variables (sam local invoke's format)")
 	fl.StringVarP(&templatePath, "template", "t", "template.yaml", "the SAM template (its directory holds the Makefile)")
+	fl.StringArrayVar(&parameterOverrides, "parameter-overrides", nil, "values of the template's parameters, 'Name=value ...' (sam's format; may be repeated)")
 	fl.IntVar(&timeout, "timeout", 0, "the function's timeout in seconds (default: the template's)")
 	fl.StringVar(&buildDir, "build-dir", "", "where the bootstraps are built (default: the user's cache directory)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
@@ -90,6 +96,10 @@ failed to start (init error), or timed out.
 		}
 		if !slices.Contains(tpl.FunctionNames(), name) {
 			return usage("%s has no function %s (it has %s)", templatePath, name, strings.Join(tpl.FunctionNames(), ", "))
+		}
+		params, err := tpl.ParameterOverrides(parameterOverrides)
+		if err != nil {
+			return usage("--parameter-overrides: %v", err)
 		}
 		payload, err := readEvent(eventPath, env.Stdin)
 		if err != nil {
@@ -119,6 +129,7 @@ failed to start (init error), or timed out.
 		if err != nil {
 			return err
 		}
+		refs.Parameters = params
 		fn, err := tpl.Function(name, refs)
 		if err != nil {
 			return err

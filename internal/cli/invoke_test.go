@@ -97,7 +97,8 @@ func TestInvokeSampleEvents(t *testing.T) {
 	})
 
 	t.Run("worker", func(t *testing.T) {
-		code, out, errs := invoke(t, ep, "ShardWorkerFunction", "--event", "../../events/sqs-shard.json", "--env-vars", "../../events/env.json")
+		code, out, errs := invoke(t, ep, "ShardWorkerFunction", "--event", "../../events/sqs-shard.json", "--env-vars", "../../events/env.json",
+			"--parameter-overrides", "WorkerMemory=2048 PoolSize=4")
 		var resp events.SQSEventResponse
 		if code != 0 || json.Unmarshal([]byte(out), &resp) != nil || len(resp.BatchItemFailures) != 0 {
 			t.Fatalf("exit %d, stdout %q: want 0 and a response without batchItemFailures; stderr:\n%s", code, out, errs)
@@ -108,6 +109,10 @@ func TestInvokeSampleEvents(t *testing.T) {
 		}
 		if s := shards[1]; s.Status != state.ShardDone || s.Checkpoint.Counts.Total != 400 || s.Checkpoint.Counts.Imported == 0 {
 			t.Errorf("shard 1: %s with %+v, want DONE with its 400 rows; stderr:\n%s", s.Status, s.Checkpoint.Counts, errs)
+		}
+		// The overridden WorkerMemory is the function's memory.
+		if !strings.Contains(errs, "Memory Size: 2048 MB") {
+			t.Errorf("no REPORT line with the overridden WorkerMemory of 2048 MB:\n%s", errs)
 		}
 		// In Lambda (AWS_LAMBDA_FUNCTION_NAME) metrics are EMF lines.
 		if !strings.Contains(errs, `"FunctionName":"ShardWorkerFunction"`) {
@@ -190,6 +195,8 @@ func TestInvokeUsage(t *testing.T) {
 		{[]string{"invoke", "SplitterFunction", "--template", "../../template.yaml", "--event", "../../README.md"}, "event ../../README.md is not JSON"},
 		{[]string{"invoke", "SplitterFunction", "--template", "../../template.yaml", "--env-vars", "../../README.md"}, "../../README.md: env vars: want"},
 		{[]string{"invoke", "SplitterFunction", "--template", "nope.yaml"}, "template: open nope.yaml"},
+		{[]string{"invoke", "ShardWorkerFunction", "--template", "../../template.yaml", "--parameter-overrides", "PoolSize=0"}, `--parameter-overrides: parameter PoolSize="0": want at least 1 (MinValue)`},
+		{[]string{"invoke", "ShardWorkerFunction", "--template", "../../template.yaml", "--parameter-overrides", "Pool=4"}, "--parameter-overrides: the template has no parameter Pool (it has"},
 		{[]string{"invoke"}, "accepts 1 arg"},
 	} {
 		code, _, errs := importctl(t, tc.args...)

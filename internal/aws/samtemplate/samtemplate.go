@@ -31,6 +31,7 @@ const (
 // Template is a parsed SAM template.
 type Template struct {
 	params    map[string]*yaml.Node // parameter -> its Default (nil: none)
+	decls     map[string]*yaml.Node // parameter -> its declaration
 	globals   *yaml.Node            // Globals.Function (nil: none)
 	functions map[string]*yaml.Node // AWS::Serverless::Function logical id -> its resource node
 }
@@ -45,8 +46,8 @@ func Parse(data []byte) (*Template, error) {
 	if root == nil || root.Kind != yaml.MappingNode {
 		return nil, errors.New("template: not a YAML mapping")
 	}
-	t := &Template{params: map[string]*yaml.Node{}, globals: get(get(root, "Globals"), "Function"), functions: map[string]*yaml.Node{}}
-	eachKey(get(root, "Parameters"), func(name string, p *yaml.Node) { t.params[name] = get(p, "Default") })
+	t := &Template{params: map[string]*yaml.Node{}, decls: map[string]*yaml.Node{}, globals: get(get(root, "Globals"), "Function"), functions: map[string]*yaml.Node{}}
+	eachKey(get(root, "Parameters"), func(name string, p *yaml.Node) { t.params[name], t.decls[name] = get(p, "Default"), p })
 	resources := get(root, "Resources")
 	if resources == nil {
 		return nil, errors.New("template: no Resources")
