@@ -2,14 +2,18 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
+	"github.com/catalog-import/catalog-import/internal/local/file"
+	"github.com/catalog-import/catalog-import/internal/object"
 	"github.com/catalog-import/catalog-import/internal/profile"
 	"github.com/catalog-import/catalog-import/internal/record"
 	"github.com/catalog-import/catalog-import/internal/split"
@@ -24,19 +28,22 @@ func newPreviewCmd(env Env) *cobra.Command {
 		Short: "Show how a file is read: its format, encoding, and first rows as JSON Lines",
 		Long: `Print the detected format and encoding on stderr, then the first rows as JSON
 Lines keyed by the file's own header ("_row" is the row number as a spreadsheet
-shows it). A row that cannot be read prints its error instead.`,
+shows it). A row that cannot be read prints its error instead. For a workbook,
+stderr then gives the warnings an import would give (hidden sheets left out, cells
+without a header, numbers of 16 digits or more): preview reads the whole workbook
+for them.`,
 		Args: exactArgs(1, "FILE"),
 	}
 	cmd.Flags().IntVarP(&limit, "limit", "n", 10, "rows to show")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		return preview(env, args[0], limit)
+		return preview(cmd.Context(), env, args[0], limit)
 	}
 	return cmd
 }
 
 // preview prints the detected layout of the file at path on stderr and its
 // first limit rows as JSON Lines on stdout.
-func preview(env Env, path string, limit int) error {
+func preview(ctx context.Context, env Env, path string, limit int) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return &exitError{code: ExitFailed, err: err}
@@ -52,7 +59,7 @@ func preview(env Env, path string, limit int) error {
 		return &exitError{code: ExitFailed, err: fmt.Errorf("%s: %w", path, err)}
 	}
 	if d.Format == record.XLSX {
-		return previewWorkbook(env, path, limit)
+		return previewWorkbook(ctx, env, path, limit)
 	}
 	header, start, row, err := record.Header(bytes.NewReader(prefix[:n]), d, n)
 	if err != nil {
@@ -90,8 +97,9 @@ func preview(env Env, path string, limit int) error {
 }
 
 // previewWorkbook shows the first rows of each sheet the default profile
-// imports, keyed by the sheet's header as the splitter finds it.
-func previewWorkbook(env Env, path string, limit int) error {
+// imports, keyed by the sheet's header as the splitter finds it, then the
+// warnings an import of the workbook would give.
+func previewWorkbook(ctx context.Context, env Env, path string, limit int) error {
 	wb, err := xlsx.Open(path, xlsx.Limits{})
 	if err != nil {
 		return &exitError{code: ExitFailed, err: fmt.Errorf("%s: %w", path, err)}
@@ -148,8 +156,44 @@ func previewWorkbook(env Env, path string, limit int) error {
 			return &exitError{code: ExitFailed, err: fmt.Errorf("%s: %w", path, err)}
 		}
 	}
+	warnings, err := workbookWarnings(ctx, path, v)
+	if err != nil {
+		return &exitError{code: ExitFailed, err: err}
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(env.Stderr, "%s: warning: %s\n", path, w)
+	}
 	return nil
 }
+
+// workbookWarnings splits the workbook at path as an import would, staging
+// nothing, and returns the warnings the batch would carry (split.Plan's).
+func workbookWarnings(ctx context.Context, path string, v *profile.Validator) ([]string, error) {
+	src := &file.Source{}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	info, err := src.Stat(ctx, abs)
+	if err != nil {
+		return nil, err
+	}
+	p, err := split.PlanSource(ctx, src, info, v, split.Options{Staging: &split.Staging{Stager: discardStager{}, BatchID: "preview"}})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return p.Warnings, nil
+}
+
+// discardStager stages nothing: preview splits a workbook for its
+// warnings only.
+type discardStager struct{}
+
+func (discardStager) Stage(_ context.Context, batchID, name string, data []byte) (object.Info, error) {
+	return object.Info{URI: "preview:" + batchID + "/" + name, Size: int64(len(data))}, nil
+}
+
+func (discardStager) Unstage(context.Context, string) error { return nil }
 
 // jsonString is s as a JSON string.
 func jsonString(s string) string {

@@ -12,7 +12,8 @@ import (
 
 // TestWorkbookWarnings: what the split noticed about a workbook (a hidden
 // sheet left out, a cell right of the header ignored) is in `run --json`,
-// in the text summary of a rerun and in `status`, text and JSON.
+// in the text summary of a rerun and in `status`, text and JSON, and
+// `preview` gives them before the import.
 func TestWorkbookWarnings(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -61,6 +62,17 @@ func TestWorkbookWarnings(t *testing.T) {
 	_, out, _ = importctl(t, "status", "--db", db, s.BatchID)
 	if got := lines(out); !slices.Equal(got, want) {
 		t.Errorf("status warnings %q, want %q:\n%s", got, want, out)
+	}
+	// preview gives them before any import, on stderr after the rows.
+	code, out, errs := importctl(t, "preview", book)
+	var previewed []string
+	for l := range strings.SplitSeq(errs, "\n") {
+		if w, ok := strings.CutPrefix(l, book+": warning: "); ok {
+			previewed = append(previewed, w)
+		}
+	}
+	if code != 0 || !strings.Contains(out, `"SKU":"W-1"`) || !slices.Equal(previewed, want) {
+		t.Errorf("preview: exit %d, warnings %q, want 0 and %q; stdout:\n%s\nstderr:\n%s", code, previewed, want, out, errs)
 	}
 	_, out, _ = importctl(t, "status", "--json", "--db", db, s.BatchID)
 	var st struct {
