@@ -156,33 +156,37 @@ func previewWorkbook(ctx context.Context, env Env, path string, limit int) error
 			return &exitError{code: ExitFailed, err: fmt.Errorf("%s: %w", path, err)}
 		}
 	}
-	warnings, err := workbookWarnings(ctx, path, v)
+	plan, err := planWorkbook(ctx, path, v)
 	if err != nil {
 		return &exitError{code: ExitFailed, err: err}
 	}
-	for _, w := range warnings {
+	if plan.Rejected != nil {
+		fmt.Fprintf(env.Stderr, "%s: an import would reject the workbook: %v\n", path, plan.Rejected)
+	}
+	for _, w := range plan.Warnings {
 		fmt.Fprintf(env.Stderr, "%s: warning: %s\n", path, w)
 	}
 	return nil
 }
 
-// workbookWarnings splits the workbook at path as an import would, staging
-// nothing, and returns the warnings the batch would carry (split.Plan's).
-func workbookWarnings(ctx context.Context, path string, v *profile.Validator) ([]string, error) {
+// planWorkbook splits the workbook at path as an import would, staging
+// nothing: the plan says whether the import would reject it and carries
+// the warnings the batch would (split.Plan's).
+func planWorkbook(ctx context.Context, path string, v *profile.Validator) (split.Plan, error) {
 	src := &file.Source{}
 	abs, err := filepath.Abs(path)
 	if err != nil {
-		return nil, err
+		return split.Plan{}, err
 	}
 	info, err := src.Stat(ctx, abs)
 	if err != nil {
-		return nil, err
+		return split.Plan{}, err
 	}
 	p, err := split.PlanSource(ctx, src, info, v, split.Options{Staging: &split.Staging{Stager: discardStager{}, BatchID: "preview"}})
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return split.Plan{}, fmt.Errorf("%s: %w", path, err)
 	}
-	return p.Warnings, nil
+	return p, nil
 }
 
 // discardStager stages nothing: preview splits a workbook for its

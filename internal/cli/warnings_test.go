@@ -82,3 +82,30 @@ func TestWorkbookWarnings(t *testing.T) {
 		t.Errorf("status --json warnings %q (%v), want %q", st.Warnings, err, want)
 	}
 }
+
+// TestPreviewSaysTheImportWouldReject: a visible sheet with rows but no
+// header rejects the whole workbook on import; preview shows the good
+// sheet's rows and says so, naming the sheet.
+func TestPreviewSaysTheImportWouldReject(t *testing.T) {
+	t.Parallel()
+	book := filepath.Join(t.TempDir(), "book.xlsx")
+	f := excelize.NewFile()
+	for cell, v := range map[string]any{"A1": "SKU", "B1": "Name", "C1": "Category", "D1": "Price", "A2": "W-1", "B2": "Lamp", "C2": "Home", "D2": 12.5} {
+		if err := f.SetCellValue("Sheet1", cell, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.NewSheet("notes"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.SetCellValue("notes", "A1", "call the supplier on Monday"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.SaveAs(book); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := importctl(t, "preview", book)
+	if code != 0 || !strings.Contains(out, `"SKU":"W-1"`) || !strings.Contains(errs, book+`: an import would reject the workbook: `) || !strings.Contains(errs, `"notes"`) {
+		t.Errorf("preview: exit %d; want 0, the row of Sheet1 and the rejection naming sheet \"notes\"; stdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+}
