@@ -3,6 +3,7 @@ package profile
 import (
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
 )
@@ -56,6 +57,15 @@ func buildNormalize(r *rawNormalize, path string, ps *problems) normalize {
 func (n normalize) apply(cell string) string {
 	s := cell
 	if n.NFKC {
+		if !utf8.ValidString(s) {
+			// NFKC leaves a character after an invalid byte as it is, and
+			// a case mapping turns the byte into U+FFFD, after which the
+			// next pass would compose it ("\xf4ŉ" -> "\uFFFDŉ" ->
+			// "\uFFFDʼn"): replace invalid bytes first, as the case
+			// mapping would. (Rows of invalid UTF-8 fail InvalidEncoding
+			// before they get here; this keeps apply a fixed point.)
+			s = strings.ToValidUTF8(s, string(utf8.RuneError))
+		}
 		s = norm.NFKC.String(s)
 	}
 	if n.Trim {
