@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -45,6 +46,10 @@ type Settings struct {
 	// requests, as they do on AWS. Receivers must then short-poll (a long
 	// poll would hold the lock). S3 requests are not held.
 	OneAtATime sync.Locker
+	// TraceOptions are added to every client's middleware stack but
+	// BulkDynamoDB's: the tracer's instrumentation (a span per request),
+	// which a request made once per product would fill a trace with.
+	TraceOptions []func(*middleware.Stack) error
 	// IdleConnsPerHost is how many idle connections the clients keep per
 	// endpoint; 0 or less: MaxIdleConnsPerHost. A worker whose pool keeps
 	// more puts in flight sets it above its pool (handler.Build).
@@ -64,10 +69,16 @@ func FromEnv() Settings {
 
 // Clients are the service clients of one configuration.
 type Clients struct {
-	Config         aws.Config
-	S3             *s3.Client
-	SQS            *sqs.Client
-	DynamoDB       *dynamodb.Client
+	Config   aws.Config
+	S3       *s3.Client
+	SQS      *sqs.Client
+	DynamoDB *dynamodb.Client
+	// BulkDynamoDB is the client of the requests made once per product
+	// (the products sink's puts and reads): DynamoDB without
+	// Settings.TraceOptions, so a trace gets one span per chunk written
+	// (the engine's) instead of one per product. It is DynamoDB itself
+	// when there are no TraceOptions.
+	BulkDynamoDB   *dynamodb.Client
 	SNS            *sns.Client
 	CloudFormation *cloudformation.Client
 	STS            *sts.Client
@@ -106,6 +117,12 @@ func New(ctx context.Context, s Settings) (*Clients, error) {
 	if s.Endpoint != "" {
 		cfg.BaseEndpoint = aws.String(s.Endpoint)
 	}
+	db := dynamoDB(cfg, s)
+	bulk := db
+	if len(s.TraceOptions) > 0 {
+		cfg.APIOptions = append(slices.Clip(cfg.APIOptions), s.TraceOptions...)
+		db = dynamoDB(cfg, s)
+	}
 	return &Clients{
 		Config: cfg,
 		S3: s3.NewFromConfig(cfg, func(o *s3.Options) {
@@ -114,18 +131,24 @@ func New(ctx context.Context, s Settings) (*Clients, error) {
 			// Ranged GETs carry no whole-object checksum: not worth a log line each.
 			o.DisableLogOutputChecksumValidationSkipped = true
 		}),
-		SQS: sqs.NewFromConfig(cfg),
-		DynamoDB: dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
-			if s.OneAtATime != nil {
-				o.APIOptions = append(o.APIOptions, oneAtATime(s.OneAtATime))
-			}
-		}),
+		SQS:            sqs.NewFromConfig(cfg),
+		DynamoDB:       db,
+		BulkDynamoDB:   bulk,
 		SNS:            sns.NewFromConfig(cfg),
 		CloudFormation: cloudformation.NewFromConfig(cfg),
 		STS:            sts.NewFromConfig(cfg),
 		EventBridge:    eventbridge.NewFromConfig(cfg),
 		Lambda:         lambda.NewFromConfig(cfg),
 	}, nil
+}
+
+// dynamoDB is a DynamoDB client on cfg, with the settings' lock.
+func dynamoDB(cfg aws.Config, s Settings) *dynamodb.Client {
+	return dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
+		if s.OneAtATime != nil {
+			o.APIOptions = append(o.APIOptions, oneAtATime(s.OneAtATime))
+		}
+	})
 }
 
 // oneAtATime holds l around each request's transmission.

@@ -155,12 +155,13 @@ func FromEnv[P interface {
 }
 
 // Build makes the clients (once per container; traced when
-// c.Options.Tracer is set) and the AWS adapters, and returns the handlers
-// over them.
+// c.Options.Tracer is set, all but the products sink's, whose requests are
+// one per product: awsclient.Settings.TraceOptions) and the AWS adapters,
+// and returns the handlers over them.
 func Build(ctx context.Context, c Config) (*Functions, error) {
 	if c.Options.Tracer != nil {
-		c.AWS.APIOptions = slices.Clone(c.AWS.APIOptions)
-		c.Options.Tracer.Instrument(&c.AWS.APIOptions)
+		c.AWS.TraceOptions = slices.Clone(c.AWS.TraceOptions)
+		c.Options.Tracer.Instrument(&c.AWS.TraceOptions)
 	}
 	clients, err := awsclient.New(ctx, clientSettings(c))
 	if err != nil {
@@ -180,6 +181,7 @@ func clientSettings(c Config) awsclient.Settings {
 }
 
 // FromClients returns the handlers over the AWS adapters built on clients.
+// The products sink uses clients.BulkDynamoDB (DynamoDB when nil).
 // The products sink keeps Options.Pool puts in flight (its default 16 when
 // Pool is 0). The worker's write-rate limiter (Options.WriteRate) hears of every
 // throttled attempt of the products table's requests.
@@ -187,11 +189,15 @@ func FromClients(clients *awsclient.Clients, c Config) *Functions {
 	if c.Options.Limiter == nil {
 		c.Options.Limiter = shard.NewAdaptiveLimiter(c.Options.WriteRate, 0) // New gives it the log
 	}
+	bulk := clients.BulkDynamoDB // the products sink's requests, one per product: no span each
+	if bulk == nil {
+		bulk = clients.DynamoDB
+	}
 	store := dynamostate.New(clients.DynamoDB, c.StateTable, dynamostate.Options{FailureTTL: c.FailureTTL, BatchTTL: c.BatchTTL})
 	p := Ports{
 		Source:    s3store.New(clients.S3),
 		Store:     store,
-		Sink:      dynamocatalog.New(clients.DynamoDB, c.ProductsTable, sinkOptions(c.Options)),
+		Sink:      dynamocatalog.New(bulk, c.ProductsTable, sinkOptions(c.Options)),
 		Queue:     sqsqueue.New(clients.SQS, c.ShardQueueURL),
 		DLQ:       sqsqueue.New(clients.SQS, c.DLQURL),
 		Reports:   s3store.NewReports(clients.S3, c.Bucket),

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -148,7 +149,7 @@ func TestTraceFromUploadToFailedRow(t *testing.T) {
 	sent := &sentHeaders{byBody: map[string]string{}}
 	settings := awsclient.Settings{Region: "us-east-1", Endpoint: awstest.Endpoint(t), OneAtATime: &awstest.OneAtATime,
 		APIOptions: []func(*middleware.Stack) error{sent.add}}
-	tracer.Instrument(&settings.APIOptions)
+	tracer.Instrument(&settings.TraceOptions) // as Build instruments the clients
 	clients, err := awsclient.New(ctx, settings)
 	if err != nil {
 		t.Fatal(err)
@@ -235,12 +236,16 @@ func TestTraceFromUploadToFailedRow(t *testing.T) {
 	// X-Ray: one shard-worker segment per shard in the upload's trace, under
 	// the register span, with the engine's subsegments and the SDK calls.
 	names := map[string]int{}
+	ops := map[string]int{} // DynamoDB spans by operation
 	workers := 0
 	for _, s := range d.spans() {
 		if s["trace_id"] != traceID {
 			continue
 		}
 		names[s["name"].(string)]++
+		if a, ok := s["aws"].(map[string]any); ok && s["name"] == "DynamoDB" {
+			ops[fmt.Sprint(a["operation"])]++
+		}
 		if s["name"] == "shard-worker" {
 			workers++
 			ann, _ := s["annotations"].(map[string]any)
@@ -256,6 +261,12 @@ func TestTraceFromUploadToFailedRow(t *testing.T) {
 		if names[n] == 0 {
 			t.Errorf("no %q span in trace %s (spans %v)", n, traceID, names)
 		}
+	}
+	// The products sink's requests (a PutItem per product) have no span
+	// each: the engine's sink.write span per chunk stands for them, so a
+	// trace (at most 500 KB on X-Ray) is not filled with one span per row.
+	if ops["PutItem"] > int(b.Counts.Imported)/10 {
+		t.Errorf("%d PutItem spans for %d products imported (DynamoDB spans by operation %v): want the products' puts untraced", ops["PutItem"], b.Counts.Imported, ops)
 	}
 
 	// Logs: every worker line names the batch, shard and trace; row

@@ -2,8 +2,9 @@
 // (shard.Tracer) and of the Lambda handlers' (handler.Tracer), built on
 // github.com/aws/aws-xray-sdk-go: subsegments for the engine's steps, one
 // segment per shard delivery in the trace its manifest names, and X-Ray
-// instrumentation of every AWS SDK v2 client (one subsegment per request,
-// and the trace header on each request).
+// instrumentation of the AWS SDK v2 clients (one subsegment per request,
+// and the trace header on each request; the handlers leave out the
+// products sink's client, whose requests are one per product).
 //
 // Tracing is on only inside Lambda with an X-Ray daemon (FromEnv). Locally,
 // in importctl and in tests it is off: FromEnv returns nil, nothing is
