@@ -281,7 +281,8 @@ func (db *DB) openReadOnly(ctx context.Context, immutable bool) (*DB, error) {
 
 // newerSchema is the error of a database written by a newer program.
 func newerSchema(v int) error {
-	return failure.New(failure.Internal, "", "database schema version %d is newer than this program's %d", v, SchemaVersion)
+	return failure.New(failure.Internal, "", "database schema version %d is newer than this importctl's %d: a newer importctl upgraded it; "+
+		"use that one on it (or another --db)", v, SchemaVersion)
 }
 
 // Checkpointing of the write-ahead log (file databases).

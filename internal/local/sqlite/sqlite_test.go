@@ -168,6 +168,8 @@ func TestReopenKeepsDataAcrossDrivers(t *testing.T) {
 	}
 }
 
+// TestNewerSchemaIsRefused: a database a newer importctl upgraded is not
+// opened, and the message says what happened and what to do.
 func TestNewerSchemaIsRefused(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "import.db")
 	db := must(Open(path, Options{}))
@@ -175,9 +177,14 @@ func TestNewerSchemaIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
-	if db, err := Open(path, Options{}); err == nil {
+	db, err := Open(path, Options{})
+	if err == nil {
 		db.Close()
 		t.Fatal("Open of a database with schema version 99 succeeded")
+	}
+	want := fmt.Sprintf("database schema version 99 is newer than this importctl's %d: a newer importctl upgraded it; use that one on it (or another --db)", SchemaVersion)
+	if !strings.HasPrefix(err.Error(), "open database "+path+": ") || !strings.Contains(err.Error(), want) {
+		t.Errorf("Open: %v\nwant it to say %q", err, want)
 	}
 }
 
