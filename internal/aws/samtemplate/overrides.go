@@ -2,6 +2,7 @@ package samtemplate
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"regexp"
 	"slices"
@@ -44,22 +45,14 @@ func splitOverrides(s string) ([][2]string, error) {
 		if s == "" {
 			return out, nil
 		}
-		word := s
-		if rest, ok := strings.CutPrefix(s, "ParameterKey="); ok {
-			name, after, ok := strings.Cut(rest, ",ParameterValue=")
-			if !ok || !validName(name) {
-				return nil, fmt.Errorf("%q: want ParameterKey=Name,ParameterValue=value", firstWord(word))
-			}
-			value, rest, err := overrideValue(after)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", name, err)
-			}
-			out, s = append(out, [2]string{name, value}), rest
-			continue
-		}
 		name, after, ok := strings.Cut(s, "=")
+		want := "Name=value (or ParameterKey=Name,ParameterValue=value)"
+		if rest, long := strings.CutPrefix(s, "ParameterKey="); long {
+			name, after, ok = strings.Cut(rest, ",ParameterValue=")
+			want = "ParameterKey=Name,ParameterValue=value"
+		}
 		if !ok || !validName(name) {
-			return nil, fmt.Errorf("%q: want Name=value (or ParameterKey=Name,ParameterValue=value)", firstWord(word))
+			return nil, fmt.Errorf("%q: want %s", firstWord(s), want)
 		}
 		value, rest, err := overrideValue(after)
 		if err != nil {
@@ -122,12 +115,7 @@ func firstWord(s string) string {
 
 // ParameterNames returns the template's parameters, sorted.
 func (t *Template) ParameterNames() []string {
-	names := make([]string, 0, len(t.decls))
-	for n := range t.decls {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
+	return slices.Sorted(maps.Keys(t.decls))
 }
 
 // checkParameter checks value against parameter name's declaration:

@@ -14,7 +14,8 @@ package samtemplate
 import (
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -62,12 +63,7 @@ func Parse(data []byte) (*Template, error) {
 
 // FunctionNames returns the logical ids of the template's functions, sorted.
 func (t *Template) FunctionNames() []string {
-	names := make([]string, 0, len(t.functions))
-	for n := range t.functions {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
+	return slices.Sorted(maps.Keys(t.functions))
 }
 
 // Refs are what intrinsic functions resolve to.
