@@ -2,11 +2,6 @@ package awsclient_test
 
 import (
 	"context"
-	"hash/crc32"
-	"io"
-	"net/http"
-	"net/http/httptest"
-	"strconv"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -16,6 +11,7 @@ import (
 	"github.com/aws/smithy-go/middleware"
 
 	"github.com/catalog-import/catalog-import/internal/aws/awsclient"
+	"github.com/catalog-import/catalog-import/internal/aws/awstest"
 )
 
 // TestConnectionsPerHost: the clients keep MaxIdleConnsPerHost connections
@@ -50,12 +46,7 @@ func TestConnectionsPerHost(t *testing.T) {
 // BulkDynamoDB (the products sink's, one request per product); APIOptions
 // reach all of them; without TraceOptions BulkDynamoDB is DynamoDB.
 func TestTraceOptionsSkipBulkDynamoDB(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/x-amz-json-1.0")
-		w.Header().Set("X-Amz-Crc32", strconv.FormatUint(uint64(crc32.ChecksumIEEE([]byte("{}"))), 10))
-		_, _ = io.WriteString(w, "{}")
-	}))
-	defer srv.Close()
+	endpoint := awstest.Canned(t)
 	counter := func(n *int) func(*middleware.Stack) error {
 		return func(s *middleware.Stack) error {
 			return s.Initialize.Add(middleware.InitializeMiddlewareFunc("count", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
@@ -65,7 +56,7 @@ func TestTraceOptionsSkipBulkDynamoDB(t *testing.T) {
 		}
 	}
 	var all, traced int
-	c, err := awsclient.New(t.Context(), awsclient.Settings{Region: "us-east-1", Endpoint: srv.URL,
+	c, err := awsclient.New(t.Context(), awsclient.Settings{Region: "us-east-1", Endpoint: endpoint,
 		APIOptions: []func(*middleware.Stack) error{counter(&all)}, TraceOptions: []func(*middleware.Stack) error{counter(&traced)}})
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +77,7 @@ func TestTraceOptionsSkipBulkDynamoDB(t *testing.T) {
 			t.Errorf("after a request of %s: %d requests seen by APIOptions and %d by TraceOptions, want %d and %d", tc.name, all, traced, tc.all, tc.traced)
 		}
 	}
-	plain, err := awsclient.New(t.Context(), awsclient.Settings{Region: "us-east-1", Endpoint: srv.URL})
+	plain, err := awsclient.New(t.Context(), awsclient.Settings{Region: "us-east-1", Endpoint: endpoint})
 	if err != nil {
 		t.Fatal(err)
 	}

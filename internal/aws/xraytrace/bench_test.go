@@ -3,12 +3,7 @@ package xraytrace_test
 import (
 	"context"
 	"fmt"
-	"hash/crc32"
-	"io"
 	"net"
-	"net/http"
-	"net/http/httptest"
-	"strconv"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -17,23 +12,18 @@ import (
 	"github.com/aws/smithy-go/middleware"
 
 	"github.com/catalog-import/catalog-import/internal/aws/awsclient"
+	"github.com/catalog-import/catalog-import/internal/aws/awstest"
 	"github.com/catalog-import/catalog-import/internal/aws/xraytrace"
 )
 
 // BenchmarkPutItem: the worker's CPU for one product's PutItem (the SDK
 // serializing, signing and sending it, and decoding the answer), against
-// a loopback server that answers at once, with the clients as the worker
+// a loopback server that answers at once (awstest.Canned), with the clients as the worker
 // builds them: plain, and instrumented by X-Ray inside a delivery's
 // segment (a subsegment per request, streamed to a daemon on loopback).
 // ns/op is per request and includes the server's share.
 func BenchmarkPutItem(b *testing.B) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/x-amz-json-1.0")
-		w.Header().Set("X-Amz-Crc32", strconv.FormatUint(uint64(crc32.ChecksumIEEE([]byte("{}"))), 10))
-		_, _ = io.WriteString(w, "{}")
-	}))
-	defer srv.Close()
+	endpoint := awstest.Canned(b)
 	daemon, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		b.Fatal(err)
@@ -61,7 +51,7 @@ func BenchmarkPutItem(b *testing.B) {
 			if traced {
 				tr.Instrument(&opts)
 			}
-			c, err := awsclient.New(context.Background(), awsclient.Settings{Region: "us-east-1", Endpoint: srv.URL, APIOptions: opts})
+			c, err := awsclient.New(context.Background(), awsclient.Settings{Region: "us-east-1", Endpoint: endpoint, APIOptions: opts})
 			if err != nil {
 				b.Fatal(err)
 			}
