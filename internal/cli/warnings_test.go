@@ -18,25 +18,11 @@ func TestWorkbookWarnings(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	book := filepath.Join(dir, "book.xlsx")
-	f := excelize.NewFile()
-	for cell, v := range map[string]any{"A1": "SKU", "B1": "Name", "C1": "Category", "D1": "Price",
-		"A2": "W-1", "B2": "Lamp", "C2": "Home", "D2": 12.5, "F2": "a note"} {
-		if err := f.SetCellValue("Sheet1", cell, v); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := f.NewSheet("lists"); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.SetCellValue("lists", "A1", "Home"); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.SetSheetVisible("lists", false); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.SaveAs(book); err != nil {
-		t.Fatal(err)
-	}
+	writeBook(t, book, []sheet{
+		{name: "Sheet1", cells: map[string]any{"A1": "SKU", "B1": "Name", "C1": "Category", "D1": "Price",
+			"A2": "W-1", "B2": "Lamp", "C2": "Home", "D2": 12.5, "F2": "a note"}},
+		{name: "lists", cells: map[string]any{"A1": "Home"}, hidden: true},
+	})
 	want := []string{
 		`sheet "lists" is hidden and was not imported (a profile's sheets: list imports the sheets it names, hidden ones too)`,
 		`sheet "Sheet1", column F has no header: 1 cell ignored (F2 holds "a note"); give the column a header the profile maps to import it`,
@@ -89,23 +75,48 @@ func TestWorkbookWarnings(t *testing.T) {
 func TestPreviewSaysTheImportWouldReject(t *testing.T) {
 	t.Parallel()
 	book := filepath.Join(t.TempDir(), "book.xlsx")
-	f := excelize.NewFile()
-	for cell, v := range map[string]any{"A1": "SKU", "B1": "Name", "C1": "Category", "D1": "Price", "A2": "W-1", "B2": "Lamp", "C2": "Home", "D2": 12.5} {
-		if err := f.SetCellValue("Sheet1", cell, v); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := f.NewSheet("notes"); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.SetCellValue("notes", "A1", "call the supplier on Monday"); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.SaveAs(book); err != nil {
-		t.Fatal(err)
-	}
+	writeBook(t, book, []sheet{
+		{name: "Sheet1", cells: map[string]any{"A1": "SKU", "B1": "Name", "C1": "Category", "D1": "Price", "A2": "W-1", "B2": "Lamp", "C2": "Home", "D2": 12.5}},
+		{name: "notes", cells: map[string]any{"A1": "call the supplier on Monday"}},
+	})
 	code, out, errs := importctl(t, "preview", book)
 	if code != 0 || !strings.Contains(out, `"SKU":"W-1"`) || !strings.Contains(errs, book+`: an import would reject the workbook: `) || !strings.Contains(errs, `"notes"`) {
 		t.Errorf("preview: exit %d; want 0, the row of Sheet1 and the rejection naming sheet \"notes\"; stdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+}
+
+// sheet is one sheet of a workbook writeBook writes: its cells by
+// reference (A1, ...), hidden or not.
+type sheet struct {
+	name   string
+	cells  map[string]any
+	hidden bool
+}
+
+// writeBook writes a workbook of sheets, in order, at path.
+func writeBook(t *testing.T, path string, sheets []sheet) {
+	t.Helper()
+	f := excelize.NewFile()
+	for i, s := range sheets {
+		if i == 0 {
+			if err := f.SetSheetName("Sheet1", s.name); err != nil {
+				t.Fatal(err)
+			}
+		} else if _, err := f.NewSheet(s.name); err != nil {
+			t.Fatal(err)
+		}
+		for cell, v := range s.cells {
+			if err := f.SetCellValue(s.name, cell, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if s.hidden {
+			if err := f.SetSheetVisible(s.name, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := f.SaveAs(path); err != nil {
+		t.Fatal(err)
 	}
 }
