@@ -111,8 +111,7 @@ func previewWorkbook(ctx context.Context, env Env, path string, limit int) error
 	}
 	for _, s := range wb.Sheets() {
 		if s.Hidden || !s.Worksheet {
-			fmt.Fprintf(env.Stderr, "%s: sheet %q: not imported (hidden, or not a worksheet)\n", path, s.Name)
-			continue
+			continue // not imported; a hidden sheet with rows is in the warnings below
 		}
 		header, hrow, found, err := split.SheetHeader(wb, s, v)
 		switch {
