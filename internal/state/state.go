@@ -13,6 +13,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/catalog-import/catalog-import/internal/failure"
@@ -411,6 +412,15 @@ type FailureFilter struct {
 	AfterSheet string
 	AfterRow   int64
 	Limit      int // 0 means no limit
+}
+
+// Selects reports whether f's reasons, layers, shard and Unresolved select
+// r (paging and Limit are the listing's).
+func (f FailureFilter) Selects(r failure.Record) bool {
+	return (len(f.Reasons) == 0 || slices.Contains(f.Reasons, r.Reason)) &&
+		(len(f.Layers) == 0 || slices.Contains(f.Layers, r.Layer)) &&
+		(f.Shard == nil || *f.Shard == r.Shard) &&
+		(!f.Unresolved || r.ResolvedBy == "")
 }
 
 // Store keeps the durable state of imports. Implementations must be safe for

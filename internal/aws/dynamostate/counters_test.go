@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/catalog-import/catalog-import/internal/failure"
 	"github.com/catalog-import/catalog-import/internal/state"
@@ -433,10 +434,46 @@ func TestOldLayoutRecordsStillRead(t *testing.T) {
 			} else if d := cmp.Diff(tc.want[1:3], rows(page)); d != "" {
 				t.Errorf("a page after row %d (-want +got):\n%s", tc.want[0], d)
 			}
-			// A fix file resolves the batch's own records.
-			n, err := s.ResolveFailures(ctx, b.ID, []failure.Key{{Sheet: "-", Row: tc.now[0]}}, "b-fix", t0)
-			if err != nil || n != 1 {
-				t.Errorf("ResolveFailures = %d, %v; want 1", n, err)
+			// A fix file resolves the rows of the batch's own layout: a row
+			// stored in both layouts is resolved, the old copy too as far
+			// as a listing shows; the rows stored only in the old layout
+			// stay unresolved.
+			keys := func(rows []int64) []failure.Key {
+				out := make([]failure.Key, len(rows))
+				for i, r := range rows {
+					out[i] = failure.Key{Sheet: "-", Row: r}
+				}
+				return out
+			}
+			unresolved := func() []int64 {
+				t.Helper()
+				got, err := s.Failures(ctx, b.ID, state.FailureFilter{Unresolved: true, Reasons: []failure.Reason{failure.MissingField}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return rows(got)
+			}
+			n, err := s.ResolveFailures(ctx, b.ID, keys(tc.now), "b-fix", t0)
+			if err != nil || n != len(tc.now) {
+				t.Errorf("ResolveFailures(%v) = %d, %v; want %d", tc.now, n, err, len(tc.now))
+			}
+			var rest []int64
+			for _, r := range tc.want {
+				if !slices.Contains(tc.now, r) {
+					rest = append(rest, r)
+				}
+			}
+			if d := cmp.Diff(rest, unresolved(), cmpopts.EquateEmpty()); d != "" {
+				t.Errorf("unresolved after resolving %v (-want +got):\n%s", tc.now, d)
+			}
+			// Then every row: the old layout's are found there; the rows
+			// resolved already are passed over (not counted twice).
+			n, err = s.ResolveFailures(ctx, b.ID, keys(tc.want), "b-fix2", t0)
+			if err != nil || n != len(rest) {
+				t.Errorf("ResolveFailures(%v) = %d, %v; want %d (the rows only in the old layout)", tc.want, n, err, len(rest))
+			}
+			if got := unresolved(); len(got) != 0 {
+				t.Errorf("unresolved after resolving every row: %v, want none", got)
 			}
 		})
 	}

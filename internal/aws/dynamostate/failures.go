@@ -3,7 +3,6 @@ package dynamostate
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -185,8 +184,10 @@ func (s *Store) mergeFailures(ctx context.Context, pks []string, build func(pk s
 // AfterRow) when either is set. It reads the batch's layout (one GetItem),
 // then one consistent Query, paged, per partition that may hold its
 // records (failPKs: 17, or 1 for a batch registered before decision 30),
-// merged in key order; the filters run in DynamoDB and Limit counts the
-// records after them.
+// merged in key order. The filters run here, after the merge has kept one
+// copy of a key stored in both layouts (a filter in DynamoDB would read the
+// same units, and could drop the copy the merge keeps and let the other
+// through); Limit counts the records they select.
 func (s *Store) Failures(ctx context.Context, batchID string, f state.FailureFilter) ([]failure.Record, error) {
 	op := "list failures of " + batchID
 	l, err := s.batchLayout(ctx, batchID, op)
@@ -206,41 +207,11 @@ func (s *Store) Failures(ctx context.Context, batchID string, f state.FailureFil
 		}
 	}
 	pks := failPKs(batchID, l)
+	filtered := len(f.Reasons) > 0 || len(f.Layers) > 0 || f.Shard != nil || f.Unresolved
 	build := func(pk string) *dynamodb.QueryInput {
 		e := dynamoattr.NewExpr()
 		kc := fmt.Sprintf("%s = %s AND %s BETWEEN %s AND %s", e.Name(attrPK), e.Value(dynamoattr.S(pk)), e.Name(attrSK), e.Value(dynamoattr.S(lo)), e.Value(dynamoattr.S(failEnd)))
-		var filters []string
-		inList := func(attr string, vals []string) {
-			ps := make([]string, len(vals))
-			for i, v := range vals {
-				ps[i] = e.Value(dynamoattr.S(v))
-			}
-			filters = append(filters, fmt.Sprintf("%s IN (%s)", e.Name(attr), strings.Join(ps, ", ")))
-		}
-		if len(f.Reasons) > 0 {
-			vals := make([]string, len(f.Reasons))
-			for i, r := range f.Reasons {
-				vals[i] = string(r)
-			}
-			inList("reason", vals)
-		}
-		if len(f.Layers) > 0 {
-			vals := make([]string, len(f.Layers))
-			for i, l := range f.Layers {
-				vals[i] = string(l)
-			}
-			inList("layer", vals)
-		}
-		if f.Shard != nil {
-			filters = append(filters, e.Name("shard")+" = "+e.Value(dynamoattr.N(int64(*f.Shard))))
-		}
-		if f.Unresolved {
-			filters = append(filters, "attribute_not_exists("+e.Name("resolved_by")+")")
-		}
 		in := &dynamodb.QueryInput{KeyConditionExpression: aws.String(kc), ConsistentRead: aws.Bool(true)}
-		if len(filters) > 0 {
-			in.FilterExpression = aws.String(strings.Join(filters, " AND "))
-		}
 		if f.Limit > 0 {
 			// The partitions share the Limit: a page of each holds about
 			// its share (twice, for an uneven spread, and the key paged
@@ -248,7 +219,10 @@ func (s *Store) Failures(ctx context.Context, batchID string, f state.FailureFil
 			// of a partition only when it reaches its end. A page of the
 			// whole Limit from each would read 17 times what is returned.
 			page := 2*(f.Limit+1)/len(pks) + 2
-			if len(filters) > 0 {
+			if len(pks) == 1 {
+				page = f.Limit + 1
+			}
+			if filtered {
 				page = max(page, 100)
 			}
 			in.Limit = aws.Int32(int32(min(page, 1000)))
@@ -267,7 +241,9 @@ func (s *Store) Failures(ctx context.Context, batchID string, f state.FailureFil
 		if err != nil {
 			return false, failure.Wrap(failure.Internal, "", err, "")
 		}
-		out = append(out, r)
+		if f.Selects(r) {
+			out = append(out, r)
+		}
 		return f.Limit <= 0 || len(out) < f.Limit, nil
 	})
 	return out, err
@@ -337,7 +313,25 @@ func (s *Store) ResolveFailures(ctx context.Context, batchID string, keys []fail
 		}
 	}
 	keys = uniq
+	pk := func(k failure.Key) string { return failPK(batchID, l, k.Sheet, k.Row) }
+	total, missed, err := s.resolve(ctx, batchID, keys, pk, by, at, op)
+	if err != nil || l != layoutSpread || len(missed) == 0 {
+		return total, err
+	}
+	// A worker of the code before decision 30 may have written a record of
+	// this batch in the batch's own partition during a deploy: keys with
+	// no record in their partition are looked for there.
+	n, _, err := s.resolve(ctx, batchID, missed, func(failure.Key) string { return batchPK(batchID) }, by, at, op)
+	return total + n, err
+}
+
+// resolve marks the unresolved records at keys (in the partitions pk gives)
+// as resolved by `by`, in transactions of up to 99 records and the batch's
+// failures_resolved. It returns how many it marked and the keys that have
+// no record there (a record already resolved is passed over).
+func (s *Store) resolve(ctx context.Context, batchID string, keys []failure.Key, pk func(failure.Key) string, by string, at time.Time, op string) (int, []failure.Key, error) {
 	total := 0
+	var missed []failure.Key
 	for len(keys) > 0 {
 		n := min(len(keys), maxTxnItems-1)
 		chunk := append([]failure.Key(nil), keys[:n]...)
@@ -351,11 +345,12 @@ func (s *Store) ResolveFailures(ctx context.Context, batchID string, keys []fail
 				u.Set("resolved_at", dynamoattr.Time(at))
 				txn = append(txn, types.TransactWriteItem{Update: &types.Update{
 					TableName:        aws.String(s.table),
-					Key:              item{attrPK: dynamoattr.S(failPK(batchID, l, k.Sheet, k.Row)), attrSK: dynamoattr.S(failSK(k.Sheet, k.Row))},
+					Key:              item{attrPK: dynamoattr.S(pk(k)), attrSK: dynamoattr.S(failSK(k.Sheet, k.Row))},
 					UpdateExpression: aws.String(u.String()),
 					ConditionExpression: aws.String(fmt.Sprintf("attribute_exists(%s) AND attribute_not_exists(%s)",
 						e.Name(attrPK), e.Name("resolved_by"))),
 					ExpressionAttributeNames: e.Names(), ExpressionAttributeValues: e.Values(),
+					ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 				}})
 			}
 			be := dynamoattr.NewExpr()
@@ -374,30 +369,34 @@ func (s *Store) ResolveFailures(ctx context.Context, batchID string, keys []fail
 			}
 			if rs, ok := cancelReasons(err); ok && !contended(err) {
 				if _, gone := conditionFailed(rs, len(chunk)); gone {
-					return total, fmt.Errorf("%s: batch %s: %w", op, batchID, state.ErrNotFound)
+					return total, missed, fmt.Errorf("%s: batch %s: %w", op, batchID, state.ErrNotFound)
 				}
 				kept := chunk[:0]
 				for i, k := range chunk {
-					if _, failed := conditionFailed(rs, i); !failed {
+					old, failed := conditionFailed(rs, i)
+					switch {
+					case !failed:
 						kept = append(kept, k)
+					case len(old) == 0: // no record there (resolved ones stay resolved)
+						missed = append(missed, k)
 					}
 				}
 				if len(kept) == len(chunk) {
-					return total, awserr.Wrap(err, op+": dynamodb TransactWriteItems")
+					return total, missed, awserr.Wrap(err, op+": dynamodb TransactWriteItems")
 				}
 				chunk = kept
 				continue
 			}
 			if !contended(err) {
-				return total, awserr.Wrap(err, op+": dynamodb TransactWriteItems")
+				return total, missed, awserr.Wrap(err, op+": dynamodb TransactWriteItems")
 			}
 			if attempt+1 >= s.opts.MaxAttempts {
-				return total, s.exhausted(op, err)
+				return total, missed, s.exhausted(op, err)
 			}
 			if err := s.pause(ctx, attempt); err != nil {
-				return total, err
+				return total, missed, err
 			}
 		}
 	}
-	return total, nil
+	return total, missed, nil
 }
