@@ -164,3 +164,28 @@ func randomText(n int) string {
 	}
 	return string(b)
 }
+
+// TestFailPartIsStable pins the partition of a failure record's key (FNV-1a
+// of the sheet, a NUL and the row's digits, modulo 16; the figures computed
+// apart from this code): a record must land in the same partition whichever
+// deploy writes, replays or resolves it (invariant 4), so a change of the
+// function breaks batches in flight, which no other test would show.
+func TestFailPartIsStable(t *testing.T) {
+	for _, tc := range []struct {
+		sheet string
+		row   int64
+		want  int
+	}{
+		{"-", 2, 14},
+		{"-", 1000, 9},
+		{"Sheet1", 7, 2},
+		{"价格表", 123456789012, 12},
+	} {
+		if got := failPart(tc.sheet, tc.row); got != tc.want {
+			t.Errorf("failPart(%q, %d) = %d, want %d", tc.sheet, tc.row, got, tc.want)
+		}
+	}
+	if got, want := failPK("b-1", layoutSpread, "-", 2), "BATCH#b-1#F14"; got != want {
+		t.Errorf("failPK = %q, want %q", got, want)
+	}
+}
