@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -146,8 +147,7 @@ func (db *DB) Checkpoint(ctx context.Context, lease state.Lease, cp state.Checkp
 		if err := setCheckpoint(tx, lease, cp, "lease_until = ?, updated_at = ?", timeArg(until), now); err != nil {
 			return err
 		}
-		_, err = addCounts(tx, lease.BatchID, cp.Counts.Sub(s.Checkpoint.Counts), 0, now)
-		return err
+		return addCounts(tx, lease.BatchID, cp.Counts.Sub(s.Checkpoint.Counts), 0, now)
 	})
 }
 
@@ -161,17 +161,22 @@ func setCheckpoint(tx *wtx, lease state.Lease, cp state.Checkpoint, more string,
 	return err
 }
 
-// addCounts adds d to the batch's counters and shardsDone to its ShardsDone,
-// and returns the counters.
-func addCounts(tx *wtx, batchID string, d state.Counts, shardsDone int, now any) (state.Counts, error) {
-	d.Total = 0 // a batch's total is the split's row count; only outcomes move
-	var c state.Counts
-	err := tx.queryRow(`UPDATE batches SET rows_total = rows_total + ?, rows_imported = rows_imported + ?,
+// addCounts adds d's outcomes to the batch's counters (a batch's total is
+// the split's row count; only outcomes move) and shardsDone to its
+// ShardsDone. A missing batch is sql.ErrNoRows.
+func addCounts(tx *wtx, batchID string, d state.Counts, shardsDone int, now any) error {
+	res, err := tx.exec(`UPDATE batches SET rows_imported = rows_imported + ?,
 		rows_superseded = rows_superseded + ?, rows_failed = rows_failed + ?, rows_skipped = rows_skipped + ?,
 		shards_done = shards_done + ?, updated_at = ?
-		WHERE batch_id = ? RETURNING rows_total, rows_imported, rows_superseded, rows_failed, rows_skipped`,
-		d.Total, d.Imported, d.Superseded, d.Failed, d.Skipped, shardsDone, now, batchID).Scan(&c.Total, &c.Imported, &c.Superseded, &c.Failed, &c.Skipped)
-	return c, err
+		WHERE batch_id = ?`,
+		d.Imported, d.Superseded, d.Failed, d.Skipped, shardsDone, now, batchID)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return cmp.Or(err, sql.ErrNoRows)
+	}
+	return nil
 }
 
 // FinishShard sets the lease's shard to status with a final checkpoint and
@@ -216,7 +221,7 @@ func (db *DB) FinishShard(ctx context.Context, lease state.Lease, status state.S
 		if status.Finished() {
 			done = 1
 		}
-		if _, err := addCounts(tx, lease.BatchID, d, done, now); err != nil {
+		if err := addCounts(tx, lease.BatchID, d, done, now); err != nil {
 			return err
 		}
 		b, err = loadBatch(ctx, tx, lease.BatchID)
