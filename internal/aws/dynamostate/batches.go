@@ -238,8 +238,8 @@ func (s *Store) sumShards(ctx context.Context, b state.Batch, op string) (state.
 
 // ListBatches returns up to limit batches (all when limit <= 0), the most
 // recently created first. It queries the index gsi1, which projects only
-// the keys (so that the checkpoints' updates of a batch item are not
-// written to the index's one hot partition), then reads the batch items by
+// the keys (so that the updates of a batch item, its status and final
+// counts, are not written to the index's one partition), then reads the batch items by
 // key (BatchGetItem, 100 keys a request, unprocessed keys read again). The
 // index is eventually consistent: a batch created a moment ago may be
 // missing; a batch deleted (expired) between the two reads is left out.

@@ -105,8 +105,9 @@ func failPK(id string, l layout, sheet string, row int64) string {
 func failPartPK(id string, part int) string { return fmt.Sprintf("%s%s#F%02d", batchPrefix, id, part) }
 
 // failPKs are the partition keys that may hold a batch's failure records in
-// layout l, the batch's own first (the merge of their queries keeps the
-// first copy of a key): a batch of the shared layout has them in its own
+// layout l, the batch's own last (the merge of their queries keeps the
+// copy of a key from the first of them, so a spread record wins over an
+// old worker's copy in the batch's own partition): a batch of the shared layout has them in its own
 // partition only (no writer of the spread layout ever writes for it); a
 // batch of the spread layout in its failParts partitions and, for records
 // a worker of the code before decision 30 wrote during a deploy, in its

@@ -20,9 +20,8 @@ import (
 // Failures, CountFailures and ResolveFailures.
 
 // failureItems validates records and returns their items, one per key (the
-// last record of a key wins), each keyed for its batch's layout (the
-// layouts known; a batch not in it is looked up with layouts, nil: none
-// read, the shared layout).
+// last record of a key wins), each keyed for its batch's layout in known
+// (a batch missing from known, or a nil known, gets the shared layout).
 func (s *Store) failureItems(records []failure.Record, known map[string]layout) ([]item, error) {
 	type key struct {
 		batch, sheet string
