@@ -275,7 +275,7 @@ func (s *Sink) Write(ctx context.Context, mode catalog.WriteMode, products []cat
 
 // sampleSKUs is how many SKUs the first Write call of a batch reads to
 // learn whether the batch's SKUs are stored (one BatchGetItem).
-const sampleSKUs = 100
+const sampleSKUs = maxGetKeys
 
 // share is the share of sts found stored.
 func share(sts []*skuState) float64 {

@@ -348,33 +348,61 @@ func TestCreateBatchConcurrentLarge(t *testing.T) {
 	}
 }
 
-// TestCheckpointLostResponse: a checkpoint transaction applied whose
-// response is lost is sent again by the SDK; the counters still move once.
+// TestCheckpointLostResponse: a checkpoint applied whose response is lost
+// is sent again by the SDK, by either write path (a transaction with
+// failure records, an UpdateItem without): the call succeeds, and the
+// shard holds the checkpoint once: its progress has one sample, and the
+// batch's counts, summed from the shard, moved once (invariant 3).
 func TestCheckpointLostResponse(t *testing.T) {
-	var in injector
-	s, _, _ := newStore(t, in.option)
-	ctx := t.Context()
-	b, shards := batchOf(1, 10)
-	if _, _, err := s.CreateBatch(ctx, b, shards); err != nil {
-		t.Fatal(err)
-	}
-	l, _, err := s.Claim(ctx, b.ID, 0, "w", time.Minute, t0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	in.arm("TransactWriteItems", nil, []int{1})
-	cp := state.Checkpoint{NextOffset: 500, NextRow: 7, Counts: state.Counts{Total: 5, Imported: 4, Failed: 1}}
-	err = s.Checkpoint(ctx, l, cp, []failure.Record{{BatchID: b.ID, Sheet: "-", Row: 3, Layer: failure.LayerSemantic, Reason: failure.MissingField}}, t0.Add(time.Minute))
-	if err != nil {
-		t.Fatalf("Checkpoint: %v", err)
-	}
-	want := state.Counts{Total: 10, Imported: 4, Failed: 1}
-	gb, err := s.GetBatch(ctx, b.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if gb.Counts != want {
-		t.Errorf("stored counters %+v, want %+v (moved once)", gb.Counts, want)
+	for _, tc := range []struct {
+		op    string
+		fails []failure.Record
+		want  state.Counts
+	}{
+		{"TransactWriteItems", []failure.Record{{Sheet: "-", Row: 3, Layer: failure.LayerSemantic, Reason: failure.MissingField}}, state.Counts{Total: 10, Imported: 4, Failed: 1}},
+		{"UpdateItem", nil, state.Counts{Total: 10, Imported: 5}},
+	} {
+		t.Run(tc.op, func(t *testing.T) {
+			var in injector
+			s, _, _ := newStore(t, in.option)
+			ctx := t.Context()
+			b, shards := batchOf(1, 10)
+			if _, _, err := s.CreateBatch(ctx, b, shards); err != nil {
+				t.Fatal(err)
+			}
+			l, _, err := s.Claim(ctx, b.ID, 0, "w", time.Minute, t0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range tc.fails {
+				tc.fails[i].BatchID = b.ID
+			}
+			in.arm(tc.op, nil, []int{1})
+			cp := state.Checkpoint{NextOffset: 500, NextRow: 7, Counts: state.Counts{Total: 5, Imported: tc.want.Imported, Failed: tc.want.Failed}}
+			if err := s.Checkpoint(ctx, l, cp, tc.fails, t0.Add(time.Minute)); err != nil {
+				t.Fatalf("Checkpoint: %v", err)
+			}
+			in.mu.Lock()
+			sent := in.calls
+			in.mu.Unlock()
+			if sent < 2 {
+				t.Fatalf("%d %s calls, want the lost one and the one sent again", sent, tc.op)
+			}
+			ls, err := s.ListShards(ctx, b.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := ls[0]; got.Checkpoint != cp || len(got.Progress) != 1 {
+				t.Errorf("shard checkpoint %+v with %d progress samples, want %+v and 1", got.Checkpoint, len(got.Progress), cp)
+			}
+			gb, err := s.GetBatch(ctx, b.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if gb.Counts != tc.want {
+				t.Errorf("batch counts %+v, want %+v (moved once)", gb.Counts, tc.want)
+			}
+		})
 	}
 }
 
